@@ -1,0 +1,100 @@
+/* config.h — idem's configuration: defaults, then a .env file, then the
+ * environment, then command-line flags (--workers 4 or --workers=4 sets
+ * WORKERS). Every value is validated; an error names the key, the value
+ * and what is allowed, e.g.
+ *   config: WORKERS=abc is not a number (allowed: 1..256)
+ * Nothing here logs or exits: callers print err and exit IDEM_EXIT_USAGE. */
+#ifndef IDEM_CONFIG_H
+#define IDEM_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_PATH_MAX 512
+#define CONFIG_NAME_MAX 128
+#define CONFIG_MAX_SEED_PRODUCTS 1024
+#define CONFIG_PRODUCT_ID_MAX 64
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+struct seed_product {
+	char product_id[CONFIG_PRODUCT_ID_MAX + 1];
+	int64_t stock;
+};
+
+struct idem_config {
+	char socket[CONFIG_PATH_MAX];      /* SOCKET: control API Unix socket */
+	char http_listen[CONFIG_NAME_MAX]; /* HTTP_LISTEN: optional loopback host:port, "" = off */
+	char namespace_[CONFIG_NAME_MAX];  /* NAMESPACE */
+	char taskqueue[CONFIG_NAME_MAX];   /* TASKQUEUE */
+	char database[CONFIG_PATH_MAX];    /* DATABASE: the app DB (products, orders, restocks) */
+	char state_database[CONFIG_PATH_MAX];    /* STATE_DATABASE: workflows, steps, events */
+	char supplier_database[CONFIG_PATH_MAX]; /* SUPPLIER_DATABASE: the supplier's ledger */
+	char
+	    supplier_socket[CONFIG_PATH_MAX]; /* SUPPLIER_SOCKET: the supplier's HTTP Unix socket */
+	int workers;                          /* WORKERS: 1..256 */
+	int64_t reorder_threshold;            /* REORDER_THRESHOLD: 0..1e9 */
+	int64_t reorder_quantity;             /* REORDER_QUANTITY: 1..1e9 */
+	struct seed_product seed[CONFIG_MAX_SEED_PRODUCTS]; /* SEED_STOCK */
+	size_t nseed;
+	enum log_level log_level;   /* LOG_LEVEL: debug|info|warn|error */
+	size_t max_frame;           /* MAX_FRAME: bytes, 64..64 MiB */
+	size_t max_body;            /* MAX_BODY: bytes, 1 KiB..64 MiB */
+	int64_t shutdown_grace_ms;  /* SHUTDOWN_GRACE: duration, 0..1h */
+	int64_t retry_initial_ms;   /* RETRY_INITIAL_INTERVAL: duration, 1ms..1h */
+	double retry_backoff;       /* RETRY_BACKOFF_COEFFICIENT: 1.0..100 */
+	int64_t retry_maximum_ms;   /* RETRY_MAXIMUM_INTERVAL: duration, 0 = 100 x initial */
+	int retry_maximum_attempts; /* RETRY_MAXIMUM_ATTEMPTS: 0 = unlimited, ..1e6 */
+	int64_t start_to_close_ms;  /* START_TO_CLOSE_TIMEOUT: duration, 1ms..24h */
+};
+
+/* One configuration key, for help texts and for tests. */
+struct config_key {
+	const char *name;    /* "WORKERS" */
+	const char *def;     /* default value as text */
+	const char *allowed; /* "1..256", "debug|info|warn|error", ... */
+	const char *help;    /* one line */
+};
+
+/* The table of every key, in .env-dist order; *n receives its length. */
+const struct config_key *config_keys(size_t *n);
+
+/* Fills every field with its default. */
+void config_defaults(struct idem_config *c);
+
+/* Sets one key from text, validating it. Returns 0, or -1 with err set.
+ * An unknown key is an error that lists no more than the closest names. */
+int config_set(struct idem_config *c, const char *key, const char *value, char *err, size_t errlen);
+
+/* Reads KEY=VALUE lines from path: blank lines and '#' comments are
+ * skipped, an optional leading "export " is accepted, values may be
+ * wrapped in single or double quotes. Errors say "path:line: ...".
+ * A missing file is an error only when required is non-zero. */
+int config_load_file(struct idem_config *c, const char *path, int required, char *err,
+                     size_t errlen);
+
+/* Applies every known key that is set in the environment. */
+int config_load_env(struct idem_config *c, char *err, size_t errlen);
+
+/* Tries argv[*i] as a config flag: "--workers 4", "--workers=4",
+ * "--state-database PATH" (key lowercased, '_' written '-').
+ * Returns 1 and advances *i past what it used when it was one,
+ * 0 when argv[*i] is not a config flag (caller handles it), -1 on a bad
+ * value or a missing value (err set). */
+int config_flag(struct idem_config *c, int argc, char **argv, int *i, char *err, size_t errlen);
+
+/* The usual order for a program: defaults, env_path (required only when
+ * env_explicit), environment, then every flag in argv[1..]. Flags that are
+ * not config flags are left for the caller: their indices are written to
+ * rest[] (capacity argc) and their count to *nrest. "--env FILE" is taken
+ * here and chooses env_path. */
+int config_load(struct idem_config *c, int argc, char **argv, int *rest, int *nrest, char *err,
+                size_t errlen);
+
+/* Parses a duration: "250ms", "1.5s", "2m", "1h", or a plain number of
+ * seconds. Returns 0 and *ms, or -1. */
+int config_parse_duration(const char *text, int64_t *ms);
+
+const char *config_log_level_name(enum log_level l);
+
+#endif

@@ -1,0 +1,39 @@
+/* db.h — SQLite helpers shared by every process. Each process opens its
+ * own connections (never across fork): WAL, a busy timeout, foreign keys,
+ * and a schema versioned by PRAGMA user_version. */
+#ifndef IDEM_DB_H
+#define IDEM_DB_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+
+#define DB_BUSY_TIMEOUT_MS 5000
+
+enum db_sync { DB_SYNC_FULL, DB_SYNC_NORMAL };
+
+/* Opens (creating it and its parent directory when missing) the database
+ * at path with WAL and the busy timeout. Returns 0, or -1 with err naming
+ * the path and SQLite's message. */
+int db_open(const char *path, enum db_sync sync, sqlite3 **out, char *err, size_t errlen);
+
+/* Brings the schema to version n: migrations[i] takes user_version i to
+ * i + 1, each in one transaction together with the version bump. *from
+ * (may be NULL) receives the version found. A database newer than n is
+ * an error ("was written by a newer idem"). */
+int db_migrate(sqlite3 *db, const char *const *migrations, int n, int *from, char *err,
+               size_t errlen);
+
+/* Runs SQL without results. Returns 0, or -1 with err. */
+int db_exec(sqlite3 *db, const char *sql, char *err, size_t errlen);
+
+/* Prepares sql. Returns 0, or -1 with err. */
+int db_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, char *err, size_t errlen);
+
+/* Writes "what: <sqlite message>" into err and returns -1. */
+int db_fail(sqlite3 *db, const char *what, char *err, size_t errlen);
+
+/* Runs PRAGMA integrity_check. Returns 0 when "ok", else -1 with the
+ * first problem in err. */
+int db_integrity_check(sqlite3 *db, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,29 @@
+/* httpc.h — a small blocking HTTP/1.1 client for idem's own peers: idemctl
+ * talking to the supervisor's control API, and a worker talking to the
+ * supplier. One request per connection (Connection: close). */
+#ifndef IDEM_HTTPC_H
+#define IDEM_HTTPC_H
+
+#include <stddef.h>
+
+struct httpc_response {
+	int status; /* e.g. 200 */
+	char *body; /* malloc'd, NUL-terminated; may be empty */
+	size_t body_len;
+};
+
+/* endpoint is a Unix socket path ("run/idem.sock") or "http://HOST:PORT"
+ * for TCP. headers is NULL or a NULL-terminated list of "Name: value"
+ * lines. body may be NULL. The whole exchange must finish within
+ * timeout_ms. Responses with Content-Length or read-until-close bodies
+ * are understood; chunked bodies are too.
+ * Returns 0 with *resp filled (any HTTP status), or -1 with err naming the
+ * endpoint and the cause ("cannot connect to run/idem.sock: No such file
+ * or directory (is idem-supervisor running?)", "timed out after 5000 ms"). */
+int httpc_request(const char *endpoint, const char *method, const char *path,
+                  const char *const *headers, const char *body, size_t body_len, int timeout_ms,
+                  struct httpc_response *resp, char *err, size_t errlen);
+
+void httpc_response_free(struct httpc_response *resp);
+
+#endif
