@@ -15,7 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <limits.h>
+#include <sqlite3.h>
+
 #include "clock.h"
+#include "httpc.h"
 
 char *tu_fmt(const char *fmt, ...)
 {
@@ -224,4 +228,114 @@ void tu_sleep_ms(int ms)
 
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
+}
+
+int tu_sup_start(struct tu_sup *s, const char *dir, const char *const *extra)
+{
+	char *argv[64];
+	int n = 0;
+
+	s->dir = (char *)dir;
+	s->sock = tu_fmt("%s/idem.sock", dir);
+	s->log = tu_fmt("%s/supervisor.log", dir);
+	argv[n++] = (char *)tu_bin("idem-supervisor");
+	argv[n++] = "--env=/dev/null";
+	argv[n++] = tu_fmt("--socket=%s", s->sock);
+	argv[n++] = tu_fmt("--database=%s/app.db", dir);
+	argv[n++] = tu_fmt("--state-database=%s/state.db", dir);
+	argv[n++] = tu_fmt("--supplier-database=%s/supplier.db", dir);
+	argv[n++] = tu_fmt("--supplier-socket=%s/supplier.sock", dir);
+	for (const char *const *e = extra; e != NULL && *e != NULL && n < 62; e++)
+		argv[n++] = (char *)*e;
+	argv[n] = NULL;
+	s->pid = tu_spawn(argv, NULL, s->log);
+	for (int i = 2; i < 7; i++)
+		free(argv[i]);
+	if (s->pid < 0)
+		return -1;
+	if (tu_wait_for_socket(s->sock, 10000) != 0)
+		return -1;
+	return 0;
+}
+
+int tu_sup_stop(struct tu_sup *s)
+{
+	int rc;
+
+	if (s->pid <= 0)
+		return -1;
+	kill(s->pid, SIGTERM);
+	rc = tu_wait_exit(s->pid, 20000);
+	if (rc < 0) {
+		kill(s->pid, SIGKILL);
+		waitpid(s->pid, NULL, 0);
+	}
+	s->pid = 0;
+	return rc;
+}
+
+void tu_sup_kill9(struct tu_sup *s)
+{
+	if (s->pid <= 0)
+		return;
+	kill(s->pid, SIGKILL);
+	waitpid(s->pid, NULL, 0);
+	s->pid = 0;
+}
+
+void tu_sup_free(struct tu_sup *s)
+{
+	if (s->pid > 0)
+		tu_sup_kill9(s);
+	free(s->sock);
+	free(s->log);
+	s->sock = s->log = NULL;
+}
+
+int tu_http(const struct tu_sup *s, const char *method, const char *path, const char *body,
+            json_t **out)
+{
+	struct httpc_response r = {0};
+	char err[512];
+	int status;
+
+	if (out != NULL)
+		*out = NULL;
+	if (httpc_request(s->sock, method, path, NULL, body, body ? strlen(body) : 0, 60000, &r,
+	                  err, sizeof(err)) != 0) {
+		fprintf(stderr, "tu_http %s %s: %s\n", method, path, err);
+		return -1;
+	}
+	status = r.status;
+	if (out != NULL)
+		*out = json_loadb(r.body, r.body_len, 0, NULL);
+	httpc_response_free(&r);
+	return status;
+}
+
+int tu_start_order(const struct tu_sup *s, const char *order_id, const char *product, long quantity)
+{
+	char *body = tu_fmt("{\"input\":{\"order_id\":\"%s\",\"product_id\":\"%s\","
+	                    "\"quantity\":%ld}}",
+	                    order_id, product, quantity);
+	int status = tu_http(s, "POST", "/v1/workflows", body, NULL);
+
+	free(body);
+	return status;
+}
+
+long long tu_sql_int(const char *db_path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	long long v = LLONG_MIN;
+
+	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_busy_timeout(db, 5000) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
 }

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 /* Creates a new directory under $TMPDIR (or /tmp); returns a malloc'd path. */
 char *tu_tmpdir(const char *tag);
 /* Removes a directory tree. */
@@ -36,5 +38,34 @@ char *tu_read_file(const char *path);
 /* Writes text to path (truncating). Returns 0 or -1. */
 int tu_write_file(const char *path, const char *text);
 void tu_sleep_ms(int ms);
+
+/* A supervisor under test, with every file in its own directory. */
+struct tu_sup {
+	char *dir;  /* owned by the caller (tu_tmpdir) */
+	char *sock; /* dir/idem.sock */
+	char *log;  /* dir/supervisor.log */
+	pid_t pid;
+};
+
+/* Starts idem-supervisor with its databases and sockets under dir, the
+ * given extra arguments (NULL-terminated list or NULL), and waits for its
+ * socket. Returns 0, or -1 (the log says why). */
+int tu_sup_start(struct tu_sup *s, const char *dir, const char *const *extra);
+/* SIGTERM and wait; returns the exit code (-1 on timeout). */
+int tu_sup_stop(struct tu_sup *s);
+/* SIGKILL and reap. */
+void tu_sup_kill9(struct tu_sup *s);
+void tu_sup_free(struct tu_sup *s);
+/* One request to the control API: returns the HTTP status (-1 when the
+ * exchange failed) and the body as JSON in *out (NEW ref, NULL when not
+ * JSON; out may be NULL). */
+int tu_http(const struct tu_sup *s, const char *method, const char *path, const char *body,
+            json_t **out);
+/* Starts an inventory workflow; returns the HTTP status. */
+int tu_start_order(const struct tu_sup *s, const char *order_id, const char *product,
+                   long quantity);
+/* Opens dir/app.db read-only-ish and returns one integer from sql (or
+ * LLONG_MIN on error). */
+long long tu_sql_int(const char *db_path, const char *sql);
 
 #endif

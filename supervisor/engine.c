@@ -1,0 +1,677 @@
+/* engine.c — workflows in motion. Running workflows live in a hash by
+ * state-DB id; completed ones leave memory after the commit that closed
+ * them. A step is in exactly one place: the ready queue, a backoff timer,
+ * a worker slot, or done.
+ *
+ * engine_turn_end() closes every loop turn: replay the workflows whose
+ * steps moved, hand ready steps to idle workers, COMMIT once, and only
+ * then send task frames, HTTP replies and waiter wake-ups. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+#include "msg.h"
+#include "supervisor.h"
+
+struct waiter {
+	struct engine *e;
+	struct wf *wf; /* NULL: waits for every workflow to finish */
+	struct event *timer;
+	waiter_fn fn;
+	void *arg;
+	TAILQ_ENTRY(waiter) link;
+};
+
+struct deferred {
+	engine_deferred_fn fn;
+	void *arg;
+	struct deferred *next;
+};
+
+/* A task frame waiting for the commit. */
+struct outgoing {
+	struct slot *sl;
+	int64_t task_id;
+	json_t *msg;
+};
+
+TAILQ_HEAD(step_queue, step);
+TAILQ_HEAD(wf_queue, wf);
+
+struct engine {
+	struct sup *sup;
+	struct store *store;
+	struct wf **buckets;
+	size_t nbuckets;
+	int nactive;
+	struct step_queue ready;
+	struct wf_queue runq;
+	struct wf_queue finished;
+	struct deferred *defer_head, **defer_tail;
+	struct outgoing *out;
+	size_t nout, capout;
+	struct waiter_list all_waiters;
+	struct event *kick;
+	struct engine_stats stats;
+	char fatal[512]; /* the first state-DB error; the turn fails with it */
+};
+
+/* ---- bookkeeping ------------------------------------------------------- */
+
+static void db_failed(struct engine *e, const char *err)
+{
+	if (e->fatal[0] == '\0')
+		snprintf(e->fatal, sizeof(e->fatal), "%s", err);
+}
+
+static void event_log(struct engine *e, struct wf *wf, int seq, int attempt, const char *kind,
+                      long pid, json_t *detail)
+{
+	char err[512];
+
+	if (store_event(e->store, wf->id, seq, attempt, kind, pid, detail, err, sizeof(err)) != 0)
+		db_failed(e, err);
+	json_decref(detail);
+}
+
+static void step_save(struct engine *e, struct step *st)
+{
+	char err[512];
+
+	if (store_step_save(e->store, st, err, sizeof(err)) != 0)
+		db_failed(e, err);
+}
+
+static size_t bucket_of(const struct engine *e, int64_t id)
+{
+	return (size_t)((uint64_t)id * 0x9E3779B97F4A7C15ull >> 20) & (e->nbuckets - 1);
+}
+
+static void hash_grow(struct engine *e)
+{
+	size_t old = e->nbuckets;
+	struct wf **prev = e->buckets;
+
+	e->nbuckets = old ? old * 2 : 1024;
+	e->buckets = calloc(e->nbuckets, sizeof(*e->buckets));
+	for (size_t i = 0; i < old; i++) {
+		struct wf *wf = prev[i], *next;
+
+		for (; wf != NULL; wf = next) {
+			size_t b = bucket_of(e, wf->id);
+
+			next = wf->hnext;
+			wf->hnext = e->buckets[b];
+			e->buckets[b] = wf;
+		}
+	}
+	free(prev);
+}
+
+static void hash_add(struct engine *e, struct wf *wf)
+{
+	size_t b;
+
+	if ((size_t)e->nactive + 1 > e->nbuckets)
+		hash_grow(e);
+	b = bucket_of(e, wf->id);
+	wf->engine = e;
+	wf->hnext = e->buckets[b];
+	e->buckets[b] = wf;
+	e->nactive++;
+}
+
+static void hash_remove(struct engine *e, struct wf *wf)
+{
+	struct wf **pp = &e->buckets[bucket_of(e, wf->id)];
+
+	while (*pp != NULL && *pp != wf)
+		pp = &(*pp)->hnext;
+	if (*pp == wf) {
+		*pp = wf->hnext;
+		e->nactive--;
+	}
+}
+
+struct wf *engine_find(struct engine *e, int64_t id)
+{
+	struct wf *wf;
+
+	if (e->nbuckets == 0)
+		return NULL;
+	for (wf = e->buckets[bucket_of(e, id)]; wf != NULL; wf = wf->hnext)
+		if (wf->id == id)
+			return wf;
+	return NULL;
+}
+
+int engine_running_count(const struct engine *e)
+{
+	return e->nactive;
+}
+
+const struct engine_stats *engine_stats(const struct engine *e)
+{
+	return &e->stats;
+}
+
+static void mark_runnable(struct engine *e, struct wf *wf)
+{
+	if (wf->runnable || wf->status != WF_RUNNING)
+		return;
+	wf->runnable = 1;
+	TAILQ_INSERT_TAIL(&e->runq, wf, runq);
+}
+
+static void enqueue(struct engine *e, struct step *st)
+{
+	if (st->queued)
+		return;
+	st->queued = 1;
+	TAILQ_INSERT_TAIL(&e->ready, st, ready);
+}
+
+static void step_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct step *st = arg;
+
+	st->queued = 0;
+	enqueue(st->wf->engine, st);
+}
+
+/* Puts st back in line: now, or after delay_ms on its timer. */
+static void schedule(struct engine *e, struct step *st, int64_t delay_ms)
+{
+	if (delay_ms <= 0) {
+		enqueue(e, st);
+		return;
+	}
+	if (st->timer == NULL)
+		st->timer = evtimer_new(e->sup->base, step_timer_cb, st);
+	timer_in(st->timer, delay_ms);
+}
+
+static void set_error(struct step *st, const char *type, const char *message)
+{
+	free(st->error_type);
+	free(st->error_message);
+	st->error_type = strdup(type ? type : "Error");
+	st->error_message = strdup(message ? message : "");
+}
+
+/* An attempt of st failed: retry it under the policy, or fail the step. */
+static void attempt_failed(struct engine *e, struct step *st, int retryable, const char *type,
+                           const char *message)
+{
+	const struct retry_policy *p = &e->sup->retry;
+	int64_t delay;
+
+	e->stats.failed_attempts++;
+	set_error(st, type, message);
+	if (!retryable || !retry_may_retry(p, st->attempt)) {
+		st->status = STEP_FAILED;
+		step_save(e, st);
+		event_log(e, st->wf, st->seq, st->attempt, "step_failed", 0,
+		          json_pack("{s:s, s:s, s:s}", "error_type", st->error_type, "message",
+		                    st->error_message, "why",
+		                    retryable ? "maximum attempts reached" : "not retryable"));
+		mark_runnable(e, st->wf);
+		return;
+	}
+	delay = retry_delay_ms(p, st->attempt);
+	st->status = STEP_SCHEDULED;
+	st->next_attempt_at = clock_wall_ms() + delay;
+	step_save(e, st);
+	event_log(e, st->wf, st->seq, st->attempt, "retry_scheduled", 0,
+	          json_pack("{s:I, s:I}", "delay_ms", (json_int_t)delay, "next_attempt_at",
+	                    (json_int_t)st->next_attempt_at));
+	e->stats.retries++;
+	schedule(e, st, delay);
+}
+
+void engine_on_result(struct engine *e, struct step *st, int ok, json_t *result,
+                      const char *error_type, const char *error_message, int retryable, long pid)
+{
+	if (!ok) {
+		event_log(e, st->wf, st->seq, st->attempt, "failed", pid,
+		          json_pack("{s:s, s:s, s:b}", "error_type", error_type, "message",
+		                    error_message, "retryable", retryable));
+		attempt_failed(e, st, retryable, error_type, error_message);
+		return;
+	}
+	st->status = STEP_COMPLETED;
+	st->result = json_incref(result);
+	e->stats.completed_steps++;
+	step_save(e, st);
+	event_log(e, st->wf, st->seq, st->attempt, "completed", pid,
+	          json_pack("{s:O}", "result", result));
+	mark_runnable(e, st->wf);
+}
+
+void engine_on_heartbeat(struct engine *e, struct step *st, json_t *details)
+{
+	json_decref(st->heartbeat);
+	st->heartbeat = json_incref(details);
+	step_save(e, st);
+	event_log(e, st->wf, st->seq, st->attempt, "heartbeat", 0,
+	          json_pack("{s:O}", "details", details));
+}
+
+void engine_on_lost(struct engine *e, struct step *st, const char *kind, const char *reason,
+                    long pid)
+{
+	event_log(e, st->wf, st->seq, st->attempt, kind, pid, json_pack("{s:s}", "reason", reason));
+	attempt_failed(e, st, 1,
+	               strcmp(kind, "timed_out") == 0 ? "StartToCloseTimeout" : "WorkerLost",
+	               reason);
+}
+
+/* ---- replay ---------------------------------------------------------------- */
+
+static void close_wf(struct engine *e, struct wf *wf, enum wf_status status)
+{
+	char err[512];
+
+	wf->status = status;
+	if (store_wf_close(e->store, wf, clock_wall_ms(), err, sizeof(err)) != 0)
+		db_failed(e, err);
+	if (status == WF_COMPLETED) {
+		e->stats.workflows_completed++;
+		event_log(e, wf, -1, 0, "workflow_completed", 0,
+		          json_pack("{s:O}", "result", wf->result));
+	} else {
+		e->stats.workflows_failed++;
+		event_log(e, wf, -1, 0, "workflow_failed", 0,
+		          json_pack("{s:s}", "error", wf->error));
+	}
+	log_info(status == WF_COMPLETED ? "workflow completed" : "workflow failed", "ns=%s wf=%s",
+	         wf->namespace_, wf->workflow_id);
+	TAILQ_INSERT_TAIL(&e->finished, wf, runq);
+}
+
+static void replay(struct engine *e, struct wf *wf)
+{
+	struct wf_ctx ctx;
+	enum wf_outcome out = wf_replay(wf, &ctx);
+
+	for (int seq = wf->nsteps - ctx.scheduled; seq < wf->nsteps; seq++) {
+		struct step *st = wf->steps[seq];
+
+		step_save(e, st);
+		event_log(e, wf, seq, 0, "scheduled", 0,
+		          json_pack("{s:s, s:O}", "activity", st->activity, "input", st->input));
+		enqueue(e, st);
+	}
+	if (out == WF_DONE) {
+		wf->result = ctx.result;
+		close_wf(e, wf, WF_COMPLETED);
+	} else if (out == WF_FAIL) {
+		wf->error = strdup(ctx.error);
+		close_wf(e, wf, WF_FAILED);
+	}
+}
+
+/* ---- dispatch ---------------------------------------------------------------- */
+
+static void outgoing_push(struct engine *e, struct slot *sl, int64_t task_id, json_t *msg)
+{
+	if (e->nout == e->capout) {
+		e->capout = e->capout ? e->capout * 2 : 16;
+		e->out = realloc(e->out, e->capout * sizeof(*e->out));
+	}
+	e->out[e->nout++] = (struct outgoing){sl, task_id, msg};
+}
+
+static void assign(struct engine *e, struct slot *sl, struct step *st)
+{
+	struct msg_task t = {0};
+	int64_t task_id = pool_assign(sl, st);
+
+	st->attempt++;
+	st->status = STEP_RUNNING;
+	e->stats.attempts++;
+	step_save(e, st);
+	event_log(e, st->wf, st->seq, st->attempt, "started", (long)sl->pid,
+	          json_pack("{s:i}", "slot", sl->index));
+	t.task_id = task_id;
+	t.namespace_ = st->wf->namespace_;
+	t.workflow_id = st->wf->workflow_id;
+	t.step = st->seq;
+	t.attempt = st->attempt;
+	t.activity = st->activity;
+	t.input = st->input;
+	t.heartbeat = st->heartbeat;
+	outgoing_push(e, sl, task_id, msg_task_new(&t));
+}
+
+static void dispatch(struct engine *e)
+{
+	struct slot *sl;
+
+	while (!e->sup->stopping && !TAILQ_EMPTY(&e->ready) && (sl = pool_idle(e->sup->pool))) {
+		struct step *st = TAILQ_FIRST(&e->ready);
+
+		TAILQ_REMOVE(&e->ready, st, ready);
+		st->queued = 0;
+		assign(e, sl, st);
+	}
+}
+
+/* ---- after the commit ------------------------------------------------------- */
+
+static void send_outgoing(struct engine *e)
+{
+	for (size_t i = 0; i < e->nout; i++) {
+		struct outgoing *o = &e->out[i];
+
+		/* The worker may have died since the assignment: its attempt
+		 * has been failed already, and the frame has nowhere to go. */
+		if (o->sl->step != NULL && o->sl->task_id == o->task_id && o->sl->bev != NULL)
+			pool_send(o->sl, o->msg);
+		else
+			json_decref(o->msg);
+	}
+	e->nout = 0;
+}
+
+static void run_deferred(struct engine *e)
+{
+	struct deferred *d = e->defer_head;
+
+	e->defer_head = NULL;
+	e->defer_tail = &e->defer_head;
+	while (d != NULL) {
+		struct deferred *next = d->next;
+
+		d->fn(d->arg);
+		free(d);
+		d = next;
+	}
+}
+
+static void wake(struct waiter_list *list, int timed_out)
+{
+	struct waiter *w;
+
+	while ((w = TAILQ_FIRST(list)) != NULL) {
+		TAILQ_REMOVE(list, w, link);
+		if (w->timer != NULL)
+			event_free(w->timer);
+		w->fn(w->arg, timed_out);
+		free(w);
+	}
+}
+
+static void release_finished(struct engine *e)
+{
+	struct wf *wf;
+
+	while ((wf = TAILQ_FIRST(&e->finished)) != NULL) {
+		TAILQ_REMOVE(&e->finished, wf, runq);
+		wake(&wf->waiters, 0);
+		hash_remove(e, wf);
+		wf_free(wf);
+	}
+	if (e->nactive == 0)
+		wake(&e->all_waiters, 0);
+}
+
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	/* Nothing to do: returning to the loop runs engine_turn_end(). */
+}
+
+int engine_turn_end(struct engine *e, char *err, size_t errlen)
+{
+	struct wf *wf;
+
+	while ((wf = TAILQ_FIRST(&e->runq)) != NULL) {
+		TAILQ_REMOVE(&e->runq, wf, runq);
+		wf->runnable = 0;
+		replay(e, wf);
+	}
+	dispatch(e);
+	if (e->fatal[0] != '\0') {
+		snprintf(err, errlen, "%s", e->fatal);
+		return -1;
+	}
+	if (store_dirty(e->store)) {
+		if (store_commit(e->store, err, errlen) != 0)
+			return -1;
+		e->stats.commits++;
+	}
+	send_outgoing(e);
+	run_deferred(e);
+	release_finished(e);
+	/* Sending can fail an attempt and deferred work can start workflows:
+	 * come back at once rather than sleep on a dirty turn. */
+	if (!TAILQ_EMPTY(&e->runq) || store_dirty(e->store) ||
+	    (!TAILQ_EMPTY(&e->ready) && !e->sup->stopping && pool_idle(e->sup->pool) != NULL))
+		event_active(e->kick, 0, 0);
+	return 0;
+}
+
+void engine_defer(struct engine *e, engine_deferred_fn fn, void *arg)
+{
+	struct deferred *d = calloc(1, sizeof(*d));
+
+	d->fn = fn;
+	d->arg = arg;
+	*e->defer_tail = d;
+	e->defer_tail = &d->next;
+	event_active(e->kick, 0, 0);
+}
+
+/* ---- waiters ------------------------------------------------------------------ */
+
+static struct waiter_list *waiter_list_of(struct engine *e, struct wf *wf)
+{
+	return wf != NULL ? &wf->waiters : &e->all_waiters;
+}
+
+static void waiter_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct waiter *w = arg;
+
+	TAILQ_REMOVE(waiter_list_of(w->e, w->wf), w, link);
+	event_free(w->timer);
+	w->fn(w->arg, 1);
+	free(w);
+}
+
+struct waiter *engine_wait(struct engine *e, struct wf *wf, int64_t timeout_ms, waiter_fn fn,
+                           void *arg)
+{
+	struct waiter *w = calloc(1, sizeof(*w));
+
+	w->e = e;
+	w->wf = wf;
+	w->fn = fn;
+	w->arg = arg;
+	w->timer = evtimer_new(e->sup->base, waiter_timeout_cb, w);
+	timer_in(w->timer, timeout_ms);
+	TAILQ_INSERT_TAIL(waiter_list_of(e, wf), w, link);
+	return w;
+}
+
+void engine_unwait(struct engine *e, struct waiter *w)
+{
+	TAILQ_REMOVE(waiter_list_of(e, w->wf), w, link);
+	event_free(w->timer);
+	free(w);
+}
+
+/* ---- starting workflows -------------------------------------------------------- */
+
+/* The fields of want that have, in have, another value (JSON text). */
+static int input_conflicts(const json_t *want, const json_t *have, char *buf, size_t len)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)want, key, v)
+	{
+		if (!json_equal(v, json_object_get(have, key))) {
+			snprintf(buf, len,
+			         "input field \"%s\" differs from the existing workflow's", key);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int start_existing(struct engine *e, int64_t id, json_t *input, json_t **body, char *err,
+                          size_t errlen)
+{
+	json_t *wf = store_wf_json(e->store, id, err, errlen);
+	char why[256];
+
+	if (wf == NULL)
+		return 500;
+	if (input_conflicts(input, json_object_get(wf, "input"), why, sizeof(why))) {
+		*body = json_pack("{s:s, s:o}", "error", why, "workflow", wf);
+		snprintf(err, errlen, "%s", why);
+		return 409;
+	}
+	*body = json_pack("{s:b, s:o}", "created", 0, "workflow", wf);
+	return 200;
+}
+
+int engine_start(struct engine *e, const char *ns, const char *workflow_id, const char *type,
+                 json_t *input, json_t **body, char *err, size_t errlen)
+{
+	const struct wf_type *t = wf_type_find(type);
+	struct wf *wf = NULL;
+	json_t *view;
+	int64_t id;
+	int found;
+
+	*body = NULL;
+	if (e->sup->stopping) {
+		snprintf(err, errlen,
+		         "idem-supervisor is shutting down; start the workflow again "
+		         "once it is back");
+		return 503;
+	}
+	if (t == NULL) {
+		snprintf(err, errlen, "unknown workflow type \"%s\" (known: %s)", type,
+		         wf_type_names());
+		return 400;
+	}
+	if (t->prepare(input, &e->sup->cfg, err, errlen) != 0)
+		return 400;
+	found = store_wf_lookup(e->store, ns, workflow_id, &id, err, errlen);
+	if (found < 0)
+		return 500;
+	if (found)
+		return start_existing(e, id, input, body, err, errlen);
+	wf = wf_new(0, ns, workflow_id, type, input);
+	if (store_wf_insert(e->store, wf, clock_wall_ms(), err, errlen) != 0) {
+		wf_free(wf);
+		return 500;
+	}
+	event_log(e, wf, -1, 0, "workflow_started", 0,
+	          json_pack("{s:s, s:O}", "type", type, "input", input));
+	hash_add(e, wf);
+	mark_runnable(e, wf);
+	e->stats.workflows_started++;
+	log_info("workflow started", "ns=%s wf=%s type=%s", ns, workflow_id, type);
+	view = store_wf_json(e->store, wf->id, err, errlen);
+	if (view == NULL)
+		return 500;
+	*body = json_pack("{s:b, s:o}", "created", 1, "workflow", view);
+	return 201;
+}
+
+/* ---- life cycle ---------------------------------------------------------------- */
+
+int engine_new(struct sup *sup, struct engine **out, char *err, size_t errlen)
+{
+	struct engine *e = calloc(1, sizeof(*e));
+
+	e->sup = sup;
+	e->store = sup->store;
+	TAILQ_INIT(&e->ready);
+	TAILQ_INIT(&e->runq);
+	TAILQ_INIT(&e->finished);
+	TAILQ_INIT(&e->all_waiters);
+	e->defer_tail = &e->defer_head;
+	e->kick = event_new(sup->base, -1, 0, kick_cb, e);
+	hash_grow(e);
+	*out = e;
+	return 0;
+}
+
+void engine_free(struct engine *e)
+{
+	if (e == NULL)
+		return;
+	for (size_t i = 0; i < e->nout; i++)
+		json_decref(e->out[i].msg);
+	free(e->out);
+	while (e->defer_head != NULL) {
+		struct deferred *d = e->defer_head;
+
+		e->defer_head = d->next;
+		free(d);
+	}
+	for (size_t b = 0; b < e->nbuckets; b++) {
+		struct wf *wf = e->buckets[b], *next;
+
+		for (; wf != NULL; wf = next) {
+			struct waiter *w;
+
+			next = wf->hnext;
+			while ((w = TAILQ_FIRST(&wf->waiters)) != NULL)
+				engine_unwait(e, w);
+			wf_free(wf);
+		}
+	}
+	while (!TAILQ_EMPTY(&e->all_waiters))
+		engine_unwait(e, TAILQ_FIRST(&e->all_waiters));
+	free(e->buckets);
+	event_free(e->kick);
+	free(e);
+}
+
+/* Takes a running workflow loaded from the state DB: attempts that were in
+ * flight when the last supervisor died count as failed and run again at
+ * once (the failure was not the activity's); backoffs keep their time. */
+static void adopt(void *arg, struct wf *wf)
+{
+	struct engine *e = arg;
+	int64_t now = clock_wall_ms();
+
+	hash_add(e, wf);
+	for (int i = 0; i < wf->nsteps; i++) {
+		struct step *st = wf->steps[i];
+
+		if (st->status == STEP_RUNNING) {
+			event_log(e, wf, st->seq, st->attempt, "attempt_lost", 0,
+			          json_pack("{s:s}", "reason",
+			                    "the supervisor stopped while the "
+			                    "attempt was in flight"));
+			e->stats.failed_attempts++;
+			st->status = STEP_SCHEDULED;
+			st->next_attempt_at = 0;
+			step_save(e, st);
+		}
+		if (st->status == STEP_SCHEDULED)
+			schedule(e, st, st->next_attempt_at - now);
+	}
+	mark_runnable(e, wf);
+}
+
+int engine_recover(struct engine *e, char *err, size_t errlen)
+{
+	if (store_load_running(e->store, adopt, e, err, errlen) != 0)
+		return -1;
+	if (e->fatal[0] != '\0') {
+		snprintf(err, errlen, "%s", e->fatal);
+		return -1;
+	}
+	log_info("recovered running workflows", "count=%d", e->nactive);
+	return 0;
+}

@@ -1,0 +1,230 @@
+/* main.c — idem-supervisor: configuration, signals and the event loop.
+ * Each loop turn runs the callbacks that are ready, then
+ * engine_turn_end() (the redis "beforesleep" spot): replay, dispatch,
+ * one COMMIT, then replies. */
+#include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "appdb.h"
+#include "clock.h"
+#include "exitcodes.h"
+#include "log.h"
+#include "supervisor.h"
+
+#define KILL_AFTER_MS 2000
+
+static const char usage[] =
+    "usage: idem-supervisor [--env FILE] [--KEY VALUE ...]\n"
+    "\n"
+    "Runs idem: a pool of idem-worker processes, the supplier stand-in, the\n"
+    "state DB and the control API. Every configuration key can be given as a\n"
+    "flag (WORKERS as --workers 4); flags override the environment, which\n"
+    "overrides the .env file (default ./.env; see .env-dist).\n"
+    "\n"
+    "Keys:\n";
+
+struct run {
+	struct sup sup;
+	struct event *grace;
+	int grace_over;
+	int pool_stopped;
+	int done;
+};
+
+static void print_usage(FILE *out)
+{
+	size_t n;
+	const struct config_key *k = config_keys(&n);
+
+	fputs(usage, out);
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "  --%-28s %s (default \"%s\"; %s)\n", k[i].name, k[i].help, k[i].def,
+		        k[i].allowed);
+	fputs("\nExit codes: 0 clean stop, 1 runtime failure (state DB), 2 bad\n"
+	      "configuration or command line, 4 a database could not be opened.\n",
+	      out);
+}
+
+/* The directory of our own executable: idem-worker and idem-supplier live
+ * beside it. */
+static int find_bindir(char *out, size_t len, char *err, size_t errlen)
+{
+	char self[512];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n < 0) {
+		snprintf(err, errlen, "cannot read /proc/self/exe: %s", strerror(errno));
+		return -1;
+	}
+	self[n] = '\0';
+	snprintf(out, len, "%s", dirname(self));
+	return 0;
+}
+
+static void grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct run *r = arg;
+
+	r->grace_over = 1;
+	log_warn("shutdown grace period over; stopping workers with attempts in flight", "");
+}
+
+static void stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct run *r = arg;
+	int64_t ms = r->sup.cfg.shutdown_grace_ms;
+
+	if (r->sup.stopping) {
+		log_warn("second signal: stopping now", "signal=%d", (int)sig);
+		r->grace_over = 1;
+		return;
+	}
+	r->sup.stopping = 1;
+	log_info("shutting down: no new work; waiting for attempts in flight",
+	         "signal=%d busy=%d grace_ms=%lld", (int)sig, pool_busy_count(r->sup.pool),
+	         (long long)ms);
+	r->grace = evtimer_new(r->sup.base, grace_cb, r);
+	timer_in(r->grace, ms);
+}
+
+static void chld_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct run *r = arg;
+
+	pool_reap(r->sup.pool);
+}
+
+/* Called after every turn once stopping: workers go when idle or when the
+ * grace is over; the loop ends when every child is reaped. */
+static void shutdown_progress(struct run *r)
+{
+	if (!r->pool_stopped && (pool_busy_count(r->sup.pool) == 0 || r->grace_over)) {
+		pool_stop(r->sup.pool, KILL_AFTER_MS);
+		r->pool_stopped = 1;
+	}
+	if (r->pool_stopped && pool_children(r->sup.pool) == 0)
+		r->done = 1;
+}
+
+static int setup(struct run *r, char *err, size_t errlen)
+{
+	struct sup *sup = &r->sup;
+	const struct idem_config *c = &sup->cfg;
+
+	if (appdb_open(c->database, DB_SYNC_FULL, c->seed, c->nseed, &sup->appdb, err, errlen) !=
+	        0 ||
+	    store_open(c->state_database, &sup->store, err, errlen) != 0)
+		return IDEM_EXIT_DB;
+	if (engine_new(sup, &sup->engine, err, errlen) != 0 ||
+	    engine_recover(sup->engine, err, errlen) != 0)
+		return IDEM_EXIT_FAIL;
+	if (api_start(sup, &sup->api, err, errlen) != 0 ||
+	    pool_start(sup, &sup->pool, err, errlen) != 0)
+		return IDEM_EXIT_USAGE;
+	return IDEM_EXIT_OK;
+}
+
+static void teardown(struct run *r)
+{
+	struct sup *sup = &r->sup;
+
+	api_free(sup->api);
+	engine_free(sup->engine);
+	pool_free(sup->pool);
+	store_close(sup->store);
+	sqlite3_close(sup->appdb);
+	if (r->grace != NULL)
+		event_free(r->grace);
+}
+
+static int parse_args(struct run *r, int argc, char **argv)
+{
+	struct sup *sup = &r->sup;
+	int *rest = calloc((size_t)argc + 1, sizeof(int)), nrest = 0, rc = -1;
+	char err[1024];
+
+	if (config_load(&sup->cfg, argc, argv, rest, &nrest, err, sizeof(err)) != 0) {
+		fprintf(stderr, "idem-supervisor: %s\n", err);
+		goto done;
+	}
+	for (int i = 0; i < nrest; i++) {
+		const char *a = argv[rest[i]];
+
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			print_usage(stdout);
+			rc = 1;
+			goto done;
+		}
+		fprintf(stderr, "idem-supervisor: unknown argument \"%s\" (see --help)\n", a);
+		goto done;
+	}
+	rc = 0;
+done:
+	free(rest);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct run r = {0};
+	struct sup *sup = &r.sup;
+	struct event *sigs[3];
+	char err[1024] = "";
+	int rc;
+
+	rc = parse_args(&r, argc, argv);
+	if (rc != 0)
+		return rc > 0 ? IDEM_EXIT_OK : IDEM_EXIT_USAGE;
+	log_init("supervisor", sup->cfg.log_level);
+	signal(SIGPIPE, SIG_IGN);
+	sup->started_mono = clock_mono_ms();
+	retry_policy_default(&sup->retry);
+	sup->retry.initial_ms = sup->cfg.retry_initial_ms;
+	sup->retry.coefficient = sup->cfg.retry_backoff;
+	sup->retry.maximum_ms = sup->cfg.retry_maximum_ms;
+	sup->retry.maximum_attempts = sup->cfg.retry_maximum_attempts;
+	if (find_bindir(sup->bindir, sizeof(sup->bindir), err, sizeof(err)) != 0) {
+		log_error("cannot start", "error=\"%s\"", err);
+		return IDEM_EXIT_FAIL;
+	}
+	sup->base = event_base_new();
+	sigs[0] = evsignal_new(sup->base, SIGTERM, stop_cb, &r);
+	sigs[1] = evsignal_new(sup->base, SIGINT, stop_cb, &r);
+	sigs[2] = evsignal_new(sup->base, SIGCHLD, chld_cb, &r);
+	for (int i = 0; i < 3; i++)
+		evsignal_add(sigs[i], NULL);
+	rc = setup(&r, err, sizeof(err));
+	if (rc != IDEM_EXIT_OK) {
+		log_error("cannot start", "error=\"%s\"", err);
+		goto out;
+	}
+	log_info("idem-supervisor started", "workers=%d socket=%s state_db=%s app_db=%s",
+	         sup->cfg.workers, sup->cfg.socket, sup->cfg.state_database, sup->cfg.database);
+	while (!r.done) {
+		event_base_loop(sup->base, EVLOOP_ONCE);
+		if (engine_turn_end(sup->engine, err, sizeof(err)) != 0) {
+			log_error("state DB failed; stopping (a restart resumes from the last "
+			          "commit)",
+			          "error=\"%s\"", err);
+			rc = IDEM_EXIT_FAIL;
+			break;
+		}
+		if (sup->stopping)
+			shutdown_progress(&r);
+	}
+	if (rc == IDEM_EXIT_OK)
+		log_info("idem-supervisor stopped cleanly", "");
+out:
+	if (rc != IDEM_EXIT_OK && sup->pool != NULL && !r.pool_stopped)
+		pool_stop(sup->pool, 0);
+	teardown(&r);
+	for (int i = 0; i < 3; i++)
+		event_free(sigs[i]);
+	event_base_free(sup->base);
+	return rc;
+}

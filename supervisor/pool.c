@@ -1,0 +1,674 @@
+/* pool.c — the worker slot table (after nginx's ngx_processes): a slot's
+ * index is its identity and is reused on respawn. Each worker is
+ * fork+exec'd with its end of a socketpair as fd 3; the supervisor's end is
+ * a bufferevent carrying length-prefixed JSON frames. The slot lifecycle is
+ * the table in slot_next(); respawn throttling is slot_respawn_delay().
+ * The supplier stand-in is a child too, respawned after a second. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "clock.h"
+#include "log.h"
+#include "msg.h"
+#include "supervisor.h"
+
+#define CHANNEL_FD 3
+#define SUPPLIER_RESPAWN_MS 1000
+
+struct pool {
+	struct sup *sup;
+	struct slot *slots;
+	int nslots;
+	pid_t supplier_pid;
+	struct event *supplier_timer;
+	struct event *kill_timer;
+	int64_t kill_after_ms;
+	int stop_stage;
+	int stopping;
+	int64_t next_task_id;
+};
+
+/* ---- the lifecycle table -------------------------------------------------- */
+
+static const signed char slot_table[SLOT_NSTATES][SE_NEVENTS] = {
+    /*               SPAWN          READY       ASSIGN     DONE        CLOSE          EXIT GIVE_UP
+     */
+    [SLOT_EMPTY] = {SLOT_SPAWNING, -1, -1, -1, -1, -1, -1},
+    [SLOT_SPAWNING] = {-1, SLOT_READY, -1, -1, SLOT_STOPPING, SLOT_BACKOFF, -1},
+    [SLOT_READY] = {-1, -1, SLOT_BUSY, -1, SLOT_STOPPING, SLOT_BACKOFF, -1},
+    [SLOT_BUSY] = {-1, -1, -1, SLOT_READY, SLOT_STOPPING, SLOT_BACKOFF, -1},
+    [SLOT_STOPPING] = {-1, -1, -1, -1, SLOT_STOPPING, SLOT_BACKOFF, -1},
+    [SLOT_BACKOFF] = {SLOT_SPAWNING, -1, -1, -1, -1, -1, SLOT_FAILED},
+    [SLOT_FAILED] = {-1, -1, -1, -1, -1, -1, -1},
+};
+
+static const char *const slot_state_names[SLOT_NSTATES] = {
+    "empty", "spawning", "ready", "busy", "stopping", "backoff", "failed",
+};
+
+int slot_next(enum slot_state s, enum slot_event e)
+{
+	return slot_table[s][e];
+}
+
+const char *slot_state_name(enum slot_state s)
+{
+	return slot_state_names[s];
+}
+
+/* Applies event e; an event the table refuses is a bug worth a log line. */
+static void slot_on(struct slot *sl, enum slot_event e)
+{
+	int next = slot_next(sl->state, e);
+
+	if (next < 0) {
+		log_error("bug: slot event not valid in this state", "slot=%d state=%s event=%d",
+		          sl->index, slot_state_name(sl->state), (int)e);
+		return;
+	}
+	sl->state = (enum slot_state)next;
+}
+
+int64_t slot_respawn_delay(struct slot_history *h, int64_t now, int expected)
+{
+	int64_t wait;
+	int kept = 0;
+
+	if (expected)
+		return 0;
+	for (int i = 0; i < h->ndeaths; i++)
+		if (now - h->deaths[i] < POOL_BURST_WINDOW_MS)
+			h->deaths[kept++] = h->deaths[i];
+	h->ndeaths = kept;
+	if (h->ndeaths == POOL_BURST_DEATHS - 1)
+		return -1;
+	h->deaths[h->ndeaths++] = now;
+	if (h->ready_at > 0 && now - h->ready_at > POOL_RESPAWN_MIN_MS)
+		return 0;
+	wait = h->spawned_at + POOL_RESPAWN_MIN_MS - now;
+	return wait > 0 ? wait : 0;
+}
+
+/* ---- spawning ------------------------------------------------------------- */
+
+static void exec_child(const char *path, char **argv, int channel)
+{
+	sigset_t all;
+
+	if (channel >= 0) {
+		if (channel == CHANNEL_FD)
+			fcntl(CHANNEL_FD, F_SETFD, 0);
+		else if (dup2(channel, CHANNEL_FD) < 0)
+			_exit(127);
+	}
+	signal(SIGPIPE, SIG_DFL);
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	execv(path, argv);
+	fprintf(stderr, "idem-supervisor: cannot exec %s: %s\n", path, strerror(errno));
+	_exit(127);
+}
+
+static pid_t spawn(const char *path, char **argv, int channel)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		exec_child(path, argv, channel);
+	return pid;
+}
+
+static void slot_read_cb(struct bufferevent *bev, void *arg);
+static void slot_event_cb(struct bufferevent *bev, short what, void *arg);
+static void slot_spawn(struct slot *sl);
+
+static void slot_spawn(struct slot *sl)
+{
+	struct sup *sup = sl->sup;
+	const struct idem_config *c = &sup->cfg;
+	char path[600], frame[32], *argv[16];
+	int sv[2], n = 0;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/idem-worker", sup->bindir);
+	snprintf(frame, sizeof(frame), "%zu", c->max_frame);
+	argv[n++] = "idem-worker";
+	argv[n++] = "--channel-fd=3";
+	argv[n++] = "--env=/dev/null";
+	argv[n++] = "--database";
+	argv[n++] = (char *)c->database;
+	argv[n++] = "--supplier-socket";
+	argv[n++] = (char *)c->supplier_socket;
+	argv[n++] = "--max-frame";
+	argv[n++] = frame;
+	argv[n++] = "--log-level";
+	argv[n++] = (char *)config_log_level_name(c->log_level);
+	argv[n] = NULL;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) {
+		log_error("cannot create a worker channel; retrying in 1 s", "slot=%d error=\"%s\"",
+		          sl->index, strerror(errno));
+		timer_in(sl->timer, 1000);
+		return;
+	}
+	pid = spawn(path, argv, sv[1]);
+	close(sv[1]);
+	if (pid < 0) {
+		log_error("cannot fork a worker; retrying in 1 s", "slot=%d error=\"%s\"",
+		          sl->index, strerror(errno));
+		close(sv[0]);
+		timer_in(sl->timer, 1000);
+		return;
+	}
+	sl->pid = pid;
+	sl->expected_exit = 0;
+	sl->close_reason[0] = '\0';
+	sl->hist.spawned_at = clock_mono_ms();
+	sl->hist.ready_at = 0;
+	if (sl->spawns++ > 0)
+		sl->restarts++;
+	frame_decoder_free(&sl->dec);
+	frame_decoder_init(&sl->dec, c->max_frame);
+	sl->bev = bufferevent_socket_new(sup->base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(sl->bev, slot_read_cb, NULL, slot_event_cb, sl);
+	bufferevent_enable(sl->bev, EV_READ);
+	slot_on(sl, SE_SPAWN);
+	log_info("worker spawned", "slot=%d worker_pid=%ld", sl->index, (long)pid);
+}
+
+/* ---- the channel ---------------------------------------------------------- */
+
+/* Closes the channel and SIGKILLs the worker (harmless when it is already
+ * dead). A running attempt is failed with a history event of kind. ours
+ * says the supervisor chose this end (a timeout, a planned kill), so the
+ * death does not count toward the slot's burst of failures; a worker that
+ * hangs up or speaks garbage is the worker's fault and does count. */
+static void slot_close(struct slot *sl, const char *kind, const char *reason, int ours)
+{
+	struct step *st = sl->step;
+
+	if (sl->bev != NULL) {
+		bufferevent_free(sl->bev);
+		sl->bev = NULL;
+	}
+	evtimer_del(sl->timer);
+	if (sl->pid > 0)
+		kill(sl->pid, SIGKILL);
+	if (ours)
+		sl->expected_exit = 1;
+	snprintf(sl->close_reason, sizeof(sl->close_reason), "%s", reason);
+	if (sl->state != SLOT_STOPPING && sl->state != SLOT_BACKOFF)
+		slot_on(sl, SE_CLOSE);
+	sl->step = NULL;
+	if (st != NULL) {
+		st->slot = -1;
+		engine_on_lost(sl->sup->engine, st, kind, reason, (long)sl->pid);
+	}
+}
+
+void pool_kill(struct slot *sl, const char *kind, const char *reason)
+{
+	log_warn("killing worker", "slot=%d worker_pid=%ld reason=\"%s\"", sl->index, (long)sl->pid,
+	         reason);
+	slot_close(sl, kind, reason, 1);
+}
+
+static void protocol_error(struct slot *sl, const char *what)
+{
+	char reason[512];
+
+	snprintf(reason, sizeof(reason), "protocol error from worker: %s", what);
+	log_error("closing worker channel", "slot=%d worker_pid=%ld reason=\"%s\"", sl->index,
+	          (long)sl->pid, reason);
+	slot_close(sl, "worker_lost", reason, 0);
+}
+
+static void on_ready(struct slot *sl, json_t *msg)
+{
+	struct msg_ready r;
+	char err[256];
+
+	if (msg_parse_ready(msg, &r, err, sizeof(err)) != 0)
+		return protocol_error(sl, err);
+	if (sl->state != SLOT_SPAWNING)
+		return protocol_error(sl, "ready frame from a worker that was already ready");
+	sl->hist.ready_at = clock_mono_ms();
+	slot_on(sl, SE_READY);
+	log_debug("worker ready", "slot=%d worker_pid=%ld", sl->index, (long)sl->pid);
+}
+
+/* The task_id must name the attempt this slot runs. */
+static int check_task(struct slot *sl, json_int_t task_id)
+{
+	char err[128];
+
+	if (sl->state == SLOT_BUSY && sl->step != NULL && task_id == sl->task_id)
+		return 0;
+	snprintf(err, sizeof(err), "frame for task %lld, but the worker holds %s",
+	         (long long)task_id, sl->state == SLOT_BUSY ? "another task" : "no task");
+	protocol_error(sl, err);
+	return -1;
+}
+
+static void on_result(struct slot *sl, json_t *msg)
+{
+	struct msg_result r;
+	struct step *st;
+	char err[256];
+
+	if (msg_parse_result(msg, &r, err, sizeof(err)) != 0)
+		return protocol_error(sl, err);
+	if (check_task(sl, r.task_id) != 0)
+		return;
+	st = sl->step;
+	sl->step = NULL;
+	st->slot = -1;
+	evtimer_del(sl->timer);
+	slot_on(sl, SE_DONE);
+	engine_on_result(sl->sup->engine, st, r.ok, r.result, r.error_type, r.error_message,
+	                 r.retryable, (long)sl->pid);
+}
+
+static void on_heartbeat(struct slot *sl, json_t *msg)
+{
+	struct msg_heartbeat h;
+	char err[256];
+
+	if (msg_parse_heartbeat(msg, &h, err, sizeof(err)) != 0)
+		return protocol_error(sl, err);
+	if (check_task(sl, h.task_id) == 0)
+		engine_on_heartbeat(sl->sup->engine, sl->step, h.details);
+}
+
+static void on_frame(struct slot *sl, json_t *msg)
+{
+	enum msg_type type;
+	char err[256];
+
+	if (msg_type_of(msg, &type, err, sizeof(err)) != 0)
+		return protocol_error(sl, err);
+	switch (type) {
+	case MSG_READY:
+		return on_ready(sl, msg);
+	case MSG_RESULT:
+		return on_result(sl, msg);
+	case MSG_HEARTBEAT:
+		return on_heartbeat(sl, msg);
+	default:
+		return protocol_error(sl, "unexpected task frame");
+	}
+}
+
+static void slot_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct slot *sl = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t n = evbuffer_get_length(in);
+	char err[512];
+	json_t *msg = NULL;
+	int rc;
+
+	if (frame_decoder_feed(&sl->dec, evbuffer_pullup(in, (ev_ssize_t)n), n) != 0)
+		return protocol_error(sl, "out of memory buffering a frame");
+	evbuffer_drain(in, n);
+	while (sl->bev != NULL &&
+	       (rc = frame_decoder_next(&sl->dec, &msg, err, sizeof(err))) != 0) {
+		if (rc < 0)
+			return protocol_error(sl, err);
+		on_frame(sl, msg);
+		json_decref(msg);
+	}
+}
+
+static void slot_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct slot *sl = arg;
+	char reason[256];
+
+	if (what & BEV_EVENT_EOF)
+		snprintf(reason, sizeof(reason), "worker closed its channel");
+	else
+		snprintf(reason, sizeof(reason), "worker channel error: %s",
+		         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	log_warn("worker channel closed", "slot=%d worker_pid=%ld reason=\"%s\"", sl->index,
+	         (long)sl->pid, reason);
+	slot_close(sl, "worker_lost", reason, 0);
+}
+
+static void attempt_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct slot *sl = arg;
+	char reason[128];
+
+	if (sl->state != SLOT_BUSY) {
+		slot_spawn(sl); /* the timer doubles as the respawn timer */
+		return;
+	}
+	snprintf(reason, sizeof(reason), "start_to_close timeout: no result within %lld ms",
+	         (long long)sl->sup->cfg.start_to_close_ms);
+	pool_kill(sl, "timed_out", reason);
+}
+
+int pool_send(struct slot *sl, json_t *msg)
+{
+	unsigned char *buf;
+	size_t len;
+	char err[256];
+	int64_t ms = sl->sup->cfg.start_to_close_ms;
+
+	buf = frame_encode(msg, sl->sup->cfg.max_frame, &len, err, sizeof(err));
+	json_decref(msg);
+	if (buf == NULL) {
+		slot_close(sl, "worker_lost", err, 1);
+		return -1;
+	}
+	bufferevent_write(sl->bev, buf, len);
+	free(buf);
+	sl->started_at = clock_mono_ms();
+	timer_in(sl->timer, ms);
+	return 0;
+}
+
+/* ---- the pool ------------------------------------------------------------- */
+
+static void spawn_supplier(struct pool *p)
+{
+	const struct idem_config *c = &p->sup->cfg;
+	char path[600], body[32];
+	char *argv[] = {"idem-supplier",
+	                "--env=/dev/null",
+	                "--supplier-database",
+	                (char *)c->supplier_database,
+	                "--supplier-socket",
+	                (char *)c->supplier_socket,
+	                "--max-body",
+	                body,
+	                "--log-level",
+	                (char *)config_log_level_name(c->log_level),
+	                NULL};
+
+	snprintf(path, sizeof(path), "%s/idem-supplier", p->sup->bindir);
+	snprintf(body, sizeof(body), "%zu", c->max_body);
+	p->supplier_pid = spawn(path, argv, -1);
+	if (p->supplier_pid < 0) {
+		log_error("cannot fork the supplier; retrying in 1 s", "error=\"%s\"",
+		          strerror(errno));
+		p->supplier_pid = 0;
+		timer_in(p->supplier_timer, 1000);
+		return;
+	}
+	log_info("supplier spawned", "supplier_pid=%ld", (long)p->supplier_pid);
+}
+
+static void supplier_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	spawn_supplier(arg);
+}
+
+static int check_program(const char *dir, const char *name, char *err, size_t errlen)
+{
+	char path[600];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (access(path, X_OK) == 0)
+		return 0;
+	snprintf(err, errlen,
+	         "cannot run %s: %s (build it with cmake --build, it must sit "
+	         "beside idem-supervisor)",
+	         path, strerror(errno));
+	return -1;
+}
+
+int pool_start(struct sup *sup, struct pool **out, char *err, size_t errlen)
+{
+	struct pool *p;
+
+	if (check_program(sup->bindir, "idem-worker", err, errlen) != 0 ||
+	    check_program(sup->bindir, "idem-supplier", err, errlen) != 0)
+		return -1;
+	p = calloc(1, sizeof(*p));
+	p->sup = sup;
+	p->nslots = sup->cfg.workers;
+	p->slots = calloc((size_t)p->nslots, sizeof(*p->slots));
+	p->supplier_timer = evtimer_new(sup->base, supplier_timer_cb, p);
+	*out = p;
+	sup->pool = p;
+	spawn_supplier(p);
+	for (int i = 0; i < p->nslots; i++) {
+		struct slot *sl = &p->slots[i];
+
+		sl->index = i;
+		sl->sup = sup;
+		sl->state = SLOT_EMPTY;
+		sl->timer = evtimer_new(sup->base, attempt_timeout_cb, sl);
+		frame_decoder_init(&sl->dec, sup->cfg.max_frame);
+		slot_spawn(sl);
+	}
+	return 0;
+}
+
+void pool_free(struct pool *p)
+{
+	if (p == NULL)
+		return;
+	for (int i = 0; i < p->nslots; i++) {
+		struct slot *sl = &p->slots[i];
+
+		if (sl->bev != NULL)
+			bufferevent_free(sl->bev);
+		event_free(sl->timer);
+		frame_decoder_free(&sl->dec);
+	}
+	event_free(p->supplier_timer);
+	if (p->kill_timer != NULL)
+		event_free(p->kill_timer);
+	free(p->slots);
+	free(p);
+}
+
+struct slot *pool_idle(struct pool *p)
+{
+	for (int i = 0; i < p->nslots; i++)
+		if (p->slots[i].state == SLOT_READY)
+			return &p->slots[i];
+	return NULL;
+}
+
+int64_t pool_assign(struct slot *sl, struct step *st)
+{
+	slot_on(sl, SE_ASSIGN);
+	sl->step = st;
+	sl->task_id = ++sl->sup->pool->next_task_id;
+	st->slot = sl->index;
+	return sl->task_id;
+}
+
+int pool_busy_count(const struct pool *p)
+{
+	int n = 0;
+
+	for (int i = 0; i < p->nslots; i++)
+		n += p->slots[i].state == SLOT_BUSY;
+	return n;
+}
+
+int pool_live_count(const struct pool *p)
+{
+	int n = 0;
+
+	for (int i = 0; i < p->nslots; i++)
+		n += p->slots[i].state != SLOT_FAILED;
+	return n;
+}
+
+static void describe_exit(int status, char *buf, size_t len)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status),
+		         strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "stopped (status 0x%x)", status);
+}
+
+static void slot_exited(struct pool *p, struct slot *sl, int status)
+{
+	char how[128], reason[256];
+	int64_t delay;
+
+	describe_exit(status, how, sizeof(how));
+	snprintf(reason, sizeof(reason), "worker %s", how);
+	if (sl->bev != NULL || sl->step != NULL)
+		slot_close(sl, "worker_lost", reason, 0);
+	log_at(sl->expected_exit || p->stopping ? LOG_INFO : LOG_WARN, "worker exited",
+	       "slot=%d worker_pid=%ld how=\"%s\"", sl->index, (long)sl->pid, how);
+	sl->pid = 0;
+	evtimer_del(sl->timer);
+	slot_on(sl, SE_EXIT);
+	if (p->stopping)
+		return;
+	delay = slot_respawn_delay(&sl->hist, clock_mono_ms(), sl->expected_exit);
+	if (delay < 0) {
+		slot_on(sl, SE_GIVE_UP);
+		log_error("worker slot gave up: too many deaths in a row; fix the worker (see "
+		          "its log lines above) and restart idem-supervisor",
+		          "slot=%d deaths=%d window_ms=%d last=\"%s\"", sl->index,
+		          POOL_BURST_DEATHS, POOL_BURST_WINDOW_MS, how);
+		if (pool_live_count(p) == 0)
+			log_error("every worker slot gave up: no activity can run until "
+			          "idem-supervisor is restarted",
+			          "");
+		return;
+	}
+	log_debug("worker respawn scheduled", "slot=%d delay_ms=%lld", sl->index, (long long)delay);
+	timer_in(sl->timer, delay);
+}
+
+static void supplier_exited(struct pool *p, int status)
+{
+	char how[128];
+
+	describe_exit(status, how, sizeof(how));
+	p->supplier_pid = 0;
+	if (p->stopping) {
+		log_info("supplier exited", "how=\"%s\"", how);
+		return;
+	}
+	log_warn("supplier exited; respawning in 1 s", "how=\"%s\"", how);
+	timer_in(p->supplier_timer, SUPPLIER_RESPAWN_MS);
+}
+
+void pool_reap(struct pool *p)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == p->supplier_pid) {
+			supplier_exited(p, status);
+			continue;
+		}
+		for (int i = 0; i < p->nslots; i++)
+			if (p->slots[i].pid == pid)
+				slot_exited(p, &p->slots[i], status);
+	}
+}
+
+static void signal_children(struct pool *p, int sig)
+{
+	for (int i = 0; i < p->nslots; i++)
+		if (p->slots[i].pid > 0)
+			kill(p->slots[i].pid, sig);
+	if (p->supplier_pid > 0)
+		kill(p->supplier_pid, sig);
+}
+
+/* Shutdown escalates like nginx's: the closed channel asks each worker to
+ * exit (EOF), then SIGTERM, then SIGKILL at kill_after_ms. */
+static void kill_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pool *p = arg;
+
+	if (p->stop_stage++ == 0) {
+		signal_children(p, SIGTERM);
+		timer_in(p->kill_timer, p->kill_after_ms / 2);
+	} else {
+		signal_children(p, SIGKILL);
+	}
+}
+
+void pool_stop(struct pool *p, int64_t kill_after_ms)
+{
+	p->stopping = 1;
+	for (int i = 0; i < p->nslots; i++) {
+		struct slot *sl = &p->slots[i];
+
+		evtimer_del(sl->timer);
+		if (sl->bev != NULL) {
+			bufferevent_free(sl->bev);
+			sl->bev = NULL;
+		}
+		sl->expected_exit = 1;
+		if (sl->state != SLOT_STOPPING && slot_next(sl->state, SE_CLOSE) >= 0)
+			slot_on(sl, SE_CLOSE);
+	}
+	evtimer_del(p->supplier_timer);
+	if (p->supplier_pid > 0)
+		kill(p->supplier_pid, SIGTERM);
+	p->kill_after_ms = kill_after_ms;
+	p->kill_timer = evtimer_new(p->sup->base, kill_timer_cb, p);
+	timer_in(p->kill_timer, kill_after_ms / 2);
+}
+
+int pool_children(const struct pool *p)
+{
+	int n = p->supplier_pid > 0;
+
+	for (int i = 0; i < p->nslots; i++)
+		n += p->slots[i].pid > 0;
+	return n;
+}
+
+int pool_total_restarts(const struct pool *p)
+{
+	int n = 0;
+
+	for (int i = 0; i < p->nslots; i++)
+		n += p->slots[i].restarts;
+	return n;
+}
+
+json_t *pool_json(const struct pool *p)
+{
+	json_t *slots = json_array();
+	int64_t now = clock_mono_ms();
+
+	for (int i = 0; i < p->nslots; i++) {
+		const struct slot *sl = &p->slots[i];
+		json_t *o = json_pack("{s:i, s:s, s:I, s:i}", "slot", i, "state",
+		                      slot_state_name(sl->state), "pid", (json_int_t)sl->pid,
+		                      "restarts", sl->restarts);
+
+		if (sl->step != NULL)
+			json_object_set_new(o, "task",
+			                    json_pack("{s:s, s:i, s:s, s:i, s:I}", "workflow_id",
+			                              sl->step->wf->workflow_id, "step",
+			                              sl->step->seq, "activity", sl->step->activity,
+			                              "attempt", sl->step->attempt, "running_ms",
+			                              (json_int_t)(now - sl->started_at)));
+		json_array_append_new(slots, o);
+	}
+	return json_pack("{s:o, s:I, s:i}", "slots", slots, "supplier_pid",
+	                 (json_int_t)p->supplier_pid, "restarts", pool_total_restarts(p));
+}

@@ -1,0 +1,536 @@
+/* store.c — the state DB: workflows, steps and the append-only event
+ * history. Every write joins the current turn's transaction, opened by the
+ * first write and committed once by engine_turn_end() (group commit). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "db.h"
+#include "supervisor.h"
+
+static const char *const store_migrations[] = {
+    "CREATE TABLE workflows ("
+    "  id INTEGER PRIMARY KEY,"
+    "  namespace TEXT NOT NULL,"
+    "  workflow_id TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  input TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  result TEXT,"
+    "  error TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  closed_at INTEGER,"
+    "  UNIQUE (namespace, workflow_id));"
+    "CREATE INDEX workflows_status ON workflows(status, id);"
+    "CREATE TABLE steps ("
+    "  wf INTEGER NOT NULL REFERENCES workflows(id),"
+    "  seq INTEGER NOT NULL,"
+    "  activity TEXT NOT NULL,"
+    "  input TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  attempt INTEGER NOT NULL,"
+    "  heartbeat TEXT,"
+    "  result TEXT,"
+    "  error_type TEXT,"
+    "  error_message TEXT,"
+    "  next_attempt_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (wf, seq)) WITHOUT ROWID;"
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  wf INTEGER NOT NULL REFERENCES workflows(id),"
+    "  seq INTEGER,"
+    "  attempt INTEGER,"
+    "  kind TEXT NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  pid INTEGER,"
+    "  detail TEXT);"
+    "CREATE INDEX events_wf ON events(wf, id);",
+};
+
+enum stmt_id {
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_WF_LOOKUP,
+	S_WF_INSERT,
+	S_WF_CLOSE,
+	S_STEP_SAVE,
+	S_EVENT,
+	S_WF_GET,
+	S_STEPS_OF,
+	S_EVENTS_OF,
+	S_RUNNING,
+	S_NSTMTS
+};
+
+static const char *const stmt_sql[S_NSTMTS] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_WF_LOOKUP] = "SELECT id FROM workflows WHERE namespace = ?1 AND workflow_id = ?2",
+    [S_WF_INSERT] = "INSERT INTO workflows (namespace, workflow_id, type, input, status, "
+                    "created_at) VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
+    [S_WF_CLOSE] = "UPDATE workflows SET status = ?2, result = ?3, error = ?4, "
+                   "closed_at = ?5 WHERE id = ?1",
+    [S_STEP_SAVE] = "INSERT OR REPLACE INTO steps (wf, seq, activity, input, status, attempt, "
+                    "heartbeat, result, error_type, error_message, next_attempt_at) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [S_EVENT] = "INSERT INTO events (wf, seq, attempt, kind, ts, pid, detail) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [S_WF_GET] = "SELECT id, namespace, workflow_id, type, input, status, result, error, "
+                 "created_at, closed_at FROM workflows WHERE id = ?1",
+    [S_STEPS_OF] = "SELECT seq, activity, input, status, attempt, heartbeat, result, "
+                   "error_type, error_message, next_attempt_at FROM steps WHERE wf = ?1 "
+                   "ORDER BY seq",
+    [S_EVENTS_OF] = "SELECT id, seq, attempt, kind, ts, pid, detail FROM events "
+                    "WHERE wf = ?1 ORDER BY id",
+    [S_RUNNING] = "SELECT id, namespace, workflow_id, type, input FROM workflows "
+                  "WHERE status = 'running' ORDER BY id",
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[S_NSTMTS];
+	int in_tx;
+};
+
+int store_open(const char *path, struct store **out, char *err, size_t errlen)
+{
+	struct store *s = calloc(1, sizeof(*s));
+	int n = (int)(sizeof(store_migrations) / sizeof(store_migrations[0]));
+
+	if (db_open(path, DB_SYNC_FULL, &s->db, err, errlen) != 0 ||
+	    db_migrate(s->db, store_migrations, n, NULL, err, errlen) != 0)
+		goto fail;
+	for (int i = 0; i < S_NSTMTS; i++)
+		if (db_prepare(s->db, stmt_sql[i], &s->stmt[i], err, errlen) != 0)
+			goto fail;
+	*out = s;
+	return 0;
+fail:
+	store_close(s);
+	return -1;
+}
+
+void store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	if (s->in_tx)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	for (int i = 0; i < S_NSTMTS; i++)
+		sqlite3_finalize(s->stmt[i]);
+	sqlite3_close(s->db);
+	free(s);
+}
+
+sqlite3 *store_db(struct store *s)
+{
+	return s->db;
+}
+
+int store_dirty(const struct store *s)
+{
+	return s->in_tx;
+}
+
+/* Runs a statement that returns no rows, then resets it. */
+static int step_done(struct store *s, sqlite3_stmt *st, const char *what, char *err, size_t errlen)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(s->db, what, err, errlen);
+	return 0;
+}
+
+static int store_write(struct store *s, char *err, size_t errlen)
+{
+	if (s->in_tx)
+		return 0;
+	if (step_done(s, s->stmt[S_BEGIN], "state DB: BEGIN", err, errlen) != 0)
+		return -1;
+	s->in_tx = 1;
+	return 0;
+}
+
+int store_commit(struct store *s, char *err, size_t errlen)
+{
+	if (!s->in_tx)
+		return 0;
+	s->in_tx = 0;
+	if (step_done(s, s->stmt[S_COMMIT], "state DB: COMMIT", err, errlen) != 0) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+/* Binds JSON as text (NULL stays NULL). */
+static void bind_json(sqlite3_stmt *st, int i, const json_t *j)
+{
+	char *text;
+
+	if (j == NULL) {
+		sqlite3_bind_null(st, i);
+		return;
+	}
+	text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+	sqlite3_bind_text(st, i, text, -1, free);
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *text)
+{
+	if (text == NULL)
+		sqlite3_bind_null(st, i);
+	else
+		sqlite3_bind_text(st, i, text, -1, SQLITE_TRANSIENT);
+}
+
+/* A column holding JSON text, as a NEW reference (NULL when NULL). */
+static json_t *column_json(sqlite3_stmt *st, int i)
+{
+	const char *text = (const char *)sqlite3_column_text(st, i);
+
+	return text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+}
+
+static char *column_strdup(sqlite3_stmt *st, int i)
+{
+	const char *text = (const char *)sqlite3_column_text(st, i);
+
+	return text ? strdup(text) : NULL;
+}
+
+int store_wf_lookup(struct store *s, const char *ns, const char *workflow_id, int64_t *id,
+                    char *err, size_t errlen)
+{
+	sqlite3_stmt *st = s->stmt[S_WF_LOOKUP];
+	int rc;
+
+	bind_text(st, 1, ns);
+	bind_text(st, 2, workflow_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return db_fail(s->db, "state DB: look up workflow", err, errlen);
+}
+
+int store_wf_insert(struct store *s, struct wf *wf, int64_t now, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = s->stmt[S_WF_INSERT];
+
+	if (store_write(s, err, errlen) != 0)
+		return -1;
+	bind_text(st, 1, wf->namespace_);
+	bind_text(st, 2, wf->workflow_id);
+	bind_text(st, 3, wf->type);
+	bind_json(st, 4, wf->input);
+	sqlite3_bind_int64(st, 5, now);
+	if (step_done(s, st, "state DB: insert workflow", err, errlen) != 0)
+		return -1;
+	wf->id = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+int store_wf_close(struct store *s, const struct wf *wf, int64_t now, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = s->stmt[S_WF_CLOSE];
+
+	if (store_write(s, err, errlen) != 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, wf->id);
+	bind_text(st, 2, wf_status_name(wf->status));
+	bind_json(st, 3, wf->result);
+	bind_text(st, 4, wf->error);
+	sqlite3_bind_int64(st, 5, now);
+	return step_done(s, st, "state DB: close workflow", err, errlen);
+}
+
+int store_step_save(struct store *s, const struct step *stp, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = s->stmt[S_STEP_SAVE];
+
+	if (store_write(s, err, errlen) != 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, stp->wf->id);
+	sqlite3_bind_int(st, 2, stp->seq);
+	bind_text(st, 3, stp->activity);
+	bind_json(st, 4, stp->input);
+	bind_text(st, 5, step_status_name(stp->status));
+	sqlite3_bind_int(st, 6, stp->attempt);
+	bind_json(st, 7, stp->heartbeat);
+	bind_json(st, 8, stp->result);
+	bind_text(st, 9, stp->error_type);
+	bind_text(st, 10, stp->error_message);
+	sqlite3_bind_int64(st, 11, stp->next_attempt_at);
+	return step_done(s, st, "state DB: save step", err, errlen);
+}
+
+int store_event(struct store *s, int64_t wf_id, int seq, int attempt, const char *kind, long pid,
+                json_t *detail, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = s->stmt[S_EVENT];
+
+	if (store_write(s, err, errlen) != 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, wf_id);
+	if (seq >= 0)
+		sqlite3_bind_int(st, 2, seq);
+	if (attempt > 0)
+		sqlite3_bind_int(st, 3, attempt);
+	bind_text(st, 4, kind);
+	sqlite3_bind_int64(st, 5, clock_wall_ms());
+	if (pid > 0)
+		sqlite3_bind_int64(st, 6, pid);
+	bind_json(st, 7, detail);
+	return step_done(s, st, "state DB: append event", err, errlen);
+}
+
+/* ---- loading -------------------------------------------------------------- */
+
+static int load_steps(struct store *s, struct wf *wf, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = s->stmt[S_STEPS_OF];
+	int rc;
+
+	sqlite3_bind_int64(st, 1, wf->id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct step *stp =
+		    wf_add_step(wf, (const char *)sqlite3_column_text(st, 1), column_json(st, 2));
+		const char *status = (const char *)sqlite3_column_text(st, 3);
+		int seq = sqlite3_column_int(st, 0);
+
+		if (stp->seq != seq || step_status_parse(status, &stp->status) != 0) {
+			snprintf(err, errlen,
+			         "state DB: workflow %lld has a bad step row (seq %d, status %s)",
+			         (long long)wf->id, seq, status);
+			sqlite3_reset(st);
+			return -1;
+		}
+		stp->attempt = sqlite3_column_int(st, 4);
+		stp->heartbeat = column_json(st, 5);
+		stp->result = column_json(st, 6);
+		stp->error_type = column_strdup(st, 7);
+		stp->error_message = column_strdup(st, 8);
+		stp->next_attempt_at = sqlite3_column_int64(st, 9);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(s->db, "state DB: load steps", err, errlen);
+	return 0;
+}
+
+int store_load_running(struct store *s, void (*fn)(void *arg, struct wf *wf), void *arg, char *err,
+                       size_t errlen)
+{
+	sqlite3_stmt *st = s->stmt[S_RUNNING];
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *input = column_json(st, 4);
+		struct wf *wf =
+		    wf_new(sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+		           (const char *)sqlite3_column_text(st, 2),
+		           (const char *)sqlite3_column_text(st, 3), input);
+
+		json_decref(input);
+		if (load_steps(s, wf, err, errlen) != 0) {
+			wf_free(wf);
+			sqlite3_reset(st);
+			return -1;
+		}
+		fn(arg, wf);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(s->db, "state DB: load running workflows", err, errlen);
+	return 0;
+}
+
+/* ---- API views ------------------------------------------------------------ */
+
+static json_t *column_value(sqlite3_stmt *st, int i)
+{
+	switch (sqlite3_column_type(st, i)) {
+	case SQLITE_INTEGER:
+		return json_integer(sqlite3_column_int64(st, i));
+	case SQLITE_NULL:
+		return json_null();
+	default:
+		return json_string((const char *)sqlite3_column_text(st, i));
+	}
+}
+
+static json_t *column_json_or_null(sqlite3_stmt *st, int i)
+{
+	json_t *j = column_json(st, i);
+
+	return j ? j : json_null();
+}
+
+static json_t *steps_json(struct store *s, int64_t id, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = s->stmt[S_STEPS_OF];
+	json_t *arr = json_array();
+	int rc;
+
+	sqlite3_bind_int64(st, 1, id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_array_append_new(
+		    arr, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "seq",
+		                   column_value(st, 0), "activity", column_value(st, 1), "input",
+		                   column_json_or_null(st, 2), "status", column_value(st, 3),
+		                   "attempts", column_value(st, 4), "heartbeat",
+		                   column_json_or_null(st, 5), "result", column_json_or_null(st, 6),
+		                   "error_type", column_value(st, 7), "error_message",
+		                   column_value(st, 8), "next_attempt_at", column_value(st, 9)));
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(arr);
+		db_fail(s->db, "state DB: read steps", err, errlen);
+		return NULL;
+	}
+	return arr;
+}
+
+/* The workflow row at the statement's current row, as an object. */
+static json_t *wf_row_json(sqlite3_stmt *st)
+{
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "namespace",
+	                 column_value(st, 1), "workflow_id", column_value(st, 2), "type",
+	                 column_value(st, 3), "input", column_json_or_null(st, 4), "status",
+	                 column_value(st, 5), "result", column_json_or_null(st, 6), "error",
+	                 column_value(st, 7), "created_at", column_value(st, 8), "closed_at",
+	                 column_value(st, 9));
+}
+
+json_t *store_wf_json(struct store *s, int64_t id, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = s->stmt[S_WF_GET];
+	json_t *wf = NULL, *steps;
+	int rc;
+
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		wf = wf_row_json(st);
+	sqlite3_reset(st);
+	if (wf == NULL) {
+		if (rc == SQLITE_DONE)
+			snprintf(err, errlen, "no workflow with id %lld", (long long)id);
+		else
+			db_fail(s->db, "state DB: read workflow", err, errlen);
+		return NULL;
+	}
+	steps = steps_json(s, id, err, errlen);
+	if (steps == NULL) {
+		json_decref(wf);
+		return NULL;
+	}
+	json_object_set_new(wf, "steps", steps);
+	return wf;
+}
+
+json_t *store_history_json(struct store *s, int64_t id, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = s->stmt[S_EVENTS_OF];
+	json_t *arr = json_array();
+	int rc;
+
+	sqlite3_bind_int64(st, 1, id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_array_append_new(
+		    arr, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id", column_value(st, 0),
+		                   "step", column_value(st, 1), "attempt", column_value(st, 2),
+		                   "kind", column_value(st, 3), "ts", column_value(st, 4), "pid",
+		                   column_value(st, 5), "detail", column_json_or_null(st, 6)));
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(arr);
+		db_fail(s->db, "state DB: read history", err, errlen);
+		return NULL;
+	}
+	return arr;
+}
+
+json_t *store_list_json(struct store *s, const char *ns, const char *status, int limit,
+                        int64_t after, char *err, size_t errlen)
+{
+	static const char sql[] =
+	    "SELECT id, namespace, workflow_id, type, input, status, result, error, "
+	    "created_at, closed_at FROM workflows WHERE id > ?1 "
+	    "AND (?2 IS NULL OR namespace = ?2) AND (?3 IS NULL OR status = ?3) "
+	    "ORDER BY id LIMIT ?4";
+	sqlite3_stmt *st = NULL;
+	json_t *arr = NULL;
+	int64_t last = after;
+	int rc;
+
+	if (db_prepare(s->db, sql, &st, err, errlen) != 0)
+		return NULL;
+	sqlite3_bind_int64(st, 1, after);
+	bind_text(st, 2, ns);
+	bind_text(st, 3, status);
+	sqlite3_bind_int(st, 4, limit);
+	arr = json_array();
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		last = sqlite3_column_int64(st, 0);
+		json_array_append_new(arr, wf_row_json(st));
+	}
+	if (rc != SQLITE_DONE) {
+		db_fail(s->db, "state DB: list workflows", err, errlen);
+		json_decref(arr);
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	sqlite3_finalize(st);
+	return json_pack("{s:o, s:I}", "workflows", arr, "next_after", (json_int_t)last);
+}
+
+json_t *store_counts_json(struct store *s, char *err, size_t errlen)
+{
+	static const char sql[] =
+	    "SELECT 'workflows', status, count(*) FROM workflows GROUP BY status "
+	    "UNION ALL SELECT 'attempts', 'total', coalesce(sum(attempt), 0) FROM steps "
+	    "UNION ALL SELECT 'steps', status, count(*) FROM steps GROUP BY status "
+	    "UNION ALL SELECT 'events', kind, count(*) FROM events GROUP BY kind";
+	sqlite3_stmt *st = NULL;
+	json_t *out =
+	    json_pack("{s:{s:i, s:i, s:i}, s:{}, s:{}, s:I}", "workflows", "running", 0,
+	              "completed", 0, "failed", 0, "steps", "events", "attempts", (json_int_t)0);
+	int rc;
+
+	if (db_prepare(s->db, sql, &st, err, errlen) != 0) {
+		json_decref(out);
+		return NULL;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *group = (const char *)sqlite3_column_text(st, 0);
+		const char *key = (const char *)sqlite3_column_text(st, 1);
+		json_t *n = json_integer(sqlite3_column_int64(st, 2));
+
+		if (strcmp(group, "attempts") == 0)
+			json_object_set_new(out, "attempts", n);
+		else
+			json_object_set_new(json_object_get(out, group), key, n);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(out);
+		db_fail(s->db, "state DB: count", err, errlen);
+		return NULL;
+	}
+	return out;
+}

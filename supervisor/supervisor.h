@@ -1,0 +1,342 @@
+/* supervisor.h — the types of idem-supervisor, in one place.
+ *
+ *   workflow.c  workflow types (the inventory workflow) and deterministic
+ *               replay of a workflow function over its recorded steps
+ *   store.c     the state DB: workflows, steps, events (prepared statements)
+ *   pool.c      the worker slot table: spawn, ready, busy, backoff, reap,
+ *               plus the supplier child
+ *   engine.c    scheduling: run workflows, dispatch steps to idle workers,
+ *               retries, timeouts, group commit, waiters
+ *   api.c       the control API (evhttp) on a Unix socket, TCP optional
+ *   main.c      configuration, signals, the event loop
+ *
+ * One event_base; nothing blocks but SQLite. Each loop turn ends in
+ * engine_turn_end(): replay workflows that can progress, assign ready
+ * steps to idle workers, COMMIT once (group commit), and only then let
+ * anything leave: task frames, HTTP replies, waiter wake-ups. So a client
+ * never hears of a start or completion that is not durable, and no worker
+ * runs an activity for a workflow whose start could still be lost. */
+#ifndef IDEM_SUPERVISOR_H
+#define IDEM_SUPERVISOR_H
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "frame.h"
+#include "retry.h"
+
+struct sup;
+struct wf;
+
+/* Arms a timer event to fire in ms milliseconds. */
+static inline void timer_in(struct event *ev, int64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+	evtimer_add(ev, &tv);
+}
+
+/* ---- workflows and steps (workflow.c) ---------------------------------- */
+
+enum step_status { STEP_SCHEDULED, STEP_RUNNING, STEP_COMPLETED, STEP_FAILED };
+enum wf_status { WF_RUNNING, WF_COMPLETED, WF_FAILED };
+
+struct step {
+	struct wf *wf;
+	int seq;
+	char *activity;
+	json_t *input; /* owned */
+	enum step_status status;
+	int attempt;             /* attempts started so far */
+	json_t *result;          /* owned; when completed */
+	char *error_type;        /* owned; last error */
+	char *error_message;     /* owned; last error */
+	json_t *heartbeat;       /* owned or NULL: latest heartbeat details */
+	int64_t next_attempt_at; /* wall ms; 0 = as soon as a worker is idle */
+	/* runtime only */
+	int queued;          /* in the engine's ready queue */
+	struct event *timer; /* retry backoff */
+	int slot;            /* worker slot running it, or -1 */
+	TAILQ_ENTRY(step) ready;
+};
+
+struct waiter;
+TAILQ_HEAD(waiter_list, waiter);
+
+struct wf {
+	int64_t id; /* rowid in the state DB */
+	char *namespace_;
+	char *workflow_id;
+	char *type;
+	json_t *input; /* owned */
+	enum wf_status status;
+	json_t *result;      /* owned; when completed */
+	char *error;         /* owned; when failed */
+	struct step **steps; /* steps[seq], each owned */
+	int nsteps;
+	int capsteps;
+	int runnable;           /* queued for replay at the end of the turn */
+	int finished_this_turn; /* closed; wake waiters, then free */
+	struct waiter_list waiters;
+	struct engine *engine; /* set while the engine holds it */
+	struct wf *hnext;      /* engine hash chain */
+	TAILQ_ENTRY(wf) runq;
+};
+
+/* A workflow function runs from the top each time and asks for its
+ * activities in order through wf_activity(). */
+enum wf_outcome { WF_SUSPEND, WF_DONE, WF_FAIL };
+
+struct wf_ctx {
+	struct wf *wf;
+	int cursor;      /* next step seq to be asked for */
+	int scheduled;   /* steps added by this run */
+	json_t *result;  /* NEW ref set by the function on WF_DONE */
+	char error[512]; /* set on WF_FAIL */
+};
+
+typedef enum wf_outcome (*wf_fn)(struct wf_ctx *ctx);
+
+struct wf_type {
+	const char *name;
+	wf_fn run;
+	/* Checks a start request's input and fills defaults (config values
+	 * that must not change under replay are copied into it). */
+	int (*prepare)(json_t *input, const struct idem_config *cfg, char *err, size_t errlen);
+};
+
+const struct wf_type *wf_type_find(const char *name);
+/* "inventory" and so on, for error messages. */
+const char *wf_type_names(void);
+
+/* Asks for activity `name` with input (STOLEN) as the next step.
+ * Returns 1 with *result (BORROWED) when the step has completed; 0 when it
+ * is pending (it is scheduled when new); -1 when it failed for good or the
+ * code no longer matches the recorded history (ctx->error says which). */
+int wf_activity(struct wf_ctx *ctx, const char *name, json_t *input, json_t **result);
+
+/* Runs wf's function once over its recorded steps. */
+enum wf_outcome wf_replay(struct wf *wf, struct wf_ctx *ctx);
+
+struct wf *wf_new(int64_t id, const char *ns, const char *workflow_id, const char *type,
+                  json_t *input);
+struct step *wf_add_step(struct wf *wf, const char *activity, json_t *input);
+void wf_free(struct wf *wf);
+const char *wf_status_name(enum wf_status s);
+const char *step_status_name(enum step_status s);
+int wf_status_parse(const char *name, enum wf_status *out);
+int step_status_parse(const char *name, enum step_status *out);
+
+/* ---- the state DB (store.c) --------------------------------------------- */
+
+struct store;
+
+int store_open(const char *path, struct store **out, char *err, size_t errlen);
+void store_close(struct store *s);
+sqlite3 *store_db(struct store *s);
+
+/* Writes join the turn's transaction, opened on the first write. */
+int store_commit(struct store *s, char *err, size_t errlen);
+int store_dirty(const struct store *s);
+
+/* Returns 1 with *id and *status when (ns, workflow_id) exists, 0 when
+ * not, -1 on error. */
+int store_wf_lookup(struct store *s, const char *ns, const char *workflow_id, int64_t *id,
+                    char *err, size_t errlen);
+int store_wf_insert(struct store *s, struct wf *wf, int64_t now, char *err, size_t errlen);
+int store_wf_close(struct store *s, const struct wf *wf, int64_t now, char *err, size_t errlen);
+int store_step_save(struct store *s, const struct step *st, char *err, size_t errlen);
+/* detail is BORROWED and may be NULL. */
+int store_event(struct store *s, int64_t wf_id, int seq, int attempt, const char *kind, long pid,
+                json_t *detail, char *err, size_t errlen);
+
+/* Loads every running workflow with its steps; calls fn for each (fn owns
+ * the wf). */
+int store_load_running(struct store *s, void (*fn)(void *arg, struct wf *wf), void *arg, char *err,
+                       size_t errlen);
+
+/* API views: each returns a NEW reference, or NULL with err (a missing
+ * workflow is reported by returning NULL with *missing set). */
+json_t *store_wf_json(struct store *s, int64_t id, char *err, size_t errlen);
+json_t *store_history_json(struct store *s, int64_t id, char *err, size_t errlen);
+json_t *store_list_json(struct store *s, const char *ns, const char *status, int limit,
+                        int64_t after, char *err, size_t errlen);
+json_t *store_counts_json(struct store *s, char *err, size_t errlen);
+
+/* ---- the worker pool (pool.c) ------------------------------------------- */
+
+enum slot_state {
+	SLOT_EMPTY,    /* not started yet */
+	SLOT_SPAWNING, /* forked, waiting for its ready frame */
+	SLOT_READY,    /* idle, can take a task */
+	SLOT_BUSY,     /* running one attempt */
+	SLOT_STOPPING, /* channel closed, killed or asked to exit; waiting to reap */
+	SLOT_BACKOFF,  /* dead; respawn timer armed */
+	SLOT_FAILED,   /* gave up after a burst of deaths */
+	SLOT_NSTATES
+};
+
+enum slot_event {
+	SE_SPAWN,   /* fork+exec done */
+	SE_READY,   /* ready frame */
+	SE_ASSIGN,  /* a task was sent */
+	SE_DONE,    /* its result came back */
+	SE_CLOSE,   /* channel error/EOF, timeout kill, or shutdown */
+	SE_EXIT,    /* reaped */
+	SE_GIVE_UP, /* too many deaths in the window */
+	SE_NEVENTS
+};
+
+/* The slot lifecycle as a table: the next state, or -1 when the event is
+ * not valid in that state. Pure; tests drive it without processes. */
+int slot_next(enum slot_state s, enum slot_event e);
+const char *slot_state_name(enum slot_state s);
+
+/* Respawn throttling, pure: at least POOL_RESPAWN_MIN_MS between two
+ * spawns of a slot unless the worker had been ready for longer than that;
+ * POOL_BURST_DEATHS unexpected deaths within POOL_BURST_WINDOW_MS give up
+ * the slot. */
+#define POOL_RESPAWN_MIN_MS 1000
+#define POOL_BURST_DEATHS 5
+#define POOL_BURST_WINDOW_MS 10000
+
+struct slot_history {
+	int64_t spawned_at;                /* mono ms of the last spawn */
+	int64_t ready_at;                  /* mono ms it became ready, 0 = never */
+	int64_t deaths[POOL_BURST_DEATHS]; /* mono ms of recent unexpected deaths */
+	int ndeaths;
+};
+
+/* Records a death at now and returns the delay in ms before the respawn,
+ * or -1 to give up. An expected death (the supervisor killed it, or a
+ * planned crash) respawns at once and does not count toward the burst. */
+int64_t slot_respawn_delay(struct slot_history *h, int64_t now, int expected);
+
+struct slot {
+	int index;
+	enum slot_state state;
+	pid_t pid;
+	struct bufferevent *bev;
+	struct frame_decoder dec;
+	struct event *timer; /* respawn or attempt timeout */
+	struct slot_history hist;
+	int spawns;
+	int restarts;           /* spawns after the first */
+	int expected_exit;      /* the supervisor caused the coming exit */
+	char close_reason[256]; /* why the channel was closed */
+	struct step *step;      /* the attempt it runs */
+	int64_t task_id;
+	int64_t started_at; /* mono ms the attempt was sent */
+	struct sup *sup;
+};
+
+struct pool;
+
+int pool_start(struct sup *sup, struct pool **out, char *err, size_t errlen);
+void pool_free(struct pool *p);
+/* An idle slot, or NULL. */
+struct slot *pool_idle(struct pool *p);
+/* Marks sl busy with st under a fresh task id, which it returns. */
+int64_t pool_assign(struct slot *sl, struct step *st);
+int pool_busy_count(const struct pool *p);
+int pool_live_count(const struct pool *p);
+/* Sends a task frame (NEW ref msg is consumed). Returns 0, or -1 when the
+ * channel failed (the slot is closed and the attempt failed). */
+int pool_send(struct slot *sl, json_t *msg);
+/* Closes the channel of sl, SIGKILLs its worker and fails its attempt
+ * with a history event of kind and reason. */
+void pool_kill(struct slot *sl, const char *kind, const char *reason);
+/* Reaps children; called on SIGCHLD. */
+void pool_reap(struct pool *p);
+/* Shutdown: close every channel, SIGTERM, SIGKILL after kill_after_ms. */
+void pool_stop(struct pool *p, int64_t kill_after_ms);
+/* Number of children (workers and supplier) not yet reaped. */
+int pool_children(const struct pool *p);
+json_t *pool_json(const struct pool *p);
+int pool_total_restarts(const struct pool *p);
+
+/* ---- the engine (engine.c) ---------------------------------------------- */
+
+struct engine_stats {
+	int64_t attempts;
+	int64_t completed_steps;
+	int64_t failed_attempts;
+	int64_t retries;
+	int64_t commits;
+	int64_t workflows_started;
+	int64_t workflows_completed;
+	int64_t workflows_failed;
+};
+
+struct engine;
+
+int engine_new(struct sup *sup, struct engine **out, char *err, size_t errlen);
+void engine_free(struct engine *e);
+/* Loads running workflows and requeues attempts that were in flight. */
+int engine_recover(struct engine *e, char *err, size_t errlen);
+/* Replay, dispatch, commit, then release what waited for the commit.
+ * Returns 0, or -1 when the state DB failed (fatal). */
+int engine_turn_end(struct engine *e, char *err, size_t errlen);
+
+/* Start a workflow. Returns 201 (created), 200 (exists, same input), 409
+ * (exists, other input), 400 (bad request), 503 (shutting down), with
+ * *body a NEW reference to send once durable (through engine_defer). */
+int engine_start(struct engine *e, const char *ns, const char *workflow_id, const char *type,
+                 json_t *input, json_t **body, char *err, size_t errlen);
+/* The in-memory workflow for a running one, or NULL. */
+struct wf *engine_find(struct engine *e, int64_t id);
+int engine_running_count(const struct engine *e);
+const struct engine_stats *engine_stats(const struct engine *e);
+
+/* Worker callbacks from pool.c. result is BORROWED. */
+void engine_on_result(struct engine *e, struct step *st, int ok, json_t *result,
+                      const char *error_type, const char *error_message, int retryable, long pid);
+void engine_on_heartbeat(struct engine *e, struct step *st, json_t *details);
+/* The attempt on that worker ended without a result: kind is the history
+ * event ("worker_lost", "timed_out"), reason says what happened. */
+void engine_on_lost(struct engine *e, struct step *st, const char *kind, const char *reason,
+                    long pid);
+
+/* Replies and wake-ups that leave only after the next commit. */
+typedef void (*engine_deferred_fn)(void *arg);
+void engine_defer(struct engine *e, engine_deferred_fn fn, void *arg);
+
+/* Long-poll waiters: fn(arg, wf_json_or_NULL) is called once, after the
+ * commit that closed the workflow, or on timeout (NULL), or never when
+ * cancelled by engine_unwait. */
+typedef void (*waiter_fn)(void *arg, int timed_out);
+struct waiter *engine_wait(struct engine *e, struct wf *wf, int64_t timeout_ms, waiter_fn fn,
+                           void *arg);
+void engine_unwait(struct engine *e, struct waiter *w);
+
+/* ---- the control API (api.c) -------------------------------------------- */
+
+struct api;
+
+int api_start(struct sup *sup, struct api **out, char *err, size_t errlen);
+void api_free(struct api *a);
+
+/* ---- the supervisor (main.c) -------------------------------------------- */
+
+struct sup {
+	struct idem_config cfg;
+	char bindir[512];   /* where idem-worker and idem-supplier live */
+	char env_path[512]; /* the .env it read, passed on to children */
+	struct event_base *base;
+	struct store *store;
+	sqlite3 *appdb; /* for seeding and the operator's stock API */
+	struct pool *pool;
+	struct engine *engine;
+	struct api *api;
+	struct retry_policy retry;
+	int stopping; /* SIGTERM/SIGINT seen: no new work */
+	int64_t started_mono;
+};
+
+#endif

@@ -1,0 +1,271 @@
+/* workflow.c — workflow types and their deterministic replay.
+ *
+ * A workflow is a C function re-run from the top whenever it can make
+ * progress. wf_activity() hands back the recorded result of a completed
+ * step, schedules a step it has not seen, and otherwise suspends the
+ * workflow; so the function must decide only from its input and the
+ * results it is handed (no clock, no randomness, no config reads). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "supervisor.h"
+
+static const char *const wf_status_names[] = {"running", "completed", "failed"};
+static const char *const step_status_names[] = {"scheduled", "running", "completed", "failed"};
+
+const char *wf_status_name(enum wf_status s)
+{
+	return wf_status_names[s];
+}
+
+const char *step_status_name(enum step_status s)
+{
+	return step_status_names[s];
+}
+
+static int parse_name(const char *const *names, int n, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return i;
+	return -1;
+}
+
+int wf_status_parse(const char *name, enum wf_status *out)
+{
+	int i = parse_name(wf_status_names, 3, name);
+
+	if (i < 0)
+		return -1;
+	*out = (enum wf_status)i;
+	return 0;
+}
+
+int step_status_parse(const char *name, enum step_status *out)
+{
+	int i = parse_name(step_status_names, 4, name);
+
+	if (i < 0)
+		return -1;
+	*out = (enum step_status)i;
+	return 0;
+}
+
+/* ---- the inventory workflow (the seed's) -------------------------------- */
+
+/* Validates {order_id, product_id, quantity} and records the reorder
+ * parameters in the input, so that a later change of REORDER_* in the
+ * config cannot change what a replay decides. */
+static int inventory_prepare(json_t *input, const struct idem_config *cfg, char *err, size_t errlen)
+{
+	const char *order_id = NULL, *product_id = NULL;
+	json_int_t quantity = 0;
+	json_error_t jerr;
+
+	if (json_unpack_ex(input, &jerr, 0, "{s:s, s:s, s:I}", "order_id", &order_id, "product_id",
+	                   &product_id, "quantity", &quantity) != 0) {
+		snprintf(err, errlen,
+		         "input: %s (expected {\"order_id\": string, "
+		         "\"product_id\": string, \"quantity\": integer})",
+		         jerr.text);
+		return -1;
+	}
+	if (*order_id == '\0' || strlen(order_id) > 128) {
+		snprintf(err, errlen, "input: order_id must be 1..128 characters");
+		return -1;
+	}
+	if (*product_id == '\0' || strlen(product_id) > CONFIG_PRODUCT_ID_MAX) {
+		snprintf(err, errlen, "input: product_id must be 1..%d characters",
+		         CONFIG_PRODUCT_ID_MAX);
+		return -1;
+	}
+	if (quantity <= 0) {
+		snprintf(err, errlen, "input: quantity=%lld must be a positive integer",
+		         (long long)quantity);
+		return -1;
+	}
+	if (json_object_get(input, "reorder_threshold") == NULL)
+		json_object_set_new(input, "reorder_threshold",
+		                    json_integer(cfg->reorder_threshold));
+	if (json_object_get(input, "reorder_quantity") == NULL)
+		json_object_set_new(input, "reorder_quantity", json_integer(cfg->reorder_quantity));
+	return 0;
+}
+
+static json_int_t int_field(const json_t *obj, const char *key)
+{
+	return json_integer_value(json_object_get(obj, key));
+}
+
+/* update_inventory, then supplier_order when the stock fell below the
+ * threshold. The supplier key is namespace/workflow_id/step: one supplier
+ * order per workflow, whatever happens to the attempts. */
+static enum wf_outcome inventory_run(struct wf_ctx *ctx)
+{
+	json_t *in = ctx->wf->input, *r1 = NULL, *r2 = NULL;
+	json_int_t stock, threshold = int_field(in, "reorder_threshold");
+	int rc;
+
+	rc = wf_activity(ctx, "update_inventory",
+	                 json_pack("{s:O, s:O, s:O}", "order_id", json_object_get(in, "order_id"),
+	                           "product_id", json_object_get(in, "product_id"), "quantity",
+	                           json_object_get(in, "quantity")),
+	                 &r1);
+	if (rc <= 0)
+		return rc == 0 ? WF_SUSPEND : WF_FAIL;
+	stock = int_field(r1, "stock");
+	if (stock >= threshold) {
+		ctx->result = json_pack("{s:I, s:b, s:I}", "stock_after_order", stock, "restocked",
+		                        0, "final_stock", stock);
+		return WF_DONE;
+	}
+	char key[512];
+	snprintf(key, sizeof(key), "%s/%s/%d", ctx->wf->namespace_, ctx->wf->workflow_id,
+	         ctx->cursor);
+	rc = wf_activity(ctx, "supplier_order",
+	                 json_pack("{s:O, s:O, s:s}", "product_id",
+	                           json_object_get(in, "product_id"), "quantity",
+	                           json_object_get(in, "reorder_quantity"), "key", key),
+	                 &r2);
+	if (rc <= 0)
+		return rc == 0 ? WF_SUSPEND : WF_FAIL;
+	ctx->result = json_pack(
+	    "{s:I, s:b, s:O, s:O, s:I}", "stock_after_order", stock, "restocked", 1,
+	    "supplier_order_id", json_object_get(r2, "supplier_order_id"), "restock_quantity",
+	    json_object_get(r2, "quantity"), "final_stock", int_field(r2, "stock"));
+	return WF_DONE;
+}
+
+static const struct wf_type wf_types[] = {
+    {"inventory", inventory_run, inventory_prepare},
+};
+
+const struct wf_type *wf_type_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(wf_types) / sizeof(wf_types[0]); i++)
+		if (strcmp(wf_types[i].name, name) == 0)
+			return &wf_types[i];
+	return NULL;
+}
+
+const char *wf_type_names(void)
+{
+	return "inventory";
+}
+
+/* ---- replay -------------------------------------------------------------- */
+
+int wf_activity(struct wf_ctx *ctx, const char *name, json_t *input, json_t **result)
+{
+	struct wf *wf = ctx->wf;
+	int seq = ctx->cursor++;
+	struct step *st;
+
+	*result = NULL;
+	if (seq >= wf->nsteps) {
+		wf_add_step(wf, name, input);
+		ctx->scheduled++;
+		return 0;
+	}
+	json_decref(input);
+	st = wf->steps[seq];
+	if (strcmp(st->activity, name) != 0) {
+		snprintf(ctx->error, sizeof(ctx->error),
+		         "nondeterminism: step %d was recorded as %s but the workflow code now "
+		         "calls %s",
+		         seq, st->activity, name);
+		return -1;
+	}
+	switch (st->status) {
+	case STEP_COMPLETED:
+		*result = st->result;
+		return 1;
+	case STEP_FAILED:
+		snprintf(ctx->error, sizeof(ctx->error),
+		         "activity %s (step %d) failed after %d "
+		         "attempt%s: %s: %s",
+		         st->activity, seq, st->attempt, st->attempt == 1 ? "" : "s",
+		         st->error_type ? st->error_type : "Error",
+		         st->error_message ? st->error_message : "");
+		return -1;
+	default:
+		return 0;
+	}
+}
+
+enum wf_outcome wf_replay(struct wf *wf, struct wf_ctx *ctx)
+{
+	const struct wf_type *t = wf_type_find(wf->type);
+
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->wf = wf;
+	if (t == NULL) {
+		snprintf(ctx->error, sizeof(ctx->error), "unknown workflow type \"%s\" (known: %s)",
+		         wf->type, wf_type_names());
+		return WF_FAIL;
+	}
+	return t->run(ctx);
+}
+
+struct wf *wf_new(int64_t id, const char *ns, const char *workflow_id, const char *type,
+                  json_t *input)
+{
+	struct wf *wf = calloc(1, sizeof(*wf));
+
+	wf->id = id;
+	wf->namespace_ = strdup(ns);
+	wf->workflow_id = strdup(workflow_id);
+	wf->type = strdup(type);
+	wf->input = json_incref(input);
+	wf->status = WF_RUNNING;
+	TAILQ_INIT(&wf->waiters);
+	return wf;
+}
+
+struct step *wf_add_step(struct wf *wf, const char *activity, json_t *input)
+{
+	struct step *st = calloc(1, sizeof(*st));
+
+	if (wf->nsteps == wf->capsteps) {
+		wf->capsteps = wf->capsteps ? wf->capsteps * 2 : 4;
+		wf->steps = realloc(wf->steps, (size_t)wf->capsteps * sizeof(*wf->steps));
+	}
+	st->wf = wf;
+	st->seq = wf->nsteps;
+	st->activity = strdup(activity);
+	st->input = input;
+	st->status = STEP_SCHEDULED;
+	st->slot = -1;
+	wf->steps[wf->nsteps++] = st;
+	return st;
+}
+
+static void step_free(struct step *st)
+{
+	if (st->timer != NULL)
+		event_free(st->timer);
+	free(st->activity);
+	json_decref(st->input);
+	json_decref(st->result);
+	json_decref(st->heartbeat);
+	free(st->error_type);
+	free(st->error_message);
+	free(st);
+}
+
+void wf_free(struct wf *wf)
+{
+	if (wf == NULL)
+		return;
+	for (int i = 0; i < wf->nsteps; i++)
+		step_free(wf->steps[i]);
+	free(wf->steps);
+	free(wf->namespace_);
+	free(wf->workflow_id);
+	free(wf->type);
+	json_decref(wf->input);
+	json_decref(wf->result);
+	free(wf->error);
+	free(wf);
+}
