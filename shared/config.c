@@ -1,0 +1,950 @@
+/* config.c — the key table, one validating setter per kind of value, and
+ * the loaders (.env file, environment, flags) that feed config_set.
+ * Nothing here logs or exits: every error is written to the caller's err. */
+#include "config.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define SUN_PATH_LIMIT (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+#define MS_SECOND INT64_C(1000)
+#define MS_HOUR INT64_C(3600000)
+#define MS_DAY (24 * MS_HOUR)
+#define MSG_MAX 1024
+#define VALUE_SHOWN 160 /* bytes of a bad value an error message repeats */
+
+/* The order of this table is the order of .env-dist and of help texts. */
+static const struct config_key keys[] = {
+    {"SOCKET", "run/idem.sock", "a Unix socket path of at most 107 bytes",
+     "the supervisor's control API socket (HTTP+JSON)"},
+    {"HTTP_LISTEN", "", "\"\" (off), 127.0.0.1:PORT, localhost:PORT or [::1]:PORT",
+     "also serve the control API on this TCP loopback address"},
+    {"NAMESPACE", "default", "1..127 characters of A-Z a-z 0-9 _ . -",
+     "the namespace workflows are started in"},
+    {"TASKQUEUE", "inventory-task-queue", "1..127 characters of A-Z a-z 0-9 _ . -",
+     "the task queue the workers poll"},
+    {"DATABASE", "run/inventory.db", "a file path", "the app database: products, orders, restocks"},
+    {"STATE_DATABASE", "run/state.db", "a file path",
+     "the state database: workflows, steps, events"},
+    {"SUPPLIER_DATABASE", "run/supplier.db", "a file path", "the supplier's ledger"},
+    {"SUPPLIER_SOCKET", "run/supplier.sock", "a Unix socket path of at most 107 bytes",
+     "the supplier service's HTTP socket"},
+    {"WORKERS", "2", "1..256", "the number of worker processes"},
+    {"REORDER_THRESHOLD", "2", "0..1000000000",
+     "order from the supplier when stock falls below this"},
+    {"REORDER_QUANTITY", "1000", "1..1000000000", "units ordered from the supplier"},
+    {"SEED_STOCK", "123456:1000", "PRODUCT:STOCK,... (stock 0..1000000000000, \"\" = none)",
+     "products created with this stock when the app database is new"},
+    {"LOG_LEVEL", "info", "debug|info|warn|error", "the lowest level that is logged"},
+    {"MAX_FRAME", "1048576", "64..64MiB",
+     "the largest worker-channel frame, in bytes (suffixes KiB, MiB)"},
+    {"MAX_BODY", "1048576", "1KiB..64MiB",
+     "the largest HTTP request body, in bytes (suffixes KiB, MiB)"},
+    {"SHUTDOWN_GRACE", "5s", "0..1h",
+     "how long busy workers get to finish on shutdown before SIGKILL"},
+    {"RETRY_INITIAL_INTERVAL", "1s", "1ms..1h", "the delay before the first retry"},
+    {"RETRY_BACKOFF_COEFFICIENT", "2.0", "1.0..100", "each retry waits this much longer"},
+    {"RETRY_MAXIMUM_INTERVAL", "0", "0 (= 100 x RETRY_INITIAL_INTERVAL) or 1ms..24h",
+     "the longest delay between retries"},
+    {"RETRY_MAXIMUM_ATTEMPTS", "0", "0..1000000 (0 = unlimited)",
+     "attempts per activity before it fails"},
+    {"START_TO_CLOSE_TIMEOUT", "30s", "1ms..24h", "the longest one activity attempt may run"},
+};
+
+enum kind {
+	K_PATH,
+	K_SOCKET,
+	K_NAME,
+	K_LISTEN,
+	K_INT,
+	K_I64,
+	K_BYTES,
+	K_SEED,
+	K_LEVEL,
+	K_DURATION,
+	K_DOUBLE
+};
+
+/* How to check and store one key: its kind, its field, and its limits. */
+struct key_spec {
+	enum kind kind;
+	size_t off;
+	size_t size;
+	int64_t lo, hi;
+};
+
+#define FIELD(f) offsetof(struct idem_config, f), sizeof(((struct idem_config *)0)->f)
+
+/* Parallel to keys[]. */
+static const struct key_spec specs[] = {
+    {K_SOCKET, FIELD(socket), 0, 0},
+    {K_LISTEN, FIELD(http_listen), 0, 0},
+    {K_NAME, FIELD(namespace_), 0, 0},
+    {K_NAME, FIELD(taskqueue), 0, 0},
+    {K_PATH, FIELD(database), 0, 0},
+    {K_PATH, FIELD(state_database), 0, 0},
+    {K_PATH, FIELD(supplier_database), 0, 0},
+    {K_SOCKET, FIELD(supplier_socket), 0, 0},
+    {K_INT, FIELD(workers), 1, 256},
+    {K_I64, FIELD(reorder_threshold), 0, 1000000000},
+    {K_I64, FIELD(reorder_quantity), 1, 1000000000},
+    {K_SEED, FIELD(seed), 0, INT64_C(1000000000000)},
+    {K_LEVEL, FIELD(log_level), 0, 0},
+    {K_BYTES, FIELD(max_frame), 64, 64 << 20},
+    {K_BYTES, FIELD(max_body), 1024, 64 << 20},
+    {K_DURATION, FIELD(shutdown_grace_ms), 0, MS_HOUR},
+    {K_DURATION, FIELD(retry_initial_ms), 1, MS_HOUR},
+    {K_DOUBLE, FIELD(retry_backoff), 1, 100},
+    {K_DURATION, FIELD(retry_maximum_ms), 0, MS_DAY},
+    {K_INT, FIELD(retry_maximum_attempts), 0, 1000000},
+    {K_DURATION, FIELD(start_to_close_ms), 1, MS_DAY},
+};
+
+_Static_assert(ARRAY_LEN(keys) == ARRAY_LEN(specs), "keys[] and specs[] must be parallel");
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+/* One config_set call: what every setter needs to check a value and to
+ * report it. */
+struct setting {
+	const struct config_key *key;
+	const struct key_spec *spec;
+	const char *value;
+	char *err;
+	size_t errlen;
+};
+
+const struct config_key *config_keys(size_t *n)
+{
+	*n = ARRAY_LEN(keys);
+	return keys;
+}
+
+const char *config_log_level_name(enum log_level l)
+{
+	if ((unsigned)l >= ARRAY_LEN(level_names))
+		return "?";
+	return level_names[l];
+}
+
+/* ---- messages ---- */
+
+static int needs_quotes(const char *v)
+{
+	if (*v == '\0')
+		return 1;
+	for (; *v; v++)
+		if (!isgraph((unsigned char)*v) || *v == '"' || *v == '\'' || *v == '#')
+			return 1;
+	return 0;
+}
+
+/* Writes "config: KEY=VALUE <what>" to s->err; returns -1. A long value
+ * is cut short so that <what> still fits. */
+__attribute__((format(printf, 2, 3))) static int fail(const struct setting *s, const char *fmt, ...)
+{
+	int quote = s->spec->kind == K_SEED || needs_quotes(s->value);
+	int shown = strlen(s->value) > VALUE_SHOWN ? VALUE_SHOWN : (int)strlen(s->value);
+	const char *more = s->value[shown] ? "..." : "";
+	va_list ap;
+	int n;
+
+	n = snprintf(s->err, s->errlen, quote ? "config: %s=\"%.*s%s\" " : "config: %s=%.*s%s ",
+	             s->key->name, shown, s->value, more);
+	if (n >= 0 && (size_t)n < s->errlen) {
+		va_start(ap, fmt);
+		vsnprintf(s->err + n, s->errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+/* The message of inner without its "config: " prefix. */
+static const char *what(const char *inner)
+{
+	return strncmp(inner, "config: ", 8) == 0 ? inner + 8 : inner;
+}
+
+/* Rewrites inner ("config: what") as "config: where: what" into err. */
+static void wrap(char *err, size_t errlen, const char *where, const char *inner)
+{
+	snprintf(err, errlen, "config: %s: %s", where, what(inner));
+}
+
+/* ---- numbers ---- */
+
+/* Strict integer, [-]DIGITS followed by nothing but the allowed suffix.
+ * Returns 0, -1 (not a number) or -2 (too large for int64). */
+static int parse_int_prefix(const char *t, int64_t *v, char **end)
+{
+	const char *d = *t == '-' ? t + 1 : t;
+
+	if (!isdigit((unsigned char)*d))
+		return -1;
+	errno = 0;
+	*v = strtoll(t, end, 10);
+	return errno == ERANGE ? -2 : 0;
+}
+
+static int parse_int(const char *t, int64_t *v)
+{
+	char *end;
+	int rc = parse_int_prefix(t, v, &end);
+
+	if (rc == 0 && *end != '\0')
+		rc = -1;
+	return rc;
+}
+
+/* An integer number of bytes with an optional unit: 4096, 64KiB, 1MiB. */
+static int parse_bytes(const char *t, int64_t *v)
+{
+	static const struct {
+		const char *unit;
+		int64_t mult;
+	} units[] = {{"", 1}, {"B", 1}, {"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}};
+	char *end;
+	int rc = parse_int_prefix(t, v, &end);
+
+	for (size_t i = 0; rc == 0 && i < ARRAY_LEN(units); i++) {
+		if (strcasecmp(end, units[i].unit) != 0)
+			continue;
+		if (*v > INT64_MAX / units[i].mult || *v < -(INT64_MAX / units[i].mult))
+			return -2;
+		*v *= units[i].mult;
+		return 0;
+	}
+	return rc < 0 ? rc : -1;
+}
+
+static const char *skip_digits(const char *p)
+{
+	while (isdigit((unsigned char)*p))
+		p++;
+	return p;
+}
+
+/* Scans DIGITS[.DIGITS] at t and parses it with strtod. Returns the end of
+ * the number, or NULL when t does not start with one. */
+static const char *parse_decimal(const char *t, double *v)
+{
+	const char *p = skip_digits(t);
+	char *end;
+
+	if (p == t)
+		return NULL;
+	if (*p == '.') {
+		if (!isdigit((unsigned char)p[1]))
+			return NULL;
+		p = skip_digits(p + 1);
+	}
+	*v = strtod(t, &end);
+	return end == p ? p : NULL;
+}
+
+int config_parse_duration(const char *text, int64_t *ms)
+{
+	static const struct {
+		const char *unit;
+		double mult;
+	} units[] = {{"ms", 1}, {"s", 1e3}, {"m", 6e4}, {"h", 3.6e6}, {"", 1e3}};
+	double v;
+	const char *unit = text ? parse_decimal(text, &v) : NULL;
+
+	if (unit == NULL)
+		return -1;
+	for (size_t i = 0; i < ARRAY_LEN(units); i++) {
+		if (strcmp(unit, units[i].unit) != 0)
+			continue;
+		if (v * units[i].mult > 9e18)
+			return -1;
+		*ms = llround(v * units[i].mult);
+		return 0;
+	}
+	return -1;
+}
+
+/* ---- setters ---- */
+
+static void *field(struct idem_config *c, const struct key_spec *spec)
+{
+	return (char *)c + spec->off;
+}
+
+static int store_text(struct idem_config *c, const struct setting *s)
+{
+	size_t len = strlen(s->value);
+
+	if (len >= s->spec->size)
+		return fail(s, "is too long (%zu bytes, limit %zu)", len, s->spec->size - 1);
+	memcpy(field(c, s->spec), s->value, len + 1);
+	return 0;
+}
+
+static int set_path(struct idem_config *c, const struct setting *s)
+{
+	if (*s->value == '\0')
+		return fail(s, "is empty (allowed: %s)", s->key->allowed);
+	return store_text(c, s);
+}
+
+static int set_socket(struct idem_config *c, const struct setting *s)
+{
+	size_t len = strlen(s->value);
+
+	if (len > SUN_PATH_LIMIT)
+		return fail(s,
+		            "is %zu bytes long, over the Unix socket path limit of %zu bytes; "
+		            "choose a shorter path (a relative one, or one under /tmp)",
+		            len, SUN_PATH_LIMIT);
+	return set_path(c, s);
+}
+
+static int is_name_char(int ch)
+{
+	return isalnum(ch) || ch == '_' || ch == '.' || ch == '-';
+}
+
+static int is_name(const char *v, size_t max)
+{
+	size_t len = strlen(v);
+
+	if (len == 0 || len > max)
+		return 0;
+	for (; *v; v++)
+		if (!is_name_char((unsigned char)*v))
+			return 0;
+	return 1;
+}
+
+static int set_name(struct idem_config *c, const struct setting *s)
+{
+	if (!is_name(s->value, s->spec->size - 1))
+		return fail(s, "is not a valid name (allowed: %s)", s->key->allowed);
+	return store_text(c, s);
+}
+
+static int is_loopback(const char *host, size_t len)
+{
+	static const char *const hosts[] = {"127.0.0.1", "localhost", "[::1]", "::1"};
+
+	for (size_t i = 0; i < ARRAY_LEN(hosts); i++)
+		if (strlen(hosts[i]) == len && strncmp(hosts[i], host, len) == 0)
+			return 1;
+	return 0;
+}
+
+/* "" (off) or HOST:PORT on loopback: the control API has no authentication. */
+static int set_listen(struct idem_config *c, const struct setting *s)
+{
+	const char *colon = strrchr(s->value, ':');
+	int64_t port;
+
+	if (*s->value == '\0')
+		return store_text(c, s);
+	if (colon == NULL)
+		return fail(s, "is not HOST:PORT (allowed: %s)", s->key->allowed);
+	if (!is_loopback(s->value, (size_t)(colon - s->value)))
+		return fail(s,
+		            "is not a loopback address; the control API has no authentication "
+		            "(allowed: %s)",
+		            s->key->allowed);
+	if (parse_int(colon + 1, &port) != 0 || port < 1 || port > 65535)
+		return fail(s, "has a bad port \"%s\" (allowed: 1..65535)", colon + 1);
+	return store_text(c, s);
+}
+
+static void store_int(struct idem_config *c, const struct key_spec *spec, int64_t v)
+{
+	if (spec->kind == K_INT)
+		*(int *)field(c, spec) = (int)v;
+	else if (spec->kind == K_BYTES)
+		*(size_t *)field(c, spec) = (size_t)v;
+	else
+		*(int64_t *)field(c, spec) = v;
+}
+
+static int set_int(struct idem_config *c, const struct setting *s)
+{
+	int64_t v;
+	int rc = s->spec->kind == K_BYTES ? parse_bytes(s->value, &v) : parse_int(s->value, &v);
+
+	if (rc == -1)
+		return fail(s, "is not a number (allowed: %s)", s->key->allowed);
+	if (rc == -2 || v < s->spec->lo || v > s->spec->hi)
+		return fail(s, "is out of range (allowed: %s)", s->key->allowed);
+	store_int(c, s->spec, v);
+	return 0;
+}
+
+static int set_duration(struct idem_config *c, const struct setting *s)
+{
+	int64_t ms;
+
+	if (config_parse_duration(s->value, &ms) != 0)
+		return fail(s, "is not a duration (allowed: %s; e.g. 250ms, 1.5s, 2m, 1h)",
+		            s->key->allowed);
+	if (ms < s->spec->lo || ms > s->spec->hi)
+		return fail(s, "is out of range (allowed: %s)", s->key->allowed);
+	store_int(c, s->spec, ms);
+	return 0;
+}
+
+static int set_double(struct idem_config *c, const struct setting *s)
+{
+	const char *t = *s->value == '-' ? s->value + 1 : s->value;
+	const char *end;
+	double v;
+
+	end = parse_decimal(t, &v);
+	if (end == NULL || *end != '\0')
+		return fail(s, "is not a number (allowed: %s)", s->key->allowed);
+	if (t != s->value || v < (double)s->spec->lo || v > (double)s->spec->hi)
+		return fail(s, "is out of range (allowed: %s)", s->key->allowed);
+	*(double *)field(c, s->spec) = v;
+	return 0;
+}
+
+static int set_level(struct idem_config *c, const struct setting *s)
+{
+	for (size_t i = 0; i < ARRAY_LEN(level_names); i++) {
+		if (strcasecmp(s->value, level_names[i]) == 0) {
+			*(enum log_level *)field(c, s->spec) = (enum log_level)i;
+			return 0;
+		}
+	}
+	return fail(s, "is not one of %s", s->key->allowed);
+}
+
+/* ---- SEED_STOCK ---- */
+
+static const char *trim_span(const char *p, const char **end)
+{
+	while (p < *end && isspace((unsigned char)*p))
+		p++;
+	while (*end > p && isspace((unsigned char)(*end)[-1]))
+		(*end)--;
+	return p;
+}
+
+static int seed_has(const struct seed_product *seed, size_t n, const char *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(seed[i].product_id, id) == 0)
+			return 1;
+	return 0;
+}
+
+/* How much of an entry a message repeats. */
+static int show_len(int len)
+{
+	return len > 80 ? 80 : len;
+}
+
+/* Parses entry number idx, the text [p, end), into *out. */
+static int seed_entry(const struct setting *s, int idx, const char *p, const char *end,
+                      struct seed_product *out)
+{
+	const char *colon = memchr(p, ':', (size_t)(end - p));
+	int len = (int)(end - p), idlen = colon ? (int)(colon - p) : 0;
+	int stocklen = colon ? (int)(end - colon - 1) : 0;
+	char stock[32];
+
+	if (colon == NULL)
+		return fail(s, "entry %d \"%.*s\" is not PRODUCT:STOCK (example: 123456:1000)", idx,
+		            show_len(len), p);
+	snprintf(out->product_id, sizeof(out->product_id), "%.*s", idlen, p);
+	if (idlen > CONFIG_PRODUCT_ID_MAX || !is_name(out->product_id, CONFIG_PRODUCT_ID_MAX))
+		return fail(s,
+		            "entry %d has a bad product id \"%.*s\" (allowed: 1..%d characters of "
+		            "A-Z a-z 0-9 _ . -)",
+		            idx, show_len(idlen), p, CONFIG_PRODUCT_ID_MAX);
+	snprintf(stock, sizeof(stock), "%.*s", stocklen, colon + 1);
+	if (stocklen >= (int)sizeof(stock) || parse_int(stock, &out->stock) != 0 ||
+	    out->stock < s->spec->lo || out->stock > s->spec->hi)
+		return fail(s,
+		            "entry %d \"%.*s\" has a bad stock \"%.*s\" (allowed: 0..%" PRId64 ")",
+		            idx, show_len(len), p, show_len(stocklen), colon + 1, s->spec->hi);
+	return 0;
+}
+
+/* Parses the whole comma list into seed[]; *n receives the count. */
+static int seed_parse(const struct setting *s, struct seed_product *seed, size_t *n)
+{
+	const char *p = s->value, *next, *start, *end;
+
+	*n = 0;
+	if (*p == '\0')
+		return 0;
+	for (;; p = next + 1) {
+		next = p + strcspn(p, ",");
+		end = next;
+		start = trim_span(p, &end);
+		if (*n == CONFIG_MAX_SEED_PRODUCTS)
+			return fail(s, "has more than %d products", CONFIG_MAX_SEED_PRODUCTS);
+		if (seed_entry(s, (int)*n + 1, start, end, &seed[*n]) < 0)
+			return -1;
+		if (seed_has(seed, *n, seed[*n].product_id))
+			return fail(s, "entry %d repeats product \"%s\"", (int)*n + 1,
+			            seed[*n].product_id);
+		(*n)++;
+		if (*next == '\0')
+			return 0;
+	}
+}
+
+static int set_seed(struct idem_config *c, const struct setting *s)
+{
+	struct seed_product *seed = malloc(sizeof(c->seed));
+	size_t n = 0;
+	int rc = -1;
+
+	if (seed == NULL) {
+		snprintf(s->err, s->errlen, "config: %s: out of memory", s->key->name);
+		goto out;
+	}
+	rc = seed_parse(s, seed, &n);
+	if (rc == 0) {
+		memcpy(c->seed, seed, n * sizeof(*seed));
+		c->nseed = n;
+	}
+out:
+	free(seed);
+	return rc;
+}
+
+/* ---- keys ---- */
+
+static int (*const setters[])(struct idem_config *, const struct setting *) = {
+    [K_PATH] = set_path,         [K_SOCKET] = set_socket, [K_NAME] = set_name,
+    [K_LISTEN] = set_listen,     [K_INT] = set_int,       [K_I64] = set_int,
+    [K_BYTES] = set_int,         [K_SEED] = set_seed,     [K_LEVEL] = set_level,
+    [K_DURATION] = set_duration, [K_DOUBLE] = set_double,
+};
+
+static int key_index(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static size_t min3(size_t a, size_t b, size_t c)
+{
+	size_t m = a < b ? a : b;
+
+	return m < c ? m : c;
+}
+
+/* Case-insensitive Levenshtein distance from a to the key b. */
+static size_t distance(const char *a, const char *b)
+{
+	size_t lb = strlen(b), row[64];
+
+	assert(lb < ARRAY_LEN(row));
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; a[i - 1]; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t change = toupper((unsigned char)a[i - 1]) != b[j - 1];
+
+			row[j] = min3(up + 1, row[j - 1] + 1, diag + change);
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/* Writes " (did you mean A or B?)" naming the closest keys, when they are
+ * close enough to be a typo; else "". */
+static void suggest(const char *name, char *buf, size_t len)
+{
+	size_t d[ARRAY_LEN(keys)], best = SIZE_MAX, used = 0;
+	size_t limit = strlen(name) / 3 > 2 ? strlen(name) / 3 : 2;
+
+	buf[0] = '\0';
+	if (strlen(name) > 64)
+		return;
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+		d[i] = distance(name, keys[i].name);
+		best = d[i] < best ? d[i] : best;
+	}
+	for (size_t i = 0; i < ARRAY_LEN(keys) && best <= limit && used < len; i++)
+		if (d[i] == best)
+			used += (size_t)snprintf(buf + used, len - used, "%s%s",
+			                         used ? " or " : " (did you mean ", keys[i].name);
+	if (used > 0 && used < len)
+		snprintf(buf + used, len - used, "?)");
+}
+
+int config_set(struct idem_config *c, const char *key, const char *value, char *err, size_t errlen)
+{
+	int i = key_index(key);
+	char hint[256];
+	struct setting s;
+
+	if (i < 0) {
+		suggest(key, hint, sizeof(hint));
+		snprintf(err, errlen, "config: unknown key %s%s", key, hint);
+		return -1;
+	}
+	s = (struct setting){&keys[i], &specs[i], value, err, errlen};
+	return setters[specs[i].kind](c, &s);
+}
+
+void config_defaults(struct idem_config *c)
+{
+	char err[MSG_MAX];
+
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+		int rc = config_set(c, keys[i].name, keys[i].def, err, sizeof(err));
+
+		assert(rc == 0);
+		(void)rc;
+	}
+}
+
+/* ---- .env files ---- */
+
+static char *skip_space(char *p)
+{
+	while (isspace((unsigned char)*p))
+		p++;
+	return p;
+}
+
+static void trim_right(char *p)
+{
+	size_t n = strlen(p);
+
+	while (n > 0 && isspace((unsigned char)p[n - 1]))
+		p[--n] = '\0';
+}
+
+/* After a closing quote only blanks and a comment may follow. */
+static int after_quote(const char *p, const char *key, char *err, size_t errlen)
+{
+	const char *q = p;
+
+	while (isspace((unsigned char)*q))
+		q++;
+	if (*q == '\0' || (*q == '#' && q > p))
+		return 0;
+	snprintf(err, errlen, "config: %s has text after its closing quote: %s", key, p);
+	return -1;
+}
+
+/* Unquotes v in place: "..." (with \" and \\) or '...'. */
+static int unquote(char *v, const char *key, char *err, size_t errlen)
+{
+	char quote = *v, *r = v + 1, *w = v;
+
+	for (; *r && *r != quote; r++) {
+		if (quote == '"' && *r == '\\' && (r[1] == '"' || r[1] == '\\'))
+			r++;
+		*w++ = *r;
+	}
+	if (*r != quote) {
+		snprintf(err, errlen, "config: %s has an unterminated %c quote", key, quote);
+		return -1;
+	}
+	*w = '\0';
+	return after_quote(r + 1, key, err, errlen);
+}
+
+/* Cuts an unquoted value at a " #" comment and trims it. */
+static void strip_comment(char *v)
+{
+	for (char *p = v; *p; p++) {
+		if (*p == '#' && p > v && isspace((unsigned char)p[-1])) {
+			*p = '\0';
+			break;
+		}
+	}
+	trim_right(v);
+}
+
+static int valid_key(const char *k, size_t len)
+{
+	if (len == 0 || isdigit((unsigned char)k[0]))
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)k[i]) && k[i] != '_')
+			return 0;
+	return 1;
+}
+
+/* Splits "[export ]KEY=VALUE" in place. */
+static int split_line(char *line, char **key, char **value, char *err, size_t errlen)
+{
+	char *k = line, *eq;
+	size_t klen;
+
+	if (strncmp(k, "export", 6) == 0 && (k[6] == ' ' || k[6] == '\t'))
+		k = skip_space(k + 6);
+	eq = strchr(k, '=');
+	klen = eq ? (size_t)(eq - k) : 0;
+	while (klen > 0 && isspace((unsigned char)k[klen - 1]))
+		klen--;
+	if (eq == NULL || !valid_key(k, klen)) {
+		snprintf(err, errlen, "config: expected KEY=VALUE, got \"%.60s\"", line);
+		return -1;
+	}
+	k[klen] = '\0';
+	*key = k;
+	*value = eq + 1;
+	if (**value == ' ' || **value == '\t') {
+		*value = skip_space(*value);
+		if (**value == '#')
+			**value = '\0';
+	}
+	if (**value == '"' || **value == '\'')
+		return unquote(*value, k, err, errlen);
+	strip_comment(*value);
+	return 0;
+}
+
+static int load_line(struct idem_config *c, char *line, const char *path, int lineno, char *err,
+                     size_t errlen)
+{
+	char inner[MSG_MAX];
+	char *key, *value;
+	int rc;
+
+	if (lineno == 1 && strncmp(line, "\xEF\xBB\xBF", 3) == 0)
+		line += 3;
+	line = skip_space(line);
+	trim_right(line);
+	if (*line == '\0' || *line == '#')
+		return 0;
+	rc = split_line(line, &key, &value, inner, sizeof(inner));
+	if (rc == 0)
+		rc = config_set(c, key, value, inner, sizeof(inner));
+	if (rc < 0)
+		snprintf(err, errlen, "config: %s:%d: %s", path, lineno, what(inner));
+	return rc;
+}
+
+int config_load_file(struct idem_config *c, const char *path, int required, char *err,
+                     size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	int rc = 0, lineno = 0;
+
+	if (f == NULL) {
+		if (errno == ENOENT && !required)
+			return 0;
+		snprintf(err, errlen, "config: cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && getline(&line, &cap, f) >= 0)
+		rc = load_line(c, line, path, ++lineno, err, errlen);
+	if (rc == 0 && ferror(f)) {
+		snprintf(err, errlen, "config: cannot read %s: %s", path, strerror(errno));
+		rc = -1;
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+/* ---- environment and flags ---- */
+
+/* An empty environment variable counts as unset (shells and compose files
+ * often export KEY= by accident), except for the keys where "" is itself a
+ * valid value: HTTP_LISTEN ("" = off) and SEED_STOCK ("" = no products). */
+static int empty_is_value(const struct key_spec *spec)
+{
+	return spec->kind == K_LISTEN || spec->kind == K_SEED;
+}
+
+int config_load_env(struct idem_config *c, char *err, size_t errlen)
+{
+	char inner[MSG_MAX];
+
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+		const char *v = getenv(keys[i].name);
+
+		if (v == NULL || (*v == '\0' && !empty_is_value(&specs[i])))
+			continue;
+		if (config_set(c, keys[i].name, v, inner, sizeof(inner)) < 0) {
+			wrap(err, errlen, "environment", inner);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Does "--state-database" (len bytes of name) spell key STATE_DATABASE? */
+static int flag_matches(const char *key, const char *name, size_t len)
+{
+	size_t i = 0;
+
+	for (; i < len && key[i]; i++)
+		if (name[i] != (key[i] == '_' ? '-' : tolower((unsigned char)key[i])))
+			return 0;
+	return i == len && key[i] == '\0';
+}
+
+static int flag_index(const char *name, size_t len)
+{
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+		if (flag_matches(keys[i].name, name, len))
+			return (int)i;
+	return -1;
+}
+
+/* The value of "--name=VALUE" or "--name VALUE"; *used counts the args. */
+static const char *flag_value(int argc, char **argv, int i, int *used)
+{
+	const char *eq = strchr(argv[i], '=');
+
+	*used = 1;
+	if (eq != NULL)
+		return eq + 1;
+	if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)
+		return NULL;
+	*used = 2;
+	return argv[i + 1];
+}
+
+int config_flag(struct idem_config *c, int argc, char **argv, int *i, char *err, size_t errlen)
+{
+	const char *arg = argv[*i], *name = arg + 2, *value;
+	char inner[MSG_MAX], where[CONFIG_NAME_MAX];
+	int k, used;
+
+	if (strncmp(arg, "--", 2) != 0)
+		return 0;
+	k = flag_index(name, strcspn(name, "="));
+	if (k < 0)
+		return 0;
+	snprintf(where, sizeof(where), "flag --%.*s", (int)strcspn(name, "="), name);
+	value = flag_value(argc, argv, *i, &used);
+	if (value == NULL) {
+		snprintf(err, errlen, "config: %s needs a value (allowed: %s)", where,
+		         keys[k].allowed);
+		return -1;
+	}
+	if (config_set(c, keys[k].name, value, inner, sizeof(inner)) < 0) {
+		wrap(err, errlen, where, inner);
+		return -1;
+	}
+	*i += used;
+	return 1;
+}
+
+/* Is argv[i] "--env" or "--env=FILE"? Sets *path (NULL when missing). */
+static int env_flag(int argc, char **argv, int i, const char **path, int *used)
+{
+	if (strncmp(argv[i], "--env", 5) != 0 || (argv[i][5] != '\0' && argv[i][5] != '='))
+		return 0;
+	*path = flag_value(argc, argv, i, used);
+	return 1;
+}
+
+/* Finds the last --env FILE in argv. */
+static int find_env_path(int argc, char **argv, const char **path, int *explicit_, char *err,
+                         size_t errlen)
+{
+	int used;
+
+	for (int i = 1; i < argc; i++) {
+		if (!env_flag(argc, argv, i, path, &used))
+			continue;
+		if (*path == NULL) {
+			snprintf(err, errlen,
+			         "config: flag --env needs a value (a .env file path)");
+			return -1;
+		}
+		*explicit_ = 1;
+		i += used - 1;
+	}
+	return 0;
+}
+
+static int load_flags(struct idem_config *c, int argc, char **argv, int *rest, int *nrest,
+                      char *err, size_t errlen)
+{
+	const char *path;
+	int i = 1, used, rc;
+
+	while (i < argc) {
+		if (env_flag(argc, argv, i, &path, &used)) {
+			i += used;
+			continue;
+		}
+		rc = config_flag(c, argc, argv, &i, err, errlen);
+		if (rc < 0)
+			return -1;
+		if (rc == 0)
+			rest[(*nrest)++] = i++;
+	}
+	return 0;
+}
+
+static void format_duration(int64_t ms, char *buf, size_t len)
+{
+	if (ms % MS_HOUR == 0)
+		snprintf(buf, len, "%" PRId64 "h", ms / MS_HOUR);
+	else if (ms % 60000 == 0)
+		snprintf(buf, len, "%" PRId64 "m", ms / 60000);
+	else if (ms % MS_SECOND == 0)
+		snprintf(buf, len, "%" PRId64 "s", ms / MS_SECOND);
+	else
+		snprintf(buf, len, "%" PRId64 "ms", ms);
+}
+
+/* The rules that involve more than one key. */
+static int check_config(const struct idem_config *c, char *err, size_t errlen)
+{
+	char max[32], initial[32];
+
+	if (c->retry_maximum_ms == 0 || c->retry_maximum_ms >= c->retry_initial_ms)
+		return 0;
+	format_duration(c->retry_maximum_ms, max, sizeof(max));
+	format_duration(c->retry_initial_ms, initial, sizeof(initial));
+	snprintf(err, errlen,
+	         "config: RETRY_MAXIMUM_INTERVAL=%s is less than RETRY_INITIAL_INTERVAL=%s "
+	         "(allowed: 0 or at least RETRY_INITIAL_INTERVAL)",
+	         max, initial);
+	return -1;
+}
+
+int config_load(struct idem_config *c, int argc, char **argv, int *rest, int *nrest, char *err,
+                size_t errlen)
+{
+	const char *env_path = ".env";
+	int explicit_ = 0;
+
+	*nrest = 0;
+	config_defaults(c);
+	if (find_env_path(argc, argv, &env_path, &explicit_, err, errlen) < 0)
+		return -1;
+	if (config_load_file(c, env_path, explicit_, err, errlen) < 0)
+		return -1;
+	if (config_load_env(c, err, errlen) < 0)
+		return -1;
+	if (load_flags(c, argc, argv, rest, nrest, err, errlen) < 0)
+		return -1;
+	return check_config(c, err, errlen);
+}
