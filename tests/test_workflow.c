@@ -1,0 +1,177 @@
+/* test_workflow.c — the inventory workflow replayed over recorded steps,
+ * without processes: what it schedules, what it returns, how it fails. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "supervisor.h"
+
+static struct idem_config cfg;
+
+static struct wf *new_wf(const char *order, long quantity)
+{
+	json_t *input = json_pack("{s:s, s:s, s:i}", "order_id", order, "product_id", "123456",
+	                          "quantity", (int)quantity);
+	const struct wf_type *t = wf_type_find("inventory");
+	char err[256];
+	struct wf *wf;
+
+	assert_non_null(t);
+	assert_int_equal(t->prepare(input, &cfg, err, sizeof(err)), 0);
+	wf = wf_new(1, "default", order, "inventory", input);
+	json_decref(input);
+	return wf;
+}
+
+static void complete(struct step *st, json_t *result)
+{
+	st->status = STEP_COMPLETED;
+	st->attempt = 1;
+	st->result = result;
+}
+
+static void test_seed_replay(void **state)
+{
+	struct wf *wf = new_wf("A12", 999);
+	struct wf_ctx ctx;
+
+	/* First run: schedules update_inventory and suspends. */
+	assert_int_equal(wf_replay(wf, &ctx), WF_SUSPEND);
+	assert_int_equal(ctx.scheduled, 1);
+	assert_int_equal(wf->nsteps, 1);
+	assert_string_equal(wf->steps[0]->activity, "update_inventory");
+	assert_int_equal(json_integer_value(json_object_get(wf->steps[0]->input, "quantity")), 999);
+
+	/* A replay with the step still pending schedules nothing new. */
+	assert_int_equal(wf_replay(wf, &ctx), WF_SUSPEND);
+	assert_int_equal(ctx.scheduled, 0);
+
+	/* Stock 1 < threshold 2: supplier_order of 1000 with a stable key. */
+	complete(wf->steps[0], json_pack("{s:i}", "stock", 1));
+	assert_int_equal(wf_replay(wf, &ctx), WF_SUSPEND);
+	assert_int_equal(wf->nsteps, 2);
+	assert_string_equal(wf->steps[1]->activity, "supplier_order");
+	assert_string_equal(json_string_value(json_object_get(wf->steps[1]->input, "key")),
+	                    "default/A12/1");
+	assert_int_equal(json_integer_value(json_object_get(wf->steps[1]->input, "quantity")),
+	                 1000);
+
+	complete(wf->steps[1], json_pack("{s:i, s:s, s:i}", "stock", 1001, "supplier_order_id",
+	                                 "SO-1", "quantity", 1000));
+	assert_int_equal(wf_replay(wf, &ctx), WF_DONE);
+	assert_int_equal(json_integer_value(json_object_get(ctx.result, "final_stock")), 1001);
+	assert_int_equal(json_integer_value(json_object_get(ctx.result, "stock_after_order")), 1);
+	assert_true(json_is_true(json_object_get(ctx.result, "restocked")));
+	assert_string_equal(json_string_value(json_object_get(ctx.result, "supplier_order_id")),
+	                    "SO-1");
+	json_decref(ctx.result);
+	wf_free(wf);
+}
+
+static void test_no_restock_above_threshold(void **state)
+{
+	struct wf *wf = new_wf("B1", 10);
+	struct wf_ctx ctx;
+
+	assert_int_equal(wf_replay(wf, &ctx), WF_SUSPEND);
+	complete(wf->steps[0], json_pack("{s:i}", "stock", 2)); /* not below 2 */
+	assert_int_equal(wf_replay(wf, &ctx), WF_DONE);
+	assert_int_equal(wf->nsteps, 1);
+	assert_false(json_is_true(json_object_get(ctx.result, "restocked")));
+	assert_int_equal(json_integer_value(json_object_get(ctx.result, "final_stock")), 2);
+	json_decref(ctx.result);
+	wf_free(wf);
+}
+
+/* The threshold is frozen into the input at start: a later config change
+ * cannot change what a replay decides. */
+static void test_config_change_does_not_change_replay(void **state)
+{
+	struct wf *wf = new_wf("C1", 10);
+	struct wf_ctx ctx;
+
+	cfg.reorder_threshold = 1000;
+	assert_int_equal(wf_replay(wf, &ctx), WF_SUSPEND);
+	complete(wf->steps[0], json_pack("{s:i}", "stock", 5));
+	assert_int_equal(wf_replay(wf, &ctx), WF_DONE);
+	assert_int_equal(wf->nsteps, 1);
+	json_decref(ctx.result);
+	wf_free(wf);
+	cfg.reorder_threshold = 2;
+}
+
+static void test_failed_step_fails_workflow(void **state)
+{
+	struct wf *wf = new_wf("D1", 5);
+	struct wf_ctx ctx;
+
+	assert_int_equal(wf_replay(wf, &ctx), WF_SUSPEND);
+	wf->steps[0]->status = STEP_FAILED;
+	wf->steps[0]->attempt = 3;
+	wf->steps[0]->error_type = strdup("UnknownProduct");
+	wf->steps[0]->error_message = strdup("unknown product \"123456\"");
+	assert_int_equal(wf_replay(wf, &ctx), WF_FAIL);
+	assert_non_null(strstr(ctx.error, "update_inventory"));
+	assert_non_null(strstr(ctx.error, "3 attempts"));
+	assert_non_null(strstr(ctx.error, "UnknownProduct"));
+	wf_free(wf);
+}
+
+static void test_nondeterminism_detected(void **state)
+{
+	struct wf *wf = new_wf("E1", 5);
+	struct wf_ctx ctx;
+
+	wf_add_step(wf, "supplier_order", json_object());
+	assert_int_equal(wf_replay(wf, &ctx), WF_FAIL);
+	assert_non_null(strstr(ctx.error, "nondeterminism"));
+	assert_non_null(strstr(ctx.error, "supplier_order"));
+	assert_non_null(strstr(ctx.error, "update_inventory"));
+	wf_free(wf);
+}
+
+static void test_prepare_rejects_bad_input(void **state)
+{
+	const struct wf_type *t = wf_type_find("inventory");
+	struct {
+		const char *json, *needle;
+	} cases[] = {
+	    {"{\"product_id\":\"1\",\"quantity\":1}", "order_id"},
+	    {"{\"order_id\":\"A\",\"quantity\":1}", "product_id"},
+	    {"{\"order_id\":\"A\",\"product_id\":\"1\"}", "quantity"},
+	    {"{\"order_id\":\"A\",\"product_id\":\"1\",\"quantity\":0}", "quantity=0"},
+	    {"{\"order_id\":\"A\",\"product_id\":\"1\",\"quantity\":-3}", "quantity=-3"},
+	    {"{\"order_id\":\"\",\"product_id\":\"1\",\"quantity\":1}", "order_id"},
+	    {"{\"order_id\":\"A\",\"product_id\":\"1\",\"quantity\":\"7\"}", "quantity"},
+	};
+
+	assert_null(wf_type_find("payments"));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *in = json_loads(cases[i].json, 0, NULL);
+		char err[256] = "";
+
+		assert_int_equal(t->prepare(in, &cfg, err, sizeof(err)), -1);
+		if (strstr(err, cases[i].needle) == NULL)
+			fail_msg("case %zu: \"%s\" does not name %s", i, err, cases[i].needle);
+		json_decref(in);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_seed_replay),
+	    cmocka_unit_test(test_no_restock_above_threshold),
+	    cmocka_unit_test(test_config_change_does_not_change_replay),
+	    cmocka_unit_test(test_failed_step_fails_workflow),
+	    cmocka_unit_test(test_nondeterminism_detected),
+	    cmocka_unit_test(test_prepare_rejects_bad_input),
+	};
+
+	config_defaults(&cfg);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
