@@ -1,0 +1,611 @@
+/* activities.c — update_inventory and supplier_order, guarded so that a
+ * retry after any crash point applies each effect once (DESIGN.md
+ * "Idempotency"), and their naive twins that do not. */
+#include "activities.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "appdb.h"
+#include "clock.h"
+#include "httpc.h"
+
+#define INPUT_TEXT_MAX 255 /* longest order_id, product_id or key */
+#define SUPPLIER_ORDER_ID_MAX 127
+
+struct order_in {
+	const char *order_id;   /* borrowed from t->input */
+	const char *product_id; /* borrowed from t->input */
+	json_int_t quantity;
+};
+
+struct restock_in {
+	const char *product_id; /* borrowed from t->input */
+	const char *key;        /* borrowed from t->input */
+	json_int_t quantity;
+};
+
+/* A row of orders or restocks: an effect already applied. */
+struct applied {
+	char product_id[INPUT_TEXT_MAX + 1];
+	json_int_t quantity;
+	json_int_t stock_after;
+	char supplier_order_id[SUPPLIER_ORDER_ID_MAX + 1];
+};
+
+const char *activity_crash_point_name(enum crash_point p)
+{
+	switch (p) {
+	case CRASH_BEFORE_EFFECT:
+		return "before_effect";
+	case CRASH_AFTER_EFFECT:
+		return "after_effect";
+	case CRASH_AFTER_COMMIT:
+		return "after_commit";
+	case CRASH_MID_REPLY:
+		return "mid_reply";
+	}
+	return "unknown";
+}
+
+static int fail(struct activity_outcome *out, const char *type, int retryable, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(struct activity_outcome *out, const char *type, int retryable, const char *fmt, ...)
+{
+	va_list ap;
+
+	snprintf(out->error_type, sizeof(out->error_type), "%s", type);
+	va_start(ap, fmt);
+	vsnprintf(out->error_message, sizeof(out->error_message), fmt, ap);
+	va_end(ap);
+	out->retryable = retryable;
+	return -1;
+}
+
+static void hook(const struct activity_env *env, enum crash_point p, const struct msg_task *t)
+{
+	if (env->hooks != NULL && env->hooks->at != NULL)
+		env->hooks->at(env->hooks->arg, p, t);
+}
+
+static void rollback(sqlite3 *db)
+{
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* A failed database step: retryable (SQLITE_BUSY is the usual cause). */
+static int db_error(const struct activity_env *env, struct activity_outcome *out,
+                    const char *activity, const char *err)
+{
+	rollback(env->db);
+	return fail(out, "DatabaseError", 1, "%s: app DB: %s", activity, err);
+}
+
+/* A refusal decided inside the transaction: nothing was written. */
+static void abandon(const struct activity_env *env)
+{
+	rollback(env->db);
+}
+
+/* ---- input ---- */
+
+static int field_str(const char *activity, json_t *input, const char *name, const char **dst,
+                     struct activity_outcome *out)
+{
+	json_error_t e;
+
+	if (json_object_get(input, name) == NULL)
+		return fail(out, "InvalidInput", 0, "%s: input field \"%s\" is missing", activity,
+		            name);
+	if (json_unpack_ex(input, &e, 0, "{s:s}", name, dst) != 0)
+		return fail(out, "InvalidInput", 0, "%s: input field \"%s\": %s", activity, name,
+		            e.text);
+	if (**dst == '\0' || strlen(*dst) > INPUT_TEXT_MAX)
+		return fail(out, "InvalidInput", 0,
+		            "%s: input field \"%s\" must be 1..%d characters long", activity, name,
+		            INPUT_TEXT_MAX);
+	return 0;
+}
+
+static int field_quantity(const char *activity, json_t *input, json_int_t *dst,
+                          struct activity_outcome *out)
+{
+	json_error_t e;
+
+	if (json_object_get(input, "quantity") == NULL)
+		return fail(out, "InvalidInput", 0, "%s: input field \"quantity\" is missing",
+		            activity);
+	if (json_unpack_ex(input, &e, 0, "{s:I}", "quantity", dst) != 0)
+		return fail(out, "InvalidInput", 0, "%s: input field \"quantity\": %s", activity,
+		            e.text);
+	if (*dst <= 0 || *dst > INT32_MAX)
+		return fail(out, "InvalidInput", 0,
+		            "%s: quantity must be 1..%d (got %" JSON_INTEGER_FORMAT ")", activity,
+		            INT32_MAX, *dst);
+	return 0;
+}
+
+static int check_object(const char *activity, const json_t *input, struct activity_outcome *out)
+{
+	if (json_is_object(input))
+		return 0;
+	return fail(out, "InvalidInput", 0, "%s: input must be a JSON object", activity);
+}
+
+static int parse_order(const json_t *input, struct order_in *in, struct activity_outcome *out)
+{
+	json_t *o = (json_t *)input; /* json_unpack takes a non-const pointer */
+
+	if (check_object("update_inventory", o, out) != 0 ||
+	    field_str("update_inventory", o, "order_id", &in->order_id, out) != 0 ||
+	    field_str("update_inventory", o, "product_id", &in->product_id, out) != 0 ||
+	    field_quantity("update_inventory", o, &in->quantity, out) != 0)
+		return -1;
+	return 0;
+}
+
+static int parse_restock(const json_t *input, struct restock_in *in, struct activity_outcome *out)
+{
+	json_t *o = (json_t *)input; /* json_unpack takes a non-const pointer */
+
+	if (check_object("supplier_order", o, out) != 0 ||
+	    field_str("supplier_order", o, "product_id", &in->product_id, out) != 0 ||
+	    field_quantity("supplier_order", o, &in->quantity, out) != 0 ||
+	    field_str("supplier_order", o, "key", &in->key, out) != 0)
+		return -1;
+	return 0;
+}
+
+/* ---- app DB ---- */
+
+static void copy_text(char *dst, size_t len, sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	snprintf(dst, len, "%s", t != NULL ? (const char *)t : "");
+}
+
+/* Looks up the first effect recorded under a key. sql selects product_id,
+ * quantity, stock_after and supplier_order_id (or '') for ?1. Returns 1
+ * with *a, 0 when none, -1 with err. */
+static int find_applied(sqlite3 *db, const char *sql, const char *key, struct applied *a, char *err,
+                        size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	if (db_prepare(db, sql, &st, err, errlen) != 0)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW:
+		copy_text(a->product_id, sizeof(a->product_id), st, 0);
+		a->quantity = sqlite3_column_int64(st, 1);
+		a->stock_after = sqlite3_column_int64(st, 2);
+		copy_text(a->supplier_order_id, sizeof(a->supplier_order_id), st, 3);
+		rc = 1;
+		break;
+	case SQLITE_DONE:
+		rc = 0;
+		break;
+	default:
+		db_fail(db, "looking up an applied effect", err, errlen);
+		break;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int find_order(sqlite3 *db, const char *order_id, struct applied *a, char *err,
+                      size_t errlen)
+{
+	return find_applied(db,
+	                    "SELECT product_id, quantity, stock_after, '' FROM orders"
+	                    " WHERE order_id = ?1 ORDER BY id LIMIT 1",
+	                    order_id, a, err, errlen);
+}
+
+static int find_restock(sqlite3 *db, const char *key, struct applied *a, char *err, size_t errlen)
+{
+	return find_applied(db,
+	                    "SELECT product_id, quantity, stock_after, supplier_order_id"
+	                    " FROM restocks WHERE key = ?1 ORDER BY id LIMIT 1",
+	                    key, a, err, errlen);
+}
+
+static int add_stock(sqlite3 *db, const char *product_id, json_int_t delta, char *err,
+                     size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	if (db_prepare(db, "UPDATE products SET stock = stock + ?2 WHERE product_id = ?1", &st, err,
+	               errlen) != 0)
+		return -1;
+	sqlite3_bind_text(st, 1, product_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, delta);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		rc = 0;
+	else
+		db_fail(db, "updating the stock", err, errlen);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int insert_order(sqlite3 *db, const struct order_in *in, const char *workflow_id,
+                        json_int_t stock_after, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	if (db_prepare(db,
+	               "INSERT INTO orders(order_id, product_id, quantity, stock_after,"
+	               " workflow_id, applied_at) VALUES(?, ?, ?, ?, ?, ?)",
+	               &st, err, errlen) != 0)
+		return -1;
+	sqlite3_bind_text(st, 1, in->order_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, in->product_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, in->quantity);
+	sqlite3_bind_int64(st, 4, stock_after);
+	sqlite3_bind_text(st, 5, workflow_id != NULL ? workflow_id : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, clock_wall_ms());
+	if (sqlite3_step(st) == SQLITE_DONE)
+		rc = 0;
+	else
+		db_fail(db, "recording the order", err, errlen);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int insert_restock(sqlite3 *db, const struct restock_in *in, const char *so_id,
+                          json_int_t stock_after, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	if (db_prepare(db,
+	               "INSERT INTO restocks(key, product_id, quantity, supplier_order_id,"
+	               " stock_after, applied_at) VALUES(?, ?, ?, ?, ?, ?)",
+	               &st, err, errlen) != 0)
+		return -1;
+	sqlite3_bind_text(st, 1, in->key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, in->product_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, in->quantity);
+	sqlite3_bind_text(st, 4, so_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, stock_after);
+	sqlite3_bind_int64(st, 6, clock_wall_ms());
+	if (sqlite3_step(st) == SQLITE_DONE)
+		rc = 0;
+	else
+		db_fail(db, "recording the restock", err, errlen);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* ---- results ---- */
+
+static int set_result(struct activity_outcome *out, json_t *result /* new, may be NULL */)
+{
+	if (result == NULL)
+		return fail(out, "InternalError", 1, "out of memory building the result");
+	out->result = result;
+	return 0;
+}
+
+static int order_result(struct activity_outcome *out, const char *order_id, const char *product_id,
+                        json_int_t quantity, json_int_t stock, int replayed)
+{
+	return set_result(out, json_pack("{s:s, s:s, s:I, s:I, s:b}", "order_id", order_id,
+	                                 "product_id", product_id, "quantity", quantity, "stock",
+	                                 stock, "replayed", replayed));
+}
+
+static int restock_result(struct activity_outcome *out, const char *product_id, json_int_t quantity,
+                          const char *so_id, json_int_t stock, int replayed)
+{
+	return set_result(out, json_pack("{s:s, s:I, s:s, s:I, s:b}", "product_id", product_id,
+	                                 "quantity", quantity, "supplier_order_id", so_id, "stock",
+	                                 stock, "replayed", replayed));
+}
+
+/* ---- update_inventory ---- */
+
+/* Inside the transaction: refuses an unknown product or a short stock,
+ * else decrements and records the order. Returns 0 with *stock_after. */
+static int apply_order(const struct activity_env *env, const struct msg_task *t,
+                       const struct order_in *in, json_int_t *stock_after,
+                       struct activity_outcome *out)
+{
+	char err[512];
+	int64_t stock = 0;
+	int found = appdb_stock_get(env->db, in->product_id, &stock, err, sizeof(err));
+
+	if (found < 0)
+		return db_error(env, out, "update_inventory", err);
+	if (found == 0) {
+		abandon(env);
+		return fail(out, "UnknownProduct", 0,
+		            "unknown product \"%s\" (order %s); add it with SEED_STOCK or idemctl "
+		            "stock set",
+		            in->product_id, in->order_id);
+	}
+	if (in->quantity > stock) {
+		abandon(env);
+		return fail(out, "InsufficientStock", 0,
+		            "insufficient stock for order %s: product \"%s\" has %lld, the order "
+		            "needs %" JSON_INTEGER_FORMAT,
+		            in->order_id, in->product_id, (long long)stock, in->quantity);
+	}
+	*stock_after = stock - in->quantity;
+	if (add_stock(env->db, in->product_id, -in->quantity, err, sizeof(err)) != 0 ||
+	    insert_order(env->db, in, t->workflow_id, *stock_after, err, sizeof(err)) != 0)
+		return db_error(env, out, "update_inventory", err);
+	return 0;
+}
+
+/* One transaction: the order's row if it exists (replay), else the
+ * decrement and the row. Naive mode skips the lookup. */
+static int update_inventory(const struct activity_env *env, const struct msg_task *t,
+                            struct activity_outcome *out)
+{
+	struct order_in in = {0};
+	struct applied prev = {0};
+	json_int_t stock_after = 0;
+	char err[512];
+	int found = 0;
+
+	if (parse_order(t->input, &in, out) != 0)
+		return -1;
+	hook(env, CRASH_BEFORE_EFFECT, t);
+	if (db_exec(env->db, "BEGIN IMMEDIATE", err, sizeof(err)) != 0)
+		return db_error(env, out, "update_inventory", err);
+	if (!env->naive) {
+		found = find_order(env->db, in.order_id, &prev, err, sizeof(err));
+		if (found < 0)
+			return db_error(env, out, "update_inventory", err);
+	}
+	if (found == 0 && apply_order(env, t, &in, &stock_after, out) != 0)
+		return -1;
+	if (found == 0)
+		hook(env, CRASH_AFTER_EFFECT, t);
+	if (db_exec(env->db, "COMMIT", err, sizeof(err)) != 0)
+		return db_error(env, out, "update_inventory", err);
+	hook(env, CRASH_AFTER_COMMIT, t);
+	if (found)
+		return order_result(out, in.order_id, prev.product_id, prev.quantity,
+		                    prev.stock_after, 1);
+	return order_result(out, in.order_id, in.product_id, in.quantity, stock_after, 0);
+}
+
+/* ---- supplier_order ---- */
+
+/* The supplier's "error" member, or the start of its body. */
+static void supplier_error_text(const struct httpc_response *r, char *buf, size_t len)
+{
+	json_t *doc = json_loadb(r->body, r->body_len, 0, NULL); /* new */
+	const char *msg = json_string_value(json_object_get(doc, "error"));
+
+	if (msg != NULL)
+		snprintf(buf, len, "%s", msg);
+	else
+		snprintf(buf, len, "%.200s", r->body_len > 0 ? r->body : "(empty body)");
+	json_decref(doc);
+}
+
+/* Classifies the supplier's answer; on 200/201 copies supplier_order_id. */
+static int supplier_answer(const struct activity_env *env, const struct httpc_response *r,
+                           char *so_id, size_t so_len, struct activity_outcome *out)
+{
+	char text[300];
+	json_t *doc = NULL; /* new */
+	const char *id = NULL;
+	int rc = -1;
+
+	if (r->status != 200 && r->status != 201) {
+		supplier_error_text(r, text, sizeof(text));
+		if (r->status >= 400 && r->status < 500)
+			return fail(
+			    out, "SupplierRejected", 0,
+			    "supplier_order: the supplier at %s rejected the order (HTTP %d): "
+			    "%s",
+			    env->supplier_endpoint, r->status, text);
+		return fail(out, "SupplierUnavailable", 1,
+		            "supplier_order: the supplier at %s answered HTTP %d: %s",
+		            env->supplier_endpoint, r->status, text);
+	}
+	doc = json_loadb(r->body, r->body_len, 0, NULL);
+	id = json_string_value(json_object_get(doc, "supplier_order_id"));
+	if (id == NULL || *id == '\0' || strlen(id) >= so_len) {
+		fail(out, "SupplierUnavailable", 1,
+		     "supplier_order: the supplier at %s answered HTTP %d without a usable "
+		     "supplier_order_id: %.200s",
+		     env->supplier_endpoint, r->status, r->body);
+		goto out;
+	}
+	snprintf(so_id, so_len, "%s", id);
+	rc = 0;
+out:
+	json_decref(doc);
+	return rc;
+}
+
+/* POSTs the order with its Idempotency-Key (naive mode: a fresh key per
+ * attempt, so the supplier cannot recognize a retry). */
+static int supplier_call(const struct activity_env *env, const struct msg_task *t,
+                         const struct restock_in *in, char *so_id, size_t so_len,
+                         struct activity_outcome *out)
+{
+	char header[INPUT_TEXT_MAX + 64];
+	const char *headers[] = {header, NULL};
+	char err[512];
+	json_t *req = NULL; /* new */
+	char *body = NULL;
+	struct httpc_response resp = {0};
+	int timeout =
+	    env->supplier_timeout_ms > 0 ? env->supplier_timeout_ms : ACTIVITY_SUPPLIER_TIMEOUT_MS;
+	int rc = -1;
+
+	if (env->naive)
+		snprintf(header, sizeof(header),
+		         "Idempotency-Key: %s/attempt-%" JSON_INTEGER_FORMAT, in->key, t->attempt);
+	else
+		snprintf(header, sizeof(header), "Idempotency-Key: %s", in->key);
+	req = json_pack("{s:s, s:I}", "product_id", in->product_id, "quantity", in->quantity);
+	body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
+	if (body == NULL) {
+		fail(out, "InternalError", 1, "supplier_order: out of memory building the request");
+		goto out;
+	}
+	if (httpc_request(env->supplier_endpoint, "POST", "/orders", headers, body, strlen(body),
+	                  timeout, &resp, err, sizeof(err)) != 0) {
+		fail(out, "SupplierUnavailable", 1, "supplier_order: %s", err);
+		goto out;
+	}
+	rc = supplier_answer(env, &resp, so_id, so_len, out);
+out:
+	httpc_response_free(&resp);
+	free(body);
+	json_decref(req);
+	return rc;
+}
+
+/* The supplier order id checkpointed by an earlier attempt's heartbeat. */
+static int heartbeat_order_id(const struct msg_task *t, char *so_id, size_t so_len)
+{
+	const char *id = json_string_value(json_object_get(t->heartbeat, "supplier_order_id"));
+
+	if (!json_is_object(t->heartbeat) || id == NULL || *id == '\0' || strlen(id) >= so_len)
+		return 0;
+	snprintf(so_id, so_len, "%s", id);
+	return 1;
+}
+
+/* Inside the credit transaction: adds the quantity and records the
+ * restock. Returns 0 with *stock_after. */
+static int apply_restock(const struct activity_env *env, const struct restock_in *in,
+                         const char *so_id, json_int_t *stock_after, struct activity_outcome *out)
+{
+	char err[512];
+	int64_t stock = 0;
+	int found = appdb_stock_get(env->db, in->product_id, &stock, err, sizeof(err));
+
+	if (found < 0)
+		return db_error(env, out, "supplier_order", err);
+	if (found == 0) {
+		abandon(env);
+		return fail(out, "UnknownProduct", 0,
+		            "unknown product \"%s\" (supplier order %s); add it with SEED_STOCK or "
+		            "idemctl stock set",
+		            in->product_id, in->key);
+	}
+	*stock_after = stock + in->quantity;
+	if (add_stock(env->db, in->product_id, in->quantity, err, sizeof(err)) != 0 ||
+	    insert_restock(env->db, in, so_id, *stock_after, err, sizeof(err)) != 0)
+		return db_error(env, out, "supplier_order", err);
+	return 0;
+}
+
+/* One transaction: the key's restock if another attempt got there first,
+ * else the credit and its row. */
+static int credit(const struct activity_env *env, const struct msg_task *t,
+                  const struct restock_in *in, const char *so_id, struct activity_outcome *out)
+{
+	struct applied prev = {0};
+	json_int_t stock_after = 0;
+	char err[512];
+	int found = 0;
+
+	if (db_exec(env->db, "BEGIN IMMEDIATE", err, sizeof(err)) != 0)
+		return db_error(env, out, "supplier_order", err);
+	if (!env->naive) {
+		found = find_restock(env->db, in->key, &prev, err, sizeof(err));
+		if (found < 0)
+			return db_error(env, out, "supplier_order", err);
+	}
+	if (found == 0 && apply_restock(env, in, so_id, &stock_after, out) != 0)
+		return -1;
+	if (found == 0)
+		hook(env, CRASH_AFTER_EFFECT, t);
+	if (db_exec(env->db, "COMMIT", err, sizeof(err)) != 0)
+		return db_error(env, out, "supplier_order", err);
+	hook(env, CRASH_AFTER_COMMIT, t);
+	if (found)
+		return restock_result(out, prev.product_id, prev.quantity, prev.supplier_order_id,
+		                      prev.stock_after, 1);
+	return restock_result(out, in->product_id, in->quantity, so_id, stock_after, 0);
+}
+
+/* Refuses an unknown product before anything is ordered. */
+static int check_product(const struct activity_env *env, const struct restock_in *in,
+                         struct activity_outcome *out)
+{
+	char err[512];
+	int64_t stock = 0;
+	int found = appdb_stock_get(env->db, in->product_id, &stock, err, sizeof(err));
+
+	if (found < 0)
+		return db_error(env, out, "supplier_order", err);
+	if (found == 0)
+		return fail(out, "UnknownProduct", 0,
+		            "unknown product \"%s\" (supplier order %s); add it with SEED_STOCK or "
+		            "idemctl stock set",
+		            in->product_id, in->key);
+	return 0;
+}
+
+static int supplier_order(const struct activity_env *env, const struct msg_task *t,
+                          struct activity_outcome *out)
+{
+	struct restock_in in = {0};
+	struct applied prev = {0};
+	char so_id[SUPPLIER_ORDER_ID_MAX + 1];
+	char err[512];
+
+	if (parse_restock(t->input, &in, out) != 0)
+		return -1;
+	if (!env->naive) {
+		int found = find_restock(env->db, in.key, &prev, err, sizeof(err));
+		if (found < 0)
+			return db_error(env, out, "supplier_order", err);
+		if (found)
+			return restock_result(out, prev.product_id, prev.quantity,
+			                      prev.supplier_order_id, prev.stock_after, 1);
+	}
+	if (check_product(env, &in, out) != 0)
+		return -1;
+	hook(env, CRASH_BEFORE_EFFECT, t);
+	if (!heartbeat_order_id(t, so_id, sizeof(so_id)) &&
+	    supplier_call(env, t, &in, so_id, sizeof(so_id), out) != 0)
+		return -1;
+	return credit(env, t, &in, so_id, out);
+}
+
+/* ---- dispatch ---- */
+
+static const struct {
+	const char *name;
+	int (*run)(const struct activity_env *, const struct msg_task *, struct activity_outcome *);
+} activities[] = {
+    {"update_inventory", update_inventory},
+    {"supplier_order", supplier_order},
+};
+
+int activity_run(const struct activity_env *env, const struct msg_task *t,
+                 struct activity_outcome *out)
+{
+	assert(env != NULL && env->db != NULL && t != NULL && out != NULL);
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < sizeof(activities) / sizeof(activities[0]); i++) {
+		if (t->activity != NULL && strcmp(t->activity, activities[i].name) == 0)
+			return activities[i].run(env, t, out);
+	}
+	return fail(out, "UnknownActivity", 0,
+	            "unknown activity \"%s\" (this worker runs update_inventory and "
+	            "supplier_order)",
+	            t->activity != NULL ? t->activity : "");
+}

@@ -1,0 +1,333 @@
+/* idem-worker — runs activity attempts for idem-supervisor, one at a time.
+ *
+ * The supervisor starts it with fork+exec and one end of a socketpair as
+ * --channel-fd N. The worker says {"type":"ready"}, then answers every
+ * {"type":"task"} frame with one {"type":"result"} frame. It exits 0 when
+ * the channel closes, IDEM_EXIT_FAIL on a broken channel or message, and
+ * IDEM_EXIT_DB when the app DB cannot be opened (see exitcodes.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "activities.h"
+#include "appdb.h"
+#include "clock.h"
+#include "config.h"
+#include "exitcodes.h"
+#include "frame.h"
+#include "log.h"
+#include "msg.h"
+
+struct worker_args {
+	int channel_fd;
+	int naive;
+	int help;
+};
+
+/* Large (the seed table): static rather than on the stack. */
+static struct idem_config cfg;
+
+static void usage(FILE *f)
+{
+	fputs("usage: idem-worker --channel-fd N [--naive] [config flags...]\n"
+	      "\n"
+	      "Runs activity attempts for idem-supervisor, which starts it with one end of a\n"
+	      "socketpair as descriptor N. It is not meant to be started by hand.\n"
+	      "\n"
+	      "  --channel-fd N     the inherited channel descriptor (required)\n"
+	      "  --naive            run the activities without their idempotency guards\n"
+	      "                     (the control experiment: retries apply twice)\n"
+	      "  --env FILE         read the configuration from FILE (default .env)\n"
+	      "  --database PATH    the app DB (DATABASE)\n"
+	      "  --supplier-socket PATH, --max-frame BYTES, --log-level LEVEL, ...\n"
+	      "                     any key of .env-dist, lower-cased with '-' for '_'\n"
+	      "  -h, --help         show this help\n",
+	      f);
+}
+
+/* Formats s as a logfmt value (quoted and escaped when needed). */
+static const char *kvq(char *buf, size_t len, const char *s)
+{
+	size_t o = 0;
+	int quote = s == NULL || *s == '\0' || strpbrk(s, " =\"\\\n\r\t") != NULL;
+
+	if (s == NULL)
+		s = "";
+	if (!quote) {
+		snprintf(buf, len, "%s", s);
+		return buf;
+	}
+	buf[o++] = '"';
+	for (; *s != '\0' && o + 4 < len; s++) {
+		char c = *s;
+		if (c == '"' || c == '\\')
+			buf[o++] = '\\';
+		if (c == '\n' || c == '\r' || c == '\t') {
+			buf[o++] = '\\';
+			c = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+		}
+		buf[o++] = c;
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}
+
+static int parse_fd(const char *text, int *fd, char *err, size_t errlen)
+{
+	char *end = NULL;
+	long v;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (*text == '\0' || *end != '\0' || errno != 0 || v < 0 || v > INT_MAX) {
+		snprintf(err, errlen, "--channel-fd %s is not a descriptor number", text);
+		return -1;
+	}
+	*fd = (int)v;
+	return 0;
+}
+
+/* The worker's own flags, among those config_load() left over. */
+static int parse_rest(int argc, char **argv, const int *rest, int nrest, struct worker_args *a,
+                      char *err, size_t errlen)
+{
+	for (int k = 0; k < nrest; k++) {
+		const char *arg = argv[rest[k]];
+		if (strcmp(arg, "--naive") == 0) {
+			a->naive = 1;
+		} else if (strncmp(arg, "--channel-fd=", 13) == 0) {
+			if (parse_fd(arg + 13, &a->channel_fd, err, errlen) != 0)
+				return -1;
+		} else if (strcmp(arg, "--channel-fd") == 0) {
+			if (k + 1 >= nrest || rest[k + 1] != rest[k] + 1 || rest[k] + 1 >= argc) {
+				snprintf(err, errlen, "--channel-fd needs a descriptor number");
+				return -1;
+			}
+			if (parse_fd(argv[rest[++k]], &a->channel_fd, err, errlen) != 0)
+				return -1;
+		} else {
+			snprintf(err, errlen, "unknown argument \"%s\"; see idem-worker --help",
+			         arg);
+			return -1;
+		}
+	}
+	if (a->channel_fd < 0) {
+		snprintf(err, errlen, "--channel-fd N is required (idem-supervisor passes it)");
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct worker_args *a, char *err, size_t errlen)
+{
+	int *rest = NULL;
+	int nrest = 0;
+	int rc = -1;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			a->help = 1;
+			return 0;
+		}
+	}
+	rest = calloc((size_t)argc, sizeof(*rest));
+	if (rest == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (config_load(&cfg, argc, argv, rest, &nrest, err, errlen) == 0)
+		rc = parse_rest(argc, argv, rest, nrest, a, err, errlen);
+	free(rest);
+	return rc;
+}
+
+/* The supervisor's end is nonblocking; this one must block. */
+static int prepare_channel(int fd, char *err, size_t errlen)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+		snprintf(err, errlen,
+		         "--channel-fd %d: %s (start idem-worker from idem-supervisor)", fd,
+		         strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Sends one frame. The fault seam: CRASH_MID_REPLY is offered to the
+ * hooks before the frame is written (a fault plan may write part of it
+ * and die). */
+static int reply(int fd, const struct activity_env *env, const struct msg_task *t, json_t *msg)
+{
+	char err[512], q[600];
+
+	if (msg == NULL) {
+		log_error("out of memory building the reply", "");
+		return -1;
+	}
+	if (env->hooks != NULL && env->hooks->at != NULL && t != NULL)
+		env->hooks->at(env->hooks->arg, CRASH_MID_REPLY, t);
+	if (frame_write_fd(fd, msg, cfg.max_frame, err, sizeof(err)) != 0) {
+		log_error("cannot write to the channel", "error=%s", kvq(q, sizeof(q), err));
+		return -1;
+	}
+	return 0;
+}
+
+static void log_attempt(const struct msg_task *t, const struct activity_outcome *o, int rc,
+                        int64_t us)
+{
+	char wf[300], act[300], text[600];
+
+	if (!log_enabled(LOG_DEBUG))
+		return;
+	if (rc == 0) {
+		log_debug("attempt done",
+		          "task_id=%lld wf=%s step=%lld attempt=%lld activity=%s ok=true us=%lld",
+		          (long long)t->task_id, kvq(wf, sizeof(wf), t->workflow_id),
+		          (long long)t->step, (long long)t->attempt,
+		          kvq(act, sizeof(act), t->activity), (long long)us);
+		return;
+	}
+	log_debug("attempt failed",
+	          "task_id=%lld wf=%s step=%lld attempt=%lld activity=%s ok=false "
+	          "error_type=%s retryable=%s error=%s us=%lld",
+	          (long long)t->task_id, kvq(wf, sizeof(wf), t->workflow_id), (long long)t->step,
+	          (long long)t->attempt, kvq(act, sizeof(act), t->activity), o->error_type,
+	          o->retryable ? "true" : "false", kvq(text, sizeof(text), o->error_message),
+	          (long long)us);
+}
+
+/* Checks that msg is a task. t borrows from msg. */
+static int read_task(json_t *msg, struct msg_task *t)
+{
+	static const char *const names[] = {"ready", "task", "result", "heartbeat"};
+	char err[512], q[600];
+	enum msg_type type = MSG_READY;
+
+	if (msg_type_of(msg, &type, err, sizeof(err)) == 0 && type != MSG_TASK)
+		snprintf(err, sizeof(err), "a worker accepts only \"task\" messages, not \"%s\"",
+		         (unsigned)type < 4 ? names[type] : "?");
+	else if (type == MSG_TASK && msg_parse_task(msg, t, err, sizeof(err)) == 0)
+		return 0;
+	log_error("bad message from the supervisor", "error=%s", kvq(q, sizeof(q), err));
+	return -1;
+}
+
+/* Runs one task message and answers it. Returns 0, or -1 when the worker
+ * must exit (IDEM_EXIT_FAIL). */
+static int handle(int fd, const struct activity_env *env, json_t *msg)
+{
+	struct msg_task t;
+	struct activity_outcome o;
+	json_t *answer = NULL; /* new */
+	int64_t start = clock_mono_us();
+	int rc;
+
+	if (read_task(msg, &t) != 0)
+		return -1;
+	rc = activity_run(env, &t, &o);
+	log_attempt(&t, &o, rc, clock_mono_us() - start);
+	if (rc == 0)
+		answer = msg_result_ok_new(t.task_id, o.result);
+	else
+		answer =
+		    msg_result_error_new(t.task_id, o.error_type, o.error_message, o.retryable);
+	json_decref(o.result);
+	rc = reply(fd, env, &t, answer);
+	json_decref(answer);
+	return rc;
+}
+
+static int serve(int fd, const struct activity_env *env)
+{
+	struct frame_decoder d;
+	char err[512], q[600];
+	int rc = IDEM_EXIT_OK;
+
+	frame_decoder_init(&d, cfg.max_frame);
+	for (;;) {
+		json_t *msg = NULL; /* new */
+		int r = frame_read_fd(fd, &d, &msg, err, sizeof(err));
+		if (r == 0) {
+			log_debug("channel closed; exiting", "");
+			break;
+		}
+		if (r < 0) {
+			log_error("cannot read from the channel", "error=%s",
+			          kvq(q, sizeof(q), err));
+			rc = IDEM_EXIT_FAIL;
+			break;
+		}
+		r = handle(fd, env, msg);
+		json_decref(msg);
+		if (r != 0) {
+			rc = IDEM_EXIT_FAIL;
+			break;
+		}
+	}
+	frame_decoder_free(&d);
+	return rc;
+}
+
+static int run(const struct worker_args *a)
+{
+	char err[600], q[700];
+	sqlite3 *db = NULL;
+	json_t *ready = NULL; /* new */
+	/* The fault-injection seam: the next milestone plugs a planner here. */
+	const struct activity_hooks *hooks = NULL;
+	struct activity_env env = {.supplier_endpoint = cfg.supplier_socket,
+	                           .supplier_timeout_ms = ACTIVITY_SUPPLIER_TIMEOUT_MS,
+	                           .naive = a->naive,
+	                           .hooks = hooks};
+	int rc;
+
+	if (appdb_open(cfg.database, DB_SYNC_FULL, NULL, 0, &db, err, sizeof(err)) != 0) {
+		log_error("cannot open the app database", "error=%s", kvq(q, sizeof(q), err));
+		return IDEM_EXIT_DB;
+	}
+	env.db = db;
+	log_debug("worker started", "database=%s supplier=%s naive=%s",
+	          kvq(err, sizeof(err), cfg.database), kvq(q, sizeof(q), cfg.supplier_socket),
+	          a->naive ? "true" : "false");
+	ready = msg_ready_new((long)getpid());
+	rc = reply(a->channel_fd, &env, NULL, ready) == 0 ? serve(a->channel_fd, &env)
+	                                                  : IDEM_EXIT_FAIL;
+	json_decref(ready);
+	sqlite3_close(db);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct worker_args a = {.channel_fd = -1};
+	char err[600];
+
+	/* Die with the supervisor; if it is already gone, leave now. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (parse_args(argc, argv, &a, err, sizeof(err)) != 0) {
+		fprintf(stderr, "idem-worker: %s\n", err);
+		return IDEM_EXIT_USAGE;
+	}
+	if (a.help) {
+		usage(stdout);
+		return IDEM_EXIT_OK;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (prepare_channel(a.channel_fd, err, sizeof(err)) != 0) {
+		fprintf(stderr, "idem-worker: %s\n", err);
+		return IDEM_EXIT_USAGE;
+	}
+	log_init("worker", cfg.log_level);
+	return run(&a);
+}

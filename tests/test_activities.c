@@ -1,0 +1,899 @@
+/* test_activities.c — the two activities in-process against a temporary
+ * app DB (seeded 123456:1000) and a real idem-supplier child: the seed
+ * scenario, replays, crashes at every crash point (a forked attempt that
+ * dies there, then a retry), the naive control experiment, refusals,
+ * supplier failures, the heartbeat resume, and appdb itself. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "activities.h"
+#include "appdb.h"
+#include "httpc.h"
+#include "testutil.h"
+
+#define ERRLEN 512
+#define CRASH_EXIT 77
+
+static const struct seed_product seed[] = {{"123456", 1000}};
+
+struct fx {
+	char *dir;
+	char *app_db;
+	char *sup_sock;
+	char *sup_db;
+	char *env_file;
+	char *log;
+	char *bin;
+	pid_t sup_pid;
+	sqlite3 *db;
+	struct activity_env env;
+};
+
+/* ---- fixture ---- */
+
+static void open_app_db(struct fx *f)
+{
+	char err[ERRLEN] = "";
+
+	if (appdb_open(f->app_db, DB_SYNC_NORMAL, seed, 1, &f->db, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	f->env.db = f->db;
+}
+
+static void supplier_start(struct fx *f)
+{
+	char *const argv[] = {f->bin,      "--env",
+	                      f->env_file, "--supplier-socket",
+	                      f->sup_sock, "--supplier-database",
+	                      f->sup_db,   NULL};
+
+	f->sup_pid = tu_spawn(argv, NULL, f->log);
+	assert_true(f->sup_pid > 0);
+	if (tu_wait_for_socket(f->sup_sock, 10000) != 0)
+		fail_msg("idem-supplier did not start; see %s", f->log);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	f->dir = tu_tmpdir("activities");
+	assert_non_null(f->dir);
+	f->app_db = tu_fmt("%s/data/inventory.db", f->dir);
+	f->sup_sock = tu_fmt("%s/supplier.sock", f->dir);
+	f->sup_db = tu_fmt("%s/supplier.db", f->dir);
+	f->env_file = tu_fmt("%s/test.env", f->dir);
+	f->log = tu_fmt("%s/supplier.log", f->dir);
+	f->bin = strdup(tu_bin("idem-supplier"));
+	assert_int_equal(tu_write_file(f->env_file, "\n"), 0);
+	f->env.supplier_endpoint = f->sup_sock;
+	f->env.supplier_timeout_ms = 5000;
+	open_app_db(f);
+	supplier_start(f);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	if (f->sup_pid > 0) {
+		kill(f->sup_pid, SIGTERM);
+		if (tu_wait_exit(f->sup_pid, 5000) < 0) {
+			kill(f->sup_pid, SIGKILL);
+			tu_wait_exit(f->sup_pid, 5000);
+		}
+	}
+	sqlite3_close(f->db);
+	tu_rmrf(f->dir);
+	free(f->dir);
+	free(f->app_db);
+	free(f->sup_sock);
+	free(f->sup_db);
+	free(f->env_file);
+	free(f->log);
+	free(f->bin);
+	free(f);
+	return 0;
+}
+
+/* ---- tasks ---- */
+
+/* A task borrowing input (the caller keeps its reference). */
+static struct msg_task task(const char *activity, json_t *input, int attempt)
+{
+	struct msg_task t = {.task_id = attempt,
+	                     .namespace_ = "ns",
+	                     .workflow_id = "A12",
+	                     .step = activity[0] == 's' ? 1 : 0,
+	                     .attempt = attempt,
+	                     .activity = activity,
+	                     .input = input};
+	return t;
+}
+
+static json_t *order_input(const char *order_id, const char *product, json_int_t quantity)
+{
+	return json_pack("{s:s, s:s, s:I}", "order_id", order_id, "product_id", product, "quantity",
+	                 quantity);
+}
+
+static json_t *restock_input(const char *product, json_int_t quantity, const char *key)
+{
+	return json_pack("{s:s, s:I, s:s}", "product_id", product, "quantity", quantity, "key",
+	                 key);
+}
+
+/* Runs one attempt that must succeed; returns the result (new ref). */
+static json_t *run_ok(const struct activity_env *env, const struct msg_task *t)
+{
+	struct activity_outcome o;
+
+	if (activity_run(env, t, &o) != 0)
+		fail_msg("%s failed: %s: %s", t->activity, o.error_type, o.error_message);
+	assert_non_null(o.result);
+	return o.result;
+}
+
+/* Runs one attempt that must fail with type; returns the outcome. */
+static struct activity_outcome run_fail(const struct activity_env *env, const struct msg_task *t,
+                                        const char *type, int retryable)
+{
+	struct activity_outcome o;
+
+	if (activity_run(env, t, &o) == 0)
+		fail_msg("%s succeeded, expected %s", t->activity, type);
+	assert_null(o.result);
+	assert_string_equal(o.error_type, type);
+	assert_int_equal(o.retryable, retryable);
+	return o;
+}
+
+/* ---- observations ---- */
+
+static long long query_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	long long v;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static long long stock_of(struct fx *f, const char *product)
+{
+	char err[ERRLEN] = "";
+	int64_t stock = -1;
+
+	assert_int_equal(appdb_stock_get(f->db, product, &stock, err, sizeof(err)), 1);
+	return stock;
+}
+
+static long long orders_rows(struct fx *f)
+{
+	return query_int(f->db, "SELECT count(*) FROM orders");
+}
+
+static long long restocks_rows(struct fx *f)
+{
+	return query_int(f->db, "SELECT count(*) FROM restocks");
+}
+
+/* Orders in the supplier's ledger, via GET /orders. */
+static size_t ledger_orders(struct fx *f)
+{
+	struct httpc_response r;
+	char err[ERRLEN] = "";
+	json_t *doc = NULL;
+	size_t n;
+
+	if (httpc_request(f->sup_sock, "GET", "/orders", NULL, NULL, 0, 5000, &r, err,
+	                  sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(r.status, 200);
+	doc = json_loads(r.body, 0, NULL);
+	n = json_array_size(json_object_get(doc, "orders"));
+	json_decref(doc);
+	httpc_response_free(&r);
+	return n;
+}
+
+/* appdb.h's invariant, for every product. */
+static void assert_invariant(struct fx *f)
+{
+	assert_int_equal(
+	    query_int(f->db, "SELECT count(*) FROM products p WHERE p.stock != p.initial_stock"
+	                     " + (SELECT coalesce(sum(new_stock - old_stock), 0) FROM adjustments a"
+	                     "    WHERE a.product_id = p.product_id)"
+	                     " - (SELECT coalesce(sum(quantity), 0) FROM orders o"
+	                     "    WHERE o.product_id = p.product_id)"
+	                     " + (SELECT coalesce(sum(quantity), 0) FROM restocks r"
+	                     "    WHERE r.product_id = p.product_id)"),
+	    0);
+}
+
+static json_int_t int_of(const json_t *doc, const char *name)
+{
+	const json_t *v = json_object_get(doc, name);
+
+	if (!json_is_integer(v))
+		fail_msg("no integer \"%s\" in the result", name);
+	return json_integer_value(v);
+}
+
+static const char *str_of(const json_t *doc, const char *name)
+{
+	const char *v = json_string_value(json_object_get(doc, name));
+
+	if (v == NULL)
+		fail_msg("no string \"%s\" in the result", name);
+	return v;
+}
+
+static int replayed(const json_t *doc)
+{
+	const json_t *v = json_object_get(doc, "replayed");
+
+	assert_true(json_is_boolean(v));
+	return json_is_true(v);
+}
+
+static void assert_contains(const char *text, const char *frag)
+{
+	if (strstr(text, frag) == NULL)
+		fail_msg("\"%s\" does not contain \"%s\"", text, frag);
+}
+
+/* ---- the seed scenario and replays ---- */
+
+static void test_seed_scenario(void **state)
+{
+	struct fx *f = *state;
+	json_t *in1 = order_input("A12", "123456", 999);
+	json_t *in2 = restock_input("123456", 1000, "ns/A12/1");
+	struct msg_task t1 = task("update_inventory", in1, 1);
+	struct msg_task t2 = task("supplier_order", in2, 1);
+	json_t *r1 = run_ok(&f->env, &t1);
+	json_t *r2 = NULL;
+
+	assert_string_equal(str_of(r1, "order_id"), "A12");
+	assert_string_equal(str_of(r1, "product_id"), "123456");
+	assert_int_equal(int_of(r1, "quantity"), 999);
+	assert_int_equal(int_of(r1, "stock"), 1);
+	assert_false(replayed(r1));
+	r2 = run_ok(&f->env, &t2);
+	assert_string_equal(str_of(r2, "product_id"), "123456");
+	assert_int_equal(int_of(r2, "quantity"), 1000);
+	assert_string_equal(str_of(r2, "supplier_order_id"), "SO-1");
+	assert_int_equal(int_of(r2, "stock"), 1001);
+	assert_false(replayed(r2));
+	assert_int_equal(stock_of(f, "123456"), 1001);
+	assert_int_equal(query_int(f->db, "SELECT count(*) FROM orders WHERE workflow_id = 'A12'"),
+	                 1);
+	assert_invariant(f);
+	json_decref(r1);
+	json_decref(r2);
+	json_decref(in1);
+	json_decref(in2);
+}
+
+static void test_update_inventory_replays(void **state)
+{
+	struct fx *f = *state;
+	json_t *in = order_input("A12", "123456", 999);
+	struct msg_task t1 = task("update_inventory", in, 1);
+	struct msg_task t2 = task("update_inventory", in, 2);
+	json_t *r1 = run_ok(&f->env, &t1);
+	json_t *r2 = run_ok(&f->env, &t2);
+
+	assert_true(replayed(r2));
+	assert_int_equal(int_of(r2, "stock"), 1);
+	assert_int_equal(int_of(r2, "quantity"), 999);
+	assert_string_equal(str_of(r2, "product_id"), "123456");
+	assert_int_equal(stock_of(f, "123456"), 1);
+	assert_int_equal(orders_rows(f), 1);
+	/* The stored result, not today's stock: later changes do not leak in. */
+	assert_int_equal(
+	    appdb_stock_set(f->db, "123456", 40, "test", NULL, (char[ERRLEN]){0}, ERRLEN), 0);
+	json_decref(r2);
+	r2 = run_ok(&f->env, &t2);
+	assert_int_equal(int_of(r2, "stock"), 1);
+	assert_invariant(f);
+	json_decref(r1);
+	json_decref(r2);
+	json_decref(in);
+}
+
+static void test_supplier_order_replays(void **state)
+{
+	struct fx *f = *state;
+	json_t *in = restock_input("123456", 1000, "ns/A12/1");
+	struct msg_task t1 = task("supplier_order", in, 1);
+	struct msg_task t2 = task("supplier_order", in, 2);
+	json_t *r1 = run_ok(&f->env, &t1);
+	json_t *r2 = run_ok(&f->env, &t2);
+
+	assert_false(replayed(r1));
+	assert_true(replayed(r2));
+	assert_string_equal(str_of(r2, "supplier_order_id"), str_of(r1, "supplier_order_id"));
+	assert_int_equal(int_of(r2, "stock"), 2000);
+	assert_int_equal(stock_of(f, "123456"), 2000);
+	assert_int_equal(restocks_rows(f), 1);
+	assert_int_equal(ledger_orders(f), 1);
+	assert_invariant(f);
+	json_decref(r1);
+	json_decref(r2);
+	json_decref(in);
+}
+
+/* ---- hooks ---- */
+
+struct trace {
+	enum crash_point points[8];
+	int n;
+	int lost_reply; /* set at after_commit: the reply will be lost */
+};
+
+static void record(void *arg, enum crash_point p, const struct msg_task *t)
+{
+	struct trace *tr = arg;
+
+	(void)t;
+	if (tr->n < 8)
+		tr->points[tr->n++] = p;
+	if (p == CRASH_AFTER_COMMIT)
+		tr->lost_reply = 1;
+}
+
+static void assert_trace(const struct trace *tr, const enum crash_point *want, int n)
+{
+	assert_int_equal(tr->n, n);
+	for (int i = 0; i < n; i++) {
+		if (tr->points[i] != want[i])
+			fail_msg("crash point %d is %s, expected %s", i,
+			         activity_crash_point_name(tr->points[i]),
+			         activity_crash_point_name(want[i]));
+	}
+}
+
+static void test_hooks_in_order(void **state)
+{
+	struct fx *f = *state;
+	static const enum crash_point all[] = {CRASH_BEFORE_EFFECT, CRASH_AFTER_EFFECT,
+	                                       CRASH_AFTER_COMMIT};
+	static const enum crash_point replay[] = {CRASH_BEFORE_EFFECT, CRASH_AFTER_COMMIT};
+	struct trace tr = {0};
+	struct activity_hooks hooks = {.at = record, .arg = &tr};
+	struct activity_env env = f->env;
+	json_t *in1 = order_input("A12", "123456", 999);
+	json_t *in2 = restock_input("123456", 1000, "ns/A12/1");
+	struct msg_task t1 = task("update_inventory", in1, 1);
+	struct msg_task t2 = task("supplier_order", in2, 1);
+
+	env.hooks = &hooks;
+	json_decref(run_ok(&env, &t1));
+	assert_trace(&tr, all, 3);
+	tr.n = 0;
+	json_decref(run_ok(&env, &t1));
+	assert_trace(&tr, replay, 2);
+	tr.n = 0;
+	json_decref(run_ok(&env, &t2));
+	assert_trace(&tr, all, 3);
+	/* A refusal stops before any effect: only before_effect. */
+	tr.n = 0;
+	json_t *bad = order_input("B1", "123456", 5000);
+	struct msg_task t3 = task("update_inventory", bad, 1);
+	run_fail(&env, &t3, "InsufficientStock", 0);
+	assert_trace(&tr, all, 1);
+	json_decref(bad);
+	json_decref(in1);
+	json_decref(in2);
+}
+
+/* The reply of the first attempt is lost after its commit; the retry
+ * must not apply the effect again. */
+static void test_lost_reply_is_replayed(void **state)
+{
+	struct fx *f = *state;
+	struct trace tr = {0};
+	struct activity_hooks hooks = {.at = record, .arg = &tr};
+	struct activity_env env = f->env;
+	json_t *in1 = order_input("A12", "123456", 999);
+	json_t *in2 = restock_input("123456", 1000, "ns/A12/1");
+	json_t *r = NULL;
+
+	env.hooks = &hooks;
+	for (int attempt = 1; attempt <= 3; attempt++) {
+		struct msg_task t = task("update_inventory", in1, attempt);
+		tr.lost_reply = 0;
+		r = run_ok(&env, &t);
+		assert_int_equal(tr.lost_reply, 1);
+		assert_int_equal(int_of(r, "stock"), 1);
+		assert_int_equal(replayed(r), attempt > 1);
+		json_decref(r);
+	}
+	for (int attempt = 1; attempt <= 3; attempt++) {
+		struct msg_task t = task("supplier_order", in2, attempt);
+		r = run_ok(&env, &t);
+		assert_int_equal(int_of(r, "stock"), 1001);
+		json_decref(r);
+	}
+	assert_int_equal(stock_of(f, "123456"), 1001);
+	assert_int_equal(orders_rows(f), 1);
+	assert_int_equal(restocks_rows(f), 1);
+	assert_int_equal(ledger_orders(f), 1);
+	assert_invariant(f);
+	json_decref(in1);
+	json_decref(in2);
+}
+
+/* ---- crashes: a forked attempt dies at a crash point ---- */
+
+static void die_at(void *arg, enum crash_point p, const struct msg_task *t)
+{
+	(void)t;
+	if (p == *(const enum crash_point *)arg)
+		_exit(CRASH_EXIT);
+}
+
+/* Runs t in a child with its own connection that _exit()s at point.
+ * Returns the child's exit code. */
+static int crash_attempt(struct fx *f, const struct msg_task *t, enum crash_point point)
+{
+	pid_t pid;
+	int rc;
+
+	/* No SQLite connection crosses the fork: close ours, reopen after. */
+	sqlite3_close(f->db);
+	f->db = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char err[ERRLEN];
+		struct activity_outcome o;
+		struct activity_hooks hooks = {.at = die_at, .arg = &point};
+		struct activity_env env = f->env;
+		sqlite3 *db = NULL;
+		if (appdb_open(f->app_db, DB_SYNC_NORMAL, NULL, 0, &db, err, sizeof(err)) != 0)
+			_exit(2);
+		env.db = db;
+		env.hooks = &hooks;
+		activity_run(&env, t, &o);
+		_exit(3); /* the crash point was not reached */
+	}
+	rc = tu_wait_exit(pid, 30000);
+	open_app_db(f);
+	return rc;
+}
+
+static void check_update_crash(struct fx *f, enum crash_point point)
+{
+	json_t *in = order_input("A12", "123456", 999);
+	struct msg_task t1 = task("update_inventory", in, 1);
+	struct msg_task t2 = task("update_inventory", in, 2);
+	int committed = point == CRASH_AFTER_COMMIT;
+	json_t *r = NULL;
+
+	assert_int_equal(crash_attempt(f, &t1, point), CRASH_EXIT);
+	/* All or nothing. */
+	assert_int_equal(orders_rows(f), committed);
+	assert_int_equal(stock_of(f, "123456"), committed ? 1 : 1000);
+	r = run_ok(&f->env, &t2);
+	assert_int_equal(replayed(r), committed);
+	assert_int_equal(int_of(r, "stock"), 1);
+	assert_int_equal(orders_rows(f), 1);
+	assert_int_equal(stock_of(f, "123456"), 1);
+	assert_invariant(f);
+	json_decref(r);
+	json_decref(in);
+}
+
+static void test_update_crash_before_effect(void **state)
+{
+	check_update_crash(*state, CRASH_BEFORE_EFFECT);
+}
+
+static void test_update_crash_after_effect(void **state)
+{
+	check_update_crash(*state, CRASH_AFTER_EFFECT);
+}
+
+static void test_update_crash_after_commit(void **state)
+{
+	check_update_crash(*state, CRASH_AFTER_COMMIT);
+}
+
+static void check_supplier_crash(struct fx *f, enum crash_point point)
+{
+	json_t *in = restock_input("123456", 1000, "ns/A12/1");
+	struct msg_task t1 = task("supplier_order", in, 1);
+	struct msg_task t2 = task("supplier_order", in, 2);
+	int ordered = point != CRASH_BEFORE_EFFECT;
+	int credited = point == CRASH_AFTER_COMMIT;
+	json_t *r = NULL;
+
+	assert_int_equal(crash_attempt(f, &t1, point), CRASH_EXIT);
+	assert_int_equal(ledger_orders(f), ordered);
+	assert_int_equal(restocks_rows(f), credited);
+	assert_int_equal(stock_of(f, "123456"), credited ? 2000 : 1000);
+	r = run_ok(&f->env, &t2);
+	assert_int_equal(replayed(r), credited);
+	assert_string_equal(str_of(r, "supplier_order_id"), "SO-1");
+	assert_int_equal(int_of(r, "stock"), 2000);
+	assert_int_equal(ledger_orders(f), 1);
+	assert_int_equal(restocks_rows(f), 1);
+	assert_int_equal(stock_of(f, "123456"), 2000);
+	assert_invariant(f);
+	json_decref(r);
+	json_decref(in);
+}
+
+static void test_supplier_crash_before_effect(void **state)
+{
+	check_supplier_crash(*state, CRASH_BEFORE_EFFECT);
+}
+
+static void test_supplier_crash_after_effect(void **state)
+{
+	check_supplier_crash(*state, CRASH_AFTER_EFFECT);
+}
+
+static void test_supplier_crash_after_commit(void **state)
+{
+	check_supplier_crash(*state, CRASH_AFTER_COMMIT);
+}
+
+/* ---- naive mode: the control experiment ---- */
+
+static void test_naive_applies_twice(void **state)
+{
+	struct fx *f = *state;
+	struct activity_env env = f->env;
+	json_t *in1 = order_input("A12", "123456", 10);
+	json_t *in2 = restock_input("123456", 1000, "ns/A12/1");
+	json_t *r = NULL;
+
+	env.naive = 1;
+	for (int attempt = 1; attempt <= 2; attempt++) {
+		struct msg_task t = task("update_inventory", in1, attempt);
+		r = run_ok(&env, &t);
+		assert_false(replayed(r));
+		json_decref(r);
+	}
+	assert_int_equal(orders_rows(f), 2);
+	assert_int_equal(stock_of(f, "123456"), 980);
+	for (int attempt = 1; attempt <= 2; attempt++) {
+		struct msg_task t = task("supplier_order", in2, attempt);
+		r = run_ok(&env, &t);
+		assert_false(replayed(r));
+		json_decref(r);
+	}
+	assert_int_equal(restocks_rows(f), 2);
+	assert_int_equal(query_int(f->db, "SELECT count(*) FROM restocks WHERE key = 'ns/A12/1'"),
+	                 2);
+	assert_int_equal(ledger_orders(f), 2);
+	assert_int_equal(stock_of(f, "123456"), 2980);
+	/* The books still balance: the duplicates are visible, not hidden. */
+	assert_invariant(f);
+	json_decref(in1);
+	json_decref(in2);
+}
+
+/* ---- refusals ---- */
+
+static void test_unknown_product(void **state)
+{
+	struct fx *f = *state;
+	json_t *in1 = order_input("A12", "999", 1);
+	json_t *in2 = restock_input("999", 1000, "ns/A12/1");
+	struct msg_task t1 = task("update_inventory", in1, 1);
+	struct msg_task t2 = task("supplier_order", in2, 1);
+	struct activity_outcome o = run_fail(&f->env, &t1, "UnknownProduct", 0);
+
+	assert_string_equal(o.error_message,
+	                    "unknown product \"999\" (order A12); add it with SEED_STOCK or "
+	                    "idemctl stock set");
+	o = run_fail(&f->env, &t2, "UnknownProduct", 0);
+	assert_contains(o.error_message, "unknown product \"999\"");
+	assert_contains(o.error_message, "ns/A12/1");
+	assert_int_equal(ledger_orders(f), 0);
+	assert_int_equal(orders_rows(f), 0);
+	assert_int_equal(restocks_rows(f), 0);
+	json_decref(in1);
+	json_decref(in2);
+}
+
+static void test_invalid_input(void **state)
+{
+	struct fx *f = *state;
+	json_t *zero = order_input("A12", "123456", 0);
+	json_t *no_order = json_pack("{s:s, s:I}", "product_id", "123456", "quantity", 1);
+	json_t *bad_type = json_pack("{s:s, s:s, s:s}", "order_id", "A12", "product_id", "123456",
+	                             "quantity", "1");
+	json_t *no_key = json_pack("{s:s, s:I}", "product_id", "123456", "quantity", 1);
+	json_t *empty_key = restock_input("123456", 1, "");
+	struct msg_task t;
+	struct activity_outcome o;
+
+	t = task("update_inventory", zero, 1);
+	o = run_fail(&f->env, &t, "InvalidInput", 0);
+	assert_contains(o.error_message, "quantity must be");
+	assert_contains(o.error_message, "got 0");
+	t = task("update_inventory", no_order, 1);
+	o = run_fail(&f->env, &t, "InvalidInput", 0);
+	assert_contains(o.error_message, "\"order_id\" is missing");
+	t = task("update_inventory", bad_type, 1);
+	o = run_fail(&f->env, &t, "InvalidInput", 0);
+	assert_contains(o.error_message, "\"quantity\"");
+	assert_contains(o.error_message, "Expected integer");
+	t = task("supplier_order", no_key, 1);
+	o = run_fail(&f->env, &t, "InvalidInput", 0);
+	assert_contains(o.error_message, "\"key\" is missing");
+	t = task("supplier_order", empty_key, 1);
+	o = run_fail(&f->env, &t, "InvalidInput", 0);
+	assert_contains(o.error_message, "\"key\" must be 1..");
+	t = task("ship_it", zero, 1);
+	o = run_fail(&f->env, &t, "UnknownActivity", 0);
+	assert_contains(o.error_message, "\"ship_it\"");
+	assert_int_equal(stock_of(f, "123456"), 1000);
+	assert_int_equal(ledger_orders(f), 0);
+	json_decref(zero);
+	json_decref(no_order);
+	json_decref(bad_type);
+	json_decref(no_key);
+	json_decref(empty_key);
+}
+
+static void test_insufficient_stock(void **state)
+{
+	struct fx *f = *state;
+	json_t *in = order_input("A13", "123456", 1001);
+	struct msg_task t = task("update_inventory", in, 1);
+	struct activity_outcome o = run_fail(&f->env, &t, "InsufficientStock", 0);
+
+	assert_contains(o.error_message, "A13");
+	assert_contains(o.error_message, "\"123456\"");
+	assert_contains(o.error_message, "has 1000");
+	assert_contains(o.error_message, "needs 1001");
+	assert_int_equal(stock_of(f, "123456"), 1000);
+	assert_int_equal(orders_rows(f), 0);
+	json_decref(in);
+}
+
+/* ---- the supplier failing ---- */
+
+static void test_supplier_down(void **state)
+{
+	struct fx *f = *state;
+	struct activity_env env = f->env;
+	char *missing = tu_fmt("%s/no-supplier.sock", f->dir);
+	json_t *in = restock_input("123456", 1000, "ns/A12/1");
+	struct msg_task t = task("supplier_order", in, 1);
+	struct activity_outcome o;
+
+	env.supplier_endpoint = missing;
+	o = run_fail(&env, &t, "SupplierUnavailable", 1);
+	assert_contains(o.error_message, "cannot connect to");
+	assert_contains(o.error_message, missing);
+	assert_int_equal(restocks_rows(f), 0);
+	assert_int_equal(stock_of(f, "123456"), 1000);
+	/* The supplier back: the retry goes through, once. */
+	json_decref(run_ok(&f->env, &t));
+	assert_int_equal(restocks_rows(f), 1);
+	assert_int_equal(stock_of(f, "123456"), 2000);
+	free(missing);
+	json_decref(in);
+}
+
+static void test_supplier_rejects(void **state)
+{
+	struct fx *f = *state;
+	const char *const headers[] = {"Idempotency-Key: ns/A12/1", NULL};
+	const char *body = "{\"product_id\":\"123456\",\"quantity\":5}";
+	struct httpc_response r;
+	char err[ERRLEN] = "";
+	json_t *in = restock_input("123456", 1000, "ns/A12/1");
+	struct msg_task t = task("supplier_order", in, 1);
+	struct activity_outcome o;
+
+	/* Someone else used the key for another order: HTTP 422. */
+	assert_int_equal(httpc_request(f->sup_sock, "POST", "/orders", headers, body, strlen(body),
+	                               5000, &r, err, sizeof(err)),
+	                 0);
+	assert_int_equal(r.status, 201);
+	httpc_response_free(&r);
+	o = run_fail(&f->env, &t, "SupplierRejected", 0);
+	assert_contains(o.error_message, "HTTP 422");
+	assert_contains(o.error_message, "was used with a different request");
+	assert_int_equal(restocks_rows(f), 0);
+	assert_int_equal(stock_of(f, "123456"), 1000);
+	json_decref(in);
+}
+
+static void test_heartbeat_resumes_without_calling(void **state)
+{
+	struct fx *f = *state;
+	json_t *in = restock_input("123456", 1000, "ns/A12/1");
+	json_t *hb = json_pack("{s:s}", "supplier_order_id", "SO-77");
+	struct msg_task t = task("supplier_order", in, 2);
+	json_t *r = NULL;
+
+	t.heartbeat = hb;
+	r = run_ok(&f->env, &t);
+	assert_string_equal(str_of(r, "supplier_order_id"), "SO-77");
+	assert_int_equal(int_of(r, "stock"), 2000);
+	assert_int_equal(ledger_orders(f), 0);
+	assert_int_equal(restocks_rows(f), 1);
+	assert_int_equal(
+	    query_int(f->db, "SELECT count(*) FROM restocks WHERE supplier_order_id = 'SO-77'"), 1);
+	assert_invariant(f);
+	json_decref(r);
+	json_decref(hb);
+	json_decref(in);
+}
+
+static void test_busy_database_is_retryable(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *other = NULL;
+	char err[ERRLEN] = "";
+	json_t *in = order_input("A12", "123456", 1);
+	struct msg_task t = task("update_inventory", in, 1);
+	struct activity_outcome o;
+
+	assert_int_equal(db_open(f->app_db, DB_SYNC_NORMAL, &other, err, sizeof(err)), 0);
+	assert_int_equal(db_exec(other, "BEGIN IMMEDIATE", err, sizeof(err)), 0);
+	sqlite3_busy_timeout(f->db, 50);
+	o = run_fail(&f->env, &t, "DatabaseError", 1);
+	assert_contains(o.error_message, "locked");
+	assert_int_equal(db_exec(other, "ROLLBACK", err, sizeof(err)), 0);
+	sqlite3_close(other);
+	json_decref(run_ok(&f->env, &t));
+	assert_int_equal(stock_of(f, "123456"), 999);
+	json_decref(in);
+}
+
+/* ---- appdb ---- */
+
+static void test_stock_set_and_get(void **state)
+{
+	struct fx *f = *state;
+	char err[ERRLEN] = "";
+	int64_t old = -1, stock = -1;
+
+	assert_int_equal(appdb_stock_set(f->db, "123456", 50, "recount", &old, err, sizeof(err)),
+	                 0);
+	assert_int_equal(old, 1000);
+	assert_int_equal(appdb_stock_get(f->db, "123456", &stock, err, sizeof(err)), 1);
+	assert_int_equal(stock, 50);
+	assert_int_equal(query_int(f->db, "SELECT count(*) FROM adjustments WHERE product_id ="
+	                                  " '123456' AND old_stock = 1000 AND new_stock = 50"
+	                                  " AND reason = 'recount'"),
+	                 1);
+	assert_int_equal(appdb_stock_set(f->db, "777", 5, "new product", &old, err, sizeof(err)),
+	                 0);
+	assert_int_equal(old, 0);
+	assert_int_equal(appdb_stock_get(f->db, "777", &stock, err, sizeof(err)), 1);
+	assert_int_equal(stock, 5);
+	assert_int_equal(
+	    query_int(f->db, "SELECT initial_stock FROM products WHERE product_id = '777'"), 0);
+	assert_int_equal(appdb_stock_get(f->db, "nope", &stock, err, sizeof(err)), 0);
+	assert_invariant(f);
+}
+
+static void test_reopen_does_not_reseed(void **state)
+{
+	struct fx *f = *state;
+	static const struct seed_product other[] = {{"123456", 1000}, {"555", 10}};
+	char err[ERRLEN] = "";
+	int64_t stock = -1;
+
+	assert_int_equal(appdb_stock_set(f->db, "123456", 7, "test", NULL, err, sizeof(err)), 0);
+	sqlite3_close(f->db);
+	f->db = NULL;
+	assert_int_equal(appdb_open(f->app_db, DB_SYNC_FULL, other, 2, &f->db, err, sizeof(err)),
+	                 0);
+	f->env.db = f->db;
+	assert_int_equal(appdb_stock_get(f->db, "123456", &stock, err, sizeof(err)), 1);
+	assert_int_equal(stock, 7);
+	assert_int_equal(appdb_stock_get(f->db, "555", &stock, err, sizeof(err)), 0);
+	assert_int_equal(query_int(f->db, "PRAGMA user_version"), 1);
+	assert_int_equal(query_int(f->db, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+	                                  " AND name IN ('orders_order_id', 'restocks_key')"),
+	                 2);
+	assert_int_equal(db_integrity_check(f->db, err, sizeof(err)), 0);
+}
+
+/* Workers and the supervisor may open a new app DB at the same moment:
+ * the schema is created and seeded exactly once. */
+static void test_concurrent_first_open_seeds_once(void **state)
+{
+	struct fx *f = *state;
+	char *path = tu_fmt("%s/fresh/app.db", f->dir); /* not f->db's file */
+	char err[ERRLEN] = "";
+	sqlite3 *db = NULL;
+	pid_t pids[8];
+
+	for (int i = 0; i < 8; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			int rc = appdb_open(path, DB_SYNC_FULL, seed, 1, &db, err, sizeof(err));
+			if (rc != 0)
+				fprintf(stderr, "child %d: %s\n", i, err);
+			sqlite3_close(db);
+			_exit(rc == 0 ? 0 : 1);
+		}
+	}
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(tu_wait_exit(pids[i], 30000), 0);
+	assert_int_equal(appdb_open(path, DB_SYNC_FULL, NULL, 0, &db, err, sizeof(err)), 0);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM products"), 1);
+	assert_int_equal(query_int(db, "SELECT stock FROM products WHERE product_id = '123456'"),
+	                 1000);
+	sqlite3_close(db);
+	free(path);
+}
+
+static void test_newer_schema_is_refused(void **state)
+{
+	struct fx *f = *state;
+	char err[ERRLEN] = "";
+	sqlite3 *db = NULL;
+
+	assert_int_equal(db_exec(f->db, "PRAGMA user_version = 9", err, sizeof(err)), 0);
+	assert_int_equal(appdb_open(f->app_db, DB_SYNC_FULL, seed, 1, &db, err, sizeof(err)), -1);
+	assert_null(db);
+	assert_contains(err, "newer idem");
+	assert_contains(err, f->app_db);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    T(test_seed_scenario),
+	    T(test_update_inventory_replays),
+	    T(test_supplier_order_replays),
+	    T(test_hooks_in_order),
+	    T(test_lost_reply_is_replayed),
+	    T(test_update_crash_before_effect),
+	    T(test_update_crash_after_effect),
+	    T(test_update_crash_after_commit),
+	    T(test_supplier_crash_before_effect),
+	    T(test_supplier_crash_after_effect),
+	    T(test_supplier_crash_after_commit),
+	    T(test_naive_applies_twice),
+	    T(test_unknown_product),
+	    T(test_invalid_input),
+	    T(test_insufficient_stock),
+	    T(test_supplier_down),
+	    T(test_supplier_rejects),
+	    T(test_heartbeat_resumes_without_calling),
+	    T(test_busy_database_is_retryable),
+	    T(test_stock_set_and_get),
+	    T(test_reopen_does_not_reseed),
+	    T(test_concurrent_first_open_seeds_once),
+	    T(test_newer_schema_is_refused),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
