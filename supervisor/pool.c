@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@
 
 #define CHANNEL_FD 3
 #define SUPPLIER_RESPAWN_MS 1000
+#define SUPPLIER_START_WAIT_MS 3000
 
 struct pool {
 	struct sup *sup;
@@ -415,6 +417,30 @@ static void supplier_timer_cb(evutil_socket_t fd, short what, void *arg)
 	spawn_supplier(arg);
 }
 
+/* At start-up only: give the supplier a moment to listen, so that the
+ * first activities do not fail on a supplier that is still starting. A
+ * supplier that is not up after that is what retries are for. */
+static void wait_for_supplier(struct pool *p)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int64_t deadline = clock_mono_ms() + SUPPLIER_START_WAIT_MS;
+	const char *path = p->sup->cfg.supplier_socket;
+
+	memcpy(sa.sun_path, path, strnlen(path, sizeof(sa.sun_path) - 1));
+	while (clock_mono_ms() < deadline) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+
+		if (fd >= 0)
+			close(fd);
+		if (ok)
+			return;
+		usleep(10000);
+	}
+	log_warn("the supplier is not listening yet; supplier_order attempts will retry",
+		 "socket=%s", path);
+}
+
 static int check_program(const char *dir, const char *name, char *err, size_t errlen)
 {
 	char path[600];
@@ -444,6 +470,7 @@ int pool_start(struct sup *sup, struct pool **out, char *err, size_t errlen)
 	*out = p;
 	sup->pool = p;
 	spawn_supplier(p);
+	wait_for_supplier(p);
 	for (int i = 0; i < p->nslots; i++) {
 		struct slot *sl = &p->slots[i];
 

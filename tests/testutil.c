@@ -235,6 +235,8 @@ int tu_sup_start(struct tu_sup *s, const char *dir, const char *const *extra)
 	char *argv[64];
 	int n = 0;
 
+	free(s->sock);
+	free(s->log);
 	s->dir = (char *)dir;
 	s->sock = tu_fmt("%s/idem.sock", dir);
 	s->log = tu_fmt("%s/supervisor.log", dir);
