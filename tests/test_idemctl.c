@@ -1,0 +1,337 @@
+/* test_idemctl.c — idemctl against a real idem-supervisor: every command's
+ * output and exit code, the errors a person sees (refused requests, usage
+ * errors, an unreachable supervisor), and a wait that times out while the
+ * workers are stopped. The tests share one supervisor and run in order. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "exitcodes.h"
+#include "testutil.h"
+
+#define RUN_TIMEOUT_MS 60000
+
+static char *dir;
+static struct tu_sup sup;
+static pid_t stopped[2]; /* workers a test SIGSTOPped; resumed whatever happens */
+
+/* What one idemctl run printed. */
+struct run {
+	int rc;
+	char *out;
+	char *err;
+};
+
+static void run_free(struct run *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+/* Runs "idemctl --env /dev/null --socket SOCK ARGS" through sh (args is a
+ * shell fragment) and captures stdout and stderr. */
+static struct run ctl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static struct run ctl(const char *fmt, ...)
+{
+	struct run r = {0};
+	char *args = NULL, *errpath = tu_fmt("%s/idemctl.err", dir), *cmd;
+	va_list ap;
+
+	va_start(ap, fmt);
+	assert_true(vasprintf(&args, fmt, ap) >= 0);
+	va_end(ap);
+	cmd = tu_fmt("exec '%s' --env /dev/null --socket '%s' %s 2>'%s'", tu_bin("idemctl"),
+	             sup.sock, args, errpath);
+	char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+	r.rc = tu_run(argv, NULL, RUN_TIMEOUT_MS, &r.out);
+	r.err = tu_read_file(errpath);
+	if (r.err == NULL)
+		r.err = strdup("");
+	free(args);
+	free(errpath);
+	free(cmd);
+	return r;
+}
+
+/* Asserts rc, and that stdout (or stderr) holds each needle. */
+static void expect(const struct run *r, int rc, const char *where, const char *needle)
+{
+	const char *text = strcmp(where, "err") == 0 ? r->err : r->out;
+
+	if (r->rc != rc)
+		fail_msg("exit code %d, expected %d\nstdout: %s\nstderr: %s", r->rc, rc, r->out,
+		         r->err);
+	if (needle != NULL && strstr(text, needle) == NULL)
+		fail_msg("%s does not contain \"%s\"\nstdout: %s\nstderr: %s", where, needle,
+		         r->out, r->err);
+}
+
+/* Runs and checks one command in one statement. */
+static void check(int rc, const char *where, const char *needle, const char *args)
+{
+	struct run r = ctl("%s", args);
+
+	expect(&r, rc, where, needle);
+	run_free(&r);
+}
+
+static void resume_workers(void)
+{
+	for (int i = 0; i < 2; i++)
+		if (stopped[i] > 0)
+			kill(stopped[i], SIGCONT);
+	memset(stopped, 0, sizeof(stopped));
+}
+
+static int group_setup(void **state)
+{
+	const char *extra[] = {"--workers=2", "--log-level=warn", NULL};
+
+	dir = tu_tmpdir("idemctl");
+	if (dir == NULL || tu_sup_start(&sup, dir, extra) != 0)
+		return -1;
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	resume_workers();
+	tu_sup_free(&sup);
+	tu_rmrf(dir);
+	free(dir);
+	return 0;
+}
+
+/* ---- the seed's order, start to finish ------------------------------------ */
+
+static void test_start_and_wait(void **state)
+{
+	check(0, "out", "started A12 (namespace default)",
+	      "start --order-id A12 --product-id 123456 --quantity 999");
+	check(0, "out", "A12 completed", "wait A12");
+	check(0, "out", "final_stock=1001", "wait A12 --timeout 5");
+	check(0, "out", "123456: 1001", "stock get 123456");
+}
+
+static void test_start_is_idempotent(void **state)
+{
+	struct run r = ctl("start --order-id A12 --product-id 123456 --quantity 999");
+
+	expect(&r, 0, "out", "exists A12 (status completed): same input, not started again");
+	run_free(&r);
+	r = ctl("start --order-id A12 --product-id 123456 --quantity 5");
+	expect(&r, IDEM_EXIT_FAIL, "err",
+	       "idemctl: start: input field \"quantity\" differs from the existing workflow's");
+	assert_string_equal(r.out, "");
+	run_free(&r);
+	check(0, "out", "123456: 1001", "stock get 123456");
+}
+
+static void test_show(void **state)
+{
+	struct run r = ctl("show A12");
+
+	expect(&r, 0, "out", "workflow   A12 (namespace default, type inventory)");
+	expect(&r, 0, "out", "status     completed");
+	expect(&r, 0, "out", "\"final_stock\":1001");
+	expect(&r, 0, "out", "update_inventory  1        completed");
+	expect(&r, 0, "out", "stock=1\n");
+	expect(&r, 0, "out", "supplier_order_id=SO-1 stock=1001");
+	expect(&r, 0, "out", "workflow_completed");
+	expect(&r, 0, "out", "step 0 update_inventory: completed after 1 attempt\n");
+	expect(&r, 0, "out", "step 1 supplier_order: completed after 1 attempt\n");
+	run_free(&r);
+	check(0, "out", "status     completed", "get A12");
+}
+
+static void test_list(void **state)
+{
+	struct run r = ctl("list --status completed");
+
+	expect(&r, 0, "out", "WORKFLOW");
+	expect(&r, 0, "out", "\nA12 ");
+	run_free(&r);
+	check(0, "out", "no workflows", "list --status failed");
+	check(0, "out", "\"workflow_id\":\"A12\"", "--json list --limit 1");
+}
+
+static void test_json_stats(void **state)
+{
+	struct run r = ctl("--json stats");
+	json_error_t jerr;
+	json_t *doc;
+
+	expect(&r, 0, "out", NULL);
+	doc = json_loads(r.out, 0, &jerr);
+	if (doc == NULL)
+		fail_msg("--json stats is not one JSON document (%s): %s", jerr.text, r.out);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(doc, "workflows"), "completed")), 1);
+	assert_int_equal(json_array_size(json_object_get(json_object_get(doc, "pool"), "slots")),
+	                 2);
+	json_decref(doc);
+	run_free(&r);
+	check(0, "out", "workflows        0 running, 1 completed, 0 failed", "stats");
+}
+
+static void test_stock_set(void **state)
+{
+	check(0, "out", "123456: 1001 -> 50 (operator)", "stock set 123456 50");
+	check(0, "out", "123456: 50\n", "stock get 123456");
+	check(0, "out", "123456: 50 -> 60 (recount)", "stock set 123456 60 --reason recount");
+	check(IDEM_EXIT_FAIL, "err", "idemctl: unknown product \"nope\"", "stock get nope");
+}
+
+/* ---- errors ------------------------------------------------------------------ */
+
+static void test_refused(void **state)
+{
+	struct run r = ctl("wait NOPE");
+
+	expect(&r, IDEM_EXIT_FAIL, "err", "unknown workflow \"NOPE\"");
+	assert_string_equal(r.out, "");
+	run_free(&r);
+	check(IDEM_EXIT_FAIL, "err", "unknown workflow", "show NOPE");
+}
+
+static void test_usage_errors(void **state)
+{
+	check(IDEM_EXIT_USAGE, "err",
+	      "idemctl: unknown command \"strat\" (commands: start, show, get, list, wait, stats, "
+	      "stock)",
+	      "strat");
+	check(IDEM_EXIT_USAGE, "err", "idemctl: start: --quantity abc is not a positive integer",
+	      "start --order-id X --product-id 123456 --quantity abc");
+	check(IDEM_EXIT_USAGE, "err", "--order-id ID is required",
+	      "start --product-id 123456 --quantity 1");
+	check(IDEM_EXIT_USAGE, "err", "unknown option \"--bogus\"", "start --bogus");
+	check(IDEM_EXIT_USAGE, "err", "a workflow ID (or --all) is required", "wait");
+	check(IDEM_EXIT_USAGE, "err", "--status done is not a workflow status",
+	      "list --status done");
+	check(IDEM_EXIT_USAGE, "err", "no command given", "");
+	check(IDEM_EXIT_OK, "out", "Exit codes:", "--help");
+	/* Nothing was started by any of them. */
+	check(0, "out", "no workflows", "list --status running");
+}
+
+static void test_unreachable(void **state)
+{
+	char *args = tu_fmt("--socket '%s/none.sock' stats", dir);
+	char *path = tu_fmt("%s/none.sock", dir);
+	struct run r = ctl("%s", args);
+
+	expect(&r, IDEM_EXIT_USAGE, "err", path);
+	expect(&r, IDEM_EXIT_USAGE, "err", "start idem-supervisor, or check SOCKET");
+	assert_string_equal(r.out, "");
+	run_free(&r);
+	free(args);
+	free(path);
+}
+
+static void test_unknown_product_fails(void **state)
+{
+	struct run r;
+
+	check(0, "out", "started B7", "start --order-id B7 --product-id 999999 --quantity 1");
+	r = ctl("wait B7");
+	expect(&r, IDEM_EXIT_FAIL, "out", "B7 failed");
+	expect(&r, IDEM_EXIT_FAIL, "out", "UnknownProduct");
+	run_free(&r);
+	r = ctl("show B7");
+	expect(&r, 0, "out", "unknown product \"999999\"");
+	expect(&r, 0, "out", "step 0 update_inventory: failed after 1 attempt");
+	run_free(&r);
+	/* --all waits for none to be running; a failed workflow does not count. */
+	check(0, "out", "no workflow running (1 completed, 1 failed)", "wait --all");
+}
+
+/* ---- namespaces ---------------------------------------------------------------- */
+
+static void test_namespace(void **state)
+{
+	/* The order id differs: orders are keyed by order_id alone (see the
+	 * report), the workflow id is what a namespace scopes. */
+	check(0, "out", "started A12 (namespace other)",
+	      "start --workflow-id A12 --order-id N1 --product-id 123456 --quantity 1 "
+	      "--namespace other");
+	check(0, "out", "A12 completed", "wait A12 --namespace other");
+	check(0, "out", "\"order_id\":\"N1\"", "show A12 --namespace other");
+	check(0, "out", "\"quantity\":999,", "show A12");
+	check(0, "out", "other ", "list --namespace other --status completed");
+	check(IDEM_EXIT_FAIL, "err", "in namespace \"other\"", "get B7 --namespace other");
+}
+
+/* ---- a wait that times out -------------------------------------------------------- */
+
+/* The workers, from --json stats. */
+static void worker_pids(pid_t pids[2])
+{
+	struct run r = ctl("--json stats");
+	json_t *doc = json_loads(r.out, 0, NULL);
+	json_t *slots = json_object_get(json_object_get(doc, "pool"), "slots");
+
+	assert_int_equal(json_array_size(slots), 2);
+	for (size_t i = 0; i < 2; i++) {
+		pids[i] =
+		    (pid_t)json_integer_value(json_object_get(json_array_get(slots, i), "pid"));
+		assert_true(pids[i] > 0);
+	}
+	json_decref(doc);
+	run_free(&r);
+}
+
+static void test_wait_timeout(void **state)
+{
+	pid_t pids[2];
+	struct run r;
+
+	worker_pids(pids);
+	for (int i = 0; i < 2; i++) {
+		stopped[i] = pids[i];
+		assert_int_equal(kill(pids[i], SIGSTOP), 0);
+	}
+	check(0, "out", "started C1", "start --order-id C1 --product-id 123456 --quantity 1");
+	r = ctl("wait C1 --timeout 300ms");
+	expect(&r, IDEM_EXIT_TIMEOUT, "err", "idemctl: timed out after 300ms: C1 is still running");
+	assert_string_equal(r.out, "");
+	run_free(&r);
+	check(IDEM_EXIT_TIMEOUT, "err", "timed out after 200ms: 1 workflow is still running",
+	      "wait --all --timeout 0.2");
+	check(0, "out", "step 0 update_inventory: running (attempt 1)", "show C1");
+	check(0, "out", "C1 step 0 update_inventory attempt 1", "stats");
+	resume_workers();
+	check(0, "out", "C1 completed", "wait C1");
+	check(0, "out", "123456: 58\n", "stock get 123456");
+}
+
+static void test_stop(void **state)
+{
+	assert_int_equal(tu_sup_stop(&sup), 0);
+	check(IDEM_EXIT_USAGE, "err", sup.sock, "stats");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_start_and_wait), cmocka_unit_test(test_start_is_idempotent),
+	    cmocka_unit_test(test_show),           cmocka_unit_test(test_list),
+	    cmocka_unit_test(test_json_stats),     cmocka_unit_test(test_stock_set),
+	    cmocka_unit_test(test_refused),        cmocka_unit_test(test_usage_errors),
+	    cmocka_unit_test(test_unreachable),    cmocka_unit_test(test_unknown_product_fails),
+	    cmocka_unit_test(test_namespace),      cmocka_unit_test(test_wait_timeout),
+	    cmocka_unit_test(test_stop),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
