@@ -7,7 +7,7 @@
  *            initial_stock INTEGER NOT NULL)
  *   orders(id INTEGER PRIMARY KEY, order_id TEXT NOT NULL,
  *          product_id TEXT NOT NULL, quantity INTEGER NOT NULL,
- *          stock_after INTEGER NOT NULL, workflow_id TEXT NOT NULL,
+ *          stock_after INTEGER NOT NULL, workflow_id TEXT NOT NULL, -- "ns/id"
  *          applied_at INTEGER NOT NULL)            -- index on order_id
  *   restocks(id INTEGER PRIMARY KEY, key TEXT NOT NULL,
  *            product_id TEXT NOT NULL, quantity INTEGER NOT NULL,

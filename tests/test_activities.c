@@ -284,8 +284,8 @@ static void test_seed_scenario(void **state)
 	assert_int_equal(int_of(r2, "stock"), 1001);
 	assert_false(replayed(r2));
 	assert_int_equal(stock_of(f, "123456"), 1001);
-	assert_int_equal(query_int(f->db, "SELECT count(*) FROM orders WHERE workflow_id = 'A12'"),
-	                 1);
+	assert_int_equal(
+	    query_int(f->db, "SELECT count(*) FROM orders WHERE workflow_id = 'ns/A12'"), 1);
 	assert_invariant(f);
 	json_decref(r1);
 	json_decref(r2);
@@ -317,6 +317,31 @@ static void test_update_inventory_replays(void **state)
 	assert_invariant(f);
 	json_decref(r1);
 	json_decref(r2);
+	json_decref(in);
+}
+
+/* An order id belongs to one workflow: another workflow (or the same id
+ * in another namespace) presenting it is refused, not handed the first
+ * one's result, which would make it restock again for the same sale. */
+static void test_order_of_another_workflow_conflicts(void **state)
+{
+	struct fx *f = *state;
+	json_t *in = order_input("A12", "123456", 999);
+	struct msg_task t1 = task("update_inventory", in, 1);
+	struct msg_task t2 = task("update_inventory", in, 1);
+	struct msg_task t3 = task("update_inventory", in, 1);
+	struct activity_outcome o;
+	json_t *r1 = run_ok(&f->env, &t1);
+
+	t2.workflow_id = "W2";
+	o = run_fail(&f->env, &t2, "OrderConflict", 0);
+	assert_contains(o.error_message, "ns/A12");
+	t3.namespace_ = "other";
+	o = run_fail(&f->env, &t3, "OrderConflict", 0);
+	assert_int_equal(stock_of(f, "123456"), 1);
+	assert_int_equal(orders_rows(f), 1);
+	assert_invariant(f);
+	json_decref(r1);
 	json_decref(in);
 }
 
@@ -871,6 +896,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    T(test_seed_scenario),
 	    T(test_update_inventory_replays),
+	    T(test_order_of_another_workflow_conflicts),
 	    T(test_supplier_order_replays),
 	    T(test_hooks_in_order),
 	    T(test_lost_reply_is_replayed),

@@ -35,6 +35,7 @@ struct applied {
 	json_int_t quantity;
 	json_int_t stock_after;
 	char supplier_order_id[SUPPLIER_ORDER_ID_MAX + 1];
+	char owner[2 * INPUT_TEXT_MAX + 2]; /* orders: "namespace/workflow_id" */
 };
 
 const char *activity_crash_point_name(enum crash_point p)
@@ -171,8 +172,8 @@ static void copy_text(char *dst, size_t len, sqlite3_stmt *st, int col)
 }
 
 /* Looks up the first effect recorded under a key. sql selects product_id,
- * quantity, stock_after and supplier_order_id (or '') for ?1. Returns 1
- * with *a, 0 when none, -1 with err. */
+ * quantity, stock_after, supplier_order_id (or '') and the owning workflow
+ * (or '') for ?1. Returns 1 with *a, 0 when none, -1 with err. */
 static int find_applied(sqlite3 *db, const char *sql, const char *key, struct applied *a, char *err,
                         size_t errlen)
 {
@@ -188,6 +189,7 @@ static int find_applied(sqlite3 *db, const char *sql, const char *key, struct ap
 		a->quantity = sqlite3_column_int64(st, 1);
 		a->stock_after = sqlite3_column_int64(st, 2);
 		copy_text(a->supplier_order_id, sizeof(a->supplier_order_id), st, 3);
+		copy_text(a->owner, sizeof(a->owner), st, 4);
 		rc = 1;
 		break;
 	case SQLITE_DONE:
@@ -205,15 +207,15 @@ static int find_order(sqlite3 *db, const char *order_id, struct applied *a, char
                       size_t errlen)
 {
 	return find_applied(db,
-	                    "SELECT product_id, quantity, stock_after, '' FROM orders"
-	                    " WHERE order_id = ?1 ORDER BY id LIMIT 1",
+	                    "SELECT product_id, quantity, stock_after, '', workflow_id"
+	                    " FROM orders WHERE order_id = ?1 ORDER BY id LIMIT 1",
 	                    order_id, a, err, errlen);
 }
 
 static int find_restock(sqlite3 *db, const char *key, struct applied *a, char *err, size_t errlen)
 {
 	return find_applied(db,
-	                    "SELECT product_id, quantity, stock_after, supplier_order_id"
+	                    "SELECT product_id, quantity, stock_after, supplier_order_id, ''"
 	                    " FROM restocks WHERE key = ?1 ORDER BY id LIMIT 1",
 	                    key, a, err, errlen);
 }
@@ -317,9 +319,8 @@ static int restock_result(struct activity_outcome *out, const char *product_id, 
 
 /* Inside the transaction: refuses an unknown product or a short stock,
  * else decrements and records the order. Returns 0 with *stock_after. */
-static int apply_order(const struct activity_env *env, const struct msg_task *t,
-                       const struct order_in *in, json_int_t *stock_after,
-                       struct activity_outcome *out)
+static int apply_order(const struct activity_env *env, const char *owner, const struct order_in *in,
+                       json_int_t *stock_after, struct activity_outcome *out)
 {
 	char err[512];
 	int64_t stock = 0;
@@ -343,7 +344,7 @@ static int apply_order(const struct activity_env *env, const struct msg_task *t,
 	}
 	*stock_after = stock - in->quantity;
 	if (add_stock(env->db, in->product_id, -in->quantity, err, sizeof(err)) != 0 ||
-	    insert_order(env->db, in, t->workflow_id, *stock_after, err, sizeof(err)) != 0)
+	    insert_order(env->db, in, owner, *stock_after, err, sizeof(err)) != 0)
 		return db_error(env, out, "update_inventory", err);
 	return 0;
 }
@@ -356,7 +357,7 @@ static int update_inventory(const struct activity_env *env, const struct msg_tas
 	struct order_in in = {0};
 	struct applied prev = {0};
 	json_int_t stock_after = 0;
-	char err[512];
+	char err[512], owner[sizeof(prev.owner)];
 	int found = 0;
 
 	if (parse_order(t->input, &in, out) != 0)
@@ -364,12 +365,22 @@ static int update_inventory(const struct activity_env *env, const struct msg_tas
 	hook(env, CRASH_BEFORE_EFFECT, t);
 	if (db_exec(env->db, "BEGIN IMMEDIATE", err, sizeof(err)) != 0)
 		return db_error(env, out, "update_inventory", err);
+	snprintf(owner, sizeof(owner), "%s/%s", t->namespace_, t->workflow_id);
 	if (!env->naive) {
 		found = find_order(env->db, in.order_id, &prev, err, sizeof(err));
 		if (found < 0)
 			return db_error(env, out, "update_inventory", err);
 	}
-	if (found == 0 && apply_order(env, t, &in, &stock_after, out) != 0)
+	if (found && strcmp(prev.owner, owner) != 0) {
+		/* One order, one workflow: replaying another workflow's result
+		 * would let it restock a second time for the same sale. */
+		abandon(env);
+		return fail(out, "OrderConflict", 0,
+		            "order %s was already applied by workflow %s; give this order "
+		            "another order_id",
+		            in.order_id, prev.owner);
+	}
+	if (found == 0 && apply_order(env, owner, &in, &stock_after, out) != 0)
 		return -1;
 	if (found == 0)
 		hook(env, CRASH_AFTER_EFFECT, t);
