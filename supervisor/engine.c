@@ -531,7 +531,7 @@ static int start_existing(struct engine *e, int64_t id, json_t *input, json_t **
 	if (wf == NULL)
 		return 500;
 	if (input_conflicts(input, json_object_get(wf, "input"), why, sizeof(why))) {
-		*body = json_pack("{s:s, s:o}", "error", why, "workflow", wf);
+		*body = json_pack("{s:s, s:i, s:o}", "error", why, "status", 409, "workflow", wf);
 		snprintf(err, errlen, "%s", why);
 		return 409;
 	}
@@ -544,9 +544,9 @@ int engine_start(struct engine *e, const char *ns, const char *workflow_id, cons
 {
 	const struct wf_type *t = wf_type_find(type);
 	struct wf *wf = NULL;
-	json_t *view;
+	json_t *view, *asked;
 	int64_t id;
-	int found;
+	int found, rc;
 
 	*body = NULL;
 	if (e->sup->stopping) {
@@ -560,13 +560,20 @@ int engine_start(struct engine *e, const char *ns, const char *workflow_id, cons
 		         wf_type_names());
 		return 400;
 	}
-	if (t->prepare(input, &e->sup->cfg, err, errlen) != 0)
-		return 400;
-	found = store_wf_lookup(e->store, ns, workflow_id, &id, err, errlen);
-	if (found < 0)
-		return 500;
-	if (found)
-		return start_existing(e, id, input, body, err, errlen);
+	/* The conflict check compares what the client sent, not the defaults
+	 * that prepare() adds from the current config. */
+	asked = json_deep_copy(input);
+	rc = t->prepare(input, &e->sup->cfg, err, errlen) != 0 ? 400 : 0;
+	if (rc == 0) {
+		found = store_wf_lookup(e->store, ns, workflow_id, &id, err, errlen);
+		if (found < 0)
+			rc = 500;
+		else if (found)
+			rc = start_existing(e, id, asked, body, err, errlen);
+	}
+	json_decref(asked);
+	if (rc != 0)
+		return rc;
 	wf = wf_new(0, ns, workflow_id, type, input);
 	if (store_wf_insert(e->store, wf, clock_wall_ms(), err, errlen) != 0) {
 		wf_free(wf);

@@ -187,9 +187,12 @@ static void test_seed_scenario(void **state)
 	assert_int_equal(app_int(f, "SELECT count(*) FROM restocks"), 1);
 	assert_exactly_once(f);
 
-	/* And after a restart too: the state is durable. */
+	/* And after a restart too: the state is durable, and a changed
+	 * REORDER_THRESHOLD neither conflicts with nor changes the workflow
+	 * (the client never sent it). */
 	assert_int_equal(tu_sup_stop(&f->sup), 0);
-	start_sup(f, NULL);
+	const char *changed[] = {"--reorder-threshold=5", NULL};
+	start_sup(f, changed);
 	assert_int_equal(tu_start_order(&f->sup, "A12", "123456", 999), 200);
 	assert_int_equal(stock_of(f, "123456"), 1001);
 	assert_int_equal(app_int(f, "SELECT count(*) FROM orders"), 1);
