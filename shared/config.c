@@ -33,7 +33,7 @@ static const struct config_key keys[] = {
     {"NAMESPACE", "default", "1..127 characters of A-Z a-z 0-9 _ . -",
      "the namespace workflows are started in"},
     {"TASKQUEUE", "inventory-task-queue", "1..127 characters of A-Z a-z 0-9 _ . -",
-     "the task queue the workers poll"},
+     "the task queue this supervisor's workers serve; a start naming another is refused"},
     {"DATABASE", "run/inventory.db", "a file path", "the app database: products, orders, restocks"},
     {"STATE_DATABASE", "run/state.db", "a file path",
      "the state database: workflows, steps, events"},

@@ -263,18 +263,21 @@ static void handle_start(struct api *a, struct evhttp_request *req)
 {
 	json_t *body = body_json(req), *input = NULL, *out = NULL;
 	const char *wid = NULL, *ns = a->sup->cfg.namespace_, *type = "inventory";
+	const char *queue = a->sup->cfg.taskqueue;
 	char err[1024];
 	json_error_t jerr;
 	int status;
 
 	if (body == NULL)
 		return;
-	if (json_unpack_ex(body, &jerr, JSON_STRICT, "{s?s, s?s, s?s, s:o}", "workflow_id", &wid,
-	                   "namespace", &ns, "type", &type, "input", &input) != 0 ||
+	if (json_unpack_ex(body, &jerr, JSON_STRICT, "{s?s, s?s, s?s, s?s, s:o}", "workflow_id",
+	                   &wid, "namespace", &ns, "type", &type, "task_queue", &queue, "input",
+	                   &input) != 0 ||
 	    !json_is_object(input)) {
 		reply_error(req, 400,
 		            "bad start request: %s (expected {\"workflow_id\"?: string, "
-		            "\"namespace\"?: string, \"type\"?: string, \"input\": object})",
+		            "\"namespace\"?: string, \"type\"?: string, \"task_queue\"?: string, "
+		            "\"input\": object})",
 		            json_is_object(input) || input == NULL ? jerr.text
 		                                                   : "input must be an object");
 		goto done;
@@ -287,6 +290,13 @@ static void handle_start(struct api *a, struct evhttp_request *req)
 		            "and namespace must be 1..%d printable characters without spaces, "
 		            "'/', '\"' or '\\'",
 		            API_ID_MAX);
+		goto done;
+	}
+	if (strcmp(queue, a->sup->cfg.taskqueue) != 0) {
+		reply_error(req, 400,
+		            "no workers serve task queue \"%s\": this supervisor's "
+		            "workers serve \"%s\" (TASKQUEUE)",
+		            queue, a->sup->cfg.taskqueue);
 		goto done;
 	}
 	input = json_deep_copy(input);
@@ -453,6 +463,7 @@ static void handle_stats(struct api *a, struct evhttp_request *req)
 
 	if (c == NULL)
 		return reply_error(req, 500, "%s", err);
+	json_object_set_new(c, "task_queue", json_string(a->sup->cfg.taskqueue));
 	json_object_set_new(c, "worker_restarts", json_integer(pool_total_restarts(a->sup->pool)));
 	json_object_set_new(c, "pool", pool_json(a->sup->pool));
 	json_object_set_new(c, "since_start",

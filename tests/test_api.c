@@ -85,6 +85,10 @@ static void test_missing_fields(void **state)
 	       "\"quantity\":1}}",
 	       400, "unknown workflow type \"payments\"", "inventory");
 	expect("POST", "/v1/workflows",
+	       "{\"task_queue\":\"payments\",\"input\":{\"order_id\":\"X\",\"product_id\":\"1\","
+	       "\"quantity\":1}}",
+	       400, "task queue \"payments\"", "inventory-task-queue");
+	expect("POST", "/v1/workflows",
 	       "{\"workflow_id\":\"a/b\",\"input\":{\"order_id\":\"X\",\"product_id\":\"1\","
 	       "\"quantity\":1}}",
 	       400, "workflow_id", NULL);
