@@ -438,7 +438,7 @@ static void wait_for_supplier(struct pool *p)
 		usleep(10000);
 	}
 	log_warn("the supplier is not listening yet; supplier_order attempts will retry",
-		 "socket=%s", path);
+	         "socket=%s", path);
 }
 
 static int check_program(const char *dir, const char *name, char *err, size_t errlen)
