@@ -60,6 +60,42 @@ static const struct config_key keys[] = {
     {"RETRY_MAXIMUM_ATTEMPTS", "0", "0..1000000 (0 = unlimited)",
      "attempts per activity before it fails"},
     {"START_TO_CLOSE_TIMEOUT", "30s", "1ms..24h", "the longest one activity attempt may run"},
+    {"SCHEDULE_TO_CLOSE_TIMEOUT", "0", "0 (none) or 1ms..24h",
+     "the longest an activity may take over all its attempts; then the workflow fails"},
+    {"HEARTBEAT_TIMEOUT", "0", "0 (none) or 1ms..24h",
+     "an attempt of an activity that heartbeats is killed when silent this long"},
+    {"RETRY_NON_RETRYABLE", "", "comma list of error types, e.g. InjectedError",
+     "error types that fail an activity at once, besides those the activity marks"},
+    {"ACTIVITY_MODE", "guarded", "guarded|naive",
+     "naive runs the activities without their idempotency guards: the control experiment"},
+    {"FAULT_SEED", "", "\"\" (random, printed at start) or 0..18446744073709551615",
+     "the seed of every fault decision; the same seed replays the same fault plan"},
+    {"FAULT_KILL_RATE", "0", "0..1",
+     "share of attempts whose worker SIGKILLs itself at a crash point"},
+    {"FAULT_KILL_POINTS", "before_effect,after_effect,after_commit,mid_reply",
+     "comma list of before_effect, after_effect, after_commit, mid_reply",
+     "the crash points FAULT_KILL_RATE is spread over"},
+    {"FAULT_KILL_RATE_BEFORE_EFFECT", "", "\"\" (a share of FAULT_KILL_RATE) or 0..1",
+     "the kill rate at before_effect alone"},
+    {"FAULT_KILL_RATE_AFTER_EFFECT", "", "\"\" (a share of FAULT_KILL_RATE) or 0..1",
+     "the kill rate at after_effect (inside the transaction, before commit) alone"},
+    {"FAULT_KILL_RATE_AFTER_COMMIT", "", "\"\" (a share of FAULT_KILL_RATE) or 0..1",
+     "the kill rate at after_commit (committed, reply not sent) alone"},
+    {"FAULT_KILL_RATE_MID_REPLY", "", "\"\" (a share of FAULT_KILL_RATE) or 0..1",
+     "the kill rate at mid_reply (half a reply frame written) alone"},
+    {"FAULT_ASYNC_KILL_RATE", "0", "0..1",
+     "share of attempts whose worker the supervisor SIGKILLs after a random delay"},
+    {"FAULT_ASYNC_KILL_MAX_DELAY", "50ms", "0..1h", "the longest delay before an async kill"},
+    {"FAULT_ERROR_RATE", "0", "0..1 (the seed demo fails about 0.33)",
+     "share of attempts that return a retryable error, before or after the effect"},
+    {"FAULT_DELAY_RATE", "0", "0..1",
+     "share of attempts that sleep past START_TO_CLOSE_TIMEOUT and are killed"},
+    {"FAULT_SUPPLIER_RATE", "0", "0..1",
+     "share of supplier_order attempts whose supplier answers 503, or records and dies"},
+    {"FAULT_ACTIVITIES", "", "\"\" (all) or a comma list of activity names",
+     "the activities faults may hit"},
+    {"FAULT_MAX_ATTEMPT", "0", "0 (any) or 1..1000000",
+     "faults hit only attempts up to this number"},
 };
 
 enum kind {
@@ -73,7 +109,12 @@ enum kind {
 	K_SEED,
 	K_LEVEL,
 	K_DURATION,
-	K_DOUBLE
+	K_DOUBLE,
+	K_LIST,
+	K_MODE,
+	K_U64,
+	K_RATE,
+	K_POINTS,
 };
 
 /* How to check and store one key: its kind, its field, and its limits. */
@@ -109,6 +150,24 @@ static const struct key_spec specs[] = {
     {K_DURATION, FIELD(retry_maximum_ms), 0, MS_DAY},
     {K_INT, FIELD(retry_maximum_attempts), 0, 1000000},
     {K_DURATION, FIELD(start_to_close_ms), 1, MS_DAY},
+    {K_DURATION, FIELD(schedule_to_close_ms), 0, MS_DAY},
+    {K_DURATION, FIELD(heartbeat_timeout_ms), 0, MS_DAY},
+    {K_LIST, FIELD(retry_non_retryable), 0, 0},
+    {K_MODE, FIELD(naive), 0, 0},
+    {K_U64, FIELD(fault_seed), 0, 0},
+    {K_DOUBLE, FIELD(fault_kill_rate), 0, 1},
+    {K_POINTS, FIELD(fault_kill_points), 0, 0},
+    {K_RATE, FIELD(fault_kill_point_rate[0]), 0, 1},
+    {K_RATE, FIELD(fault_kill_point_rate[1]), 0, 1},
+    {K_RATE, FIELD(fault_kill_point_rate[2]), 0, 1},
+    {K_RATE, FIELD(fault_kill_point_rate[3]), 0, 1},
+    {K_DOUBLE, FIELD(fault_async_kill_rate), 0, 1},
+    {K_DURATION, FIELD(fault_async_kill_max_ms), 0, MS_HOUR},
+    {K_DOUBLE, FIELD(fault_error_rate), 0, 1},
+    {K_DOUBLE, FIELD(fault_delay_rate), 0, 1},
+    {K_DOUBLE, FIELD(fault_supplier_rate), 0, 1},
+    {K_LIST, FIELD(fault_activities), 0, 0},
+    {K_INT, FIELD(fault_max_attempt), 0, 1000000},
 };
 
 _Static_assert(ARRAY_LEN(keys) == ARRAY_LEN(specs), "keys[] and specs[] must be parallel");
@@ -427,6 +486,111 @@ static int set_level(struct idem_config *c, const struct setting *s)
 	return fail(s, "is not one of %s", s->key->allowed);
 }
 
+/* ---- lists, modes, seeds, crash points ---- */
+
+const char *const config_fault_points[CONFIG_FAULT_POINTS] = {
+    "before_effect", "after_effect", "after_commit", "mid_reply"};
+
+/* A comma list of names ("" allowed), stored without spaces. */
+static int set_list(struct idem_config *c, const struct setting *s)
+{
+	char buf[512];
+	size_t n = 0;
+
+	for (const char *p = s->value; *p; p++) {
+		if (isspace((unsigned char)*p))
+			continue;
+		if (*p != ',' && !is_name_char((unsigned char)*p))
+			return fail(s, "has '%c', which is not allowed (allowed: %s)", *p,
+			            s->key->allowed);
+		if (n + 1 >= sizeof(buf) || n + 1 >= s->spec->size)
+			return fail(s, "is too long (allowed: %s)", s->key->allowed);
+		buf[n++] = *p;
+	}
+	buf[n] = '\0';
+	memcpy(field(c, s->spec), buf, n + 1);
+	return 0;
+}
+
+static int set_mode(struct idem_config *c, const struct setting *s)
+{
+	if (strcmp(s->value, "guarded") != 0 && strcmp(s->value, "naive") != 0)
+		return fail(s, "is not one of %s", s->key->allowed);
+	*(int *)field(c, s->spec) = strcmp(s->value, "naive") == 0;
+	return 0;
+}
+
+/* FAULT_SEED: "" leaves the seed to be drawn at start. */
+static int set_u64(struct idem_config *c, const struct setting *s)
+{
+	unsigned long long v;
+	char *end;
+
+	if (*s->value == '\0') {
+		c->fault_seed_set = 0;
+		return 0;
+	}
+	errno = 0;
+	v = strtoull(s->value, &end, 10);
+	if (!isdigit((unsigned char)*s->value) || *end != '\0')
+		return fail(s, "is not a number (allowed: %s)", s->key->allowed);
+	if (errno == ERANGE)
+		return fail(s, "is out of range (allowed: %s)", s->key->allowed);
+	*(uint64_t *)field(c, s->spec) = v;
+	c->fault_seed_set = 1;
+	return 0;
+}
+
+/* A rate, or "" for "a share of FAULT_KILL_RATE" (stored as -1). */
+static int set_rate(struct idem_config *c, const struct setting *s)
+{
+	if (*s->value == '\0') {
+		*(double *)field(c, s->spec) = -1;
+		return 0;
+	}
+	return set_double(c, s);
+}
+
+static int point_index(const char *p, size_t len)
+{
+	for (int i = 0; i < CONFIG_FAULT_POINTS; i++)
+		if (strlen(config_fault_points[i]) == len &&
+		    strncmp(p, config_fault_points[i], len) == 0)
+			return i;
+	return -1;
+}
+
+static int set_points(struct idem_config *c, const struct setting *s)
+{
+	unsigned mask = 0;
+
+	for (const char *p = s->value; *p;) {
+		size_t len = strcspn(p, ",");
+		int i = point_index(p, len);
+
+		if (i < 0)
+			return fail(s, "names an unknown crash point \"%.*s\" (allowed: %s)",
+			            (int)len, p, s->key->allowed);
+		mask |= 1u << i;
+		p += len + (p[len] == ',');
+	}
+	*(unsigned *)field(c, s->spec) = mask;
+	return 0;
+}
+
+double config_kill_rate(const struct idem_config *c, int point)
+{
+	int shared = 0;
+
+	if (c->fault_kill_point_rate[point] >= 0)
+		return c->fault_kill_point_rate[point];
+	if (!(c->fault_kill_points & (1u << point)))
+		return 0;
+	for (int i = 0; i < CONFIG_FAULT_POINTS; i++)
+		shared += (c->fault_kill_points & (1u << i)) && c->fault_kill_point_rate[i] < 0;
+	return c->fault_kill_rate / shared;
+}
+
 /* ---- SEED_STOCK ---- */
 
 static const char *trim_span(const char *p, const char **end)
@@ -530,7 +694,9 @@ static int (*const setters[])(struct idem_config *, const struct setting *) = {
     [K_PATH] = set_path,         [K_SOCKET] = set_socket, [K_NAME] = set_name,
     [K_LISTEN] = set_listen,     [K_INT] = set_int,       [K_I64] = set_int,
     [K_BYTES] = set_int,         [K_SEED] = set_seed,     [K_LEVEL] = set_level,
-    [K_DURATION] = set_duration, [K_DOUBLE] = set_double,
+    [K_DURATION] = set_duration, [K_DOUBLE] = set_double, [K_LIST] = set_list,
+    [K_MODE] = set_mode,         [K_U64] = set_u64,       [K_RATE] = set_rate,
+    [K_POINTS] = set_points,
 };
 
 static int key_index(const char *name)
@@ -914,11 +1080,29 @@ static void format_duration(int64_t ms, char *buf, size_t len)
 		snprintf(buf, len, "%" PRId64 "ms", ms);
 }
 
+/* The kill rates at all points together are one probability. */
+static int check_kill_rates(const struct idem_config *c, char *err, size_t errlen)
+{
+	double sum = 0;
+
+	for (int i = 0; i < CONFIG_FAULT_POINTS; i++)
+		sum += config_kill_rate(c, i);
+	if (sum <= 1.0 + 1e-9)
+		return 0;
+	snprintf(err, errlen,
+	         "config: the kill rates add up to %.3f, over 1 (FAULT_KILL_RATE and "
+	         "FAULT_KILL_RATE_<POINT> are shares of the same attempts; lower them)",
+	         sum);
+	return -1;
+}
+
 /* The rules that involve more than one key. */
 static int check_config(const struct idem_config *c, char *err, size_t errlen)
 {
 	char max[32], initial[32];
 
+	if (check_kill_rates(c, err, errlen) != 0)
+		return -1;
 	if (c->retry_maximum_ms == 0 || c->retry_maximum_ms >= c->retry_initial_ms)
 		return 0;
 	format_duration(c->retry_maximum_ms, max, sizeof(max));

@@ -14,6 +14,7 @@
 #define CONFIG_NAME_MAX 128
 #define CONFIG_MAX_SEED_PRODUCTS 1024
 #define CONFIG_PRODUCT_ID_MAX 64
+#define CONFIG_FAULT_POINTS 4
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
@@ -46,7 +47,33 @@ struct idem_config {
 	int64_t retry_maximum_ms;   /* RETRY_MAXIMUM_INTERVAL: duration, 0 = 100 x initial */
 	int retry_maximum_attempts; /* RETRY_MAXIMUM_ATTEMPTS: 0 = unlimited, ..1e6 */
 	int64_t start_to_close_ms;  /* START_TO_CLOSE_TIMEOUT: duration, 1ms..24h */
+	int64_t schedule_to_close_ms; /* SCHEDULE_TO_CLOSE_TIMEOUT: 0 = none */
+	int64_t heartbeat_timeout_ms; /* HEARTBEAT_TIMEOUT: 0 = none */
+	char retry_non_retryable[512]; /* RETRY_NON_RETRYABLE: comma list of error types */
+	int naive;                     /* ACTIVITY_MODE: guarded (0) | naive (1) */
+	/* Fault injection: every rate 0..1, all off at 0 (see fault.h). */
+	uint64_t fault_seed; /* FAULT_SEED: "" = random (fault_seed_set 0) */
+	int fault_seed_set;
+	double fault_kill_rate;     /* FAULT_KILL_RATE: spread over FAULT_KILL_POINTS */
+	unsigned fault_kill_points; /* FAULT_KILL_POINTS: bit i = crash point i */
+	double fault_kill_point_rate[CONFIG_FAULT_POINTS]; /* FAULT_KILL_RATE_<POINT>; -1 = spread */
+	double fault_async_kill_rate;    /* FAULT_ASYNC_KILL_RATE */
+	int64_t fault_async_kill_max_ms; /* FAULT_ASYNC_KILL_MAX_DELAY */
+	double fault_error_rate;         /* FAULT_ERROR_RATE */
+	double fault_delay_rate;         /* FAULT_DELAY_RATE */
+	double fault_supplier_rate;      /* FAULT_SUPPLIER_RATE */
+	char fault_activities[256];      /* FAULT_ACTIVITIES: "" = all, else comma list */
+	int fault_max_attempt;           /* FAULT_MAX_ATTEMPT: 0 = any attempt */
 };
+
+/* The effective kill rate at crash point i (0 before_effect, 1
+ * after_effect, 2 after_commit, 3 mid_reply): its own FAULT_KILL_RATE_*
+ * when set, else an even share of FAULT_KILL_RATE among the points of
+ * FAULT_KILL_POINTS that have none. */
+double config_kill_rate(const struct idem_config *c, int point);
+
+/* The crash point names, in order. */
+extern const char *const config_fault_points[CONFIG_FAULT_POINTS];
 
 /* One configuration key, for help texts and for tests. */
 struct config_key {

@@ -10,9 +10,10 @@ enum idem_exit {
 	IDEM_EXIT_USAGE = 2,   /* bad command line or configuration; for idemctl
 	                          also: the supervisor cannot be reached */
 	IDEM_EXIT_TIMEOUT = 3, /* idemctl wait: the timeout passed first */
-	IDEM_EXIT_DB = 4,      /* a database could not be opened or migrated;
-	                          the supervisor does not respawn a worker that
-	                          exits with it in a burst (see pool.c) */
+	IDEM_EXIT_DB = 4,      /* a database could not be opened or migrated */
+	IDEM_EXIT_FAULT = 5,   /* idem-supplier died on purpose: a planned fault
+	                          (record the order, then die before answering);
+	                          the supervisor respawns it at once */
 };
 
 #endif

@@ -202,7 +202,7 @@ int msg_parse_task(json_t *msg, struct msg_task *out, char *err, size_t errlen)
 {
 	static const char *const keys[] = {"type",      "task_id", "namespace", "workflow_id",
 	                                   "step",      "attempt", "activity",  "input",
-	                                   "heartbeat", NULL};
+	                                   "heartbeat", "fault",   NULL};
 	const char *w = "task";
 	struct msg_task t = {0};
 
@@ -215,6 +215,7 @@ int msg_parse_task(json_t *msg, struct msg_task *out, char *err, size_t errlen)
 	    msg_str(msg, w, "activity", 1, &t.activity, err, errlen) != 0 ||
 	    msg_obj(msg, w, "input", 0, &t.input, err, errlen) != 0 ||
 	    msg_obj(msg, w, "heartbeat", 1, &t.heartbeat, err, errlen) != 0 ||
+	    msg_obj(msg, w, "fault", 1, &t.fault, err, errlen) != 0 ||
 	    msg_known_keys(msg, w, keys, err, errlen) != 0)
 		return -1;
 	*out = t;
@@ -289,11 +290,12 @@ json_t *msg_ready_new(long pid)
 
 json_t *msg_task_new(const struct msg_task *t)
 {
-	/* "O*": the heartbeat key is left out when t->heartbeat is NULL. */
-	return json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, s:s, s:O, s:O*}", "type", "task",
+	/* "O*": heartbeat and fault are left out when NULL. */
+	return json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, s:s, s:O, s:O*, s:O*}", "type", "task",
 	                 "task_id", t->task_id, "namespace", t->namespace_, "workflow_id",
 	                 t->workflow_id, "step", t->step, "attempt", t->attempt, "activity",
-	                 t->activity, "input", t->input, "heartbeat", t->heartbeat);
+	                 t->activity, "input", t->input, "heartbeat", t->heartbeat, "fault",
+	                 t->fault);
 }
 
 json_t *msg_result_ok_new(json_int_t task_id, json_t *result)

@@ -4,7 +4,8 @@
  *   supervisor -> worker  {"type":"task","task_id":7,"namespace":"default",
  *                          "workflow_id":"A12","step":0,"attempt":1,
  *                          "activity":"update_inventory","input":{...},
- *                          "heartbeat":{...}}          (heartbeat optional)
+ *                          "heartbeat":{...},           (optional)
+ *                          "fault":{"kind":"kill","point":"after_commit"}}  (optional)
  *   worker -> supervisor  {"type":"result","task_id":7,"ok":true,"result":{...}}
  *                         {"type":"result","task_id":7,"ok":false,
  *                          "error":{"type":"UnknownProduct","message":"...",
@@ -35,6 +36,7 @@ struct msg_task {
 	const char *activity;
 	json_t *input;     /* object */
 	json_t *heartbeat; /* object or NULL */
+	json_t *fault;     /* object or NULL: the fault plan, see fault.h */
 };
 
 struct msg_result {

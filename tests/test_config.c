@@ -137,6 +137,24 @@ static void assert_config_equal(const struct idem_config *a, const struct idem_c
 	assert_int_equal(a->retry_maximum_ms, b->retry_maximum_ms);
 	assert_int_equal(a->retry_maximum_attempts, b->retry_maximum_attempts);
 	assert_int_equal(a->start_to_close_ms, b->start_to_close_ms);
+	assert_int_equal(a->schedule_to_close_ms, b->schedule_to_close_ms);
+	assert_int_equal(a->heartbeat_timeout_ms, b->heartbeat_timeout_ms);
+	assert_string_equal(a->retry_non_retryable, b->retry_non_retryable);
+	assert_int_equal(a->naive, b->naive);
+	assert_int_equal(a->fault_seed_set, b->fault_seed_set);
+	if (a->fault_seed_set)
+		assert_true(a->fault_seed == b->fault_seed);
+	assert_true(a->fault_kill_rate == b->fault_kill_rate);
+	assert_int_equal(a->fault_kill_points, b->fault_kill_points);
+	for (int i = 0; i < CONFIG_FAULT_POINTS; i++)
+		assert_true(a->fault_kill_point_rate[i] == b->fault_kill_point_rate[i]);
+	assert_true(a->fault_async_kill_rate == b->fault_async_kill_rate);
+	assert_int_equal(a->fault_async_kill_max_ms, b->fault_async_kill_max_ms);
+	assert_true(a->fault_error_rate == b->fault_error_rate);
+	assert_true(a->fault_delay_rate == b->fault_delay_rate);
+	assert_true(a->fault_supplier_rate == b->fault_supplier_rate);
+	assert_string_equal(a->fault_activities, b->fault_activities);
+	assert_int_equal(a->fault_max_attempt, b->fault_max_attempt);
 }
 
 static void write_file(const char *path, const char *text)
@@ -207,7 +225,25 @@ static void test_key_table(void **state)
 	                                    "RETRY_BACKOFF_COEFFICIENT",
 	                                    "RETRY_MAXIMUM_INTERVAL",
 	                                    "RETRY_MAXIMUM_ATTEMPTS",
-	                                    "START_TO_CLOSE_TIMEOUT"};
+	                                    "START_TO_CLOSE_TIMEOUT",
+	                                    "SCHEDULE_TO_CLOSE_TIMEOUT",
+	                                    "HEARTBEAT_TIMEOUT",
+	                                    "RETRY_NON_RETRYABLE",
+	                                    "ACTIVITY_MODE",
+	                                    "FAULT_SEED",
+	                                    "FAULT_KILL_RATE",
+	                                    "FAULT_KILL_POINTS",
+	                                    "FAULT_KILL_RATE_BEFORE_EFFECT",
+	                                    "FAULT_KILL_RATE_AFTER_EFFECT",
+	                                    "FAULT_KILL_RATE_AFTER_COMMIT",
+	                                    "FAULT_KILL_RATE_MID_REPLY",
+	                                    "FAULT_ASYNC_KILL_RATE",
+	                                    "FAULT_ASYNC_KILL_MAX_DELAY",
+	                                    "FAULT_ERROR_RATE",
+	                                    "FAULT_DELAY_RATE",
+	                                    "FAULT_SUPPLIER_RATE",
+	                                    "FAULT_ACTIVITIES",
+	                                    "FAULT_MAX_ATTEMPT"};
 	struct fixture *f = *state;
 	size_t n;
 	const struct config_key *k = config_keys(&n);
@@ -879,7 +915,9 @@ static void test_retry_maximum_below_initial(void **state)
 /* A value that differs from the default for every key, in table order. */
 static const char *const not_default[] = {
     "x.sock", "localhost:1", "ns", "tq",   "x.db", "xs.db", "xp.db", "xp.sock", "9", "9", "9",
-    "x:9",    "error",       "99", "9999", "9s",   "9s",    "9",     "99s",     "9", "9s"};
+    "x:9",    "error",       "99", "9999", "9s",   "9s",    "9",     "99s",     "9", "9s",
+    "9s",     "9s",          "X,Y", "naive", "7",  "0.1",   "mid_reply", "0.1", "0.1", "0.1",
+    "0.1",    "0.5",         "9ms", "0.5",  "0.5", "0.5",   "update_inventory", "3"};
 
 static void test_env_dist(void **state)
 {
@@ -915,10 +953,62 @@ static void test_env_dist(void **state)
 	assert_config_equal(&f->c, &f->want);
 }
 
+/* ---- fault injection and modes ---- */
+
+static void test_fault_keys(void **state)
+{
+	struct idem_config *c = &((struct fixture *)*state)->c;
+
+	SET_FAILS(c, "FAULT_KILL_RATE", "1.5", "FAULT_KILL_RATE=1.5 is out of range", "0..1");
+	SET_FAILS(c, "FAULT_ERROR_RATE", "often", "FAULT_ERROR_RATE=often is not a number");
+	SET_FAILS(c, "FAULT_KILL_POINTS", "after_commit,mid_air",
+	          "unknown crash point \"mid_air\"", "after_effect");
+	SET_FAILS(c, "ACTIVITY_MODE", "careless", "ACTIVITY_MODE=careless is not one of",
+	          "guarded|naive");
+	SET_FAILS(c, "FAULT_SEED", "-4", "FAULT_SEED=-4 is not a number");
+	SET_FAILS(c, "FAULT_SEED", "99999999999999999999", "is out of range");
+	SET_FAILS(c, "FAULT_ACTIVITIES", "update/inventory", "'/'");
+	SET_FAILS(c, "FAULT_KILL_RATE_AFTER_COMMIT", "2", "out of range");
+
+	SET_OK(c, "FAULT_SEED", "18446744073709551615");
+	assert_true(c->fault_seed_set);
+	assert_true(c->fault_seed == UINT64_MAX);
+	SET_OK(c, "FAULT_SEED", "");
+	assert_false(c->fault_seed_set);
+	SET_OK(c, "ACTIVITY_MODE", "naive");
+	assert_int_equal(c->naive, 1);
+	SET_OK(c, "FAULT_ACTIVITIES", " update_inventory , supplier_order ");
+	assert_string_equal(c->fault_activities, "update_inventory,supplier_order");
+}
+
+/* FAULT_KILL_RATE is shared evenly among the listed points that have no
+ * rate of their own; the total may not pass 1. */
+static void test_kill_rate_spread(void **state)
+{
+	struct idem_config *c = &((struct fixture *)*state)->c;
+	struct fixture *f = *state;
+	char *argv[] = {"idem", "--env=/dev/null", "--fault-kill-rate=0.4",
+	                "--fault-kill-points=after_commit,mid_reply,before_effect",
+	                "--fault-kill-rate-after-commit=0.5", NULL};
+	char *bad[] = {"idem", "--env=/dev/null", "--fault-kill-rate=0.8",
+	               "--fault-kill-rate-mid-reply=0.5", NULL};
+	int rest[8], nrest;
+
+	assert_int_equal(config_load(c, 5, argv, rest, &nrest, f->err, sizeof(f->err)), 0);
+	assert_true(config_kill_rate(c, 0) == 0.2);  /* before_effect: half of 0.4 */
+	assert_true(config_kill_rate(c, 1) == 0.0);  /* after_effect: not listed */
+	assert_true(config_kill_rate(c, 2) == 0.5);  /* its own rate */
+	assert_true(config_kill_rate(c, 3) == 0.2);  /* mid_reply: half of 0.4 */
+	assert_int_equal(config_load(c, 4, bad, rest, &nrest, f->err, sizeof(f->err)), -1);
+	assert_non_null(strstr(f->err, "kill rates add up to 1.300"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fault_keys, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kill_rate_spread, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_key_table, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_integers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bytes, setup, teardown),

@@ -1,0 +1,220 @@
+#include "fault.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const kind_names[FAULT_NKINDS] = {
+	"none", "kill", "async_kill", "error", "delay", "supplier",
+};
+static const char *const point_names[FAULT_NPOINTS] = {
+	"before_effect", "after_effect", "after_commit", "mid_reply",
+};
+static const char *const mode_names[] = {"unavailable", "record_then_die"};
+
+const char *fault_kind_name(enum fault_kind k)
+{
+	return kind_names[k];
+}
+
+const char *fault_point_name(enum fault_point p)
+{
+	return point_names[p];
+}
+
+const char *fault_supplier_mode_name(enum fault_supplier_mode m)
+{
+	return mode_names[m];
+}
+
+int fault_point_parse(const char *name, enum fault_point *out)
+{
+	for (int i = 0; i < FAULT_NPOINTS; i++)
+		if (strcmp(name, point_names[i]) == 0) {
+			*out = (enum fault_point)i;
+			return 0;
+		}
+	return -1;
+}
+
+/* FNV-1a over the bytes, then a splitmix64 finaliser. */
+static uint64_t mix(uint64_t h, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+static uint64_t finish(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+double fault_roll(uint64_t seed, const char *ns, const char *workflow_id, int step, int attempt,
+		  const char *kind)
+{
+	uint64_t h = mix(0xcbf29ce484222325ull, &seed, sizeof(seed));
+	int32_t nums[2] = {step, attempt};
+
+	/* The NUL terminators keep ("ab","c") apart from ("a","bc"). */
+	h = mix(h, ns, strlen(ns) + 1);
+	h = mix(h, workflow_id, strlen(workflow_id) + 1);
+	h = mix(h, nums, sizeof(nums));
+	h = mix(h, kind, strlen(kind) + 1);
+	return (double)(finish(h) >> 11) * 0x1.0p-53;
+}
+
+int fault_enabled(const struct fault_config *c)
+{
+	double sum = c->async_kill_rate + c->error_rate + c->delay_rate + c->supplier_rate;
+
+	for (int i = 0; i < FAULT_NPOINTS; i++)
+		sum += c->kill_rate[i];
+	return sum > 0;
+}
+
+static int activity_listed(const char *list, const char *activity)
+{
+	size_t n = strlen(activity);
+
+	if (list[0] == '\0')
+		return 1;
+	for (const char *p = list; *p != '\0';) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		if (len == n && strncmp(p, activity, n) == 0)
+			return 1;
+		p += len + (end != NULL);
+	}
+	return 0;
+}
+
+void fault_plan_for(const struct fault_config *c, const char *ns, const char *workflow_id,
+		    int step, int attempt, const char *activity, struct fault_plan *out)
+{
+#define ROLL(kind) fault_roll(c->seed, ns, workflow_id, step, attempt, kind)
+	double u, edge = 0;
+
+	memset(out, 0, sizeof(*out));
+	if ((c->max_attempt > 0 && attempt > c->max_attempt) ||
+	    !activity_listed(c->activities, activity))
+		return;
+	u = ROLL("kill");
+	for (int i = 0; i < FAULT_NPOINTS; i++) {
+		edge += c->kill_rate[i];
+		if (u < edge) {
+			out->kind = FAULT_KILL;
+			out->point = (enum fault_point)i;
+			return;
+		}
+	}
+	if (ROLL("async_kill") < c->async_kill_rate) {
+		out->kind = FAULT_ASYNC_KILL;
+		out->ms = (int64_t)(ROLL("async_kill_delay") * (double)(c->async_kill_max_ms + 1));
+	} else if (ROLL("error") < c->error_rate) {
+		out->kind = FAULT_ERROR;
+		out->after_effect = ROLL("error_when") < 0.5;
+	} else if (ROLL("delay") < c->delay_rate) {
+		out->kind = FAULT_DELAY;
+		out->ms = c->delay_ms;
+	} else if (strcmp(activity, "supplier_order") == 0 && ROLL("supplier") < c->supplier_rate) {
+		out->kind = FAULT_SUPPLIER;
+		out->mode = ROLL("supplier_mode") < 0.5 ? FAULT_SUPPLIER_UNAVAILABLE
+							: FAULT_SUPPLIER_RECORD_THEN_DIE;
+	}
+#undef ROLL
+}
+
+json_t *fault_plan_json(const struct fault_plan *p)
+{
+	switch (p->kind) {
+	case FAULT_KILL:
+		return json_pack("{s:s, s:s}", "kind", "kill", "point", point_names[p->point]);
+	case FAULT_ERROR:
+		return json_pack("{s:s, s:s}", "kind", "error", "when",
+				 p->after_effect ? "after_effect" : "before_effect");
+	case FAULT_DELAY:
+		return json_pack("{s:s, s:I}", "kind", "delay", "ms", (json_int_t)p->ms);
+	case FAULT_SUPPLIER:
+		return json_pack("{s:s, s:s}", "kind", "supplier", "mode", mode_names[p->mode]);
+	default:
+		return NULL;
+	}
+}
+
+static int parse_kind(const char *name, enum fault_kind *out)
+{
+	for (int i = 0; i < FAULT_NKINDS; i++)
+		if (strcmp(name, kind_names[i]) == 0) {
+			*out = (enum fault_kind)i;
+			return 0;
+		}
+	return -1;
+}
+
+int fault_plan_parse(const json_t *j, struct fault_plan *out, char *err, size_t errlen)
+{
+	const char *kind = NULL, *point = NULL, *when = NULL, *mode = NULL;
+	json_int_t ms = 0;
+	json_error_t jerr;
+
+	memset(out, 0, sizeof(*out));
+	if (j == NULL)
+		return 0;
+	if (json_unpack_ex((json_t *)j, &jerr, JSON_STRICT, "{s:s, s?s, s?s, s?I, s?s}", "kind",
+			   &kind, "point", &point, "when", &when, "ms", &ms, "mode", &mode) != 0) {
+		snprintf(err, errlen, "fault: %s", jerr.text);
+		return -1;
+	}
+	if (parse_kind(kind, &out->kind) != 0 || out->kind == FAULT_ASYNC_KILL) {
+		snprintf(err, errlen, "fault: unknown kind \"%s\" (kill, error, delay, supplier)",
+			 kind);
+		return -1;
+	}
+	if (out->kind == FAULT_KILL && (point == NULL || fault_point_parse(point, &out->point))) {
+		snprintf(err, errlen, "fault: kill needs \"point\": before_effect, after_effect, "
+			 "after_commit or mid_reply");
+		return -1;
+	}
+	out->after_effect = when != NULL && strcmp(when, "after_effect") == 0;
+	out->ms = ms;
+	if (out->kind == FAULT_SUPPLIER) {
+		if (mode != NULL && strcmp(mode, mode_names[1]) == 0)
+			out->mode = FAULT_SUPPLIER_RECORD_THEN_DIE;
+		else if (mode == NULL || strcmp(mode, mode_names[0]) != 0) {
+			snprintf(err, errlen, "fault: supplier needs \"mode\": unavailable or "
+				 "record_then_die");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void fault_plan_describe(const struct fault_plan *p, char *buf, size_t len)
+{
+	switch (p->kind) {
+	case FAULT_KILL:
+		snprintf(buf, len, "kill at %s", point_names[p->point]);
+		break;
+	case FAULT_ASYNC_KILL:
+		snprintf(buf, len, "async kill after %lld ms", (long long)p->ms);
+		break;
+	case FAULT_ERROR:
+		snprintf(buf, len, "error %s the effect", p->after_effect ? "after" : "before");
+		break;
+	case FAULT_DELAY:
+		snprintf(buf, len, "delay of %lld ms", (long long)p->ms);
+		break;
+	case FAULT_SUPPLIER:
+		snprintf(buf, len, "supplier %s", mode_names[p->mode]);
+		break;
+	default:
+		snprintf(buf, len, "none");
+	}
+}

@@ -1,0 +1,97 @@
+/* fault.h — the fault planner: which fault, if any, hits one activity
+ * attempt. Every decision is a pure function of (seed, namespace,
+ * workflow id, step, attempt, fault kind), hashed — not drawn from a
+ * shared random stream — so a seed replays the same plan whatever the
+ * scheduling order or the number of workers.
+ *
+ * At most one fault per attempt, checked in this order; the first that
+ * fires is the attempt's fault:
+ *   kill      the worker SIGKILLs itself at a crash point
+ *   async     the supervisor SIGKILLs the busy worker after a delay
+ *   error     the activity returns a retryable error, before or after its effect
+ *   delay     the attempt sleeps past START_TO_CLOSE_TIMEOUT
+ *   supplier  (supplier_order only) the supplier answers 503 without
+ *             recording, or records the order and dies before answering
+ *
+ * The supervisor plans; the worker and the supplier carry the plan out.
+ * It travels in the task frame as {"kind": ..., ...} (fault_plan_json). */
+#ifndef IDEM_FAULT_H
+#define IDEM_FAULT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum fault_point {
+	FAULT_BEFORE_EFFECT, /* before the first effect */
+	FAULT_AFTER_EFFECT,  /* effect written, transaction not committed */
+	FAULT_AFTER_COMMIT,  /* committed, reply not sent */
+	FAULT_MID_REPLY,     /* half of the reply frame written */
+	FAULT_NPOINTS
+};
+
+enum fault_kind {
+	FAULT_NONE,
+	FAULT_KILL,
+	FAULT_ASYNC_KILL,
+	FAULT_ERROR,
+	FAULT_DELAY,
+	FAULT_SUPPLIER,
+	FAULT_NKINDS
+};
+
+enum fault_supplier_mode { FAULT_SUPPLIER_UNAVAILABLE, FAULT_SUPPLIER_RECORD_THEN_DIE };
+
+/* What the configuration says (FAULT_* keys). Rates are in [0, 1]. */
+struct fault_config {
+	uint64_t seed;
+	double kill_rate[FAULT_NPOINTS]; /* per point, already spread */
+	double async_kill_rate;
+	int64_t async_kill_max_ms;
+	double error_rate;
+	double delay_rate;
+	int64_t delay_ms;                /* how long a delayed attempt sleeps */
+	double supplier_rate;
+	int max_attempt;                 /* 0: any attempt; else attempts <= N */
+	char activities[256];            /* "" = all; else comma list */
+};
+
+struct fault_plan {
+	enum fault_kind kind;
+	enum fault_point point;          /* kill */
+	int after_effect;                /* error: 0 before, 1 after the effect */
+	int64_t ms;                      /* async: delay; delay: sleep */
+	enum fault_supplier_mode mode;   /* supplier */
+};
+
+/* A number in [0, 1) from the tuple; the same tuple always gives the same
+ * number. */
+double fault_roll(uint64_t seed, const char *ns, const char *workflow_id, int step, int attempt,
+		  const char *kind);
+
+/* The plan for one attempt of activity. */
+void fault_plan_for(const struct fault_config *c, const char *ns, const char *workflow_id,
+		    int step, int attempt, const char *activity, struct fault_plan *out);
+
+/* Non-zero when any rate is set. */
+int fault_enabled(const struct fault_config *c);
+
+/* The plan as the task frame's "fault" object (NEW ref), or NULL for
+ * FAULT_NONE and for async kills, which the supervisor carries out. */
+json_t *fault_plan_json(const struct fault_plan *p);
+
+/* Reads a task frame's "fault" object (borrowed, may be NULL = none).
+ * Returns 0, or -1 with err naming the bad member. */
+int fault_plan_parse(const json_t *j, struct fault_plan *out, char *err, size_t errlen);
+
+const char *fault_kind_name(enum fault_kind k);
+const char *fault_point_name(enum fault_point p);
+/* Returns 0 and *out for "before_effect" etc., -1 otherwise. */
+int fault_point_parse(const char *name, enum fault_point *out);
+const char *fault_supplier_mode_name(enum fault_supplier_mode m);
+
+/* A short text for logs and history: "kill at after_commit",
+ * "error after the effect", "async kill after 12 ms", ... */
+void fault_plan_describe(const struct fault_plan *p, char *buf, size_t len);
+
+#endif
