@@ -2,7 +2,10 @@
  * app DB (seeded 123456:1000) and a real idem-supplier child: the seed
  * scenario, replays, crashes at every crash point (a forked attempt that
  * dies there, then a retry), the naive control experiment, refusals,
- * supplier failures, the heartbeat resume, and appdb itself. */
+ * supplier failures and planned supplier faults (Idem-Fault), the
+ * heartbeat checkpoint and the resume from it ("source"), and appdb
+ * itself. */
+#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -19,6 +22,7 @@
 
 #include "activities.h"
 #include "appdb.h"
+#include "exitcodes.h"
 #include "httpc.h"
 #include "testutil.h"
 
@@ -355,7 +359,9 @@ static void test_supplier_order_replays(void **state)
 	json_t *r2 = run_ok(&f->env, &t2);
 
 	assert_false(replayed(r1));
+	assert_string_equal(str_of(r1, "source"), "supplier");
 	assert_true(replayed(r2));
+	assert_string_equal(str_of(r2, "source"), "restocks");
 	assert_string_equal(str_of(r2, "supplier_order_id"), str_of(r1, "supplier_order_id"));
 	assert_int_equal(int_of(r2, "stock"), 2000);
 	assert_int_equal(stock_of(f, "123456"), 2000);
@@ -370,39 +376,38 @@ static void test_supplier_order_replays(void **state)
 /* ---- hooks ---- */
 
 struct trace {
-	enum crash_point points[8];
+	enum fault_point points[8];
 	int n;
 	int lost_reply; /* set at after_commit: the reply will be lost */
 };
 
-static void record(void *arg, enum crash_point p, const struct msg_task *t)
+static void record(void *arg, enum fault_point p, const struct msg_task *t)
 {
 	struct trace *tr = arg;
 
 	(void)t;
 	if (tr->n < 8)
 		tr->points[tr->n++] = p;
-	if (p == CRASH_AFTER_COMMIT)
+	if (p == FAULT_AFTER_COMMIT)
 		tr->lost_reply = 1;
 }
 
-static void assert_trace(const struct trace *tr, const enum crash_point *want, int n)
+static void assert_trace(const struct trace *tr, const enum fault_point *want, int n)
 {
 	assert_int_equal(tr->n, n);
 	for (int i = 0; i < n; i++) {
 		if (tr->points[i] != want[i])
 			fail_msg("crash point %d is %s, expected %s", i,
-			         activity_crash_point_name(tr->points[i]),
-			         activity_crash_point_name(want[i]));
+			         fault_point_name(tr->points[i]), fault_point_name(want[i]));
 	}
 }
 
 static void test_hooks_in_order(void **state)
 {
 	struct fx *f = *state;
-	static const enum crash_point all[] = {CRASH_BEFORE_EFFECT, CRASH_AFTER_EFFECT,
-	                                       CRASH_AFTER_COMMIT};
-	static const enum crash_point replay[] = {CRASH_BEFORE_EFFECT, CRASH_AFTER_COMMIT};
+	static const enum fault_point all[] = {FAULT_BEFORE_EFFECT, FAULT_AFTER_EFFECT,
+	                                       FAULT_AFTER_COMMIT};
+	static const enum fault_point replay[] = {FAULT_BEFORE_EFFECT, FAULT_AFTER_COMMIT};
 	struct trace tr = {0};
 	struct activity_hooks hooks = {.at = record, .arg = &tr};
 	struct activity_env env = f->env;
@@ -470,20 +475,69 @@ static void test_lost_reply_is_replayed(void **state)
 
 /* ---- crashes: a forked attempt dies at a crash point ---- */
 
-static void die_at(void *arg, enum crash_point p, const struct msg_task *t)
+static void die_at(void *arg, enum fault_point p, const struct msg_task *t)
 {
 	(void)t;
-	if (p == *(const enum crash_point *)arg)
+	if (p == *(const enum fault_point *)arg)
 		_exit(CRASH_EXIT);
 }
 
-/* Runs t in a child with its own connection that _exit()s at point.
- * Returns the child's exit code. */
-static int crash_attempt(struct fx *f, const struct msg_task *t, enum crash_point point)
+static int write_all(int fd, const char *p, size_t n)
 {
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* The child's heartbeat callback: the details as one line on a pipe. */
+static int heartbeat_to_pipe(void *arg, json_t *details)
+{
+	int fd = *(const int *)arg;
+	char *text = json_dumps(details, JSON_COMPACT);
+	int rc = -1;
+
+	if (text != NULL && write_all(fd, text, strlen(text)) == 0 && write_all(fd, "\n", 1) == 0)
+		rc = 0;
+	free(text);
+	return rc;
+}
+
+/* The last heartbeat the child sent (NEW ref), or NULL when none. */
+static json_t *read_heartbeats(int fd)
+{
+	char buf[4096];
+	size_t len = 0;
+	ssize_t n;
+	char *last = NULL;
+
+	while (len + 1 < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)n;
+	buf[len] = '\0';
+	if (len == 0)
+		return NULL;
+	buf[len - 1] = '\0'; /* the last newline */
+	last = strrchr(buf, '\n');
+	return json_loads(last != NULL ? last + 1 : buf, 0, NULL);
+}
+
+/* Runs t in a child with its own connection that _exit()s at point.
+ * Returns the child's exit code; *heartbeat (when not NULL) gets the last
+ * heartbeat details the attempt sent (NEW ref, NULL when none). */
+static int crash_attempt(struct fx *f, const struct msg_task *t, enum fault_point point,
+                         json_t **heartbeat)
+{
+	int hb[2];
 	pid_t pid;
 	int rc;
 
+	assert_int_equal(pipe(hb), 0);
 	/* No SQLite connection crosses the fork: close ours, reopen after. */
 	sqlite3_close(f->db);
 	f->db = NULL;
@@ -495,27 +549,34 @@ static int crash_attempt(struct fx *f, const struct msg_task *t, enum crash_poin
 		struct activity_hooks hooks = {.at = die_at, .arg = &point};
 		struct activity_env env = f->env;
 		sqlite3 *db = NULL;
+		close(hb[0]);
 		if (appdb_open(f->app_db, DB_SYNC_NORMAL, NULL, 0, &db, err, sizeof(err)) != 0)
 			_exit(2);
 		env.db = db;
 		env.hooks = &hooks;
+		env.heartbeat = heartbeat_to_pipe;
+		env.heartbeat_arg = &hb[1];
 		activity_run(&env, t, &o);
 		_exit(3); /* the crash point was not reached */
 	}
+	close(hb[1]);
 	rc = tu_wait_exit(pid, 30000);
+	if (heartbeat != NULL)
+		*heartbeat = read_heartbeats(hb[0]);
+	close(hb[0]);
 	open_app_db(f);
 	return rc;
 }
 
-static void check_update_crash(struct fx *f, enum crash_point point)
+static void check_update_crash(struct fx *f, enum fault_point point)
 {
 	json_t *in = order_input("A12", "123456", 999);
 	struct msg_task t1 = task("update_inventory", in, 1);
 	struct msg_task t2 = task("update_inventory", in, 2);
-	int committed = point == CRASH_AFTER_COMMIT;
+	int committed = point == FAULT_AFTER_COMMIT;
 	json_t *r = NULL;
 
-	assert_int_equal(crash_attempt(f, &t1, point), CRASH_EXIT);
+	assert_int_equal(crash_attempt(f, &t1, point, NULL), CRASH_EXIT);
 	/* All or nothing. */
 	assert_int_equal(orders_rows(f), committed);
 	assert_int_equal(stock_of(f, "123456"), committed ? 1 : 1000);
@@ -531,29 +592,29 @@ static void check_update_crash(struct fx *f, enum crash_point point)
 
 static void test_update_crash_before_effect(void **state)
 {
-	check_update_crash(*state, CRASH_BEFORE_EFFECT);
+	check_update_crash(*state, FAULT_BEFORE_EFFECT);
 }
 
 static void test_update_crash_after_effect(void **state)
 {
-	check_update_crash(*state, CRASH_AFTER_EFFECT);
+	check_update_crash(*state, FAULT_AFTER_EFFECT);
 }
 
 static void test_update_crash_after_commit(void **state)
 {
-	check_update_crash(*state, CRASH_AFTER_COMMIT);
+	check_update_crash(*state, FAULT_AFTER_COMMIT);
 }
 
-static void check_supplier_crash(struct fx *f, enum crash_point point)
+static void check_supplier_crash(struct fx *f, enum fault_point point)
 {
 	json_t *in = restock_input("123456", 1000, "ns/A12/1");
 	struct msg_task t1 = task("supplier_order", in, 1);
 	struct msg_task t2 = task("supplier_order", in, 2);
-	int ordered = point != CRASH_BEFORE_EFFECT;
-	int credited = point == CRASH_AFTER_COMMIT;
+	int ordered = point != FAULT_BEFORE_EFFECT;
+	int credited = point == FAULT_AFTER_COMMIT;
 	json_t *r = NULL;
 
-	assert_int_equal(crash_attempt(f, &t1, point), CRASH_EXIT);
+	assert_int_equal(crash_attempt(f, &t1, point, NULL), CRASH_EXIT);
 	assert_int_equal(ledger_orders(f), ordered);
 	assert_int_equal(restocks_rows(f), credited);
 	assert_int_equal(stock_of(f, "123456"), credited ? 2000 : 1000);
@@ -571,17 +632,17 @@ static void check_supplier_crash(struct fx *f, enum crash_point point)
 
 static void test_supplier_crash_before_effect(void **state)
 {
-	check_supplier_crash(*state, CRASH_BEFORE_EFFECT);
+	check_supplier_crash(*state, FAULT_BEFORE_EFFECT);
 }
 
 static void test_supplier_crash_after_effect(void **state)
 {
-	check_supplier_crash(*state, CRASH_AFTER_EFFECT);
+	check_supplier_crash(*state, FAULT_AFTER_EFFECT);
 }
 
 static void test_supplier_crash_after_commit(void **state)
 {
-	check_supplier_crash(*state, CRASH_AFTER_COMMIT);
+	check_supplier_crash(*state, FAULT_AFTER_COMMIT);
 }
 
 /* ---- naive mode: the control experiment ---- */
@@ -762,6 +823,8 @@ static void test_heartbeat_resumes_without_calling(void **state)
 	t.heartbeat = hb;
 	r = run_ok(&f->env, &t);
 	assert_string_equal(str_of(r, "supplier_order_id"), "SO-77");
+	assert_string_equal(str_of(r, "source"), "heartbeat");
+	assert_false(replayed(r));
 	assert_int_equal(int_of(r, "stock"), 2000);
 	assert_int_equal(ledger_orders(f), 0);
 	assert_int_equal(restocks_rows(f), 1);
@@ -770,6 +833,183 @@ static void test_heartbeat_resumes_without_calling(void **state)
 	assert_invariant(f);
 	json_decref(r);
 	json_decref(hb);
+	json_decref(in);
+}
+
+/* ---- heartbeats and supplier faults ---- */
+
+/* What the heartbeat callback saw, in-process. */
+struct beats {
+	struct fx *f;
+	int calls;
+	char so_id[64];
+	long long restocks_then; /* restocks rows when it was called */
+	long long stock_then;
+};
+
+static int count_beat(void *arg, json_t *details)
+{
+	struct beats *b = arg;
+	const char *id = json_string_value(json_object_get(details, "supplier_order_id"));
+
+	b->calls++;
+	snprintf(b->so_id, sizeof(b->so_id), "%s", id != NULL ? id : "(none)");
+	b->restocks_then = restocks_rows(b->f);
+	b->stock_then = stock_of(b->f, "123456");
+	return 0;
+}
+
+/* The supplier's answer is checkpointed once, before the credit; a replay,
+ * a resume from that checkpoint and naive mode send none. */
+static void test_heartbeat_before_credit(void **state)
+{
+	struct fx *f = *state;
+	struct beats b = {.f = f};
+	struct activity_env env = f->env;
+	json_t *in = restock_input("123456", 1000, "ns/A12/1");
+	json_t *hb = json_pack("{s:s}", "supplier_order_id", "SO-1");
+	json_t *naive_in = restock_input("123456", 5, "ns/N1/1");
+	struct msg_task t1 = task("supplier_order", in, 1);
+	struct msg_task t2 = task("supplier_order", in, 2);
+	struct msg_task t3 = task("supplier_order", naive_in, 1);
+	json_t *r = NULL;
+
+	env.heartbeat = count_beat;
+	env.heartbeat_arg = &b;
+	r = run_ok(&env, &t1);
+	assert_int_equal(b.calls, 1);
+	assert_string_equal(b.so_id, "SO-1");
+	assert_int_equal(b.restocks_then, 0);
+	assert_int_equal(b.stock_then, 1000);
+	assert_string_equal(str_of(r, "supplier_order_id"), "SO-1");
+	assert_string_equal(str_of(r, "source"), "supplier");
+	json_decref(r);
+	r = run_ok(&env, &t2); /* replay */
+	assert_string_equal(str_of(r, "source"), "restocks");
+	json_decref(r);
+	t2.heartbeat = hb; /* still a replay: the restocks row wins */
+	r = run_ok(&env, &t2);
+	assert_string_equal(str_of(r, "source"), "restocks");
+	json_decref(r);
+	env.naive = 1;
+	r = run_ok(&env, &t3);
+	assert_string_equal(str_of(r, "source"), "supplier");
+	json_decref(r);
+	assert_int_equal(b.calls, 1);
+	assert_int_equal(ledger_orders(f), 2);
+	json_decref(naive_in);
+	json_decref(hb);
+	json_decref(in);
+}
+
+/* An attempt dies after ordering (credit rolled back); the retry carries
+ * its heartbeat and credits once without calling the supplier, which is
+ * down to prove it. */
+static void test_crash_after_effect_resumes_from_heartbeat(void **state)
+{
+	struct fx *f = *state;
+	json_t *in = restock_input("123456", 1000, "ns/A12/1");
+	struct msg_task t1 = task("supplier_order", in, 1);
+	struct msg_task t2 = task("supplier_order", in, 2);
+	json_t *hb = NULL, *r = NULL;
+	int code;
+
+	assert_int_equal(crash_attempt(f, &t1, FAULT_AFTER_EFFECT, &hb), CRASH_EXIT);
+	assert_non_null(hb);
+	assert_string_equal(str_of(hb, "supplier_order_id"), "SO-1");
+	assert_int_equal(ledger_orders(f), 1);
+	assert_int_equal(restocks_rows(f), 0);
+	assert_int_equal(stock_of(f, "123456"), 1000);
+	kill(f->sup_pid, SIGTERM);
+	code = tu_wait_exit(f->sup_pid, 5000);
+	f->sup_pid = -1;
+	assert_int_equal(code, 0);
+	t2.heartbeat = hb;
+	r = run_ok(&f->env, &t2);
+	assert_string_equal(str_of(r, "source"), "heartbeat");
+	assert_string_equal(str_of(r, "supplier_order_id"), "SO-1");
+	assert_false(replayed(r));
+	assert_int_equal(int_of(r, "stock"), 2000);
+	supplier_start(f);
+	assert_int_equal(ledger_orders(f), 1);
+	assert_int_equal(restocks_rows(f), 1);
+	assert_int_equal(stock_of(f, "123456"), 2000);
+	assert_invariant(f);
+	json_decref(r);
+	json_decref(hb);
+	json_decref(in);
+}
+
+static void test_supplier_fault_unavailable(void **state)
+{
+	struct fx *f = *state;
+	struct beats b = {.f = f};
+	struct activity_env env = f->env;
+	json_t *in = restock_input("123456", 1000, "ns/A12/1");
+	json_t *order = order_input("A12", "123456", 999);
+	struct msg_task t1 = task("supplier_order", in, 1);
+	struct msg_task t2 = task("supplier_order", in, 2);
+	struct msg_task t3 = task("update_inventory", order, 1);
+	struct activity_outcome o;
+	json_t *r = NULL;
+
+	env.supplier_fault = "unavailable";
+	env.heartbeat = count_beat;
+	env.heartbeat_arg = &b;
+	o = run_fail(&env, &t1, "SupplierUnavailable", 1);
+	assert_contains(o.error_message, "HTTP 503");
+	assert_contains(o.error_message, "supplier unavailable (injected fault)");
+	assert_int_equal(b.calls, 0);
+	assert_int_equal(ledger_orders(f), 0);
+	assert_int_equal(restocks_rows(f), 0);
+	assert_int_equal(stock_of(f, "123456"), 1000);
+	/* update_inventory ignores a supplier fault. */
+	json_decref(run_ok(&env, &t3));
+	assert_int_equal(stock_of(f, "123456"), 1);
+	r = run_ok(&f->env, &t2);
+	assert_string_equal(str_of(r, "source"), "supplier");
+	assert_string_equal(str_of(r, "supplier_order_id"), "SO-1");
+	assert_int_equal(ledger_orders(f), 1);
+	assert_int_equal(stock_of(f, "123456"), 1001);
+	json_decref(r);
+	json_decref(order);
+	json_decref(in);
+}
+
+/* The supplier records the order and dies before answering: the attempt
+ * cannot know; the retry with the same key gets the same order, once. */
+static void test_supplier_fault_record_then_die(void **state)
+{
+	struct fx *f = *state;
+	struct beats b = {.f = f};
+	struct activity_env env = f->env;
+	json_t *in = restock_input("123456", 1000, "ns/A12/1");
+	struct msg_task t1 = task("supplier_order", in, 1);
+	struct msg_task t2 = task("supplier_order", in, 2);
+	json_t *r = NULL;
+	int code;
+
+	env.supplier_fault = "record_then_die";
+	env.heartbeat = count_beat;
+	env.heartbeat_arg = &b;
+	run_fail(&env, &t1, "SupplierUnavailable", 1);
+	code = tu_wait_exit(f->sup_pid, 5000);
+	f->sup_pid = -1;
+	assert_int_equal(code, IDEM_EXIT_FAULT);
+	assert_int_equal(b.calls, 0);
+	assert_int_equal(restocks_rows(f), 0);
+	assert_int_equal(stock_of(f, "123456"), 1000);
+	supplier_start(f);
+	assert_int_equal(ledger_orders(f), 1);
+	r = run_ok(&f->env, &t2);
+	assert_string_equal(str_of(r, "source"), "supplier");
+	assert_string_equal(str_of(r, "supplier_order_id"), "SO-1");
+	assert_false(replayed(r));
+	assert_int_equal(ledger_orders(f), 1);
+	assert_int_equal(restocks_rows(f), 1);
+	assert_int_equal(stock_of(f, "123456"), 2000);
+	assert_invariant(f);
+	json_decref(r);
 	json_decref(in);
 }
 
@@ -913,6 +1153,10 @@ int main(void)
 	    T(test_supplier_down),
 	    T(test_supplier_rejects),
 	    T(test_heartbeat_resumes_without_calling),
+	    T(test_heartbeat_before_credit),
+	    T(test_crash_after_effect_resumes_from_heartbeat),
+	    T(test_supplier_fault_unavailable),
+	    T(test_supplier_fault_record_then_die),
 	    T(test_busy_database_is_retryable),
 	    T(test_stock_set_and_get),
 	    T(test_reopen_does_not_reseed),

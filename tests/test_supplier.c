@@ -1,6 +1,7 @@
 /* test_supplier.c — the real idem-supplier in a temporary directory: an
  * order and its replay by Idempotency-Key, a key reused with another body,
- * bad requests, the listing, and a ledger that survives a restart. */
+ * bad requests, the listing, a ledger that survives a restart, and the
+ * faults of the Idem-Fault header. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -308,15 +309,122 @@ static void test_command_line(void **state)
 	assert_int_equal(access(s->env, F_OK), 0);
 }
 
+/* POST /orders with Idem-Fault: fault. Returns the status and the body
+ * (new ref), or -1 with *doc NULL when no answer came. */
+static int post_fault(struct sup *s, const char *key, const char *fault, json_t **doc)
+{
+	char kh[300], fh[300];
+	const char *headers[] = {kh, fh, NULL};
+	struct httpc_response r;
+	char err[ERRLEN] = "";
+	int status;
+
+	snprintf(kh, sizeof(kh), "Idempotency-Key: %s", key);
+	snprintf(fh, sizeof(fh), "Idem-Fault: %s", fault);
+	*doc = NULL;
+	if (httpc_request(s->sock, "POST", "/orders", headers, ORDER_BODY, strlen(ORDER_BODY), 5000,
+	                  &r, err, sizeof(err)) != 0)
+		return -1;
+	*doc = json_loadb(r.body, r.body_len, 0, NULL);
+	status = r.status;
+	httpc_response_free(&r);
+	return status;
+}
+
+/* Waits for the supplier to exit on its own; returns the exit code (-1:
+ * still running, left to teardown). */
+static int sup_exited(struct sup *s)
+{
+	int code = tu_wait_exit(s->pid, 10000);
+
+	if (code >= 0)
+		s->pid = -1;
+	return code;
+}
+
+static void assert_log_contains(struct sup *s, const char *frag)
+{
+	char *log = tu_read_file(s->log);
+
+	if (log == NULL || strstr(log, frag) == NULL)
+		fail_msg("the log does not contain \"%s\":\n%s", frag, log ? log : "");
+	free(log);
+}
+
+static void test_fault_unavailable(void **state)
+{
+	struct sup *s = *state;
+	json_t *a = NULL, *b = NULL;
+
+	sup_start(s);
+	assert_int_equal(post_fault(s, "ns/A12/1", "unavailable", &a), 503);
+	assert_non_null(a);
+	assert_string_equal(str(a, "error"), "supplier unavailable (injected fault); retry later");
+	assert_int_equal(order_count(s), 0);
+	/* Nothing was recorded: the retry is a new order. */
+	assert_int_equal(post(s, "ns/A12/1", ORDER_BODY, &b), 201);
+	assert_string_equal(str(b, "supplier_order_id"), "SO-1");
+	json_decref(a);
+	json_decref(b);
+	sup_stop(s);
+}
+
+static void test_fault_record_then_die(void **state)
+{
+	struct sup *s = *state;
+	json_t *a = NULL, *b = NULL, *c = NULL;
+
+	sup_start(s);
+	assert_int_equal(post_fault(s, "ns/A12/1", "record_then_die", &a), -1);
+	assert_null(a);
+	assert_int_equal(sup_exited(s), IDEM_EXIT_FAULT);
+	assert_log_contains(s, "injected fault: recorded the order, dying before the answer");
+	assert_log_contains(s, "supplier_order_id=SO-1 key=ns/A12/1");
+	sup_start(s);
+	assert_int_equal(order_count(s), 1);
+	/* A replayed key: nothing new recorded, and the plan still says die. */
+	assert_int_equal(post_fault(s, "ns/A12/1", "record_then_die", &b), -1);
+	assert_int_equal(sup_exited(s), IDEM_EXIT_FAULT);
+	sup_start(s);
+	assert_int_equal(order_count(s), 1);
+	assert_int_equal(post(s, "ns/A12/1", ORDER_BODY, &c), 200);
+	assert_string_equal(str(c, "supplier_order_id"), "SO-1");
+	assert_true(json_is_true(json_object_get(c, "replayed")));
+	json_decref(c);
+	sup_stop(s);
+}
+
+static void test_fault_bad_value(void **state)
+{
+	struct sup *s = *state;
+	json_t *a = NULL;
+
+	sup_start(s);
+	assert_int_equal(post_fault(s, "ns/A12/1", "explode", &a), 400);
+	assert_non_null(a);
+	assert_error_contains(a, "Idem-Fault header is \"explode\"");
+	assert_error_contains(a, "unavailable");
+	assert_error_contains(a, "record_then_die");
+	assert_int_equal(order_count(s), 0);
+	json_decref(a);
+	sup_stop(s);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    T(test_order_then_replay), T(test_bad_key),
-	    T(test_bad_body),          T(test_ledger_survives_restart),
-	    T(test_other_endpoints),   T(test_replaces_stale_socket),
+	    T(test_order_then_replay),
+	    T(test_bad_key),
+	    T(test_bad_body),
+	    T(test_ledger_survives_restart),
+	    T(test_other_endpoints),
+	    T(test_replaces_stale_socket),
 	    T(test_command_line),
+	    T(test_fault_unavailable),
+	    T(test_fault_record_then_die),
+	    T(test_fault_bad_value),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

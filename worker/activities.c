@@ -38,21 +38,6 @@ struct applied {
 	char owner[2 * INPUT_TEXT_MAX + 2]; /* orders: "namespace/workflow_id" */
 };
 
-const char *activity_crash_point_name(enum crash_point p)
-{
-	switch (p) {
-	case CRASH_BEFORE_EFFECT:
-		return "before_effect";
-	case CRASH_AFTER_EFFECT:
-		return "after_effect";
-	case CRASH_AFTER_COMMIT:
-		return "after_commit";
-	case CRASH_MID_REPLY:
-		return "mid_reply";
-	}
-	return "unknown";
-}
-
 static int fail(struct activity_outcome *out, const char *type, int retryable, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int fail(struct activity_outcome *out, const char *type, int retryable, const char *fmt, ...)
@@ -67,7 +52,7 @@ static int fail(struct activity_outcome *out, const char *type, int retryable, c
 	return -1;
 }
 
-static void hook(const struct activity_env *env, enum crash_point p, const struct msg_task *t)
+static void hook(const struct activity_env *env, enum fault_point p, const struct msg_task *t)
 {
 	if (env->hooks != NULL && env->hooks->at != NULL)
 		env->hooks->at(env->hooks->arg, p, t);
@@ -307,12 +292,21 @@ static int order_result(struct activity_outcome *out, const char *order_id, cons
 	                                 stock, "replayed", replayed));
 }
 
-static int restock_result(struct activity_outcome *out, const char *product_id, json_int_t quantity,
-                          const char *so_id, json_int_t stock, int replayed)
+/* Where supplier_order got its supplier order id ("source"). */
+enum so_source { FROM_SUPPLIER, FROM_HEARTBEAT, FROM_RESTOCKS };
+
+static const char *source_name(enum so_source s)
 {
-	return set_result(out, json_pack("{s:s, s:I, s:s, s:I, s:b}", "product_id", product_id,
+	return s == FROM_SUPPLIER ? "supplier" : s == FROM_HEARTBEAT ? "heartbeat" : "restocks";
+}
+
+static int restock_result(struct activity_outcome *out, const char *product_id, json_int_t quantity,
+                          const char *so_id, json_int_t stock, enum so_source source)
+{
+	return set_result(out, json_pack("{s:s, s:I, s:s, s:I, s:b, s:s}", "product_id", product_id,
 	                                 "quantity", quantity, "supplier_order_id", so_id, "stock",
-	                                 stock, "replayed", replayed));
+	                                 stock, "replayed", source == FROM_RESTOCKS, "source",
+	                                 source_name(source)));
 }
 
 /* ---- update_inventory ---- */
@@ -362,7 +356,7 @@ static int update_inventory(const struct activity_env *env, const struct msg_tas
 
 	if (parse_order(t->input, &in, out) != 0)
 		return -1;
-	hook(env, CRASH_BEFORE_EFFECT, t);
+	hook(env, FAULT_BEFORE_EFFECT, t);
 	if (db_exec(env->db, "BEGIN IMMEDIATE", err, sizeof(err)) != 0)
 		return db_error(env, out, "update_inventory", err);
 	snprintf(owner, sizeof(owner), "%s/%s", t->namespace_, t->workflow_id);
@@ -383,10 +377,10 @@ static int update_inventory(const struct activity_env *env, const struct msg_tas
 	if (found == 0 && apply_order(env, owner, &in, &stock_after, out) != 0)
 		return -1;
 	if (found == 0)
-		hook(env, CRASH_AFTER_EFFECT, t);
+		hook(env, FAULT_AFTER_EFFECT, t);
 	if (db_exec(env->db, "COMMIT", err, sizeof(err)) != 0)
 		return db_error(env, out, "update_inventory", err);
-	hook(env, CRASH_AFTER_COMMIT, t);
+	hook(env, FAULT_AFTER_COMMIT, t);
 	if (found)
 		return order_result(out, in.order_id, prev.product_id, prev.quantity,
 		                    prev.stock_after, 1);
@@ -446,13 +440,14 @@ out:
 }
 
 /* POSTs the order with its Idempotency-Key (naive mode: a fresh key per
- * attempt, so the supplier cannot recognize a retry). */
+ * attempt, so the supplier cannot recognize a retry) and, when a fault
+ * plan says so, an Idem-Fault header. */
 static int supplier_call(const struct activity_env *env, const struct msg_task *t,
                          const struct restock_in *in, char *so_id, size_t so_len,
                          struct activity_outcome *out)
 {
-	char header[INPUT_TEXT_MAX + 64];
-	const char *headers[] = {header, NULL};
+	char header[INPUT_TEXT_MAX + 64], fault[96];
+	const char *headers[] = {header, NULL, NULL};
 	char err[512];
 	json_t *req = NULL; /* new */
 	char *body = NULL;
@@ -466,6 +461,10 @@ static int supplier_call(const struct activity_env *env, const struct msg_task *
 		         "Idempotency-Key: %s/attempt-%" JSON_INTEGER_FORMAT, in->key, t->attempt);
 	else
 		snprintf(header, sizeof(header), "Idempotency-Key: %s", in->key);
+	if (env->supplier_fault != NULL) {
+		snprintf(fault, sizeof(fault), "Idem-Fault: %s", env->supplier_fault);
+		headers[1] = fault;
+	}
 	req = json_pack("{s:s, s:I}", "product_id", in->product_id, "quantity", in->quantity);
 	body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
 	if (body == NULL) {
@@ -524,7 +523,8 @@ static int apply_restock(const struct activity_env *env, const struct restock_in
 /* One transaction: the key's restock if another attempt got there first,
  * else the credit and its row. */
 static int credit(const struct activity_env *env, const struct msg_task *t,
-                  const struct restock_in *in, const char *so_id, struct activity_outcome *out)
+                  const struct restock_in *in, const char *so_id, enum so_source source,
+                  struct activity_outcome *out)
 {
 	struct applied prev = {0};
 	json_int_t stock_after = 0;
@@ -541,14 +541,14 @@ static int credit(const struct activity_env *env, const struct msg_task *t,
 	if (found == 0 && apply_restock(env, in, so_id, &stock_after, out) != 0)
 		return -1;
 	if (found == 0)
-		hook(env, CRASH_AFTER_EFFECT, t);
+		hook(env, FAULT_AFTER_EFFECT, t);
 	if (db_exec(env->db, "COMMIT", err, sizeof(err)) != 0)
 		return db_error(env, out, "supplier_order", err);
-	hook(env, CRASH_AFTER_COMMIT, t);
+	hook(env, FAULT_AFTER_COMMIT, t);
 	if (found)
 		return restock_result(out, prev.product_id, prev.quantity, prev.supplier_order_id,
-		                      prev.stock_after, 1);
-	return restock_result(out, in->product_id, in->quantity, so_id, stock_after, 0);
+		                      prev.stock_after, FROM_RESTOCKS);
+	return restock_result(out, in->product_id, in->quantity, so_id, stock_after, source);
 }
 
 /* Refuses an unknown product before anything is ordered. */
@@ -569,6 +569,38 @@ static int check_product(const struct activity_env *env, const struct restock_in
 	return 0;
 }
 
+/* Checkpoints the supplier order id before the credit, so that an attempt
+ * that dies from here on is resumed without calling the supplier again.
+ * Best effort: the Idempotency-Key keeps the order single without it. */
+static void checkpoint(const struct activity_env *env, const char *so_id)
+{
+	json_t *details = NULL; /* new */
+
+	if (env->heartbeat == NULL || env->naive)
+		return;
+	details = json_pack("{s:s}", "supplier_order_id", so_id);
+	if (details != NULL)
+		env->heartbeat(env->heartbeat_arg, details);
+	json_decref(details);
+}
+
+/* The supplier order id: from an earlier attempt's heartbeat, else from
+ * the supplier (then checkpointed). */
+static int order_from_supplier(const struct activity_env *env, const struct msg_task *t,
+                               const struct restock_in *in, char *so_id, size_t so_len,
+                               enum so_source *source, struct activity_outcome *out)
+{
+	if (heartbeat_order_id(t, so_id, so_len)) {
+		*source = FROM_HEARTBEAT;
+		return 0;
+	}
+	if (supplier_call(env, t, in, so_id, so_len, out) != 0)
+		return -1;
+	*source = FROM_SUPPLIER;
+	checkpoint(env, so_id);
+	return 0;
+}
+
 static int supplier_order(const struct activity_env *env, const struct msg_task *t,
                           struct activity_outcome *out)
 {
@@ -576,6 +608,7 @@ static int supplier_order(const struct activity_env *env, const struct msg_task 
 	struct applied prev = {0};
 	char so_id[SUPPLIER_ORDER_ID_MAX + 1];
 	char err[512];
+	enum so_source source = FROM_SUPPLIER;
 
 	if (parse_restock(t->input, &in, out) != 0)
 		return -1;
@@ -585,15 +618,15 @@ static int supplier_order(const struct activity_env *env, const struct msg_task 
 			return db_error(env, out, "supplier_order", err);
 		if (found)
 			return restock_result(out, prev.product_id, prev.quantity,
-			                      prev.supplier_order_id, prev.stock_after, 1);
+			                      prev.supplier_order_id, prev.stock_after,
+			                      FROM_RESTOCKS);
 	}
 	if (check_product(env, &in, out) != 0)
 		return -1;
-	hook(env, CRASH_BEFORE_EFFECT, t);
-	if (!heartbeat_order_id(t, so_id, sizeof(so_id)) &&
-	    supplier_call(env, t, &in, so_id, sizeof(so_id), out) != 0)
+	hook(env, FAULT_BEFORE_EFFECT, t);
+	if (order_from_supplier(env, t, &in, so_id, sizeof(so_id), &source, out) != 0)
 		return -1;
-	return credit(env, t, &in, so_id, out);
+	return credit(env, t, &in, so_id, source, out);
 }
 
 /* ---- dispatch ---- */

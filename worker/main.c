@@ -2,9 +2,27 @@
  *
  * The supervisor starts it with fork+exec and one end of a socketpair as
  * --channel-fd N. The worker says {"type":"ready"}, then answers every
- * {"type":"task"} frame with one {"type":"result"} frame. It exits 0 when
- * the channel closes, IDEM_EXIT_FAIL on a broken channel or message, and
- * IDEM_EXIT_DB when the app DB cannot be opened (see exitcodes.h). */
+ * {"type":"task"} frame with one {"type":"result"} frame, sending
+ * {"type":"heartbeat"} frames before it while the activity checkpoints
+ * progress (supplier_order: the supplier order id, before the credit).
+ * It exits 0 when the channel closes, IDEM_EXIT_FAIL on a broken channel
+ * or message, and IDEM_EXIT_DB when the app DB cannot be opened (see
+ * exitcodes.h).
+ *
+ * A task may carry a fault plan (its "fault" object, shared/fault.h),
+ * which the worker carries out, logging one "injected fault: ..." line:
+ *   kill P       SIGKILL itself at crash point P (before_effect,
+ *                after_effect, after_commit: through the activity hooks;
+ *                mid_reply: half of the result frame written). A point the
+ *                attempt never reaches (a refusal, a replay) kills nothing.
+ *   error W      a retryable "InjectedError": before_effect without
+ *                running the activity; after_effect after running it (its
+ *                effect committed, its result discarded), unless the
+ *                activity failed on its own.
+ *   delay MS     sleeps MS before running the activity normally.
+ *   supplier M   supplier_order sends "Idem-Fault: M" to the supplier.
+ * A fault object it cannot read is answered with a non-retryable
+ * "BadFault" error; the worker carries on. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -13,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "activities.h"
@@ -20,6 +39,7 @@
 #include "clock.h"
 #include "config.h"
 #include "exitcodes.h"
+#include "fault.h"
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
@@ -28,6 +48,14 @@ struct worker_args {
 	int channel_fd;
 	int naive;
 	int help;
+};
+
+/* The attempt in flight: its channel, task and fault plan. The activity
+ * hooks and the heartbeat callback get it as their argument. */
+struct attempt {
+	int fd;
+	const struct msg_task *t; /* borrows from the task message */
+	struct fault_plan plan;
 };
 
 /* Large (the seed table): static rather than on the stack. */
@@ -163,10 +191,109 @@ static int prepare_channel(int fd, char *err, size_t errlen)
 	return 0;
 }
 
-/* Sends one frame. The fault seam: CRASH_MID_REPLY is offered to the
- * hooks before the frame is written (a fault plan may write part of it
- * and die). */
-static int reply(int fd, const struct activity_env *env, const struct msg_task *t, json_t *msg)
+/* ---- faults ---- */
+
+/* One info line about a fault being carried out; detail is "key=value". */
+static void log_injected(const struct attempt *a, const char *msg, const char *detail)
+{
+	char wf[300], act[300];
+
+	log_info(msg, "%s task_id=%lld wf=%s step=%lld attempt=%lld activity=%s", detail,
+	         (long long)a->t->task_id, kvq(wf, sizeof(wf), a->t->workflow_id),
+	         (long long)a->t->step, (long long)a->t->attempt,
+	         kvq(act, sizeof(act), a->t->activity));
+}
+
+/* The plan's SIGKILL. The log line is one write(2): it survives. */
+static _Noreturn void die(const struct attempt *a, const char *detail)
+{
+	log_injected(a, "injected fault: kill", detail);
+	kill(getpid(), SIGKILL);
+	_exit(IDEM_EXIT_FAIL); /* not reached */
+}
+
+static int planned_kill_at(const struct attempt *a, enum fault_point p)
+{
+	return a != NULL && a->plan.kind == FAULT_KILL && a->plan.point == p;
+}
+
+/* The activity hooks: dies at the planned crash point. */
+static void at_point(void *arg, enum fault_point p, const struct msg_task *t)
+{
+	const struct attempt *a = arg;
+	char detail[64];
+
+	(void)t;
+	if (!planned_kill_at(a, p))
+		return;
+	snprintf(detail, sizeof(detail), "point=%s", fault_point_name(p));
+	die(a, detail);
+}
+
+static void write_some(int fd, const unsigned char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* kill at mid_reply: the first half of the frame (at least 1 byte, at
+ * most all but 1), then SIGKILL. Returns only when msg cannot be encoded
+ * (the caller's write then reports it). */
+static void die_mid_reply(int fd, const json_t *msg, const struct attempt *a)
+{
+	char err[512], detail[128];
+	size_t len = 0, half;
+	unsigned char *buf = frame_encode(msg, cfg.max_frame, &len, err, sizeof(err));
+
+	if (buf == NULL || len < 2) {
+		free(buf);
+		return;
+	}
+	half = len / 2; /* 1 .. len - 1, as len >= 2 */
+	write_some(fd, buf, half);
+	free(buf);
+	snprintf(detail, sizeof(detail), "point=%s bytes_written=%zu frame_bytes=%zu",
+	         fault_point_name(FAULT_MID_REPLY), half, len);
+	die(a, detail);
+}
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
+	                      .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* Reads the task's fault plan. Returns 0, or -1 with err naming the
+ * problem (a zeroed plan). */
+static int read_plan(const struct msg_task *t, struct fault_plan *plan, char *err, size_t errlen)
+{
+	int rc = fault_plan_parse(t->fault, plan, err, errlen);
+
+	if (rc == 0 && plan->kind == FAULT_DELAY && plan->ms < 0) {
+		snprintf(err, errlen, "fault: delay needs \"ms\" >= 0 (got %lld)",
+		         (long long)plan->ms);
+		rc = -1;
+	}
+	if (rc != 0)
+		memset(plan, 0, sizeof(*plan));
+	return rc;
+}
+
+/* ---- the channel ---- */
+
+/* Sends one frame; a is the attempt it answers (NULL for ready), whose
+ * plan may say to die half-way through. */
+static int reply(int fd, json_t *msg, const struct attempt *a)
 {
 	char err[512], q[600];
 
@@ -174,13 +301,34 @@ static int reply(int fd, const struct activity_env *env, const struct msg_task *
 		log_error("out of memory building the reply", "");
 		return -1;
 	}
-	if (env->hooks != NULL && env->hooks->at != NULL && t != NULL)
-		env->hooks->at(env->hooks->arg, CRASH_MID_REPLY, t);
+	if (planned_kill_at(a, FAULT_MID_REPLY))
+		die_mid_reply(fd, msg, a);
 	if (frame_write_fd(fd, msg, cfg.max_frame, err, sizeof(err)) != 0) {
 		log_error("cannot write to the channel", "error=%s", kvq(q, sizeof(q), err));
 		return -1;
 	}
 	return 0;
+}
+
+/* The activities' heartbeat callback: one heartbeat frame for the task in
+ * flight. details is borrowed. */
+static int send_heartbeat(void *arg, json_t *details)
+{
+	const struct attempt *a = arg;
+	json_t *msg = msg_heartbeat_new(a->t->task_id, details); /* new */
+	char err[512], q[600];
+	int rc = -1;
+
+	if (msg == NULL)
+		log_error("out of memory building a heartbeat", "task_id=%lld",
+		          (long long)a->t->task_id);
+	else if (frame_write_fd(a->fd, msg, cfg.max_frame, err, sizeof(err)) != 0)
+		log_error("cannot send a heartbeat", "task_id=%lld error=%s",
+		          (long long)a->t->task_id, kvq(q, sizeof(q), err));
+	else
+		rc = 0;
+	json_decref(msg);
+	return rc;
 }
 
 static void log_attempt(const struct msg_task *t, const struct activity_outcome *o, int rc,
@@ -223,27 +371,81 @@ static int read_task(json_t *msg, struct msg_task *t)
 	return -1;
 }
 
+/* The answer (NEW ref, NULL when out of memory) of an attempt that has
+ * run; a plan "error after_effect" replaces a success. */
+static json_t *answer_of(const struct attempt *a, const struct activity_outcome *o, int rc)
+{
+	json_int_t id = a->t->task_id;
+
+	if (rc != 0)
+		return msg_result_error_new(id, o->error_type, o->error_message, o->retryable);
+	if (a->plan.kind != FAULT_ERROR)
+		return msg_result_ok_new(id, o->result);
+	log_injected(a, "injected fault: error", "when=after_effect");
+	return msg_result_error_new(id, "InjectedError",
+	                            "injected error after the effect (fault plan): the retry must "
+	                            "not apply it again",
+	                            1);
+}
+
+/* Runs the attempt under its plan (env is this attempt's copy). Returns
+ * the answer (NEW ref, NULL when out of memory). */
+static json_t *run_attempt(struct activity_env *env, const struct attempt *a)
+{
+	const struct fault_plan *p = &a->plan;
+	struct activity_outcome o;
+	char detail[64];
+	int64_t start = clock_mono_us();
+	json_t *answer = NULL; /* new */
+	int rc;
+
+	if (p->kind == FAULT_ERROR && !p->after_effect) {
+		log_injected(a, "injected fault: error", "when=before_effect");
+		return msg_result_error_new(a->t->task_id, "InjectedError",
+		                            "injected error before the effect (fault plan)", 1);
+	}
+	if (p->kind == FAULT_DELAY) {
+		snprintf(detail, sizeof(detail), "ms=%lld", (long long)p->ms);
+		log_injected(a, "injected fault: delay", detail);
+		sleep_ms(p->ms);
+	}
+	if (p->kind == FAULT_SUPPLIER && strcmp(a->t->activity, "supplier_order") == 0) {
+		env->supplier_fault = fault_supplier_mode_name(p->mode);
+		snprintf(detail, sizeof(detail), "mode=%s", env->supplier_fault);
+		log_injected(a, "injected fault: supplier", detail);
+	}
+	rc = activity_run(env, a->t, &o);
+	log_attempt(a->t, &o, rc, clock_mono_us() - start);
+	answer = answer_of(a, &o, rc);
+	json_decref(o.result);
+	return answer;
+}
+
 /* Runs one task message and answers it. Returns 0, or -1 when the worker
  * must exit (IDEM_EXIT_FAIL). */
-static int handle(int fd, const struct activity_env *env, json_t *msg)
+static int handle(int fd, const struct activity_env *base, json_t *msg)
 {
 	struct msg_task t;
-	struct activity_outcome o;
+	struct attempt a = {.fd = fd, .t = &t};
+	struct activity_hooks hooks = {.at = at_point, .arg = &a};
+	struct activity_env env = *base;
 	json_t *answer = NULL; /* new */
-	int64_t start = clock_mono_us();
+	char err[512], q[600];
 	int rc;
 
 	if (read_task(msg, &t) != 0)
 		return -1;
-	rc = activity_run(env, &t, &o);
-	log_attempt(&t, &o, rc, clock_mono_us() - start);
-	if (rc == 0)
-		answer = msg_result_ok_new(t.task_id, o.result);
-	else
-		answer =
-		    msg_result_error_new(t.task_id, o.error_type, o.error_message, o.retryable);
-	json_decref(o.result);
-	rc = reply(fd, env, &t, answer);
+	env.hooks = &hooks;
+	env.heartbeat = send_heartbeat;
+	env.heartbeat_arg = &a;
+	if (read_plan(&t, &a.plan, err, sizeof(err)) != 0) {
+		log_error("bad fault plan from the supervisor", "task_id=%lld error=%s",
+		          (long long)t.task_id, kvq(q, sizeof(q), err));
+		answer = msg_result_error_new(t.task_id, "BadFault", err, 0);
+	} else {
+		answer = run_attempt(&env, &a);
+	}
+	rc = reply(fd, answer, &a);
 	json_decref(answer);
 	return rc;
 }
@@ -284,12 +486,10 @@ static int run(const struct worker_args *a)
 	char err[600], q[700];
 	sqlite3 *db = NULL;
 	json_t *ready = NULL; /* new */
-	/* The fault-injection seam: the next milestone plugs a planner here. */
-	const struct activity_hooks *hooks = NULL;
+	/* handle() adds each attempt's hooks and heartbeat callback. */
 	struct activity_env env = {.supplier_endpoint = cfg.supplier_socket,
 	                           .supplier_timeout_ms = ACTIVITY_SUPPLIER_TIMEOUT_MS,
-	                           .naive = a->naive,
-	                           .hooks = hooks};
+	                           .naive = a->naive};
 	int rc;
 
 	if (appdb_open(cfg.database, DB_SYNC_FULL, NULL, 0, &db, err, sizeof(err)) != 0) {
@@ -301,8 +501,7 @@ static int run(const struct worker_args *a)
 	          kvq(err, sizeof(err), cfg.database), kvq(q, sizeof(q), cfg.supplier_socket),
 	          a->naive ? "true" : "false");
 	ready = msg_ready_new((long)getpid());
-	rc = reply(a->channel_fd, &env, NULL, ready) == 0 ? serve(a->channel_fd, &env)
-	                                                  : IDEM_EXIT_FAIL;
+	rc = reply(a->channel_fd, ready, NULL) == 0 ? serve(a->channel_fd, &env) : IDEM_EXIT_FAIL;
 	json_decref(ready);
 	sqlite3_close(db);
 	return rc;

@@ -7,6 +7,12 @@
  *       201 {"supplier_order_id":"SO-1","product_id","quantity","replayed":false}
  *       200 the same order with "replayed":true when K was seen with the same body
  *       422 when K was seen with another body; 400 on a bad key or body
+ *     Idem-Fault: F (optional, a fault plan of idem-supervisor, fault.h):
+ *       unavailable      503 {"error":...}, nothing recorded
+ *       record_then_die  record the order (or find its replay), commit,
+ *                        then _exit(IDEM_EXIT_FAULT) without answering:
+ *                        "did my request go through?"
+ *       anything else    400 naming the allowed values
  *   GET /orders   200 {"orders":[{"supplier_order_id","idempotency_key",
  *                                 "product_id","quantity","created_at"}...]}
  *   GET /health   200 {"ok":true}
@@ -81,6 +87,8 @@ static void usage(FILE *f)
 	      "  -h, --help                 show this help\n"
 	      "\n"
 	      "  POST /orders (header Idempotency-Key, body {\"product_id\":S,\"quantity\":N})\n"
+	      "    optional header Idem-Fault: unavailable | record_then_die (fault injection:\n"
+	      "    answer 503 without recording | record, then exit 5 without answering)\n"
 	      "  GET /orders, GET /health\n",
 	      f);
 }
@@ -245,8 +253,6 @@ static int ledger_order(sqlite3 *db, const char *key, const char *product_id, lo
 		if (ledger_insert(db, key, product_id, quantity, &row->id, err, errlen) != 0)
 			found = -1;
 	}
-	/* The fault seam of the next milestone: "recorded, then died before
-	 * answering" belongs right after this COMMIT. */
 	if (found >= 0 && db_exec(db, "COMMIT", err, errlen) != 0)
 		found = -1;
 	if (found < 0 && !sqlite3_get_autocommit(db))
@@ -319,6 +325,43 @@ static const char *read_key(struct evhttp_request *req)
 	return NULL;
 }
 
+/* The Idem-Fault header: what a planned fault asks of this request. */
+enum sup_fault { SUP_FAULT_NONE, SUP_FAULT_UNAVAILABLE, SUP_FAULT_RECORD_THEN_DIE };
+
+/* Reads Idem-Fault into *f. Returns 0, or -1 after answering 400. */
+static int read_fault(struct evhttp_request *req, enum sup_fault *f)
+{
+	const char *v = evhttp_find_header(evhttp_request_get_input_headers(req), "Idem-Fault");
+
+	*f = SUP_FAULT_NONE;
+	if (v == NULL)
+		return 0;
+	if (strcmp(v, "unavailable") == 0) {
+		*f = SUP_FAULT_UNAVAILABLE;
+		return 0;
+	}
+	if (strcmp(v, "record_then_die") == 0) {
+		*f = SUP_FAULT_RECORD_THEN_DIE;
+		return 0;
+	}
+	reply_error(req, 400,
+	            "the Idem-Fault header is \"%.100s\": allowed values are unavailable and "
+	            "record_then_die (or leave the header out)",
+	            v);
+	return -1;
+}
+
+/* record_then_die: the order is committed; die before answering. */
+static _Noreturn void die_before_answer(const char *key, const struct ledger_row *row, int found)
+{
+	char qk[600];
+
+	log_info("injected fault: recorded the order, dying before the answer",
+	         "supplier_order_id=SO-%lld key=%s replayed=%s exit=%d", row->id,
+	         kvq(qk, sizeof(qk), key), found ? "true" : "false", IDEM_EXIT_FAULT);
+	_exit(IDEM_EXIT_FAULT);
+}
+
 static void answer_order(struct evhttp_request *req, const char *key, const char *product_id,
                          json_int_t quantity, const struct ledger_row *row, int found)
 {
@@ -351,11 +394,17 @@ static void orders_post(struct supplier *s, struct evhttp_request *req)
 	json_int_t quantity = 0;
 	json_t *doc = NULL; /* new */
 	struct ledger_row row = {0};
+	enum sup_fault fault = SUP_FAULT_NONE;
 	char err[512], q[600];
 	int found;
 
-	if (key == NULL)
+	if (key == NULL || read_fault(req, &fault) != 0)
 		return;
+	if (fault == SUP_FAULT_UNAVAILABLE) {
+		log_info("injected fault: unavailable", "key=%s", kvq(q, sizeof(q), key));
+		reply_error(req, 503, "supplier unavailable (injected fault); retry later");
+		return;
+	}
 	doc = read_order_body(req, &product_id, &quantity);
 	if (doc == NULL)
 		return;
@@ -363,6 +412,8 @@ static void orders_post(struct supplier *s, struct evhttp_request *req)
 	if (found < 0) {
 		log_error("ledger write failed", "error=%s", kvq(q, sizeof(q), err));
 		reply_error(req, 503, "supplier ledger: %s; try again", err);
+	} else if (fault == SUP_FAULT_RECORD_THEN_DIE) {
+		die_before_answer(key, &row, found);
 	} else {
 		answer_order(req, key, product_id, quantity, &row, found);
 	}
