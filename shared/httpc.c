@@ -736,3 +736,27 @@ void httpc_response_free(struct httpc_response *resp)
 	resp->body = NULL;
 	resp->body_len = 0;
 }
+
+int httpc_wait_ready(const char *endpoint, int timeout_ms)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int64_t deadline = clock_mono_ms() + timeout_ms;
+	size_t len = strlen(endpoint);
+
+	if (strncmp(endpoint, "http://", 7) == 0 || len >= sizeof(sa.sun_path))
+		return 0;
+	memcpy(sa.sun_path, endpoint, len + 1);
+	for (;;) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		int e = errno;
+
+		if (fd >= 0)
+			close(fd);
+		if (ok)
+			return 0;
+		if ((e != ENOENT && e != ECONNREFUSED) || clock_mono_ms() >= deadline)
+			return -1;
+		sleep_ms(5);
+	}
+}

@@ -19,11 +19,16 @@ struct httpc_response {
  * are understood; chunked bodies are too.
  * Returns 0 with *resp filled (any HTTP status), or -1 with err naming the
  * endpoint and the cause ("cannot connect to run/idem.sock: No such file
- * or directory (is idem-supervisor running?)", "timed out after 5000 ms"). */
+ * or directory (is the server running?)", "timed out after 5000 ms"). */
 int httpc_request(const char *endpoint, const char *method, const char *path,
                   const char *const *headers, const char *body, size_t body_len, int timeout_ms,
                   struct httpc_response *resp, char *err, size_t errlen);
 
 void httpc_response_free(struct httpc_response *resp);
+
+/* Waits up to timeout_ms for a Unix socket endpoint to accept connections
+ * (a server that is restarting). Returns 0 once it does, -1 when it still
+ * does not. A TCP endpoint returns 0 at once. */
+int httpc_wait_ready(const char *endpoint, int timeout_ms);
 
 #endif

@@ -9,6 +9,7 @@
  *   GET  /v1/wait[?timeout=30s]        long-poll until none is running
  *   GET  /v1/stats                     counts, pool, engine counters
  *   GET  /v1/stock/PRODUCT, PUT /v1/stock/PRODUCT {"stock": N}
+ *   GET  /v1/check                     the invariants (check.h), ok or not
  *   GET  /v1/health, GET /metrics (Prometheus text)
  *
  * Errors are {"error": "...", "status": N}. A start is answered only after
@@ -26,6 +27,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "appdb.h"
+#include "check.h"
 #include "clock.h"
 #include "log.h"
 #include "supervisor.h"
@@ -443,6 +445,28 @@ static void handle_list(struct api *a, struct evhttp_request *req, struct query 
 	reply(req, 200, list);
 }
 
+/* {"kill": N, ...} and {"before_effect": N, ...}: the planned faults. */
+static json_t *faults_json(const struct engine_stats *s)
+{
+	json_t *kinds = json_object(), *points = json_object();
+
+	for (int k = FAULT_KILL; k < FAULT_NKINDS; k++)
+		json_object_set_new(kinds, fault_kind_name((enum fault_kind)k),
+		                    json_integer(s->faults[k]));
+	for (int p = 0; p < FAULT_NPOINTS; p++)
+		json_object_set_new(points, fault_point_name((enum fault_point)p),
+		                    json_integer(s->kills_at[p]));
+	return json_pack("{s:o, s:o}", "by_kind", kinds, "kills_by_point", points);
+}
+
+static json_t *timeouts_json(const struct engine_stats *s)
+{
+	return json_pack("{s:I, s:I, s:I}", "start_to_close",
+	                 (json_int_t)s->timeouts[TIMEOUT_START_TO_CLOSE], "heartbeat",
+	                 (json_int_t)s->timeouts[TIMEOUT_HEARTBEAT], "schedule_to_close",
+	                 (json_int_t)s->timeouts[TIMEOUT_SCHEDULE_TO_CLOSE]);
+}
+
 static json_t *engine_json(const struct engine_stats *s, int running)
 {
 	return json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "in_memory", running,
@@ -469,6 +493,12 @@ static void handle_stats(struct api *a, struct evhttp_request *req)
 	json_object_set_new(c, "since_start",
 	                    engine_json(engine_stats(e), engine_running_count(e)));
 	json_object_set_new(c, "uptime_ms", json_integer(clock_mono_ms() - a->sup->started_mono));
+	json_object_set_new(c, "faults", faults_json(engine_stats(e)));
+	json_object_set_new(c, "timeouts", timeouts_json(engine_stats(e)));
+	json_object_set_new(c, "worker_deaths", json_integer(engine_stats(e)->worker_deaths));
+	json_object_set_new(c, "fault_seed", json_integer((json_int_t)a->sup->faults.seed));
+	json_object_set_new(c, "activity_mode",
+	                    json_string(a->sup->cfg.naive ? "naive" : "guarded"));
 	json_object_set_new(c, "stopping", json_boolean(a->sup->stopping));
 	reply(req, 200, c);
 }
@@ -561,10 +591,43 @@ static void handle_metrics(struct api *a, struct evhttp_request *req)
 	                    pool_total_restarts(a->sup->pool), pool_busy_count(a->sup->pool),
 	                    engine_running_count(a->sup->engine));
 	json_decref(c);
+	evbuffer_add_printf(buf,
+	                    "# HELP idem_faults_total Faults planned, by kind and crash point.\n"
+	                    "# TYPE idem_faults_total counter\n");
+	for (int k = FAULT_ASYNC_KILL; k < FAULT_NKINDS; k++)
+		evbuffer_add_printf(buf, "idem_faults_total{kind=\"%s\"} %lld\n",
+		                    fault_kind_name((enum fault_kind)k), (long long)s->faults[k]);
+	for (int p = 0; p < FAULT_NPOINTS; p++)
+		evbuffer_add_printf(buf, "idem_faults_total{kind=\"kill\",point=\"%s\"} %lld\n",
+		                    fault_point_name((enum fault_point)p),
+		                    (long long)s->kills_at[p]);
+	evbuffer_add_printf(buf,
+	                    "# TYPE idem_timeouts_total counter\n"
+	                    "idem_timeouts_total{kind=\"start_to_close\"} %lld\n"
+	                    "idem_timeouts_total{kind=\"heartbeat\"} %lld\n"
+	                    "idem_timeouts_total{kind=\"schedule_to_close\"} %lld\n"
+	                    "# TYPE idem_worker_deaths_total counter\n"
+	                    "idem_worker_deaths_total %lld\n",
+	                    (long long)s->timeouts[0], (long long)s->timeouts[1],
+	                    (long long)s->timeouts[2], (long long)s->worker_deaths);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	                  "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", buf);
 	evbuffer_free(buf);
+}
+
+/* The invariants over what is committed (the checker opens its own
+ * read-only connection). 200 whether they hold or not: the report says. */
+static void handle_check(struct api *a, struct evhttp_request *req)
+{
+	const struct idem_config *c = &a->sup->cfg;
+	char err[1024];
+	json_t *report =
+	    check_run(c->state_database, c->database, c->supplier_database, err, sizeof(err));
+
+	if (report == NULL)
+		return reply_error(req, 500, "check: %s", err);
+	reply(req, 200, report);
 }
 
 /* ---- routing ------------------------------------------------------------------------ */
@@ -642,6 +705,8 @@ static void route(struct evhttp_request *req, void *arg)
 		handle_wait_all(a, req, &q);
 	else if (n == 2 && strcmp(seg[1], "stats") == 0 && cmd == EVHTTP_REQ_GET)
 		handle_stats(a, req);
+	else if (n == 2 && strcmp(seg[1], "check") == 0 && cmd == EVHTTP_REQ_GET)
+		handle_check(a, req);
 	else if (n == 2 && strcmp(seg[1], "health") == 0 && cmd == EVHTTP_REQ_GET)
 		reply(req, 200, json_pack("{s:b, s:b}", "ok", 1, "stopping", a->sup->stopping));
 	else if (n == 3 && strcmp(seg[1], "stock") == 0)

@@ -201,26 +201,87 @@ static void set_error(struct step *st, const char *type, const char *message)
 	st->error_message = strdup(message ? message : "");
 }
 
+/* Non-zero when name is in the comma list. */
+static int listed(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list; p != NULL && *p != '\0';) {
+		size_t len = strcspn(p, ",");
+
+		if (len == n && strncmp(p, name, n) == 0)
+			return 1;
+		p += len + (p[len] == ',');
+	}
+	return 0;
+}
+
+/* The activity's retry policy: its own fields where set, else the config's. */
+static struct retry_policy policy_of(struct engine *e, const struct activity_options *o)
+{
+	struct retry_policy p = e->sup->retry;
+
+	if (o->retry.initial_ms > 0)
+		p.initial_ms = o->retry.initial_ms;
+	if (o->retry.coefficient > 0)
+		p.coefficient = o->retry.coefficient;
+	if (o->retry.maximum_ms > 0)
+		p.maximum_ms = o->retry.maximum_ms;
+	if (o->retry.maximum_attempts > 0)
+		p.maximum_attempts = o->retry.maximum_attempts;
+	return p;
+}
+
+static void step_fail(struct engine *e, struct step *st, const char *why)
+{
+	st->status = STEP_FAILED;
+	if (st->timer != NULL)
+		evtimer_del(st->timer);
+	if (st->deadline != NULL)
+		evtimer_del(st->deadline);
+	step_save(e, st);
+	event_log(e, st->wf, st->seq, st->attempt, "step_failed", 0,
+	          json_pack("{s:s, s:s, s:s}", "error_type", st->error_type, "message",
+	                    st->error_message, "why", why));
+	mark_runnable(e, st->wf);
+}
+
+/* Why the step must not run again after this failure, or NULL. */
+static const char *final_reason(struct engine *e, struct step *st, int retryable, const char *type,
+                                int64_t delay)
+{
+	const struct activity_options *o = activity_options_find(st->activity);
+	struct retry_policy p = policy_of(e, o);
+	int64_t s2c = e->sup->cfg.schedule_to_close_ms;
+
+	if (st->expired)
+		return "schedule_to_close timeout";
+	if (!retryable)
+		return "not retryable";
+	if (listed(e->sup->cfg.retry_non_retryable, type) || listed(o->non_retryable, type))
+		return "non-retryable error type";
+	if (!retry_may_retry(&p, st->attempt))
+		return "maximum attempts reached";
+	if (s2c > 0 && clock_wall_ms() + delay > st->scheduled_at + s2c)
+		return "the next attempt would start after the schedule_to_close timeout";
+	return NULL;
+}
+
 /* An attempt of st failed: retry it under the policy, or fail the step. */
 static void attempt_failed(struct engine *e, struct step *st, int retryable, const char *type,
                            const char *message)
 {
-	const struct retry_policy *p = &e->sup->retry;
-	int64_t delay;
+	struct retry_policy p = policy_of(e, activity_options_find(st->activity));
+	int64_t delay = retry_delay_ms(&p, st->attempt);
+	const char *why;
 
 	e->stats.failed_attempts++;
 	set_error(st, type, message);
-	if (!retryable || !retry_may_retry(p, st->attempt)) {
-		st->status = STEP_FAILED;
-		step_save(e, st);
-		event_log(e, st->wf, st->seq, st->attempt, "step_failed", 0,
-		          json_pack("{s:s, s:s, s:s}", "error_type", st->error_type, "message",
-		                    st->error_message, "why",
-		                    retryable ? "maximum attempts reached" : "not retryable"));
-		mark_runnable(e, st->wf);
+	why = final_reason(e, st, retryable, type, delay);
+	if (why != NULL) {
+		step_fail(e, st, why);
 		return;
 	}
-	delay = retry_delay_ms(p, st->attempt);
 	st->status = STEP_SCHEDULED;
 	st->next_attempt_at = clock_wall_ms() + delay;
 	step_save(e, st);
@@ -259,13 +320,62 @@ void engine_on_heartbeat(struct engine *e, struct step *st, json_t *details)
 	          json_pack("{s:O}", "details", details));
 }
 
-void engine_on_lost(struct engine *e, struct step *st, const char *kind, const char *reason,
-                    long pid)
+void engine_on_lost(struct engine *e, struct step *st, const char *kind, const char *error_type,
+                    const char *reason, long pid)
 {
-	event_log(e, st->wf, st->seq, st->attempt, kind, pid, json_pack("{s:s}", "reason", reason));
-	attempt_failed(e, st, 1,
-	               strcmp(kind, "timed_out") == 0 ? "StartToCloseTimeout" : "WorkerLost",
-	               reason);
+	event_log(e, st->wf, st->seq, st->attempt, kind, pid,
+	          json_pack("{s:s, s:s}", "error_type", error_type, "reason", reason));
+	if (strcmp(error_type, "StartToCloseTimeout") == 0)
+		e->stats.timeouts[TIMEOUT_START_TO_CLOSE]++;
+	else if (strcmp(error_type, "HeartbeatTimeout") == 0)
+		e->stats.timeouts[TIMEOUT_HEARTBEAT]++;
+	else if (strcmp(error_type, "ScheduleToCloseTimeout") == 0)
+		e->stats.timeouts[TIMEOUT_SCHEDULE_TO_CLOSE]++;
+	e->stats.worker_deaths++;
+	attempt_failed(e, st, 1, error_type, reason);
+}
+
+/* ---- schedule_to_close ------------------------------------------------------- */
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct step *st = arg;
+	struct engine *e = st->wf->engine;
+	char reason[160];
+
+	if (st->status == STEP_COMPLETED || st->status == STEP_FAILED)
+		return;
+	st->expired = 1;
+	snprintf(reason, sizeof(reason), "schedule_to_close timeout: not completed within %lld ms",
+	         (long long)e->sup->cfg.schedule_to_close_ms);
+	if (st->slot >= 0) {
+		pool_kill(pool_slot(e->sup->pool, st->slot), "timed_out", "ScheduleToCloseTimeout",
+		          reason);
+		return;
+	}
+	if (st->queued) {
+		TAILQ_REMOVE(&e->ready, st, ready);
+		st->queued = 0;
+	}
+	e->stats.timeouts[TIMEOUT_SCHEDULE_TO_CLOSE]++;
+	event_log(
+	    e, st->wf, st->seq, st->attempt, "timed_out", 0,
+	    json_pack("{s:s, s:s}", "error_type", "ScheduleToCloseTimeout", "reason", reason));
+	set_error(st, "ScheduleToCloseTimeout", reason);
+	step_fail(e, st, "schedule_to_close timeout");
+}
+
+/* Arms the step's schedule_to_close deadline, counted from scheduled_at. */
+static void arm_deadline(struct engine *e, struct step *st)
+{
+	int64_t s2c = e->sup->cfg.schedule_to_close_ms, left;
+
+	if (s2c <= 0)
+		return;
+	left = st->scheduled_at + s2c - clock_wall_ms();
+	if (st->deadline == NULL)
+		st->deadline = evtimer_new(e->sup->base, deadline_cb, st);
+	timer_in(st->deadline, left > 0 ? left : 0);
 }
 
 /* ---- replay ---------------------------------------------------------------- */
@@ -299,6 +409,8 @@ static void replay(struct engine *e, struct wf *wf)
 	for (int seq = wf->nsteps - ctx.scheduled; seq < wf->nsteps; seq++) {
 		struct step *st = wf->steps[seq];
 
+		st->scheduled_at = clock_wall_ms();
+		arm_deadline(e, st);
 		step_save(e, st);
 		event_log(e, wf, seq, 0, "scheduled", 0,
 		          json_pack("{s:s, s:O}", "activity", st->activity, "input", st->input));
@@ -324,10 +436,33 @@ static void outgoing_push(struct engine *e, struct slot *sl, int64_t task_id, js
 	e->out[e->nout++] = (struct outgoing){sl, task_id, msg};
 }
 
+/* Plans the attempt's fault and records it in the history. */
+static void plan_fault(struct engine *e, struct step *st, long pid, struct fault_plan *plan)
+{
+	char text[96];
+	json_t *detail;
+
+	fault_plan_for(&e->sup->faults, st->wf->namespace_, st->wf->workflow_id, st->seq,
+	               st->attempt, st->activity, plan);
+	if (plan->kind == FAULT_NONE)
+		return;
+	e->stats.faults[plan->kind]++;
+	if (plan->kind == FAULT_KILL)
+		e->stats.kills_at[plan->point]++;
+	fault_plan_describe(plan, text, sizeof(text));
+	detail = fault_plan_json(plan);
+	if (detail == NULL)
+		detail = json_pack("{s:s, s:I}", "kind", fault_kind_name(plan->kind), "ms",
+		                   (json_int_t)plan->ms);
+	json_object_set_new(detail, "description", json_string(text));
+	event_log(e, st->wf, st->seq, st->attempt, "fault_injected", pid, detail);
+}
+
 static void assign(struct engine *e, struct slot *sl, struct step *st)
 {
 	struct msg_task t = {0};
-	int64_t task_id = pool_assign(sl, st);
+	struct fault_plan plan;
+	int64_t task_id;
 
 	st->attempt++;
 	st->status = STEP_RUNNING;
@@ -335,6 +470,8 @@ static void assign(struct engine *e, struct slot *sl, struct step *st)
 	step_save(e, st);
 	event_log(e, st->wf, st->seq, st->attempt, "started", (long)sl->pid,
 	          json_pack("{s:i}", "slot", sl->index));
+	plan_fault(e, st, (long)sl->pid, &plan);
+	task_id = pool_assign(sl, st, &plan);
 	t.task_id = task_id;
 	t.namespace_ = st->wf->namespace_;
 	t.workflow_id = st->wf->workflow_id;
@@ -343,7 +480,9 @@ static void assign(struct engine *e, struct slot *sl, struct step *st)
 	t.activity = st->activity;
 	t.input = st->input;
 	t.heartbeat = st->heartbeat;
+	t.fault = fault_plan_json(&plan);
 	outgoing_push(e, sl, task_id, msg_task_new(&t));
+	json_decref(t.fault);
 }
 
 static void dispatch(struct engine *e)
@@ -665,8 +804,10 @@ static void adopt(void *arg, struct wf *wf)
 			st->next_attempt_at = 0;
 			step_save(e, st);
 		}
-		if (st->status == STEP_SCHEDULED)
+		if (st->status == STEP_SCHEDULED) {
 			schedule(e, st, st->next_attempt_at - now);
+			arm_deadline(e, st);
+		}
 	}
 	mark_runnable(e, wf);
 }

@@ -5,9 +5,13 @@
  *
  * Output is for people; --json prints the API's JSON document instead, for
  * machines. Messages about what went wrong go to stderr as "idemctl: ...".
+ * check --offline runs the checker (shared/check.h) on the databases
+ * themselves, without the supervisor.
+ *
  * Exit codes (shared/exitcodes.h), also in --help:
- *   0 ok; 1 the workflow failed (wait) or the server refused the request;
- *   2 usage error or the supervisor cannot be reached; 3 wait timed out. */
+ *   0 ok; 1 the workflow failed (wait), an invariant is violated (check)
+ *   or the server refused the request; 2 usage error, or the supervisor
+ *   (check --offline: a database) cannot be reached; 3 wait timed out. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "check.h"
 #include "clock.h"
 #include "config.h"
 #include "exitcodes.h"
@@ -23,6 +28,7 @@
 
 #define CTL_TIMEOUT_MS 10000 /* one HTTP exchange */
 #define CTL_WAIT_MS 30000    /* wait's default */
+#define CTL_CHECK_MS 300000  /* check: added to --timeout, for large databases */
 #define CTL_WAIT_MAX_MS 3600000
 #define CTL_LIST_DEFAULT 100
 #define CTL_LIST_PAGE 1000 /* the API's largest page */
@@ -64,6 +70,11 @@ static const char usage_text[] =
     "  stock get PRODUCT\n"
     "  stock set PRODUCT N [--reason TEXT]\n"
     "                   read or set a product's stock in the app DB\n"
+    "  check [--offline]\n"
+    "                   verify that nothing was lost or applied twice and that\n"
+    "                   the stocks add up (see the supervisor's GET /v1/check);\n"
+    "                   --offline reads DATABASE, STATE_DATABASE and\n"
+    "                   SUPPLIER_DATABASE itself (--database PATH, ...)\n"
     "Every command accepts --namespace NS (default: NAMESPACE; list: all).\n"
     "\n"
     "Options (before the command):\n"
@@ -76,9 +87,11 @@ static const char usage_text[] =
     "Any configuration key is also accepted as a flag (--namespace NS).\n"
     "\n"
     "Exit codes:\n"
-    "  0  ok\n"
-    "  1  wait: the workflow failed; any command: the supervisor refused the request\n"
-    "  2  usage error, or the supervisor cannot be reached\n"
+    "  0  ok (check: no violation)\n"
+    "  1  wait: the workflow failed; check: an invariant is violated;\n"
+    "     any command: the supervisor refused the request\n"
+    "  2  usage error, or the supervisor cannot be reached (check --offline: a\n"
+    "     database cannot be opened or read; check: the supervisor could not check)\n"
     "  3  wait: the timeout passed with the workflow still running\n"
     "wait --all exits 0 once no workflow is running, even when some failed\n"
     "(see idemctl list --status failed).\n";
@@ -1071,6 +1084,62 @@ static int cmd_stock(struct ctl *c, int argc, char **argv)
 	return need("stock", NULL, "a subcommand (stock get PRODUCT, stock set PRODUCT N)");
 }
 
+/* The report from GET /v1/check: 0 with *report (NEW), or the exit code. */
+static int check_online(struct ctl *c, json_t **report)
+{
+	int status = 0, rc = request(c, "GET", "/v1/check", NULL, CTL_CHECK_MS, &status, report);
+
+	if (rc != 0)
+		return rc;
+	if (status == 200 && json_is_object(json_object_get(*report, "counts")))
+		return 0;
+	if (c->json)
+		print_json(*report);
+	if (status == 404)
+		rc = fail(IDEM_EXIT_USAGE,
+		          "check: the supervisor at %s has no GET /v1/check (%s); use idemctl "
+		          "check --offline",
+		          c->endpoint, jstr(*report, "error", "not found"));
+	else
+		rc = fail(IDEM_EXIT_USAGE, "%s (the supervisor answered HTTP %d)",
+		          jstr(*report, "error", "check: not a check report"), status);
+	json_decref(*report);
+	*report = NULL;
+	return rc;
+}
+
+/* The checker run here on the configured databases, read-only. */
+static int check_offline(struct ctl *c, json_t **report)
+{
+	char err[1024];
+
+	*report = check_run(c->cfg.state_database, c->cfg.database, c->cfg.supplier_database, err,
+	                    sizeof(err));
+	if (*report == NULL)
+		return fail(IDEM_EXIT_USAGE, "check: %s", err);
+	return 0;
+}
+
+/* Exits 0 when every invariant holds, 1 when one is violated. */
+static int cmd_check(struct ctl *c, int argc, char **argv)
+{
+	int offline = 0, npos, rc;
+	const char *pos[1];
+	const struct opt opts[] = {{"--offline", NULL, &offline}, {NULL, NULL, NULL}};
+	json_t *report = NULL;
+
+	if ((rc = parse_args("check", argc, argv, opts, pos, 0, &npos)) != 0 ||
+	    (rc = offline ? check_offline(c, &report) : check_online(c, &report)) != 0)
+		return rc;
+	if (c->json)
+		print_json(report);
+	else
+		check_print(report, stdout);
+	rc = json_is_true(json_object_get(report, "ok")) ? IDEM_EXIT_OK : IDEM_EXIT_FAIL;
+	json_decref(report);
+	return rc;
+}
+
 /* ---- main ------------------------------------------------------------------------------ */
 
 static const struct command {
@@ -1078,7 +1147,7 @@ static const struct command {
 	int (*run)(struct ctl *c, int argc, char **argv);
 } commands[] = {
     {"start", cmd_start}, {"show", cmd_show},   {"get", cmd_get},     {"list", cmd_list},
-    {"wait", cmd_wait},   {"stats", cmd_stats}, {"stock", cmd_stock},
+    {"wait", cmd_wait},   {"stats", cmd_stats}, {"stock", cmd_stock}, {"check", cmd_check},
 };
 
 static void print_usage(const struct ctl *c, FILE *out)
@@ -1177,7 +1246,7 @@ static int dispatch(struct ctl *c, char **argv, const int *rest, int nrest)
 	}
 	return fail(IDEM_EXIT_USAGE,
 	            "unknown command \"%s\" (commands: start, show, get, list, "
-	            "wait, stats, stock)",
+	            "wait, stats, stock, check)",
 	            name);
 }
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "appdb.h"
@@ -18,13 +19,16 @@
 
 #define KILL_AFTER_MS 2000
 
+_Static_assert(FAULT_NPOINTS == CONFIG_FAULT_POINTS, "config and fault planner disagree");
+
 static const char usage[] =
     "usage: idem-supervisor [--env FILE] [--KEY VALUE ...]\n"
     "\n"
     "Runs idem: a pool of idem-worker processes, the supplier stand-in, the\n"
     "state DB and the control API. Every configuration key can be given as a\n"
     "flag (WORKERS as --workers 4); flags override the environment, which\n"
-    "overrides the .env file (default ./.env; see .env-dist).\n"
+    "overrides the .env file (default ./.env; see .env-dist). --seed N is\n"
+    "FAULT_SEED: the same seed replays the same fault plan.\n"
     "\n"
     "Keys:\n";
 
@@ -111,6 +115,37 @@ static void shutdown_progress(struct run *r)
 		r->done = 1;
 }
 
+/* A seed from the kernel when FAULT_SEED is not set; printed at start. */
+static uint64_t random_seed(void)
+{
+	uint64_t seed = 0;
+
+	if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+		seed = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32);
+	return seed;
+}
+
+/* The fault planner's view of the FAULT_* keys. A delayed attempt sleeps
+ * well past START_TO_CLOSE_TIMEOUT, so only the timeout ends it. */
+static void setup_faults(struct sup *sup)
+{
+	const struct idem_config *c = &sup->cfg;
+	struct fault_config *f = &sup->faults;
+
+	memset(f, 0, sizeof(*f));
+	f->seed = c->fault_seed_set ? c->fault_seed : random_seed();
+	for (int i = 0; i < FAULT_NPOINTS; i++)
+		f->kill_rate[i] = config_kill_rate(c, i);
+	f->async_kill_rate = c->fault_async_kill_rate;
+	f->async_kill_max_ms = c->fault_async_kill_max_ms;
+	f->error_rate = c->fault_error_rate;
+	f->delay_rate = c->fault_delay_rate;
+	f->delay_ms = 2 * c->start_to_close_ms + 1000;
+	f->supplier_rate = c->fault_supplier_rate;
+	f->max_attempt = c->fault_max_attempt;
+	snprintf(f->activities, sizeof(f->activities), "%s", c->fault_activities);
+}
+
 static int setup(struct run *r, char *err, size_t errlen)
 {
 	struct sup *sup = &r->sup;
@@ -160,6 +195,22 @@ static int parse_args(struct run *r, int argc, char **argv)
 			rc = 1;
 			goto done;
 		}
+		/* --seed N is FAULT_SEED, the name a person replaying a run types. */
+		if (strcmp(a, "--seed") == 0 || strncmp(a, "--seed=", 7) == 0) {
+			const char *v = a[6] == '=' ? a + 7 : NULL;
+
+			if (v == NULL && (i + 1 >= nrest || rest[i + 1] != rest[i] + 1)) {
+				fprintf(stderr, "idem-supervisor: --seed needs a value\n");
+				goto done;
+			}
+			if (v == NULL)
+				v = argv[rest[++i]];
+			if (config_set(&sup->cfg, "FAULT_SEED", v, err, sizeof(err)) != 0) {
+				fprintf(stderr, "idem-supervisor: %s\n", err);
+				goto done;
+			}
+			continue;
+		}
 		fprintf(stderr, "idem-supervisor: unknown argument \"%s\" (see --help)\n", a);
 		goto done;
 	}
@@ -183,6 +234,7 @@ int main(int argc, char **argv)
 	log_init("supervisor", sup->cfg.log_level);
 	signal(SIGPIPE, SIG_IGN);
 	sup->started_mono = clock_mono_ms();
+	setup_faults(sup);
 	retry_policy_default(&sup->retry);
 	sup->retry.initial_ms = sup->cfg.retry_initial_ms;
 	sup->retry.coefficient = sup->cfg.retry_backoff;
@@ -203,8 +255,17 @@ int main(int argc, char **argv)
 		log_error("cannot start", "error=\"%s\"", err);
 		goto out;
 	}
-	log_info("idem-supervisor started", "workers=%d socket=%s state_db=%s app_db=%s",
-	         sup->cfg.workers, sup->cfg.socket, sup->cfg.state_database, sup->cfg.database);
+	log_info("idem-supervisor started",
+	         "workers=%d socket=%s state_db=%s app_db=%s mode=%s seed=%llu faults=%s",
+	         sup->cfg.workers, sup->cfg.socket, sup->cfg.state_database, sup->cfg.database,
+	         sup->cfg.naive ? "naive" : "guarded", (unsigned long long)sup->faults.seed,
+	         fault_enabled(&sup->faults) ? "on" : "off");
+	if (fault_enabled(&sup->faults))
+		log_info("fault injection on; replay this fault plan with --seed",
+		         "seed=%llu kill=%.3f async_kill=%.3f error=%.3f delay=%.3f supplier=%.3f",
+		         (unsigned long long)sup->faults.seed, sup->cfg.fault_kill_rate,
+		         sup->cfg.fault_async_kill_rate, sup->cfg.fault_error_rate,
+		         sup->cfg.fault_delay_rate, sup->cfg.fault_supplier_rate);
 	while (!r.done) {
 		event_base_loop(sup->base, EVLOOP_ONCE);
 		if (engine_turn_end(sup->engine, err, sizeof(err)) != 0) {

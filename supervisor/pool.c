@@ -19,6 +19,7 @@
 #include <event2/bufferevent.h>
 
 #include "clock.h"
+#include "exitcodes.h"
 #include "log.h"
 #include "msg.h"
 #include "supervisor.h"
@@ -155,6 +156,8 @@ static void slot_spawn(struct slot *sl)
 	argv[n++] = frame;
 	argv[n++] = "--log-level";
 	argv[n++] = (char *)config_log_level_name(c->log_level);
+	if (c->naive)
+		argv[n++] = "--naive";
 	argv[n] = NULL;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) {
@@ -195,7 +198,14 @@ static void slot_spawn(struct slot *sl)
  * says the supervisor chose this end (a timeout, a planned kill), so the
  * death does not count toward the slot's burst of failures; a worker that
  * hangs up or speaks garbage is the worker's fault and does count. */
-static void slot_close(struct slot *sl, const char *kind, const char *reason, int ours)
+static void attempt_timers_off(struct slot *sl)
+{
+	evtimer_del(sl->hb_timer);
+	evtimer_del(sl->fault_timer);
+}
+
+static void slot_close(struct slot *sl, const char *kind, const char *error_type,
+                       const char *reason, int ours)
 {
 	struct step *st = sl->step;
 
@@ -204,6 +214,7 @@ static void slot_close(struct slot *sl, const char *kind, const char *reason, in
 		sl->bev = NULL;
 	}
 	evtimer_del(sl->timer);
+	attempt_timers_off(sl);
 	if (sl->pid > 0)
 		kill(sl->pid, SIGKILL);
 	if (ours)
@@ -214,15 +225,15 @@ static void slot_close(struct slot *sl, const char *kind, const char *reason, in
 	sl->step = NULL;
 	if (st != NULL) {
 		st->slot = -1;
-		engine_on_lost(sl->sup->engine, st, kind, reason, (long)sl->pid);
+		engine_on_lost(sl->sup->engine, st, kind, error_type, reason, (long)sl->pid);
 	}
 }
 
-void pool_kill(struct slot *sl, const char *kind, const char *reason)
+void pool_kill(struct slot *sl, const char *kind, const char *error_type, const char *reason)
 {
 	log_warn("killing worker", "slot=%d worker_pid=%ld reason=\"%s\"", sl->index, (long)sl->pid,
 	         reason);
-	slot_close(sl, kind, reason, 1);
+	slot_close(sl, kind, error_type, reason, 1);
 }
 
 static void protocol_error(struct slot *sl, const char *what)
@@ -232,7 +243,7 @@ static void protocol_error(struct slot *sl, const char *what)
 	snprintf(reason, sizeof(reason), "protocol error from worker: %s", what);
 	log_error("closing worker channel", "slot=%d worker_pid=%ld reason=\"%s\"", sl->index,
 	          (long)sl->pid, reason);
-	slot_close(sl, "worker_lost", reason, 0);
+	slot_close(sl, "worker_lost", "WorkerLost", reason, 0);
 }
 
 static void on_ready(struct slot *sl, json_t *msg)
@@ -275,7 +286,9 @@ static void on_result(struct slot *sl, json_t *msg)
 	st = sl->step;
 	sl->step = NULL;
 	st->slot = -1;
+	sl->expected_exit = 0; /* a planned kill the attempt never reached */
 	evtimer_del(sl->timer);
+	attempt_timers_off(sl);
 	slot_on(sl, SE_DONE);
 	engine_on_result(sl->sup->engine, st, r.ok, r.result, r.error_type, r.error_message,
 	                 r.retryable, (long)sl->pid);
@@ -288,8 +301,10 @@ static void on_heartbeat(struct slot *sl, json_t *msg)
 
 	if (msg_parse_heartbeat(msg, &h, err, sizeof(err)) != 0)
 		return protocol_error(sl, err);
-	if (check_task(sl, h.task_id) == 0)
-		engine_on_heartbeat(sl->sup->engine, sl->step, h.details);
+	if (check_task(sl, h.task_id) != 0)
+		return;
+	pool_heartbeat_seen(sl);
+	engine_on_heartbeat(sl->sup->engine, sl->step, h.details);
 }
 
 static void on_frame(struct slot *sl, json_t *msg)
@@ -344,7 +359,7 @@ static void slot_event_cb(struct bufferevent *bev, short what, void *arg)
 		         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	log_warn("worker channel closed", "slot=%d worker_pid=%ld reason=\"%s\"", sl->index,
 	         (long)sl->pid, reason);
-	slot_close(sl, "worker_lost", reason, 0);
+	slot_close(sl, "worker_lost", "WorkerLost", reason, 0);
 }
 
 static void attempt_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -358,7 +373,35 @@ static void attempt_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	snprintf(reason, sizeof(reason), "start_to_close timeout: no result within %lld ms",
 	         (long long)sl->sup->cfg.start_to_close_ms);
-	pool_kill(sl, "timed_out", reason);
+	pool_kill(sl, "timed_out", "StartToCloseTimeout", reason);
+}
+
+static void heartbeat_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct slot *sl = arg;
+	char reason[128];
+
+	snprintf(reason, sizeof(reason), "heartbeat timeout: no heartbeat within %lld ms",
+	         (long long)sl->sup->cfg.heartbeat_timeout_ms);
+	pool_kill(sl, "timed_out", "HeartbeatTimeout", reason);
+}
+
+static void async_kill_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct slot *sl = arg;
+	char reason[128];
+
+	snprintf(reason, sizeof(reason),
+	         "injected fault: the supervisor killed the worker "
+	         "%lld ms into the attempt",
+	         (long long)sl->plan.ms);
+	pool_kill(sl, "worker_killed", "WorkerKilled", reason);
+}
+
+void pool_heartbeat_seen(struct slot *sl)
+{
+	if (evtimer_pending(sl->hb_timer, NULL))
+		timer_in(sl->hb_timer, sl->sup->cfg.heartbeat_timeout_ms);
 }
 
 int pool_send(struct slot *sl, json_t *msg)
@@ -371,13 +414,18 @@ int pool_send(struct slot *sl, json_t *msg)
 	buf = frame_encode(msg, sl->sup->cfg.max_frame, &len, err, sizeof(err));
 	json_decref(msg);
 	if (buf == NULL) {
-		slot_close(sl, "worker_lost", err, 1);
+		slot_close(sl, "worker_lost", "WorkerLost", err, 1);
 		return -1;
 	}
 	bufferevent_write(sl->bev, buf, len);
 	free(buf);
 	sl->started_at = clock_mono_ms();
 	timer_in(sl->timer, ms);
+	if (sl->sup->cfg.heartbeat_timeout_ms > 0 &&
+	    activity_options_find(sl->step->activity)->heartbeats)
+		timer_in(sl->hb_timer, sl->sup->cfg.heartbeat_timeout_ms);
+	if (sl->plan.kind == FAULT_ASYNC_KILL)
+		timer_in(sl->fault_timer, sl->plan.ms);
 	return 0;
 }
 
@@ -478,6 +526,8 @@ int pool_start(struct sup *sup, struct pool **out, char *err, size_t errlen)
 		sl->sup = sup;
 		sl->state = SLOT_EMPTY;
 		sl->timer = evtimer_new(sup->base, attempt_timeout_cb, sl);
+		sl->hb_timer = evtimer_new(sup->base, heartbeat_timeout_cb, sl);
+		sl->fault_timer = evtimer_new(sup->base, async_kill_cb, sl);
 		frame_decoder_init(&sl->dec, sup->cfg.max_frame);
 		slot_spawn(sl);
 	}
@@ -494,6 +544,8 @@ void pool_free(struct pool *p)
 		if (sl->bev != NULL)
 			bufferevent_free(sl->bev);
 		event_free(sl->timer);
+		event_free(sl->hb_timer);
+		event_free(sl->fault_timer);
 		frame_decoder_free(&sl->dec);
 	}
 	event_free(p->supplier_timer);
@@ -511,9 +563,17 @@ struct slot *pool_idle(struct pool *p)
 	return NULL;
 }
 
-int64_t pool_assign(struct slot *sl, struct step *st)
+struct slot *pool_slot(struct pool *p, int i)
+{
+	return &p->slots[i];
+}
+
+int64_t pool_assign(struct slot *sl, struct step *st, const struct fault_plan *plan)
 {
 	slot_on(sl, SE_ASSIGN);
+	sl->plan = *plan;
+	/* The worker will kill itself: its death is not a crash loop. */
+	sl->expected_exit = plan->kind == FAULT_KILL;
 	sl->step = st;
 	sl->task_id = ++sl->sup->pool->next_task_id;
 	st->slot = sl->index;
@@ -557,7 +617,7 @@ static void slot_exited(struct pool *p, struct slot *sl, int status)
 	describe_exit(status, how, sizeof(how));
 	snprintf(reason, sizeof(reason), "worker %s", how);
 	if (sl->bev != NULL || sl->step != NULL)
-		slot_close(sl, "worker_lost", reason, 0);
+		slot_close(sl, "worker_lost", "WorkerLost", reason, 0);
 	log_at(sl->expected_exit || p->stopping ? LOG_INFO : LOG_WARN, "worker exited",
 	       "slot=%d worker_pid=%ld how=\"%s\"", sl->index, (long)sl->pid, how);
 	sl->pid = 0;
@@ -590,6 +650,11 @@ static void supplier_exited(struct pool *p, int status)
 	p->supplier_pid = 0;
 	if (p->stopping) {
 		log_info("supplier exited", "how=\"%s\"", how);
+		return;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == IDEM_EXIT_FAULT) {
+		log_info("supplier died as planned (injected fault); respawning", "");
+		spawn_supplier(p);
 		return;
 	}
 	log_warn("supplier exited; respawning in 1 s", "how=\"%s\"", how);

@@ -46,6 +46,8 @@ static const char *const store_migrations[] = {
     "  pid INTEGER,"
     "  detail TEXT);"
     "CREATE INDEX events_wf ON events(wf, id);",
+    /* 2: when a step was first scheduled, for SCHEDULE_TO_CLOSE_TIMEOUT. */
+    "ALTER TABLE steps ADD COLUMN scheduled_at INTEGER NOT NULL DEFAULT 0;",
 };
 
 enum stmt_id {
@@ -74,15 +76,15 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_WF_CLOSE] = "UPDATE workflows SET status = ?2, result = ?3, error = ?4, "
                    "closed_at = ?5 WHERE id = ?1",
     [S_STEP_SAVE] = "INSERT OR REPLACE INTO steps (wf, seq, activity, input, status, attempt, "
-                    "heartbeat, result, error_type, error_message, next_attempt_at) "
-                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    "heartbeat, result, error_type, error_message, next_attempt_at, "
+                    "scheduled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     [S_EVENT] = "INSERT INTO events (wf, seq, attempt, kind, ts, pid, detail) "
                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [S_WF_GET] = "SELECT id, namespace, workflow_id, type, input, status, result, error, "
                  "created_at, closed_at FROM workflows WHERE id = ?1",
     [S_STEPS_OF] = "SELECT seq, activity, input, status, attempt, heartbeat, result, "
-                   "error_type, error_message, next_attempt_at FROM steps WHERE wf = ?1 "
-                   "ORDER BY seq",
+                   "error_type, error_message, next_attempt_at, scheduled_at FROM steps "
+                   "WHERE wf = ?1 ORDER BY seq",
     [S_EVENTS_OF] = "SELECT id, seq, attempt, kind, ts, pid, detail FROM events "
                     "WHERE wf = ?1 ORDER BY id",
     [S_RUNNING] = "SELECT id, namespace, workflow_id, type, input FROM workflows "
@@ -273,6 +275,7 @@ int store_step_save(struct store *s, const struct step *stp, char *err, size_t e
 	bind_text(st, 9, stp->error_type);
 	bind_text(st, 10, stp->error_message);
 	sqlite3_bind_int64(st, 11, stp->next_attempt_at);
+	sqlite3_bind_int64(st, 12, stp->scheduled_at);
 	return step_done(s, st, "state DB: save step", err, errlen);
 }
 
@@ -323,6 +326,7 @@ static int load_steps(struct store *s, struct wf *wf, char *err, size_t errlen)
 		stp->error_type = column_strdup(st, 7);
 		stp->error_message = column_strdup(st, 8);
 		stp->next_attempt_at = sqlite3_column_int64(st, 9);
+		stp->scheduled_at = sqlite3_column_int64(st, 10);
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
@@ -387,13 +391,14 @@ static json_t *steps_json(struct store *s, int64_t id, char *err, size_t errlen)
 	sqlite3_bind_int64(st, 1, id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		json_array_append_new(
-		    arr, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "seq",
+		    arr, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "seq",
 		                   column_value(st, 0), "activity", column_value(st, 1), "input",
 		                   column_json_or_null(st, 2), "status", column_value(st, 3),
 		                   "attempts", column_value(st, 4), "heartbeat",
 		                   column_json_or_null(st, 5), "result", column_json_or_null(st, 6),
 		                   "error_type", column_value(st, 7), "error_message",
-		                   column_value(st, 8), "next_attempt_at", column_value(st, 9)));
+		                   column_value(st, 8), "next_attempt_at", column_value(st, 9),
+		                   "scheduled_at", column_value(st, 10)));
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {

@@ -28,6 +28,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "fault.h"
 #include "frame.h"
 #include "retry.h"
 
@@ -59,10 +60,13 @@ struct step {
 	char *error_message;     /* owned; last error */
 	json_t *heartbeat;       /* owned or NULL: latest heartbeat details */
 	int64_t next_attempt_at; /* wall ms; 0 = as soon as a worker is idle */
+	int64_t scheduled_at;    /* wall ms it was first scheduled (schedule_to_close) */
 	/* runtime only */
-	int queued;          /* in the engine's ready queue */
-	struct event *timer; /* retry backoff */
-	int slot;            /* worker slot running it, or -1 */
+	int queued;             /* in the engine's ready queue */
+	struct event *timer;    /* retry backoff */
+	struct event *deadline; /* schedule_to_close, when set */
+	int expired;            /* schedule_to_close passed: no more attempts */
+	int slot;               /* worker slot running it, or -1 */
 	TAILQ_ENTRY(step) ready;
 };
 
@@ -110,6 +114,19 @@ struct wf_type {
 	 * that must not change under replay are copied into it). */
 	int (*prepare)(json_t *input, const struct idem_config *cfg, char *err, size_t errlen);
 };
+
+/* What the workflow code says about an activity: whether it heartbeats
+ * (HEARTBEAT_TIMEOUT applies to it) and its retry policy, whose zero
+ * fields take the config's defaults. */
+struct activity_options {
+	const char *name;
+	int heartbeats;
+	struct retry_policy retry;
+	const char *non_retryable; /* comma list, added to RETRY_NON_RETRYABLE */
+};
+
+/* The options of activity name (a default entry for an unknown one). */
+const struct activity_options *activity_options_find(const char *name);
 
 const struct wf_type *wf_type_find(const char *name);
 /* "inventory" and so on, for error messages. */
@@ -227,10 +244,13 @@ struct slot {
 	struct event *timer; /* respawn or attempt timeout */
 	struct slot_history hist;
 	int spawns;
-	int restarts;           /* spawns after the first */
-	int expected_exit;      /* the supervisor caused the coming exit */
-	char close_reason[256]; /* why the channel was closed */
-	struct step *step;      /* the attempt it runs */
+	int restarts;              /* spawns after the first */
+	int expected_exit;         /* the supervisor caused or planned the coming exit */
+	struct event *hb_timer;    /* heartbeat timeout of the running attempt */
+	struct event *fault_timer; /* an async kill planned for the running attempt */
+	struct fault_plan plan;    /* the running attempt's fault plan */
+	char close_reason[256];    /* why the channel was closed */
+	struct step *step;         /* the attempt it runs */
 	int64_t task_id;
 	int64_t started_at; /* mono ms the attempt was sent */
 	struct sup *sup;
@@ -242,16 +262,21 @@ int pool_start(struct sup *sup, struct pool **out, char *err, size_t errlen);
 void pool_free(struct pool *p);
 /* An idle slot, or NULL. */
 struct slot *pool_idle(struct pool *p);
-/* Marks sl busy with st under a fresh task id, which it returns. */
-int64_t pool_assign(struct slot *sl, struct step *st);
+/* Marks sl busy with st under a fresh task id, which it returns; plan is
+ * the attempt's fault plan (a planned death is an expected one). */
+int64_t pool_assign(struct slot *sl, struct step *st, const struct fault_plan *plan);
+/* The slot at index i. */
+struct slot *pool_slot(struct pool *p, int i);
+/* A heartbeat arrived: the heartbeat timeout starts again. */
+void pool_heartbeat_seen(struct slot *sl);
 int pool_busy_count(const struct pool *p);
 int pool_live_count(const struct pool *p);
 /* Sends a task frame (NEW ref msg is consumed). Returns 0, or -1 when the
  * channel failed (the slot is closed and the attempt failed). */
 int pool_send(struct slot *sl, json_t *msg);
 /* Closes the channel of sl, SIGKILLs its worker and fails its attempt
- * with a history event of kind and reason. */
-void pool_kill(struct slot *sl, const char *kind, const char *reason);
+ * with a history event of kind, an error of error_type, and reason. */
+void pool_kill(struct slot *sl, const char *kind, const char *error_type, const char *reason);
 /* Reaps children; called on SIGCHLD. */
 void pool_reap(struct pool *p);
 /* Shutdown: close every channel, SIGTERM, SIGKILL after kill_after_ms. */
@@ -272,7 +297,13 @@ struct engine_stats {
 	int64_t workflows_started;
 	int64_t workflows_completed;
 	int64_t workflows_failed;
+	int64_t faults[FAULT_NKINDS];    /* planned, by kind */
+	int64_t kills_at[FAULT_NPOINTS]; /* planned kills, by crash point */
+	int64_t timeouts[3];             /* start_to_close, heartbeat, schedule_to_close */
+	int64_t worker_deaths;           /* attempts lost to a dead or killed worker */
 };
+
+enum { TIMEOUT_START_TO_CLOSE, TIMEOUT_HEARTBEAT, TIMEOUT_SCHEDULE_TO_CLOSE };
 
 struct engine;
 
@@ -299,9 +330,11 @@ void engine_on_result(struct engine *e, struct step *st, int ok, json_t *result,
                       const char *error_type, const char *error_message, int retryable, long pid);
 void engine_on_heartbeat(struct engine *e, struct step *st, json_t *details);
 /* The attempt on that worker ended without a result: kind is the history
- * event ("worker_lost", "timed_out"), reason says what happened. */
-void engine_on_lost(struct engine *e, struct step *st, const char *kind, const char *reason,
-                    long pid);
+ * event ("worker_lost", "worker_killed", "timed_out"), error_type the
+ * attempt's error ("WorkerLost", "StartToCloseTimeout", ...), reason says
+ * what happened. */
+void engine_on_lost(struct engine *e, struct step *st, const char *kind, const char *error_type,
+                    const char *reason, long pid);
 
 /* Replies and wake-ups that leave only after the next commit. */
 typedef void (*engine_deferred_fn)(void *arg);
@@ -335,6 +368,7 @@ struct sup {
 	struct engine *engine;
 	struct api *api;
 	struct retry_policy retry;
+	struct fault_config faults;
 	int stopping; /* SIGTERM/SIGINT seen: no new work */
 	int64_t started_mono;
 };

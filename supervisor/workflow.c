@@ -137,6 +137,25 @@ static enum wf_outcome inventory_run(struct wf_ctx *ctx)
 	return WF_DONE;
 }
 
+/* The activities' options. supplier_order heartbeats the supplier order id
+ * once the supplier has answered, so HEARTBEAT_TIMEOUT applies to it; a
+ * rejection by the supplier or an unknown product will not heal by
+ * retrying. The retry policies take the config's defaults (zero fields). */
+static const struct activity_options activity_table[] = {
+    {"update_inventory", 0, {0, 0, 0, 0}, "InvalidInput,UnknownProduct,InsufficientStock"},
+    {"supplier_order", 1, {0, 0, 0, 0}, "InvalidInput,UnknownProduct,SupplierRejected"},
+};
+
+const struct activity_options *activity_options_find(const char *name)
+{
+	static const struct activity_options unknown = {"", 0, {0, 0, 0, 0}, ""};
+
+	for (size_t i = 0; i < sizeof(activity_table) / sizeof(activity_table[0]); i++)
+		if (strcmp(activity_table[i].name, name) == 0)
+			return &activity_table[i];
+	return &unknown;
+}
+
 static const struct wf_type wf_types[] = {
     {"inventory", inventory_run, inventory_prepare},
 };
@@ -245,6 +264,8 @@ static void step_free(struct step *st)
 {
 	if (st->timer != NULL)
 		event_free(st->timer);
+	if (st->deadline != NULL)
+		event_free(st->deadline);
 	free(st->activity);
 	json_decref(st->input);
 	json_decref(st->result);

@@ -192,6 +192,54 @@ static void test_stock_set(void **state)
 	check(IDEM_EXIT_FAIL, "err", "idemctl: unknown product \"nope\"", "stock get nope");
 }
 
+/* ---- the checker ------------------------------------------------------------- */
+
+/* "--database DIR/app.db ..." for check --offline: the test's files. */
+static char *db_flags(const char *app)
+{
+	return tu_fmt("--database '%s' --state-database '%s/state.db' "
+	              "--supplier-database '%s/supplier.db'",
+	              app, dir, dir);
+}
+
+static void test_check(void **state)
+{
+	char *app = tu_fmt("%s/app.db", dir), *none = tu_fmt("%s/none.db", dir);
+	char *flags = db_flags(app), *missing = db_flags(none);
+	char *args = tu_fmt("check --offline %s", flags);
+	struct run r;
+	json_t *doc;
+
+	check(0, "out",
+	      "check: OK — 1 workflows (1 completed, 0 failed), 1 orders, 1 restocks, "
+	      "1 supplier orders; no violation\n",
+	      args);
+	free(args);
+	args = tu_fmt("--json check --offline %s", flags);
+	r = ctl("%s", args);
+	expect(&r, 0, "out", NULL);
+	doc = json_loads(r.out, 0, NULL);
+	assert_true(json_is_true(json_object_get(doc, "ok")));
+	json_decref(doc);
+	run_free(&r);
+	free(args);
+	/* A missing database is named, with its key, and not created. */
+	args = tu_fmt("check --offline %s", missing);
+	r = ctl("%s", args);
+	expect(&r, IDEM_EXIT_USAGE, "err", none);
+	expect(&r, IDEM_EXIT_USAGE, "err", "is DATABASE, or its flag --database");
+	assert_int_equal(access(none, F_OK), -1);
+	run_free(&r);
+	check(IDEM_EXIT_USAGE, "err", "check: unknown option \"--bogus\"", "check --bogus");
+	/* Through the supervisor: GET /v1/check. */
+	check(0, "out", "check: OK — 1 workflows (1 completed, 0 failed)", "check");
+	free(args);
+	free(flags);
+	free(missing);
+	free(none);
+	free(app);
+}
+
 /* ---- errors ------------------------------------------------------------------ */
 
 static void test_refused(void **state)
@@ -208,7 +256,7 @@ static void test_usage_errors(void **state)
 {
 	check(IDEM_EXIT_USAGE, "err",
 	      "idemctl: unknown command \"strat\" (commands: start, show, get, list, wait, stats, "
-	      "stock)",
+	      "stock, check)",
 	      "strat");
 	check(IDEM_EXIT_USAGE, "err", "idemctl: start: --quantity abc is not a positive integer",
 	      "start --order-id X --product-id 123456 --quantity abc");
@@ -316,19 +364,38 @@ static void test_wait_timeout(void **state)
 
 static void test_stop(void **state)
 {
+	char *app = tu_fmt("%s/app.db", dir), *flags = db_flags(app);
+	char *args = tu_fmt("check --offline %s", flags);
+
 	assert_int_equal(tu_sup_stop(&sup), 0);
 	check(IDEM_EXIT_USAGE, "err", sup.sock, "stats");
+	check(IDEM_EXIT_USAGE, "err", sup.sock, "check");
+	/* Everything above, adjustments and the failed B7 included, adds up. */
+	check(0, "out",
+	      "check: OK — 4 workflows (3 completed, 1 failed), 3 orders, 1 restocks, "
+	      "1 supplier orders; no violation\n",
+	      args);
+	free(args);
+	free(flags);
+	free(app);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_start_and_wait), cmocka_unit_test(test_start_is_idempotent),
-	    cmocka_unit_test(test_show),           cmocka_unit_test(test_list),
-	    cmocka_unit_test(test_json_stats),     cmocka_unit_test(test_stock_set),
-	    cmocka_unit_test(test_refused),        cmocka_unit_test(test_usage_errors),
-	    cmocka_unit_test(test_unreachable),    cmocka_unit_test(test_unknown_product_fails),
-	    cmocka_unit_test(test_namespace),      cmocka_unit_test(test_wait_timeout),
+	    cmocka_unit_test(test_start_and_wait),
+	    cmocka_unit_test(test_start_is_idempotent),
+	    cmocka_unit_test(test_show),
+	    cmocka_unit_test(test_list),
+	    cmocka_unit_test(test_json_stats),
+	    cmocka_unit_test(test_check),
+	    cmocka_unit_test(test_stock_set),
+	    cmocka_unit_test(test_refused),
+	    cmocka_unit_test(test_usage_errors),
+	    cmocka_unit_test(test_unreachable),
+	    cmocka_unit_test(test_unknown_product_fails),
+	    cmocka_unit_test(test_namespace),
+	    cmocka_unit_test(test_wait_timeout),
 	    cmocka_unit_test(test_stop),
 	};
 

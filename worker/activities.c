@@ -16,6 +16,7 @@
 
 #define INPUT_TEXT_MAX 255 /* longest order_id, product_id or key */
 #define SUPPLIER_ORDER_ID_MAX 127
+#define SUPPLIER_READY_WAIT_MS 2000 /* how long a restarting supplier is waited for */
 
 struct order_in {
 	const char *order_id;   /* borrowed from t->input */
@@ -471,6 +472,11 @@ static int supplier_call(const struct activity_env *env, const struct msg_task *
 		fail(out, "InternalError", 1, "supplier_order: out of memory building the request");
 		goto out;
 	}
+	/* A supplier that is restarting (its own crash, or an injected one)
+	 * is back within milliseconds: wait for it rather than fail the
+	 * attempt, which would also shift every later attempt number. */
+	httpc_wait_ready(env->supplier_endpoint,
+	                 timeout < SUPPLIER_READY_WAIT_MS ? timeout : SUPPLIER_READY_WAIT_MS);
 	if (httpc_request(env->supplier_endpoint, "POST", "/orders", headers, body, strlen(body),
 	                  timeout, &resp, err, sizeof(err)) != 0) {
 		fail(out, "SupplierUnavailable", 1, "supplier_order: %s", err);
