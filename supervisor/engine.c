@@ -324,7 +324,7 @@ void engine_on_lost(struct engine *e, struct step *st, const char *kind, const c
                     const char *reason, long pid)
 {
 	event_log(e, st->wf, st->seq, st->attempt, kind, pid,
-	          json_pack("{s:s, s:s}", "error_type", error_type, "reason", reason));
+	          json_pack("{s:s, s:s}", "error_type", error_type, "message", reason));
 	if (strcmp(error_type, "StartToCloseTimeout") == 0)
 		e->stats.timeouts[TIMEOUT_START_TO_CLOSE]++;
 	else if (strcmp(error_type, "HeartbeatTimeout") == 0)
@@ -360,7 +360,7 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	e->stats.timeouts[TIMEOUT_SCHEDULE_TO_CLOSE]++;
 	event_log(
 	    e, st->wf, st->seq, st->attempt, "timed_out", 0,
-	    json_pack("{s:s, s:s}", "error_type", "ScheduleToCloseTimeout", "reason", reason));
+	    json_pack("{s:s, s:s}", "error_type", "ScheduleToCloseTimeout", "message", reason));
 	set_error(st, "ScheduleToCloseTimeout", reason);
 	step_fail(e, st, "schedule_to_close timeout");
 }

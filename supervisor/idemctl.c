@@ -970,6 +970,42 @@ static void stats_pool(const json_t *pool)
 	table_print(&t);
 }
 
+/* "faults  kill 3 (before_effect 1, ...), error 2, ...; seed N" */
+static void print_faults(const json_t *s)
+{
+	const json_t *f = json_object_get(s, "faults"), *t = json_object_get(s, "timeouts");
+	const json_t *kinds = json_object_get(f, "by_kind"),
+	             *points = json_object_get(f, "kills_by_point");
+	const char *key, *sep = "";
+	json_t *v;
+
+	if (f == NULL)
+		return;
+	printf("faults planned   ");
+	json_object_foreach((json_t *)kinds, key, v)
+	{
+		printf("%s%s %lld", sep, key, (long long)json_integer_value(v));
+		sep = ", ";
+		if (strcmp(key, "kill") == 0 && json_integer_value(v) > 0) {
+			const char *k2, *sep2 = "";
+			json_t *v2;
+
+			printf(" (");
+			json_object_foreach((json_t *)points, k2, v2)
+			{
+				printf("%s%s %lld", sep2, k2, (long long)json_integer_value(v2));
+				sep2 = ", ";
+			}
+			printf(")");
+		}
+	}
+	printf("; seed %llu, %s mode\n", (unsigned long long)jint(s, "fault_seed", 0),
+	       jstr(s, "activity_mode", "guarded"));
+	printf("timeouts         start_to_close %lld, heartbeat %lld, schedule_to_close %lld\n",
+	       jint(t, "start_to_close", 0), jint(t, "heartbeat", 0),
+	       jint(t, "schedule_to_close", 0));
+}
+
 static void stats_print(const json_t *s)
 {
 	const json_t *wfs = json_object_get(s, "workflows"), *ev = json_object_get(s, "events");
@@ -988,6 +1024,7 @@ static void stats_print(const json_t *s)
 	       "commits %lld\n",
 	       jint(since, "attempts", 0), jint(since, "retries", 0),
 	       jint(since, "workflows_started", 0), jint(since, "commits", 0));
+	print_faults(s);
 	printf("worker restarts  %lld\n", jint(s, "worker_restarts", 0));
 	printf("supplier pid     %lld\n", jint(pool, "supplier_pid", 0));
 	printf("uptime           %s%s\n\n", up,

@@ -357,9 +357,21 @@ static void slot_event_cb(struct bufferevent *bev, short what, void *arg)
 	else
 		snprintf(reason, sizeof(reason), "worker channel error: %s",
 		         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-	log_warn("worker channel closed", "slot=%d worker_pid=%ld reason=\"%s\"", sl->index,
-	         (long)sl->pid, reason);
-	slot_close(sl, "worker_lost", "WorkerLost", reason, 0);
+	log_at(sl->expected_exit ? LOG_INFO : LOG_WARN, "worker channel closed",
+	       "slot=%d worker_pid=%ld reason=\"%s\"", sl->index, (long)sl->pid, reason);
+	if (sl->step == NULL || sl->pid <= 0) {
+		slot_close(sl, "worker_lost", "WorkerLost", reason, 0);
+		return;
+	}
+	/* The worker is gone or going: its attempt is failed when it is reaped
+	 * (slot_exited), with how it died ("killed by signal 9") as the
+	 * reason, which says more than the EOF. */
+	bufferevent_free(sl->bev);
+	sl->bev = NULL;
+	evtimer_del(sl->timer);
+	attempt_timers_off(sl);
+	kill(sl->pid, SIGKILL);
+	slot_on(sl, SE_CLOSE);
 }
 
 static void attempt_timeout_cb(evutil_socket_t fd, short what, void *arg)

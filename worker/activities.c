@@ -618,18 +618,22 @@ static int supplier_order(const struct activity_env *env, const struct msg_task 
 
 	if (parse_restock(t->input, &in, out) != 0)
 		return -1;
+	/* Like update_inventory: a replay passes before_effect and
+	 * after_commit too, so a planned kill there happens either way. */
+	hook(env, FAULT_BEFORE_EFFECT, t);
 	if (!env->naive) {
 		int found = find_restock(env->db, in.key, &prev, err, sizeof(err));
 		if (found < 0)
 			return db_error(env, out, "supplier_order", err);
-		if (found)
+		if (found) {
+			hook(env, FAULT_AFTER_COMMIT, t);
 			return restock_result(out, prev.product_id, prev.quantity,
 			                      prev.supplier_order_id, prev.stock_after,
 			                      FROM_RESTOCKS);
+		}
 	}
 	if (check_product(env, &in, out) != 0)
 		return -1;
-	hook(env, FAULT_BEFORE_EFFECT, t);
 	if (order_from_supplier(env, t, &in, so_id, sizeof(so_id), &source, out) != 0)
 		return -1;
 	return credit(env, t, &in, so_id, source, out);
