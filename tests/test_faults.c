@@ -472,6 +472,54 @@ static void test_schedule_to_close_fails_workflow(void **state)
 	free(db);
 }
 
+/* ---- the retry schedule survives a restart ------------------------------------- */
+
+static json_int_t event_int(json_t *events, int i, const char *key)
+{
+	return json_integer_value(json_object_get(json_array_get(events, (size_t)i), key));
+}
+
+/* A retry due in 1.5 s is checkpointed: a supervisor killed meanwhile and
+ * started again runs it at its time, not at once and not later than
+ * needed. */
+static void test_retry_schedule_survives_restart(void **state)
+{
+	struct fixture *f = *state;
+	char *db = db_flag(f);
+	const char *extra[] = {db,
+	                       "--retry-initial-interval=1500ms",
+	                       "--fault-seed=1",
+	                       "--fault-error-rate=1",
+	                       "--fault-activities=update_inventory",
+	                       "--fault-max-attempt=1",
+	                       NULL};
+	json_t *events, *detail;
+	json_int_t due;
+	int i, j;
+
+	start(f, extra);
+	assert_int_equal(tu_start_order(&f->sup, "A12", "123456", 999), 201);
+	for (int k = 0; k < 100 && db_int(f, "state.db",
+	                                  "SELECT count(*) FROM events WHERE "
+	                                  "kind = 'retry_scheduled'") == 0;
+	     k++)
+		tu_sleep_ms(20);
+	tu_sup_kill9(&f->sup);
+	start(f, extra);
+	assert_seed_outcome(f);
+	events = history(f, "A12");
+	i = find_event(events, 0, "retry_scheduled", 0, 1);
+	assert_true(i >= 0);
+	detail = json_object_get(json_array_get(events, (size_t)i), "detail");
+	due = json_integer_value(json_object_get(detail, "next_attempt_at"));
+	j = find_event(events, (size_t)i, "started", 0, 2);
+	assert_true(j >= 0);
+	assert_true(event_int(events, j, "ts") >= due);
+	json_decref(events);
+	stop(f);
+	free(db);
+}
+
 /* ---- heartbeat resume ------------------------------------------------------------ */
 
 /* A kill after the supplier answered (inside the credit transaction):
@@ -733,6 +781,7 @@ int main(void)
 	    T(test_heartbeat_timeout),
 	    T(test_schedule_to_close_fails_workflow),
 	    T(test_heartbeat_resume),
+	    T(test_retry_schedule_survives_restart),
 	    T(test_same_seed_same_faults_any_worker_count),
 	    T(test_supervisor_sigkill_amid_faults),
 	};
