@@ -472,8 +472,14 @@ static void test_fd_large_frame(void **state)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
+		int rc;
+
 		close(sv[1]);
-		_exit(frame_write_fd(sv[0], v, FRAME_DEFAULT_MAX, err, sizeof(err)) == 0 ? 0 : 1);
+		rc = frame_write_fd(sv[0], v, FRAME_DEFAULT_MAX, err, sizeof(err));
+		/* Freed so that the child is clean under valgrind too. */
+		json_decref(v);
+		free(text);
+		_exit(rc == 0 ? 0 : 1);
 	}
 	close(sv[0]);
 	frame_decoder_init(&d, FRAME_DEFAULT_MAX);

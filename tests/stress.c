@@ -1,0 +1,1029 @@
+/* stress.c — idem-stress, the stress test behind scripts/stress.
+ *
+ * It runs a real idem-supervisor in a directory of its own with faults on,
+ * drives it with --concurrency client threads over the control API (each
+ * starts a workflow and long-polls it until it closes), SIGKILLs and
+ * restarts the supervisor --supervisor-kills times along the way, then
+ * runs the checker and prints a report (and --json FILE): workflows, attempts,
+ * faults by kind and crash point, retries, worker respawns, supervisor
+ * restarts and recovery times, throughput, and the checker's verdict with
+ * violation counts. Exit 0 when every invariant holds, 1 on any violation
+ * (always, in --naive mode, where violations are the expected outcome),
+ * 2 on usage or set-up errors. Every random choice comes from --seed,
+ * printed with the command that replays the run. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "check.h"
+#include "clock.h"
+#include "exitcodes.h"
+#include "httpc.h"
+
+#define HTTP_TIMEOUT_MS 60000
+#define WAIT_POLL_S 20
+#define MAX_KILLS 1000
+
+struct options {
+	long workflows;
+	int concurrency;
+	int workers;
+	int products;
+	long stock;
+	long threshold;
+	long reorder;
+	int max_quantity;
+	double kill_rate, async_kill_rate, error_rate, delay_rate, supplier_rate;
+	int supervisor_kills;
+	uint64_t seed;
+	int seed_set;
+	int swarm;
+	int naive;
+	const char *json_path;
+	double time_budget_s;
+	const char *dir;
+	int keep;
+	double progress_s;
+	const char *kill_points;
+};
+
+struct kill_record {
+	long at_completed;  /* completed workflows when it was killed */
+	double recovery_ms; /* restart until the API answered */
+	long running_after; /* running workflows it resumed */
+};
+
+struct run {
+	struct options o;
+	char dir[512];
+	char sock[600];
+	char bindir[512];
+	char **sup_argv;
+	pid_t sup_pid;
+	pthread_mutex_t sup_lock; /* sup_pid and restarts */
+	int restarts;
+	struct kill_record kills[MAX_KILLS];
+	long kill_at[MAX_KILLS];
+	atomic_long next;    /* next workflow to start */
+	atomic_long started; /* acknowledged starts */
+	atomic_long completed;
+	atomic_long failed;
+	atomic_long refused; /* failed with a legitimate refusal (InsufficientStock) */
+	atomic_int done;     /* clients finished */
+	atomic_int stop;     /* time budget exceeded */
+	double *latency_ms;  /* per workflow, submit to completion */
+	int64_t t0;
+	long worker_respawns_before; /* pool restarts of earlier incarnations */
+	long worker_respawns_last;
+};
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("idem-stress: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(IDEM_EXIT_USAGE);
+}
+
+/* ---- randomness: all of it from the seed --------------------------------- */
+
+static uint64_t mix64(uint64_t z)
+{
+	z += 0x9e3779b97f4a7c15ull;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* A number in [0, 1) for (seed, what, i). */
+static double uniform(uint64_t seed, uint64_t what, uint64_t i)
+{
+	return (double)(mix64(seed ^ mix64(what ^ mix64(i))) >> 11) * 0x1.0p-53;
+}
+
+/* ---- options --------------------------------------------------------------- */
+
+static const char usage_text[] =
+    "usage: scripts/stress [OPTIONS]\n"
+    "\n"
+    "Runs idem-supervisor under faults and supervisor kills with many workflows,\n"
+    "then proves with the checker that nothing was lost or applied twice.\n"
+    "\n"
+    "  --workflows N          workflows to run (default 1000)\n"
+    "  --concurrency N        workflows in flight (default 32)\n"
+    "  --workers N            worker processes (default 2)\n"
+    "  --products N           products (default 20), each starting with --stock\n"
+    "  --stock N              initial stock per product (default 40)\n"
+    "  --threshold N          REORDER_THRESHOLD (default 15)\n"
+    "  --reorder N            REORDER_QUANTITY (default 30)\n"
+    "  --max-quantity N       orders take 1..N units (default 5)\n"
+    "  --kill-rate R          workers SIGKILLed at crash points (default 0.12)\n"
+    "  --kill-points LIST     crash points (default all four)\n"
+    "  --async-kill-rate R    workers SIGKILLed by the supervisor (default 0.03)\n"
+    "  --error-rate R         retryable errors before/after the effect (default 0.1)\n"
+    "  --delay-rate R         attempts past the start-to-close timeout (default 0)\n"
+    "  --supplier-rate R      supplier 503s and deaths after recording (default 0.05)\n"
+    "  --supervisor-kills K   SIGKILL + restart the supervisor K times (default 0)\n"
+    "  --seed S               replay a run (default: random, printed)\n"
+    "  --swarm                draw this run's fault mix from the seed, and print it\n"
+    "  --naive                run the activities without their guards: the checker\n"
+    "                         must find duplicates, and the exit is non-zero\n"
+    "  --json FILE            also write the report as JSON\n"
+    "  --time-budget SECONDS  stop starting workflows after this long\n"
+    "  --dir DIR              work directory (default: a new one under $TMPDIR)\n"
+    "  --keep                 keep the work directory even when all holds\n"
+    "  --progress SECONDS     progress line interval (default 1; 0 = none)\n"
+    "\n"
+    "Exit: 0 every invariant holds; 1 a violation (or --naive); 2 usage or set-up.\n";
+
+static double parse_rate(const char *name, const char *v)
+{
+	char *end;
+	double r = strtod(v, &end);
+
+	if (*v == '\0' || *end != '\0' || !(r >= 0 && r <= 1))
+		die("--%s %s is not a rate (allowed: 0..1)", name, v);
+	return r;
+}
+
+static long parse_long(const char *name, const char *v, long lo, long hi)
+{
+	char *end;
+	long n = strtol(v, &end, 10);
+
+	if (*v == '\0' || *end != '\0' || n < lo || n > hi)
+		die("--%s %s is not a whole number in %ld..%ld", name, v, lo, hi);
+	return n;
+}
+
+static void defaults(struct options *o)
+{
+	*o = (struct options){.workflows = 1000,
+	                      .concurrency = 32,
+	                      .workers = 2,
+	                      .products = 20,
+	                      .stock = 40,
+	                      .threshold = 15,
+	                      .reorder = 30,
+	                      .max_quantity = 5,
+	                      .kill_rate = 0.12,
+	                      .async_kill_rate = 0.03,
+	                      .error_rate = 0.1,
+	                      .supplier_rate = 0.05,
+	                      .progress_s = 1,
+	                      .kill_points = "before_effect,after_effect,after_commit,mid_reply"};
+}
+
+static void parse_options(struct options *o, int argc, char **argv)
+{
+	static const struct option longs[] = {{"workflows", 1, 0, 'w'},
+	                                      {"concurrency", 1, 0, 'c'},
+	                                      {"workers", 1, 0, 'W'},
+	                                      {"products", 1, 0, 'p'},
+	                                      {"stock", 1, 0, 's'},
+	                                      {"threshold", 1, 0, 't'},
+	                                      {"reorder", 1, 0, 'r'},
+	                                      {"max-quantity", 1, 0, 'q'},
+	                                      {"kill-rate", 1, 0, 'k'},
+	                                      {"kill-points", 1, 0, 'K'},
+	                                      {"async-kill-rate", 1, 0, 'a'},
+	                                      {"error-rate", 1, 0, 'e'},
+	                                      {"delay-rate", 1, 0, 'd'},
+	                                      {"supplier-rate", 1, 0, 'u'},
+	                                      {"supervisor-kills", 1, 0, 'S'},
+	                                      {"seed", 1, 0, 'x'},
+	                                      {"swarm", 0, 0, 'X'},
+	                                      {"naive", 0, 0, 'n'},
+	                                      {"json", 1, 0, 'j'},
+	                                      {"time-budget", 1, 0, 'T'},
+	                                      {"dir", 1, 0, 'D'},
+	                                      {"keep", 0, 0, 'P'},
+	                                      {"progress", 1, 0, 'g'},
+	                                      {"help", 0, 0, 'h'},
+	                                      {0, 0, 0, 0}};
+	int c;
+
+	defaults(o);
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+		const char *name = optind > 1 ? argv[optind - 1] + 2 : "";
+		char *end;
+
+		switch (c) {
+		case 'w':
+			o->workflows = parse_long("workflows", optarg, 1, 100000000);
+			break;
+		case 'c':
+			o->concurrency = (int)parse_long("concurrency", optarg, 1, 1024);
+			break;
+		case 'W':
+			o->workers = (int)parse_long("workers", optarg, 1, 256);
+			break;
+		case 'p':
+			o->products = (int)parse_long("products", optarg, 1, 1000);
+			break;
+		case 's':
+			o->stock = parse_long("stock", optarg, 0, 1000000000);
+			break;
+		case 't':
+			o->threshold = parse_long("threshold", optarg, 0, 1000000000);
+			break;
+		case 'r':
+			o->reorder = parse_long("reorder", optarg, 1, 1000000000);
+			break;
+		case 'q':
+			o->max_quantity = (int)parse_long("max-quantity", optarg, 1, 1000000);
+			break;
+		case 'k':
+			o->kill_rate = parse_rate("kill-rate", optarg);
+			break;
+		case 'K':
+			o->kill_points = optarg;
+			break;
+		case 'a':
+			o->async_kill_rate = parse_rate("async-kill-rate", optarg);
+			break;
+		case 'e':
+			o->error_rate = parse_rate("error-rate", optarg);
+			break;
+		case 'd':
+			o->delay_rate = parse_rate("delay-rate", optarg);
+			break;
+		case 'u':
+			o->supplier_rate = parse_rate("supplier-rate", optarg);
+			break;
+		case 'S':
+			o->supervisor_kills =
+			    (int)parse_long("supervisor-kills", optarg, 0, MAX_KILLS);
+			break;
+		case 'x':
+			errno = 0;
+			o->seed = strtoull(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || errno != 0)
+				die("--seed %s is not a number (0..18446744073709551615)", optarg);
+			o->seed_set = 1;
+			break;
+		case 'X':
+			o->swarm = 1;
+			break;
+		case 'n':
+			o->naive = 1;
+			break;
+		case 'j':
+			o->json_path = optarg;
+			break;
+		case 'T':
+			o->time_budget_s = strtod(optarg, &end);
+			if (*end != '\0' || o->time_budget_s <= 0)
+				die("--time-budget %s is not a positive number of seconds", optarg);
+			break;
+		case 'D':
+			o->dir = optarg;
+			break;
+		case 'P':
+			o->keep = 1;
+			break;
+		case 'g':
+			o->progress_s = strtod(optarg, &end);
+			if (*end != '\0' || o->progress_s < 0)
+				die("--progress %s is not a number of seconds", optarg);
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		default:
+			die("unknown or incomplete option \"%s\" (see --help)", name);
+		}
+	}
+	if (optind < argc)
+		die("unexpected argument \"%s\" (see --help)", argv[optind]);
+	if (o->kill_rate + o->async_kill_rate + o->error_rate + o->delay_rate > 1)
+		die("the fault rates add up to more than 1");
+}
+
+/* --swarm: this run's own fault mix, drawn from the seed (swarm testing:
+ * each seed stresses a different corner). */
+static void draw_swarm(struct options *o)
+{
+	static const char *const point_sets[] = {
+	    "before_effect,after_effect,after_commit,mid_reply", "after_commit", "after_effect",
+	    "mid_reply,after_commit", "before_effect,mid_reply"};
+	uint64_t s = o->seed;
+
+	o->kill_rate = 0.3 * uniform(s, 1, 0);
+	o->async_kill_rate = 0.1 * uniform(s, 2, 0);
+	o->error_rate = 0.3 * uniform(s, 3, 0);
+	o->supplier_rate = 0.25 * uniform(s, 4, 0);
+	o->delay_rate = uniform(s, 5, 0) < 0.3 ? 0.02 : 0;
+	o->workers = 1 + (int)(4 * uniform(s, 6, 0));
+	o->kill_points = point_sets[(int)(5 * uniform(s, 7, 0))];
+	o->max_quantity = 1 + (int)(10 * uniform(s, 8, 0));
+}
+
+/* ---- the supervisor -------------------------------------------------------- */
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+
+static char *fmt(const char *f, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, f);
+	if (vasprintf(&s, f, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+static char *seed_stock(const struct options *o)
+{
+	size_t cap = (size_t)o->products * 32 + 32, n;
+	char *s = malloc(cap);
+
+	n = (size_t)snprintf(s, cap, "--seed-stock=");
+	for (int i = 0; i < o->products; i++)
+		n += (size_t)snprintf(s + n, cap - n, "%sP%d:%ld", i ? "," : "", i, o->stock);
+	return s;
+}
+
+static void build_argv(struct run *r)
+{
+	const struct options *o = &r->o;
+	char **a = calloc(48, sizeof(*a));
+	int n = 0;
+
+	a[n++] = fmt("%s/idem-supervisor", r->bindir);
+	a[n++] = strdup("--env=/dev/null");
+	a[n++] = fmt("--socket=%s", r->sock);
+	a[n++] = fmt("--database=%s/inventory.db", r->dir);
+	a[n++] = fmt("--state-database=%s/state.db", r->dir);
+	a[n++] = fmt("--supplier-database=%s/supplier.db", r->dir);
+	a[n++] = fmt("--supplier-socket=%s/supplier.sock", r->dir);
+	a[n++] = fmt("--workers=%d", o->workers);
+	a[n++] = seed_stock(o);
+	a[n++] = fmt("--reorder-threshold=%ld", o->threshold);
+	a[n++] = fmt("--reorder-quantity=%ld", o->reorder);
+	a[n++] = fmt("--fault-seed=%" PRIu64, o->seed);
+	a[n++] = fmt("--fault-kill-rate=%.4f", o->kill_rate);
+	a[n++] = fmt("--fault-kill-points=%s", o->kill_points);
+	a[n++] = fmt("--fault-async-kill-rate=%.4f", o->async_kill_rate);
+	a[n++] = strdup("--fault-async-kill-max-delay=5ms");
+	a[n++] = fmt("--fault-error-rate=%.4f", o->error_rate);
+	a[n++] = fmt("--fault-delay-rate=%.4f", o->delay_rate);
+	a[n++] = fmt("--fault-supplier-rate=%.4f", o->supplier_rate);
+	a[n++] = strdup("--start-to-close-timeout=1s");
+	a[n++] = strdup("--retry-initial-interval=5ms");
+	a[n++] = strdup("--retry-maximum-interval=200ms");
+	a[n++] = strdup("--log-level=warn");
+	a[n++] = strdup(o->naive ? "--activity-mode=naive" : "--activity-mode=guarded");
+	a[n] = NULL;
+	r->sup_argv = a;
+}
+
+static int http_json(const struct run *r, const char *method, const char *path, const char *body,
+                     json_t **out, int timeout_ms)
+{
+	struct httpc_response resp = {0};
+	char err[512];
+	int status;
+
+	*out = NULL;
+	if (httpc_request(r->sock, method, path, NULL, body, body ? strlen(body) : 0, timeout_ms,
+	                  &resp, err, sizeof(err)) != 0)
+		return -1;
+	status = resp.status;
+	*out = json_loadb(resp.body, resp.body_len, 0, NULL);
+	httpc_response_free(&resp);
+	return status;
+}
+
+static pid_t spawn_supervisor(struct run *r)
+{
+	char *log = fmt("%s/supervisor.log", r->dir);
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		FILE *f = fopen(log, "a");
+		if (f != NULL) {
+			dup2(fileno(f), 1);
+			dup2(fileno(f), 2);
+		}
+		signal(SIGPIPE, SIG_DFL);
+		execv(r->sup_argv[0], r->sup_argv);
+		_exit(127);
+	}
+	free(log);
+	if (pid < 0)
+		die("cannot fork: %s", strerror(errno));
+	return pid;
+}
+
+/* Waits until the API answers; returns the ms it took, or -1. */
+static double wait_ready(struct run *r, pid_t pid, int64_t start_us)
+{
+	for (int i = 0; i < 3000; i++) {
+		json_t *j = NULL;
+		int st = http_json(r, "GET", "/v1/health", NULL, &j, 2000);
+
+		json_decref(j);
+		if (st == 200)
+			return (double)(clock_mono_us() - start_us) / 1000.0;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return -1;
+		usleep(2000);
+	}
+	return -1;
+}
+
+static void start_supervisor(struct run *r, struct kill_record *rec)
+{
+	int64_t t = clock_mono_us();
+	pid_t pid = spawn_supervisor(r);
+	double ms = wait_ready(r, pid, t);
+
+	if (ms < 0)
+		die("idem-supervisor did not come up; see %s/supervisor.log", r->dir);
+	pthread_mutex_lock(&r->sup_lock);
+	r->sup_pid = pid;
+	pthread_mutex_unlock(&r->sup_lock);
+	if (rec != NULL)
+		rec->recovery_ms = ms;
+}
+
+/* ---- clients ---------------------------------------------------------------- */
+
+static void workflow_of(const struct run *r, long i, int *product, int *quantity)
+{
+	*product = (int)(uniform(r->o.seed, 101, (uint64_t)i) * r->o.products);
+	*quantity = 1 + (int)(uniform(r->o.seed, 102, (uint64_t)i) * r->o.max_quantity);
+}
+
+/* Starts workflow i until a start is acknowledged (the start is
+ * idempotent by id, so a retry after a supervisor restart is safe). */
+static int start_one(struct run *r, long i)
+{
+	char body[256];
+	int product, quantity;
+
+	workflow_of(r, i, &product, &quantity);
+	snprintf(body, sizeof(body),
+	         "{\"workflow_id\":\"S%ld\",\"input\":{\"order_id\":\"S%ld\",\"product_id\":"
+	         "\"P%d\",\"quantity\":%d}}",
+	         i, i, product, quantity);
+	for (;;) {
+		json_t *j = NULL;
+		int st = http_json(r, "POST", "/v1/workflows", body, &j, HTTP_TIMEOUT_MS);
+
+		json_decref(j);
+		if (st == 200 || st == 201)
+			return 0;
+		if (st >= 400 && st < 500 && st != 408)
+			return -1; /* refused: a bug in this driver */
+		usleep(10000);     /* down or shutting down: try again */
+	}
+}
+
+/* Long-polls workflow i until it closes; returns its status JSON (NEW). */
+static json_t *wait_one(struct run *r, long i)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/v1/workflows/S%ld/wait?timeout=%d", i, WAIT_POLL_S);
+	for (;;) {
+		json_t *j = NULL, *wf;
+		int st = http_json(r, "GET", path, NULL, &j, (WAIT_POLL_S + 30) * 1000);
+
+		wf = json_object_get(j, "workflow");
+		if (st == 200 && !json_is_true(json_object_get(j, "timed_out")) && wf != NULL) {
+			json_incref(wf);
+			json_decref(j);
+			return wf;
+		}
+		json_decref(j);
+		if (st < 0)
+			usleep(10000);
+	}
+}
+
+static void *client(void *arg)
+{
+	struct run *r = arg;
+	long i;
+
+	while (!atomic_load(&r->stop) && (i = atomic_fetch_add(&r->next, 1)) < r->o.workflows) {
+		int64_t t = clock_mono_us();
+		json_t *wf;
+		const char *status, *error;
+
+		if (start_one(r, i) != 0) {
+			fprintf(stderr, "idem-stress: workflow S%ld was refused\n", i);
+			atomic_fetch_add(&r->failed, 1);
+			continue;
+		}
+		atomic_fetch_add(&r->started, 1);
+		wf = wait_one(r, i);
+		r->latency_ms[i] = (double)(clock_mono_us() - t) / 1000.0;
+		status = json_string_value(json_object_get(wf, "status"));
+		error = json_string_value(json_object_get(wf, "error"));
+		if (status != NULL && strcmp(status, "completed") == 0)
+			atomic_fetch_add(&r->completed, 1);
+		else if (error != NULL && strstr(error, "InsufficientStock") != NULL)
+			atomic_fetch_add(&r->refused, 1);
+		else
+			atomic_fetch_add(&r->failed, 1);
+		json_decref(wf);
+	}
+	return NULL;
+}
+
+/* ---- supervisor kills and progress ------------------------------------------ */
+
+static long closed(struct run *r)
+{
+	return atomic_load(&r->completed) + atomic_load(&r->failed) + atomic_load(&r->refused);
+}
+
+static void poll_respawns(struct run *r)
+{
+	json_t *s = NULL;
+
+	if (http_json(r, "GET", "/v1/stats", NULL, &s, 2000) == 200)
+		r->worker_respawns_last =
+		    (long)json_integer_value(json_object_get(s, "worker_restarts"));
+	json_decref(s);
+}
+
+static void kill_and_restart(struct run *r)
+{
+	struct kill_record *rec = &r->kills[r->restarts];
+	json_t *s = NULL;
+
+	poll_respawns(r);
+	r->worker_respawns_before += r->worker_respawns_last;
+	r->worker_respawns_last = 0;
+	rec->at_completed = closed(r);
+	pthread_mutex_lock(&r->sup_lock);
+	kill(r->sup_pid, SIGKILL);
+	waitpid(r->sup_pid, NULL, 0);
+	r->sup_pid = 0;
+	pthread_mutex_unlock(&r->sup_lock);
+	start_supervisor(r, rec);
+	if (http_json(r, "GET", "/v1/stats", NULL, &s, 5000) == 200)
+		rec->running_after = (long)json_integer_value(
+		    json_object_get(json_object_get(s, "workflows"), "running"));
+	json_decref(s);
+	r->restarts++;
+}
+
+static void progress_line(struct run *r)
+{
+	double secs = (double)(clock_mono_us() - r->t0) / 1e6;
+	json_t *s = NULL, *kinds;
+
+	http_json(r, "GET", "/v1/stats", NULL, &s, 2000);
+	kinds = json_object_get(json_object_get(s, "faults"), "by_kind");
+	fprintf(stderr,
+	        "[%6.1fs] started %ld completed %ld failed %ld refused %ld | faults this "
+	        "incarnation: kill %lld async %lld error %lld delay %lld supplier %lld | "
+	        "supervisor restarts %d | %.0f wf/s\n",
+	        secs, atomic_load(&r->started), atomic_load(&r->completed), atomic_load(&r->failed),
+	        atomic_load(&r->refused),
+	        (long long)json_integer_value(json_object_get(kinds, "kill")),
+	        (long long)json_integer_value(json_object_get(kinds, "async_kill")),
+	        (long long)json_integer_value(json_object_get(kinds, "error")),
+	        (long long)json_integer_value(json_object_get(kinds, "delay")),
+	        (long long)json_integer_value(json_object_get(kinds, "supplier")), r->restarts,
+	        closed(r) / (secs > 0 ? secs : 1));
+	json_decref(s);
+}
+
+/* The main thread while clients run: kills on schedule, progress, budget. */
+static void supervise(struct run *r)
+{
+	int64_t last = clock_mono_us();
+
+	while (!atomic_load(&r->done)) {
+		int64_t now = clock_mono_us();
+
+		if (r->restarts < r->o.supervisor_kills && closed(r) >= r->kill_at[r->restarts])
+			kill_and_restart(r);
+		if (r->o.time_budget_s > 0 && (double)(now - r->t0) / 1e6 > r->o.time_budget_s &&
+		    !atomic_load(&r->stop)) {
+			atomic_store(&r->stop, 1);
+			fprintf(stderr,
+			        "idem-stress: time budget of %.0f s spent; no new workflows\n",
+			        r->o.time_budget_s);
+		}
+		if (r->o.progress_s > 0 && (double)(now - last) / 1e6 >= r->o.progress_s) {
+			progress_line(r);
+			last = now;
+		}
+		usleep(5000);
+	}
+}
+
+/* Kill points spread over the run, jittered by the seed. */
+static void plan_kills(struct run *r)
+{
+	long n = r->o.workflows, k = r->o.supervisor_kills;
+
+	for (long i = 0; i < k; i++) {
+		double base = (double)(i + 1) / (double)(k + 1);
+		double jitter = (uniform(r->o.seed, 201, (uint64_t)i) - 0.5) / (double)(k + 1);
+
+		r->kill_at[i] = (long)((base + jitter * 0.8) * (double)n);
+	}
+}
+
+/* ---- the report --------------------------------------------------------------- */
+
+static long long sql_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	long long v = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* {"kill": N, ...} and per crash point, from the durable history (every
+ * incarnation of the supervisor). */
+static json_t *history_counts(struct run *r)
+{
+	char *path = fmt("%s/state.db", r->dir);
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	json_t *kinds = json_object(), *points = json_object(), *out;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		die("cannot open %s", path);
+	sqlite3_busy_timeout(db, 5000);
+	if (sqlite3_prepare_v2(
+	        db,
+	        "SELECT json_extract(detail, '$.kind'), "
+	        "coalesce(json_extract(detail, '$.point'), ''), count(*) FROM events "
+	        "WHERE kind = 'fault_injected' GROUP BY 1, 2",
+	        -1, &st, NULL) == SQLITE_OK)
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			const char *k = (const char *)sqlite3_column_text(st, 0);
+			const char *p = (const char *)sqlite3_column_text(st, 1);
+			json_int_t n = sqlite3_column_int64(st, 2);
+
+			json_object_set_new(
+			    kinds, k,
+			    json_integer(json_integer_value(json_object_get(kinds, k)) + n));
+			if (*p)
+				json_object_set_new(points, p, json_integer(n));
+		}
+	sqlite3_finalize(st);
+	out = json_pack("{s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I}", "faults_by_kind", kinds,
+	                "kills_by_point", points, "attempts",
+	                (json_int_t)sql_int(db, "SELECT coalesce(sum(attempt), 0) FROM steps"),
+	                "faulted_attempts",
+	                (json_int_t)sql_int(db, "SELECT count(*) FROM events WHERE kind = "
+	                                        "'fault_injected'"),
+	                "retries",
+	                (json_int_t)sql_int(db, "SELECT count(*) FROM events WHERE kind = "
+	                                        "'retry_scheduled'"),
+	                "attempts_lost",
+	                (json_int_t)sql_int(db, "SELECT count(*) FROM events WHERE kind IN "
+	                                        "('worker_lost', 'worker_killed', 'timed_out', "
+	                                        "'attempt_lost')"),
+	                "timeouts",
+	                (json_int_t)sql_int(db, "SELECT count(*) FROM events WHERE kind = "
+	                                        "'timed_out'"),
+	                "steps", (json_int_t)sql_int(db, "SELECT count(*) FROM steps"));
+	sqlite3_close(db);
+	free(path);
+	return out;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double percentile(double *sorted, long n, double p)
+{
+	if (n == 0)
+		return 0;
+	long i = (long)ceil(p * (double)n) - 1;
+	return sorted[i < 0 ? 0 : (i >= n ? n - 1 : i)];
+}
+
+static json_t *latency_json(struct run *r)
+{
+	long n = 0;
+	double *v = malloc(sizeof(double) * (size_t)r->o.workflows);
+
+	for (long i = 0; i < r->o.workflows; i++)
+		if (r->latency_ms[i] > 0)
+			v[n++] = r->latency_ms[i];
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	json_t *out = json_pack("{s:f, s:f, s:f}", "p50_ms", percentile(v, n, 0.5), "p99_ms",
+	                        percentile(v, n, 0.99), "max_ms", n ? v[n - 1] : 0.0);
+	free(v);
+	return out;
+}
+
+static json_t *kills_json(struct run *r)
+{
+	json_t *arr = json_array();
+
+	for (int i = 0; i < r->restarts; i++)
+		json_array_append_new(arr,
+		                      json_pack("{s:I, s:f, s:I}", "at_closed",
+		                                (json_int_t)r->kills[i].at_completed, "recovery_ms",
+		                                r->kills[i].recovery_ms, "running_after",
+		                                (json_int_t)r->kills[i].running_after));
+	return arr;
+}
+
+static json_t *options_json(const struct options *o)
+{
+	return json_pack("{s:I, s:i, s:i, s:i, s:I, s:I, s:I, s:i, s:f, s:s, s:f, s:f, s:f, s:f, "
+	                 "s:i, s:b, s:b}",
+	                 "workflows", (json_int_t)o->workflows, "concurrency", o->concurrency,
+	                 "workers", o->workers, "products", o->products, "stock",
+	                 (json_int_t)o->stock, "threshold", (json_int_t)o->threshold, "reorder",
+	                 (json_int_t)o->reorder, "max_quantity", o->max_quantity, "kill_rate",
+	                 o->kill_rate, "kill_points", o->kill_points, "async_kill_rate",
+	                 o->async_kill_rate, "error_rate", o->error_rate, "delay_rate",
+	                 o->delay_rate, "supplier_rate", o->supplier_rate, "supervisor_kills",
+	                 o->supervisor_kills, "swarm", o->swarm, "naive", o->naive);
+}
+
+static char *replay_command(const struct run *r, int argc, char **argv)
+{
+	size_t cap = 4096, n = 0;
+	char *s = malloc(cap);
+	int seeded = 0;
+
+	n += (size_t)snprintf(s + n, cap - n, "scripts/stress");
+	for (int i = 1; i < argc && n < cap; i++) {
+		if (strcmp(argv[i], "--seed") == 0 || strncmp(argv[i], "--seed=", 7) == 0)
+			seeded = 1;
+		if ((strcmp(argv[i], "--dir") == 0 || strcmp(argv[i], "--json") == 0) &&
+		    i + 1 < argc) {
+			i++;
+			continue;
+		}
+		n += (size_t)snprintf(s + n, cap - n, " %s", argv[i]);
+	}
+	if (!seeded && n < cap)
+		snprintf(s + n, cap - n, " --seed %" PRIu64, r->o.seed);
+	return s;
+}
+
+static void print_report(const json_t *rep)
+{
+	const json_t *w = json_object_get(rep, "workflows"), *h = json_object_get(rep, "history");
+	const json_t *c = json_object_get(json_object_get(rep, "check"), "counts");
+	const json_t *lat = json_object_get(rep, "latency");
+	const char *k;
+	json_t *v;
+
+	printf("\n== idem stress report (seed %s) ==\n",
+	       json_string_value(json_object_get(rep, "seed")));
+	printf("workflows     %lld started, %lld completed, %lld failed, %lld refused "
+	       "(InsufficientStock)\n",
+	       (long long)json_integer_value(json_object_get(w, "started")),
+	       (long long)json_integer_value(json_object_get(w, "completed")),
+	       (long long)json_integer_value(json_object_get(w, "failed")),
+	       (long long)json_integer_value(json_object_get(w, "refused")));
+	printf("attempts      %lld over %lld steps; %lld faulted (%.1f%%), %lld retries, %lld "
+	       "lost to dead or killed workers\n",
+	       (long long)json_integer_value(json_object_get(h, "attempts")),
+	       (long long)json_integer_value(json_object_get(h, "steps")),
+	       (long long)json_integer_value(json_object_get(h, "faulted_attempts")),
+	       json_real_value(json_object_get(rep, "faulted_pct")),
+	       (long long)json_integer_value(json_object_get(h, "retries")),
+	       (long long)json_integer_value(json_object_get(h, "attempts_lost")));
+	printf("faults        ");
+	json_object_foreach((json_t *)json_object_get(h, "faults_by_kind"), k, v)
+	    printf("%s %lld  ", k, (long long)json_integer_value(v));
+	printf("\nkills at      ");
+	json_object_foreach((json_t *)json_object_get(h, "kills_by_point"), k, v)
+	    printf("%s %lld  ", k, (long long)json_integer_value(v));
+	printf("\nrespawns      %lld worker respawns\n",
+	       (long long)json_integer_value(json_object_get(rep, "worker_respawns")));
+	printf("supervisor    %lld SIGKILL + restart; recovery ms:",
+	       (long long)json_array_size(json_object_get(rep, "supervisor_kills")));
+	json_t *kills = json_object_get(rep, "supervisor_kills");
+	for (size_t i = 0; i < json_array_size(kills); i++)
+		printf(" %.0f",
+		       json_real_value(json_object_get(json_array_get(kills, i), "recovery_ms")));
+	printf(
+	    "\nthroughput    %.1f workflows/s over %.1f s; latency p50 %.1f ms, p99 %.1f ms, max "
+	    "%.1f ms\n",
+	    json_real_value(json_object_get(rep, "workflows_per_s")),
+	    json_real_value(json_object_get(rep, "elapsed_s")),
+	    json_real_value(json_object_get(lat, "p50_ms")),
+	    json_real_value(json_object_get(lat, "p99_ms")),
+	    json_real_value(json_object_get(lat, "max_ms")));
+	printf("check         ");
+	json_object_foreach((json_t *)c, k, v)
+	    printf("%s %lld  ", k, (long long)json_integer_value(v));
+	printf("\n");
+}
+
+/* ---- main ------------------------------------------------------------------------- */
+
+struct joiner {
+	struct run *r;
+	pthread_t *t;
+};
+
+/* Joins every client, then tells supervise() to stop. */
+static void *join_all(void *arg)
+{
+	struct joiner *j = arg;
+
+	for (int i = 0; i < j->r->o.concurrency; i++)
+		pthread_join(j->t[i], NULL);
+	atomic_store(&j->r->done, 1);
+	return NULL;
+}
+
+static void find_bindir(struct run *r, const char *argv0)
+{
+	char self[512];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	(void)argv0;
+	if (n < 0)
+		die("cannot read /proc/self/exe");
+	self[n] = '\0';
+	*strrchr(self, '/') = '\0';
+	snprintf(r->bindir, sizeof(r->bindir), "%s", self);
+}
+
+static void make_dir(struct run *r)
+{
+	if (r->o.dir != NULL) {
+		if (mkdir(r->o.dir, 0755) != 0 && errno != EEXIST)
+			die("cannot create --dir %s: %s", r->o.dir, strerror(errno));
+		snprintf(r->dir, sizeof(r->dir), "%s", r->o.dir);
+	} else {
+		const char *tmp = getenv("TMPDIR");
+		snprintf(r->dir, sizeof(r->dir), "%s/idem-stress-XXXXXX",
+		         tmp && *tmp ? tmp : "/tmp");
+		if (mkdtemp(r->dir) == NULL)
+			die("cannot create a work directory: %s", strerror(errno));
+	}
+	snprintf(r->sock, sizeof(r->sock), "%s/idem.sock", r->dir);
+	if (strlen(r->sock) > 100)
+		die("the work directory %s is too long for a Unix socket path; use --dir", r->dir);
+}
+
+static int verdict(struct run *r, json_t *report, json_t *check)
+{
+	int ok = json_is_true(json_object_get(check, "ok"));
+	long lost_clients = atomic_load(&r->failed);
+
+	if (r->o.naive) {
+		if (!ok)
+			printf(
+			    "verdict       NAIVE MODE: the checker found violations, as it must — "
+			    "without the guards, retries apply effects twice. Exit 1.\n");
+		else
+			printf(
+			    "verdict       NAIVE MODE: no violation this time — the faults missed "
+			    "every window that matters (raise --kill-rate); exit 1 anyway.\n");
+		return IDEM_EXIT_FAIL;
+	}
+	if (ok && lost_clients == 0) {
+		printf("verdict       OK: nothing lost, nothing applied twice, nothing stuck.\n");
+		return IDEM_EXIT_OK;
+	}
+	printf("verdict       FAILED: %s%s\n", ok ? "" : "the checker found violations (above). ",
+	       lost_clients ? "some workflows failed for a reason other than stock." : "");
+	(void)report;
+	return IDEM_EXIT_FAIL;
+}
+
+int main(int argc, char **argv)
+{
+	static struct run run;
+	struct run *r = &run;
+	pthread_t *threads;
+	json_t *report, *check;
+	char err[1024], *replay, *sseed;
+	double elapsed;
+	int rc, sup_rc;
+
+	parse_options(&r->o, argc, argv);
+	if (!r->o.seed_set && getrandom(&r->o.seed, sizeof(r->o.seed), 0) != sizeof(r->o.seed))
+		r->o.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	if (r->o.swarm)
+		draw_swarm(&r->o);
+	signal(SIGPIPE, SIG_IGN);
+	json_object_seed(0);
+	find_bindir(r, argv[0]);
+	make_dir(r);
+	replay = replay_command(r, argc, argv);
+	printf("idem-stress: seed %" PRIu64 "; replay with: %s\n", r->o.seed, replay);
+	printf(
+	    "idem-stress: %ld workflows, %d in flight, %d workers, %d products; faults kill %.3f "
+	    "(%s) async %.3f error %.3f delay %.3f supplier %.3f; %d supervisor kills%s; dir %s\n",
+	    r->o.workflows, r->o.concurrency, r->o.workers, r->o.products, r->o.kill_rate,
+	    r->o.kill_points, r->o.async_kill_rate, r->o.error_rate, r->o.delay_rate,
+	    r->o.supplier_rate, r->o.supervisor_kills, r->o.naive ? "; NAIVE mode" : "", r->dir);
+	fflush(stdout);
+	build_argv(r);
+	pthread_mutex_init(&r->sup_lock, NULL);
+	r->latency_ms = calloc((size_t)r->o.workflows, sizeof(double));
+	plan_kills(r);
+	start_supervisor(r, NULL);
+
+	r->t0 = clock_mono_us();
+	threads = calloc((size_t)r->o.concurrency, sizeof(*threads));
+	for (int i = 0; i < r->o.concurrency; i++)
+		pthread_create(&threads[i], NULL, client, r);
+	struct joiner j = {r, threads};
+	pthread_t waiter;
+
+	pthread_create(&waiter, NULL, join_all, &j);
+	supervise(r);
+	pthread_join(waiter, NULL);
+	elapsed = (double)(clock_mono_us() - r->t0) / 1e6;
+
+	poll_respawns(r);
+	kill(r->sup_pid, SIGTERM);
+	waitpid(r->sup_pid, &sup_rc, 0);
+	{
+		char *st = fmt("%s/state.db", r->dir), *app = fmt("%s/inventory.db", r->dir);
+		char *sup = fmt("%s/supplier.db", r->dir);
+		check = check_run(st, app, sup, err, sizeof(err));
+		free(st);
+		free(app);
+		free(sup);
+	}
+	if (check == NULL)
+		die("the checker could not run: %s", err);
+	check_print(check, stdout);
+	sseed = fmt("%" PRIu64, r->o.seed);
+	json_t *hist = history_counts(r);
+	long long attempts = json_integer_value(json_object_get(hist, "attempts"));
+	long long faulted = json_integer_value(json_object_get(hist, "faulted_attempts"));
+	report = json_pack(
+	    "{s:s, s:s, s:o, s:{s:I, s:I, s:I, s:I}, s:o, s:f, s:I, s:o, s:f, s:f, s:o, s:o, s:i}",
+	    "seed", sseed, "replay", replay, "options", options_json(&r->o), "workflows", "started",
+	    (json_int_t)atomic_load(&r->started), "completed",
+	    (json_int_t)atomic_load(&r->completed), "failed", (json_int_t)atomic_load(&r->failed),
+	    "refused", (json_int_t)atomic_load(&r->refused), "history", hist, "faulted_pct",
+	    attempts ? 100.0 * (double)faulted / (double)attempts : 0.0, "worker_respawns",
+	    (json_int_t)(r->worker_respawns_before + r->worker_respawns_last), "supervisor_kills",
+	    kills_json(r), "elapsed_s", elapsed, "workflows_per_s",
+	    (double)closed(r) / (elapsed > 0 ? elapsed : 1), "latency", latency_json(r), "check",
+	    json_incref(check), "supervisor_exit",
+	    WIFEXITED(sup_rc) ? WEXITSTATUS(sup_rc) : 128 + WTERMSIG(sup_rc));
+	print_report(report);
+	rc = verdict(r, report, check);
+	json_object_set_new(report, "exit", json_integer(rc));
+	if (r->o.json_path != NULL && json_dump_file(report, r->o.json_path, JSON_INDENT(2)) != 0)
+		fprintf(stderr, "idem-stress: cannot write %s\n", r->o.json_path);
+	printf("replay        %s\n", replay);
+	if (rc == IDEM_EXIT_OK && !r->o.keep && r->o.dir == NULL) {
+		char *cmd = fmt("rm -rf '%s'", r->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "idem-stress: could not remove %s\n", r->dir);
+		free(cmd);
+	} else {
+		printf("files         %s (supervisor.log, state.db, inventory.db, supplier.db)\n",
+		       r->dir);
+	}
+	json_decref(report);
+	json_decref(check);
+	free(sseed);
+	free(replay);
+	return rc;
+}
