@@ -101,7 +101,11 @@ static int wal_try(sqlite3 *db, char *mode, size_t len)
 		if (rc == SQLITE_ROW) {
 			const unsigned char *t = sqlite3_column_text(st, 0);
 			snprintf(mode, len, "%s", t != NULL ? (const char *)t : "");
-			rc = SQLITE_OK;
+			/* The switch commits when the statement ends: an I/O
+			 * error there must not be dropped. */
+			rc = sqlite3_step(st);
+			if (rc == SQLITE_DONE)
+				rc = SQLITE_OK;
 		}
 	}
 	sqlite3_finalize(st);

@@ -97,12 +97,12 @@ struct store {
 	int in_tx;
 };
 
-int store_open(const char *path, struct store **out, char *err, size_t errlen)
+int store_open(const char *path, enum db_sync sync, struct store **out, char *err, size_t errlen)
 {
 	struct store *s = calloc(1, sizeof(*s));
 	int n = (int)(sizeof(store_migrations) / sizeof(store_migrations[0]));
 
-	if (db_open(path, DB_SYNC_FULL, &s->db, err, errlen) != 0 ||
+	if (db_open(path, sync, &s->db, err, errlen) != 0 ||
 	    db_migrate(s->db, store_migrations, n, NULL, err, errlen) != 0)
 		goto fail;
 	for (int i = 0; i < S_NSTMTS; i++)
@@ -151,6 +151,15 @@ static int step_done(struct store *s, sqlite3_stmt *st, const char *what, char *
 
 static int store_write(struct store *s, char *err, size_t errlen)
 {
+	/* An I/O error or a full disk inside a statement rolls the whole
+	 * transaction back: no later write of this turn may then commit on
+	 * its own. */
+	if (s->in_tx && sqlite3_get_autocommit(s->db)) {
+		snprintf(err, errlen,
+		         "state DB: this turn's transaction was rolled back by an "
+		         "earlier error");
+		return -1;
+	}
 	if (s->in_tx)
 		return 0;
 	if (step_done(s, s->stmt[S_BEGIN], "state DB: BEGIN", err, errlen) != 0)
