@@ -61,6 +61,8 @@ struct options {
 	int keep;
 	double progress_s;
 	const char *kill_points;
+	const char *sync;
+	long recovery_test; /* > 0: the recovery measurement with this many in flight */
 };
 
 struct kill_record {
@@ -87,6 +89,10 @@ struct run {
 	atomic_long refused; /* failed with a legitimate refusal (InsufficientStock) */
 	atomic_int done;     /* clients finished */
 	atomic_int stop;     /* time budget exceeded */
+	int start_only;      /* clients start workflows and do not wait */
+	json_t *recovery;    /* the --recovery-test figures */
+	json_t *cpu;         /* CPU seconds by process kind, read at the end */
+	long rss_kib;        /* the supervisor's peak RSS */
 	double *latency_ms;  /* per workflow, submit to completion */
 	int64_t t0;
 	long worker_respawns_before; /* pool restarts of earlier incarnations */
@@ -155,6 +161,9 @@ static const char usage_text[] =
     "  --dir DIR              work directory (default: a new one under $TMPDIR)\n"
     "  --keep                 keep the work directory even when all holds\n"
     "  --progress SECONDS     progress line interval (default 1; 0 = none)\n"
+    "  --sync full|normal     SYNC of the state and app DBs (default full)\n"
+    "  --recovery-test N      instead: N workflows in flight (workers stopped), a\n"
+    "                         supervisor SIGKILL, and the time to recover and finish\n"
     "\n"
     "Exit: 0 every invariant holds; 1 a violation (or --naive); 2 usage or set-up.\n";
 
@@ -193,6 +202,7 @@ static void defaults(struct options *o)
 	                      .error_rate = 0.1,
 	                      .supplier_rate = 0.05,
 	                      .progress_s = 1,
+	                      .sync = "full",
 	                      .kill_points = "before_effect,after_effect,after_commit,mid_reply"};
 }
 
@@ -222,6 +232,8 @@ static void parse_options(struct options *o, int argc, char **argv)
 	                                      {"keep", 0, 0, 'P'},
 	                                      {"progress", 1, 0, 'g'},
 	                                      {"help", 0, 0, 'h'},
+	                                      {"sync", 1, 0, 'Y'},
+	                                      {"recovery-test", 1, 0, 'Z'},
 	                                      {0, 0, 0, 0}};
 	int c;
 
@@ -309,6 +321,14 @@ static void parse_options(struct options *o, int argc, char **argv)
 			o->progress_s = strtod(optarg, &end);
 			if (*end != '\0' || o->progress_s < 0)
 				die("--progress %s is not a number of seconds", optarg);
+			break;
+		case 'Y':
+			if (strcmp(optarg, "full") != 0 && strcmp(optarg, "normal") != 0)
+				die("--sync %s is not one of full|normal", optarg);
+			o->sync = optarg;
+			break;
+		case 'Z':
+			o->recovery_test = parse_long("recovery-test", optarg, 1, 10000000);
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -399,6 +419,7 @@ static void build_argv(struct run *r)
 	a[n++] = strdup("--retry-maximum-interval=200ms");
 	a[n++] = strdup("--log-level=warn");
 	a[n++] = strdup(o->naive ? "--activity-mode=naive" : "--activity-mode=guarded");
+	a[n++] = fmt("--sync=%s", o->sync);
 	a[n] = NULL;
 	r->sup_argv = a;
 }
@@ -544,6 +565,8 @@ static void *client(void *arg)
 			continue;
 		}
 		atomic_fetch_add(&r->started, 1);
+		if (r->start_only)
+			continue;
 		wf = wait_one(r, i);
 		r->latency_ms[i] = (double)(clock_mono_us() - t) / 1000.0;
 		status = json_string_value(json_object_get(wf, "status"));
@@ -656,6 +679,135 @@ static void plan_kills(struct run *r)
 
 		r->kill_at[i] = (long)((base + jitter * 0.8) * (double)n);
 	}
+}
+
+/* ---- CPU, memory, recovery ---------------------------------------------------- */
+
+/* utime + stime of pid in seconds, or 0 when it is gone. */
+static double cpu_seconds(long pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+	fclose(f);
+	/* After "pid (comm)": state is field 3, utime 14, stime 15. */
+	if (p == NULL ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* A "Vm...:" line of /proc/pid/status, in KiB. */
+static long status_kib(long pid, const char *key)
+{
+	char path[64], line[256];
+	long v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, key, strlen(key)) == 0)
+			v = strtol(line + strlen(key), NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/* Reads CPU and memory of the supervisor and its children before it stops
+ * (workers that died earlier took their CPU time with them). */
+static void measure(struct run *r)
+{
+	json_t *s = NULL, *slots;
+	double workers = 0;
+
+	if (http_json(r, "GET", "/v1/stats", NULL, &s, 5000) == 200) {
+		slots = json_object_get(json_object_get(s, "pool"), "slots");
+		for (size_t i = 0; i < json_array_size(slots); i++)
+			workers += cpu_seconds((long)json_integer_value(
+			    json_object_get(json_array_get(slots, i), "pid")));
+		r->cpu = json_pack("{s:f, s:f, s:f}", "supervisor_s", cpu_seconds(r->sup_pid),
+		                   "workers_s", workers, "supplier_s",
+		                   cpu_seconds((long)json_integer_value(json_object_get(
+		                       json_object_get(s, "pool"), "supplier_pid"))));
+	}
+	json_decref(s);
+	r->rss_kib = status_kib(r->sup_pid, "VmHWM:");
+}
+
+static void signal_workers(struct run *r, int sig)
+{
+	json_t *s = NULL, *slots;
+
+	if (http_json(r, "GET", "/v1/stats", NULL, &s, 5000) != 200)
+		die("cannot read /v1/stats");
+	slots = json_object_get(json_object_get(s, "pool"), "slots");
+	for (size_t i = 0; i < json_array_size(slots); i++)
+		kill((pid_t)json_integer_value(json_object_get(json_array_get(slots, i), "pid")),
+		     sig);
+	json_decref(s);
+}
+
+static void run_clients(struct run *r)
+{
+	pthread_t *t = calloc((size_t)r->o.concurrency, sizeof(*t));
+
+	for (int i = 0; i < r->o.concurrency; i++)
+		pthread_create(&t[i], NULL, client, r);
+	for (int i = 0; i < r->o.concurrency; i++)
+		pthread_join(t[i], NULL);
+	free(t);
+}
+
+/* --recovery-test N: N workflows started while every worker is stopped,
+ * so all are in flight; SIGKILL the supervisor; restart; measure until the
+ * API answers (every running workflow is loaded and queued before it
+ * listens), and until all have completed. */
+static void recovery_test(struct run *r)
+{
+	long n = r->o.recovery_test;
+	int64_t t;
+	json_t *j = NULL;
+	double api_ms, done_ms;
+	long running = 0;
+
+	r->o.workflows = n;
+	r->latency_ms = realloc(r->latency_ms, sizeof(double) * (size_t)n);
+	memset(r->latency_ms, 0, sizeof(double) * (size_t)n);
+	signal_workers(r, SIGSTOP);
+	r->start_only = 1;
+	run_clients(r);
+	if (http_json(r, "GET", "/v1/stats", NULL, &j, 5000) == 200)
+		running = (long)json_integer_value(
+		    json_object_get(json_object_get(j, "workflows"), "running"));
+	json_decref(j);
+	pthread_mutex_lock(&r->sup_lock);
+	kill(r->sup_pid, SIGKILL);
+	waitpid(r->sup_pid, NULL, 0);
+	pthread_mutex_unlock(&r->sup_lock);
+	t = clock_mono_us();
+	struct kill_record rec = {0};
+	start_supervisor(r, &rec);
+	api_ms = rec.recovery_ms;
+	if (http_json(r, "GET", "/v1/wait?timeout=3600", NULL, &j, 3700 * 1000) != 200)
+		die("waiting for the recovered workflows failed");
+	json_decref(j);
+	done_ms = (double)(clock_mono_us() - t) / 1000.0;
+	atomic_store(&r->completed, n);
+	r->restarts = 1;
+	r->kills[0] = rec;
+	r->recovery = json_pack("{s:I, s:I, s:f, s:f, s:f}", "in_flight", (json_int_t)n,
+	                        "running_at_kill", (json_int_t)running, "api_ms", api_ms,
+	                        "requeued_ms", api_ms, "completed_ms", done_ms);
+	fprintf(stderr,
+	        "recovery: %ld in flight (%ld running at the kill): API back and all "
+	        "re-queued in %.0f ms, all completed in %.0f ms\n",
+	        n, running, api_ms, done_ms);
 }
 
 /* ---- the report --------------------------------------------------------------- */
@@ -965,18 +1117,25 @@ int main(int argc, char **argv)
 	start_supervisor(r, NULL);
 
 	r->t0 = clock_mono_us();
-	threads = calloc((size_t)r->o.concurrency, sizeof(*threads));
-	for (int i = 0; i < r->o.concurrency; i++)
-		pthread_create(&threads[i], NULL, client, r);
-	struct joiner j = {r, threads};
-	pthread_t waiter;
+	if (r->o.recovery_test > 0) {
+		recovery_test(r);
+	} else {
+		struct joiner j = {r, NULL};
+		pthread_t waiter;
 
-	pthread_create(&waiter, NULL, join_all, &j);
-	supervise(r);
-	pthread_join(waiter, NULL);
+		threads = calloc((size_t)r->o.concurrency, sizeof(*threads));
+		j.t = threads;
+		for (int i = 0; i < r->o.concurrency; i++)
+			pthread_create(&threads[i], NULL, client, r);
+		pthread_create(&waiter, NULL, join_all, &j);
+		supervise(r);
+		pthread_join(waiter, NULL);
+		free(threads);
+	}
 	elapsed = (double)(clock_mono_us() - r->t0) / 1e6;
 
 	poll_respawns(r);
+	measure(r);
 	kill(r->sup_pid, SIGTERM);
 	waitpid(r->sup_pid, &sup_rc, 0);
 	{
@@ -1009,6 +1168,10 @@ int main(int argc, char **argv)
 	print_report(report);
 	rc = verdict(r, report, check);
 	json_object_set_new(report, "exit", json_integer(rc));
+	json_object_set_new(report, "cpu", r->cpu ? r->cpu : json_object());
+	json_object_set_new(report, "supervisor_rss_kib", json_integer(r->rss_kib));
+	if (r->recovery != NULL)
+		json_object_set_new(report, "recovery_test", r->recovery);
 	if (r->o.json_path != NULL && json_dump_file(report, r->o.json_path, JSON_INDENT(2)) != 0)
 		fprintf(stderr, "idem-stress: cannot write %s\n", r->o.json_path);
 	printf("replay        %s\n", replay);

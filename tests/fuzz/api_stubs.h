@@ -1,0 +1,15 @@
+/* api_stubs.h — a stand-in back end for supervisor/api.c (see
+ * api_stubs.c): the harness drives the real api.c against it. */
+#ifndef IDEM_FUZZ_API_STUBS_H
+#define IDEM_FUZZ_API_STUBS_H
+
+#include "supervisor.h"
+
+/* The stand-in engine of sup (sup->base must be set). */
+struct engine *stub_engine_new(struct sup *sup);
+void stub_engine_free(struct engine *e);
+
+/* What engine_turn_end does for the API: runs the deferred replies. */
+void stub_turn_end(struct engine *e);
+
+#endif
