@@ -2,6 +2,7 @@
  * the loaders (.env file, environment, flags) that feed config_set.
  * Nothing here logs or exits: every error is written to the caller's err. */
 #include "config.h"
+#include "faultvfs.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -40,6 +41,8 @@ static const struct config_key keys[] = {
     {"SUPPLIER_DATABASE", "run/supplier.db", "a file path", "the supplier's ledger"},
     {"SUPPLIER_SOCKET", "run/supplier.sock", "a Unix socket path of at most 107 bytes",
      "the supplier service's HTTP socket"},
+    {"SYNC", "full", "full|normal",
+     "durability of the state and app DBs: full survives power loss, normal a process crash"},
     {"WORKERS", "2", "1..256", "the number of worker processes"},
     {"REORDER_THRESHOLD", "2", "0..1000000000",
      "order from the supplier when stock falls below this"},
@@ -96,6 +99,13 @@ static const struct config_key keys[] = {
      "the activities faults may hit"},
     {"FAULT_MAX_ATTEMPT", "0", "0 (any) or 1..1000000",
      "faults hit only attempts up to this number"},
+    {"FAULT_VFS", "",
+     "\"\" (off) or target=state|app,op=write|sync|truncate|read|any[+op...],nth=N|rate=R"
+     "[,mode=transient|persistent][,error=ioerr|full][,seed=S]",
+     "storage faults: SQLite calls on the state or app database that fail with an I/O "
+     "error or a full disk"},
+    {"LOG_FORMAT", "logfmt", "logfmt|json",
+     "the log line format: logfmt (key=value) or one JSON object per line"},
 };
 
 enum kind {
@@ -115,6 +125,9 @@ enum kind {
 	K_U64,
 	K_RATE,
 	K_POINTS,
+	K_VFS,
+	K_SYNC,
+	K_FORMAT,
 };
 
 /* How to check and store one key: its kind, its field, and its limits. */
@@ -137,6 +150,7 @@ static const struct key_spec specs[] = {
     {K_PATH, FIELD(state_database), 0, 0},
     {K_PATH, FIELD(supplier_database), 0, 0},
     {K_SOCKET, FIELD(supplier_socket), 0, 0},
+    {K_SYNC, FIELD(sync), 0, 0},
     {K_INT, FIELD(workers), 1, 256},
     {K_I64, FIELD(reorder_threshold), 0, 1000000000},
     {K_I64, FIELD(reorder_quantity), 1, 1000000000},
@@ -168,11 +182,14 @@ static const struct key_spec specs[] = {
     {K_DOUBLE, FIELD(fault_supplier_rate), 0, 1},
     {K_LIST, FIELD(fault_activities), 0, 0},
     {K_INT, FIELD(fault_max_attempt), 0, 1000000},
+    {K_VFS, FIELD(fault_vfs), 0, 0},
+    {K_FORMAT, FIELD(log_format), 0, 0},
 };
 
 _Static_assert(ARRAY_LEN(keys) == ARRAY_LEN(specs), "keys[] and specs[] must be parallel");
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+static const char *const format_names[] = {"logfmt", "json"};
 
 /* One config_set call: what every setter needs to check a value and to
  * report it. */
@@ -195,6 +212,13 @@ const char *config_log_level_name(enum log_level l)
 	if ((unsigned)l >= ARRAY_LEN(level_names))
 		return "?";
 	return level_names[l];
+}
+
+const char *config_log_format_name(enum log_format f)
+{
+	if ((unsigned)f >= ARRAY_LEN(format_names))
+		return "?";
+	return format_names[f];
 }
 
 /* ---- messages ---- */
@@ -486,10 +510,21 @@ static int set_level(struct idem_config *c, const struct setting *s)
 	return fail(s, "is not one of %s", s->key->allowed);
 }
 
+static int set_format(struct idem_config *c, const struct setting *s)
+{
+	for (size_t i = 0; i < ARRAY_LEN(format_names); i++) {
+		if (strcasecmp(s->value, format_names[i]) == 0) {
+			*(enum log_format *)field(c, s->spec) = (enum log_format)i;
+			return 0;
+		}
+	}
+	return fail(s, "is not one of %s", s->key->allowed);
+}
+
 /* ---- lists, modes, seeds, crash points ---- */
 
-const char *const config_fault_points[CONFIG_FAULT_POINTS] = {
-    "before_effect", "after_effect", "after_commit", "mid_reply"};
+const char *const config_fault_points[CONFIG_FAULT_POINTS] = {"before_effect", "after_effect",
+                                                              "after_commit", "mid_reply"};
 
 /* A comma list of names ("" allowed), stored without spaces. */
 static int set_list(struct idem_config *c, const struct setting *s)
@@ -509,6 +544,15 @@ static int set_list(struct idem_config *c, const struct setting *s)
 	}
 	buf[n] = '\0';
 	memcpy(field(c, s->spec), buf, n + 1);
+	return 0;
+}
+
+/* SYNC: full (0) or normal (1), the values of enum db_sync. */
+static int set_sync(struct idem_config *c, const struct setting *s)
+{
+	if (strcmp(s->value, "full") != 0 && strcmp(s->value, "normal") != 0)
+		return fail(s, "is not one of %s", s->key->allowed);
+	*(int *)field(c, s->spec) = strcmp(s->value, "normal") == 0;
 	return 0;
 }
 
@@ -576,6 +620,21 @@ static int set_points(struct idem_config *c, const struct setting *s)
 	}
 	*(unsigned *)field(c, s->spec) = mask;
 	return 0;
+}
+
+/* FAULT_VFS: checked by the shim's own parser, kept as text (each
+ * process parses it again to install the shim). */
+static int set_vfs(struct idem_config *c, const struct setting *s)
+{
+	struct faultvfs_spec spec;
+	char why[512];
+	const char *prefix = "FAULT_VFS: ";
+
+	if (faultvfs_parse(s->value, &spec, why, sizeof(why)) != 0)
+		return fail(s, "is not a storage fault spec: %s (allowed: %s)",
+		            strncmp(why, prefix, strlen(prefix)) == 0 ? why + strlen(prefix) : why,
+		            s->key->allowed);
+	return store_text(c, s);
 }
 
 double config_kill_rate(const struct idem_config *c, int point)
@@ -670,7 +729,7 @@ static int seed_parse(const struct setting *s, struct seed_product *seed, size_t
 
 static int set_seed(struct idem_config *c, const struct setting *s)
 {
-	struct seed_product *seed = malloc(sizeof(c->seed));
+	struct seed_product *seed = calloc(1, sizeof(c->seed));
 	size_t n = 0;
 	int rc = -1;
 
@@ -696,7 +755,8 @@ static int (*const setters[])(struct idem_config *, const struct setting *) = {
     [K_BYTES] = set_int,         [K_SEED] = set_seed,     [K_LEVEL] = set_level,
     [K_DURATION] = set_duration, [K_DOUBLE] = set_double, [K_LIST] = set_list,
     [K_MODE] = set_mode,         [K_U64] = set_u64,       [K_RATE] = set_rate,
-    [K_POINTS] = set_points,
+    [K_POINTS] = set_points,     [K_VFS] = set_vfs,       [K_SYNC] = set_sync,
+    [K_FORMAT] = set_format,
 };
 
 static int key_index(const char *name)

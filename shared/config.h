@@ -17,6 +17,7 @@
 #define CONFIG_FAULT_POINTS 4
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+enum log_format { LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
 
 struct seed_product {
 	char product_id[CONFIG_PRODUCT_ID_MAX + 1];
@@ -33,22 +34,23 @@ struct idem_config {
 	char supplier_database[CONFIG_PATH_MAX]; /* SUPPLIER_DATABASE: the supplier's ledger */
 	char
 	    supplier_socket[CONFIG_PATH_MAX]; /* SUPPLIER_SOCKET: the supplier's HTTP Unix socket */
-	int workers;                          /* WORKERS: 1..256 */
-	int64_t reorder_threshold;            /* REORDER_THRESHOLD: 0..1e9 */
-	int64_t reorder_quantity;             /* REORDER_QUANTITY: 1..1e9 */
+	int sync;                  /* SYNC: 0 full, 1 normal (the values of enum db_sync) */
+	int workers;               /* WORKERS: 1..256 */
+	int64_t reorder_threshold; /* REORDER_THRESHOLD: 0..1e9 */
+	int64_t reorder_quantity;  /* REORDER_QUANTITY: 1..1e9 */
 	struct seed_product seed[CONFIG_MAX_SEED_PRODUCTS]; /* SEED_STOCK */
 	size_t nseed;
-	enum log_level log_level;   /* LOG_LEVEL: debug|info|warn|error */
-	size_t max_frame;           /* MAX_FRAME: bytes, 64..64 MiB */
-	size_t max_body;            /* MAX_BODY: bytes, 1 KiB..64 MiB */
-	int64_t shutdown_grace_ms;  /* SHUTDOWN_GRACE: duration, 0..1h */
-	int64_t retry_initial_ms;   /* RETRY_INITIAL_INTERVAL: duration, 1ms..1h */
-	double retry_backoff;       /* RETRY_BACKOFF_COEFFICIENT: 1.0..100 */
-	int64_t retry_maximum_ms;   /* RETRY_MAXIMUM_INTERVAL: duration, 0 = 100 x initial */
-	int retry_maximum_attempts; /* RETRY_MAXIMUM_ATTEMPTS: 0 = unlimited, ..1e6 */
-	int64_t start_to_close_ms;  /* START_TO_CLOSE_TIMEOUT: duration, 1ms..24h */
-	int64_t schedule_to_close_ms; /* SCHEDULE_TO_CLOSE_TIMEOUT: 0 = none */
-	int64_t heartbeat_timeout_ms; /* HEARTBEAT_TIMEOUT: 0 = none */
+	enum log_level log_level;      /* LOG_LEVEL: debug|info|warn|error */
+	size_t max_frame;              /* MAX_FRAME: bytes, 64..64 MiB */
+	size_t max_body;               /* MAX_BODY: bytes, 1 KiB..64 MiB */
+	int64_t shutdown_grace_ms;     /* SHUTDOWN_GRACE: duration, 0..1h */
+	int64_t retry_initial_ms;      /* RETRY_INITIAL_INTERVAL: duration, 1ms..1h */
+	double retry_backoff;          /* RETRY_BACKOFF_COEFFICIENT: 1.0..100 */
+	int64_t retry_maximum_ms;      /* RETRY_MAXIMUM_INTERVAL: duration, 0 = 100 x initial */
+	int retry_maximum_attempts;    /* RETRY_MAXIMUM_ATTEMPTS: 0 = unlimited, ..1e6 */
+	int64_t start_to_close_ms;     /* START_TO_CLOSE_TIMEOUT: duration, 1ms..24h */
+	int64_t schedule_to_close_ms;  /* SCHEDULE_TO_CLOSE_TIMEOUT: 0 = none */
+	int64_t heartbeat_timeout_ms;  /* HEARTBEAT_TIMEOUT: 0 = none */
 	char retry_non_retryable[512]; /* RETRY_NON_RETRYABLE: comma list of error types */
 	int naive;                     /* ACTIVITY_MODE: guarded (0) | naive (1) */
 	/* Fault injection: every rate 0..1, all off at 0 (see fault.h). */
@@ -56,14 +58,17 @@ struct idem_config {
 	int fault_seed_set;
 	double fault_kill_rate;     /* FAULT_KILL_RATE: spread over FAULT_KILL_POINTS */
 	unsigned fault_kill_points; /* FAULT_KILL_POINTS: bit i = crash point i */
-	double fault_kill_point_rate[CONFIG_FAULT_POINTS]; /* FAULT_KILL_RATE_<POINT>; -1 = spread */
-	double fault_async_kill_rate;    /* FAULT_ASYNC_KILL_RATE */
-	int64_t fault_async_kill_max_ms; /* FAULT_ASYNC_KILL_MAX_DELAY */
-	double fault_error_rate;         /* FAULT_ERROR_RATE */
-	double fault_delay_rate;         /* FAULT_DELAY_RATE */
-	double fault_supplier_rate;      /* FAULT_SUPPLIER_RATE */
-	char fault_activities[256];      /* FAULT_ACTIVITIES: "" = all, else comma list */
-	int fault_max_attempt;           /* FAULT_MAX_ATTEMPT: 0 = any attempt */
+	double
+	    fault_kill_point_rate[CONFIG_FAULT_POINTS]; /* FAULT_KILL_RATE_<POINT>; -1 = spread */
+	double fault_async_kill_rate;                   /* FAULT_ASYNC_KILL_RATE */
+	int64_t fault_async_kill_max_ms;                /* FAULT_ASYNC_KILL_MAX_DELAY */
+	double fault_error_rate;                        /* FAULT_ERROR_RATE */
+	double fault_delay_rate;                        /* FAULT_DELAY_RATE */
+	double fault_supplier_rate;                     /* FAULT_SUPPLIER_RATE */
+	char fault_activities[256]; /* FAULT_ACTIVITIES: "" = all, else comma list */
+	int fault_max_attempt;      /* FAULT_MAX_ATTEMPT: 0 = any attempt */
+	char fault_vfs[256];        /* FAULT_VFS: storage faults (faultvfs.h), "" = off */
+	enum log_format log_format; /* LOG_FORMAT: logfmt|json */
 };
 
 /* The effective kill rate at crash point i (0 before_effect, 1
@@ -123,5 +128,6 @@ int config_load(struct idem_config *c, int argc, char **argv, int *rest, int *nr
 int config_parse_duration(const char *text, int64_t *ms);
 
 const char *config_log_level_name(enum log_level l);
+const char *config_log_format_name(enum log_format f);
 
 #endif

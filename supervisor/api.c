@@ -15,6 +15,7 @@
  * Errors are {"error": "...", "status": N}. A start is answered only after
  * the commit that made it durable; so is a wait that saw a workflow close. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,10 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #include "appdb.h"
 #include "check.h"
@@ -37,11 +40,30 @@
 #define API_WAIT_MAX_MS 3600000
 #define API_LIST_DEFAULT 100
 #define API_LIST_MAX 1000
+/* A client that sends nothing for this long while its request is due, or
+ * reads nothing of its reply, is dropped (evhttp's read and write
+ * timeouts). A request being answered is not read (libevent 2.1), so a
+ * long-poll waits as long as it asked. */
+#define API_IO_TIMEOUT_S 10
+#define API_MAX_HEADERS 16384 /* request line and headers, per request */
+#define API_LISTEN_BACKLOG 256
+/* Out of descriptors: how often to look whether some are free again. */
+#define API_FD_RETRY_MS 1000
+/* How long SOCKET must stay answered to be another supervisor's. */
+#define API_STALE_WAIT_MS 2000
+#define API_STALE_POLL_MS 50
 
 struct api {
 	struct sup *sup;
 	struct evhttp *http;
 	int unix_fd;
+	int reserve_fd;         /* /dev/null, given up to refuse a connection */
+	struct event *fd_timer; /* ends a descriptor shortage, or resumes */
+	struct evconnlistener *listeners[2];
+	int nlisteners;
+	int fd_short; /* out of descriptors since the last check */
+	int paused;   /* listeners disabled until fd_timer */
+	long refused; /* connections refused in this shortage */
 };
 
 /* A request whose answer waits for a commit or a workflow: it follows the
@@ -52,7 +74,8 @@ struct pending {
 	struct waiter *waiter;
 	int64_t wf_id; /* 0: waits for every workflow */
 	int status;
-	json_t *body; /* NEW ref to send after the commit */
+	json_t *body;         /* NEW ref to send after the commit */
+	struct event *hangup; /* watches a long-poll's client, or NULL */
 };
 
 /* ---- replies --------------------------------------------------------------- */
@@ -117,11 +140,49 @@ static void pending_closed(struct evhttp_connection *conn, void *arg)
 	struct pending *p = arg;
 
 	p->req = NULL;
+	if (p->hangup != NULL) {
+		event_free(p->hangup);
+		p->hangup = NULL;
+	}
 	if (p->waiter != NULL) {
 		engine_unwait(p->api->sup->engine, p->waiter);
 		json_decref(p->body);
 		free(p);
 	}
+}
+
+/* libevent 2.1 does not read a connection whose request is being
+ * answered: a client that hung up during a long-poll would keep its
+ * descriptor until the poll's timeout (up to an hour). So the socket is
+ * watched: EOF or an error frees the connection now, and pending_closed
+ * the poll (nginx's ngx_http_test_reading does the same with MSG_PEEK).
+ * Bytes sent ahead (a pipelined request) are left to evhttp. */
+static void pending_hangup_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pending *p = arg;
+	char c;
+	ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+		event_add(p->hangup, NULL);
+		return;
+	}
+	if (n > 0 || p->req == NULL)
+		return;
+	evhttp_connection_free(evhttp_request_get_connection(p->req));
+}
+
+static void pending_watch(struct pending *p)
+{
+	struct evhttp_connection *conn = evhttp_request_get_connection(p->req);
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
+	evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+
+	if (fd < 0)
+		return;
+	p->hangup = event_new(p->api->sup->base, fd, EV_READ, pending_hangup_cb, p);
+	if (p->hangup != NULL)
+		event_add(p->hangup, NULL);
 }
 
 static struct pending *pending_new(struct api *a, struct evhttp_request *req)
@@ -137,6 +198,8 @@ static struct pending *pending_new(struct api *a, struct evhttp_request *req)
 /* Answers (when the client is still there) and frees p. */
 static void pending_finish(struct pending *p, int status, json_t *body)
 {
+	if (p->hangup != NULL)
+		event_free(p->hangup);
 	if (p->req != NULL) {
 		evhttp_connection_set_closecb(evhttp_request_get_connection(p->req), NULL, NULL);
 		reply(p->req, status, body);
@@ -322,7 +385,7 @@ static void handle_get(struct api *a, struct evhttp_request *req, struct query *
 	wf = store_wf_json(a->sup->store, wid, err, sizeof(err));
 	if (wf == NULL)
 		return reply_error(req, 500, "%s", err);
-	reply(req, 200, wf);
+	reply_after_commit(a, req, 200, wf);
 }
 
 static void handle_history(struct api *a, struct evhttp_request *req, struct query *q,
@@ -340,7 +403,7 @@ static void handle_history(struct api *a, struct evhttp_request *req, struct que
 		json_decref(wf);
 		return reply_error(req, 500, "%s", err);
 	}
-	reply(req, 200, json_pack("{s:o, s:o}", "workflow", wf, "events", events));
+	reply_after_commit(a, req, 200, json_pack("{s:o, s:o}", "workflow", wf, "events", events));
 }
 
 static void wait_one_done(void *arg, int timed_out)
@@ -368,13 +431,15 @@ static void handle_wait(struct api *a, struct evhttp_request *req, struct query 
 	wf = engine_find(a->sup->engine, wid);
 	p = pending_new(a, req);
 	p->wf_id = wid;
-	if (wf == NULL || wf->status != WF_RUNNING) {
-		/* Closed already (and durable: running ones stay in memory until
-		 * the commit that closed them has happened). */
+	if (wf == NULL) {
+		/* Closed and durable: a workflow stays in memory until the
+		 * commit that closed it. One closed in this very turn is waited
+		 * for below and answered after that commit. */
 		wait_one_done(p, 0);
 		return;
 	}
 	p->waiter = engine_wait(a->sup->engine, wf, timeout, wait_one_done, p);
+	pending_watch(p);
 }
 
 static json_t *counts(struct api *a, char *err, size_t errlen)
@@ -410,6 +475,7 @@ static void handle_wait_all(struct api *a, struct evhttp_request *req, struct qu
 		return;
 	}
 	p->waiter = engine_wait(a->sup->engine, NULL, timeout, wait_all_done, p);
+	pending_watch(p);
 }
 
 static void handle_list(struct api *a, struct evhttp_request *req, struct query *q)
@@ -442,7 +508,7 @@ static void handle_list(struct api *a, struct evhttp_request *req, struct query 
 	                       err, sizeof(err));
 	if (list == NULL)
 		return reply_error(req, 500, "%s", err);
-	reply(req, 200, list);
+	reply_after_commit(a, req, 200, list);
 }
 
 /* {"kill": N, ...} and {"before_effect": N, ...}: the planned faults. */
@@ -479,6 +545,17 @@ static json_t *engine_json(const struct engine_stats *s, int running)
 	                 (json_int_t)s->workflows_failed);
 }
 
+/* {"spawns": N, "deaths": {"planned_kill": N, ...}}: worker processes. */
+static json_t *workers_json(const struct metrics *m)
+{
+	json_t *deaths = json_object();
+
+	for (int c = 0; c < DEATH_NCAUSES; c++)
+		json_object_set_new(deaths, death_cause_name((enum death_cause)c),
+		                    json_integer(m->deaths[c]));
+	return json_pack("{s:I, s:o}", "spawns", (json_int_t)m->spawns, "deaths", deaths);
+}
+
 static void handle_stats(struct api *a, struct evhttp_request *req)
 {
 	char err[512];
@@ -496,6 +573,8 @@ static void handle_stats(struct api *a, struct evhttp_request *req)
 	json_object_set_new(c, "faults", faults_json(engine_stats(e)));
 	json_object_set_new(c, "timeouts", timeouts_json(engine_stats(e)));
 	json_object_set_new(c, "worker_deaths", json_integer(engine_stats(e)->worker_deaths));
+	json_object_set_new(c, "workers", workers_json(&a->sup->metrics));
+	json_object_set_new(c, "queue_depth", json_integer(engine_stats(e)->queue_depth));
 	json_object_set_new(c, "fault_seed", json_integer((json_int_t)a->sup->faults.seed));
 	json_object_set_new(c, "activity_mode",
 	                    json_string(a->sup->cfg.naive ? "naive" : "guarded"));
@@ -560,56 +639,13 @@ static void handle_stock(struct api *a, struct evhttp_request *req, const char *
 
 static void handle_metrics(struct api *a, struct evhttp_request *req)
 {
-	const struct engine_stats *s = engine_stats(a->sup->engine);
 	struct evbuffer *buf = evbuffer_new();
 	char err[512];
-	json_t *c = counts(a, err, sizeof(err)), *wfs;
-	const char *key;
-	json_t *v;
 
-	if (c == NULL) {
+	if (metrics_write(a->sup, buf, err, sizeof(err)) != 0) {
 		evbuffer_free(buf);
 		return reply_error(req, 500, "%s", err);
 	}
-	wfs = json_object_get(c, "workflows");
-	evbuffer_add_printf(buf, "# HELP idem_workflows Workflows in the state DB by status.\n"
-	                         "# TYPE idem_workflows gauge\n");
-	json_object_foreach(wfs, key, v) evbuffer_add_printf(
-	    buf, "idem_workflows{status=\"%s\"} %lld\n", key, (long long)json_integer_value(v));
-	evbuffer_add_printf(buf,
-	                    "# TYPE idem_attempts_total counter\nidem_attempts_total %lld\n"
-	                    "# TYPE idem_retries_total counter\nidem_retries_total %lld\n"
-	                    "# TYPE idem_failed_attempts_total counter\n"
-	                    "idem_failed_attempts_total %lld\n"
-	                    "# TYPE idem_commits_total counter\nidem_commits_total %lld\n"
-	                    "# TYPE idem_worker_restarts_total counter\n"
-	                    "idem_worker_restarts_total %d\n"
-	                    "# TYPE idem_workers_busy gauge\nidem_workers_busy %d\n"
-	                    "# TYPE idem_workflows_in_memory gauge\nidem_workflows_in_memory %d\n",
-	                    (long long)s->attempts, (long long)s->retries,
-	                    (long long)s->failed_attempts, (long long)s->commits,
-	                    pool_total_restarts(a->sup->pool), pool_busy_count(a->sup->pool),
-	                    engine_running_count(a->sup->engine));
-	json_decref(c);
-	evbuffer_add_printf(buf,
-	                    "# HELP idem_faults_total Faults planned, by kind and crash point.\n"
-	                    "# TYPE idem_faults_total counter\n");
-	for (int k = FAULT_ASYNC_KILL; k < FAULT_NKINDS; k++)
-		evbuffer_add_printf(buf, "idem_faults_total{kind=\"%s\"} %lld\n",
-		                    fault_kind_name((enum fault_kind)k), (long long)s->faults[k]);
-	for (int p = 0; p < FAULT_NPOINTS; p++)
-		evbuffer_add_printf(buf, "idem_faults_total{kind=\"kill\",point=\"%s\"} %lld\n",
-		                    fault_point_name((enum fault_point)p),
-		                    (long long)s->kills_at[p]);
-	evbuffer_add_printf(buf,
-	                    "# TYPE idem_timeouts_total counter\n"
-	                    "idem_timeouts_total{kind=\"start_to_close\"} %lld\n"
-	                    "idem_timeouts_total{kind=\"heartbeat\"} %lld\n"
-	                    "idem_timeouts_total{kind=\"schedule_to_close\"} %lld\n"
-	                    "# TYPE idem_worker_deaths_total counter\n"
-	                    "idem_worker_deaths_total %lld\n",
-	                    (long long)s->timeouts[0], (long long)s->timeouts[1],
-	                    (long long)s->timeouts[2], (long long)s->worker_deaths);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	                  "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", buf);
@@ -719,6 +755,26 @@ done:
 
 /* ---- listening ---------------------------------------------------------------------- */
 
+/* Whether something listens on sa. A supervisor just killed can leave its
+ * listening socket for a moment to a child of its between fork and exec
+ * (the descriptor is CLOEXEC): only a listener that stays is a live one. */
+static int unix_in_use(const struct sockaddr_un *sa)
+{
+	for (int waited = 0;; waited += API_STALE_POLL_MS) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		int live = fd >= 0 && (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 ||
+		                       errno == EAGAIN);
+
+		if (fd >= 0)
+			close(fd);
+		if (!live)
+			return 0;
+		if (waited >= API_STALE_WAIT_MS)
+			return 1;
+		usleep(API_STALE_POLL_MS * 1000);
+	}
+}
+
 /* Binds the Unix socket, refusing to steal one a live supervisor answers on. */
 static int listen_unix(const char *path, char *err, size_t errlen)
 {
@@ -739,7 +795,7 @@ static int listen_unix(const char *path, char *err, size_t errlen)
 	memcpy(sa.sun_path, path, len + 1);
 	if (fd < 0)
 		goto fail;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN) {
+	if (unix_in_use(&sa)) {
 		snprintf(err, errlen,
 		         "SOCKET=%s is in use by another idem-supervisor; stop it "
 		         "or choose another SOCKET",
@@ -748,7 +804,8 @@ static int listen_unix(const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 256) != 0)
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    listen(fd, API_LISTEN_BACKLOG) != 0)
 		goto fail;
 	return fd;
 fail:
@@ -758,19 +815,96 @@ fail:
 	return -1;
 }
 
+/* Out of descriptors, accept() fails and leaves the connection in the
+ * backlog, and the listener fires again at once, forever. So a descriptor
+ * is kept in reserve: given up, it lets the connection be accepted and
+ * closed (its client sees the close instead of hanging), then it is taken
+ * back. The connections already open are served as usual. One log line
+ * when a shortage starts, one when descriptors are free again. */
+static void fd_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct api *a = arg;
+	int spare = a->reserve_fd >= 0 ? fcntl(a->reserve_fd, F_DUPFD_CLOEXEC, 0) : -1;
+
+	if (a->reserve_fd < 0)
+		a->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (spare < 0) {
+		timer_in(a->fd_timer, API_FD_RETRY_MS);
+		return;
+	}
+	close(spare);
+	for (int i = 0; a->paused && i < a->nlisteners; i++)
+		evconnlistener_enable(a->listeners[i]);
+	a->paused = 0;
+	if (a->fd_short)
+		log_info("control API: file descriptors available again", "refused=%ld",
+		         a->refused);
+	a->fd_short = 0;
+	a->refused = 0;
+}
+
+/* The listeners' error callback gets evhttp's argument, not ours: this is
+ * the one control API of the process. */
+static struct api *listening_api;
+
+static void accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+	struct api *a = listening_api;
+	int err = EVUTIL_SOCKET_ERROR(), fd;
+
+	if (!a->fd_short)
+		log_error(err == EMFILE || err == ENFILE
+		              ? "control API: out of file descriptors; refusing new connections "
+		                "until some are free (raise ulimit -n)"
+		              : "control API: accept failed; refusing new connections for now",
+		          "error=\"%s\"", strerror(err));
+	a->fd_short = 1;
+	a->refused++;
+	if (a->reserve_fd >= 0)
+		close(a->reserve_fd);
+	fd = accept4(evconnlistener_get_fd(lev), NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+	a->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || a->reserve_fd < 0) {
+		/* Nothing to give up, or accept() fails for another reason:
+		 * rather than spin, stop listening for a while. */
+		for (int i = 0; i < a->nlisteners; i++)
+			evconnlistener_disable(a->listeners[i]);
+		a->paused = 1;
+	}
+	timer_in(a->fd_timer, API_FD_RETRY_MS);
+}
+
+static int api_listener(struct api *a, struct evhttp_bound_socket *bound)
+{
+	struct evconnlistener *lev = bound ? evhttp_bound_socket_get_listener(bound) : NULL;
+
+	if (lev == NULL)
+		return -1;
+	listening_api = a;
+	evconnlistener_set_error_cb(lev, accept_error_cb);
+	a->listeners[a->nlisteners++] = lev;
+	return 0;
+}
+
 int api_start(struct sup *sup, struct api **out, char *err, size_t errlen)
 {
 	struct api *a = calloc(1, sizeof(*a));
 
 	a->sup = sup;
 	a->unix_fd = -1;
+	a->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	a->fd_timer = evtimer_new(sup->base, fd_timer_cb, a);
 	a->http = evhttp_new(sup->base);
 	evhttp_set_max_body_size(a->http, (ev_ssize_t)sup->cfg.max_body);
+	evhttp_set_max_headers_size(a->http, API_MAX_HEADERS);
 	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT);
-	evhttp_set_timeout(a->http, (int)(API_WAIT_MAX_MS / 1000) + 60);
+	evhttp_set_timeout(a->http, API_IO_TIMEOUT_S);
 	evhttp_set_gencb(a->http, route, a);
 	a->unix_fd = listen_unix(sup->cfg.socket, err, errlen);
-	if (a->unix_fd < 0 || evhttp_accept_socket(a->http, a->unix_fd) != 0)
+	if (a->unix_fd < 0 ||
+	    api_listener(a, evhttp_accept_socket_with_handle(a->http, a->unix_fd)) != 0)
 		goto fail;
 	if (sup->cfg.http_listen[0] != '\0') {
 		char host[CONFIG_NAME_MAX];
@@ -783,7 +917,8 @@ int api_start(struct sup *sup, struct api **out, char *err, size_t errlen)
 			memmove(host, host + 1, strlen(host));
 			host[strlen(host) - 1] = '\0';
 		}
-		if (evhttp_bind_socket(a->http, host, (ev_uint16_t)port) != 0) {
+		if (api_listener(
+		        a, evhttp_bind_socket_with_handle(a->http, host, (ev_uint16_t)port)) != 0) {
 			snprintf(err, errlen, "cannot listen on HTTP_LISTEN=%s: %s",
 			         sup->cfg.http_listen, strerror(errno));
 			goto fail;
@@ -807,5 +942,10 @@ void api_free(struct api *a)
 	evhttp_free(a->http);
 	if (a->unix_fd >= 0)
 		unlink(a->sup->cfg.socket);
+	if (a->reserve_fd >= 0)
+		close(a->reserve_fd);
+	event_free(a->fd_timer);
+	if (listening_api == a)
+		listening_api = NULL;
 	free(a);
 }

@@ -76,6 +76,19 @@ static void event_log(struct engine *e, struct wf *wf, int seq, int attempt, con
 	json_decref(detail);
 }
 
+/* "ns=NS wf=ID step=N attempt=N activity=NAME": the fields of every log
+ * line about an attempt. */
+static const char *attempt_fields(const struct step *st, char *buf, size_t len)
+{
+	char ns[CONFIG_NAME_MAX * 4 + 3], wf[600], act[CONFIG_NAME_MAX * 4 + 3];
+
+	snprintf(buf, len, "ns=%s wf=%s step=%d attempt=%d activity=%s",
+	         log_quote(ns, sizeof(ns), st->wf->namespace_),
+	         log_quote(wf, sizeof(wf), st->wf->workflow_id), st->seq, st->attempt,
+	         log_quote(act, sizeof(act), st->activity));
+	return buf;
+}
+
 static void step_save(struct engine *e, struct step *st)
 {
 	char err[512];
@@ -170,14 +183,22 @@ static void enqueue(struct engine *e, struct step *st)
 	if (st->queued)
 		return;
 	st->queued = 1;
+	st->ready_us = clock_mono_us();
 	TAILQ_INSERT_TAIL(&e->ready, st, ready);
+	e->stats.queue_depth++;
 }
 
 static void step_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct step *st = arg;
+	int64_t left = st->next_attempt_at - clock_wall_ms();
 
-	st->queued = 0;
+	/* The timer runs on the monotonic clock, the checkpointed time is
+	 * wall time: never start an attempt before the time it was given. */
+	if (left > 0) {
+		timer_in(st->timer, left);
+		return;
+	}
 	enqueue(st->wf->engine, st);
 }
 
@@ -234,6 +255,10 @@ static struct retry_policy policy_of(struct engine *e, const struct activity_opt
 
 static void step_fail(struct engine *e, struct step *st, const char *why)
 {
+	char f[1200], type[300];
+
+	log_info("step failed", "%s error_type=%s why=\"%s\"", attempt_fields(st, f, sizeof(f)),
+	         log_quote(type, sizeof(type), st->error_type), why);
 	st->status = STEP_FAILED;
 	if (st->timer != NULL)
 		evtimer_del(st->timer);
@@ -273,6 +298,7 @@ static void attempt_failed(struct engine *e, struct step *st, int retryable, con
 {
 	struct retry_policy p = policy_of(e, activity_options_find(st->activity));
 	int64_t delay = retry_delay_ms(&p, st->attempt);
+	char f[1200], q[300];
 	const char *why;
 
 	e->stats.failed_attempts++;
@@ -289,6 +315,8 @@ static void attempt_failed(struct engine *e, struct step *st, int retryable, con
 	          json_pack("{s:I, s:I}", "delay_ms", (json_int_t)delay, "next_attempt_at",
 	                    (json_int_t)st->next_attempt_at));
 	e->stats.retries++;
+	log_info("attempt failed; retry scheduled", "%s error_type=%s delay_ms=%lld",
+	         attempt_fields(st, f, sizeof(f)), log_quote(q, sizeof(q), type), (long long)delay);
 	schedule(e, st, delay);
 }
 
@@ -305,6 +333,12 @@ void engine_on_result(struct engine *e, struct step *st, int ok, json_t *result,
 	st->status = STEP_COMPLETED;
 	st->result = json_incref(result);
 	e->stats.completed_steps++;
+	if (log_enabled(LOG_DEBUG)) {
+		char f[1200];
+
+		log_debug("attempt completed", "%s worker_pid=%ld",
+		          attempt_fields(st, f, sizeof(f)), pid);
+	}
 	step_save(e, st);
 	event_log(e, st->wf, st->seq, st->attempt, "completed", pid,
 	          json_pack("{s:O}", "result", result));
@@ -356,6 +390,7 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	if (st->queued) {
 		TAILQ_REMOVE(&e->ready, st, ready);
 		st->queued = 0;
+		e->stats.queue_depth--;
 	}
 	e->stats.timeouts[TIMEOUT_SCHEDULE_TO_CLOSE]++;
 	event_log(
@@ -471,6 +506,13 @@ static void assign(struct engine *e, struct slot *sl, struct step *st)
 	event_log(e, st->wf, st->seq, st->attempt, "started", (long)sl->pid,
 	          json_pack("{s:i}", "slot", sl->index));
 	plan_fault(e, st, (long)sl->pid, &plan);
+	if (log_enabled(LOG_DEBUG)) {
+		char f[1200];
+
+		log_debug("attempt started", "%s slot=%d worker_pid=%ld fault=%s",
+		          attempt_fields(st, f, sizeof(f)), sl->index, (long)sl->pid,
+		          plan.kind == FAULT_NONE ? "none" : fault_kind_name(plan.kind));
+	}
 	task_id = pool_assign(sl, st, &plan);
 	t.task_id = task_id;
 	t.namespace_ = st->wf->namespace_;
@@ -494,6 +536,7 @@ static void dispatch(struct engine *e)
 
 		TAILQ_REMOVE(&e->ready, st, ready);
 		st->queued = 0;
+		e->stats.queue_depth--;
 		assign(e, sl, st);
 	}
 }
@@ -502,15 +545,21 @@ static void dispatch(struct engine *e)
 
 static void send_outgoing(struct engine *e)
 {
+	int64_t now = e->nout > 0 ? clock_mono_us() : 0;
+
 	for (size_t i = 0; i < e->nout; i++) {
 		struct outgoing *o = &e->out[i];
 
 		/* The worker may have died since the assignment: its attempt
 		 * has been failed already, and the frame has nowhere to go. */
-		if (o->sl->step != NULL && o->sl->task_id == o->task_id && o->sl->bev != NULL)
+		if (o->sl->step != NULL && o->sl->task_id == o->task_id && o->sl->bev != NULL) {
+			metrics_observe(&e->sup->metrics.dispatch,
+			                metrics_seconds(o->sl->step->ready_us, now));
+			o->sl->sent_us = now;
 			pool_send(o->sl, o->msg);
-		else
+		} else {
 			json_decref(o->msg);
+		}
 	}
 	e->nout = 0;
 }
@@ -577,8 +626,11 @@ int engine_turn_end(struct engine *e, char *err, size_t errlen)
 		return -1;
 	}
 	if (store_dirty(e->store)) {
+		int64_t t0 = clock_mono_us();
+
 		if (store_commit(e->store, err, errlen) != 0)
 			return -1;
+		metrics_observe(&e->sup->metrics.commit, metrics_seconds(t0, clock_mono_us()));
 		e->stats.commits++;
 	}
 	send_outgoing(e);

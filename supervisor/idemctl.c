@@ -12,11 +12,14 @@
  *   0 ok; 1 the workflow failed (wait), an invariant is violated (check)
  *   or the server refused the request; 2 usage error, or the supervisor
  *   (check --offline: a database) cannot be reached; 3 wait timed out. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -34,6 +37,8 @@
 #define CTL_LIST_PAGE 1000 /* the API's largest page */
 #define CTL_DETAIL_MAX 110 /* characters of a table's last column */
 #define CTL_PATH_MAX 1024
+#define CTL_TOP_INTERVAL_MS 1000 /* top's default refresh */
+#define CTL_TOP_MIN_MS 10
 
 struct ctl {
 	struct idem_config cfg;
@@ -59,7 +64,9 @@ static const char usage_text[] =
     "  start --order-id ID --product-id ID --quantity N [--workflow-id ID]\n"
     "                   start an inventory workflow; idempotent: a workflow id\n"
     "                   (default: the order id) is started once\n"
-    "  show ID          a workflow, its event history and a summary of each step\n"
+    "  show ID          a workflow and its history as a timeline: each step with\n"
+    "                   its attempts (fault, outcome, retry wait, worker pid,\n"
+    "                   how long each waited and took)\n"
     "  get ID           a workflow's status and result\n"
     "  list [--status running|completed|failed] [--limit N]\n"
     "                   workflows, oldest first (at most N, default 100)\n"
@@ -67,6 +74,10 @@ static const char usage_text[] =
     "                   wait until the workflow closes, or until none is running\n"
     "                   (default 30 s)\n"
     "  stats            workflows by status, attempts, retries, the worker pool\n"
+    "  top [--interval SECONDS] [--count N]\n"
+    "                   the worker slots (pid, state, the attempt each runs) with\n"
+    "                   totals and rates, every second (default) until Ctrl-C, or\n"
+    "                   N times; also stats --watch\n"
     "  stock get PRODUCT\n"
     "  stock set PRODUCT N [--reason TEXT]\n"
     "                   read or set a product's stock in the app DB\n"
@@ -243,10 +254,11 @@ static void url_escape(const char *s, char *out, size_t len)
 
 /* ---- tables ------------------------------------------------------------------ */
 
-#define TABLE_COLS 8
+#define TABLE_COLS 10
 
 /* Rows of text cells printed with aligned columns; the last column is not
- * padded. Cells are copies owned by the table. */
+ * padded. Cells are copies owned by the table. A line row (table_line) is
+ * printed as it is, outside the columns. */
 struct table {
 	int ncols;
 	int nrows;
@@ -272,11 +284,26 @@ static void table_add(struct table *t, const char *const *row)
 	t->nrows++;
 }
 
+/* Adds a line printed as it is, across the columns (cells 1.. are NULL). */
+static void table_line(struct table *t, const char *text)
+{
+	if (t->nrows == t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 16;
+		t->cells = realloc(t->cells, (size_t)t->cap * (size_t)t->ncols * sizeof(char *));
+	}
+	t->cells[t->nrows * t->ncols] = strdup(text);
+	for (int i = 1; i < t->ncols; i++)
+		t->cells[t->nrows * t->ncols + i] = NULL;
+	t->nrows++;
+}
+
+/* heads may be NULL: no heading row. */
 static void table_init(struct table *t, int ncols, const char *const *heads)
 {
 	memset(t, 0, sizeof(*t));
 	t->ncols = ncols;
-	table_add(t, heads);
+	if (heads != NULL)
+		table_add(t, heads);
 }
 
 /* Prints every row, then frees the cells. */
@@ -286,6 +313,11 @@ static void table_print(struct table *t)
 		char **row = t->cells + r * t->ncols;
 		int last = t->ncols - 1;
 
+		if (t->ncols > 1 && row[1] == NULL) {
+			printf("%s\n", row[0]);
+			free(row[0]);
+			continue;
+		}
 		while (last > 0 && row[last][0] == '\0')
 			last--;
 		for (int i = 0; i <= last; i++)
@@ -587,38 +619,32 @@ static void event_detail(const json_t *ev, const json_t *st, char *buf, size_t l
 	}
 }
 
-static void print_history(const json_t *wf, const json_t *events)
+/* "step 0 update_inventory: completed after 1 attempt", with the last
+ * error of a step that did not complete. */
+static void step_summary(const json_t *st, long long seq, char *buf, size_t len)
 {
-	static const char *const heads[] = {"TIME",  "STEP", "ACTIVITY", "ATTEMPT",
-	                                    "EVENT", "PID",  "DETAIL"};
-	long long t0 = jint(wf, "created_at", 0);
-	struct table t;
-	size_t i;
-	json_t *ev;
+	const char *status = jstr(st, "status", "?");
+	long long n = jint(st, "attempts", 0);
+	int closed = strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0;
 
-	table_init(&t, 7, heads);
-	json_array_foreach(events, i, ev)
-	{
-		const json_t *st = step_of(wf, json_object_get(ev, "step"));
-		char when[32] = "+", step[24], attempt[24], pid[24], detail[CTL_DETAIL_MAX + 1];
-		const char *row[7] = {
-		    when, step,  jstr(st, "activity", "-"), attempt, jstr(ev, "kind", "?"),
-		    pid,  detail};
-
-		fmt_dur(jint(ev, "ts", t0) - t0, when + 1, sizeof(when) - 1);
-		fmt_int(ev, "step", step, sizeof(step));
-		fmt_int(ev, "attempt", attempt, sizeof(attempt));
-		fmt_int(ev, "pid", pid, sizeof(pid));
-		event_detail(ev, st, detail, sizeof(detail));
-		table_add(&t, row);
-	}
-	table_print(&t);
+	buf[0] = '\0';
+	append(buf, len, "step %lld %s: %s", jint(st, "seq", seq), jstr(st, "activity", "?"),
+	       status);
+	if (closed)
+		append(buf, len, " after %lld attempt%s", n, n == 1 ? "" : "s");
+	else if (n > 0)
+		append(buf, len, " (attempt %lld%s)", n,
+		       strcmp(status, "scheduled") == 0 ? " failed, retry pending" : "");
+	if (json_is_string(json_object_get(st, "error_type")) && strcmp(status, "completed") != 0)
+		append(buf, len, ": %s: %s", jstr(st, "error_type", ""),
+		       jstr(st, "error_message", ""));
 }
 
-/* "step 0 update_inventory: completed after 1 attempt" for every step. */
+/* The step summary of every step. */
 static void print_steps(const json_t *wf)
 {
 	const json_t *steps = json_object_get(wf, "steps");
+	char line[4096];
 	size_t i;
 	json_t *st;
 
@@ -626,23 +652,245 @@ static void print_steps(const json_t *wf)
 		printf("no steps yet\n");
 	json_array_foreach(steps, i, st)
 	{
-		const char *status = jstr(st, "status", "?");
-		long long n = jint(st, "attempts", 0);
-		int closed = strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0;
-
-		printf("step %lld %s: %s", jint(st, "seq", (long long)i), jstr(st, "activity", "?"),
-		       status);
-		if (closed)
-			printf(" after %lld attempt%s", n, n == 1 ? "" : "s");
-		else if (n > 0)
-			printf(" (attempt %lld%s)", n,
-			       strcmp(status, "scheduled") == 0 ? " failed, retry pending" : "");
-		if (json_is_string(json_object_get(st, "error_type")) &&
-		    strcmp(status, "completed") != 0)
-			printf(": %s: %s", jstr(st, "error_type", ""),
-			       jstr(st, "error_message", ""));
-		printf("\n");
+		step_summary(st, (long long)i, line, sizeof(line));
+		printf("%s\n", line);
 	}
+}
+
+/* ---- the timeline of show -------------------------------------------------------------- */
+
+#define TL_COLS 9
+
+/* One attempt of a step, gathered from its events. */
+struct attempt_view {
+	long long n;     /* the attempt number; 0 = none yet */
+	long long start; /* ts of its "started" event; 0 = not seen */
+	long long end;   /* ts of the event that ended it; 0 = still running */
+	long long pid;
+	int heartbeats;
+	char fault[64];
+	char outcome[32];
+	char retry[32];                     /* the planned wait before the next attempt */
+	char detail[CTL_DETAIL_MAX + 1];    /* the result, or the error */
+	char heartbeat[CTL_DETAIL_MAX + 1]; /* the last heartbeat's details */
+	char more[CTL_DETAIL_MAX + 1];      /* later events: a timeout, giving up */
+};
+
+static int is_attempt_end(const char *kind)
+{
+	static const char *const ends[] = {"completed",     "failed",    "worker_lost",
+	                                   "worker_killed", "timed_out", "attempt_lost"};
+
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++)
+		if (strcmp(kind, ends[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* "kill before_effect", "error after_effect", "delay 2.5s", "async_kill 12ms". */
+static void fault_text(const json_t *d, char *buf, size_t len)
+{
+	char dur[32];
+
+	buf[0] = '\0';
+	append(buf, len, "%s", jstr(d, "kind", "?"));
+	if (json_is_string(json_object_get(d, "point")))
+		append(buf, len, " %s", jstr(d, "point", ""));
+	else if (json_is_string(json_object_get(d, "when")))
+		append(buf, len, " %s", jstr(d, "when", ""));
+	else if (json_is_string(json_object_get(d, "mode")))
+		append(buf, len, " %s", jstr(d, "mode", ""));
+	else if (json_is_integer(json_object_get(d, "ms"))) {
+		fmt_dur(jint(d, "ms", 0), dur, sizeof(dur));
+		append(buf, len, " %s", dur);
+	}
+}
+
+/* "+708ms": ts relative to the workflow's start t0. */
+static void fmt_rel(long long ts, long long t0, char *buf, size_t len)
+{
+	buf[0] = '+';
+	fmt_dur(ts - t0, buf + 1, len - 1);
+}
+
+/* Folds one event of attempt a into it. */
+static void attempt_event(struct attempt_view *a, const json_t *ev, const json_t *st)
+{
+	const char *kind = jstr(ev, "kind", "?");
+	const json_t *d = json_object_get(ev, "detail");
+	char text[CTL_DETAIL_MAX + 1];
+
+	if (strcmp(kind, "started") == 0) {
+		a->start = jint(ev, "ts", 0);
+		a->pid = jint(ev, "pid", 0);
+	} else if (strcmp(kind, "fault_injected") == 0) {
+		fault_text(d, a->fault, sizeof(a->fault));
+	} else if (strcmp(kind, "heartbeat") == 0) {
+		a->heartbeats++;
+		a->heartbeat[0] = '\0';
+		summarize(json_object_get(d, "details"), NULL, a->heartbeat, sizeof(a->heartbeat));
+	} else if (strcmp(kind, "retry_scheduled") == 0) {
+		fmt_dur(jint(d, "delay_ms", 0), a->retry, sizeof(a->retry));
+	} else if (is_attempt_end(kind) && a->outcome[0] == '\0') {
+		snprintf(a->outcome, sizeof(a->outcome), "%s", kind);
+		a->end = jint(ev, "ts", 0);
+		if (a->pid <= 0)
+			a->pid = jint(ev, "pid", 0);
+		if (json_is_string(json_object_get(d, "error_type"))) /* RETRY says the rest */
+			append(a->detail, sizeof(a->detail), "%s: %s", jstr(d, "error_type", ""),
+			       jstr(d, "message", ""));
+		else
+			event_detail(ev, st, a->detail, sizeof(a->detail));
+	} else {
+		if (strcmp(kind, "step_failed") == 0)
+			snprintf(text, sizeof(text), "gave up: %s", jstr(d, "why", "?"));
+		else
+			event_detail(ev, st, text, sizeof(text));
+		append(a->more, sizeof(a->more), "%s%s%s%s", a->more[0] ? "; " : "",
+		       strcmp(kind, "step_failed") == 0 ? "" : kind,
+		       strcmp(kind, "step_failed") == 0 ? "" : ": ", text);
+	}
+}
+
+/* Adds the row of attempt a; *since is when the step last began to wait
+ * (scheduled, or the previous attempt's end), for WAITED. */
+static void attempt_row(struct table *t, const struct attempt_view *a, long long t0,
+                        long long *since)
+{
+	char n[24], at[32] = "-", waited[32] = "-", took[32] = "-", pid[24] = "-";
+	char detail[CTL_DETAIL_MAX + 1];
+	const char *row[TL_COLS] = {n,
+	                            at,
+	                            waited,
+	                            took,
+	                            pid,
+	                            a->fault[0] ? a->fault : "-",
+	                            a->outcome[0] ? a->outcome : "running",
+	                            a->retry[0] ? a->retry : "-",
+	                            detail};
+
+	snprintf(n, sizeof(n), "  %lld", a->n);
+	if (a->start > 0) {
+		fmt_rel(a->start, t0, at, sizeof(at));
+		if (*since > 0 && a->start >= *since)
+			fmt_dur(a->start - *since, waited, sizeof(waited));
+	}
+	if (a->start > 0 && a->end >= a->start)
+		fmt_dur(a->end - a->start, took, sizeof(took));
+	else if (a->start > 0 && a->outcome[0] == '\0')
+		fmt_dur(clock_wall_ms() - a->start, took, sizeof(took));
+	if (a->pid > 0)
+		snprintf(pid, sizeof(pid), "%lld", a->pid);
+	/* What happened after the attempt first (a timeout, giving up), then
+	 * its heartbeats, then its result or error, which may be cut short. */
+	snprintf(detail, sizeof(detail), "%s", a->more);
+	if (a->heartbeats == 1)
+		append(detail, sizeof(detail), "%sheartbeat %s", detail[0] ? "; " : "",
+		       a->heartbeat);
+	else if (a->heartbeats > 1)
+		append(detail, sizeof(detail), "%s%d heartbeats, last %s", detail[0] ? "; " : "",
+		       a->heartbeats, a->heartbeat);
+	if (a->detail[0] != '\0')
+		append(detail, sizeof(detail), "%s%s", detail[0] ? "; " : "", a->detail);
+	table_add(t, row);
+	if (a->end > 0 || a->start > 0)
+		*since = a->end > 0 ? a->end : a->start;
+}
+
+/* A line for an event outside the attempts: "  +2ms scheduled: ...". */
+static void event_line(struct table *t, const json_t *ev, const json_t *st, long long t0,
+                       const char *indent)
+{
+	char when[32], detail[CTL_DETAIL_MAX + 1], line[CTL_DETAIL_MAX + 128];
+	const char *kind = jstr(ev, "kind", "?");
+
+	fmt_rel(jint(ev, "ts", t0), t0, when, sizeof(when));
+	detail[0] = '\0';
+	if (strcmp(kind, "workflow_started") != 0 && strcmp(kind, "workflow_completed") != 0)
+		event_detail(ev, st, detail, sizeof(detail));
+	snprintf(line, sizeof(line), "%s%s %s%s%s", indent, when, kind, detail[0] ? ": " : "",
+	         detail);
+	table_line(t, line);
+}
+
+/* One step: its summary, when it was scheduled, then a row per attempt. */
+static void timeline_step(struct table *t, const json_t *st, long long seq, const json_t *events,
+                          long long t0)
+{
+	static const char *const heads[TL_COLS] = {"  ATTEMPT", "AT",     "WAITED", "TOOK",  "PID",
+	                                           "FAULT",     "RESULT", "RETRY",  "DETAIL"};
+	struct attempt_view a;
+	long long since = 0;
+	char text[4096];
+	int headed = 0;
+	size_t i;
+	json_t *ev;
+
+	memset(&a, 0, sizeof(a));
+	step_summary(st, seq, text, sizeof(text));
+	table_line(t, "");
+	table_line(t, text);
+	json_array_foreach(events, i, ev)
+	{
+		const char *kind = jstr(ev, "kind", "?");
+		long long n = jint(ev, "attempt", 0);
+
+		if (jint(ev, "step", -1) != seq)
+			continue;
+		if (strcmp(kind, "scheduled") == 0) {
+			since = jint(ev, "ts", 0);
+			event_line(t, ev, st, t0, "  ");
+			continue;
+		}
+		if (n >= 1 && n != a.n) {
+			if (a.n > 0)
+				attempt_row(t, &a, t0, &since);
+			memset(&a, 0, sizeof(a));
+			a.n = n;
+			if (!headed++)
+				table_add(t, heads);
+		}
+		if (a.n == 0)
+			event_line(t, ev, st, t0, "  "); /* before any attempt */
+		else
+			attempt_event(&a, ev, st);
+	}
+	if (a.n > 0)
+		attempt_row(t, &a, t0, &since);
+}
+
+/* The history as a timeline: the workflow's start, each step with its
+ * attempts (fault, outcome, retry wait, pid, durations), the close. */
+static void print_timeline(const json_t *wf, const json_t *events)
+{
+	const json_t *steps = json_object_get(wf, "steps");
+	long long t0 = jint(wf, "created_at", 0);
+	struct table t;
+	size_t i;
+	json_t *ev, *st;
+
+	table_init(&t, TL_COLS, NULL);
+	json_array_foreach(events, i, ev)
+	{
+		if (strcmp(jstr(ev, "kind", ""), "workflow_started") == 0)
+			event_line(&t, ev, NULL, t0, "");
+	}
+	json_array_foreach(steps, i, st)
+	{
+		timeline_step(&t, st, jint(st, "seq", (long long)i), events, t0);
+	}
+	if (json_array_size(steps) == 0)
+		table_line(&t, "no steps yet");
+	table_line(&t, "");
+	json_array_foreach(events, i, ev)
+	{
+		const char *kind = jstr(ev, "kind", "");
+
+		if (strcmp(kind, "workflow_started") != 0 &&
+		    step_of(wf, json_object_get(ev, "step")) == NULL)
+			event_line(&t, ev, NULL, t0, "");
+	}
+	table_print(&t);
 }
 
 /* ---- commands ------------------------------------------------------------------------ */
@@ -737,9 +985,7 @@ static int cmd_show(struct ctl *c, int argc, char **argv)
 	} else {
 		print_wf_header(wf);
 		printf("\n");
-		print_history(wf, json_object_get(doc, "events"));
-		printf("\n");
-		print_steps(wf);
+		print_timeline(wf, json_object_get(doc, "events"));
 	}
 	json_decref(doc);
 	return 0;
@@ -1032,15 +1278,221 @@ static void stats_print(const json_t *s)
 	stats_pool(pool);
 }
 
+/* ---- top ------------------------------------------------------------------------------ */
+
+/* A since_start counter per second: since the previous snapshot, or over
+ * the whole uptime for the first. */
+static double top_rate(const json_t *s, const json_t *prev, const char *key)
+{
+	long long up = jint(s, "uptime_ms", 0), up0 = prev ? jint(prev, "uptime_ms", 0) : 0;
+	long long v = jint(json_object_get(s, "since_start"), key, 0);
+	long long v0 = prev ? jint(json_object_get(prev, "since_start"), key, 0) : 0;
+
+	return up > up0 ? (double)(v - v0) * 1000.0 / (double)(up - up0) : 0.0;
+}
+
+/* One row per worker slot, with the attempt it runs. */
+static void top_slots(const json_t *pool)
+{
+	static const char *const heads[] = {"SLOT", "PID",      "STATE",   "RESTARTS", "WORKFLOW",
+	                                    "STEP", "ACTIVITY", "ATTEMPT", "RUNNING"};
+	struct table t;
+	size_t i;
+	json_t *sl;
+
+	table_init(&t, 9, heads);
+	json_array_foreach(json_object_get(pool, "slots"), i, sl)
+	{
+		const json_t *task = json_object_get(sl, "task");
+		char slot[24], pid[24], restarts[24], step[24] = "-", attempt[24] = "-";
+		char running[32] = "-";
+		const char *row[9] = {slot,
+		                      pid,
+		                      jstr(sl, "state", "?"),
+		                      restarts,
+		                      task ? jstr(task, "workflow_id", "?") : "-",
+		                      step,
+		                      task ? jstr(task, "activity", "?") : "-",
+		                      attempt,
+		                      running};
+
+		fmt_int(sl, "slot", slot, sizeof(slot));
+		fmt_int(sl, "pid", pid, sizeof(pid));
+		fmt_int(sl, "restarts", restarts, sizeof(restarts));
+		if (task != NULL) {
+			fmt_int(task, "step", step, sizeof(step));
+			fmt_int(task, "attempt", attempt, sizeof(attempt));
+			fmt_dur(jint(task, "running_ms", 0), running, sizeof(running));
+		}
+		table_add(&t, row);
+	}
+	table_print(&t);
+}
+
+/* "3 (planned_kill 2, timeout 1)" or "0": worker deaths by cause. */
+static void top_deaths(const json_t *deaths, char *buf, size_t len)
+{
+	long long total = 0;
+	const char *key, *sep = " (";
+	json_t *v;
+
+	json_object_foreach((json_t *)deaths, key, v)
+	{
+		total += json_integer_value(v);
+	}
+	snprintf(buf, len, "%lld", total);
+	json_object_foreach((json_t *)deaths, key, v)
+	{
+		if (json_integer_value(v) <= 0)
+			continue;
+		append(buf, len, "%s%s %lld", sep, key, (long long)json_integer_value(v));
+		sep = ", ";
+	}
+	if (total > 0)
+		append(buf, len, ")");
+}
+
+/* One snapshot: totals, rates since prev (NULL: over the uptime), slots. */
+static void top_print(const json_t *s, const json_t *prev)
+{
+	const json_t *wfs = json_object_get(s, "workflows"),
+	             *since = json_object_get(s, "since_start");
+	const json_t *pool = json_object_get(s, "pool"), *slots = json_object_get(pool, "slots");
+	char now[40], up[32], span[40] = "since start", deaths[256];
+	long long busy = 0;
+	size_t i;
+	json_t *sl;
+
+	json_array_foreach(slots, i, sl)
+	{
+		busy += strcmp(jstr(sl, "state", ""), "busy") == 0;
+	}
+	clock_format_wall(clock_wall_ms(), now, sizeof(now));
+	fmt_dur(jint(s, "uptime_ms", 0), up, sizeof(up));
+	if (prev != NULL) {
+		snprintf(span, sizeof(span), "last ");
+		fmt_dur(jint(s, "uptime_ms", 0) - jint(prev, "uptime_ms", 0), span + 5,
+		        sizeof(span) - 5);
+	}
+	top_deaths(json_object_get(json_object_get(s, "workers"), "deaths"), deaths,
+	           sizeof(deaths));
+	printf("idem top  %s  uptime %s%s\n", now, up,
+	       json_is_true(json_object_get(s, "stopping")) ? "  (stopping)" : "");
+	printf("workflows  %lld running, %lld completed, %lld failed; queue %lld ready\n",
+	       jint(wfs, "running", 0), jint(wfs, "completed", 0), jint(wfs, "failed", 0),
+	       jint(s, "queue_depth", 0));
+	printf("totals     %lld attempts (%lld failed), %lld retries, %lld workflows started, "
+	       "%lld commits\n",
+	       jint(since, "attempts", 0), jint(since, "failed_attempts", 0),
+	       jint(since, "retries", 0), jint(since, "workflows_started", 0),
+	       jint(since, "commits", 0));
+	printf("rates      %.1f attempts/s, %.1f retries/s, %.1f workflows closed/s, %.1f "
+	       "commits/s (%s)\n",
+	       top_rate(s, prev, "attempts"), top_rate(s, prev, "retries"),
+	       top_rate(s, prev, "workflows_completed") + top_rate(s, prev, "workflows_failed"),
+	       top_rate(s, prev, "commits"), span);
+	printf("workers    %lld busy of %zu, %lld spawns, %lld restarts, deaths %s; supplier pid "
+	       "%lld\n\n",
+	       busy, json_array_size(slots), jint(json_object_get(s, "workers"), "spawns", 0),
+	       jint(s, "worker_restarts", 0), deaths, jint(pool, "supplier_pid", 0));
+	top_slots(pool);
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* count snapshots (0: until interrupted) every interval_ms. On a terminal
+ * each one replaces the last; elsewhere they follow one another. */
+static int top_run(struct ctl *c, int interval_ms, long long count)
+{
+	int tty = isatty(STDOUT_FILENO), rc = 0;
+	json_t *prev = NULL, *doc = NULL;
+
+	for (long long i = 0; count == 0 || i < count; i++) {
+		if (i > 0)
+			sleep_ms(interval_ms);
+		if ((rc = get_json(c, "/v1/stats", 0, &doc)) != 0)
+			break;
+		if (c->json) {
+			print_json(doc);
+		} else {
+			if (tty)
+				fputs("\033[H\033[2J", stdout);
+			else if (i > 0)
+				putchar('\n');
+			top_print(doc, prev);
+		}
+		fflush(stdout);
+		json_decref(prev);
+		prev = doc;
+	}
+	json_decref(prev);
+	return rc;
+}
+
+/* --interval SECONDS and --count N of top and stats --watch. */
+static int top_options(const char *cmd, const char *interval, const char *count, int *ms,
+                       long long *n)
+{
+	int64_t v;
+
+	*ms = CTL_TOP_INTERVAL_MS;
+	*n = 0;
+	if (interval != NULL) {
+		if (config_parse_duration(interval, &v) != 0 || v < CTL_TOP_MIN_MS ||
+		    v > CTL_WAIT_MAX_MS)
+			return fail(IDEM_EXIT_USAGE,
+			            "%s: --interval %s is not a duration from 10ms to 1h (1 = "
+			            "one second, 0.5, 250ms)",
+			            cmd, interval);
+		*ms = (int)v;
+	}
+	if (count != NULL)
+		return parse_number(cmd, "--count", count, 1, 1000000000LL, n);
+	return 0;
+}
+
+/* top [--interval SECONDS] [--count N]: the pool and the counters, live. */
+static int cmd_top(struct ctl *c, int argc, char **argv)
+{
+	const char *interval = NULL, *count = NULL, *pos[1];
+	const struct opt opts[] = {
+	    {"--interval", &interval, NULL}, {"--count", &count, NULL}, {NULL, NULL, NULL}};
+	long long n;
+	int npos, ms, rc;
+
+	if ((rc = parse_args("top", argc, argv, opts, pos, 0, &npos)) != 0 ||
+	    (rc = top_options("top", interval, count, &ms, &n)) != 0)
+		return rc;
+	return top_run(c, ms, n);
+}
+
 static int cmd_stats(struct ctl *c, int argc, char **argv)
 {
-	static const struct opt none[] = {{NULL, NULL, NULL}};
-	const char *pos[1];
+	const char *interval = NULL, *count = NULL, *pos[1];
+	int watch = 0, npos, ms, rc;
+	const struct opt opts[] = {{"--watch", NULL, &watch},
+	                           {"--interval", &interval, NULL},
+	                           {"--count", &count, NULL},
+	                           {NULL, NULL, NULL}};
 	json_t *doc = NULL;
-	int npos, rc;
+	long long n;
 
-	if ((rc = parse_args("stats", argc, argv, none, pos, 0, &npos)) != 0 ||
-	    (rc = get_json(c, "/v1/stats", 0, &doc)) != 0)
+	if ((rc = parse_args("stats", argc, argv, opts, pos, 0, &npos)) != 0)
+		return rc;
+	if (watch) {
+		if ((rc = top_options("stats --watch", interval, count, &ms, &n)) != 0)
+			return rc;
+		return top_run(c, ms, n);
+	}
+	if (interval != NULL || count != NULL)
+		return fail(IDEM_EXIT_USAGE, "stats: --interval and --count go with --watch");
+	if ((rc = get_json(c, "/v1/stats", 0, &doc)) != 0)
 		return rc;
 	if (c->json)
 		print_json(doc);
@@ -1183,8 +1635,9 @@ static const struct command {
 	const char *name;
 	int (*run)(struct ctl *c, int argc, char **argv);
 } commands[] = {
-    {"start", cmd_start}, {"show", cmd_show},   {"get", cmd_get},     {"list", cmd_list},
-    {"wait", cmd_wait},   {"stats", cmd_stats}, {"stock", cmd_stock}, {"check", cmd_check},
+    {"start", cmd_start}, {"show", cmd_show},   {"get", cmd_get},
+    {"list", cmd_list},   {"wait", cmd_wait},   {"stats", cmd_stats},
+    {"top", cmd_top},     {"stock", cmd_stock}, {"check", cmd_check},
 };
 
 static void print_usage(const struct ctl *c, FILE *out)
@@ -1283,7 +1736,7 @@ static int dispatch(struct ctl *c, char **argv, const int *rest, int nrest)
 	}
 	return fail(IDEM_EXIT_USAGE,
 	            "unknown command \"%s\" (commands: start, show, get, list, "
-	            "wait, stats, stock, check)",
+	            "wait, stats, top, stock, check)",
 	            name);
 }
 

@@ -14,6 +14,7 @@
 #include "appdb.h"
 #include "clock.h"
 #include "exitcodes.h"
+#include "faultvfs.h"
 #include "log.h"
 #include "supervisor.h"
 
@@ -38,6 +39,7 @@ struct run {
 	int grace_over;
 	int pool_stopped;
 	int done;
+	int storage_faults; /* FAULT_VFS targets the state DB */
 };
 
 static void print_usage(FILE *out)
@@ -146,14 +148,36 @@ static void setup_faults(struct sup *sup)
 	snprintf(f->activities, sizeof(f->activities), "%s", c->fault_activities);
 }
 
+/* FAULT_VFS for the state DB, before any database is opened; the
+ * workers get the spec too (pool.c) and take the app DB's share. */
+static int setup_storage_faults(struct run *r, char *err, size_t errlen)
+{
+	const struct idem_config *c = &r->sup.cfg;
+	struct faultvfs_spec spec;
+	int rc;
+
+	if (faultvfs_parse(c->fault_vfs, &spec, err, errlen) != 0)
+		return -1;
+	rc = faultvfs_install(&spec, "state", c->state_database, err, errlen);
+	if (rc < 0)
+		return -1;
+	r->storage_faults = rc;
+	if (rc > 0)
+		log_info("storage fault injection on (FAULT_VFS)", "role=state db=%s spec=\"%s\"",
+		         c->state_database, c->fault_vfs);
+	return 0;
+}
+
 static int setup(struct run *r, char *err, size_t errlen)
 {
 	struct sup *sup = &r->sup;
 	const struct idem_config *c = &sup->cfg;
 
-	if (appdb_open(c->database, DB_SYNC_FULL, c->seed, c->nseed, &sup->appdb, err, errlen) !=
-	        0 ||
-	    store_open(c->state_database, &sup->store, err, errlen) != 0)
+	if (setup_storage_faults(r, err, errlen) != 0)
+		return IDEM_EXIT_DB;
+	if (appdb_open(c->database, (enum db_sync)c->sync, c->seed, c->nseed, &sup->appdb, err,
+	               errlen) != 0 ||
+	    store_open(c->state_database, (enum db_sync)c->sync, &sup->store, err, errlen) != 0)
 		return IDEM_EXIT_DB;
 	if (engine_new(sup, &sup->engine, err, errlen) != 0 ||
 	    engine_recover(sup->engine, err, errlen) != 0)
@@ -232,6 +256,7 @@ int main(int argc, char **argv)
 	if (rc != 0)
 		return rc > 0 ? IDEM_EXIT_OK : IDEM_EXIT_USAGE;
 	log_init("supervisor", sup->cfg.log_level);
+	log_set_format(sup->cfg.log_format);
 	signal(SIGPIPE, SIG_IGN);
 	sup->started_mono = clock_mono_ms();
 	setup_faults(sup);
@@ -284,6 +309,9 @@ out:
 	if (rc != IDEM_EXIT_OK && sup->pool != NULL && !r.pool_stopped)
 		pool_stop(sup->pool, 0);
 	teardown(&r);
+	if (r.storage_faults)
+		log_info("storage faults injected (FAULT_VFS)", "role=state injected=%ld calls=%ld",
+		         faultvfs_injected(), faultvfs_calls());
 	for (int i = 0; i < 3; i++)
 		event_free(sigs[i]);
 	event_base_free(sup->base);

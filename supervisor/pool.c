@@ -27,6 +27,15 @@
 #define CHANNEL_FD 3
 #define SUPPLIER_RESPAWN_MS 1000
 #define SUPPLIER_START_WAIT_MS 3000
+/* A worker reads its task frame at once. One that lets the supervisor's
+ * output sit unsent this long has stopped reading: it is killed, and its
+ * attempt retried. Nor is more than two frames' worth ever queued to one
+ * channel (CHANNEL_QUEUE_MAX). */
+#define CHANNEL_WRITE_TIMEOUT_MS 5000
+#define CHANNEL_QUEUE_MAX(max_frame) (2 * (max_frame))
+/* A worker that has not said ready this long after its spawn is killed
+ * (it opens the app DB first, which may wait on a lock for a while). */
+#define POOL_READY_TIMEOUT_MS 30000
 
 struct pool {
 	struct sup *sup;
@@ -114,6 +123,10 @@ static void exec_child(const char *path, char **argv, int channel)
 		else if (dup2(channel, CHANNEL_FD) < 0)
 			_exit(127);
 	}
+	/* Everything else is CLOEXEC, but exec takes a while: meanwhile this
+	 * child would hold the API's listening socket, which outlives a
+	 * supervisor killed now and passes for a live one. */
+	close_range(channel >= 0 ? CHANNEL_FD + 1 : CHANNEL_FD, ~0U, 0);
 	signal(SIGPIPE, SIG_DFL);
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
@@ -139,7 +152,9 @@ static void slot_spawn(struct slot *sl)
 {
 	struct sup *sup = sl->sup;
 	const struct idem_config *c = &sup->cfg;
-	char path[600], frame[32], *argv[16];
+	char path[600], frame[32], *argv[24];
+	struct timeval write_timeout = {CHANNEL_WRITE_TIMEOUT_MS / 1000,
+	                                (CHANNEL_WRITE_TIMEOUT_MS % 1000) * 1000};
 	int sv[2], n = 0;
 	pid_t pid;
 
@@ -156,8 +171,14 @@ static void slot_spawn(struct slot *sl)
 	argv[n++] = frame;
 	argv[n++] = "--log-level";
 	argv[n++] = (char *)config_log_level_name(c->log_level);
+	argv[n++] = c->log_format == LOG_FORMAT_JSON ? "--log-format=json" : "--log-format=logfmt";
+	argv[n++] = c->sync ? "--sync=normal" : "--sync=full";
 	if (c->naive)
 		argv[n++] = "--naive";
+	if (c->fault_vfs[0] != '\0') {
+		argv[n++] = "--fault-vfs";
+		argv[n++] = (char *)c->fault_vfs;
+	}
 	argv[n] = NULL;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) {
@@ -180,14 +201,18 @@ static void slot_spawn(struct slot *sl)
 	sl->close_reason[0] = '\0';
 	sl->hist.spawned_at = clock_mono_ms();
 	sl->hist.ready_at = 0;
+	sl->cause = DEATH_UNEXPECTED;
+	sup->metrics.spawns++;
 	if (sl->spawns++ > 0)
 		sl->restarts++;
 	frame_decoder_free(&sl->dec);
 	frame_decoder_init(&sl->dec, c->max_frame);
 	sl->bev = bufferevent_socket_new(sup->base, sv[0], BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setcb(sl->bev, slot_read_cb, NULL, slot_event_cb, sl);
+	bufferevent_set_timeouts(sl->bev, NULL, &write_timeout);
 	bufferevent_enable(sl->bev, EV_READ);
 	slot_on(sl, SE_SPAWN);
+	timer_in(sl->timer, POOL_READY_TIMEOUT_MS);
 	log_info("worker spawned", "slot=%d worker_pid=%ld", sl->index, (long)pid);
 }
 
@@ -219,6 +244,8 @@ static void slot_close(struct slot *sl, const char *kind, const char *error_type
 		kill(sl->pid, SIGKILL);
 	if (ours)
 		sl->expected_exit = 1;
+	if (ours && sl->cause == DEATH_UNEXPECTED)
+		sl->cause = DEATH_CHANNEL; /* a frame that could not be sent */
 	snprintf(sl->close_reason, sizeof(sl->close_reason), "%s", reason);
 	if (sl->state != SLOT_STOPPING && sl->state != SLOT_BACKOFF)
 		slot_on(sl, SE_CLOSE);
@@ -229,10 +256,28 @@ static void slot_close(struct slot *sl, const char *kind, const char *error_type
 	}
 }
 
+/* " wf=ID step=N attempt=N" of the attempt sl runs, or "". */
+static const char *task_fields(const struct slot *sl, char *buf, size_t len)
+{
+	char wf[600];
+
+	buf[0] = '\0';
+	if (sl->step != NULL)
+		snprintf(buf, len, " wf=%s step=%d attempt=%d",
+		         log_quote(wf, sizeof(wf), sl->step->wf->workflow_id), sl->step->seq,
+		         sl->step->attempt);
+	return buf;
+}
+
 void pool_kill(struct slot *sl, const char *kind, const char *error_type, const char *reason)
 {
-	log_warn("killing worker", "slot=%d worker_pid=%ld reason=\"%s\"", sl->index, (long)sl->pid,
-	         reason);
+	char task[700];
+
+	sl->cause = strcmp(kind, "timed_out") == 0       ? DEATH_TIMEOUT
+	            : strcmp(kind, "worker_killed") == 0 ? DEATH_PLANNED_KILL
+	                                                 : DEATH_CHANNEL;
+	log_warn("killing worker", "slot=%d worker_pid=%ld%s reason=\"%s\"", sl->index,
+	         (long)sl->pid, task_fields(sl, task, sizeof(task)), reason);
 	slot_close(sl, kind, error_type, reason, 1);
 }
 
@@ -241,6 +286,7 @@ static void protocol_error(struct slot *sl, const char *what)
 	char reason[512];
 
 	snprintf(reason, sizeof(reason), "protocol error from worker: %s", what);
+	sl->cause = DEATH_CHANNEL;
 	log_error("closing worker channel", "slot=%d worker_pid=%ld reason=\"%s\"", sl->index,
 	          (long)sl->pid, reason);
 	slot_close(sl, "worker_lost", "WorkerLost", reason, 0);
@@ -256,6 +302,7 @@ static void on_ready(struct slot *sl, json_t *msg)
 	if (sl->state != SLOT_SPAWNING)
 		return protocol_error(sl, "ready frame from a worker that was already ready");
 	sl->hist.ready_at = clock_mono_ms();
+	evtimer_del(sl->timer);
 	slot_on(sl, SE_READY);
 	log_debug("worker ready", "slot=%d worker_pid=%ld", sl->index, (long)sl->pid);
 }
@@ -287,6 +334,9 @@ static void on_result(struct slot *sl, json_t *msg)
 	sl->step = NULL;
 	st->slot = -1;
 	sl->expected_exit = 0; /* a planned kill the attempt never reached */
+	sl->cause = DEATH_UNEXPECTED;
+	metrics_observe(metrics_activity(&sl->sup->metrics, st->activity),
+	                metrics_seconds(sl->sent_us, clock_mono_us()));
 	evtimer_del(sl->timer);
 	attempt_timers_off(sl);
 	slot_on(sl, SE_DONE);
@@ -347,11 +397,28 @@ static void slot_read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* The worker does not take what the supervisor sends it: a hung worker
+ * (or a hostile one) whose frames would pile up in the supervisor. */
+static void channel_stalled(struct slot *sl, const char *reason)
+{
+	sl->cause = DEATH_CHANNEL;
+	log_error("closing worker channel", "slot=%d worker_pid=%ld reason=\"%s\"", sl->index,
+	          (long)sl->pid, reason);
+	slot_close(sl, "worker_lost", "WorkerLost", reason, 0);
+}
+
 static void slot_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct slot *sl = arg;
 	char reason[256];
 
+	if (what & BEV_EVENT_TIMEOUT) {
+		snprintf(reason, sizeof(reason),
+		         "worker stopped reading its channel: %zu bytes still unsent after %d ms",
+		         evbuffer_get_length(bufferevent_get_output(bev)),
+		         CHANNEL_WRITE_TIMEOUT_MS);
+		return channel_stalled(sl, reason);
+	}
 	if (what & BEV_EVENT_EOF)
 		snprintf(reason, sizeof(reason), "worker closed its channel");
 	else
@@ -374,11 +441,32 @@ static void slot_event_cb(struct bufferevent *bev, short what, void *arg)
 	slot_on(sl, SE_CLOSE);
 }
 
+/* Reads what a dead worker left in its channel: a frame it finished
+ * writing before it died still counts (a result is its attempt's answer). */
+static void slot_drain(struct slot *sl)
+{
+	unsigned char buf[16384];
+	ssize_t n;
+
+	slot_read_cb(sl->bev, sl);
+	while (sl->bev != NULL &&
+	       (n = recv(bufferevent_getfd(sl->bev), buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+		if (frame_decoder_feed(&sl->dec, buf, (size_t)n) != 0)
+			break;
+		slot_read_cb(sl->bev, sl);
+	}
+}
+
 static void attempt_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct slot *sl = arg;
 	char reason[128];
 
+	if (sl->state == SLOT_SPAWNING) {
+		snprintf(reason, sizeof(reason), "worker did not say ready within %d ms",
+		         POOL_READY_TIMEOUT_MS);
+		return channel_stalled(sl, reason);
+	}
 	if (sl->state != SLOT_BUSY) {
 		slot_spawn(sl); /* the timer doubles as the respawn timer */
 		return;
@@ -419,7 +507,7 @@ void pool_heartbeat_seen(struct slot *sl)
 int pool_send(struct slot *sl, json_t *msg)
 {
 	unsigned char *buf;
-	size_t len;
+	size_t len, queued;
 	char err[256];
 	int64_t ms = sl->sup->cfg.start_to_close_ms;
 
@@ -429,7 +517,17 @@ int pool_send(struct slot *sl, json_t *msg)
 		slot_close(sl, "worker_lost", "WorkerLost", err, 1);
 		return -1;
 	}
-	bufferevent_write(sl->bev, buf, len);
+	queued = evbuffer_get_length(bufferevent_get_output(sl->bev));
+	if (queued + len > CHANNEL_QUEUE_MAX(sl->sup->cfg.max_frame) ||
+	    bufferevent_write(sl->bev, buf, len) != 0) {
+		snprintf(err, sizeof(err),
+		         "worker is not reading its channel: %zu bytes queued, %zu more would pass "
+		         "2 x MAX_FRAME",
+		         queued, len);
+		free(buf);
+		channel_stalled(sl, err);
+		return -1;
+	}
 	free(buf);
 	sl->started_at = clock_mono_ms();
 	timer_in(sl->timer, ms);
@@ -457,6 +555,8 @@ static void spawn_supplier(struct pool *p)
 	                body,
 	                "--log-level",
 	                (char *)config_log_level_name(c->log_level),
+	                c->log_format == LOG_FORMAT_JSON ? "--log-format=json"
+	                                                 : "--log-format=logfmt",
 	                NULL};
 
 	snprintf(path, sizeof(path), "%s/idem-supplier", p->sup->bindir);
@@ -586,6 +686,8 @@ int64_t pool_assign(struct slot *sl, struct step *st, const struct fault_plan *p
 	sl->plan = *plan;
 	/* The worker will kill itself: its death is not a crash loop. */
 	sl->expected_exit = plan->kind == FAULT_KILL;
+	if (plan->kind == FAULT_KILL)
+		sl->cause = DEATH_PLANNED_KILL;
 	sl->step = st;
 	sl->task_id = ++sl->sup->pool->next_task_id;
 	st->slot = sl->index;
@@ -623,15 +725,26 @@ static void describe_exit(int status, char *buf, size_t len)
 
 static void slot_exited(struct pool *p, struct slot *sl, int status)
 {
-	char how[128], reason[256];
+	char how[128], reason[256], task[700];
+	enum death_cause cause;
 	int64_t delay;
 
+	if (sl->bev != NULL)
+		slot_drain(sl);
 	describe_exit(status, how, sizeof(how));
 	snprintf(reason, sizeof(reason), "worker %s", how);
+	if (sl->step != NULL && !sl->dec.failed && frame_decoder_pending(&sl->dec) > 0)
+		snprintf(reason + strlen(reason), sizeof(reason) - strlen(reason),
+		         "; its channel closed in the middle of a frame (%zu bytes of it received)",
+		         frame_decoder_pending(&sl->dec));
+	task_fields(sl, task, sizeof(task));
+	cause = p->stopping ? DEATH_SHUTDOWN : (enum death_cause)sl->cause;
+	p->sup->metrics.deaths[cause]++;
 	if (sl->bev != NULL || sl->step != NULL)
 		slot_close(sl, "worker_lost", "WorkerLost", reason, 0);
 	log_at(sl->expected_exit || p->stopping ? LOG_INFO : LOG_WARN, "worker exited",
-	       "slot=%d worker_pid=%ld how=\"%s\"", sl->index, (long)sl->pid, how);
+	       "slot=%d worker_pid=%ld%s how=\"%s\" cause=%s", sl->index, (long)sl->pid, task, how,
+	       death_cause_name(cause));
 	sl->pid = 0;
 	evtimer_del(sl->timer);
 	slot_on(sl, SE_EXIT);

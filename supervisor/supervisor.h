@@ -8,6 +8,7 @@
  *   engine.c    scheduling: run workflows, dispatch steps to idle workers,
  *               retries, timeouts, group commit, waiters
  *   api.c       the control API (evhttp) on a Unix socket, TCP optional
+ *   metrics.c   histograms and counters, rendered for GET /metrics
  *   main.c      configuration, signals, the event loop
  *
  * One event_base; nothing blocks but SQLite. Each loop turn ends in
@@ -28,12 +29,14 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "db.h"
 #include "fault.h"
 #include "frame.h"
 #include "retry.h"
 
 struct sup;
 struct wf;
+struct evbuffer;
 
 /* Arms a timer event to fire in ms milliseconds. */
 static inline void timer_in(struct event *ev, int64_t ms)
@@ -63,6 +66,7 @@ struct step {
 	int64_t scheduled_at;    /* wall ms it was first scheduled (schedule_to_close) */
 	/* runtime only */
 	int queued;             /* in the engine's ready queue */
+	int64_t ready_us;       /* mono us it entered the ready queue (dispatch latency) */
 	struct event *timer;    /* retry backoff */
 	struct event *deadline; /* schedule_to_close, when set */
 	int expired;            /* schedule_to_close passed: no more attempts */
@@ -154,7 +158,8 @@ int step_status_parse(const char *name, enum step_status *out);
 
 struct store;
 
-int store_open(const char *path, struct store **out, char *err, size_t errlen);
+/* Opens the state DB with the durability of SYNC. */
+int store_open(const char *path, enum db_sync sync, struct store **out, char *err, size_t errlen);
 void store_close(struct store *s);
 sqlite3 *store_db(struct store *s);
 
@@ -253,6 +258,8 @@ struct slot {
 	struct step *step;         /* the attempt it runs */
 	int64_t task_id;
 	int64_t started_at; /* mono ms the attempt was sent */
+	int64_t sent_us;    /* mono us the attempt's task frame was sent (activity duration) */
+	int cause;          /* enum death_cause of its coming exit, as far as known */
 	struct sup *sup;
 };
 
@@ -301,6 +308,7 @@ struct engine_stats {
 	int64_t kills_at[FAULT_NPOINTS]; /* planned kills, by crash point */
 	int64_t timeouts[3];             /* start_to_close, heartbeat, schedule_to_close */
 	int64_t worker_deaths;           /* attempts lost to a dead or killed worker */
+	int64_t queue_depth;             /* now: ready steps waiting for an idle worker */
 };
 
 enum { TIMEOUT_START_TO_CLOSE, TIMEOUT_HEARTBEAT, TIMEOUT_SCHEDULE_TO_CLOSE };
@@ -355,6 +363,55 @@ struct api;
 int api_start(struct sup *sup, struct api **out, char *err, size_t errlen);
 void api_free(struct api *a);
 
+/* ---- metrics (metrics.c) ------------------------------------------------ */
+
+/* Fixed-bucket histograms in seconds (Prometheus' le buckets, 0.5 ms to
+ * 10 s, then +Inf) and counters. Observing costs a few comparisons and
+ * no allocation; metrics_write() renders them, with the engine's and the
+ * pool's counters, as Prometheus text. */
+#define METRICS_NBUCKETS 14  /* finite upper bounds; +Inf is the count */
+#define METRICS_ACTIVITIES 8 /* activity labels; the last one is "other" */
+#define METRICS_NAME_MAX 64
+
+struct histogram {
+	uint64_t buckets[METRICS_NBUCKETS]; /* per bucket, not cumulative */
+	uint64_t count;
+	double sum; /* seconds */
+};
+
+/* Why a worker died, as far as the supervisor knows when it reaps it. */
+enum death_cause {
+	DEATH_UNEXPECTED,   /* nothing planned it: a crash, an outside kill, an exit */
+	DEATH_PLANNED_KILL, /* a planned fault: a kill at a crash point, an async kill */
+	DEATH_TIMEOUT,      /* killed for start_to_close, heartbeat or schedule_to_close */
+	DEATH_CHANNEL,      /* its channel was closed: garbage on it, a frame not sent */
+	DEATH_SHUTDOWN,     /* stopped with the supervisor */
+	DEATH_NCAUSES
+};
+
+struct metrics {
+	struct histogram dispatch;                     /* a step ready -> its task frame sent */
+	struct histogram commit;                       /* store_commit() wall time */
+	struct histogram activity[METRICS_ACTIVITIES]; /* task sent -> result, by activity */
+	char activity_name[METRICS_ACTIVITIES][METRICS_NAME_MAX];
+	int nactivities;
+	int64_t spawns;                /* workers forked */
+	int64_t deaths[DEATH_NCAUSES]; /* workers reaped, by cause */
+};
+
+const char *death_cause_name(enum death_cause c);
+void metrics_observe(struct histogram *h, double seconds);
+/* Seconds between two clock_mono_us() readings. */
+static inline double metrics_seconds(int64_t from_us, int64_t to_us)
+{
+	return (double)(to_us - from_us) / 1e6;
+}
+/* The histogram of activity name; a new name claims a label. */
+struct histogram *metrics_activity(struct metrics *m, const char *name);
+/* Appends the Prometheus text of every metric to buf. Returns 0, or -1
+ * with err when the state DB could not be read. */
+int metrics_write(struct sup *sup, struct evbuffer *buf, char *err, size_t errlen);
+
 /* ---- the supervisor (main.c) -------------------------------------------- */
 
 struct sup {
@@ -371,6 +428,7 @@ struct sup {
 	struct fault_config faults;
 	int stopping; /* SIGTERM/SIGINT seen: no new work */
 	int64_t started_mono;
+	struct metrics metrics;
 };
 
 #endif

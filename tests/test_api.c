@@ -1,5 +1,6 @@
 /* test_api.c — the control API's answers to bad requests, long-polls that
  * time out, and clients that hang up during a long-poll. */
+#include <math.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -228,6 +229,240 @@ static void test_metrics(void **state)
 	httpc_response_free(&r);
 }
 
+/* ---- /metrics: every family, in valid Prometheus text -------------------- */
+
+/* The value of a sample line ("name{labels} value"); fails on bad syntax. */
+static double sample_value(const char *line)
+{
+	const char *p = line, *v;
+	char *end;
+	double x;
+
+	if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || *p == ':'))
+		fail_msg("bad metric name: %s", line);
+	while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+	       *p == '_' || *p == ':')
+		p++;
+	if (*p == '{') {
+		p++;
+		while (*p != '}') {
+			const char *k = p;
+
+			while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
+			       (p > k && *p >= '0' && *p <= '9'))
+				p++;
+			if (p == k || p[0] != '=' || p[1] != '"')
+				fail_msg("bad label in: %s", line);
+			for (p += 2; *p != '"'; p++) {
+				if (*p == '\0' || *p == '\n')
+					fail_msg("unterminated label value in: %s", line);
+				if (*p == '\\')
+					p++;
+			}
+			p++;
+			if (*p == ',')
+				p++;
+			else if (*p != '}')
+				fail_msg("bad label list in: %s", line);
+		}
+		p++;
+	}
+	if (*p != ' ')
+		fail_msg("no space before the value in: %s", line);
+	v = p + 1;
+	if (strcmp(v, "+Inf") == 0)
+		return INFINITY;
+	x = strtod(v, &end);
+	if (end == v || *end != '\0')
+		fail_msg("bad value in: %s", line);
+	return x;
+}
+
+/* The labels of a sample without its le label: `activity="x"` or "". */
+static void series_key(const char *line, char *key, size_t len)
+{
+	const char *open = strchr(line, '{'), *close = open ? strchr(open, '}') : NULL;
+	char *le;
+
+	key[0] = '\0';
+	if (open == NULL || close == NULL)
+		return;
+	snprintf(key, len, "%.*s", (int)(close - open - 1), open + 1);
+	if ((le = strstr(key, "le=\"")) != NULL) {
+		if (le > key && le[-1] == ',')
+			le--;
+		*le = '\0';
+	}
+}
+
+static double le_of(const char *line)
+{
+	const char *le = strstr(line, "le=\"");
+
+	if (le == NULL)
+		fail_msg("a bucket without le: %s", line);
+	if (strncmp(le + 4, "+Inf\"", 5) == 0)
+		return INFINITY;
+	return strtod(le + 4, NULL);
+}
+
+struct hist_series {
+	char key[128];
+	double inf; /* the +Inf bucket */
+	double count;
+	int done;
+};
+
+/* Checks histogram family name in text: each series' buckets have
+ * increasing le and non-decreasing counts up to +Inf, and +Inf equals
+ * _count. Returns the summed _count of the series whose key holds want
+ * ("" = all). */
+static double check_histogram(const char *text, const char *name, const char *want)
+{
+	struct hist_series series[16];
+	int n = 0, cur = -1;
+	double prev_le = -1, prev_v = -1, total = 0;
+	char line[512], key[128], bucket[128], count[128];
+	const char *p = text;
+
+	snprintf(bucket, sizeof(bucket), "%s_bucket{", name);
+	snprintf(count, sizeof(count), "%s_count", name);
+	memset(series, 0, sizeof(series));
+	while (*p != '\0') {
+		size_t len = strcspn(p, "\n");
+
+		snprintf(line, sizeof(line), "%.*s", (int)len, p);
+		p += len + (p[len] == '\n');
+		if (strncmp(line, bucket, strlen(bucket)) == 0) {
+			double le = le_of(line), v = sample_value(line);
+
+			series_key(line, key, sizeof(key));
+			if (cur < 0 || strcmp(series[cur].key, key) != 0) {
+				assert_true(cur < 0 || series[cur].done);
+				assert_true(n < 16);
+				cur = n++;
+				snprintf(series[cur].key, sizeof(series[cur].key), "%s", key);
+				prev_le = -1;
+				prev_v = 0;
+			}
+			if (!(le > prev_le) || v < prev_v)
+				fail_msg("%s: buckets out of order at: %s", name, line);
+			prev_le = le;
+			prev_v = v;
+			if (isinf(le)) {
+				series[cur].inf = v;
+				series[cur].done = 1;
+			}
+		} else if (strncmp(line, count, strlen(count)) == 0 &&
+		           (line[strlen(count)] == ' ' || line[strlen(count)] == '{')) {
+			int found = 0;
+
+			series_key(line, key, sizeof(key));
+			for (int i = 0; i < n; i++) {
+				if (strcmp(series[i].key, key) != 0)
+					continue;
+				series[i].count = sample_value(line);
+				if (series[i].count != series[i].inf)
+					fail_msg("%s{%s}: +Inf bucket %g but _count %g", name, key,
+					         series[i].inf, series[i].count);
+				found = 1;
+				if (strstr(key, want) != NULL)
+					total += series[i].count;
+			}
+			if (!found)
+				fail_msg("%s: a _count without buckets: %s", name, line);
+		}
+	}
+	if (n == 0)
+		fail_msg("no %s_bucket lines", name);
+	for (int i = 0; i < n; i++)
+		if (!series[i].done)
+			fail_msg("%s{%s}: no +Inf bucket", name, series[i].key);
+	return total;
+}
+
+/* Asserts "# TYPE name type" and a "# HELP name" line. */
+static void expect_family(const char *text, const char *name, const char *type)
+{
+	char *t = tu_fmt("# TYPE %s %s\n", name, type), *h = tu_fmt("# HELP %s ", name);
+
+	if (strstr(text, t) == NULL || strstr(text, h) == NULL)
+		fail_msg("/metrics lacks \"%s\" (or its HELP)", t);
+	free(t);
+	free(h);
+}
+
+static void test_metrics_families(void **state)
+{
+	static const char *const causes[] = {"planned_kill", "timeout", "channel", "unexpected",
+	                                     "shutdown"};
+	struct httpc_response r = {0};
+	char err[256], line[512];
+	json_t *out = NULL;
+	const char *p;
+
+	/* The seed workflow: 999 of 1000 units, then a restock. */
+	assert_int_equal(tu_http(&sup, "PUT", "/v1/stock/123456", "{\"stock\":1000}", NULL), 200);
+	assert_int_equal(tu_start_order(&sup, "A12", "123456", 999), 201);
+	assert_int_equal(tu_http(&sup, "GET", "/v1/workflows/A12/wait?timeout=30", NULL, &out),
+	                 200);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(out, "workflow"), "status")),
+	    "completed");
+	json_decref(out);
+
+	assert_int_equal(
+	    httpc_request(sup.sock, "GET", "/metrics", NULL, NULL, 0, 5000, &r, err, sizeof(err)),
+	    0);
+	assert_int_equal(r.status, 200);
+	/* Every line is a comment or a well-formed sample. */
+	for (p = r.body; *p != '\0';) {
+		size_t len = strcspn(p, "\n");
+
+		snprintf(line, sizeof(line), "%.*s", (int)len, p);
+		p += len + (p[len] == '\n');
+		if (line[0] == '#')
+			assert_true(strncmp(line, "# HELP ", 7) == 0 ||
+			            strncmp(line, "# TYPE ", 7) == 0);
+		else
+			(void)sample_value(line);
+	}
+	expect_family(r.body, "idem_workflows", "gauge");
+	expect_family(r.body, "idem_attempts_total", "counter");
+	expect_family(r.body, "idem_retries_total", "counter");
+	expect_family(r.body, "idem_faults_total", "counter");
+	expect_family(r.body, "idem_timeouts_total", "counter");
+	expect_family(r.body, "idem_worker_spawns_total", "counter");
+	expect_family(r.body, "idem_worker_deaths_total", "counter");
+	expect_family(r.body, "idem_queue_depth", "gauge");
+	expect_family(r.body, "idem_dispatch_latency_seconds", "histogram");
+	expect_family(r.body, "idem_activity_duration_seconds", "histogram");
+	expect_family(r.body, "idem_commit_latency_seconds", "histogram");
+	assert_non_null(strstr(r.body, "idem_workflows{status=\"completed\"} "));
+	assert_non_null(strstr(r.body, "idem_faults_total{kind=\"kill\",point=\"mid_reply\"} "));
+	assert_non_null(strstr(r.body, "idem_timeouts_total{kind=\"start_to_close\"} "));
+	assert_non_null(strstr(r.body, "\nidem_queue_depth 0\n"));
+	for (size_t i = 0; i < sizeof(causes) / sizeof(causes[0]); i++) {
+		char *want = tu_fmt("idem_worker_deaths_total{cause=\"%s\"} ", causes[i]);
+
+		assert_non_null(strstr(r.body, want));
+		free(want);
+	}
+	/* The worker was spawned at least once. */
+	p = strstr(r.body, "\nidem_worker_spawns_total ");
+	assert_non_null(p);
+	assert_true(strtol(p + strlen("\nidem_worker_spawns_total "), NULL, 10) >= 1);
+
+	assert_true(check_histogram(r.body, "idem_dispatch_latency_seconds", "") >= 2);
+	assert_true(check_histogram(r.body, "idem_activity_duration_seconds", "") >= 2);
+	assert_true(check_histogram(r.body, "idem_activity_duration_seconds",
+	                            "activity=\"update_inventory\"") >= 1);
+	assert_true(check_histogram(r.body, "idem_activity_duration_seconds",
+	                            "activity=\"supplier_order\"") >= 1);
+	assert_true(check_histogram(r.body, "idem_commit_latency_seconds", "") >= 1);
+	httpc_response_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -239,6 +474,7 @@ int main(void)
 	    cmocka_unit_test(test_too_large),
 	    cmocka_unit_test(test_wait_timeout_and_vanishing_client),
 	    cmocka_unit_test(test_metrics),
+	    cmocka_unit_test(test_metrics_families),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -120,6 +120,7 @@ static void assert_config_equal(const struct idem_config *a, const struct idem_c
 	assert_string_equal(a->state_database, b->state_database);
 	assert_string_equal(a->supplier_database, b->supplier_database);
 	assert_string_equal(a->supplier_socket, b->supplier_socket);
+	assert_int_equal(a->sync, b->sync);
 	assert_int_equal(a->workers, b->workers);
 	assert_int_equal(a->reorder_threshold, b->reorder_threshold);
 	assert_int_equal(a->reorder_quantity, b->reorder_quantity);
@@ -155,6 +156,7 @@ static void assert_config_equal(const struct idem_config *a, const struct idem_c
 	assert_true(a->fault_supplier_rate == b->fault_supplier_rate);
 	assert_string_equal(a->fault_activities, b->fault_activities);
 	assert_int_equal(a->fault_max_attempt, b->fault_max_attempt);
+	assert_int_equal(a->log_format, b->log_format);
 }
 
 static void write_file(const char *path, const char *text)
@@ -213,6 +215,7 @@ static void test_key_table(void **state)
 	                                    "STATE_DATABASE",
 	                                    "SUPPLIER_DATABASE",
 	                                    "SUPPLIER_SOCKET",
+	                                    "SYNC",
 	                                    "WORKERS",
 	                                    "REORDER_THRESHOLD",
 	                                    "REORDER_QUANTITY",
@@ -243,7 +246,9 @@ static void test_key_table(void **state)
 	                                    "FAULT_DELAY_RATE",
 	                                    "FAULT_SUPPLIER_RATE",
 	                                    "FAULT_ACTIVITIES",
-	                                    "FAULT_MAX_ATTEMPT"};
+	                                    "FAULT_MAX_ATTEMPT",
+	                                    "FAULT_VFS",
+	                                    "LOG_FORMAT"};
 	struct fixture *f = *state;
 	size_t n;
 	const struct config_key *k = config_keys(&n);
@@ -913,11 +918,48 @@ static void test_retry_maximum_below_initial(void **state)
 /* ---- .env-dist ---- */
 
 /* A value that differs from the default for every key, in table order. */
-static const char *const not_default[] = {
-    "x.sock", "localhost:1", "ns", "tq",   "x.db", "xs.db", "xp.db", "xp.sock", "9", "9", "9",
-    "x:9",    "error",       "99", "9999", "9s",   "9s",    "9",     "99s",     "9", "9s",
-    "9s",     "9s",          "X,Y", "naive", "7",  "0.1",   "mid_reply", "0.1", "0.1", "0.1",
-    "0.1",    "0.5",         "9ms", "0.5",  "0.5", "0.5",   "update_inventory", "3"};
+static const char *const not_default[] = {"x.sock",
+                                          "localhost:1",
+                                          "ns",
+                                          "tq",
+                                          "x.db",
+                                          "xs.db",
+                                          "xp.db",
+                                          "xp.sock",
+                                          "normal",
+                                          "9",
+                                          "9",
+                                          "9",
+                                          "x:9",
+                                          "error",
+                                          "99",
+                                          "9999",
+                                          "9s",
+                                          "9s",
+                                          "9",
+                                          "99s",
+                                          "9",
+                                          "9s",
+                                          "9s",
+                                          "9s",
+                                          "X,Y",
+                                          "naive",
+                                          "7",
+                                          "0.1",
+                                          "mid_reply",
+                                          "0.1",
+                                          "0.1",
+                                          "0.1",
+                                          "0.1",
+                                          "0.5",
+                                          "9ms",
+                                          "0.5",
+                                          "0.5",
+                                          "0.5",
+                                          "update_inventory",
+                                          "3",
+                                          "target=app,op=sync,nth=2",
+                                          "json"};
 
 static void test_env_dist(void **state)
 {
@@ -961,8 +1003,8 @@ static void test_fault_keys(void **state)
 
 	SET_FAILS(c, "FAULT_KILL_RATE", "1.5", "FAULT_KILL_RATE=1.5 is out of range", "0..1");
 	SET_FAILS(c, "FAULT_ERROR_RATE", "often", "FAULT_ERROR_RATE=often is not a number");
-	SET_FAILS(c, "FAULT_KILL_POINTS", "after_commit,mid_air",
-	          "unknown crash point \"mid_air\"", "after_effect");
+	SET_FAILS(c, "FAULT_KILL_POINTS", "after_commit,mid_air", "unknown crash point \"mid_air\"",
+	          "after_effect");
 	SET_FAILS(c, "ACTIVITY_MODE", "careless", "ACTIVITY_MODE=careless is not one of",
 	          "guarded|naive");
 	SET_FAILS(c, "FAULT_SEED", "-4", "FAULT_SEED=-4 is not a number");
@@ -987,20 +1029,45 @@ static void test_kill_rate_spread(void **state)
 {
 	struct idem_config *c = &((struct fixture *)*state)->c;
 	struct fixture *f = *state;
-	char *argv[] = {"idem", "--env=/dev/null", "--fault-kill-rate=0.4",
+	char *argv[] = {"idem",
+	                "--env=/dev/null",
+	                "--fault-kill-rate=0.4",
 	                "--fault-kill-points=after_commit,mid_reply,before_effect",
-	                "--fault-kill-rate-after-commit=0.5", NULL};
+	                "--fault-kill-rate-after-commit=0.5",
+	                NULL};
 	char *bad[] = {"idem", "--env=/dev/null", "--fault-kill-rate=0.8",
 	               "--fault-kill-rate-mid-reply=0.5", NULL};
 	int rest[8], nrest;
 
 	assert_int_equal(config_load(c, 5, argv, rest, &nrest, f->err, sizeof(f->err)), 0);
-	assert_true(config_kill_rate(c, 0) == 0.2);  /* before_effect: half of 0.4 */
-	assert_true(config_kill_rate(c, 1) == 0.0);  /* after_effect: not listed */
-	assert_true(config_kill_rate(c, 2) == 0.5);  /* its own rate */
-	assert_true(config_kill_rate(c, 3) == 0.2);  /* mid_reply: half of 0.4 */
+	assert_true(config_kill_rate(c, 0) == 0.2); /* before_effect: half of 0.4 */
+	assert_true(config_kill_rate(c, 1) == 0.0); /* after_effect: not listed */
+	assert_true(config_kill_rate(c, 2) == 0.5); /* its own rate */
+	assert_true(config_kill_rate(c, 3) == 0.2); /* mid_reply: half of 0.4 */
 	assert_int_equal(config_load(c, 4, bad, rest, &nrest, f->err, sizeof(f->err)), -1);
 	assert_non_null(strstr(f->err, "kill rates add up to 1.300"));
+}
+
+/* LOG_FORMAT: logfmt or json, named in the message when bad; a flag too. */
+static void test_log_format(void **state)
+{
+	struct fixture *f = *state;
+	struct idem_config *c = &f->c;
+	char *argv[] = {"idem", "--env=/dev/null", "--log-format=json", NULL};
+	int rest[4], nrest;
+
+	assert_int_equal(c->log_format, LOG_FORMAT_LOGFMT);
+	assert_string_equal(set_err(c, "LOG_FORMAT", "yaml"),
+	                    "config: LOG_FORMAT=yaml is not one of logfmt|json");
+	SET_FAILS(c, "LOG_FORMAT", "", "LOG_FORMAT=\"\" is not one of logfmt|json");
+	SET_OK(c, "LOG_FORMAT", "json");
+	assert_int_equal(c->log_format, LOG_FORMAT_JSON);
+	SET_OK(c, "LOG_FORMAT", "LOGFMT");
+	assert_int_equal(c->log_format, LOG_FORMAT_LOGFMT);
+	assert_int_equal(config_load(c, 3, argv, rest, &nrest, f->err, sizeof(f->err)), 0);
+	assert_int_equal(c->log_format, LOG_FORMAT_JSON);
+	assert_string_equal(config_log_format_name(c->log_format), "json");
+	assert_string_equal(config_log_format_name(LOG_FORMAT_LOGFMT), "logfmt");
 }
 
 int main(void)
@@ -1036,6 +1103,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_load_flag_error, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retry_maximum_below_initial, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_env_dist, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_log_format, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

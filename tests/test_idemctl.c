@@ -144,7 +144,10 @@ static void test_show(void **state)
 	expect(&r, 0, "out", "workflow   A12 (namespace default, type inventory)");
 	expect(&r, 0, "out", "status     completed");
 	expect(&r, 0, "out", "\"final_stock\":1001");
-	expect(&r, 0, "out", "update_inventory  1        completed");
+	/* The timeline: each step, when it was scheduled, a row per attempt. */
+	expect(&r, 0, "out", "scheduled: order_id=A12 product_id=123456 quantity=999\n");
+	expect(&r, 0, "out", "  ATTEMPT  AT ");
+	expect(&r, 0, "out", " completed ");
 	expect(&r, 0, "out", "stock=1\n");
 	expect(&r, 0, "out", "supplier_order_id=SO-1 stock=1001");
 	expect(&r, 0, "out", "workflow_completed");
@@ -256,7 +259,7 @@ static void test_usage_errors(void **state)
 {
 	check(IDEM_EXIT_USAGE, "err",
 	      "idemctl: unknown command \"strat\" (commands: start, show, get, list, wait, stats, "
-	      "stock, check)",
+	      "top, stock, check)",
 	      "strat");
 	check(IDEM_EXIT_USAGE, "err", "idemctl: start: --quantity abc is not a positive integer",
 	      "start --order-id X --product-id 123456 --quantity abc");
@@ -362,6 +365,48 @@ static void test_wait_timeout(void **state)
 	check(0, "out", "123456: 58\n", "stock get 123456");
 }
 
+/* ---- top ------------------------------------------------------------------------------ */
+
+static int occurrences(const char *text, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+static void test_top(void **state)
+{
+	struct run r = ctl("top --count 2 --interval 0.2");
+	pid_t pids[2];
+
+	worker_pids(pids);
+	expect(&r, 0, "out", "SLOT  PID    STATE");
+	/* Two snapshots (stdout is not a terminal: no screen clearing), each
+	 * with both slots, the totals and the rates. */
+	assert_null(strstr(r.out, "\033["));
+	assert_int_equal(occurrences(r.out, "idem top  "), 2);
+	assert_int_equal(occurrences(r.out, "\nSLOT  PID"), 2);
+	assert_int_equal(occurrences(r.out, "\nworkflows  0 running, "), 2);
+	assert_int_equal(occurrences(r.out, "(since start)\n"), 1);
+	assert_int_equal(occurrences(r.out, "(last "), 1);
+	for (int i = 0; i < 2; i++) {
+		char *row = tu_fmt("\n%d     %ld ", i, (long)pids[i]);
+
+		assert_int_equal(occurrences(r.out, row), 2);
+		free(row);
+	}
+	run_free(&r);
+	r = ctl("stats --watch --count 1 --interval 0.1");
+	expect(&r, 0, "out", "spawns");
+	assert_int_equal(occurrences(r.out, "idem top  "), 1);
+	run_free(&r);
+	check(IDEM_EXIT_USAGE, "err", "top: --interval 0 is not a duration", "top --interval 0");
+	check(IDEM_EXIT_USAGE, "err", "top: --count x is not a positive integer", "top --count x");
+	check(IDEM_EXIT_USAGE, "err", "--interval and --count go with --watch", "stats --count 2");
+}
+
 static void test_stop(void **state)
 {
 	char *app = tu_fmt("%s/app.db", dir), *flags = db_flags(app);
@@ -396,6 +441,7 @@ int main(void)
 	    cmocka_unit_test(test_unknown_product_fails),
 	    cmocka_unit_test(test_namespace),
 	    cmocka_unit_test(test_wait_timeout),
+	    cmocka_unit_test(test_top),
 	    cmocka_unit_test(test_stop),
 	};
 

@@ -6,8 +6,11 @@
  * {"type":"heartbeat"} frames before it while the activity checkpoints
  * progress (supplier_order: the supplier order id, before the credit).
  * It exits 0 when the channel closes, IDEM_EXIT_FAIL on a broken channel
- * or message, and IDEM_EXIT_DB when the app DB cannot be opened (see
- * exitcodes.h).
+ * or message, and IDEM_EXIT_DB when the app DB cannot be opened or an
+ * attempt left it inside a transaction that could not be rolled back
+ * (the supervisor respawns a worker with a fresh connection; see
+ * exitcodes.h). Other app DB errors are the attempt's: a retryable
+ * DatabaseError, and the worker carries on.
  *
  * A task may carry a fault plan (its "fault" object, shared/fault.h),
  * which the worker carries out, logging one "injected fault: ..." line:
@@ -40,6 +43,7 @@
 #include "config.h"
 #include "exitcodes.h"
 #include "fault.h"
+#include "faultvfs.h"
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
@@ -60,6 +64,7 @@ struct attempt {
 
 /* Large (the seed table): static rather than on the stack. */
 static struct idem_config cfg;
+static int storage_faults; /* FAULT_VFS targets the app DB */
 
 static void usage(FILE *f)
 {
@@ -421,8 +426,9 @@ static json_t *run_attempt(struct activity_env *env, const struct attempt *a)
 	return answer;
 }
 
-/* Runs one task message and answers it. Returns 0, or -1 when the worker
- * must exit (IDEM_EXIT_FAIL). */
+/* Runs one task message and answers it. Returns 0, -1 when the worker
+ * must exit (IDEM_EXIT_FAIL), or -2 when the attempt left the app DB in a
+ * transaction (a failed ROLLBACK): the worker exits IDEM_EXIT_DB. */
 static int handle(int fd, const struct activity_env *base, json_t *msg)
 {
 	struct msg_task t;
@@ -430,7 +436,7 @@ static int handle(int fd, const struct activity_env *base, json_t *msg)
 	struct activity_hooks hooks = {.at = at_point, .arg = &a};
 	struct activity_env env = *base;
 	json_t *answer = NULL; /* new */
-	char err[512], q[600];
+	char err[512], q[600], wfq[300];
 	int rc;
 
 	if (read_task(msg, &t) != 0)
@@ -439,14 +445,24 @@ static int handle(int fd, const struct activity_env *base, json_t *msg)
 	env.heartbeat = send_heartbeat;
 	env.heartbeat_arg = &a;
 	if (read_plan(&t, &a.plan, err, sizeof(err)) != 0) {
-		log_error("bad fault plan from the supervisor", "task_id=%lld error=%s",
-		          (long long)t.task_id, kvq(q, sizeof(q), err));
+		log_error("bad fault plan from the supervisor",
+		          "task_id=%lld wf=%s step=%lld attempt=%lld error=%s",
+		          (long long)t.task_id, kvq(wfq, sizeof(wfq), t.workflow_id),
+		          (long long)t.step, (long long)t.attempt, kvq(q, sizeof(q), err));
 		answer = msg_result_error_new(t.task_id, "BadFault", err, 0);
 	} else {
 		answer = run_attempt(&env, &a);
 	}
 	rc = reply(fd, answer, &a);
 	json_decref(answer);
+	if (rc == 0 && !sqlite3_get_autocommit(base->db)) {
+		log_error("the app DB is still inside a transaction after the attempt (the "
+		          "rollback failed); exiting so that a new worker opens it afresh",
+		          "task_id=%lld wf=%s step=%lld attempt=%lld", (long long)t.task_id,
+		          kvq(wfq, sizeof(wfq), t.workflow_id), (long long)t.step,
+		          (long long)t.attempt);
+		rc = -2;
+	}
 	return rc;
 }
 
@@ -473,11 +489,27 @@ static int serve(int fd, const struct activity_env *env)
 		r = handle(fd, env, msg);
 		json_decref(msg);
 		if (r != 0) {
-			rc = IDEM_EXIT_FAIL;
+			rc = r == -2 ? IDEM_EXIT_DB : IDEM_EXIT_FAIL;
 			break;
 		}
 	}
 	frame_decoder_free(&d);
+	return rc;
+}
+
+/* FAULT_VFS for the app DB, before it is opened. Returns 1 when on, 0
+ * when off or aimed at the state DB, -1 with err. */
+static int setup_storage_faults(char *err, size_t errlen)
+{
+	struct faultvfs_spec spec;
+	int rc;
+
+	if (faultvfs_parse(cfg.fault_vfs, &spec, err, errlen) != 0)
+		return -1;
+	rc = faultvfs_install(&spec, "app", cfg.database, err, errlen);
+	if (rc > 0)
+		log_info("storage fault injection on (FAULT_VFS)", "role=app db=%s spec=\"%s\"",
+		         cfg.database, cfg.fault_vfs);
 	return rc;
 }
 
@@ -492,7 +524,12 @@ static int run(const struct worker_args *a)
 	                           .naive = a->naive};
 	int rc;
 
-	if (appdb_open(cfg.database, DB_SYNC_FULL, NULL, 0, &db, err, sizeof(err)) != 0) {
+	storage_faults = setup_storage_faults(err, sizeof(err));
+	if (storage_faults < 0) {
+		log_error("cannot set up storage faults", "error=%s", kvq(q, sizeof(q), err));
+		return IDEM_EXIT_DB;
+	}
+	if (appdb_open(cfg.database, (enum db_sync)cfg.sync, NULL, 0, &db, err, sizeof(err)) != 0) {
 		log_error("cannot open the app database", "error=%s", kvq(q, sizeof(q), err));
 		return IDEM_EXIT_DB;
 	}
@@ -511,6 +548,7 @@ int main(int argc, char **argv)
 {
 	struct worker_args a = {.channel_fd = -1};
 	char err[600];
+	int rc;
 
 	/* Die with the supervisor; if it is already gone, leave now. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -528,5 +566,10 @@ int main(int argc, char **argv)
 		return IDEM_EXIT_USAGE;
 	}
 	log_init("worker", cfg.log_level);
-	return run(&a);
+	log_set_format(cfg.log_format);
+	rc = run(&a);
+	if (storage_faults > 0)
+		log_info("storage faults injected (FAULT_VFS)", "role=app injected=%ld calls=%ld",
+		         faultvfs_injected(), faultvfs_calls());
+	return rc;
 }

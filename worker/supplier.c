@@ -678,6 +678,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	log_init("supplier", cfg.log_level);
+	log_set_format(cfg.log_format);
 	if (open_ledger(&s, err, sizeof(err)) != 0) {
 		log_error("cannot open the ledger", "error=%s", kvq(q, sizeof(q), err));
 		rc = IDEM_EXIT_DB;
