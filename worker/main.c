@@ -84,34 +84,6 @@ static void usage(FILE *f)
 	      f);
 }
 
-/* Formats s as a logfmt value (quoted and escaped when needed). */
-static const char *kvq(char *buf, size_t len, const char *s)
-{
-	size_t o = 0;
-	int quote = s == NULL || *s == '\0' || strpbrk(s, " =\"\\\n\r\t") != NULL;
-
-	if (s == NULL)
-		s = "";
-	if (!quote) {
-		snprintf(buf, len, "%s", s);
-		return buf;
-	}
-	buf[o++] = '"';
-	for (; *s != '\0' && o + 4 < len; s++) {
-		char c = *s;
-		if (c == '"' || c == '\\')
-			buf[o++] = '\\';
-		if (c == '\n' || c == '\r' || c == '\t') {
-			buf[o++] = '\\';
-			c = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
-		}
-		buf[o++] = c;
-	}
-	buf[o++] = '"';
-	buf[o] = '\0';
-	return buf;
-}
-
 static int parse_fd(const char *text, int *fd, char *err, size_t errlen)
 {
 	char *end = NULL;
@@ -204,9 +176,9 @@ static void log_injected(const struct attempt *a, const char *msg, const char *d
 	char wf[300], act[300];
 
 	log_info(msg, "%s task_id=%lld wf=%s step=%lld attempt=%lld activity=%s", detail,
-	         (long long)a->t->task_id, kvq(wf, sizeof(wf), a->t->workflow_id),
+	         (long long)a->t->task_id, log_quote(wf, sizeof(wf), a->t->workflow_id),
 	         (long long)a->t->step, (long long)a->t->attempt,
-	         kvq(act, sizeof(act), a->t->activity));
+	         log_quote(act, sizeof(act), a->t->activity));
 }
 
 /* The plan's SIGKILL. The log line is one write(2): it survives. */
@@ -309,7 +281,7 @@ static int reply(int fd, json_t *msg, const struct attempt *a)
 	if (planned_kill_at(a, FAULT_MID_REPLY))
 		die_mid_reply(fd, msg, a);
 	if (frame_write_fd(fd, msg, cfg.max_frame, err, sizeof(err)) != 0) {
-		log_error("cannot write to the channel", "error=%s", kvq(q, sizeof(q), err));
+		log_error("cannot write to the channel", "error=%s", log_quote(q, sizeof(q), err));
 		return -1;
 	}
 	return 0;
@@ -329,7 +301,7 @@ static int send_heartbeat(void *arg, json_t *details)
 		          (long long)a->t->task_id);
 	else if (frame_write_fd(a->fd, msg, cfg.max_frame, err, sizeof(err)) != 0)
 		log_error("cannot send a heartbeat", "task_id=%lld error=%s",
-		          (long long)a->t->task_id, kvq(q, sizeof(q), err));
+		          (long long)a->t->task_id, log_quote(q, sizeof(q), err));
 	else
 		rc = 0;
 	json_decref(msg);
@@ -346,17 +318,18 @@ static void log_attempt(const struct msg_task *t, const struct activity_outcome 
 	if (rc == 0) {
 		log_debug("attempt done",
 		          "task_id=%lld wf=%s step=%lld attempt=%lld activity=%s ok=true us=%lld",
-		          (long long)t->task_id, kvq(wf, sizeof(wf), t->workflow_id),
+		          (long long)t->task_id, log_quote(wf, sizeof(wf), t->workflow_id),
 		          (long long)t->step, (long long)t->attempt,
-		          kvq(act, sizeof(act), t->activity), (long long)us);
+		          log_quote(act, sizeof(act), t->activity), (long long)us);
 		return;
 	}
 	log_debug("attempt failed",
 	          "task_id=%lld wf=%s step=%lld attempt=%lld activity=%s ok=false "
 	          "error_type=%s retryable=%s error=%s us=%lld",
-	          (long long)t->task_id, kvq(wf, sizeof(wf), t->workflow_id), (long long)t->step,
-	          (long long)t->attempt, kvq(act, sizeof(act), t->activity), o->error_type,
-	          o->retryable ? "true" : "false", kvq(text, sizeof(text), o->error_message),
+	          (long long)t->task_id, log_quote(wf, sizeof(wf), t->workflow_id),
+	          (long long)t->step, (long long)t->attempt,
+	          log_quote(act, sizeof(act), t->activity), o->error_type,
+	          o->retryable ? "true" : "false", log_quote(text, sizeof(text), o->error_message),
 	          (long long)us);
 }
 
@@ -372,7 +345,7 @@ static int read_task(json_t *msg, struct msg_task *t)
 		         (unsigned)type < 4 ? names[type] : "?");
 	else if (type == MSG_TASK && msg_parse_task(msg, t, err, sizeof(err)) == 0)
 		return 0;
-	log_error("bad message from the supervisor", "error=%s", kvq(q, sizeof(q), err));
+	log_error("bad message from the supervisor", "error=%s", log_quote(q, sizeof(q), err));
 	return -1;
 }
 
@@ -447,8 +420,8 @@ static int handle(int fd, const struct activity_env *base, json_t *msg)
 	if (read_plan(&t, &a.plan, err, sizeof(err)) != 0) {
 		log_error("bad fault plan from the supervisor",
 		          "task_id=%lld wf=%s step=%lld attempt=%lld error=%s",
-		          (long long)t.task_id, kvq(wfq, sizeof(wfq), t.workflow_id),
-		          (long long)t.step, (long long)t.attempt, kvq(q, sizeof(q), err));
+		          (long long)t.task_id, log_quote(wfq, sizeof(wfq), t.workflow_id),
+		          (long long)t.step, (long long)t.attempt, log_quote(q, sizeof(q), err));
 		answer = msg_result_error_new(t.task_id, "BadFault", err, 0);
 	} else {
 		answer = run_attempt(&env, &a);
@@ -459,7 +432,7 @@ static int handle(int fd, const struct activity_env *base, json_t *msg)
 		log_error("the app DB is still inside a transaction after the attempt (the "
 		          "rollback failed); exiting so that a new worker opens it afresh",
 		          "task_id=%lld wf=%s step=%lld attempt=%lld", (long long)t.task_id,
-		          kvq(wfq, sizeof(wfq), t.workflow_id), (long long)t.step,
+		          log_quote(wfq, sizeof(wfq), t.workflow_id), (long long)t.step,
 		          (long long)t.attempt);
 		rc = -2;
 	}
@@ -482,7 +455,7 @@ static int serve(int fd, const struct activity_env *env)
 		}
 		if (r < 0) {
 			log_error("cannot read from the channel", "error=%s",
-			          kvq(q, sizeof(q), err));
+			          log_quote(q, sizeof(q), err));
 			rc = IDEM_EXIT_FAIL;
 			break;
 		}
@@ -526,17 +499,17 @@ static int run(const struct worker_args *a)
 
 	storage_faults = setup_storage_faults(err, sizeof(err));
 	if (storage_faults < 0) {
-		log_error("cannot set up storage faults", "error=%s", kvq(q, sizeof(q), err));
+		log_error("cannot set up storage faults", "error=%s", log_quote(q, sizeof(q), err));
 		return IDEM_EXIT_DB;
 	}
 	if (appdb_open(cfg.database, (enum db_sync)cfg.sync, NULL, 0, &db, err, sizeof(err)) != 0) {
-		log_error("cannot open the app database", "error=%s", kvq(q, sizeof(q), err));
+		log_error("cannot open the app database", "error=%s", log_quote(q, sizeof(q), err));
 		return IDEM_EXIT_DB;
 	}
 	env.db = db;
 	log_debug("worker started", "database=%s supplier=%s naive=%s",
-	          kvq(err, sizeof(err), cfg.database), kvq(q, sizeof(q), cfg.supplier_socket),
-	          a->naive ? "true" : "false");
+	          log_quote(err, sizeof(err), cfg.database),
+	          log_quote(q, sizeof(q), cfg.supplier_socket), a->naive ? "true" : "false");
 	ready = msg_ready_new((long)getpid());
 	rc = reply(a->channel_fd, ready, NULL) == 0 ? serve(a->channel_fd, &env) : IDEM_EXIT_FAIL;
 	json_decref(ready);

@@ -93,34 +93,6 @@ static void usage(FILE *f)
 	      f);
 }
 
-/* Formats s as a logfmt value (quoted and escaped when needed). */
-static const char *kvq(char *buf, size_t len, const char *s)
-{
-	size_t o = 0;
-	int quote = s == NULL || *s == '\0' || strpbrk(s, " =\"\\\n\r\t") != NULL;
-
-	if (s == NULL)
-		s = "";
-	if (!quote) {
-		snprintf(buf, len, "%s", s);
-		return buf;
-	}
-	buf[o++] = '"';
-	for (; *s != '\0' && o + 4 < len; s++) {
-		char c = *s;
-		if (c == '"' || c == '\\')
-			buf[o++] = '\\';
-		if (c == '\n' || c == '\r' || c == '\t') {
-			buf[o++] = '\\';
-			c = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
-		}
-		buf[o++] = c;
-	}
-	buf[o++] = '"';
-	buf[o] = '\0';
-	return buf;
-}
-
 /* ---- responses ---- */
 
 static const char *reason_of(int code)
@@ -358,7 +330,7 @@ static _Noreturn void die_before_answer(const char *key, const struct ledger_row
 
 	log_info("injected fault: recorded the order, dying before the answer",
 	         "supplier_order_id=SO-%lld key=%s replayed=%s exit=%d", row->id,
-	         kvq(qk, sizeof(qk), key), found ? "true" : "false", IDEM_EXIT_FAULT);
+	         log_quote(qk, sizeof(qk), key), found ? "true" : "false", IDEM_EXIT_FAULT);
 	_exit(IDEM_EXIT_FAULT);
 }
 
@@ -367,8 +339,8 @@ static void answer_order(struct evhttp_request *req, const char *key, const char
 {
 	char qk[600], qp[600];
 
-	kvq(qk, sizeof(qk), key);
-	kvq(qp, sizeof(qp), row->product_id);
+	log_quote(qk, sizeof(qk), key);
+	log_quote(qp, sizeof(qp), row->product_id);
 	if (!found) {
 		log_info("order recorded",
 		         "supplier_order_id=SO-%lld key=%s product_id=%s quantity=%lld", row->id,
@@ -401,7 +373,7 @@ static void orders_post(struct supplier *s, struct evhttp_request *req)
 	if (key == NULL || read_fault(req, &fault) != 0)
 		return;
 	if (fault == SUP_FAULT_UNAVAILABLE) {
-		log_info("injected fault: unavailable", "key=%s", kvq(q, sizeof(q), key));
+		log_info("injected fault: unavailable", "key=%s", log_quote(q, sizeof(q), key));
 		reply_error(req, 503, "supplier unavailable (injected fault); retry later");
 		return;
 	}
@@ -410,7 +382,7 @@ static void orders_post(struct supplier *s, struct evhttp_request *req)
 		return;
 	found = ledger_order(s->db, key, product_id, quantity, &row, err, sizeof(err));
 	if (found < 0) {
-		log_error("ledger write failed", "error=%s", kvq(q, sizeof(q), err));
+		log_error("ledger write failed", "error=%s", log_quote(q, sizeof(q), err));
 		reply_error(req, 503, "supplier ledger: %s; try again", err);
 	} else if (fault == SUP_FAULT_RECORD_THEN_DIE) {
 		die_before_answer(key, &row, found);
@@ -680,16 +652,16 @@ int main(int argc, char **argv)
 	log_init("supplier", cfg.log_level);
 	log_set_format(cfg.log_format);
 	if (open_ledger(&s, err, sizeof(err)) != 0) {
-		log_error("cannot open the ledger", "error=%s", kvq(q, sizeof(q), err));
+		log_error("cannot open the ledger", "error=%s", log_quote(q, sizeof(q), err));
 		rc = IDEM_EXIT_DB;
 		goto out;
 	}
 	if (setup_events(&s, err, sizeof(err)) != 0) {
-		log_error("cannot start", "error=%s", kvq(q, sizeof(q), err));
+		log_error("cannot start", "error=%s", log_quote(q, sizeof(q), err));
 		goto out;
 	}
-	log_info("listening", "socket=%s database=%s", kvq(q, sizeof(q), cfg.supplier_socket),
-	         kvq(q2, sizeof(q2), cfg.supplier_database));
+	log_info("listening", "socket=%s database=%s", log_quote(q, sizeof(q), cfg.supplier_socket),
+	         log_quote(q2, sizeof(q2), cfg.supplier_database));
 	if (event_base_dispatch(s.base) < 0) {
 		log_error("event loop failed", "");
 		goto out;
