@@ -36,7 +36,7 @@
  * or NULL with err when a database cannot be opened or read (a missing
  * file is an error naming it). */
 json_t *check_run(const char *state_db, const char *app_db, const char *supplier_db, char *err,
-		  size_t errlen);
+                  size_t errlen);
 
 /* Writes the report for a person: one line per violation with the
  * workflows involved, then a verdict line. */

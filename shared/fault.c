@@ -4,10 +4,13 @@
 #include <string.h>
 
 static const char *const kind_names[FAULT_NKINDS] = {
-	"none", "kill", "async_kill", "error", "delay", "supplier",
+    "none", "kill", "async_kill", "error", "delay", "supplier",
 };
 static const char *const point_names[FAULT_NPOINTS] = {
-	"before_effect", "after_effect", "after_commit", "mid_reply",
+    "before_effect",
+    "after_effect",
+    "after_commit",
+    "mid_reply",
 };
 static const char *const mode_names[] = {"unavailable", "record_then_die"};
 
@@ -56,7 +59,7 @@ static uint64_t finish(uint64_t z)
 }
 
 double fault_roll(uint64_t seed, const char *ns, const char *workflow_id, int step, int attempt,
-		  const char *kind)
+                  const char *kind)
 {
 	uint64_t h = mix(0xcbf29ce484222325ull, &seed, sizeof(seed));
 	int32_t nums[2] = {step, attempt};
@@ -95,8 +98,8 @@ static int activity_listed(const char *list, const char *activity)
 	return 0;
 }
 
-void fault_plan_for(const struct fault_config *c, const char *ns, const char *workflow_id,
-		    int step, int attempt, const char *activity, struct fault_plan *out)
+void fault_plan_for(const struct fault_config *c, const char *ns, const char *workflow_id, int step,
+                    int attempt, const char *activity, struct fault_plan *out)
 {
 #define ROLL(kind) fault_roll(c->seed, ns, workflow_id, step, attempt, kind)
 	double u, edge = 0;
@@ -126,7 +129,7 @@ void fault_plan_for(const struct fault_config *c, const char *ns, const char *wo
 	} else if (strcmp(activity, "supplier_order") == 0 && ROLL("supplier") < c->supplier_rate) {
 		out->kind = FAULT_SUPPLIER;
 		out->mode = ROLL("supplier_mode") < 0.5 ? FAULT_SUPPLIER_UNAVAILABLE
-							: FAULT_SUPPLIER_RECORD_THEN_DIE;
+		                                        : FAULT_SUPPLIER_RECORD_THEN_DIE;
 	}
 #undef ROLL
 }
@@ -138,7 +141,7 @@ json_t *fault_plan_json(const struct fault_plan *p)
 		return json_pack("{s:s, s:s}", "kind", "kill", "point", point_names[p->point]);
 	case FAULT_ERROR:
 		return json_pack("{s:s, s:s}", "kind", "error", "when",
-				 p->after_effect ? "after_effect" : "before_effect");
+		                 p->after_effect ? "after_effect" : "before_effect");
 	case FAULT_DELAY:
 		return json_pack("{s:s, s:I}", "kind", "delay", "ms", (json_int_t)p->ms);
 	case FAULT_SUPPLIER:
@@ -168,18 +171,19 @@ int fault_plan_parse(const json_t *j, struct fault_plan *out, char *err, size_t 
 	if (j == NULL)
 		return 0;
 	if (json_unpack_ex((json_t *)j, &jerr, JSON_STRICT, "{s:s, s?s, s?s, s?I, s?s}", "kind",
-			   &kind, "point", &point, "when", &when, "ms", &ms, "mode", &mode) != 0) {
+	                   &kind, "point", &point, "when", &when, "ms", &ms, "mode", &mode) != 0) {
 		snprintf(err, errlen, "fault: %s", jerr.text);
 		return -1;
 	}
 	if (parse_kind(kind, &out->kind) != 0 || out->kind == FAULT_ASYNC_KILL) {
 		snprintf(err, errlen, "fault: unknown kind \"%s\" (kill, error, delay, supplier)",
-			 kind);
+		         kind);
 		return -1;
 	}
 	if (out->kind == FAULT_KILL && (point == NULL || fault_point_parse(point, &out->point))) {
-		snprintf(err, errlen, "fault: kill needs \"point\": before_effect, after_effect, "
-			 "after_commit or mid_reply");
+		snprintf(err, errlen,
+		         "fault: kill needs \"point\": before_effect, after_effect, "
+		         "after_commit or mid_reply");
 		return -1;
 	}
 	out->after_effect = when != NULL && strcmp(when, "after_effect") == 0;
@@ -188,8 +192,9 @@ int fault_plan_parse(const json_t *j, struct fault_plan *out, char *err, size_t 
 		if (mode != NULL && strcmp(mode, mode_names[1]) == 0)
 			out->mode = FAULT_SUPPLIER_RECORD_THEN_DIE;
 		else if (mode == NULL || strcmp(mode, mode_names[0]) != 0) {
-			snprintf(err, errlen, "fault: supplier needs \"mode\": unavailable or "
-				 "record_then_die");
+			snprintf(err, errlen,
+			         "fault: supplier needs \"mode\": unavailable or "
+			         "record_then_die");
 			return -1;
 		}
 	}

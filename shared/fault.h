@@ -50,28 +50,28 @@ struct fault_config {
 	int64_t async_kill_max_ms;
 	double error_rate;
 	double delay_rate;
-	int64_t delay_ms;                /* how long a delayed attempt sleeps */
+	int64_t delay_ms; /* how long a delayed attempt sleeps */
 	double supplier_rate;
-	int max_attempt;                 /* 0: any attempt; else attempts <= N */
-	char activities[256];            /* "" = all; else comma list */
+	int max_attempt;      /* 0: any attempt; else attempts <= N */
+	char activities[256]; /* "" = all; else comma list */
 };
 
 struct fault_plan {
 	enum fault_kind kind;
-	enum fault_point point;          /* kill */
-	int after_effect;                /* error: 0 before, 1 after the effect */
-	int64_t ms;                      /* async: delay; delay: sleep */
-	enum fault_supplier_mode mode;   /* supplier */
+	enum fault_point point;        /* kill */
+	int after_effect;              /* error: 0 before, 1 after the effect */
+	int64_t ms;                    /* async: delay; delay: sleep */
+	enum fault_supplier_mode mode; /* supplier */
 };
 
 /* A number in [0, 1) from the tuple; the same tuple always gives the same
  * number. */
 double fault_roll(uint64_t seed, const char *ns, const char *workflow_id, int step, int attempt,
-		  const char *kind);
+                  const char *kind);
 
 /* The plan for one attempt of activity. */
-void fault_plan_for(const struct fault_config *c, const char *ns, const char *workflow_id,
-		    int step, int attempt, const char *activity, struct fault_plan *out);
+void fault_plan_for(const struct fault_config *c, const char *ns, const char *workflow_id, int step,
+                    int attempt, const char *activity, struct fault_plan *out);
 
 /* Non-zero when any rate is set. */
 int fault_enabled(const struct fault_config *c);

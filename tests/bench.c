@@ -463,7 +463,8 @@ static void parse(struct options *o, int argc, char **argv)
 		}
 	}
 	if (optind < argc)
-		die("unexpected argument \"%s\" (--json takes its file as --json=FILE)", argv[optind]);
+		die("unexpected argument \"%s\" (--json takes its file as --json=FILE)",
+		    argv[optind]);
 	if (o->workflows < 100 || o->reps < 1 || o->reps > 16 || o->concurrency < 1)
 		die("--workflows >= 100, --reps 1..16, --concurrency >= 1");
 	if (o->quick) {

@@ -154,9 +154,12 @@ static void test_restrictions(void **state)
 static void test_roll_separates_fields(void **state)
 {
 	/* ("ab","c") and ("a","bc") are different workflows. */
-	assert_true(fault_roll(1, "ab", "c", 0, 1, "kill") != fault_roll(1, "a", "bc", 0, 1, "kill"));
-	assert_true(fault_roll(1, "ns", "w", 0, 1, "kill") != fault_roll(1, "ns", "w", 0, 2, "kill"));
-	assert_true(fault_roll(1, "ns", "w", 0, 1, "kill") != fault_roll(1, "ns", "w", 0, 1, "error"));
+	assert_true(fault_roll(1, "ab", "c", 0, 1, "kill") !=
+	            fault_roll(1, "a", "bc", 0, 1, "kill"));
+	assert_true(fault_roll(1, "ns", "w", 0, 1, "kill") !=
+	            fault_roll(1, "ns", "w", 0, 2, "kill"));
+	assert_true(fault_roll(1, "ns", "w", 0, 1, "kill") !=
+	            fault_roll(1, "ns", "w", 0, 1, "error"));
 	assert_true(fault_roll(9, "ns", "w", 3, 4, "x") == fault_roll(9, "ns", "w", 3, 4, "x"));
 }
 
