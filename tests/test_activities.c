@@ -94,13 +94,8 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 
-	if (f->sup_pid > 0) {
-		kill(f->sup_pid, SIGTERM);
-		if (tu_wait_exit(f->sup_pid, 5000) < 0) {
-			kill(f->sup_pid, SIGKILL);
-			tu_wait_exit(f->sup_pid, 5000);
-		}
-	}
+	if (f->sup_pid > 0)
+		tu_stop_child(f->sup_pid, 5000);
 	sqlite3_close(f->db);
 	tu_rmrf(f->dir);
 	free(f->dir);

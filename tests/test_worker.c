@@ -198,13 +198,8 @@ static int teardown(void **state)
 		kill(f->pid, SIGKILL);
 		worker_wait(f);
 	}
-	if (f->sup_pid > 0) {
-		kill(f->sup_pid, SIGTERM);
-		if (tu_wait_exit(f->sup_pid, 5000) < 0) {
-			kill(f->sup_pid, SIGKILL);
-			tu_wait_exit(f->sup_pid, 5000);
-		}
-	}
+	if (f->sup_pid > 0)
+		tu_stop_child(f->sup_pid, 5000);
 	tu_rmrf(f->dir);
 	free(f->dir);
 	free(f->app_db);

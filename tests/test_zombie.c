@@ -485,13 +485,8 @@ static int teardown(void **state)
 			sqlite3_exec(f->lock, "ROLLBACK", NULL, NULL, NULL);
 		sqlite3_close(f->lock);
 	}
-	if (f->sup_pid > 0) {
-		kill(f->sup_pid, SIGTERM);
-		if (tu_wait_exit(f->sup_pid, 5000) < 0) {
-			kill(f->sup_pid, SIGKILL);
-			tu_wait_exit(f->sup_pid, 5000);
-		}
-	}
+	if (f->sup_pid > 0)
+		tu_stop_child(f->sup_pid, 5000);
 	if (f->dir != NULL)
 		tu_rmrf(f->dir);
 	free(f->dir);

@@ -260,18 +260,26 @@ int tu_sup_start(struct tu_sup *s, const char *dir, const char *const *extra)
 	return 0;
 }
 
+int tu_stop_child(pid_t pid, int timeout_ms)
+{
+	int rc;
+
+	kill(pid, SIGTERM);
+	rc = tu_wait_exit(pid, timeout_ms);
+	if (rc < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	return rc;
+}
+
 int tu_sup_stop(struct tu_sup *s)
 {
 	int rc;
 
 	if (s->pid <= 0)
 		return -1;
-	kill(s->pid, SIGTERM);
-	rc = tu_wait_exit(s->pid, 20000);
-	if (rc < 0) {
-		kill(s->pid, SIGKILL);
-		waitpid(s->pid, NULL, 0);
-	}
+	rc = tu_stop_child(s->pid, 20000);
 	s->pid = 0;
 	return rc;
 }

@@ -27,6 +27,9 @@ pid_t tu_spawn(char *const argv[], const char *const *extra_env, const char *log
 /* Waits up to timeout_ms for pid. Returns its exit code, 128 + signal when
  * it was killed, or -1 when it is still running. */
 int tu_wait_exit(pid_t pid, int timeout_ms);
+/* SIGTERM, then SIGKILL when pid has not exited within timeout_ms; reaps
+ * it. Returns its exit code as tu_wait_exit does. */
+int tu_stop_child(pid_t pid, int timeout_ms);
 /* Runs argv to completion (timeout_ms), capturing stdout into *out
  * (malloc'd, NUL-terminated, may be NULL). Returns the exit code like
  * tu_wait_exit, or -1 on timeout (the child is killed). */
