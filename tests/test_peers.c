@@ -642,8 +642,9 @@ static int fill_until_refused(struct fixture *f, int *fds, int n, int shortages)
 	for (int i = 0; i < 400 && count_in_file(f->sup.log, "out of file descriptors") < shortages;
 	     i++)
 		tu_sleep_ms(20);
-	/* The refusals go on until the backlog is empty. */
-	for (int i = 0; i < 20 && closed != prev; i++) {
+	/* The refusals go on until the backlog is empty: wait for the first
+	 * (a loaded machine may take a while), then until the count settles. */
+	for (int i = 0; i < 60 && (closed == 0 || closed != prev); i++) {
 		prev = closed;
 		tu_sleep_ms(250);
 		closed = count_closed(fds, n);
