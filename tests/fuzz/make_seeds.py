@@ -349,6 +349,10 @@ def api_seeds():
     write("api", "bogus-method", req("FROB", "/v1/health"))
     write("api", "http10", req("GET", "/v1/health", version="1.0"))
     write("api", "http09", b"GET /v1/health\r\n\r\n")
+    # Found by fuzz_api: an HTTP/0.x reply has no Content-Length, and a
+    # second reply follows it on the same connection.
+    write("api", "http09-keep-alive-unframed",
+          b"GET /v1/workflows?mt=I5&after=&c=d HTTP/0.1\nConnection: keep-alive\r\n\n\r\n")
     write("api", "http2-preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
     write("api", "keep-alive-pipeline", req("GET", "/v1/health") + req("GET", "/v1/stats")
           + req("POST", "/v1/workflows", s(START)) + req("GET", "/v1/workflows/R1/wait?timeout=1ms"))
