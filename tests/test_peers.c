@@ -652,11 +652,26 @@ static int fill_until_refused(struct fixture *f, int *fds, int n, int shortages)
 	return closed;
 }
 
+/* One "out of file descriptors" line per shortage, not one per refused
+ * connection: each line but the last is followed by the end of its
+ * shortage. (A shortage may end and begin again while the test fills the
+ * table, when evhttp drops an idle connection after its timeout on a slow
+ * machine, so the count is at least, not exactly, the shortages made.) */
+static void assert_once_per_shortage(struct fixture *f, int at_least)
+{
+	int lines = count_in_file(f->sup.log, "out of file descriptors");
+	int ends = count_in_file(f->sup.log, "available again");
+
+	if (lines < at_least || lines > ends + 1)
+		fail_msg("%d shortage lines and %d ends of shortage (expected at least %d lines, "
+		         "at most one more than the ends)",
+		         lines, ends, at_least);
+}
+
 static void test_out_of_descriptors(void **state)
 {
 	struct fixture *f = *state;
 	const char *extra[] = {"--workers=1", NULL};
-	const char *shortage = "out of file descriptors";
 	const char *health = "GET /v1/health HTTP/1.1\r\nHost: idem\r\nConnection: close\r\n\r\n";
 	int fds[100], refused, served = -1;
 	char buf[4096];
@@ -682,7 +697,7 @@ static void test_out_of_descriptors(void **state)
 		served = read_reply(fds[i], 5000, buf, sizeof(buf));
 	}
 	assert_int_equal(served, 200);
-	assert_int_equal(count_in_file(f->sup.log, shortage), 1);
+	assert_once_per_shortage(f, 1);
 
 	/* Descriptors free again: the API serves new clients. */
 	for (int i = 0; i < 100; i++)
@@ -692,12 +707,12 @@ static void test_out_of_descriptors(void **state)
 	assert_int_equal(tu_http(&f->sup, "GET", "/v1/health", NULL, NULL), 200);
 	for (int i = 0; i < 100 && count_in_file(f->sup.log, "available again") == 0; i++)
 		tu_sleep_ms(50);
-	assert_int_equal(count_in_file(f->sup.log, "available again"), 1);
+	assert_true(count_in_file(f->sup.log, "available again") >= 1);
 
 	/* A second shortage is a second log line. */
 	refused = fill_until_refused(f, fds, 100, 2);
 	assert_true(refused > 0);
-	assert_int_equal(count_in_file(f->sup.log, shortage), 2);
+	assert_once_per_shortage(f, 2);
 	for (int i = 0; i < 100; i++)
 		close(fds[i]);
 	assert_alive(f);
