@@ -12,4 +12,8 @@ void stub_engine_free(struct engine *e);
 /* What engine_turn_end does for the API: runs the deferred replies. */
 void stub_turn_end(struct engine *e);
 
+/* Every armed wait times out in the next turn, as it would at its
+ * timeout. */
+void stub_expire_waits(struct engine *e);
+
 #endif

@@ -353,6 +353,9 @@ def api_seeds():
     # second reply follows it on the same connection.
     write("api", "http09-keep-alive-unframed",
           b"GET /v1/workflows?mt=I5&after=&c=d HTTP/0.1\nConnection: keep-alive\r\n\n\r\n")
+    # A long-poll, a byte ahead, then a half-close: api.c's hang-up watch
+    # stops at the byte, so the EOF is seen only when the poll times out.
+    write("api", "longpoll-bytes-ahead-hangup", req("GET", "/v1/wait") + b"G")
     write("api", "http2-preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
     write("api", "keep-alive-pipeline", req("GET", "/v1/health") + req("GET", "/v1/stats")
           + req("POST", "/v1/workflows", s(START)) + req("GET", "/v1/workflows/R1/wait?timeout=1ms"))
