@@ -74,6 +74,7 @@ struct pending {
 	struct waiter *waiter;
 	int64_t wf_id; /* 0: waits for every workflow */
 	int status;
+	int created;          /* a start that waits: whether it created the workflow */
 	json_t *body;         /* NEW ref to send after the commit */
 	struct event *hangup; /* watches a long-poll's client, or NULL */
 };
@@ -324,15 +325,71 @@ static int find_wf(struct api *a, struct evhttp_request *req, struct query *q, c
 
 /* ---- handlers -------------------------------------------------------------------- */
 
-static void handle_start(struct api *a, struct evhttp_request *req)
+/* Workflow id as the API shows it: from memory while the engine holds it
+ * (running, or closed in this turn), else from the state DB. NULL with
+ * err on a state-DB error. */
+static json_t *wf_view(struct api *a, int64_t id, char *err, size_t errlen)
 {
-	json_t *body = body_json(req), *input = NULL, *out = NULL;
+	struct wf *wf = engine_find(a->sup->engine, id);
+
+	return wf != NULL ? wf_json(wf) : store_wf_json(a->sup->store, id, err, errlen);
+}
+
+static void start_wait_done(void *arg, int timed_out)
+{
+	struct pending *p = arg;
+	char err[512];
+	json_t *wf;
+
+	p->waiter = NULL;
+	wf = wf_view(p->api, p->wf_id, err, sizeof(err));
+	if (wf == NULL)
+		return pending_finish(p, 500, json_pack("{s:s, s:i}", "error", err, "status", 500));
+	pending_finish(p, p->status,
+	               json_pack("{s:b, s:b, s:o}", "created", p->created, "timed_out", timed_out,
+	                         "workflow", wf));
+}
+
+/* POST /v1/workflows?wait=D: the reply waits (up to D) until the workflow
+ * has closed, like GET .../wait, and says whether it timed out. start is
+ * engine_start's answer (status, body STOLEN, id). */
+static void start_and_wait(struct api *a, struct evhttp_request *req, int64_t wait_ms, int status,
+                           json_t *body, int64_t id)
+{
+	struct wf *wf = engine_find(a->sup->engine, id);
+	struct pending *p;
+
+	if (wf == NULL || wf->status != WF_RUNNING) {
+		/* Closed already (a start of a finished workflow): answer
+		 * after this turn's commit, as any start. */
+		json_object_set_new(body, "timed_out", json_false());
+		reply_after_commit(a, req, status, body);
+		return;
+	}
+	p = pending_new(a, req);
+	p->wf_id = id;
+	p->status = status;
+	p->created = json_is_true(json_object_get(body, "created"));
+	json_decref(body);
+	/* The waiter fires after the commit that closed the workflow, or at
+	 * its timeout, which is in a later turn than this start's commit. */
+	p->waiter = engine_wait(a->sup->engine, wf, wait_ms, start_wait_done, p);
+	pending_watch(p);
+}
+
+static void handle_start(struct api *a, struct evhttp_request *req, struct query *q)
+{
+	int64_t wait_ms = query_duration(req, q, "wait", 0, API_WAIT_MAX_MS), id;
+	json_t *body, *input = NULL, *out = NULL;
 	const char *wid = NULL, *ns = a->sup->cfg.namespace_, *type = "inventory";
 	const char *queue = a->sup->cfg.taskqueue;
 	char err[1024];
 	json_error_t jerr;
 	int status;
 
+	if (wait_ms < 0)
+		return;
+	body = body_json(req);
 	if (body == NULL)
 		return;
 	if (json_unpack_ex(body, &jerr, JSON_STRICT, "{s?s, s?s, s?s, s?s, s:o}", "workflow_id",
@@ -365,11 +422,14 @@ static void handle_start(struct api *a, struct evhttp_request *req)
 		goto done;
 	}
 	input = json_deep_copy(input);
-	status = engine_start(a->sup->engine, ns, wid, type, input, &out, err, sizeof(err));
+	status = engine_start(a->sup->engine, ns, wid, type, input, &out, &id, err, sizeof(err));
 	json_decref(input);
 	if (out == NULL)
 		out = json_pack("{s:s, s:i}", "error", err, "status", status);
-	reply_after_commit(a, req, status, out);
+	if (wait_ms > 0 && (status == 200 || status == 201))
+		start_and_wait(a, req, wait_ms, status, out, id);
+	else
+		reply_after_commit(a, req, status, out);
 done:
 	json_decref(body);
 }
@@ -382,7 +442,7 @@ static void handle_get(struct api *a, struct evhttp_request *req, struct query *
 
 	if (!find_wf(a, req, q, id, &wid))
 		return;
-	wf = store_wf_json(a->sup->store, wid, err, sizeof(err));
+	wf = wf_view(a, wid, err, sizeof(err));
 	if (wf == NULL)
 		return reply_error(req, 500, "%s", err);
 	reply_after_commit(a, req, 200, wf);
@@ -413,7 +473,7 @@ static void wait_one_done(void *arg, int timed_out)
 	json_t *wf;
 
 	p->waiter = NULL;
-	wf = store_wf_json(p->api->sup->store, p->wf_id, err, sizeof(err));
+	wf = wf_view(p->api, p->wf_id, err, sizeof(err));
 	if (wf == NULL)
 		return pending_finish(p, 500, json_pack("{s:s, s:i}", "error", err, "status", 500));
 	pending_finish(p, 200, json_pack("{s:b, s:o}", "timed_out", timed_out, "workflow", wf));
@@ -699,7 +759,7 @@ static void route_workflows(struct api *a, struct evhttp_request *req, struct qu
                             char seg[4][API_ID_MAX * 3 + 1], int n, enum evhttp_cmd_type cmd)
 {
 	if (n == 2 && cmd == EVHTTP_REQ_POST)
-		return handle_start(a, req);
+		return handle_start(a, req, q);
 	if (cmd != EVHTTP_REQ_GET)
 		return reply_error(req, 405,
 		                   "method not allowed here (POST /v1/workflows starts "

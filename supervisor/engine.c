@@ -420,7 +420,8 @@ static void close_wf(struct engine *e, struct wf *wf, enum wf_status status)
 	char err[512];
 
 	wf->status = status;
-	if (store_wf_close(e->store, wf, clock_wall_ms(), err, sizeof(err)) != 0)
+	wf->closed_at = clock_wall_ms();
+	if (store_wf_close(e->store, wf, wf->closed_at, err, sizeof(err)) != 0)
 		db_failed(e, err);
 	if (status == WF_COMPLETED) {
 		e->stats.workflows_completed++;
@@ -716,7 +717,8 @@ static int input_conflicts(const json_t *want, const json_t *have, char *buf, si
 static int start_existing(struct engine *e, int64_t id, json_t *input, json_t **body, char *err,
                           size_t errlen)
 {
-	json_t *wf = store_wf_json(e->store, id, err, errlen);
+	struct wf *running = engine_find(e, id);
+	json_t *wf = running != NULL ? wf_json(running) : store_wf_json(e->store, id, err, errlen);
 	char why[256];
 
 	if (wf == NULL)
@@ -731,15 +733,15 @@ static int start_existing(struct engine *e, int64_t id, json_t *input, json_t **
 }
 
 int engine_start(struct engine *e, const char *ns, const char *workflow_id, const char *type,
-                 json_t *input, json_t **body, char *err, size_t errlen)
+                 json_t *input, json_t **body, int64_t *id, char *err, size_t errlen)
 {
 	const struct wf_type *t = wf_type_find(type);
 	struct wf *wf = NULL;
-	json_t *view, *asked;
-	int64_t id;
+	json_t *asked;
 	int found, rc;
 
 	*body = NULL;
+	*id = 0;
 	if (e->sup->stopping) {
 		snprintf(err, errlen,
 		         "idem-supervisor is shutting down; start the workflow again "
@@ -756,15 +758,18 @@ int engine_start(struct engine *e, const char *ns, const char *workflow_id, cons
 	asked = json_deep_copy(input);
 	rc = t->prepare(input, &e->sup->cfg, err, errlen) != 0 ? 400 : 0;
 	if (rc == 0) {
-		found = store_wf_lookup(e->store, ns, workflow_id, &id, err, errlen);
+		found = store_wf_lookup(e->store, ns, workflow_id, id, err, errlen);
 		if (found < 0)
 			rc = 500;
 		else if (found)
-			rc = start_existing(e, id, asked, body, err, errlen);
+			rc = start_existing(e, *id, asked, body, err, errlen);
 	}
 	json_decref(asked);
-	if (rc != 0)
+	if (rc != 0) {
+		if (rc != 200)
+			*id = 0;
 		return rc;
+	}
 	wf = wf_new(0, ns, workflow_id, type, input);
 	if (store_wf_insert(e->store, wf, clock_wall_ms(), err, errlen) != 0) {
 		wf_free(wf);
@@ -774,12 +779,10 @@ int engine_start(struct engine *e, const char *ns, const char *workflow_id, cons
 	          json_pack("{s:s, s:O}", "type", type, "input", input));
 	hash_add(e, wf);
 	mark_runnable(e, wf);
+	*id = wf->id;
 	e->stats.workflows_started++;
 	log_info("workflow started", "ns=%s wf=%s type=%s", ns, workflow_id, type);
-	view = store_wf_json(e->store, wf->id, err, errlen);
-	if (view == NULL)
-		return 500;
-	*body = json_pack("{s:b, s:o}", "created", 1, "workflow", view);
+	*body = json_pack("{s:b, s:o}", "created", 1, "workflow", wf_json(wf));
 	return 201;
 }
 

@@ -250,6 +250,7 @@ int store_wf_insert(struct store *s, struct wf *wf, int64_t now, char *err, size
 	if (step_done(s, st, "state DB: insert workflow", err, errlen) != 0)
 		return -1;
 	wf->id = sqlite3_last_insert_rowid(s->db);
+	wf->created_at = now;
 	return 0;
 }
 
@@ -357,6 +358,7 @@ int store_load_running(struct store *s, void (*fn)(void *arg, struct wf *wf), vo
 		           (const char *)sqlite3_column_text(st, 3), input);
 
 		json_decref(input);
+		wf->created_at = sqlite3_column_int64(st, 5);
 		if (load_steps(s, wf, err, errlen) != 0) {
 			wf_free(wf);
 			sqlite3_reset(st);

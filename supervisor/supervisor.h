@@ -86,6 +86,8 @@ struct wf {
 	enum wf_status status;
 	json_t *result;      /* owned; when completed */
 	char *error;         /* owned; when failed */
+	int64_t created_at;  /* wall ms */
+	int64_t closed_at;   /* wall ms; 0 while running */
 	struct step **steps; /* steps[seq], each owned */
 	int nsteps;
 	int capsteps;
@@ -149,6 +151,9 @@ struct wf *wf_new(int64_t id, const char *ns, const char *workflow_id, const cha
                   json_t *input);
 struct step *wf_add_step(struct wf *wf, const char *activity, json_t *input);
 void wf_free(struct wf *wf);
+/* The workflow as the API shows it (NEW reference), built from memory:
+ * the same object store_wf_json() reads back from its committed rows. */
+json_t *wf_json(const struct wf *wf);
 const char *wf_status_name(enum wf_status s);
 const char *step_status_name(enum step_status s);
 int wf_status_parse(const char *name, enum wf_status *out);
@@ -325,9 +330,10 @@ int engine_turn_end(struct engine *e, char *err, size_t errlen);
 
 /* Start a workflow. Returns 201 (created), 200 (exists, same input), 409
  * (exists, other input), 400 (bad request), 503 (shutting down), with
- * *body a NEW reference to send once durable (through engine_defer). */
+ * *body a NEW reference to send once durable (through engine_defer) and,
+ * on 200 and 201, *id the workflow's state-DB id. */
 int engine_start(struct engine *e, const char *ns, const char *workflow_id, const char *type,
-                 json_t *input, json_t **body, char *err, size_t errlen);
+                 json_t *input, json_t **body, int64_t *id, char *err, size_t errlen);
 /* The in-memory workflow for a running one, or NULL. */
 struct wf *engine_find(struct engine *e, int64_t id);
 int engine_running_count(const struct engine *e);

@@ -260,6 +260,41 @@ struct step *wf_add_step(struct wf *wf, const char *activity, json_t *input)
 	return st;
 }
 
+static json_t *or_null(json_t *j)
+{
+	return j != NULL ? json_incref(j) : json_null();
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s != NULL ? json_string(s) : json_null();
+}
+
+static json_t *step_json(const struct step *st)
+{
+	return json_pack(
+	    "{s:i, s:s, s:o, s:s, s:i, s:o, s:o, s:o, s:o, s:I, s:I}", "seq", st->seq, "activity",
+	    st->activity, "input", or_null(st->input), "status", step_status_name(st->status),
+	    "attempts", st->attempt, "heartbeat", or_null(st->heartbeat), "result",
+	    or_null(st->result), "error_type", str_or_null(st->error_type), "error_message",
+	    str_or_null(st->error_message), "next_attempt_at", (json_int_t)st->next_attempt_at,
+	    "scheduled_at", (json_int_t)st->scheduled_at);
+}
+
+json_t *wf_json(const struct wf *wf)
+{
+	json_t *steps = json_array();
+
+	for (int i = 0; i < wf->nsteps; i++)
+		json_array_append_new(steps, step_json(wf->steps[i]));
+	return json_pack(
+	    "{s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:I, s:o, s:o}", "namespace", wf->namespace_,
+	    "workflow_id", wf->workflow_id, "type", wf->type, "input", or_null(wf->input), "status",
+	    wf_status_name(wf->status), "result", or_null(wf->result), "error",
+	    str_or_null(wf->error), "created_at", (json_int_t)wf->created_at, "closed_at",
+	    wf->closed_at > 0 ? json_integer(wf->closed_at) : json_null(), "steps", steps);
+}
+
 static void step_free(struct step *st)
 {
 	if (st->timer != NULL)

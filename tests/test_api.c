@@ -215,6 +215,78 @@ static void test_wait_timeout_and_vanishing_client(void **state)
 	json_decref(out);
 }
 
+static const char *wf_str(json_t *out, const char *key)
+{
+	return json_string_value(json_object_get(json_object_get(out, "workflow"), key));
+}
+
+static json_t *first_step(json_t *out)
+{
+	return json_array_get(json_object_get(json_object_get(out, "workflow"), "steps"), 0);
+}
+
+/* POST /v1/workflows?wait=D answers once the workflow has closed, with
+ * the view GET gives; a start of a closed workflow answers at once, and
+ * one still running at the end of D says timed_out. */
+static void test_start_and_wait(void **state)
+{
+	const char *body =
+	    "{\"input\":{\"order_id\":\"SW1\",\"product_id\":\"123456\",\"quantity\":1}}";
+	json_t *out = NULL, *get = NULL;
+	char *db = tu_fmt("%s/state.db", dir);
+	pid_t pid;
+
+	expect("POST", "/v1/workflows?wait=soon", body, 400, "wait=soon", NULL);
+	assert_int_equal(tu_http(&sup, "POST", "/v1/workflows?wait=30s", body, &out), 201);
+	assert_true(json_is_true(json_object_get(out, "created")));
+	assert_false(json_is_true(json_object_get(out, "timed_out")));
+	assert_string_equal(wf_str(out, "status"), "completed");
+	assert_string_equal(json_string_value(json_object_get(first_step(out), "status")),
+	                    "completed");
+	/* Built from memory as the workflow closed; GET reads the rows. */
+	assert_int_equal(tu_http(&sup, "GET", "/v1/workflows/SW1", NULL, &get), 200);
+	if (!json_equal(json_object_get(out, "workflow"), get)) {
+		char *a = json_dumps(json_object_get(out, "workflow"), JSON_SORT_KEYS);
+		char *b = json_dumps(get, JSON_SORT_KEYS);
+
+		fail_msg("the start's view differs from GET's:\n  %s\n  %s", a, b);
+	}
+	json_decref(get);
+	json_decref(out);
+
+	assert_int_equal(tu_http(&sup, "POST", "/v1/workflows?wait=30s", body, &out), 200);
+	assert_false(json_is_true(json_object_get(out, "created")));
+	assert_false(json_is_true(json_object_get(out, "timed_out")));
+	assert_string_equal(wf_str(out, "status"), "completed");
+	json_decref(out);
+
+	pid = worker_pid();
+	assert_true(pid > 0);
+	kill(pid, SIGSTOP);
+	assert_int_equal(tu_http(&sup, "POST", "/v1/workflows?wait=300ms",
+	                         "{\"input\":{\"order_id\":\"SW2\",\"product_id\":"
+	                         "\"123456\",\"quantity\":1}}",
+	                         &out),
+	                 201);
+	assert_true(json_is_true(json_object_get(out, "timed_out")));
+	assert_string_equal(wf_str(out, "status"), "running");
+	assert_string_equal(json_string_value(json_object_get(first_step(out), "status")),
+	                    "running");
+	assert_int_equal(json_integer_value(json_object_get(first_step(out), "attempts")), 1);
+	/* What the memory view said is what the state DB holds. */
+	assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM steps s JOIN workflows w ON w.id = "
+	                                "s.wf WHERE w.workflow_id = 'SW2' AND w.status = "
+	                                "'running' AND s.status = 'running' AND s.attempt = 1"),
+	                 1);
+	json_decref(out);
+	kill(pid, SIGCONT);
+	assert_int_equal(tu_http(&sup, "GET", "/v1/workflows/SW2/wait?timeout=30", NULL, &out),
+	                 200);
+	assert_string_equal(wf_str(out, "status"), "completed");
+	json_decref(out);
+	free(db);
+}
+
 static void test_metrics(void **state)
 {
 	struct httpc_response r = {0};
@@ -473,6 +545,7 @@ int main(void)
 	    cmocka_unit_test(test_conflicting_start),
 	    cmocka_unit_test(test_too_large),
 	    cmocka_unit_test(test_wait_timeout_and_vanishing_client),
+	    cmocka_unit_test(test_start_and_wait),
 	    cmocka_unit_test(test_metrics),
 	    cmocka_unit_test(test_metrics_families),
 	};

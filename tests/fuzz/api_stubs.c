@@ -56,6 +56,10 @@ struct engine *stub_engine_new(struct sup *sup)
 	e->defer_tail = &e->defer_head;
 	e->running.id = 2;
 	e->running.status = WF_RUNNING;
+	e->running.namespace_ = "default";
+	e->running.workflow_id = "R1";
+	e->running.type = "inventory";
+	e->running.created_at = 1;
 	return e;
 }
 
@@ -195,12 +199,13 @@ json_t *store_counts_json(struct store *s, char *err, size_t errlen)
 
 /* The checks engine_start makes before it touches the state DB. */
 int engine_start(struct engine *e, const char *ns, const char *workflow_id, const char *type,
-                 json_t *input, json_t **body, char *err, size_t errlen)
+                 json_t *input, json_t **body, int64_t *idp, char *err, size_t errlen)
 {
 	const struct wf_type *t = wf_type_find(type);
 	int64_t id = 0;
 
 	*body = NULL;
+	*idp = 0;
 	if (t == NULL) {
 		snprintf(err, errlen, "unknown workflow type \"%s\" (known: %s)", type,
 		         wf_type_names());
@@ -212,6 +217,9 @@ int engine_start(struct engine *e, const char *ns, const char *workflow_id, cons
 		return 500;
 	*body = json_pack("{s:b, s:{s:s, s:s, s:O}}", "created", id == 0, "workflow", "namespace",
 	                  ns, "workflow_id", workflow_id, "input", input);
+	/* A new workflow is "R1" as far as a wait is concerned: running,
+	 * and closed only by a timeout. */
+	*idp = id == 0 ? e->running.id : id;
 	return id == 0 ? 201 : 200;
 }
 

@@ -356,6 +356,13 @@ def api_seeds():
     # A long-poll, a byte ahead, then a half-close: api.c's hang-up watch
     # stops at the byte, so the EOF is seen only when the poll times out.
     write("api", "longpoll-bytes-ahead-hangup", req("GET", "/v1/wait") + b"G")
+    # Start and wait: the reply waits for the workflow to close.
+    write("api", "start-wait", req("POST", "/v1/workflows?wait=1ms", s(START)))
+    write("api", "start-wait-existing", req("POST", "/v1/workflows?wait=5s",
+                                            s({"input": dict(START["input"], order_id="A12")})))
+    write("api", "start-wait-bad", req("POST", "/v1/workflows?wait=forever", s(START)))
+    write("api", "start-wait-pipeline", req("POST", "/v1/workflows?wait=30", s(START))
+          + req("GET", "/v1/health"))
     write("api", "http2-preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
     write("api", "keep-alive-pipeline", req("GET", "/v1/health") + req("GET", "/v1/stats")
           + req("POST", "/v1/workflows", s(START)) + req("GET", "/v1/workflows/R1/wait?timeout=1ms"))
