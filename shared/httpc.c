@@ -1,6 +1,8 @@
-/* httpc.c — a blocking HTTP/1.1 client, one request per connection, over
- * a Unix socket or TCP. The socket is nonblocking underneath so that the
- * whole exchange (connect, send, receive) is bounded by one deadline. */
+/* httpc.c — a blocking HTTP/1.1 client over a Unix socket or TCP: one
+ * request per connection (httpc_request), or a session that keeps its
+ * connection open between requests (httpc_session_request). The socket is
+ * nonblocking underneath so that the whole exchange (connect, send,
+ * receive) is bounded by one deadline. */
 #include "httpc.h"
 
 #include <errno.h>
@@ -38,6 +40,8 @@ struct conn {
 	int timeout_ms;
 	int64_t deadline; /* monotonic ms; 0 = none */
 	int fd;
+	int keep_alive;  /* ask the server to keep the connection */
+	size_t received; /* bytes of the response read so far */
 	char *err;
 	size_t errlen;
 };
@@ -57,6 +61,7 @@ struct head {
 	long long content_len; /* -1 = none */
 	int chunked;
 	int no_body;
+	int close; /* the server closes after it: HTTP/1.0, Connection: close */
 };
 
 static int buf_reserve(struct buf *b, size_t more)
@@ -320,7 +325,7 @@ static int build_request(struct conn *c, const char *const *headers, const char 
 		rc |= buf_printf(req, "Content-Type: application/json\r\n");
 	if (body != NULL || (strcmp(c->method, "GET") != 0 && strcmp(c->method, "HEAD") != 0))
 		rc |= buf_printf(req, "Content-Length: %zu\r\n", body != NULL ? body_len : 0);
-	rc |= buf_printf(req, "Connection: close\r\n\r\n");
+	rc |= buf_printf(req, "%s\r\n", c->keep_alive ? "" : "Connection: close\r\n");
 	if (body != NULL && body_len > 0)
 		rc |= buf_add(req, body, body_len);
 	if (rc != 0)
@@ -425,6 +430,7 @@ static int parse_head(struct conn *c, const char *p, size_t hlen, struct head *h
 	h->chunked = 0;
 	if (parse_status_line(c, p, hlen, h) != 0)
 		return -1;
+	h->close = p[7] == '0';
 	while (line < end) {
 		const char *nl = memchr(line, '\n', (size_t)(end - line));
 		size_t len = (size_t)((nl != NULL ? nl : end) - line);
@@ -434,6 +440,8 @@ static int parse_head(struct conn *c, const char *p, size_t hlen, struct head *h
 		if (header_value(line, len, "Transfer-Encoding", val, sizeof(val)) &&
 		    strcasestr(val, "chunked") != NULL)
 			h->chunked = 1;
+		if (header_value(line, len, "Connection", val, sizeof(val)))
+			h->close = strcasestr(val, "close") != NULL;
 		line = nl != NULL ? nl + 1 : end;
 	}
 	h->no_body = strcmp(c->method, "HEAD") == 0 || h->status == 204 || h->status == 304 ||
@@ -592,6 +600,7 @@ static int reader_read(struct conn *c, struct reader *r)
 		if (n > 0) {
 			r->raw.len += (size_t)n;
 			r->raw.p[r->raw.len] = '\0';
+			c->received += (size_t)n;
 			return 1;
 		}
 		if (n == 0) {
@@ -651,11 +660,34 @@ static int take_body(struct conn *c, struct reader *r, struct httpc_response *re
 	return 0;
 }
 
-static int receive(struct conn *c, struct httpc_response *resp)
+/* Whether the connection can carry another request after the response
+ * in r: framed by length (not by EOF), not closed by the server, and
+ * nothing read past its end. */
+static int reusable(const struct reader *r)
+{
+	size_t end;
+
+	if (r->eof || r->head.close)
+		return 0;
+	if (r->head.no_body)
+		end = r->head.header_len;
+	else if (r->head.chunked)
+		end = r->ch.pos;
+	else if (r->head.content_len >= 0)
+		end = r->head.header_len + (size_t)r->head.content_len;
+	else
+		return 0;
+	return end == r->raw.len;
+}
+
+/* Reads one response into resp; *keep says whether the connection can be
+ * used again. */
+static int receive(struct conn *c, struct httpc_response *resp, int *keep)
 {
 	struct reader r = {0};
 	int rc = -1;
 
+	*keep = 0;
 	for (;;) {
 		int done = reader_check(c, &r);
 		if (done < 0)
@@ -679,6 +711,7 @@ static int receive(struct conn *c, struct httpc_response *resp)
 		}
 	}
 	rc = take_body(c, &r, resp);
+	*keep = rc == 0 && reusable(&r);
 out:
 	free(r.raw.p);
 	free(r.chunks.p);
@@ -698,7 +731,7 @@ int httpc_request(const char *endpoint, const char *method, const char *path,
 	                 .errlen = errlen};
 	struct buf req = {0};
 	int rc = -1;
-	int send_err;
+	int send_err, keep;
 
 	memset(resp, 0, sizeof(*resp));
 	if (timeout_ms > 0)
@@ -718,12 +751,101 @@ int httpc_request(const char *endpoint, const char *method, const char *path,
 	}
 	/* A server may answer and close before reading all of the request
 	 * (e.g. 413): read its answer before blaming the send. */
-	rc = receive(&c, resp);
+	rc = receive(&c, resp, &keep);
 	if (rc != 0 && send_err != 0)
 		conn_fail(&c, "sending the request: %s", strerror(send_err));
 out:
 	if (c.fd >= 0)
 		close(c.fd);
+	free(req.p);
+	return rc;
+}
+
+struct httpc_session {
+	char *endpoint;
+	int fd; /* -1: not connected */
+};
+
+struct httpc_session *httpc_session_new(const char *endpoint)
+{
+	struct httpc_session *s = calloc(1, sizeof(*s));
+
+	if (s == NULL || (s->endpoint = strdup(endpoint != NULL ? endpoint : "")) == NULL) {
+		free(s);
+		return NULL;
+	}
+	s->fd = -1;
+	return s;
+}
+
+void httpc_session_free(struct httpc_session *s)
+{
+	if (s == NULL)
+		return;
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s->endpoint);
+	free(s);
+}
+
+int httpc_session_request(struct httpc_session *s, const char *method, const char *path,
+                          const char *const *headers, const char *body, size_t body_len,
+                          int timeout_ms, struct httpc_response *resp, char *err, size_t errlen)
+{
+	struct conn c = {.endpoint = s->endpoint,
+	                 .method = method,
+	                 .path = path,
+	                 .timeout_ms = timeout_ms,
+	                 .fd = -1,
+	                 .keep_alive = 1,
+	                 .err = err,
+	                 .errlen = errlen};
+	struct buf req = {0};
+	int rc = -1;
+
+	memset(resp, 0, sizeof(*resp));
+	if (timeout_ms > 0)
+		c.deadline = clock_mono_ms() + timeout_ms;
+	if (*s->endpoint == '\0') {
+		snprintf(err, errlen, "no endpoint given (a Unix socket path or http://HOST:PORT)");
+		return -1;
+	}
+	if (build_request(&c, headers, body, body_len, &req) != 0)
+		goto out;
+	for (int tries = 0;; tries++) {
+		int reused = s->fd >= 0, send_err, keep = 0;
+
+		if (reused) {
+			c.fd = s->fd;
+		} else {
+			if ((strncmp(s->endpoint, "http://", 7) == 0 ? connect_tcp(&c)
+			                                             : connect_unix(&c)) != 0)
+				goto out;
+			s->fd = c.fd;
+		}
+		c.received = 0;
+		send_err = send_all(&c, &req);
+		if (send_err == ETIMEDOUT) {
+			conn_timed_out(&c, "sending the request");
+			rc = -1;
+		} else {
+			rc = receive(&c, resp, &keep);
+			if (rc != 0 && send_err != 0)
+				conn_fail(&c, "sending the request: %s", strerror(send_err));
+		}
+		if (rc == 0 && keep)
+			break;
+		close(s->fd);
+		s->fd = c.fd = -1;
+		/* A kept connection the server had closed while it was idle
+		 * fails before any byte of a response: that request was not
+		 * read, so it goes once more on a new connection. */
+		if (rc == 0 || !reused || c.received > 0 || tries > 0 ||
+		    (c.deadline > 0 && clock_mono_ms() >= c.deadline))
+			break;
+		httpc_response_free(resp);
+	}
+out:
 	free(req.p);
 	return rc;
 }

@@ -38,6 +38,8 @@
 
 #define HTTP_TIMEOUT_MS 60000
 #define WAIT_POLL_S 20
+#define STR_(x) #x
+#define STR(x) STR_(x)
 #define MAX_KILLS 1000
 
 struct options {
@@ -424,21 +426,34 @@ static void build_argv(struct run *r)
 	r->sup_argv = a;
 }
 
-static int http_json(const struct run *r, const char *method, const char *path, const char *body,
-                     json_t **out, int timeout_ms)
+/* One request, on session s when given (a client's kept connection), else
+ * on a connection of its own. Returns the status with *out the JSON body
+ * (NEW, or NULL), or -1 when the exchange failed. */
+static int session_json(const struct run *r, struct httpc_session *s, const char *method,
+                        const char *path, const char *body, json_t **out, int timeout_ms)
 {
 	struct httpc_response resp = {0};
+	size_t len = body ? strlen(body) : 0;
 	char err[512];
-	int status;
+	int status, rc;
 
 	*out = NULL;
-	if (httpc_request(r->sock, method, path, NULL, body, body ? strlen(body) : 0, timeout_ms,
-	                  &resp, err, sizeof(err)) != 0)
+	rc = s != NULL ? httpc_session_request(s, method, path, NULL, body, len, timeout_ms, &resp,
+	                                       err, sizeof(err))
+	               : httpc_request(r->sock, method, path, NULL, body, len, timeout_ms, &resp,
+	                               err, sizeof(err));
+	if (rc != 0)
 		return -1;
 	status = resp.status;
 	*out = json_loadb(resp.body, resp.body_len, 0, NULL);
 	httpc_response_free(&resp);
 	return status;
+}
+
+static int http_json(const struct run *r, const char *method, const char *path, const char *body,
+                     json_t **out, int timeout_ms)
+{
+	return session_json(r, NULL, method, path, body, out, timeout_ms);
 }
 
 static pid_t spawn_supervisor(struct run *r)
@@ -503,10 +518,12 @@ static void workflow_of(const struct run *r, long i, int *product, int *quantity
 }
 
 /* Starts workflow i until a start is acknowledged (the start is
- * idempotent by id, so a retry after a supervisor restart is safe). */
-static int start_one(struct run *r, long i)
+ * idempotent by id, so a retry after a supervisor restart is safe). With
+ * wait, the start waits for the workflow to close too (one exchange per
+ * workflow) and *wf gets it (NEW), or NULL when the wait timed out. */
+static int start_one(struct run *r, struct httpc_session *s, long i, int wait, json_t **wf)
 {
-	char body[256];
+	char body[256], path[64];
 	int product, quantity;
 
 	workflow_of(r, i, &product, &quantity);
@@ -514,10 +531,15 @@ static int start_one(struct run *r, long i)
 	         "{\"workflow_id\":\"S%ld\",\"input\":{\"order_id\":\"S%ld\",\"product_id\":"
 	         "\"P%d\",\"quantity\":%d}}",
 	         i, i, product, quantity);
+	snprintf(path, sizeof(path), "/v1/workflows%s", wait ? "?wait=" STR(WAIT_POLL_S) : "");
+	*wf = NULL;
 	for (;;) {
 		json_t *j = NULL;
-		int st = http_json(r, "POST", "/v1/workflows", body, &j, HTTP_TIMEOUT_MS);
+		int st = session_json(r, s, "POST", path, body, &j, HTTP_TIMEOUT_MS);
 
+		if ((st == 200 || st == 201) && wait &&
+		    !json_is_true(json_object_get(j, "timed_out")))
+			*wf = json_incref(json_object_get(j, "workflow"));
 		json_decref(j);
 		if (st == 200 || st == 201)
 			return 0;
@@ -528,14 +550,14 @@ static int start_one(struct run *r, long i)
 }
 
 /* Long-polls workflow i until it closes; returns its status JSON (NEW). */
-static json_t *wait_one(struct run *r, long i)
+static json_t *wait_one(struct run *r, struct httpc_session *s, long i)
 {
 	char path[128];
 
 	snprintf(path, sizeof(path), "/v1/workflows/S%ld/wait?timeout=%d", i, WAIT_POLL_S);
 	for (;;) {
 		json_t *j = NULL, *wf;
-		int st = http_json(r, "GET", path, NULL, &j, (WAIT_POLL_S + 30) * 1000);
+		int st = session_json(r, s, "GET", path, NULL, &j, (WAIT_POLL_S + 30) * 1000);
 
 		wf = json_object_get(j, "workflow");
 		if (st == 200 && !json_is_true(json_object_get(j, "timed_out")) && wf != NULL) {
@@ -549,17 +571,21 @@ static json_t *wait_one(struct run *r, long i)
 	}
 }
 
+/* A client: one kept-alive connection, one workflow at a time, each a
+ * start that waits for the workflow to close (a long-poll follows when
+ * that wait times out, or after a supervisor restart). */
 static void *client(void *arg)
 {
 	struct run *r = arg;
+	struct httpc_session *s = httpc_session_new(r->sock);
 	long i;
 
 	while (!atomic_load(&r->stop) && (i = atomic_fetch_add(&r->next, 1)) < r->o.workflows) {
 		int64_t t = clock_mono_us();
-		json_t *wf;
+		json_t *wf = NULL;
 		const char *status, *error;
 
-		if (start_one(r, i) != 0) {
+		if (start_one(r, s, i, !r->start_only, &wf) != 0) {
 			fprintf(stderr, "idem-stress: workflow S%ld was refused\n", i);
 			atomic_fetch_add(&r->failed, 1);
 			continue;
@@ -567,7 +593,8 @@ static void *client(void *arg)
 		atomic_fetch_add(&r->started, 1);
 		if (r->start_only)
 			continue;
-		wf = wait_one(r, i);
+		if (wf == NULL)
+			wf = wait_one(r, s, i);
 		r->latency_ms[i] = (double)(clock_mono_us() - t) / 1000.0;
 		status = json_string_value(json_object_get(wf, "status"));
 		error = json_string_value(json_object_get(wf, "error"));
@@ -579,6 +606,7 @@ static void *client(void *arg)
 			atomic_fetch_add(&r->failed, 1);
 		json_decref(wf);
 	}
+	httpc_session_free(s);
 	return NULL;
 }
 

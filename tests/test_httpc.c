@@ -140,6 +140,34 @@ static void child_serve(int lfd, const struct script *s, const char *capture)
 	_exit(0);
 }
 
+/* Keep-alive: connection i (from 1) answers serve[i-1] requests, each
+ * with the body "c<i>r<j>", then closes (0: closes at once); Connection:
+ * close in each answer when say_close. The last request read goes to
+ * capture. */
+static void child_keepalive(int lfd, const int *serve, int nconns, int say_close,
+                            const char *capture)
+{
+	for (int i = 1; i <= nconns; i++) {
+		int c = accept(lfd, NULL, NULL);
+
+		if (c < 0)
+			_exit(2);
+		for (int j = 1; j <= serve[i - 1]; j++) {
+			char reply[256], body[32];
+
+			child_read_request(c, capture);
+			snprintf(body, sizeof(body), "c%dr%d", i, j);
+			snprintf(reply, sizeof(reply),
+			         "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n%s\r\n%s", strlen(body),
+			         say_close ? "Connection: close\r\n" : "", body);
+			if (write(c, reply, strlen(reply)) < 0)
+				_exit(3);
+		}
+		close(c);
+	}
+	_exit(0);
+}
+
 /* ---- the parent ---- */
 
 static int listen_unix(const char *path)
@@ -539,6 +567,104 @@ static void test_bad_endpoint(void **state)
 	assert_contains(err, "no endpoint");
 }
 
+static void fake_keepalive(struct fake *f, const int *serve, int nconns, int say_close)
+{
+	int lfd = listen_unix(f->sock);
+
+	f->pid = fork();
+	assert_true(f->pid >= 0);
+	if (f->pid == 0)
+		child_keepalive(lfd, serve, nconns, say_close, f->capture);
+	close(lfd);
+}
+
+/* One session request; returns the body (static) or the error text. */
+static const char *session_get(struct httpc_session *s, int *rc)
+{
+	static char out[ERRLEN];
+	struct httpc_response r = {0};
+	char err[ERRLEN] = "";
+
+	*rc = httpc_session_request(s, "GET", "/x", NULL, NULL, 0, 5000, &r, err, sizeof(err));
+	snprintf(out, sizeof(out), "%s", *rc == 0 ? r.body : err);
+	httpc_response_free(&r);
+	return out;
+}
+
+static void test_session_keeps_connection(void **state)
+{
+	struct fake *f = *state;
+	const int serve[] = {3};
+	struct httpc_session *s = httpc_session_new(f->endpoint);
+	char *req;
+	int rc;
+
+	fake_keepalive(f, serve, 1, 0);
+	assert_string_equal(session_get(s, &rc), "c1r1");
+	assert_string_equal(session_get(s, &rc), "c1r2");
+	assert_string_equal(session_get(s, &rc), "c1r3");
+	req = tu_read_file(f->capture);
+	assert_non_null(req);
+	assert_null(strcasestr(req, "Connection: close"));
+	free(req);
+	httpc_session_free(s);
+	assert_int_equal(fake_exit(f), 0);
+}
+
+/* The server closed the kept connection while it was idle: the next
+ * request goes again on a new one, unseen by the caller. */
+static void test_session_reconnects_after_idle_close(void **state)
+{
+	struct fake *f = *state;
+	const int serve[] = {1, 1};
+	struct httpc_session *s = httpc_session_new(f->endpoint);
+	int rc;
+
+	fake_keepalive(f, serve, 2, 0);
+	assert_string_equal(session_get(s, &rc), "c1r1");
+	tu_sleep_ms(50); /* the server has closed it by now */
+	assert_string_equal(session_get(s, &rc), "c2r1");
+	assert_int_equal(rc, 0);
+	httpc_session_free(s);
+	assert_int_equal(fake_exit(f), 0);
+}
+
+static void test_session_honours_connection_close(void **state)
+{
+	struct fake *f = *state;
+	const int serve[] = {1, 1};
+	struct httpc_session *s = httpc_session_new(f->endpoint);
+	int rc;
+
+	fake_keepalive(f, serve, 2, 1);
+	assert_string_equal(session_get(s, &rc), "c1r1");
+	assert_string_equal(session_get(s, &rc), "c2r1");
+	httpc_session_free(s);
+	assert_int_equal(fake_exit(f), 0);
+}
+
+/* Sent again once only: a new connection closed without an answer is an
+ * error. */
+static void test_session_retries_once(void **state)
+{
+	struct fake *f = *state;
+	const int serve[] = {1, 0};
+	struct httpc_session *s = httpc_session_new(f->endpoint);
+	const char *out;
+	int rc;
+
+	fake_keepalive(f, serve, 2, 0);
+	assert_string_equal(session_get(s, &rc), "c1r1");
+	tu_sleep_ms(50);
+	out = session_get(s, &rc);
+	assert_int_equal(rc, -1);
+	if (strstr(out, "connection closed without a response") == NULL &&
+	    strstr(out, "Connection reset") == NULL)
+		fail_msg("unexpected error: %s", out);
+	httpc_session_free(s);
+	assert_int_equal(fake_exit(f), 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -562,6 +688,10 @@ int main(void)
 	    T(test_not_http),
 	    T(test_closed_without_response),
 	    T(test_bad_endpoint),
+	    T(test_session_keeps_connection),
+	    T(test_session_reconnects_after_idle_close),
+	    T(test_session_honours_connection_close),
+	    T(test_session_retries_once),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
