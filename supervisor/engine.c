@@ -21,6 +21,8 @@ struct waiter {
 	struct event *timer;
 	waiter_fn fn;
 	void *arg;
+	int fired;     /* timed out: its call waits for durability */
+	int cancelled; /* unwaited after it fired: never called */
 	TAILQ_ENTRY(waiter) link;
 };
 
@@ -40,6 +42,28 @@ struct outgoing {
 TAILQ_HEAD(step_queue, step);
 TAILQ_HEAD(wf_queue, wf);
 
+/* A successful result waiting for the app-DB sync that covers the
+ * worker's commit (group commit, store.c). */
+struct result {
+	struct step *st;
+	json_t *value;
+	long pid;
+	uint64_t ticket;
+	struct result *next;
+};
+
+/* What a turn lets out once its commit is durable: task frames, deferred
+ * replies, closed workflows to wake and free. Held while the sync thread
+ * catches up (store.c); in order. */
+struct batch {
+	uint64_t commit; /* the store's commit count at the end of its turn */
+	struct outgoing *out;
+	size_t nout;
+	struct deferred *defer;
+	struct wf_queue finished;
+	struct batch *next;
+};
+
 struct engine {
 	struct sup *sup;
 	struct store *store;
@@ -53,6 +77,9 @@ struct engine {
 	struct outgoing *out;
 	size_t nout, capout;
 	struct waiter_list all_waiters;
+	struct batch *held, **held_tail;        /* turns waiting for durability */
+	struct result *results, **results_tail; /* waiting for the app DB's sync */
+	struct event *synced;                   /* the sync thread advanced */
 	struct event *kick;
 	struct engine_stats stats;
 	char fatal[512]; /* the first state-DB error; the turn fails with it */
@@ -320,16 +347,8 @@ static void attempt_failed(struct engine *e, struct step *st, int retryable, con
 	schedule(e, st, delay);
 }
 
-void engine_on_result(struct engine *e, struct step *st, int ok, json_t *result,
-                      const char *error_type, const char *error_message, int retryable, long pid)
+static void step_completed(struct engine *e, struct step *st, json_t *result, long pid)
 {
-	if (!ok) {
-		event_log(e, st->wf, st->seq, st->attempt, "failed", pid,
-		          json_pack("{s:s, s:s, s:b}", "error_type", error_type, "message",
-		                    error_message, "retryable", retryable));
-		attempt_failed(e, st, retryable, error_type, error_message);
-		return;
-	}
 	st->status = STEP_COMPLETED;
 	st->result = json_incref(result);
 	e->stats.completed_steps++;
@@ -343,6 +362,56 @@ void engine_on_result(struct engine *e, struct step *st, int ok, json_t *result,
 	event_log(e, st->wf, st->seq, st->attempt, "completed", pid,
 	          json_pack("{s:O}", "result", result));
 	mark_runnable(e, st->wf);
+}
+
+/* Records the results whose effects are now on disk. */
+static void apply_durable_results(struct engine *e)
+{
+	uint64_t durable;
+
+	if (e->results == NULL)
+		return;
+	durable = store_app_durable(e->store);
+	while (e->results != NULL && e->results->ticket <= durable) {
+		struct result *r = e->results;
+
+		e->results = r->next;
+		if (e->results == NULL)
+			e->results_tail = &e->results;
+		r->st->result_pending = 0;
+		if (r->st->status == STEP_RUNNING)
+			step_completed(e, r->st, r->value, r->pid);
+		json_decref(r->value);
+		free(r);
+	}
+}
+
+void engine_on_result(struct engine *e, struct step *st, int ok, json_t *result,
+                      const char *error_type, const char *error_message, int retryable, long pid)
+{
+	struct result *r;
+
+	if (!ok) {
+		event_log(e, st->wf, st->seq, st->attempt, "failed", pid,
+		          json_pack("{s:s, s:s, s:b}", "error_type", error_type, "message",
+		                    error_message, "retryable", retryable));
+		attempt_failed(e, st, retryable, error_type, error_message);
+		return;
+	}
+	if (!store_group_commit(e->store)) {
+		step_completed(e, st, result, pid);
+		return;
+	}
+	/* The worker committed without syncing: record the result once a
+	 * sync begun now has finished. */
+	r = calloc(1, sizeof(*r));
+	r->st = st;
+	r->value = json_incref(result);
+	r->pid = pid;
+	r->ticket = store_app_sync_request(e->store);
+	st->result_pending = 1;
+	*e->results_tail = r;
+	e->results_tail = &r->next;
 }
 
 void engine_on_heartbeat(struct engine *e, struct step *st, json_t *details)
@@ -377,7 +446,8 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	struct engine *e = st->wf->engine;
 	char reason[160];
 
-	if (st->status == STEP_COMPLETED || st->status == STEP_FAILED)
+	/* A result waiting for its sync came in time. */
+	if (st->status == STEP_COMPLETED || st->status == STEP_FAILED || st->result_pending)
 		return;
 	st->expired = 1;
 	snprintf(reason, sizeof(reason), "schedule_to_close timeout: not completed within %lld ms",
@@ -544,12 +614,12 @@ static void dispatch(struct engine *e)
 
 /* ---- after the commit ------------------------------------------------------- */
 
-static void send_outgoing(struct engine *e)
+static void send_outgoing(struct engine *e, struct outgoing *out, size_t nout)
 {
-	int64_t now = e->nout > 0 ? clock_mono_us() : 0;
+	int64_t now = nout > 0 ? clock_mono_us() : 0;
 
-	for (size_t i = 0; i < e->nout; i++) {
-		struct outgoing *o = &e->out[i];
+	for (size_t i = 0; i < nout; i++) {
+		struct outgoing *o = &out[i];
 
 		/* The worker may have died since the assignment: its attempt
 		 * has been failed already, and the frame has nowhere to go. */
@@ -562,15 +632,10 @@ static void send_outgoing(struct engine *e)
 			json_decref(o->msg);
 		}
 	}
-	e->nout = 0;
 }
 
-static void run_deferred(struct engine *e)
+static void run_deferred(struct deferred *d)
 {
-	struct deferred *d = e->defer_head;
-
-	e->defer_head = NULL;
-	e->defer_tail = &e->defer_head;
 	while (d != NULL) {
 		struct deferred *next = d->next;
 
@@ -593,12 +658,12 @@ static void wake(struct waiter_list *list, int timed_out)
 	}
 }
 
-static void release_finished(struct engine *e)
+static void release_finished(struct engine *e, struct wf_queue *finished)
 {
 	struct wf *wf;
 
-	while ((wf = TAILQ_FIRST(&e->finished)) != NULL) {
-		TAILQ_REMOVE(&e->finished, wf, runq);
+	while ((wf = TAILQ_FIRST(finished)) != NULL) {
+		TAILQ_REMOVE(finished, wf, runq);
 		wake(&wf->waiters, 0);
 		hash_remove(e, wf);
 		wf_free(wf);
@@ -612,10 +677,81 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 	/* Nothing to do: returning to the loop runs engine_turn_end(). */
 }
 
+/* Takes what this turn lets out into a batch. */
+static struct batch *batch_take(struct engine *e)
+{
+	struct batch *b = calloc(1, sizeof(*b));
+
+	b->commit = store_committed(e->store);
+	b->out = e->out;
+	b->nout = e->nout;
+	e->out = NULL;
+	e->nout = e->capout = 0;
+	b->defer = e->defer_head;
+	e->defer_head = NULL;
+	e->defer_tail = &e->defer_head;
+	TAILQ_INIT(&b->finished);
+	TAILQ_CONCAT(&b->finished, &e->finished, runq);
+	return b;
+}
+
+static void batch_release(struct engine *e, struct batch *b)
+{
+	send_outgoing(e, b->out, b->nout);
+	free(b->out);
+	run_deferred(b->defer);
+	release_finished(e, &b->finished);
+	free(b);
+}
+
+/* Lets out the held turns whose commits are now durable. */
+static int release_durable(struct engine *e, char *err, size_t errlen)
+{
+	uint64_t durable = store_durable(e->store, err, errlen);
+
+	if (durable == UINT64_MAX)
+		return -1;
+	while (e->held != NULL && e->held->commit <= durable) {
+		struct batch *b = e->held;
+
+		e->held = b->next;
+		if (e->held == NULL)
+			e->held_tail = &e->held;
+		batch_release(e, b);
+	}
+	return 0;
+}
+
+static void synced_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct engine *e = arg;
+	char err[512];
+
+	if (release_durable(e, err, sizeof(err)) != 0)
+		db_failed(e, err);
+	apply_durable_results(e);
+	/* The turn's end commits what the releases wrote, or fails. */
+	event_active(e->kick, 0, 0);
+}
+
+int engine_flush(struct engine *e, char *err, size_t errlen)
+{
+	do {
+		if (store_sync_wait(e->store, err, errlen) != 0)
+			return -1;
+		apply_durable_results(e);
+		if (engine_turn_end(e, err, errlen) != 0)
+			return -1;
+	} while (e->held != NULL || e->results != NULL);
+	return 0;
+}
+
 int engine_turn_end(struct engine *e, char *err, size_t errlen)
 {
 	struct wf *wf;
+	struct batch *b;
 
+	apply_durable_results(e);
 	while ((wf = TAILQ_FIRST(&e->runq)) != NULL) {
 		TAILQ_REMOVE(&e->runq, wf, runq);
 		wf->runnable = 0;
@@ -633,10 +769,15 @@ int engine_turn_end(struct engine *e, char *err, size_t errlen)
 			return -1;
 		metrics_observe(&e->sup->metrics.commit, metrics_seconds(t0, clock_mono_us()));
 		e->stats.commits++;
+		store_sync_request(e->store);
 	}
-	send_outgoing(e);
-	run_deferred(e);
-	release_finished(e);
+	if (e->nout > 0 || e->defer_head != NULL || !TAILQ_EMPTY(&e->finished)) {
+		b = batch_take(e);
+		*e->held_tail = b;
+		e->held_tail = &b->next;
+	}
+	if (release_durable(e, err, errlen) != 0)
+		return -1;
 	/* Sending can fail an attempt and deferred work can start workflows:
 	 * come back at once rather than sleep on a dirty turn. */
 	if (!TAILQ_EMPTY(&e->runq) || store_dirty(e->store) ||
@@ -663,14 +804,26 @@ static struct waiter_list *waiter_list_of(struct engine *e, struct wf *wf)
 	return wf != NULL ? &wf->waiters : &e->all_waiters;
 }
 
+static void waiter_fire(void *arg)
+{
+	struct waiter *w = arg;
+
+	if (!w->cancelled)
+		w->fn(w->arg, 1);
+	free(w);
+}
+
+/* A timeout answers with what is durable: its call waits for the turn's
+ * commit like any reply. */
 static void waiter_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct waiter *w = arg;
 
 	TAILQ_REMOVE(waiter_list_of(w->e, w->wf), w, link);
 	event_free(w->timer);
-	w->fn(w->arg, 1);
-	free(w);
+	w->timer = NULL;
+	w->fired = 1;
+	engine_defer(w->e, waiter_fire, w);
 }
 
 struct waiter *engine_wait(struct engine *e, struct wf *wf, int64_t timeout_ms, waiter_fn fn,
@@ -690,6 +843,10 @@ struct waiter *engine_wait(struct engine *e, struct wf *wf, int64_t timeout_ms, 
 
 void engine_unwait(struct engine *e, struct waiter *w)
 {
+	if (w->fired) {
+		w->cancelled = 1; /* waiter_fire frees it */
+		return;
+	}
 	TAILQ_REMOVE(waiter_list_of(e, w->wf), w, link);
 	event_free(w->timer);
 	free(w);
@@ -799,25 +956,59 @@ int engine_new(struct sup *sup, struct engine **out, char *err, size_t errlen)
 	TAILQ_INIT(&e->finished);
 	TAILQ_INIT(&e->all_waiters);
 	e->defer_tail = &e->defer_head;
+	e->held_tail = &e->held;
+	e->results_tail = &e->results;
 	e->kick = event_new(sup->base, -1, 0, kick_cb, e);
+	if (store_sync_fd(e->store) >= 0) {
+		e->synced = event_new(sup->base, store_sync_fd(e->store), EV_READ | EV_PERSIST,
+		                      synced_cb, e);
+		event_add(e->synced, NULL);
+	}
 	hash_grow(e);
 	*out = e;
 	return 0;
+}
+
+/* Frees deferred calls that will not run (a fired waiter with them). */
+static void deferred_free(struct deferred *d)
+{
+	while (d != NULL) {
+		struct deferred *next = d->next;
+
+		if (d->fn == waiter_fire)
+			free(d->arg);
+		free(d);
+		d = next;
+	}
 }
 
 void engine_free(struct engine *e)
 {
 	if (e == NULL)
 		return;
+	while (e->held != NULL) {
+		struct batch *b = e->held;
+
+		e->held = b->next;
+		for (size_t i = 0; i < b->nout; i++)
+			json_decref(b->out[i].msg);
+		free(b->out);
+		deferred_free(b->defer);
+		free(b); /* its closed workflows are in the hash: freed below */
+	}
+	while (e->results != NULL) {
+		struct result *r = e->results;
+
+		e->results = r->next;
+		json_decref(r->value);
+		free(r);
+	}
 	for (size_t i = 0; i < e->nout; i++)
 		json_decref(e->out[i].msg);
 	free(e->out);
-	while (e->defer_head != NULL) {
-		struct deferred *d = e->defer_head;
-
-		e->defer_head = d->next;
-		free(d);
-	}
+	deferred_free(e->defer_head);
+	if (e->synced != NULL)
+		event_free(e->synced);
 	for (size_t b = 0; b < e->nbuckets; b++) {
 		struct wf *wf = e->buckets[b], *next;
 

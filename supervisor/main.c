@@ -177,7 +177,8 @@ static int setup(struct run *r, char *err, size_t errlen)
 		return IDEM_EXIT_DB;
 	if (appdb_open(c->database, (enum db_sync)c->sync, c->seed, c->nseed, &sup->appdb, err,
 	               errlen) != 0 ||
-	    store_open(c->state_database, (enum db_sync)c->sync, &sup->store, err, errlen) != 0)
+	    store_open(c->state_database, (enum db_sync)c->sync,
+	               c->fault_vfs[0] == '\0' ? sup->appdb : NULL, &sup->store, err, errlen) != 0)
 		return IDEM_EXIT_DB;
 	if (engine_new(sup, &sup->engine, err, errlen) != 0 ||
 	    engine_recover(sup->engine, err, errlen) != 0)
@@ -302,6 +303,11 @@ int main(int argc, char **argv)
 		}
 		if (sup->stopping)
 			shutdown_progress(&r);
+	}
+	if (rc == IDEM_EXIT_OK && engine_flush(sup->engine, err, sizeof(err)) != 0) {
+		log_error("state DB failed; stopping (a restart resumes from the last commit)",
+		          "error=\"%s\"", err);
+		rc = IDEM_EXIT_FAIL;
 	}
 	if (rc == IDEM_EXIT_OK)
 		log_info("idem-supervisor stopped cleanly", "");

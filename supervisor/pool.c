@@ -172,7 +172,9 @@ static void slot_spawn(struct slot *sl)
 	argv[n++] = "--log-level";
 	argv[n++] = (char *)config_log_level_name(c->log_level);
 	argv[n++] = c->log_format == LOG_FORMAT_JSON ? "--log-format=json" : "--log-format=logfmt";
-	argv[n++] = c->sync ? "--sync=normal" : "--sync=full";
+	/* Under group commit the supervisor syncs the app DB's WAL before it
+	 * records a result (store.c): the workers' commits need not wait. */
+	argv[n++] = c->sync || store_group_commit(sup->store) ? "--sync=normal" : "--sync=full";
 	if (c->naive)
 		argv[n++] = "--naive";
 	if (c->fault_vfs[0] != '\0') {

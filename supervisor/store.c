@@ -1,9 +1,31 @@
 /* store.c — the state DB: workflows, steps and the append-only event
  * history. Every write joins the current turn's transaction, opened by the
- * first write and committed once by engine_turn_end() (group commit). */
+ * first write and committed once by engine_turn_end() (group commit).
+ *
+ * Group commit across turns and processes (SYNC=full without FAULT_VFS):
+ * neither the state DB's COMMIT nor the workers' app-DB commits wait for
+ * the disk (SQLite's synchronous=NORMAL: the WAL is written, not synced).
+ * A sync thread fdatasync()s the WALs behind them, and one sync covers
+ * every commit written before it began:
+ *  - the app DB's WAL, for activity results: the engine applies a result
+ *    to the state only once a sync begun after the result arrived (so
+ *    after the worker's commit) has finished, so the state never records
+ *    an effect the disk could still lose;
+ *  - the state DB's WAL, for the turns: the engine holds each turn's task
+ *    frames and replies until its commit is durable.
+ * So the loop runs the next turns while the disk syncs the last ones. A
+ * crash of a process loses nothing committed (the page cache has it); a
+ * power loss loses at most commits nobody has been told of, and an effect
+ * whose result was not yet recorded is found by the retry's guard. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "db.h"
@@ -91,23 +113,254 @@ static const char *const stmt_sql[S_NSTMTS] = {
                   "WHERE status = 'running' ORDER BY id",
 };
 
+/* The sync thread and what it shares with the loop. */
+struct syncer {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	char *wal_path, *app_wal_path;
+	int wal_fd, app_wal_fd;
+	int pipe[2];                  /* the thread writes a byte each time it advances */
+	uint64_t wanted;              /* under lock: the last commit to make durable */
+	uint64_t app_wanted;          /* under lock: the last app-DB ticket to cover */
+	int stop;                     /* under lock */
+	int failed;                   /* under lock: errno of a failed sync, then 0 */
+	const char *failed_path;      /* under lock */
+	_Atomic uint64_t durable;     /* commits up to this one are on disk */
+	_Atomic uint64_t app_durable; /* app-DB tickets up to this one are */
+};
+
+/* fdatasync of the file at path, opened on first use. */
+static int sync_file(const char *path, int *fd)
+{
+	if (*fd < 0)
+		*fd = open(path, O_RDONLY | O_CLOEXEC);
+	return *fd >= 0 ? fdatasync(*fd) : -1;
+}
+
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[S_NSTMTS];
 	int in_tx;
+	uint64_t committed;  /* commits so far */
+	struct syncer *sync; /* NULL: each COMMIT syncs (or SYNC=normal) */
 };
 
-int store_open(const char *path, enum db_sync sync, struct store **out, char *err, size_t errlen)
+static void *sync_main(void *arg)
+{
+	struct syncer *y = arg;
+
+	pthread_mutex_lock(&y->lock);
+	for (;;) {
+		uint64_t target, app_target;
+		int rc = 0, e = 0;
+		const char *path = NULL;
+
+		while (!y->stop && y->wanted == atomic_load(&y->durable) &&
+		       y->app_wanted == atomic_load(&y->app_durable))
+			pthread_cond_wait(&y->cond, &y->lock);
+		if (y->wanted == atomic_load(&y->durable) &&
+		    y->app_wanted == atomic_load(&y->app_durable))
+			break;
+		target = y->wanted;
+		app_target = y->app_wanted;
+		pthread_mutex_unlock(&y->lock);
+		/* Everything up to the targets was written before they were
+		 * published: these syncs cover it all. */
+		if (app_target != atomic_load(&y->app_durable) &&
+		    sync_file(y->app_wal_path, &y->app_wal_fd) != 0)
+			path = y->app_wal_path;
+		if (path == NULL && target != atomic_load(&y->durable) &&
+		    sync_file(y->wal_path, &y->wal_fd) != 0)
+			path = y->wal_path;
+		if (path != NULL) {
+			e = errno;
+			rc = -1;
+		}
+		pthread_mutex_lock(&y->lock);
+		if (rc != 0) {
+			y->failed = e;
+			y->failed_path = path;
+			y->stop = 1;
+		} else {
+			atomic_store(&y->app_durable, app_target);
+			atomic_store(&y->durable, target);
+		}
+		if (write(y->pipe[1], "", 1) < 0) {
+			/* full: the loop has a wake-up pending already */
+		}
+		if (rc != 0)
+			break;
+	}
+	pthread_mutex_unlock(&y->lock);
+	return NULL;
+}
+
+static void syncer_free(struct syncer *y)
+{
+	if (y == NULL)
+		return;
+	pthread_mutex_lock(&y->lock);
+	y->stop = 1;
+	pthread_cond_signal(&y->cond);
+	pthread_mutex_unlock(&y->lock);
+	pthread_join(y->thread, NULL);
+	pthread_mutex_destroy(&y->lock);
+	pthread_cond_destroy(&y->cond);
+	if (y->wal_fd >= 0)
+		close(y->wal_fd);
+	if (y->app_wal_fd >= 0)
+		close(y->app_wal_fd);
+	close(y->pipe[0]);
+	close(y->pipe[1]);
+	free(y->wal_path);
+	free(y->app_wal_path);
+	free(y);
+}
+
+static int syncer_new(struct store *s, sqlite3 *app, char *err, size_t errlen)
+{
+	struct syncer *y = calloc(1, sizeof(*y));
+	const char *wal = sqlite3_filename_wal(sqlite3_db_filename(s->db, "main"));
+	const char *app_wal = sqlite3_filename_wal(sqlite3_db_filename(app, "main"));
+
+	if (y == NULL || wal == NULL || app_wal == NULL || (y->wal_path = strdup(wal)) == NULL ||
+	    (y->app_wal_path = strdup(app_wal)) == NULL) {
+		if (y != NULL)
+			free(y->wal_path);
+		free(y);
+		snprintf(err, errlen, "state DB: out of memory");
+		return -1;
+	}
+	y->wal_fd = y->app_wal_fd = -1;
+	if (pipe2(y->pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+		snprintf(err, errlen, "state DB: cannot make the sync thread's pipe: %s",
+		         strerror(errno));
+		free(y->wal_path);
+		free(y->app_wal_path);
+		free(y);
+		return -1;
+	}
+	pthread_mutex_init(&y->lock, NULL);
+	pthread_cond_init(&y->cond, NULL);
+	if (pthread_create(&y->thread, NULL, sync_main, y) != 0) {
+		snprintf(err, errlen, "state DB: cannot start the sync thread");
+		pthread_mutex_destroy(&y->lock);
+		pthread_cond_destroy(&y->cond);
+		close(y->pipe[0]);
+		close(y->pipe[1]);
+		free(y->wal_path);
+		free(y->app_wal_path);
+		free(y);
+		return -1;
+	}
+	s->sync = y;
+	return 0;
+}
+
+int store_sync_fd(const struct store *s)
+{
+	return s->sync != NULL ? s->sync->pipe[0] : -1;
+}
+
+uint64_t store_committed(const struct store *s)
+{
+	return s->committed;
+}
+
+uint64_t store_durable(struct store *s, char *err, size_t errlen)
+{
+	struct syncer *y = s->sync;
+	char c[64];
+	int failed;
+
+	if (y == NULL)
+		return s->committed;
+	while (read(y->pipe[0], c, sizeof(c)) > 0)
+		;
+	pthread_mutex_lock(&y->lock);
+	failed = y->failed;
+	pthread_mutex_unlock(&y->lock);
+	if (failed != 0) {
+		snprintf(err, errlen, "fdatasync of %s failed: %s", y->failed_path,
+		         strerror(failed));
+		return UINT64_MAX;
+	}
+	return atomic_load(&y->durable);
+}
+
+int store_group_commit(const struct store *s)
+{
+	return s->sync != NULL;
+}
+
+uint64_t store_app_sync_request(struct store *s)
+{
+	struct syncer *y = s->sync;
+	uint64_t ticket;
+
+	pthread_mutex_lock(&y->lock);
+	ticket = ++y->app_wanted;
+	pthread_cond_signal(&y->cond);
+	pthread_mutex_unlock(&y->lock);
+	return ticket;
+}
+
+uint64_t store_app_durable(const struct store *s)
+{
+	return atomic_load(&s->sync->app_durable);
+}
+
+void store_sync_request(struct store *s)
+{
+	struct syncer *y = s->sync;
+
+	if (y == NULL)
+		return;
+	pthread_mutex_lock(&y->lock);
+	if (y->wanted < s->committed) {
+		y->wanted = s->committed;
+		pthread_cond_signal(&y->cond);
+	}
+	pthread_mutex_unlock(&y->lock);
+}
+
+int store_sync_wait(struct store *s, char *err, size_t errlen)
+{
+	struct syncer *y = s->sync;
+	uint64_t app;
+
+	if (y == NULL)
+		return 0;
+	app = store_app_sync_request(s);
+	store_sync_request(s);
+	for (;;) {
+		uint64_t d = store_durable(s, err, errlen);
+		struct pollfd p = {.fd = y->pipe[0], .events = POLLIN};
+
+		if (d == UINT64_MAX)
+			return -1;
+		if (d >= s->committed && store_app_durable(s) >= app)
+			return 0;
+		poll(&p, 1, 100);
+	}
+}
+
+int store_open(const char *path, enum db_sync sync, sqlite3 *group_app, struct store **out,
+               char *err, size_t errlen)
 {
 	struct store *s = calloc(1, sizeof(*s));
 	int n = (int)(sizeof(store_migrations) / sizeof(store_migrations[0]));
+	int sync_thread = group_app != NULL && sync == DB_SYNC_FULL;
 
-	if (db_open(path, sync, &s->db, err, errlen) != 0 ||
+	if (db_open(path, sync_thread ? DB_SYNC_NORMAL : sync, &s->db, err, errlen) != 0 ||
 	    db_migrate(s->db, store_migrations, n, NULL, err, errlen) != 0)
 		goto fail;
 	for (int i = 0; i < S_NSTMTS; i++)
 		if (db_prepare(s->db, stmt_sql[i], &s->stmt[i], err, errlen) != 0)
 			goto fail;
+	if (sync_thread && syncer_new(s, group_app, err, errlen) != 0)
+		goto fail;
 	*out = s;
 	return 0;
 fail:
@@ -119,6 +372,7 @@ void store_close(struct store *s)
 {
 	if (s == NULL)
 		return;
+	syncer_free(s->sync);
 	if (s->in_tx)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	for (int i = 0; i < S_NSTMTS; i++)
@@ -177,6 +431,7 @@ int store_commit(struct store *s, char *err, size_t errlen)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
 	}
+	s->committed++;
 	return 0;
 }
 

@@ -70,6 +70,7 @@ struct step {
 	struct event *timer;    /* retry backoff */
 	struct event *deadline; /* schedule_to_close, when set */
 	int expired;            /* schedule_to_close passed: no more attempts */
+	int result_pending;     /* its result waits for the app DB's sync */
 	int slot;               /* worker slot running it, or -1 */
 	TAILQ_ENTRY(step) ready;
 };
@@ -163,8 +164,28 @@ int step_status_parse(const char *name, enum step_status *out);
 
 struct store;
 
-/* Opens the state DB with the durability of SYNC. */
-int store_open(const char *path, enum db_sync sync, struct store **out, char *err, size_t errlen);
+/* Opens the state DB with the durability of SYNC. With group_app (the
+ * app DB, whose workers then commit without syncing) and SYNC=full, the
+ * commits of both return before the disk has them and a thread syncs the
+ * two WALs behind them (group commit): see store.c. */
+int store_open(const char *path, enum db_sync sync, sqlite3 *group_app, struct store **out,
+               char *err, size_t errlen);
+/* Whether group commit is on. */
+int store_group_commit(const struct store *s);
+/* Group commit: a ticket whose sync covers every app-DB commit made so
+ * far, and the last ticket covered. */
+uint64_t store_app_sync_request(struct store *s);
+uint64_t store_app_durable(const struct store *s);
+/* Commits so far, and how many of them are known to be on disk (all of
+ * them without a sync thread); UINT64_MAX with err when a sync failed. */
+uint64_t store_committed(const struct store *s);
+uint64_t store_durable(struct store *s, char *err, size_t errlen);
+/* Asks the sync thread to make every commit so far durable; readable
+ * store_sync_fd() says it advanced (or failed). -1 without a thread. */
+void store_sync_request(struct store *s);
+int store_sync_fd(const struct store *s);
+/* Blocks until every commit so far is durable. */
+int store_sync_wait(struct store *s, char *err, size_t errlen);
 void store_close(struct store *s);
 sqlite3 *store_db(struct store *s);
 
@@ -327,6 +348,9 @@ int engine_recover(struct engine *e, char *err, size_t errlen);
 /* Replay, dispatch, commit, then release what waited for the commit.
  * Returns 0, or -1 when the state DB failed (fatal). */
 int engine_turn_end(struct engine *e, char *err, size_t errlen);
+/* Waits until every commit is durable and lets out what waited for it
+ * (at exit). Returns -1 when the sync failed. */
+int engine_flush(struct engine *e, char *err, size_t errlen);
 
 /* Start a workflow. Returns 201 (created), 200 (exists, same input), 409
  * (exists, other input), 400 (bad request), 503 (shutting down), with
