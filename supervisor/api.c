@@ -335,19 +335,23 @@ static json_t *wf_view(struct api *a, int64_t id, char *err, size_t errlen)
 	return wf != NULL ? wf_json(wf) : store_wf_json(a->sup->store, id, err, errlen);
 }
 
-static void start_wait_done(void *arg, int timed_out)
+/* A long-poll's answer (GET .../wait, or a start that waits: that one
+ * answers with the start's status and says whether it created the
+ * workflow). */
+static void wait_one_done(void *arg, int timed_out)
 {
 	struct pending *p = arg;
 	char err[512];
-	json_t *wf;
+	json_t *wf, *body;
 
 	p->waiter = NULL;
 	wf = wf_view(p->api, p->wf_id, err, sizeof(err));
 	if (wf == NULL)
 		return pending_finish(p, 500, json_pack("{s:s, s:i}", "error", err, "status", 500));
-	pending_finish(p, p->status,
-	               json_pack("{s:b, s:b, s:o}", "created", p->created, "timed_out", timed_out,
-	                         "workflow", wf));
+	body = json_pack("{s:b, s:o}", "timed_out", timed_out, "workflow", wf);
+	if (p->status != 0)
+		json_object_set_new(body, "created", json_boolean(p->created));
+	pending_finish(p, p->status != 0 ? p->status : 200, body);
 }
 
 /* POST /v1/workflows?wait=D: the reply waits (up to D) until the workflow
@@ -373,7 +377,7 @@ static void start_and_wait(struct api *a, struct evhttp_request *req, int64_t wa
 	json_decref(body);
 	/* The waiter fires after the commit that closed the workflow, or at
 	 * its timeout, which is in a later turn than this start's commit. */
-	p->waiter = engine_wait(a->sup->engine, wf, wait_ms, start_wait_done, p);
+	p->waiter = engine_wait(a->sup->engine, wf, wait_ms, wait_one_done, p);
 	pending_watch(p);
 }
 
@@ -464,19 +468,6 @@ static void handle_history(struct api *a, struct evhttp_request *req, struct que
 		return reply_error(req, 500, "%s", err);
 	}
 	reply_after_commit(a, req, 200, json_pack("{s:o, s:o}", "workflow", wf, "events", events));
-}
-
-static void wait_one_done(void *arg, int timed_out)
-{
-	struct pending *p = arg;
-	char err[512];
-	json_t *wf;
-
-	p->waiter = NULL;
-	wf = wf_view(p->api, p->wf_id, err, sizeof(err));
-	if (wf == NULL)
-		return pending_finish(p, 500, json_pack("{s:s, s:i}", "error", err, "status", 500));
-	pending_finish(p, 200, json_pack("{s:b, s:o}", "timed_out", timed_out, "workflow", wf));
 }
 
 static void handle_wait(struct api *a, struct evhttp_request *req, struct query *q, const char *id)

@@ -226,20 +226,14 @@ static int syncer_new(struct store *s, sqlite3 *app, char *err, size_t errlen)
 
 	if (y == NULL || wal == NULL || app_wal == NULL || (y->wal_path = strdup(wal)) == NULL ||
 	    (y->app_wal_path = strdup(app_wal)) == NULL) {
-		if (y != NULL)
-			free(y->wal_path);
-		free(y);
 		snprintf(err, errlen, "state DB: out of memory");
-		return -1;
+		goto fail;
 	}
 	y->wal_fd = y->app_wal_fd = -1;
 	if (pipe2(y->pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
 		snprintf(err, errlen, "state DB: cannot make the sync thread's pipe: %s",
 		         strerror(errno));
-		free(y->wal_path);
-		free(y->app_wal_path);
-		free(y);
-		return -1;
+		goto fail;
 	}
 	pthread_mutex_init(&y->lock, NULL);
 	pthread_cond_init(&y->cond, NULL);
@@ -249,13 +243,17 @@ static int syncer_new(struct store *s, sqlite3 *app, char *err, size_t errlen)
 		pthread_cond_destroy(&y->cond);
 		close(y->pipe[0]);
 		close(y->pipe[1]);
-		free(y->wal_path);
-		free(y->app_wal_path);
-		free(y);
-		return -1;
+		goto fail;
 	}
 	s->sync = y;
 	return 0;
+fail:
+	if (y != NULL) {
+		free(y->wal_path);
+		free(y->app_wal_path);
+	}
+	free(y);
+	return -1;
 }
 
 int store_sync_fd(const struct store *s)
