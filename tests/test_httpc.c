@@ -657,11 +657,13 @@ static void test_session_retries_once(void **state)
 	assert_string_equal(session_get(s, &rc), "c1r1");
 	tu_sleep_ms(50);
 	out = session_get(s, &rc);
-	assert_int_equal(rc, -1);
-	if (strstr(out, "connection closed without a response") == NULL &&
-	    strstr(out, "Connection reset") == NULL)
-		fail_msg("unexpected error: %s", out);
 	httpc_session_free(s);
+	assert_int_equal(rc, -1);
+	/* The new connection is closed unanswered: seen as EOF, a reset, or
+	 * a broken pipe while sending, depending on the timing. */
+	if (strstr(out, "connection closed without a response") == NULL &&
+	    strstr(out, "Connection reset") == NULL && strstr(out, "Broken pipe") == NULL)
+		fail_msg("unexpected error: %s", out);
 	assert_int_equal(fake_exit(f), 0);
 }
 
