@@ -85,11 +85,12 @@ struct wf {
 	char *type;
 	json_t *input; /* owned */
 	enum wf_status status;
-	json_t *result;      /* owned; when completed */
-	char *error;         /* owned; when failed */
-	int64_t created_at;  /* wall ms */
-	int64_t closed_at;   /* wall ms; 0 while running */
-	struct step **steps; /* steps[seq], each owned */
+	json_t *result;        /* owned; when completed */
+	char *error;           /* owned; when failed */
+	int64_t created_at;    /* wall ms */
+	int64_t closed_at;     /* wall ms; 0 while running */
+	uint64_t start_commit; /* the state-DB commit that recorded its start (0: loaded) */
+	struct step **steps;   /* steps[seq], each owned */
 	int nsteps;
 	int capsteps;
 	int runnable;           /* queued for replay at the end of the turn */
