@@ -6,6 +6,7 @@
  * engine_turn_end() closes every loop turn: replay the workflows whose
  * steps moved, hand ready steps to idle workers, COMMIT once, and only
  * then send task frames, HTTP replies and waiter wake-ups. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,39 @@ static void event_log(struct engine *e, struct wf *wf, int seq, int attempt, con
 	if (store_event(e->store, wf->id, seq, attempt, kind, pid, detail, err, sizeof(err)) != 0)
 		db_failed(e, err);
 	json_decref(detail);
+}
+
+/* The same for the hot events, with detail given as JSON text made of
+ * cached pieces (json_text()) instead of a json_t dumped once more. */
+static void event_text(struct engine *e, struct wf *wf, int seq, int attempt, const char *kind,
+                       long pid, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
+static void event_text(struct engine *e, struct wf *wf, int seq, int attempt, const char *kind,
+                       long pid, const char *fmt, ...)
+{
+	char err[512], *detail = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&detail, fmt, ap) < 0)
+		detail = NULL;
+	va_end(ap);
+	if (detail == NULL)
+		db_failed(e, "state DB: out of memory building an event");
+	else if (store_event_text(e->store, wf->id, seq, attempt, kind, pid, detail, err,
+	                          sizeof(err)) != 0)
+		db_failed(e, err);
+	free(detail);
+}
+
+/* s as a JSON string literal (NEW), for event_text(). */
+static char *quoted(const char *s)
+{
+	json_t *j = json_string(s);
+	char *q = j != NULL ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+
+	json_decref(j);
+	return q != NULL ? q : strdup("null");
 }
 
 /* "ns=NS wf=ID step=N attempt=N activity=NAME": the fields of every log
@@ -359,8 +393,8 @@ static void step_completed(struct engine *e, struct step *st, json_t *result, lo
 		          attempt_fields(st, f, sizeof(f)), pid);
 	}
 	step_save(e, st);
-	event_log(e, st->wf, st->seq, st->attempt, "completed", pid,
-	          json_pack("{s:O}", "result", result));
+	event_text(e, st->wf, st->seq, st->attempt, "completed", pid, "{\"result\":%s}",
+	           json_text(st->result, &st->result_text));
 	mark_runnable(e, st->wf);
 }
 
@@ -495,8 +529,8 @@ static void close_wf(struct engine *e, struct wf *wf, enum wf_status status)
 		db_failed(e, err);
 	if (status == WF_COMPLETED) {
 		e->stats.workflows_completed++;
-		event_log(e, wf, -1, 0, "workflow_completed", 0,
-		          json_pack("{s:O}", "result", wf->result));
+		event_text(e, wf, -1, 0, "workflow_completed", 0, "{\"result\":%s}",
+		           json_text(wf->result, &wf->result_text));
 	} else {
 		e->stats.workflows_failed++;
 		event_log(e, wf, -1, 0, "workflow_failed", 0,
@@ -517,9 +551,12 @@ static void replay(struct engine *e, struct wf *wf)
 
 		st->scheduled_at = clock_wall_ms();
 		arm_deadline(e, st);
+		char *activity = quoted(st->activity);
+
 		step_save(e, st);
-		event_log(e, wf, seq, 0, "scheduled", 0,
-		          json_pack("{s:s, s:O}", "activity", st->activity, "input", st->input));
+		event_text(e, wf, seq, 0, "scheduled", 0, "{\"activity\":%s,\"input\":%s}",
+		           activity, json_text(st->input, &st->input_text));
+		free(activity);
 		enqueue(e, st);
 	}
 	if (out == WF_DONE) {
@@ -574,8 +611,8 @@ static void assign(struct engine *e, struct slot *sl, struct step *st)
 	st->status = STEP_RUNNING;
 	e->stats.attempts++;
 	step_save(e, st);
-	event_log(e, st->wf, st->seq, st->attempt, "started", (long)sl->pid,
-	          json_pack("{s:i}", "slot", sl->index));
+	event_text(e, st->wf, st->seq, st->attempt, "started", (long)sl->pid, "{\"slot\":%d}",
+	           sl->index);
 	plan_fault(e, st, (long)sl->pid, &plan);
 	if (log_enabled(LOG_DEBUG)) {
 		char f[1200];
@@ -925,6 +962,7 @@ int engine_start(struct engine *e, const char *ns, const char *workflow_id, cons
 	const struct wf_type *t = wf_type_find(type);
 	struct wf *wf = NULL;
 	json_t *asked;
+	char *quoted_type;
 	int found, rc;
 
 	*body = NULL;
@@ -962,8 +1000,10 @@ int engine_start(struct engine *e, const char *ns, const char *workflow_id, cons
 		wf_free(wf);
 		return 500;
 	}
-	event_log(e, wf, -1, 0, "workflow_started", 0,
-	          json_pack("{s:s, s:O}", "type", type, "input", input));
+	quoted_type = quoted(type);
+	event_text(e, wf, -1, 0, "workflow_started", 0, "{\"type\":%s,\"input\":%s}", quoted_type,
+	           json_text(wf->input, &wf->input_text));
+	free(quoted_type);
 	hash_add(e, wf);
 	mark_runnable(e, wf);
 	wf->start_commit = store_committed(e->store) + 1; /* this turn's */

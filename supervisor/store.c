@@ -446,6 +446,15 @@ static void bind_json(sqlite3_stmt *st, int i, const json_t *j)
 	sqlite3_bind_text(st, i, text, -1, free);
 }
 
+/* Binds text that outlives the statement's step (NULL stays NULL). */
+static void bind_static(sqlite3_stmt *st, int i, const char *text)
+{
+	if (text == NULL)
+		sqlite3_bind_null(st, i);
+	else
+		sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
+}
+
 static void bind_text(sqlite3_stmt *st, int i, const char *text)
 {
 	if (text == NULL)
@@ -498,7 +507,7 @@ int store_wf_insert(struct store *s, struct wf *wf, int64_t now, char *err, size
 	bind_text(st, 1, wf->namespace_);
 	bind_text(st, 2, wf->workflow_id);
 	bind_text(st, 3, wf->type);
-	bind_json(st, 4, wf->input);
+	bind_static(st, 4, json_text(wf->input, &wf->input_text));
 	sqlite3_bind_int64(st, 5, now);
 	if (step_done(s, st, "state DB: insert workflow", err, errlen) != 0)
 		return -1;
@@ -507,7 +516,7 @@ int store_wf_insert(struct store *s, struct wf *wf, int64_t now, char *err, size
 	return 0;
 }
 
-int store_wf_close(struct store *s, const struct wf *wf, int64_t now, char *err, size_t errlen)
+int store_wf_close(struct store *s, struct wf *wf, int64_t now, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = s->stmt[S_WF_CLOSE];
 
@@ -515,13 +524,13 @@ int store_wf_close(struct store *s, const struct wf *wf, int64_t now, char *err,
 		return -1;
 	sqlite3_bind_int64(st, 1, wf->id);
 	bind_text(st, 2, wf_status_name(wf->status));
-	bind_json(st, 3, wf->result);
+	bind_static(st, 3, json_text(wf->result, &wf->result_text));
 	bind_text(st, 4, wf->error);
 	sqlite3_bind_int64(st, 5, now);
 	return step_done(s, st, "state DB: close workflow", err, errlen);
 }
 
-int store_step_save(struct store *s, const struct step *stp, char *err, size_t errlen)
+int store_step_save(struct store *s, struct step *stp, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = s->stmt[S_STEP_SAVE];
 
@@ -529,12 +538,12 @@ int store_step_save(struct store *s, const struct step *stp, char *err, size_t e
 		return -1;
 	sqlite3_bind_int64(st, 1, stp->wf->id);
 	sqlite3_bind_int(st, 2, stp->seq);
-	bind_text(st, 3, stp->activity);
-	bind_json(st, 4, stp->input);
-	bind_text(st, 5, step_status_name(stp->status));
+	bind_static(st, 3, stp->activity);
+	bind_static(st, 4, json_text(stp->input, &stp->input_text));
+	bind_static(st, 5, step_status_name(stp->status));
 	sqlite3_bind_int(st, 6, stp->attempt);
 	bind_json(st, 7, stp->heartbeat);
-	bind_json(st, 8, stp->result);
+	bind_static(st, 8, json_text(stp->result, &stp->result_text));
 	bind_text(st, 9, stp->error_type);
 	bind_text(st, 10, stp->error_message);
 	sqlite3_bind_int64(st, 11, stp->next_attempt_at);
@@ -544,6 +553,16 @@ int store_step_save(struct store *s, const struct step *stp, char *err, size_t e
 
 int store_event(struct store *s, int64_t wf_id, int seq, int attempt, const char *kind, long pid,
                 json_t *detail, char *err, size_t errlen)
+{
+	char *text = detail != NULL ? json_dumps(detail, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	int rc = store_event_text(s, wf_id, seq, attempt, kind, pid, text, err, errlen);
+
+	free(text);
+	return rc;
+}
+
+int store_event_text(struct store *s, int64_t wf_id, int seq, int attempt, const char *kind,
+                     long pid, const char *detail, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = s->stmt[S_EVENT];
 
@@ -558,7 +577,7 @@ int store_event(struct store *s, int64_t wf_id, int seq, int attempt, const char
 	sqlite3_bind_int64(st, 5, clock_wall_ms());
 	if (pid > 0)
 		sqlite3_bind_int64(st, 6, pid);
-	bind_json(st, 7, detail);
+	bind_static(st, 7, detail);
 	return step_done(s, st, "state DB: append event", err, errlen);
 }
 

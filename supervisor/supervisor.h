@@ -55,7 +55,9 @@ struct step {
 	struct wf *wf;
 	int seq;
 	char *activity;
-	json_t *input; /* owned */
+	json_t *input;     /* owned */
+	char *input_text;  /* owned cache of input as JSON text (json_text()) */
+	char *result_text; /* owned cache of result as JSON text */
 	enum step_status status;
 	int attempt;             /* attempts started so far */
 	json_t *result;          /* owned; when completed */
@@ -83,9 +85,11 @@ struct wf {
 	char *namespace_;
 	char *workflow_id;
 	char *type;
-	json_t *input; /* owned */
+	json_t *input;    /* owned */
+	char *input_text; /* owned cache of input as JSON text (json_text()) */
 	enum wf_status status;
 	json_t *result;        /* owned; when completed */
+	char *result_text;     /* owned cache of result as JSON text */
 	char *error;           /* owned; when failed */
 	int64_t created_at;    /* wall ms */
 	int64_t closed_at;     /* wall ms; 0 while running */
@@ -153,6 +157,10 @@ struct wf *wf_new(int64_t id, const char *ns, const char *workflow_id, const cha
                   json_t *input);
 struct step *wf_add_step(struct wf *wf, const char *activity, json_t *input);
 void wf_free(struct wf *wf);
+/* j as compact JSON text, dumped once into *cache (owned by the caller's
+ * struct) and reused: a workflow's input and results are written to the
+ * state DB several times each (rows, events). NULL for NULL. */
+const char *json_text(const json_t *j, char **cache);
 /* The workflow as the API shows it (NEW reference), built from memory:
  * the same object store_wf_json() reads back from its committed rows. */
 json_t *wf_json(const struct wf *wf);
@@ -199,11 +207,14 @@ int store_dirty(const struct store *s);
 int store_wf_lookup(struct store *s, const char *ns, const char *workflow_id, int64_t *id,
                     char *err, size_t errlen);
 int store_wf_insert(struct store *s, struct wf *wf, int64_t now, char *err, size_t errlen);
-int store_wf_close(struct store *s, const struct wf *wf, int64_t now, char *err, size_t errlen);
-int store_step_save(struct store *s, const struct step *st, char *err, size_t errlen);
+int store_wf_close(struct store *s, struct wf *wf, int64_t now, char *err, size_t errlen);
+int store_step_save(struct store *s, struct step *st, char *err, size_t errlen);
 /* detail is BORROWED and may be NULL. */
 int store_event(struct store *s, int64_t wf_id, int seq, int attempt, const char *kind, long pid,
                 json_t *detail, char *err, size_t errlen);
+/* The same with detail as JSON text (NULL: none). */
+int store_event_text(struct store *s, int64_t wf_id, int seq, int attempt, const char *kind,
+                     long pid, const char *detail, char *err, size_t errlen);
 
 /* Loads every running workflow with its steps; calls fn for each (fn owns
  * the wf). */

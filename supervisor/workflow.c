@@ -281,6 +281,15 @@ static json_t *step_json(const struct step *st)
 	    "scheduled_at", (json_int_t)st->scheduled_at);
 }
 
+const char *json_text(const json_t *j, char **cache)
+{
+	if (j == NULL)
+		return NULL;
+	if (*cache == NULL)
+		*cache = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+	return *cache;
+}
+
 json_t *wf_json(const struct wf *wf)
 {
 	json_t *steps = json_array();
@@ -304,6 +313,8 @@ static void step_free(struct step *st)
 	free(st->activity);
 	json_decref(st->input);
 	json_decref(st->result);
+	free(st->input_text);
+	free(st->result_text);
 	json_decref(st->heartbeat);
 	free(st->error_type);
 	free(st->error_message);
@@ -322,6 +333,8 @@ void wf_free(struct wf *wf)
 	free(wf->type);
 	json_decref(wf->input);
 	json_decref(wf->result);
+	free(wf->input_text);
+	free(wf->result_text);
 	free(wf->error);
 	free(wf);
 }
