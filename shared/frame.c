@@ -179,6 +179,7 @@ unsigned char *frame_encode(const json_t *msg, size_t max, size_t *len, char *er
 	if (n > max || n > UINT32_MAX) {
 		snprintf(err, errlen,
 		         "frame: message of %zu bytes exceeds the limit %zu (MAX_FRAME)", n, max);
+		*len = n;
 		goto cleanup;
 	}
 	buf = malloc(FRAME_HEADER_LEN + n);

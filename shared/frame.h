@@ -39,7 +39,8 @@ size_t frame_decoder_pending(const struct frame_decoder *d);
 
 /* Encodes msg (an object) as one frame. Returns a malloc'd buffer the
  * caller frees, its length in *len; NULL with err set when msg is not an
- * object or its encoding exceeds max. */
+ * object or its encoding exceeds max (then *len is the encoding's size,
+ * > max; else 0). */
 unsigned char *frame_encode(const json_t *msg, size_t max, size_t *len, char *err, size_t errlen);
 
 /* Blocking helpers for a process that owns fd (the worker).

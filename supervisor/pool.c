@@ -506,6 +506,28 @@ void pool_heartbeat_seen(struct slot *sl)
 		timer_in(sl->hb_timer, sl->sup->cfg.heartbeat_timeout_ms);
 }
 
+/* The task frame of sl's attempt does not fit in MAX_FRAME (its input,
+ * or heartbeat details a worker sent, are too big): no worker can ever
+ * take it, so the attempt fails for good, and the worker, which got
+ * nothing, stays ready. */
+static void task_too_large(struct slot *sl, size_t len)
+{
+	struct step *st = sl->step;
+	char msg[256];
+
+	snprintf(msg, sizeof(msg),
+	         "the task frame of this attempt is %zu bytes, over MAX_FRAME (%zu): send a "
+	         "smaller input or raise MAX_FRAME",
+	         len, sl->sup->cfg.max_frame);
+	sl->step = NULL;
+	st->slot = -1;
+	sl->expected_exit = 0;
+	evtimer_del(sl->timer);
+	attempt_timers_off(sl);
+	slot_on(sl, SE_DONE);
+	engine_on_result(sl->sup->engine, st, 0, NULL, "TaskTooLarge", msg, 0, 0);
+}
+
 int pool_send(struct slot *sl, json_t *msg)
 {
 	unsigned char *buf;
@@ -515,6 +537,10 @@ int pool_send(struct slot *sl, json_t *msg)
 
 	buf = frame_encode(msg, sl->sup->cfg.max_frame, &len, err, sizeof(err));
 	json_decref(msg);
+	if (buf == NULL && len > sl->sup->cfg.max_frame) {
+		task_too_large(sl, len);
+		return -1;
+	}
 	if (buf == NULL) {
 		slot_close(sl, "worker_lost", "WorkerLost", err, 1);
 		return -1;

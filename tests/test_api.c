@@ -287,6 +287,58 @@ static void test_start_and_wait(void **state)
 	free(db);
 }
 
+/* A start whose task frame cannot fit in MAX_FRAME (here a 128-byte
+ * order id under a 240-byte MAX_FRAME) fails for good with the reason,
+ * after one attempt, and the worker is not killed for it: it never got
+ * the task. */
+static void test_task_too_large(void **state)
+{
+	const char *extra[] = {"--workers=1", "--max-frame=240", NULL};
+	char *d = tu_tmpdir("api-frame"), *body, *note = malloc(129);
+	struct tu_sup big = {0};
+	json_t *out = NULL, *stats = NULL, *slot;
+	long pid_before;
+
+	assert_non_null(d);
+	assert_int_equal(tu_sup_start(&big, d, extra), 0);
+	memset(note, 'n', 128);
+	note[128] = '\0';
+	body = tu_fmt("{\"workflow_id\":\"BIG\",\"input\":{\"order_id\":\"%s\","
+	              "\"product_id\":\"123456\",\"quantity\":1}}",
+	              note);
+	assert_int_equal(tu_http(&big, "GET", "/v1/stats", NULL, &stats), 200);
+	slot = json_array_get(json_object_get(json_object_get(stats, "pool"), "slots"), 0);
+	pid_before = (long)json_integer_value(json_object_get(slot, "pid"));
+	json_decref(stats);
+	assert_int_equal(tu_http(&big, "POST", "/v1/workflows?wait=30s", body, &out), 201);
+	assert_false(json_is_true(json_object_get(out, "timed_out")));
+	assert_string_equal(wf_str(out, "status"), "failed");
+	if (strstr(wf_str(out, "error"), "MAX_FRAME") == NULL ||
+	    strstr(wf_str(out, "error"), "TaskTooLarge") == NULL)
+		fail_msg("the error does not name the limit: %s", wf_str(out, "error"));
+	assert_int_equal(json_integer_value(json_object_get(first_step(out), "attempts")), 1);
+	json_decref(out);
+	/* The same worker is still there and takes the next workflow. */
+	assert_int_equal(tu_http(&big, "POST", "/v1/workflows?wait=30s",
+	                         "{\"input\":{\"order_id\":\"SMALL\",\"product_id\":"
+	                         "\"123456\",\"quantity\":1}}",
+	                         &out),
+	                 201);
+	assert_string_equal(wf_str(out, "status"), "completed");
+	json_decref(out);
+	assert_int_equal(tu_http(&big, "GET", "/v1/stats", NULL, &stats), 200);
+	slot = json_array_get(json_object_get(json_object_get(stats, "pool"), "slots"), 0);
+	assert_int_equal((long)json_integer_value(json_object_get(slot, "pid")), pid_before);
+	assert_int_equal(json_integer_value(json_object_get(stats, "worker_restarts")), 0);
+	json_decref(stats);
+	assert_int_equal(tu_sup_stop(&big), 0);
+	tu_sup_free(&big);
+	tu_rmrf(d);
+	free(d);
+	free(body);
+	free(note);
+}
+
 static void test_metrics(void **state)
 {
 	struct httpc_response r = {0};
@@ -546,6 +598,7 @@ int main(void)
 	    cmocka_unit_test(test_too_large),
 	    cmocka_unit_test(test_wait_timeout_and_vanishing_client),
 	    cmocka_unit_test(test_start_and_wait),
+	    cmocka_unit_test(test_task_too_large),
 	    cmocka_unit_test(test_metrics),
 	    cmocka_unit_test(test_metrics_families),
 	};
