@@ -120,6 +120,19 @@ static void reply(struct evhttp_request *req, int status, json_t *body)
 	json_decref(body);
 }
 
+/* Sends text, a JSON document, with status. */
+static void reply_text(struct evhttp_request *req, int status, const char *text)
+{
+	struct evbuffer *buf = evbuffer_new();
+
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	                  "application/json");
+	evbuffer_add(buf, text, strlen(text));
+	evbuffer_add(buf, "\n", 1);
+	evhttp_send_reply(req, status, reason_of(status), buf);
+	evbuffer_free(buf);
+}
+
 static void reply_error(struct evhttp_request *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -196,18 +209,28 @@ static struct pending *pending_new(struct api *a, struct evhttp_request *req)
 	return p;
 }
 
-/* Answers (when the client is still there) and frees p. */
-static void pending_finish(struct pending *p, int status, json_t *body)
+/* Answers with body, or with text when body is NULL (when the client is
+ * still there), and frees p and what it was given. */
+static void pending_answer(struct pending *p, int status, json_t *body, char *text)
 {
 	if (p->hangup != NULL)
 		event_free(p->hangup);
 	if (p->req != NULL) {
 		evhttp_connection_set_closecb(evhttp_request_get_connection(p->req), NULL, NULL);
-		reply(p->req, status, body);
+		if (body != NULL)
+			reply(p->req, status, body);
+		else
+			reply_text(p->req, status, text);
 	} else {
 		json_decref(body);
 	}
+	free(text);
 	free(p);
+}
+
+static void pending_finish(struct pending *p, int status, json_t *body)
+{
+	pending_answer(p, status, body, NULL);
 }
 
 static void pending_deferred(void *arg)
@@ -341,10 +364,25 @@ static json_t *wf_view(struct api *a, int64_t id, char *err, size_t errlen)
 static void wait_one_done(void *arg, int timed_out)
 {
 	struct pending *p = arg;
-	char err[512];
+	struct wf *held = engine_find(p->api->sup->engine, p->wf_id);
+	char err[512], *view, *text = NULL;
 	json_t *wf, *body;
 
 	p->waiter = NULL;
+	/* Held in memory (the common case: woken as it closes): written as
+	 * text from what the workflow keeps, not built and dumped. */
+	view = held != NULL ? wf_json_text(held) : NULL;
+	if (view != NULL) {
+		if (asprintf(&text, "{\"timed_out\":%s,\"workflow\":%s%s}",
+		             timed_out ? "true" : "false", view,
+		             p->status == 0 ? ""
+		             : p->created   ? ",\"created\":true"
+		                            : ",\"created\":false") < 0)
+			text = NULL;
+		free(view);
+		if (text != NULL)
+			return pending_answer(p, p->status != 0 ? p->status : 200, NULL, text);
+	}
 	wf = wf_view(p->api, p->wf_id, err, sizeof(err));
 	if (wf == NULL)
 		return pending_finish(p, 500, json_pack("{s:s, s:i}", "error", err, "status", 500));

@@ -164,6 +164,10 @@ const char *json_text(const json_t *j, char **cache);
 /* The workflow as the API shows it (NEW reference), built from memory:
  * the same object store_wf_json() reads back from its committed rows. */
 json_t *wf_json(const struct wf *wf);
+/* The same object as compact JSON text (malloc'd), written from the
+ * texts the workflow keeps (json_text()) rather than dumped: the reply to
+ * every wait carries it. */
+char *wf_json_text(struct wf *wf);
 const char *wf_status_name(enum wf_status s);
 const char *step_status_name(enum step_status s);
 int wf_status_parse(const char *name, enum wf_status *out);

@@ -304,6 +304,93 @@ json_t *wf_json(const struct wf *wf)
 	    wf->closed_at > 0 ? json_integer(wf->closed_at) : json_null(), "steps", steps);
 }
 
+/* s as a JSON string (null for NULL). */
+static void put_str(FILE *f, const char *s)
+{
+	if (s == NULL) {
+		fputs("null", f);
+		return;
+	}
+	fputc('"', f);
+	for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
+		if (*c == '"' || *c == '\\')
+			fprintf(f, "\\%c", *c);
+		else if (*c == '\n')
+			fputs("\\n", f);
+		else if (*c == '\r')
+			fputs("\\r", f);
+		else if (*c == '\t')
+			fputs("\\t", f);
+		else if (*c < 0x20 || *c == 0x7f)
+			fprintf(f, "\\u%04x", *c);
+		else
+			fputc(*c, f);
+	}
+	fputc('"', f);
+}
+
+static void put_json(FILE *f, const char *text)
+{
+	fputs(text != NULL ? text : "null", f);
+}
+
+char *wf_json_text(struct wf *wf)
+{
+	char *buf = NULL, *hb;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (f == NULL)
+		return NULL;
+	fputs("{\"namespace\":", f);
+	put_str(f, wf->namespace_);
+	fputs(",\"workflow_id\":", f);
+	put_str(f, wf->workflow_id);
+	fputs(",\"type\":", f);
+	put_str(f, wf->type);
+	fputs(",\"input\":", f);
+	put_json(f, json_text(wf->input, &wf->input_text));
+	fprintf(f, ",\"status\":\"%s\",\"result\":", wf_status_name(wf->status));
+	put_json(f, json_text(wf->result, &wf->result_text));
+	fputs(",\"error\":", f);
+	put_str(f, wf->error);
+	fprintf(f, ",\"created_at\":%lld,\"closed_at\":", (long long)wf->created_at);
+	if (wf->closed_at > 0)
+		fprintf(f, "%lld", (long long)wf->closed_at);
+	else
+		fputs("null", f);
+	fputs(",\"steps\":[", f);
+	for (int i = 0; i < wf->nsteps; i++) {
+		struct step *st = wf->steps[i];
+
+		fprintf(f, "%s{\"seq\":%d,\"activity\":", i > 0 ? "," : "", st->seq);
+		put_str(f, st->activity);
+		fputs(",\"input\":", f);
+		put_json(f, json_text(st->input, &st->input_text));
+		fprintf(f, ",\"status\":\"%s\",\"attempts\":%d,\"heartbeat\":",
+		        step_status_name(st->status), st->attempt);
+		hb = st->heartbeat != NULL
+		         ? json_dumps(st->heartbeat, JSON_COMPACT | JSON_ENCODE_ANY)
+		         : NULL;
+		put_json(f, hb);
+		free(hb);
+		fputs(",\"result\":", f);
+		put_json(f, json_text(st->result, &st->result_text));
+		fputs(",\"error_type\":", f);
+		put_str(f, st->error_type);
+		fputs(",\"error_message\":", f);
+		put_str(f, st->error_message);
+		fprintf(f, ",\"next_attempt_at\":%lld,\"scheduled_at\":%lld}",
+		        (long long)st->next_attempt_at, (long long)st->scheduled_at);
+	}
+	fputs("]}", f);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
 static void step_free(struct step *st)
 {
 	if (st->timer != NULL)
