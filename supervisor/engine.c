@@ -548,11 +548,10 @@ static void replay(struct engine *e, struct wf *wf)
 
 	for (int seq = wf->nsteps - ctx.scheduled; seq < wf->nsteps; seq++) {
 		struct step *st = wf->steps[seq];
+		char *activity = quoted(st->activity);
 
 		st->scheduled_at = clock_wall_ms();
 		arm_deadline(e, st);
-		char *activity = quoted(st->activity);
-
 		step_save(e, st);
 		event_text(e, wf, seq, 0, "scheduled", 0, "{\"activity\":%s,\"input\":%s}",
 		           activity, json_text(st->input, &st->input_text));
