@@ -70,6 +70,15 @@ static const char *const store_migrations[] = {
     "CREATE INDEX events_wf ON events(wf, id);",
     /* 2: when a step was first scheduled, for SCHEDULE_TO_CLOSE_TIMEOUT. */
     "ALTER TABLE steps ADD COLUMN scheduled_at INTEGER NOT NULL DEFAULT 0;",
+    /* 3: the counts GET /v1/stats and /metrics show, kept up to date in
+     * each turn's transaction instead of counted over every row at each
+     * request (which blocked the loop for 0.15 s at 100,000 workflows). */
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO counters SELECT 'workflows.' || status, count(*) FROM workflows "
+    "  GROUP BY status;"
+    "INSERT INTO counters SELECT 'steps.' || status, count(*) FROM steps GROUP BY status;"
+    "INSERT INTO counters SELECT 'events.' || kind, count(*) FROM events GROUP BY kind;"
+    "INSERT INTO counters SELECT 'attempts.total', coalesce(sum(attempt), 0) FROM steps;",
 };
 
 enum stmt_id {
@@ -85,6 +94,8 @@ enum stmt_id {
 	S_STEPS_OF,
 	S_EVENTS_OF,
 	S_RUNNING,
+	S_COUNTER_SET,
+	S_COUNTERS,
 	S_NSTMTS
 };
 
@@ -109,7 +120,10 @@ static const char *const stmt_sql[S_NSTMTS] = {
                    "WHERE wf = ?1 ORDER BY seq",
     [S_EVENTS_OF] = "SELECT id, seq, attempt, kind, ts, pid, detail FROM events "
                     "WHERE wf = ?1 ORDER BY id",
-    [S_RUNNING] = "SELECT id, namespace, workflow_id, type, input FROM workflows "
+    [S_COUNTER_SET] = "INSERT INTO counters (name, value) VALUES (?1, ?2) "
+                      "ON CONFLICT (name) DO UPDATE SET value = ?2",
+    [S_COUNTERS] = "SELECT name, value FROM counters",
+    [S_RUNNING] = "SELECT id, namespace, workflow_id, type, input, created_at FROM workflows "
                   "WHERE status = 'running' ORDER BY id",
 };
 
@@ -138,10 +152,20 @@ static int sync_file(const char *path, int *fd)
 	return *fd >= 0 ? fdatasync(*fd) : -1;
 }
 
+/* A row of the counters table, held in memory; dirty ones are written
+ * with the turn's COMMIT. */
+struct counter {
+	char name[64];
+	int64_t value;
+	int dirty;
+};
+
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[S_NSTMTS];
 	int in_tx;
+	struct counter *counters;
+	size_t ncounters, capcounters;
 	uint64_t committed;  /* commits so far */
 	struct syncer *sync; /* NULL: each COMMIT syncs (or SYNC=normal) */
 };
@@ -344,6 +368,81 @@ int store_sync_wait(struct store *s, char *err, size_t errlen)
 	}
 }
 
+/* ---- counters ------------------------------------------------------------ */
+
+static struct counter *counter_find(struct store *s, const char *name)
+{
+	for (size_t i = 0; i < s->ncounters; i++)
+		if (strcmp(s->counters[i].name, name) == 0)
+			return &s->counters[i];
+	if (s->ncounters == s->capcounters) {
+		size_t cap = s->capcounters ? s->capcounters * 2 : 32;
+		struct counter *c = realloc(s->counters, cap * sizeof(*c));
+
+		if (c == NULL)
+			return NULL;
+		s->counters = c;
+		s->capcounters = cap;
+	}
+	s->counters[s->ncounters] = (struct counter){.value = 0};
+	snprintf(s->counters[s->ncounters].name, sizeof(s->counters[0].name), "%s", name);
+	return &s->counters[s->ncounters++];
+}
+
+/* Adds delta to counter "group.key"; written with the turn's COMMIT. */
+static void count(struct store *s, const char *group, const char *key, int64_t delta)
+{
+	char name[64];
+	struct counter *c;
+
+	if (delta == 0)
+		return;
+	snprintf(name, sizeof(name), "%s.%s", group, key);
+	c = counter_find(s, name);
+	if (c != NULL) {
+		c->value += delta;
+		c->dirty = 1;
+	}
+}
+
+static int counters_load(struct store *s, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = s->stmt[S_COUNTERS];
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct counter *c = counter_find(s, (const char *)sqlite3_column_text(st, 0));
+
+		if (c != NULL)
+			c->value = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(s->db, "state DB: read counters", err, errlen);
+	return 0;
+}
+
+static int counters_write(struct store *s, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = s->stmt[S_COUNTER_SET];
+
+	for (size_t i = 0; i < s->ncounters; i++) {
+		struct counter *c = &s->counters[i];
+		int rc;
+
+		if (!c->dirty)
+			continue;
+		sqlite3_bind_text(st, 1, c->name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, c->value);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return db_fail(s->db, "state DB: write counters", err, errlen);
+		c->dirty = 0;
+	}
+	return 0;
+}
+
 int store_open(const char *path, enum db_sync sync, sqlite3 *group_app, struct store **out,
                char *err, size_t errlen)
 {
@@ -357,6 +456,8 @@ int store_open(const char *path, enum db_sync sync, sqlite3 *group_app, struct s
 	for (int i = 0; i < S_NSTMTS; i++)
 		if (db_prepare(s->db, stmt_sql[i], &s->stmt[i], err, errlen) != 0)
 			goto fail;
+	if (counters_load(s, err, errlen) != 0)
+		goto fail;
 	if (sync_thread && syncer_new(s, group_app, err, errlen) != 0)
 		goto fail;
 	*out = s;
@@ -371,6 +472,7 @@ void store_close(struct store *s)
 	if (s == NULL)
 		return;
 	syncer_free(s->sync);
+	free(s->counters);
 	if (s->in_tx)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	for (int i = 0; i < S_NSTMTS; i++)
@@ -424,6 +526,11 @@ int store_commit(struct store *s, char *err, size_t errlen)
 {
 	if (!s->in_tx)
 		return 0;
+	if (counters_write(s, err, errlen) != 0) {
+		s->in_tx = 0;
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
 	s->in_tx = 0;
 	if (step_done(s, s->stmt[S_COMMIT], "state DB: COMMIT", err, errlen) != 0) {
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -511,6 +618,7 @@ int store_wf_insert(struct store *s, struct wf *wf, int64_t now, char *err, size
 	sqlite3_bind_int64(st, 5, now);
 	if (step_done(s, st, "state DB: insert workflow", err, errlen) != 0)
 		return -1;
+	count(s, "workflows", "running", 1);
 	wf->id = sqlite3_last_insert_rowid(s->db);
 	wf->created_at = now;
 	return 0;
@@ -527,7 +635,11 @@ int store_wf_close(struct store *s, struct wf *wf, int64_t now, char *err, size_
 	bind_static(st, 3, json_text(wf->result, &wf->result_text));
 	bind_text(st, 4, wf->error);
 	sqlite3_bind_int64(st, 5, now);
-	return step_done(s, st, "state DB: close workflow", err, errlen);
+	if (step_done(s, st, "state DB: close workflow", err, errlen) != 0)
+		return -1;
+	count(s, "workflows", "running", -1);
+	count(s, "workflows", wf_status_name(wf->status), 1);
+	return 0;
 }
 
 int store_step_save(struct store *s, struct step *stp, char *err, size_t errlen)
@@ -548,7 +660,16 @@ int store_step_save(struct store *s, struct step *stp, char *err, size_t errlen)
 	bind_text(st, 10, stp->error_message);
 	sqlite3_bind_int64(st, 11, stp->next_attempt_at);
 	sqlite3_bind_int64(st, 12, stp->scheduled_at);
-	return step_done(s, st, "state DB: save step", err, errlen);
+	if (step_done(s, st, "state DB: save step", err, errlen) != 0)
+		return -1;
+	if (stp->saved)
+		count(s, "steps", step_status_name(stp->saved_status), -1);
+	count(s, "steps", step_status_name(stp->status), 1);
+	count(s, "attempts", "total", stp->attempt - (stp->saved ? stp->saved_attempt : 0));
+	stp->saved = 1;
+	stp->saved_status = stp->status;
+	stp->saved_attempt = stp->attempt;
+	return 0;
 }
 
 int store_event(struct store *s, int64_t wf_id, int seq, int attempt, const char *kind, long pid,
@@ -578,7 +699,10 @@ int store_event_text(struct store *s, int64_t wf_id, int seq, int attempt, const
 	if (pid > 0)
 		sqlite3_bind_int64(st, 6, pid);
 	bind_static(st, 7, detail);
-	return step_done(s, st, "state DB: append event", err, errlen);
+	if (step_done(s, st, "state DB: append event", err, errlen) != 0)
+		return -1;
+	count(s, "events", kind, 1);
+	return 0;
 }
 
 /* ---- loading -------------------------------------------------------------- */
@@ -609,6 +733,9 @@ static int load_steps(struct store *s, struct wf *wf, char *err, size_t errlen)
 		stp->error_message = column_strdup(st, 8);
 		stp->next_attempt_at = sqlite3_column_int64(st, 9);
 		stp->scheduled_at = sqlite3_column_int64(st, 10);
+		stp->saved = 1;
+		stp->saved_status = stp->status;
+		stp->saved_attempt = stp->attempt;
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
@@ -789,36 +916,26 @@ json_t *store_list_json(struct store *s, const char *ns, const char *status, int
 
 json_t *store_counts_json(struct store *s, char *err, size_t errlen)
 {
-	static const char sql[] =
-	    "SELECT 'workflows', status, count(*) FROM workflows GROUP BY status "
-	    "UNION ALL SELECT 'attempts', 'total', coalesce(sum(attempt), 0) FROM steps "
-	    "UNION ALL SELECT 'steps', status, count(*) FROM steps GROUP BY status "
-	    "UNION ALL SELECT 'events', kind, count(*) FROM events GROUP BY kind";
-	sqlite3_stmt *st = NULL;
 	json_t *out =
 	    json_pack("{s:{s:i, s:i, s:i}, s:{}, s:{}, s:I}", "workflows", "running", 0,
 	              "completed", 0, "failed", 0, "steps", "events", "attempts", (json_int_t)0);
-	int rc;
 
-	if (db_prepare(s->db, sql, &st, err, errlen) != 0) {
-		json_decref(out);
-		return NULL;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *group = (const char *)sqlite3_column_text(st, 0);
-		const char *key = (const char *)sqlite3_column_text(st, 1);
-		json_t *n = json_integer(sqlite3_column_int64(st, 2));
+	(void)err;
+	(void)errlen;
+	for (size_t i = 0; i < s->ncounters; i++) {
+		const struct counter *c = &s->counters[i];
+		const char *dot = strchr(c->name, '.');
+		char group[64];
 
+		if (dot == NULL)
+			continue;
+		snprintf(group, sizeof(group), "%.*s", (int)(dot - c->name), c->name);
 		if (strcmp(group, "attempts") == 0)
-			json_object_set_new(out, "attempts", n);
-		else
-			json_object_set_new(json_object_get(out, group), key, n);
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		json_decref(out);
-		db_fail(s->db, "state DB: count", err, errlen);
-		return NULL;
+			json_object_set_new(out, "attempts", json_integer(c->value));
+		else if (json_object_get(out, group) != NULL &&
+		         (c->value != 0 || strcmp(group, "workflows") == 0))
+			json_object_set_new(json_object_get(out, group), dot + 1,
+			                    json_integer(c->value));
 	}
 	return out;
 }

@@ -67,13 +67,16 @@ struct step {
 	int64_t next_attempt_at; /* wall ms; 0 = as soon as a worker is idle */
 	int64_t scheduled_at;    /* wall ms it was first scheduled (schedule_to_close) */
 	/* runtime only */
-	int queued;             /* in the engine's ready queue */
-	int64_t ready_us;       /* mono us it entered the ready queue (dispatch latency) */
-	struct event *timer;    /* retry backoff */
-	struct event *deadline; /* schedule_to_close, when set */
-	int expired;            /* schedule_to_close passed: no more attempts */
-	int result_pending;     /* its result waits for the app DB's sync */
-	int slot;               /* worker slot running it, or -1 */
+	int queued;                    /* in the engine's ready queue */
+	int64_t ready_us;              /* mono us it entered the ready queue (dispatch latency) */
+	struct event *timer;           /* retry backoff */
+	struct event *deadline;        /* schedule_to_close, when set */
+	int expired;                   /* schedule_to_close passed: no more attempts */
+	int saved;                     /* its row exists in the state DB */
+	enum step_status saved_status; /* as that row has it (counters) */
+	int saved_attempt;
+	int result_pending; /* its result waits for the app DB's sync */
+	int slot;           /* worker slot running it, or -1 */
 	TAILQ_ENTRY(step) ready;
 };
 

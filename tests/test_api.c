@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "httpc.h"
 #include "testutil.h"
@@ -339,6 +340,105 @@ static void test_task_too_large(void **state)
 	free(note);
 }
 
+/* /v1/stats' counts equal what the state DB's rows say. */
+static void assert_counts_match(struct tu_sup *s, const char *db)
+{
+	static const char *const wf_statuses[] = {"running", "completed", "failed"};
+	static const char *const step_statuses[] = {"scheduled", "running", "completed", "failed"};
+	json_t *stats = NULL, *c, *v;
+	const char *key;
+	long long events = 0;
+
+	assert_int_equal(tu_http(s, "GET", "/v1/stats", NULL, &stats), 200);
+	for (size_t i = 0; i < 3; i++) {
+		char *sql =
+		    tu_fmt("SELECT count(*) FROM workflows WHERE status = '%s'", wf_statuses[i]);
+
+		c = json_object_get(json_object_get(stats, "workflows"), wf_statuses[i]);
+		if (json_integer_value(c) != tu_sql_int(db, sql))
+			fail_msg("workflows %s: stats %lld, rows %lld", wf_statuses[i],
+			         (long long)json_integer_value(c), tu_sql_int(db, sql));
+		free(sql);
+	}
+	for (size_t i = 0; i < 4; i++) {
+		char *sql =
+		    tu_fmt("SELECT count(*) FROM steps WHERE status = '%s'", step_statuses[i]);
+
+		c = json_object_get(json_object_get(stats, "steps"), step_statuses[i]);
+		if (json_integer_value(c) != tu_sql_int(db, sql))
+			fail_msg("steps %s: stats %lld, rows %lld", step_statuses[i],
+			         (long long)json_integer_value(c), tu_sql_int(db, sql));
+		free(sql);
+	}
+	json_object_foreach(json_object_get(stats, "events"), key, v)
+	{
+		char *sql = tu_fmt("SELECT count(*) FROM events WHERE kind = '%s'", key);
+
+		if (json_integer_value(v) != tu_sql_int(db, sql))
+			fail_msg("events %s: stats %lld, rows %lld", key,
+			         (long long)json_integer_value(v), tu_sql_int(db, sql));
+		events += json_integer_value(v);
+		free(sql);
+	}
+	assert_int_equal(events, tu_sql_int(db, "SELECT count(*) FROM events"));
+	assert_int_equal(json_integer_value(json_object_get(stats, "attempts")),
+	                 tu_sql_int(db, "SELECT coalesce(sum(attempt), 0) FROM steps"));
+	json_decref(stats);
+}
+
+static void start_and_wait_order(struct tu_sup *s, const char *id, int quantity)
+{
+	char *body = tu_fmt("{\"input\":{\"order_id\":\"%s\",\"product_id\":\"123456\","
+	                    "\"quantity\":%d}}",
+	                    id, quantity);
+	json_t *out = NULL;
+
+	assert_int_equal(tu_http(s, "POST", "/v1/workflows?wait=30s", body, &out), 201);
+	assert_false(json_is_true(json_object_get(out, "timed_out")));
+	json_decref(out);
+	free(body);
+}
+
+/* The counts of /v1/stats and /metrics are kept as the rows change, not
+ * counted over every row at each request: they must stay equal to the
+ * rows through completions, failures, a SIGKILL and an upgrade from a
+ * state DB that had no counters. */
+static void test_counts_follow_the_rows(void **state)
+{
+	const char *extra[] = {"--workers=1", "--seed-stock=123456:3", NULL};
+	char *d = tu_tmpdir("api-counts"), *db;
+	struct tu_sup c = {0};
+	sqlite3 *raw = NULL;
+
+	assert_non_null(d);
+	db = tu_fmt("%s/state.db", d);
+	assert_int_equal(tu_sup_start(&c, d, extra), 0);
+	assert_counts_match(&c, db);
+	start_and_wait_order(&c, "N1", 1);
+	start_and_wait_order(&c, "N2", 1);
+	start_and_wait_order(&c, "N3", 5); /* InsufficientStock: failed */
+	assert_counts_match(&c, db);
+	tu_sup_kill9(&c);
+	assert_int_equal(tu_sup_start(&c, d, extra), 0);
+	assert_counts_match(&c, db);
+	start_and_wait_order(&c, "N4", 1);
+	assert_counts_match(&c, db);
+	assert_int_equal(tu_sup_stop(&c), 0);
+	/* A state DB from before the counters: the upgrade counts the rows. */
+	assert_int_equal(sqlite3_open(db, &raw), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(raw, "DROP TABLE counters; PRAGMA user_version = 2", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(raw);
+	assert_int_equal(tu_sup_start(&c, d, extra), 0);
+	assert_counts_match(&c, db);
+	assert_int_equal(tu_sup_stop(&c), 0);
+	tu_sup_free(&c);
+	tu_rmrf(d);
+	free(d);
+	free(db);
+}
+
 static void test_metrics(void **state)
 {
 	struct httpc_response r = {0};
@@ -599,6 +699,7 @@ int main(void)
 	    cmocka_unit_test(test_wait_timeout_and_vanishing_client),
 	    cmocka_unit_test(test_start_and_wait),
 	    cmocka_unit_test(test_task_too_large),
+	    cmocka_unit_test(test_counts_follow_the_rows),
 	    cmocka_unit_test(test_metrics),
 	    cmocka_unit_test(test_metrics_families),
 	};
