@@ -73,12 +73,12 @@ static const char *const store_migrations[] = {
     /* 3: the counts GET /v1/stats and /metrics show, kept up to date in
      * each turn's transaction instead of counted over every row at each
      * request (which blocked the loop for 0.15 s at 100,000 workflows). */
-    "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
-    "INSERT INTO counters SELECT 'workflows.' || status, count(*) FROM workflows "
-    "  GROUP BY status;"
-    "INSERT INTO counters SELECT 'steps.' || status, count(*) FROM steps GROUP BY status;"
-    "INSERT INTO counters SELECT 'events.' || kind, count(*) FROM events GROUP BY kind;"
-    "INSERT INTO counters SELECT 'attempts.total', coalesce(sum(attempt), 0) FROM steps;",
+    "CREATE TABLE counters (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL);"
+    "INSERT INTO counters SELECT 1, json_group_object(name, n) FROM ("
+    "  SELECT 'workflows.' || status AS name, count(*) AS n FROM workflows GROUP BY status"
+    "  UNION ALL SELECT 'steps.' || status, count(*) FROM steps GROUP BY status"
+    "  UNION ALL SELECT 'events.' || kind, count(*) FROM events GROUP BY kind"
+    "  UNION ALL SELECT 'attempts.total', coalesce(sum(attempt), 0) FROM steps);",
 };
 
 enum stmt_id {
@@ -120,9 +120,8 @@ static const char *const stmt_sql[S_NSTMTS] = {
                    "WHERE wf = ?1 ORDER BY seq",
     [S_EVENTS_OF] = "SELECT id, seq, attempt, kind, ts, pid, detail FROM events "
                     "WHERE wf = ?1 ORDER BY id",
-    [S_COUNTER_SET] = "INSERT INTO counters (name, value) VALUES (?1, ?2) "
-                      "ON CONFLICT (name) DO UPDATE SET value = ?2",
-    [S_COUNTERS] = "SELECT name, value FROM counters",
+    [S_COUNTER_SET] = "UPDATE counters SET doc = ?1 WHERE id = 1",
+    [S_COUNTERS] = "SELECT doc FROM counters WHERE id = 1",
     [S_RUNNING] = "SELECT id, namespace, workflow_id, type, input, created_at FROM workflows "
                   "WHERE status = 'running' ORDER BY id",
 };
@@ -152,12 +151,11 @@ static int sync_file(const char *path, int *fd)
 	return *fd >= 0 ? fdatasync(*fd) : -1;
 }
 
-/* A row of the counters table, held in memory; dirty ones are written
- * with the turn's COMMIT. */
+/* One of the counts of the counters row ("workflows.running", ...), held
+ * in memory; the row is written again with a COMMIT that changed one. */
 struct counter {
 	char name[64];
 	int64_t value;
-	int dirty;
 };
 
 struct store {
@@ -166,6 +164,7 @@ struct store {
 	int in_tx;
 	struct counter *counters;
 	size_t ncounters, capcounters;
+	int counters_dirty;
 	uint64_t committed;  /* commits so far */
 	struct syncer *sync; /* NULL: each COMMIT syncs (or SYNC=normal) */
 };
@@ -370,6 +369,8 @@ int store_sync_wait(struct store *s, char *err, size_t errlen)
 
 /* ---- counters ------------------------------------------------------------ */
 
+static json_t *column_json(sqlite3_stmt *st, int i);
+
 static struct counter *counter_find(struct store *s, const char *name)
 {
 	for (size_t i = 0; i < s->ncounters; i++)
@@ -401,45 +402,69 @@ static void count(struct store *s, const char *group, const char *key, int64_t d
 	c = counter_find(s, name);
 	if (c != NULL) {
 		c->value += delta;
-		c->dirty = 1;
+		s->counters_dirty = 1;
 	}
 }
 
 static int counters_load(struct store *s, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = s->stmt[S_COUNTERS];
-	int rc;
+	int rc = sqlite3_step(st);
+	json_t *doc = rc == SQLITE_ROW ? column_json(st, 0) : NULL, *v;
+	const char *name;
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct counter *c = counter_find(s, (const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW || !json_is_object(doc)) {
+		json_decref(doc);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return db_fail(s->db, "state DB: read counters", err, errlen);
+		snprintf(err, errlen, "state DB: the counters row is missing or not a JSON object");
+		return -1;
+	}
+	json_object_foreach(doc, name, v)
+	{
+		struct counter *c = counter_find(s, name);
 
 		if (c != NULL)
-			c->value = sqlite3_column_int64(st, 1);
+			c->value = json_integer_value(v);
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return db_fail(s->db, "state DB: read counters", err, errlen);
+	json_decref(doc);
 	return 0;
 }
 
+/* The counters row as JSON text; the names are the store's own
+ * ("group.key" of statuses and event kinds: no character to escape). */
 static int counters_write(struct store *s, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = s->stmt[S_COUNTER_SET];
+	char *doc = NULL;
+	size_t len = 0;
+	FILE *f;
+	int rc;
 
-	for (size_t i = 0; i < s->ncounters; i++) {
-		struct counter *c = &s->counters[i];
-		int rc;
-
-		if (!c->dirty)
-			continue;
-		sqlite3_bind_text(st, 1, c->name, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, c->value);
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE)
-			return db_fail(s->db, "state DB: write counters", err, errlen);
-		c->dirty = 0;
+	if (!s->counters_dirty)
+		return 0;
+	f = open_memstream(&doc, &len);
+	if (f == NULL) {
+		snprintf(err, errlen, "state DB: out of memory writing the counters");
+		return -1;
 	}
+	for (size_t i = 0; i < s->ncounters; i++)
+		fprintf(f, "%s\"%s\":%lld", i > 0 ? "," : "{", s->counters[i].name,
+		        (long long)s->counters[i].value);
+	fputs(s->ncounters > 0 ? "}" : "{}", f);
+	if (fclose(f) != 0) {
+		free(doc);
+		snprintf(err, errlen, "state DB: out of memory writing the counters");
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, doc, (int)len, free);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(s->db, "state DB: write counters", err, errlen);
+	s->counters_dirty = 0;
 	return 0;
 }
 
