@@ -805,6 +805,74 @@ static void test_sweep_app_read_persistent(void **state)
 	sweep("app", "read", "persistent");
 }
 
+/* ---- group commit ------------------------------------------------------------ */
+
+/* With SYNC=full and no FAULT_VFS the supervisor's COMMIT does not sync
+ * and a thread fdatasyncs the WALs behind it (supervisor/store.c). With
+ * every fdatasync made 200 ms slow (libidem_slow_sync.so preloaded), what
+ * must wait for a sync shows as time: a start's reply waits for the sync
+ * of the commit that recorded it; a start that waits for its workflow
+ * sees at least three syncs in a row (the start's, before the task may
+ * leave; the app DB's, before the result may count; the one of the commit
+ * that recorded it, before the reply). Letting anything out early makes
+ * these shorter. */
+static void test_group_commit_waits_for_syncs(void **state)
+{
+	const char *extra[] = {"--workers=1", "--sync=full", NULL};
+	const char *asan = getenv("ASAN_OPTIONS");
+	char *d = tu_tmpdir("groupsync"), *pre = tu_fmt("%s/libidem_slow_sync.so", IDEM_BIN_DIR);
+	char *asan_opts = tu_fmt("%s%sverify_asan_link_order=0", asan ? asan : "", asan ? ":" : "");
+	char *saved_asan = asan ? strdup(asan) : NULL;
+	struct tu_sup s = {0};
+	json_t *out = NULL;
+	int64_t t0, ms;
+	int rc;
+
+	assert_non_null(d);
+	setenv("LD_PRELOAD", pre, 1);
+	setenv("IDEM_TEST_SYNC_DELAY_MS", "200", 1);
+	setenv("ASAN_OPTIONS", asan_opts, 1);
+	rc = tu_sup_start(&s, d, extra);
+	unsetenv("LD_PRELOAD");
+	unsetenv("IDEM_TEST_SYNC_DELAY_MS");
+	if (saved_asan != NULL)
+		setenv("ASAN_OPTIONS", saved_asan, 1);
+	else
+		unsetenv("ASAN_OPTIONS");
+	assert_int_equal(rc, 0);
+
+	t0 = clock_mono_ms();
+	assert_int_equal(tu_start_order(&s, "G1", "123456", 1), 201);
+	ms = clock_mono_ms() - t0;
+	if (ms < 190)
+		fail_msg("a start was answered %lld ms after it was sent: before its sync",
+		         (long long)ms);
+	assert_int_equal(tu_http(&s, "GET", "/v1/workflows/G1/wait?timeout=30", NULL, &out), 200);
+	json_decref(out);
+
+	t0 = clock_mono_ms();
+	assert_int_equal(tu_http(&s, "POST", "/v1/workflows?wait=30s",
+	                         "{\"input\":{\"order_id\":\"G2\",\"product_id\":\"123456\","
+	                         "\"quantity\":1}}",
+	                         &out),
+	                 201);
+	ms = clock_mono_ms() - t0;
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(out, "workflow"), "status")),
+	    "completed");
+	json_decref(out);
+	if (ms < 3 * 190)
+		fail_msg("a start-and-wait was answered after %lld ms: fewer than three syncs",
+		         (long long)ms);
+	assert_int_equal(tu_sup_stop(&s), 0);
+	tu_sup_free(&s);
+	tu_rmrf(d);
+	free(d);
+	free(pre);
+	free(asan_opts);
+	free(saved_asan);
+}
+
 int main(void)
 {
 #define S(t) cmocka_unit_test_setup_teardown(t, scratch_setup, scratch_teardown)
@@ -813,6 +881,7 @@ int main(void)
 	    cmocka_unit_test(test_parse),
 	    cmocka_unit_test(test_parse_errors),
 	    cmocka_unit_test(test_config_key),
+	    cmocka_unit_test(test_group_commit_waits_for_syncs),
 	    S(test_write_fault_transient),
 	    S(test_write_fault_persistent),
 	    S(test_failed_statement_ends_transaction),
