@@ -340,46 +340,37 @@ static void test_task_too_large(void **state)
 	free(note);
 }
 
+/* stats[group][key] equals the count of table's rows whose column is
+ * key; returns it. */
+static long long assert_count(const char *db, json_t *stats, const char *group, const char *table,
+                              const char *column, const char *key)
+{
+	char *sql = tu_fmt("SELECT count(*) FROM %s WHERE %s = '%s'", table, column, key);
+	long long rows = tu_sql_int(db, sql);
+	long long got = json_integer_value(json_object_get(json_object_get(stats, group), key));
+
+	free(sql);
+	if (got != rows)
+		fail_msg("%s %s: stats %lld, rows %lld", group, key, got, rows);
+	return got;
+}
+
 /* /v1/stats' counts equal what the state DB's rows say. */
 static void assert_counts_match(struct tu_sup *s, const char *db)
 {
 	static const char *const wf_statuses[] = {"running", "completed", "failed"};
 	static const char *const step_statuses[] = {"scheduled", "running", "completed", "failed"};
-	json_t *stats = NULL, *c, *v;
+	json_t *stats = NULL, *v;
 	const char *key;
 	long long events = 0;
 
 	assert_int_equal(tu_http(s, "GET", "/v1/stats", NULL, &stats), 200);
-	for (size_t i = 0; i < 3; i++) {
-		char *sql =
-		    tu_fmt("SELECT count(*) FROM workflows WHERE status = '%s'", wf_statuses[i]);
-
-		c = json_object_get(json_object_get(stats, "workflows"), wf_statuses[i]);
-		if (json_integer_value(c) != tu_sql_int(db, sql))
-			fail_msg("workflows %s: stats %lld, rows %lld", wf_statuses[i],
-			         (long long)json_integer_value(c), tu_sql_int(db, sql));
-		free(sql);
-	}
-	for (size_t i = 0; i < 4; i++) {
-		char *sql =
-		    tu_fmt("SELECT count(*) FROM steps WHERE status = '%s'", step_statuses[i]);
-
-		c = json_object_get(json_object_get(stats, "steps"), step_statuses[i]);
-		if (json_integer_value(c) != tu_sql_int(db, sql))
-			fail_msg("steps %s: stats %lld, rows %lld", step_statuses[i],
-			         (long long)json_integer_value(c), tu_sql_int(db, sql));
-		free(sql);
-	}
-	json_object_foreach(json_object_get(stats, "events"), key, v)
-	{
-		char *sql = tu_fmt("SELECT count(*) FROM events WHERE kind = '%s'", key);
-
-		if (json_integer_value(v) != tu_sql_int(db, sql))
-			fail_msg("events %s: stats %lld, rows %lld", key,
-			         (long long)json_integer_value(v), tu_sql_int(db, sql));
-		events += json_integer_value(v);
-		free(sql);
-	}
+	for (size_t i = 0; i < 3; i++)
+		assert_count(db, stats, "workflows", "workflows", "status", wf_statuses[i]);
+	for (size_t i = 0; i < 4; i++)
+		assert_count(db, stats, "steps", "steps", "status", step_statuses[i]);
+	json_object_foreach(json_object_get(stats, "events"), key, v) events +=
+	    assert_count(db, stats, "events", "events", "kind", key);
 	assert_int_equal(events, tu_sql_int(db, "SELECT count(*) FROM events"));
 	assert_int_equal(json_integer_value(json_object_get(stats, "attempts")),
 	                 tu_sql_int(db, "SELECT coalesce(sum(attempt), 0) FROM steps"));
