@@ -792,6 +792,7 @@ static void synced_cb(evutil_socket_t fd, short what, void *arg)
 	struct engine *e = arg;
 	char err[512];
 
+	store_sync_drain(e->store);
 	if (release_durable(e, err, sizeof(err)) != 0)
 		db_failed(e, err);
 	apply_durable_results(e);

@@ -292,13 +292,10 @@ uint64_t store_committed(const struct store *s)
 uint64_t store_durable(struct store *s, char *err, size_t errlen)
 {
 	struct syncer *y = s->sync;
-	char c[64];
 	int failed;
 
 	if (y == NULL)
 		return s->committed;
-	while (read(y->pipe[0], c, sizeof(c)) > 0)
-		;
 	pthread_mutex_lock(&y->lock);
 	failed = y->failed;
 	pthread_mutex_unlock(&y->lock);
@@ -308,6 +305,15 @@ uint64_t store_durable(struct store *s, char *err, size_t errlen)
 		return UINT64_MAX;
 	}
 	return atomic_load(&y->durable);
+}
+
+void store_sync_drain(struct store *s)
+{
+	char c[64];
+
+	if (s->sync != NULL)
+		while (read(s->sync->pipe[0], c, sizeof(c)) > 0)
+			;
 }
 
 int store_group_commit(const struct store *s)
@@ -364,6 +370,7 @@ int store_sync_wait(struct store *s, char *err, size_t errlen)
 		if (d >= s->committed && store_app_durable(s) >= app)
 			return 0;
 		poll(&p, 1, 100);
+		store_sync_drain(s);
 	}
 }
 

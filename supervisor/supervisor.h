@@ -200,6 +200,9 @@ uint64_t store_durable(struct store *s, char *err, size_t errlen);
  * store_sync_fd() says it advanced (or failed). -1 without a thread. */
 void store_sync_request(struct store *s);
 int store_sync_fd(const struct store *s);
+/* Empties store_sync_fd(): only its reader does, so that no advance of
+ * the sync thread goes unnoticed. */
+void store_sync_drain(struct store *s);
 /* Blocks until every commit so far is durable. */
 int store_sync_wait(struct store *s, char *err, size_t errlen);
 void store_close(struct store *s);
