@@ -62,8 +62,11 @@ static const char usage_text[] =
     "\n"
     "Commands:\n"
     "  start --order-id ID --product-id ID --quantity N [--workflow-id ID]\n"
+    "        [--wait SECONDS]\n"
     "                   start an inventory workflow; idempotent: a workflow id\n"
-    "                   (default: the order id) is started once\n"
+    "                   (default: the order id) is started once; --wait also\n"
+    "                   waits until it closes, in the same request, and exits as\n"
+    "                   wait does\n"
     "  show ID          a workflow and its history as a timeline: each step with\n"
     "                   its attempts (fault, outcome, retry wait, worker pid,\n"
     "                   how long each waited and took)\n"
@@ -390,15 +393,16 @@ static int parse_number(const char *cmd, const char *what, const char *text, lon
 	return 0;
 }
 
-static int parse_timeout(const char *cmd, const char *text, int64_t min_ms, int *out)
+static int parse_timeout(const char *cmd, const char *opt, const char *text, int64_t min_ms,
+                         int *out)
 {
 	int64_t ms;
 
 	if (config_parse_duration(text, &ms) != 0 || ms < min_ms || ms > CTL_WAIT_MAX_MS)
 		return fail(IDEM_EXIT_USAGE,
-		            "%s--timeout %s is not a duration (30 = seconds, or "
+		            "%s%s %s is not a duration (30 = seconds, or "
 		            "500ms, 2m; %s1h)",
-		            cmd, text, min_ms > 0 ? "more than 0, at most " : "up to ");
+		            cmd, opt, text, min_ms > 0 ? "more than 0, at most " : "up to ");
 	*out = (int)ms;
 	return 0;
 }
@@ -920,16 +924,17 @@ static int start_conflict(const char *id, const json_t *doc)
 	return rc;
 }
 
+static int report_closed(struct ctl *c, const char *id, const json_t *doc, int wait_ms);
+
 static int cmd_start(struct ctl *c, int argc, char **argv)
 {
-	const char *order = NULL, *product = NULL, *qty = NULL, *wid = NULL, *pos[1];
-	const struct opt opts[] = {{"--order-id", &order, NULL},
-	                           {"--product-id", &product, NULL},
-	                           {"--quantity", &qty, NULL},
-	                           {"--workflow-id", &wid, NULL},
-	                           {NULL, NULL, NULL}};
+	const char *order = NULL, *product = NULL, *qty = NULL, *wid = NULL, *wait = NULL, *pos[1];
+	const struct opt opts[] = {{"--order-id", &order, NULL}, {"--product-id", &product, NULL},
+	                           {"--quantity", &qty, NULL},   {"--workflow-id", &wid, NULL},
+	                           {"--wait", &wait, NULL},      {NULL, NULL, NULL}};
 	long long quantity;
-	int npos, status = 0, rc;
+	int npos, status = 0, rc, wait_ms = 0;
+	char path[64] = "/v1/workflows";
 	json_t *body, *doc = NULL;
 	const json_t *wf;
 
@@ -937,8 +942,11 @@ static int cmd_start(struct ctl *c, int argc, char **argv)
 	    (rc = need("start", order, "--order-id ID")) != 0 ||
 	    (rc = need("start", product, "--product-id ID")) != 0 ||
 	    (rc = need("start", qty, "--quantity N")) != 0 ||
-	    (rc = parse_number("start", "--quantity", qty, 1, 1000000000000LL, &quantity)) != 0)
+	    (rc = parse_number("start", "--quantity", qty, 1, 1000000000000LL, &quantity)) != 0 ||
+	    (wait != NULL && (rc = parse_timeout("start: ", "--wait", wait, 1, &wait_ms)) != 0))
 		return rc;
+	if (wait_ms > 0)
+		snprintf(path, sizeof(path), "/v1/workflows?wait=%dms", wait_ms);
 	body = json_pack("{s:s, s:{s:s, s:s, s:I}}", "type", "inventory", "input", "order_id",
 	                 order, "product_id", product, "quantity", (json_int_t)quantity);
 	if (body == NULL)
@@ -948,13 +956,18 @@ static int cmd_start(struct ctl *c, int argc, char **argv)
 		json_object_set_new(body, "workflow_id", json_string(wid));
 	if (c->ns_given)
 		json_object_set_new(body, "namespace", json_string(c->cfg.namespace_));
-	rc = request(c, "POST", "/v1/workflows", body, 0, &status, &doc);
+	rc = request(c, "POST", path, body, wait_ms, &status, &doc);
 	json_decref(body);
 	wf = json_object_get(doc, "workflow");
 	if (rc == 0 && status >= 300)
 		rc = status == 409 && !c->json ? start_conflict(wid ? wid : order, doc)
 		                               : refused(c, status, doc);
-	else if (rc == 0 && c->json)
+	else if (rc == 0 && wait_ms > 0) {
+		if (!c->json)
+			printf("%s %s (namespace %s)\n", status == 201 ? "started" : "exists",
+			       jstr(wf, "workflow_id", "?"), jstr(wf, "namespace", "?"));
+		rc = report_closed(c, jstr(wf, "workflow_id", wid ? wid : order), doc, wait_ms);
+	} else if (rc == 0 && c->json)
 		print_json(doc);
 	else if (rc == 0 && status == 201)
 		printf("started %s (namespace %s)\n", jstr(wf, "workflow_id", "?"),
@@ -1111,19 +1124,15 @@ static int cmd_list(struct ctl *c, int argc, char **argv)
 	return rc;
 }
 
-static int wait_one(struct ctl *c, const char *id, int wait_ms)
+/* Prints how a long-poll's doc ended (or the timeout) and returns the
+ * exit code: 0 completed, 1 failed, 3 still running after wait_ms. */
+static int report_closed(struct ctl *c, const char *id, const json_t *doc, int wait_ms)
 {
-	char path[CTL_PATH_MAX], query[64], dur[64], outcome[2048];
-	json_t *doc = NULL;
-	const json_t *wf;
+	char dur[64], outcome[2048];
+	const json_t *wf = json_object_get(doc, "workflow");
 	const char *status;
 	int rc;
 
-	snprintf(query, sizeof(query), "timeout=%dms", wait_ms);
-	wf_path(c, id, "/wait", query, path, sizeof(path));
-	if ((rc = get_json(c, path, wait_ms, &doc)) != 0)
-		return rc;
-	wf = json_object_get(doc, "workflow");
 	status = jstr(wf, "status", "?");
 	wf_duration(wf, dur, sizeof(dur));
 	wf_outcome(wf, outcome, sizeof(outcome));
@@ -1138,6 +1147,20 @@ static int wait_one(struct ctl *c, const char *id, int wait_ms)
 		fmt_dur(wait_ms, dur, sizeof(dur));
 		rc = fail(IDEM_EXIT_TIMEOUT, "timed out after %s: %s is still %s", dur, id, status);
 	}
+	return rc;
+}
+
+static int wait_one(struct ctl *c, const char *id, int wait_ms)
+{
+	char path[CTL_PATH_MAX], query[64];
+	json_t *doc = NULL;
+	int rc;
+
+	snprintf(query, sizeof(query), "timeout=%dms", wait_ms);
+	wf_path(c, id, "/wait", query, path, sizeof(path));
+	if ((rc = get_json(c, path, wait_ms, &doc)) != 0)
+		return rc;
+	rc = report_closed(c, id, doc, wait_ms);
 	json_decref(doc);
 	return rc;
 }
@@ -1179,7 +1202,7 @@ static int cmd_wait(struct ctl *c, int argc, char **argv)
 	    {"--timeout", &timeout, NULL}, {"--all", NULL, &all}, {NULL, NULL, NULL}};
 
 	if ((rc = parse_args("wait", argc, argv, opts, pos, 1, &npos)) != 0 ||
-	    (timeout && (rc = parse_timeout("wait: ", timeout, 0, &wait_ms)) != 0))
+	    (timeout && (rc = parse_timeout("wait: ", "--timeout", timeout, 0, &wait_ms)) != 0))
 		return rc;
 	if (all && npos > 0)
 		return fail(IDEM_EXIT_USAGE, "wait: give a workflow ID or --all, not both");
@@ -1701,7 +1724,7 @@ static int global_options(struct ctl *c, char **argv, const int *rest, int nrest
 		else if (n == 9 && strncmp(arg, "--timeout", n) == 0) {
 			const char *v = global_value(argv, rest, nrest, k);
 
-			rc = v ? parse_timeout("", v, 1, &c->timeout_ms)
+			rc = v ? parse_timeout("", "--timeout", v, 1, &c->timeout_ms)
 			       : fail(IDEM_EXIT_USAGE, "--timeout needs a value in seconds");
 			rc = rc == 0 ? -1 : rc;
 		} else

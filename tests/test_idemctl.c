@@ -360,9 +360,36 @@ static void test_wait_timeout(void **state)
 	      "wait --all --timeout 0.2");
 	check(0, "out", "step 0 update_inventory: running (attempt 1)", "show C1");
 	check(0, "out", "C1 step 0 update_inventory attempt 1", "stats");
+	/* start --wait times out as wait does, after saying it started. */
+	r = ctl("start --order-id C2 --product-id 123456 --quantity 1 --wait 300ms");
+	expect(&r, IDEM_EXIT_TIMEOUT, "err", "timed out after 300ms: C2 is still running");
+	expect(&r, IDEM_EXIT_TIMEOUT, "out", "started C2 (namespace default)");
+	run_free(&r);
 	resume_workers();
 	check(0, "out", "C1 completed", "wait C1");
-	check(0, "out", "123456: 58\n", "stock get 123456");
+	check(0, "out", "C2 completed", "wait C2");
+	check(0, "out", "123456: 57\n", "stock get 123456");
+}
+
+/* start --wait: one request that starts the workflow and answers when it
+ * closes, with wait's output and exit codes. */
+static void test_start_wait(void **state)
+{
+	struct run r = ctl("start --order-id W1 --product-id 123456 --quantity 1 --wait 30");
+
+	expect(&r, 0, "out", "started W1 (namespace default)");
+	expect(&r, 0, "out", "W1 completed");
+	run_free(&r);
+	r = ctl("start --order-id W1 --product-id 123456 --quantity 1 --wait 30");
+	expect(&r, 0, "out", "exists W1 (namespace default)");
+	expect(&r, 0, "out", "W1 completed");
+	run_free(&r);
+	r = ctl("start --order-id W2 --product-id 999999 --quantity 1 --wait 30");
+	expect(&r, IDEM_EXIT_FAIL, "out", "W2 failed");
+	expect(&r, IDEM_EXIT_FAIL, "out", "UnknownProduct");
+	run_free(&r);
+	check(IDEM_EXIT_USAGE, "err", "start: --wait soon is not a duration",
+	      "start --order-id W3 --product-id 123456 --quantity 1 --wait soon");
 }
 
 /* ---- top ------------------------------------------------------------------------------ */
@@ -417,9 +444,10 @@ static void test_stop(void **state)
 	assert_int_equal(tu_sup_stop(&sup), 0);
 	check(IDEM_EXIT_USAGE, "err", sup.sock, "stats");
 	check(IDEM_EXIT_USAGE, "err", sup.sock, "check");
-	/* Everything above, adjustments and the failed B7 included, adds up. */
+	/* Everything above, adjustments and the failed B7 and W2 included,
+	 * adds up. */
 	check(0, "out",
-	      "check: OK — 4 workflows (3 completed, 1 failed), 3 orders, 1 restocks, "
+	      "check: OK — 7 workflows (5 completed, 2 failed), 5 orders, 1 restocks, "
 	      "1 supplier orders; no violation\n",
 	      args);
 	free(args);
@@ -444,6 +472,7 @@ int main(void)
 	    cmocka_unit_test(test_namespace),
 	    cmocka_unit_test(test_wait_timeout),
 	    cmocka_unit_test(test_top),
+	    cmocka_unit_test(test_start_wait),
 	    cmocka_unit_test(test_stop),
 	};
 
