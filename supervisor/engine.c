@@ -1,11 +1,15 @@
 /* engine.c — workflows in motion. Running workflows live in a hash by
- * state-DB id; completed ones leave memory after the commit that closed
- * them. A step is in exactly one place: the ready queue, a backoff timer,
- * a worker slot, or done.
+ * state-DB id; completed ones leave memory once the commit that closed
+ * them is durable. A step is in exactly one place: the ready queue, a
+ * backoff timer, a worker slot, or done.
  *
  * engine_turn_end() closes every loop turn: replay the workflows whose
- * steps moved, hand ready steps to idle workers, COMMIT once, and only
- * then send task frames, HTTP replies and waiter wake-ups. */
+ * steps moved, hand ready steps to idle workers, COMMIT once, and hold
+ * what the turn lets out (task frames, HTTP replies, waiter wake-ups) as
+ * a batch until the commit is durable: at once, or, under group commit,
+ * when the sync thread says so (synced_cb). A task frame of a workflow
+ * whose start is durable already goes at once (send_early). Successful
+ * results wait for the app DB's sync before they are recorded. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -13,10 +13,12 @@
  *
  * One event_base; nothing blocks but SQLite. Each loop turn ends in
  * engine_turn_end(): replay workflows that can progress, assign ready
- * steps to idle workers, COMMIT once (group commit), and only then let
- * anything leave: task frames, HTTP replies, waiter wake-ups. So a client
- * never hears of a start or completion that is not durable, and no worker
- * runs an activity for a workflow whose start could still be lost. */
+ * steps to idle workers, COMMIT once (group commit), and only once that
+ * commit is durable let anything leave: task frames, HTTP replies, waiter
+ * wake-ups (with SYNC=full a thread syncs behind the loop: store.c). So
+ * a client never hears of a start or completion that is not durable, and
+ * no worker runs an activity for a workflow whose start could still be
+ * lost. */
 #ifndef IDEM_SUPERVISOR_H
 #define IDEM_SUPERVISOR_H
 
