@@ -54,6 +54,9 @@ static const struct config_key keys[] = {
      "the largest worker-channel frame, in bytes (suffixes KiB, MiB)"},
     {"MAX_BODY", "1048576", "1KiB..64MiB",
      "the largest HTTP request body, in bytes (suffixes KiB, MiB)"},
+    {"API_REQUEST_TIMEOUT", "30s", "1s..1h",
+     "the longest a client may take to send one control-API request, headers and body, "
+     "from its first byte; then it gets a 408 and its connection is closed"},
     {"SHUTDOWN_GRACE", "5s", "0..1h",
      "how long busy workers get to finish on shutdown before SIGKILL"},
     {"RETRY_INITIAL_INTERVAL", "1s", "1ms..1h", "the delay before the first retry"},
@@ -158,6 +161,7 @@ static const struct key_spec specs[] = {
     {K_LEVEL, FIELD(log_level), 0, 0},
     {K_BYTES, FIELD(max_frame), 64, 64 << 20},
     {K_BYTES, FIELD(max_body), 1024, 64 << 20},
+    {K_DURATION, FIELD(api_request_timeout_ms), MS_SECOND, MS_HOUR},
     {K_DURATION, FIELD(shutdown_grace_ms), 0, MS_HOUR},
     {K_DURATION, FIELD(retry_initial_ms), 1, MS_HOUR},
     {K_DOUBLE, FIELD(retry_backoff), 1, 100},

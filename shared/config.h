@@ -43,6 +43,7 @@ struct idem_config {
 	enum log_level log_level;      /* LOG_LEVEL: debug|info|warn|error */
 	size_t max_frame;              /* MAX_FRAME: bytes, 64..64 MiB */
 	size_t max_body;               /* MAX_BODY: bytes, 1 KiB..64 MiB */
+	int64_t api_request_timeout_ms; /* API_REQUEST_TIMEOUT: duration, 1s..1h */
 	int64_t shutdown_grace_ms;     /* SHUTDOWN_GRACE: duration, 0..1h */
 	int64_t retry_initial_ms;      /* RETRY_INITIAL_INTERVAL: duration, 1ms..1h */
 	double retry_backoff;          /* RETRY_BACKOFF_COEFFICIENT: 1.0..100 */

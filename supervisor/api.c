@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -43,7 +44,8 @@
 /* A client that sends nothing for this long while its request is due, or
  * reads nothing of its reply, is dropped (evhttp's read and write
  * timeouts). A request being answered is not read (libevent 2.1), so a
- * long-poll waits as long as it asked. */
+ * long-poll waits as long as it asked. A request must also be in whole
+ * within API_REQUEST_TIMEOUT of its first byte (see "request clocks"). */
 #define API_IO_TIMEOUT_S 10
 #define API_MAX_HEADERS 16384 /* request line and headers, per request */
 #define API_LISTEN_BACKLOG 256
@@ -53,9 +55,17 @@
 #define API_STALE_WAIT_MS 2000
 #define API_STALE_POLL_MS 50
 
+/* The request clock of one descriptor (see "request clocks"). */
+struct req_clock {
+	ino_t ino;        /* the socket's inode: which connection holds the fd */
+	int64_t start_ms; /* first byte of the request being read; -1: none */
+};
+
 struct api {
 	struct sup *sup;
 	struct evhttp *http;
+	struct req_clock *clocks; /* by descriptor */
+	size_t nclocks;
 	int unix_fd;
 	int reserve_fd;         /* /dev/null, given up to refuse a connection */
 	struct event *fd_timer; /* ends a descriptor shortage, or resumes */
@@ -755,6 +765,119 @@ static void handle_check(struct api *a, struct evhttp_request *req)
 	reply(req, 200, report);
 }
 
+/* ---- request clocks ------------------------------------------------------ */
+
+/* libevent 2.1's read timeout starts again at every read, so a client that
+ * sends its request a byte every few seconds would keep its connection, and
+ * a descriptor, for as long as the header and body limits allow: hours.
+ * (libevent 2.2 has evhttp_set_newreqcb for this; 2.1 does not.) So each
+ * connection's input buffer is watched: a request's clock starts with its
+ * first byte and stops when the request is whole (route); a byte that
+ * arrives more than API_REQUEST_TIMEOUT after the first is dropped with
+ * what came before it, the client gets a 408 that names the limit, and the
+ * socket is shut down, which evhttp reads as EOF and frees the connection.
+ * libevent 2.1 does not say when it frees a connection, so clocks are kept
+ * by descriptor and the socket's inode tells a new connection from the one
+ * that held the descriptor before. */
+static struct api *listening_api;
+
+static struct req_clock *req_clock(struct api *a, evutil_socket_t fd)
+{
+	if (fd < 0)
+		return NULL;
+	if ((size_t)fd >= a->nclocks) {
+		size_t n = a->nclocks ? a->nclocks : 64;
+		struct req_clock *c;
+
+		while (n <= (size_t)fd)
+			n *= 2;
+		c = realloc(a->clocks, n * sizeof(*c));
+		if (c == NULL)
+			return NULL;
+		for (size_t i = a->nclocks; i < n; i++)
+			c[i] = (struct req_clock){0, -1};
+		a->clocks = c;
+		a->nclocks = n;
+	}
+	return &a->clocks[fd];
+}
+
+static void request_too_slow(struct api *a, struct bufferevent *bev, struct evbuffer *in,
+                             evutil_socket_t fd, int64_t took_ms)
+{
+	char body[256], head[512];
+	int blen, hlen;
+
+	a->sup->metrics.api_request_timeouts++;
+	log_warn("control API: a request was not in within API_REQUEST_TIMEOUT; closing its "
+	         "connection",
+	         "fd=%d took_ms=%lld limit_ms=%lld bytes=%zu", (int)fd, (long long)took_ms,
+	         (long long)a->sup->cfg.api_request_timeout_ms, evbuffer_get_length(in));
+	evbuffer_drain(in, evbuffer_get_length(in));
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		blen = snprintf(body, sizeof(body),
+		                "{\"error\":\"request not complete within %llds of its first byte "
+		                "(API_REQUEST_TIMEOUT): send the whole request at once\","
+		                "\"status\":408}\n",
+		                (long long)(a->sup->cfg.api_request_timeout_ms / 1000));
+		hlen = snprintf(head, sizeof(head),
+		                "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+		                "Connection: close\r\nContent-Length: %d\r\n\r\n",
+		                blen);
+		if (send(fd, head, (size_t)hlen, MSG_NOSIGNAL | MSG_DONTWAIT) == hlen)
+			(void)send(fd, body, (size_t)blen, MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
+	shutdown(fd, SHUT_RDWR);
+}
+
+static void req_clock_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct bufferevent *bev = arg;
+	struct api *a = listening_api;
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	struct req_clock *c;
+	struct stat st;
+	int64_t now;
+
+	if (info->n_added == 0 || a == NULL || fstat(fd, &st) != 0 || !(c = req_clock(a, fd)))
+		return;
+	now = clock_mono_ms();
+	if (c->ino != st.st_ino || c->start_ms < 0) {
+		c->ino = st.st_ino;
+		c->start_ms = now;
+	} else if (now - c->start_ms > a->sup->cfg.api_request_timeout_ms) {
+		int64_t took = now - c->start_ms;
+
+		c->start_ms = -1;
+		request_too_slow(a, bev, in, fd, took);
+	}
+}
+
+/* evhttp's bufferevent for a new connection, as evhttp makes it, with the
+ * request clock on its input. */
+static struct bufferevent *api_bevcb(struct event_base *base, void *arg)
+{
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+
+	(void)arg;
+	if (bev != NULL && evbuffer_add_cb(bufferevent_get_input(bev), req_clock_cb, bev) == NULL) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	return bev;
+}
+
+/* The request is whole: its clock stops. */
+static void req_clock_stop(struct api *a, struct evhttp_request *req)
+{
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+	struct req_clock *c = bev ? req_clock(a, bufferevent_getfd(bev)) : NULL;
+
+	if (c != NULL)
+		c->start_ms = -1;
+}
+
 /* ---- routing ------------------------------------------------------------------------ */
 
 /* Splits "/v1/workflows/ID/wait" into up to 4 decoded segments. */
@@ -814,6 +937,7 @@ static void route(struct evhttp_request *req, void *arg)
 	struct query q;
 	int n = split_path(path ? path : "/", seg);
 
+	req_clock_stop(a, req);
 	TAILQ_INIT(&q.kv);
 	if (qs != NULL && evhttp_parse_query_str(qs, &q.kv) != 0) {
 		reply_error(req, 400, "bad query string \"%s\"", qs);
@@ -932,9 +1056,8 @@ static void fd_timer_cb(evutil_socket_t fd, short what, void *arg)
 	a->refused = 0;
 }
 
-/* The listeners' error callback gets evhttp's argument, not ours: this is
- * the one control API of the process. */
-static struct api *listening_api;
+/* The listeners' error callback gets evhttp's argument, not ours: it uses
+ * listening_api, the one control API of the process. */
 
 static void accept_error_cb(struct evconnlistener *lev, void *arg)
 {
@@ -991,6 +1114,8 @@ int api_start(struct sup *sup, struct api **out, char *err, size_t errlen)
 	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT);
 	evhttp_set_timeout(a->http, API_IO_TIMEOUT_S);
 	evhttp_set_gencb(a->http, route, a);
+	evhttp_set_bevcb(a->http, api_bevcb, a);
+	listening_api = a;
 	a->unix_fd = listen_unix(sup->cfg.socket, err, errlen);
 	if (a->unix_fd < 0 ||
 	    api_listener(a, evhttp_accept_socket_with_handle(a->http, a->unix_fd)) != 0)
@@ -1034,6 +1159,7 @@ void api_free(struct api *a)
 	if (a->reserve_fd >= 0)
 		close(a->reserve_fd);
 	event_free(a->fd_timer);
+	free(a->clocks);
 	if (listening_api == a)
 		listening_api = NULL;
 	free(a);

@@ -178,6 +178,10 @@ static void write_workers(struct sup *sup, struct evbuffer *b)
 	       pool_busy_count(sup->pool));
 	single(b, "idem_queue_depth", "gauge", "Ready steps waiting for an idle worker.",
 	       engine_stats(sup->engine)->queue_depth);
+	single(b, "idem_api_request_timeouts_total", "counter",
+	       "Control API connections closed with a 408: a request not in within "
+	       "API_REQUEST_TIMEOUT of its first byte.",
+	       m->api_request_timeouts);
 }
 
 static void write_histograms(const struct metrics *m, struct evbuffer *b)

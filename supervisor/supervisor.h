@@ -451,6 +451,7 @@ struct metrics {
 	int nactivities;
 	int64_t spawns;                /* workers forked */
 	int64_t deaths[DEATH_NCAUSES]; /* workers reaped, by cause */
+	int64_t api_request_timeouts;  /* API requests not in within API_REQUEST_TIMEOUT */
 };
 
 const char *death_cause_name(enum death_cause c);

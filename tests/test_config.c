@@ -132,6 +132,7 @@ static void assert_config_equal(const struct idem_config *a, const struct idem_c
 	assert_int_equal(a->log_level, b->log_level);
 	assert_int_equal(a->max_frame, b->max_frame);
 	assert_int_equal(a->max_body, b->max_body);
+	assert_int_equal(a->api_request_timeout_ms, b->api_request_timeout_ms);
 	assert_int_equal(a->shutdown_grace_ms, b->shutdown_grace_ms);
 	assert_int_equal(a->retry_initial_ms, b->retry_initial_ms);
 	assert_true(a->retry_backoff == b->retry_backoff);
@@ -197,6 +198,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->log_level, LOG_INFO);
 	assert_int_equal(c->max_frame, 1048576);
 	assert_int_equal(c->max_body, 1048576);
+	assert_int_equal(c->api_request_timeout_ms, 30000);
 	assert_int_equal(c->shutdown_grace_ms, 5000);
 	assert_int_equal(c->retry_initial_ms, 1000);
 	assert_true(c->retry_backoff == 2.0);
@@ -223,6 +225,7 @@ static void test_key_table(void **state)
 	                                    "LOG_LEVEL",
 	                                    "MAX_FRAME",
 	                                    "MAX_BODY",
+	                                    "API_REQUEST_TIMEOUT",
 	                                    "SHUTDOWN_GRACE",
 	                                    "RETRY_INITIAL_INTERVAL",
 	                                    "RETRY_BACKOFF_COEFFICIENT",
@@ -332,6 +335,11 @@ static void test_bytes(void **state)
 	assert_int_equal(c->max_body, 1024);
 	SET_FAILS(c, "MAX_BODY", "1023", "MAX_BODY=1023 is out of range (allowed: 1KiB..64MiB)");
 	SET_FAILS(c, "MAX_BODY", "big", "MAX_BODY=big is not a number");
+	SET_OK(c, "API_REQUEST_TIMEOUT", "2s");
+	assert_int_equal(c->api_request_timeout_ms, 2000);
+	SET_FAILS(c, "API_REQUEST_TIMEOUT", "500ms",
+	          "API_REQUEST_TIMEOUT=500ms is out of range (allowed: 1s..1h)");
+	SET_FAILS(c, "API_REQUEST_TIMEOUT", "0", "API_REQUEST_TIMEOUT=0 is out of range");
 }
 
 static void test_parse_duration(void **state)
@@ -934,6 +942,7 @@ static const char *const not_default[] = {"x.sock",
                                           "error",
                                           "99",
                                           "9999",
+                                          "9s",
                                           "9s",
                                           "9s",
                                           "9",

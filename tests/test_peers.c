@@ -15,7 +15,8 @@
  *
  * API clients: 300 connections at once, all answered; an idle client and
  * one that stops in the middle of its request line are dropped after the
- * I/O timeout while a long-poll outlives it; a client that hangs up
+ * I/O timeout while a long-poll outlives it; one that sends its request a
+ * byte at a time gets a 408 at API_REQUEST_TIMEOUT; a client that hangs up
  * during a long-poll gives its descriptor back at once; out of
  * descriptors (RLIMIT_NOFILE 64), new connections are closed rather than
  * left hanging, the open ones are served, one line is logged per
@@ -621,6 +622,121 @@ static void test_idle_and_slow_clients(void **state)
 	stop(f);
 }
 
+/* Reads one reply of a kept-alive connection (headers and Content-Length
+ * bytes); returns its status, 0 when none came whole within ms. */
+static int read_one_reply(int fd, int ms, char *buf, size_t len)
+{
+	int64_t deadline = clock_mono_ms() + ms;
+	size_t n = 0;
+	int status = 0;
+
+	buf[0] = '\0';
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		const char *end = strstr(buf, "\r\n\r\n");
+		const char *cl = strstr(buf, "Content-Length: ");
+		int left = (int)(deadline - clock_mono_ms());
+		ssize_t r;
+
+		if (end != NULL && cl != NULL &&
+		    n >= (size_t)(end + 4 - buf) + strtoul(cl + 16, NULL, 10))
+			break;
+		if (left <= 0 || poll(&p, 1, left) <= 0)
+			return 0;
+		r = recv(fd, buf + n, len - n - 1, 0);
+		if (r <= 0)
+			return 0;
+		n += (size_t)r;
+		buf[n] = '\0';
+	}
+	if (sscanf(buf, "HTTP/1.1 %d", &status) != 1)
+		status = 0;
+	return status;
+}
+
+/* libevent 2.1 restarts its read timeout at every byte: a client that
+ * sends its request slowly would keep its connection for hours. With
+ * API_REQUEST_TIMEOUT=3s: a start request sent a byte every 400 ms gets a
+ * 408 naming the limit and is not acted on; a request sent in pieces within
+ * the limit, a kept-alive connection idle longer than the limit, and a
+ * long-poll longer than the limit are all served. */
+static void test_request_deadline(void **state)
+{
+	struct fixture *f = *state;
+	const char *extra[] = {"--workers=1", "--api-request-timeout=3s", NULL};
+	const char *start_req =
+	    "POST /v1/workflows HTTP/1.1\r\nHost: idem\r\n"
+	    "Content-Type: application/json\r\nContent-Length: 57\r\n\r\n"
+	    "{\"workflow_id\":\"DRIB\",\"product_id\":\"123456\",\"quantity\":1}";
+	const char *health = "GET /v1/health HTTP/1.1\r\nHost: idem\r\n\r\n";
+	char buf[8192];
+	int drib, kept, piecewise, poll_fd, sent = 0, status = 0;
+	int64_t t0;
+	pid_t worker;
+
+	start(f, NULL, extra, 0);
+	/* A workflow that stays running while its worker is stopped. */
+	worker = worker_pid(f);
+	assert_int_equal(kill(worker, SIGSTOP), 0);
+	assert_int_equal(tu_start_order(&f->sup, "HOLD", "123456", 1), 201);
+	poll_fd = raw_connect(f, 0);
+	send_text(poll_fd, "GET /v1/workflows/HOLD/wait?timeout=5s HTTP/1.1\r\nHost: idem\r\n\r\n");
+	kept = raw_connect(f, 0);
+	send_text(kept, health);
+	assert_int_equal(read_one_reply(kept, 5000, buf, sizeof(buf)), 200);
+	piecewise = raw_connect(f, 0);
+	drib = raw_connect(f, 0);
+	t0 = clock_mono_ms();
+	/* The dribbler: one byte every 400 ms until the supervisor answers. */
+	for (const char *p = start_req; *p != '\0' && clock_mono_ms() - t0 < 8000; p++) {
+		struct pollfd pf = {.fd = drib, .events = POLLIN};
+
+		if (send(drib, p, 1, MSG_NOSIGNAL) != 1 || poll(&pf, 1, 400) > 0)
+			break;
+		sent++;
+		if (sent == 2)
+			send_text(piecewise, "GET /v1/heal");
+		if (sent == 4)
+			send_text(piecewise, "th HTTP/1.1\r\nHost: idem\r\n\r\n");
+	}
+	status = read_reply(drib, 2000, buf, sizeof(buf));
+	if (status != 408)
+		fail_msg("the dribbling client got %d after %lld ms and %d bytes, not 408: %s",
+		         status, (long long)(clock_mono_ms() - t0), sent, buf);
+	assert_non_null(strstr(buf, "API_REQUEST_TIMEOUT"));
+	assert_non_null(strstr(buf, "within 3s"));
+	/* Cut at the limit (3 s, and the byte that found it late), not at
+	 * evhttp's 10 s read timeout, and before its request was whole. */
+	assert_true(clock_mono_ms() - t0 < 5000);
+	assert_true(sent < (int)strlen(start_req));
+	assert_true(closed_within(drib, 1000));
+	close(drib);
+
+	assert_int_equal(read_one_reply(piecewise, 2000, buf, sizeof(buf)), 200);
+	/* The kept-alive connection has been idle 3+ s: its next request is
+	 * a new one, with a clock of its own. */
+	send_text(kept, health);
+	assert_int_equal(read_one_reply(kept, 5000, buf, sizeof(buf)), 200);
+	assert_int_equal(read_one_reply(poll_fd, 5000, buf, sizeof(buf)), 200);
+	assert_non_null(strstr(buf, "\"timed_out\":true"));
+	assert_true(clock_mono_ms() - t0 >= 4000);
+
+	/* Nothing of the cut request was acted on, and the metric counts it. */
+	assert_int_equal(tu_http(&f->sup, "GET", "/v1/workflows/DRIB", NULL, NULL), 404);
+	drib = raw_connect(f, 0);
+	send_text(drib, "GET /metrics HTTP/1.1\r\nHost: idem\r\nConnection: close\r\n\r\n");
+	assert_int_equal(read_reply(drib, 5000, buf, sizeof(buf)), 200);
+	assert_non_null(strstr(buf, "\nidem_api_request_timeouts_total 1\n"));
+	close(drib);
+	assert_int_equal(count_in_file(f->sup.log, "not in within API_REQUEST_TIMEOUT"), 1);
+	assert_int_equal(kill(worker, SIGCONT), 0);
+	close(kept);
+	close(piecewise);
+	close(poll_fd);
+	assert_alive(f);
+	stop(f);
+}
+
 static int count_closed(const int *fds, int n)
 {
 	int closed = 0;
@@ -725,6 +841,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_hostile_workers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent_clients, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_idle_and_slow_clients, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_request_deadline, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_out_of_descriptors, setup, teardown),
 	};
 
