@@ -68,7 +68,7 @@ int appdb_open(const char *path, enum db_sync sync, const struct seed_product *s
 	rc = 0;
 out:
 	sqlite3_free(v1);
-	sqlite3_close(db);
+	db_close(db);
 	return rc;
 }
 
@@ -77,8 +77,7 @@ int appdb_stock_get(sqlite3 *db, const char *product_id, int64_t *stock, char *e
 	sqlite3_stmt *st = NULL;
 	int rc = -1;
 
-	if (db_prepare(db, "SELECT stock FROM products WHERE product_id = ?", &st, err, errlen) !=
-	    0)
+	if (db_stmt(db, "SELECT stock FROM products WHERE product_id = ?", &st, err, errlen) != 0)
 		return -1;
 	sqlite3_bind_text(st, 1, product_id, -1, SQLITE_STATIC);
 	switch (sqlite3_step(st)) {
@@ -93,7 +92,7 @@ int appdb_stock_get(sqlite3 *db, const char *product_id, int64_t *stock, char *e
 		db_fail(db, "reading the stock", err, errlen);
 		break;
 	}
-	sqlite3_finalize(st);
+	db_stmt_done(st);
 	return rc;
 }
 

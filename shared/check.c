@@ -726,7 +726,7 @@ json_t *check_run(const char *state_db, const char *app_db, const char *supplier
 out:
 	json_decref(c.violations);
 	json_decref(c.totals);
-	sqlite3_close(c.db);
+	db_close(c.db);
 	return report;
 }
 

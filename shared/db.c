@@ -207,6 +207,85 @@ int db_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, char *err, size
 	return -1;
 }
 
+/* ---- cached statements ---------------------------------------------------- */
+
+#define DB_CACHE_MAX 64
+
+struct cached_stmt {
+	sqlite3 *db;
+	const char *sql; /* compared by address */
+	sqlite3_stmt *st;
+	int in_use;
+};
+
+static _Thread_local struct cached_stmt stmt_cache[DB_CACHE_MAX];
+static _Thread_local int stmt_cached;
+
+int db_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out, char *err, size_t errlen)
+{
+	for (int i = 0; i < stmt_cached; i++) {
+		struct cached_stmt *c = &stmt_cache[i];
+
+		if (c->sql == sql && c->db == db && !c->in_use) {
+			c->in_use = 1;
+			*out = c->st;
+			return 0;
+		}
+	}
+	*out = NULL;
+	if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: preparing \"%.80s\": %s", db_name(db), sql,
+		         sqlite3_errmsg(db));
+		sqlite3_finalize(*out);
+		*out = NULL;
+		return -1;
+	}
+	if (stmt_cached < DB_CACHE_MAX)
+		stmt_cache[stmt_cached++] = (struct cached_stmt){db, sql, *out, 1};
+	return 0;
+}
+
+void db_stmt_done(sqlite3_stmt *st)
+{
+	for (int i = 0; i < stmt_cached; i++) {
+		if (stmt_cache[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			stmt_cache[i].in_use = 0;
+			return;
+		}
+	}
+	sqlite3_finalize(st);
+}
+
+int db_run(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (db_stmt(db, sql, &st, err, errlen) != 0)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		snprintf(err, errlen, "%s: %s", db_name(db), sqlite3_errmsg(db));
+	db_stmt_done(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+}
+
+int db_close(sqlite3 *db)
+{
+	int kept = 0;
+
+	for (int i = 0; i < stmt_cached; i++) {
+		if (stmt_cache[i].db == db)
+			sqlite3_finalize(stmt_cache[i].st);
+		else
+			stmt_cache[kept++] = stmt_cache[i];
+	}
+	stmt_cached = kept;
+	return sqlite3_close(db);
+}
+
 static int user_version(sqlite3 *db, int *version, char *err, size_t errlen)
 {
 	char text[32];

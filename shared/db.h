@@ -29,6 +29,22 @@ int db_exec(sqlite3 *db, const char *sql, char *err, size_t errlen);
 /* Prepares sql. Returns 0, or -1 with err. */
 int db_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, char *err, size_t errlen);
 
+/* A statement of db for sql, from a per-thread cache of prepared
+ * statements: sql must be a string that lives as long as the process (a
+ * literal), for it is looked up by address. Hot paths (the activities)
+ * use this rather than preparing the same text again for every task,
+ * which costed half of a worker's instructions. Give the statement back
+ * with db_stmt_done (reset, bindings cleared; an uncached one, when the
+ * cache is full or the statement is in use twice, is finalized), and
+ * close a connection that used any with db_close. Returns 0, or -1 with
+ * err as db_prepare. */
+int db_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out, char *err, size_t errlen);
+void db_stmt_done(sqlite3_stmt *st);
+/* db_exec of a statement from the cache (BEGIN IMMEDIATE, COMMIT). */
+int db_run(sqlite3 *db, const char *sql, char *err, size_t errlen);
+/* Finalizes this thread's cached statements of db, then sqlite3_close. */
+int db_close(sqlite3 *db);
+
 /* Writes "what: <sqlite message>" into err and returns -1. */
 int db_fail(sqlite3 *db, const char *what, char *err, size_t errlen);
 

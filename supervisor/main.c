@@ -197,7 +197,7 @@ static void teardown(struct run *r)
 	engine_free(sup->engine);
 	pool_free(sup->pool);
 	store_close(sup->store);
-	sqlite3_close(sup->appdb);
+	db_close(sup->appdb);
 	if (r->grace != NULL)
 		event_free(r->grace);
 }

@@ -509,7 +509,7 @@ void store_close(struct store *s)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	for (int i = 0; i < S_NSTMTS; i++)
 		sqlite3_finalize(s->stmt[i]);
-	sqlite3_close(s->db);
+	db_close(s->db);
 	free(s);
 }
 

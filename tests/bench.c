@@ -151,8 +151,8 @@ static double run_baseline(long n, enum db_sync sync)
 	}
 	secs = (double)(clock_mono_us() - t0) / 1e6;
 	sqlite3_finalize(ins);
-	sqlite3_close(sdb);
-	sqlite3_close(adb);
+	db_close(sdb);
+	db_close(adb);
 	rmrf(dir);
 	free(dir);
 	free(app);

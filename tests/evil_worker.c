@@ -324,6 +324,6 @@ int main(int argc, char **argv)
 	}
 	send_msg(&e, msg_ready_new((long)getpid()));
 	serve(db, &e);
-	sqlite3_close(db);
+	db_close(db);
 	return 0;
 }

@@ -33,6 +33,7 @@
 
 #include "check.h"
 #include "clock.h"
+#include "db.h"
 #include "exitcodes.h"
 #include "httpc.h"
 
@@ -899,7 +900,7 @@ static json_t *history_counts(struct run *r)
 	                (json_int_t)sql_int(db, "SELECT count(*) FROM events WHERE kind = "
 	                                        "'timed_out'"),
 	                "steps", (json_int_t)sql_int(db, "SELECT count(*) FROM steps"));
-	sqlite3_close(db);
+	db_close(db);
 	free(path);
 	return out;
 }

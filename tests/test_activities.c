@@ -96,7 +96,7 @@ static int teardown(void **state)
 
 	if (f->sup_pid > 0)
 		tu_stop_child(f->sup_pid, 5000);
-	sqlite3_close(f->db);
+	db_close(f->db);
 	tu_rmrf(f->dir);
 	free(f->dir);
 	free(f->app_db);
@@ -534,7 +534,7 @@ static int crash_attempt(struct fx *f, const struct msg_task *t, enum fault_poin
 
 	assert_int_equal(pipe(hb), 0);
 	/* No SQLite connection crosses the fork: close ours, reopen after. */
-	sqlite3_close(f->db);
+	db_close(f->db);
 	f->db = NULL;
 	pid = fork();
 	assert_true(pid >= 0);
@@ -1023,7 +1023,7 @@ static void test_busy_database_is_retryable(void **state)
 	o = run_fail(&f->env, &t, "DatabaseError", 1);
 	assert_contains(o.error_message, "locked");
 	assert_int_equal(db_exec(other, "ROLLBACK", err, sizeof(err)), 0);
-	sqlite3_close(other);
+	db_close(other);
 	json_decref(run_ok(&f->env, &t));
 	assert_int_equal(stock_of(f, "123456"), 999);
 	json_decref(in);
@@ -1065,7 +1065,7 @@ static void test_reopen_does_not_reseed(void **state)
 	int64_t stock = -1;
 
 	assert_int_equal(appdb_stock_set(f->db, "123456", 7, "test", NULL, err, sizeof(err)), 0);
-	sqlite3_close(f->db);
+	db_close(f->db);
 	f->db = NULL;
 	assert_int_equal(appdb_open(f->app_db, DB_SYNC_FULL, other, 2, &f->db, err, sizeof(err)),
 	                 0);
@@ -1097,7 +1097,7 @@ static void test_concurrent_first_open_seeds_once(void **state)
 			int rc = appdb_open(path, DB_SYNC_FULL, seed, 1, &db, err, sizeof(err));
 			if (rc != 0)
 				fprintf(stderr, "child %d: %s\n", i, err);
-			sqlite3_close(db);
+			db_close(db);
 			_exit(rc == 0 ? 0 : 1);
 		}
 	}
@@ -1107,7 +1107,7 @@ static void test_concurrent_first_open_seeds_once(void **state)
 	assert_int_equal(query_int(db, "SELECT count(*) FROM products"), 1);
 	assert_int_equal(query_int(db, "SELECT stock FROM products WHERE product_id = '123456'"),
 	                 1000);
-	sqlite3_close(db);
+	db_close(db);
 	free(path);
 }
 

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "db.h"
 #include "httpc.h"
 #include "testutil.h"
 
@@ -420,7 +421,7 @@ static void test_counts_follow_the_rows(void **state)
 	assert_int_equal(
 	    sqlite3_exec(raw, "DROP TABLE counters; PRAGMA user_version = 2", NULL, NULL, NULL),
 	    SQLITE_OK);
-	sqlite3_close(raw);
+	db_close(raw);
 	assert_int_equal(tu_sup_start(&c, d, extra), 0);
 	assert_counts_match(&c, db);
 	assert_int_equal(tu_sup_stop(&c), 0);

@@ -64,8 +64,8 @@ static int setup(void **state)
 static void close_all(struct fx *f)
 {
 	store_close(f->store);
-	sqlite3_close(f->app);
-	sqlite3_close(f->ledger);
+	db_close(f->app);
+	db_close(f->ledger);
 	f->store = NULL;
 	f->app = f->ledger = NULL;
 }

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "db.h"
 #include "testutil.h"
 
 static uint64_t seed;
@@ -590,7 +591,7 @@ static char *rows_text(const char *db_path, const char *sql)
 		out = next;
 	}
 	sqlite3_finalize(st);
-	sqlite3_close(db);
+	db_close(db);
 	return out;
 }
 

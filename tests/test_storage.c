@@ -151,7 +151,7 @@ static int scratch_teardown(void **state)
 {
 	struct scratch *s = *state;
 
-	sqlite3_close(s->db);
+	db_close(s->db);
 	tu_rmrf(s->dir);
 	free(s->dir);
 	free(s->path);
@@ -246,7 +246,7 @@ static void scratch_fill(struct scratch *s)
 /* Closes and reopens: what is on disk, seen by a new connection. */
 static void reopen(struct scratch *s)
 {
-	assert_int_equal(sqlite3_close(s->db), SQLITE_OK);
+	assert_int_equal(db_close(s->db), SQLITE_OK);
 	s->db = open_db(s->path);
 }
 
@@ -358,7 +358,7 @@ static void test_read_fault(void **state)
 	char err[512] = "";
 
 	scratch_fill(s);
-	assert_int_equal(sqlite3_close(s->db), SQLITE_OK);
+	assert_int_equal(db_close(s->db), SQLITE_OK);
 	s->db = NULL;
 	install("target=state,op=read,nth=1", s->path);
 	assert_int_equal(db_open(s->path, DB_SYNC_FULL, &db, err, sizeof(err)), -1);
@@ -407,7 +407,7 @@ static void test_other_files_pass_through(void **state)
 	exec_ok(s->db, "CREATE TABLE t (v INTEGER PRIMARY KEY, pad BLOB)");
 	for (int i = 1; i <= 5; i++)
 		assert_int_equal(add_row(s->db, i), SQLITE_OK);
-	assert_int_equal(sqlite3_close(s->db), SQLITE_OK);
+	assert_int_equal(db_close(s->db), SQLITE_OK);
 	s->db = NULL;
 	assert_int_equal(faultvfs_calls(), 0);
 	assert_int_equal(faultvfs_injected(), 0);
@@ -423,7 +423,7 @@ static void rate_pattern(struct scratch *s, const char *name, const char *seed, 
 
 	free(s->path);
 	s->path = tu_fmt("%s/%s", s->dir, name);
-	sqlite3_close(s->db);
+	db_close(s->db);
 	scratch_fill(s);
 	install(spec, s->path);
 	for (int i = 0; i < 40; i++)

@@ -184,7 +184,7 @@ static int setup(void **state)
 	/* Seeded, then closed: no connection crosses the forks. */
 	if (appdb_open(f->app_db, DB_SYNC_NORMAL, seed, 1, &db, err, sizeof(err)) != 0)
 		fail_msg("%s", err);
-	sqlite3_close(db);
+	db_close(db);
 	supplier_start(f);
 	*state = f;
 	return 0;
@@ -340,7 +340,7 @@ static long long sql_int(struct fx *f, const char *sql)
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
-	sqlite3_close(db);
+	db_close(db);
 	return v;
 }
 

@@ -141,7 +141,7 @@ static long long sql_int(const char *path, const char *sql)
 		FAIL("%s: no row: %s", sql, sqlite3_errmsg(db));
 	v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
-	sqlite3_close(db);
+	db_close(db);
 	return v;
 }
 
@@ -466,7 +466,7 @@ static int setup(void **state)
 	 * crosses the exec of a worker). */
 	if (appdb_open(f->app_db, DB_SYNC_NORMAL, seed, 1, &db, err, sizeof(err)) != 0)
 		FAIL("%s", err);
-	sqlite3_close(db);
+	db_close(db);
 	assert_int_equal(sqlite3_open_v2(f->app_db, &f->lock, SQLITE_OPEN_READWRITE, NULL),
 	                 SQLITE_OK);
 	sqlite3_busy_timeout(f->lock, 0);
@@ -483,7 +483,7 @@ static int teardown(void **state)
 	if (f->lock != NULL) {
 		if (!sqlite3_get_autocommit(f->lock))
 			sqlite3_exec(f->lock, "ROLLBACK", NULL, NULL, NULL);
-		sqlite3_close(f->lock);
+		db_close(f->lock);
 	}
 	if (f->sup_pid > 0)
 		tu_stop_child(f->sup_pid, 5000);

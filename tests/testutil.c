@@ -18,6 +18,7 @@
 #include <limits.h>
 #include <sqlite3.h>
 
+#include "db.h"
 #include "clock.h"
 #include "httpc.h"
 
@@ -346,6 +347,6 @@ long long tu_sql_int(const char *db_path, const char *sql)
 	    sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
-	sqlite3_close(db);
+	db_close(db);
 	return v;
 }

@@ -166,7 +166,7 @@ static int find_applied(sqlite3 *db, const char *sql, const char *key, struct ap
 	sqlite3_stmt *st = NULL;
 	int rc = -1;
 
-	if (db_prepare(db, sql, &st, err, errlen) != 0)
+	if (db_stmt(db, sql, &st, err, errlen) != 0)
 		return -1;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	switch (sqlite3_step(st)) {
@@ -185,7 +185,7 @@ static int find_applied(sqlite3 *db, const char *sql, const char *key, struct ap
 		db_fail(db, "looking up an applied effect", err, errlen);
 		break;
 	}
-	sqlite3_finalize(st);
+	db_stmt_done(st);
 	return rc;
 }
 
@@ -212,8 +212,8 @@ static int add_stock(sqlite3 *db, const char *product_id, json_int_t delta, char
 	sqlite3_stmt *st = NULL;
 	int rc = -1;
 
-	if (db_prepare(db, "UPDATE products SET stock = stock + ?2 WHERE product_id = ?1", &st, err,
-	               errlen) != 0)
+	if (db_stmt(db, "UPDATE products SET stock = stock + ?2 WHERE product_id = ?1", &st, err,
+	            errlen) != 0)
 		return -1;
 	sqlite3_bind_text(st, 1, product_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, delta);
@@ -221,7 +221,7 @@ static int add_stock(sqlite3 *db, const char *product_id, json_int_t delta, char
 		rc = 0;
 	else
 		db_fail(db, "updating the stock", err, errlen);
-	sqlite3_finalize(st);
+	db_stmt_done(st);
 	return rc;
 }
 
@@ -231,10 +231,10 @@ static int insert_order(sqlite3 *db, const struct order_in *in, const char *work
 	sqlite3_stmt *st = NULL;
 	int rc = -1;
 
-	if (db_prepare(db,
-	               "INSERT INTO orders(order_id, product_id, quantity, stock_after,"
-	               " workflow_id, applied_at) VALUES(?, ?, ?, ?, ?, ?)",
-	               &st, err, errlen) != 0)
+	if (db_stmt(db,
+	            "INSERT INTO orders(order_id, product_id, quantity, stock_after,"
+	            " workflow_id, applied_at) VALUES(?, ?, ?, ?, ?, ?)",
+	            &st, err, errlen) != 0)
 		return -1;
 	sqlite3_bind_text(st, 1, in->order_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, in->product_id, -1, SQLITE_STATIC);
@@ -246,7 +246,7 @@ static int insert_order(sqlite3 *db, const struct order_in *in, const char *work
 		rc = 0;
 	else
 		db_fail(db, "recording the order", err, errlen);
-	sqlite3_finalize(st);
+	db_stmt_done(st);
 	return rc;
 }
 
@@ -256,10 +256,10 @@ static int insert_restock(sqlite3 *db, const struct restock_in *in, const char *
 	sqlite3_stmt *st = NULL;
 	int rc = -1;
 
-	if (db_prepare(db,
-	               "INSERT INTO restocks(key, product_id, quantity, supplier_order_id,"
-	               " stock_after, applied_at) VALUES(?, ?, ?, ?, ?, ?)",
-	               &st, err, errlen) != 0)
+	if (db_stmt(db,
+	            "INSERT INTO restocks(key, product_id, quantity, supplier_order_id,"
+	            " stock_after, applied_at) VALUES(?, ?, ?, ?, ?, ?)",
+	            &st, err, errlen) != 0)
 		return -1;
 	sqlite3_bind_text(st, 1, in->key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, in->product_id, -1, SQLITE_STATIC);
@@ -271,7 +271,7 @@ static int insert_restock(sqlite3 *db, const struct restock_in *in, const char *
 		rc = 0;
 	else
 		db_fail(db, "recording the restock", err, errlen);
-	sqlite3_finalize(st);
+	db_stmt_done(st);
 	return rc;
 }
 
@@ -358,7 +358,7 @@ static int update_inventory(const struct activity_env *env, const struct msg_tas
 	if (parse_order(t->input, &in, out) != 0)
 		return -1;
 	hook(env, FAULT_BEFORE_EFFECT, t);
-	if (db_exec(env->db, "BEGIN IMMEDIATE", err, sizeof(err)) != 0)
+	if (db_run(env->db, "BEGIN IMMEDIATE", err, sizeof(err)) != 0)
 		return db_error(env, out, "update_inventory", err);
 	snprintf(owner, sizeof(owner), "%s/%s", t->namespace_, t->workflow_id);
 	if (!env->naive) {
@@ -379,7 +379,7 @@ static int update_inventory(const struct activity_env *env, const struct msg_tas
 		return -1;
 	if (found == 0)
 		hook(env, FAULT_AFTER_EFFECT, t);
-	if (db_exec(env->db, "COMMIT", err, sizeof(err)) != 0)
+	if (db_run(env->db, "COMMIT", err, sizeof(err)) != 0)
 		return db_error(env, out, "update_inventory", err);
 	hook(env, FAULT_AFTER_COMMIT, t);
 	if (found)
@@ -537,7 +537,7 @@ static int credit(const struct activity_env *env, const struct msg_task *t,
 	char err[512];
 	int found = 0;
 
-	if (db_exec(env->db, "BEGIN IMMEDIATE", err, sizeof(err)) != 0)
+	if (db_run(env->db, "BEGIN IMMEDIATE", err, sizeof(err)) != 0)
 		return db_error(env, out, "supplier_order", err);
 	if (!env->naive) {
 		found = find_restock(env->db, in->key, &prev, err, sizeof(err));
@@ -548,7 +548,7 @@ static int credit(const struct activity_env *env, const struct msg_task *t,
 		return -1;
 	if (found == 0)
 		hook(env, FAULT_AFTER_EFFECT, t);
-	if (db_exec(env->db, "COMMIT", err, sizeof(err)) != 0)
+	if (db_run(env->db, "COMMIT", err, sizeof(err)) != 0)
 		return db_error(env, out, "supplier_order", err);
 	hook(env, FAULT_AFTER_COMMIT, t);
 	if (found)

@@ -513,7 +513,7 @@ static int run(const struct worker_args *a)
 	ready = msg_ready_new((long)getpid());
 	rc = reply(a->channel_fd, ready, NULL) == 0 ? serve(a->channel_fd, &env) : IDEM_EXIT_FAIL;
 	json_decref(ready);
-	sqlite3_close(db);
+	db_close(db);
 	return rc;
 }
 

@@ -592,7 +592,7 @@ static void teardown(struct supplier *s)
 		event_free(s->sigint);
 	if (s->base != NULL)
 		event_base_free(s->base);
-	sqlite3_close(s->db);
+	db_close(s->db);
 	unlink_own_socket(s);
 }
 
