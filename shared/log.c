@@ -104,6 +104,8 @@ static void line_puts(struct line *b, const char *s)
 }
 
 static void line_vprintf(struct line *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void line_vprintf(struct line *b, const char *fmt, va_list ap)
 {
 	va_list ap2;
 	int n;
