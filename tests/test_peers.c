@@ -422,15 +422,26 @@ static int closed_within(int fd, int ms)
 	return recv(fd, &c, 1, MSG_DONTWAIT) <= 0;
 }
 
-/* Reads the whole reply of a "Connection: close" request; returns its
- * status (0 when none came within ms). */
-static int read_reply(int fd, int ms, char *buf, size_t len)
+/* Whether buf holds a whole reply: its headers and Content-Length bytes. */
+static int reply_whole(const char *buf, size_t n)
+{
+	const char *end = strstr(buf, "\r\n\r\n"), *cl = strstr(buf, "Content-Length: ");
+
+	return end != NULL && cl != NULL &&
+	       n >= (size_t)(end + 4 - buf) + strtoul(cl + 16, NULL, 10);
+}
+
+/* Reads a reply; returns its status (0 when none came within ms). With
+ * one, it stops at the end of the first reply (a kept-alive connection),
+ * else at EOF (a "Connection: close" request). */
+static int read_reply_of(int fd, int ms, char *buf, size_t len, int one)
 {
 	int64_t deadline = clock_mono_ms() + ms;
 	size_t n = 0;
 	int status = 0;
 
-	for (;;) {
+	buf[0] = '\0';
+	while (!one || !reply_whole(buf, n)) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		int left = (int)(deadline - clock_mono_ms());
 		ssize_t r;
@@ -441,11 +452,16 @@ static int read_reply(int fd, int ms, char *buf, size_t len)
 		if (r <= 0)
 			break;
 		n += (size_t)r;
+		buf[n] = '\0';
 	}
-	buf[n] = '\0';
-	if (sscanf(buf, "HTTP/1.1 %d", &status) != 1)
+	if ((one && !reply_whole(buf, n)) || sscanf(buf, "HTTP/1.1 %d", &status) != 1)
 		status = 0;
 	return status;
+}
+
+static int read_reply(int fd, int ms, char *buf, size_t len)
+{
+	return read_reply_of(fd, ms, buf, len, 0);
 }
 
 static void test_concurrent_clients(void **state)
@@ -622,36 +638,9 @@ static void test_idle_and_slow_clients(void **state)
 	stop(f);
 }
 
-/* Reads one reply of a kept-alive connection (headers and Content-Length
- * bytes); returns its status, 0 when none came whole within ms. */
 static int read_one_reply(int fd, int ms, char *buf, size_t len)
 {
-	int64_t deadline = clock_mono_ms() + ms;
-	size_t n = 0;
-	int status = 0;
-
-	buf[0] = '\0';
-	for (;;) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		const char *end = strstr(buf, "\r\n\r\n");
-		const char *cl = strstr(buf, "Content-Length: ");
-		int left = (int)(deadline - clock_mono_ms());
-		ssize_t r;
-
-		if (end != NULL && cl != NULL &&
-		    n >= (size_t)(end + 4 - buf) + strtoul(cl + 16, NULL, 10))
-			break;
-		if (left <= 0 || poll(&p, 1, left) <= 0)
-			return 0;
-		r = recv(fd, buf + n, len - n - 1, 0);
-		if (r <= 0)
-			return 0;
-		n += (size_t)r;
-		buf[n] = '\0';
-	}
-	if (sscanf(buf, "HTTP/1.1 %d", &status) != 1)
-		status = 0;
-	return status;
+	return read_reply_of(fd, ms, buf, len, 1);
 }
 
 /* libevent 2.1 restarts its read timeout at every byte: a client that
