@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -32,6 +33,54 @@ static void complete(struct step *st, json_t *result)
 	st->status = STEP_COMPLETED;
 	st->attempt = 1;
 	st->result = result;
+}
+
+/* wf_json_text writes by hand the object wf_json builds with jansson (the
+ * wait replies use the text): the two must say the same, for a running
+ * and a closed workflow, with strings that need escaping. */
+static void assert_views_agree(struct wf *wf)
+{
+	json_t *built = wf_json(wf), *parsed;
+	char *text = wf_json_text(wf);
+	json_error_t jerr;
+
+	assert_non_null(text);
+	parsed = json_loads(text, 0, &jerr);
+	if (parsed == NULL)
+		fail_msg("wf_json_text is not JSON (%s): %s", jerr.text, text);
+	if (!json_equal(built, parsed)) {
+		char *b = json_dumps(built, JSON_COMPACT | JSON_SORT_KEYS);
+		fail_msg("wf_json and wf_json_text differ:\n%s\n%s", b, text);
+	}
+	json_decref(built);
+	json_decref(parsed);
+	free(text);
+}
+
+static void test_views_agree(void **state)
+{
+	struct wf *wf = new_wf("A\"1\\2\n\t\x01\x7f", 999);
+	struct wf_ctx ctx;
+
+	assert_views_agree(wf);
+	assert_int_equal(wf_replay(wf, &ctx), WF_SUSPEND);
+	assert_views_agree(wf);
+	wf->steps[0]->attempt = 2;
+	wf->steps[0]->heartbeat = json_pack("{s:i}", "done", 3);
+	wf->steps[0]->error_type = strdup("InjectedError");
+	wf->steps[0]->error_message = strdup("line 1\nline \"2\"\r");
+	wf->steps[0]->next_attempt_at = 1234;
+	assert_views_agree(wf);
+	complete(wf->steps[0], json_pack("{s:i, s:s}", "stock", 5000, "note", "\xc3\xa9t\xc3\xa9"));
+	assert_int_equal(wf_replay(wf, &ctx), WF_DONE);
+	wf->status = WF_COMPLETED;
+	wf->result = ctx.result;
+	wf->closed_at = 99;
+	assert_views_agree(wf);
+	wf->error = strdup("failed: \"quoted\"");
+	wf->status = WF_FAILED;
+	assert_views_agree(wf);
+	wf_free(wf);
 }
 
 static void test_seed_replay(void **state)
@@ -170,6 +219,7 @@ int main(void)
 	    cmocka_unit_test(test_failed_step_fails_workflow),
 	    cmocka_unit_test(test_nondeterminism_detected),
 	    cmocka_unit_test(test_prepare_rejects_bad_input),
+	    cmocka_unit_test(test_views_agree),
 	};
 
 	config_defaults(&cfg);
