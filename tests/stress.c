@@ -96,6 +96,7 @@ struct run {
 	json_t *recovery;    /* the --recovery-test figures */
 	json_t *cpu;         /* CPU seconds by process kind, read at the end */
 	long rss_kib;        /* the supervisor's peak RSS */
+	long state_commits;  /* state-DB commits of the last supervisor run */
 	double *latency_ms;  /* per workflow, submit to completion */
 	int64_t t0;
 	long worker_respawns_before; /* pool restarts of earlier incarnations */
@@ -764,6 +765,8 @@ static void measure(struct run *r)
 		                   "workers_s", workers, "supplier_s",
 		                   cpu_seconds((long)json_integer_value(json_object_get(
 		                       json_object_get(s, "pool"), "supplier_pid"))));
+		r->state_commits = (long)json_integer_value(
+		    json_object_get(json_object_get(s, "since_start"), "commits"));
 	}
 	json_decref(s);
 	r->rss_kib = status_kib(r->sup_pid, "VmHWM:");
@@ -1199,6 +1202,7 @@ int main(int argc, char **argv)
 	json_object_set_new(report, "exit", json_integer(rc));
 	json_object_set_new(report, "cpu", r->cpu ? r->cpu : json_object());
 	json_object_set_new(report, "supervisor_rss_kib", json_integer(r->rss_kib));
+	json_object_set_new(report, "state_commits", json_integer(r->state_commits));
 	if (r->recovery != NULL)
 		json_object_set_new(report, "recovery_test", r->recovery);
 	if (r->o.json_path != NULL && json_dump_file(report, r->o.json_path, JSON_INDENT(2)) != 0)
