@@ -223,6 +223,8 @@ static _Thread_local int stmt_cached;
 
 int db_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out, char *err, size_t errlen)
 {
+	const char *tail = "";
+
 	for (int i = 0; i < stmt_cached; i++) {
 		struct cached_stmt *c = &stmt_cache[i];
 
@@ -233,9 +235,10 @@ int db_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out, char *err, size_t 
 		}
 	}
 	*out = NULL;
-	if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, &tail) != SQLITE_OK ||
+	    tail[strspn(tail, " \t\n;")] != '\0') {
 		snprintf(err, errlen, "%s: preparing \"%.80s\": %s", db_name(db), sql,
-		         sqlite3_errmsg(db));
+		         *out != NULL ? "one statement only" : sqlite3_errmsg(db));
 		sqlite3_finalize(*out);
 		*out = NULL;
 		return -1;

@@ -33,11 +33,11 @@ int db_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, char *err, size
  * statements: sql must be a string that lives as long as the process (a
  * literal), for it is looked up by address. Hot paths (the activities)
  * use this rather than preparing the same text again for every task,
- * which costed half of a worker's instructions. Give the statement back
- * with db_stmt_done (reset, bindings cleared; an uncached one, when the
- * cache is full or the statement is in use twice, is finalized), and
- * close a connection that used any with db_close. Returns 0, or -1 with
- * err as db_prepare. */
+ * which cost half of a worker's instructions. sql is one statement. A
+ * statement already in use is prepared again (and cached too while there
+ * is room). Give it back with db_stmt_done (reset, bindings cleared; one
+ * the full cache could not keep is finalized), and close a connection
+ * that used any with db_close. Returns 0, or -1 with err as db_prepare. */
 int db_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out, char *err, size_t errlen);
 void db_stmt_done(sqlite3_stmt *st);
 /* db_exec of a statement from the cache (BEGIN IMMEDIATE, COMMIT). */

@@ -55,10 +55,13 @@
 #define API_STALE_WAIT_MS 2000
 #define API_STALE_POLL_MS 50
 
+#define CLOCK_IDLE (-1) /* between requests */
+#define CLOCK_CUT (-2)  /* answered 408: whatever else comes is dropped */
+
 /* The request clock of one descriptor (see "request clocks"). */
 struct req_clock {
 	ino_t ino;        /* the socket's inode: which connection holds the fd */
-	int64_t start_ms; /* first byte of the request being read; -1: none */
+	int64_t start_ms; /* first byte of the request being read; CLOCK_IDLE, CLOCK_CUT */
 };
 
 struct api {
@@ -795,7 +798,7 @@ static struct req_clock *req_clock(struct api *a, evutil_socket_t fd)
 		if (c == NULL)
 			return NULL;
 		for (size_t i = a->nclocks; i < n; i++)
-			c[i] = (struct req_clock){0, -1};
+			c[i] = (struct req_clock){0, CLOCK_IDLE};
 		a->clocks = c;
 		a->nclocks = n;
 	}
@@ -805,31 +808,38 @@ static struct req_clock *req_clock(struct api *a, evutil_socket_t fd)
 static void request_too_slow(struct api *a, struct bufferevent *bev, struct evbuffer *in,
                              evutil_socket_t fd, int64_t took_ms)
 {
-	char body[256], head[512];
-	int blen, hlen;
+	int64_t limit = a->sup->cfg.api_request_timeout_ms;
+	char msg[512];
+	int n;
 
 	a->sup->metrics.api_request_timeouts++;
 	log_warn("control API: a request was not in within API_REQUEST_TIMEOUT; closing its "
 	         "connection",
 	         "fd=%d took_ms=%lld limit_ms=%lld bytes=%zu", (int)fd, (long long)took_ms,
-	         (long long)a->sup->cfg.api_request_timeout_ms, evbuffer_get_length(in));
+	         (long long)limit, evbuffer_get_length(in));
 	evbuffer_drain(in, evbuffer_get_length(in));
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-		blen = snprintf(body, sizeof(body),
-		                "{\"error\":\"request not complete within %llds of its first byte "
-		                "(API_REQUEST_TIMEOUT): send the whole request at once\","
-		                "\"status\":408}\n",
-		                (long long)(a->sup->cfg.api_request_timeout_ms / 1000));
-		hlen = snprintf(head, sizeof(head),
-		                "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
-		                "Connection: close\r\nContent-Length: %d\r\n\r\n",
-		                blen);
-		if (send(fd, head, (size_t)hlen, MSG_NOSIGNAL | MSG_DONTWAIT) == hlen)
-			(void)send(fd, body, (size_t)blen, MSG_NOSIGNAL | MSG_DONTWAIT);
+		char body[256];
+		int blen = snprintf(body, sizeof(body),
+		                    "{\"error\":\"request not complete within %lld%s of its first "
+		                    "byte (API_REQUEST_TIMEOUT): send the whole request at once\","
+		                    "\"status\":408}\n",
+		                    (long long)(limit % 1000 ? limit : limit / 1000),
+		                    limit % 1000 ? "ms" : "s");
+
+		n = snprintf(msg, sizeof(msg),
+		             "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+		             "Connection: close\r\nContent-Length: %d\r\n\r\n%s",
+		             blen, body);
+		(void)send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	}
 	shutdown(fd, SHUT_RDWR);
 }
 
+/* Runs inside evbuffer_read, before evhttp parses what came: what it
+ * drains, evhttp never sees. A read takes at most 4 KiB, so after a 408
+ * the connection stays cut: bytes still in the socket (Linux delivers them
+ * after the shutdown) are dropped too, until evhttp reads EOF. */
 static void req_clock_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
 {
 	struct bufferevent *bev = arg;
@@ -842,13 +852,17 @@ static void req_clock_cb(struct evbuffer *in, const struct evbuffer_cb_info *inf
 	if (info->n_added == 0 || a == NULL || fstat(fd, &st) != 0 || !(c = req_clock(a, fd)))
 		return;
 	now = clock_mono_ms();
-	if (c->ino != st.st_ino || c->start_ms < 0) {
+	if (c->ino != st.st_ino) {
 		c->ino = st.st_ino;
+		c->start_ms = now;
+	} else if (c->start_ms == CLOCK_CUT) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+	} else if (c->start_ms == CLOCK_IDLE) {
 		c->start_ms = now;
 	} else if (now - c->start_ms > a->sup->cfg.api_request_timeout_ms) {
 		int64_t took = now - c->start_ms;
 
-		c->start_ms = -1;
+		c->start_ms = CLOCK_CUT;
 		request_too_slow(a, bev, in, fd, took);
 	}
 }
@@ -874,8 +888,8 @@ static void req_clock_stop(struct api *a, struct evhttp_request *req)
 	struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
 	struct req_clock *c = bev ? req_clock(a, bufferevent_getfd(bev)) : NULL;
 
-	if (c != NULL)
-		c->start_ms = -1;
+	if (c != NULL && c->start_ms != CLOCK_CUT)
+		c->start_ms = CLOCK_IDLE;
 }
 
 /* ---- routing ------------------------------------------------------------------------ */
