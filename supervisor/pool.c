@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,34 +114,51 @@ int64_t slot_respawn_delay(struct slot_history *h, int64_t now, int expected)
 
 /* ---- spawning ------------------------------------------------------------- */
 
-static void exec_child(const char *path, char **argv, int channel)
-{
-	sigset_t all;
-
-	if (channel >= 0) {
-		if (channel == CHANNEL_FD)
-			fcntl(CHANNEL_FD, F_SETFD, 0);
-		else if (dup2(channel, CHANNEL_FD) < 0)
-			_exit(127);
-	}
-	/* Everything else is CLOEXEC, but exec takes a while: meanwhile this
-	 * child would hold the API's listening socket, which outlives a
-	 * supervisor killed now and passes for a live one. */
-	close_range(channel >= 0 ? CHANNEL_FD + 1 : CHANNEL_FD, ~0U, 0);
-	signal(SIGPIPE, SIG_DFL);
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-	execv(path, argv);
-	fprintf(stderr, "idem-supervisor: cannot exec %s: %s\n", path, strerror(errno));
-	_exit(127);
-}
-
+/* Starts path with argv: channel (when >= 0) as CHANNEL_FD, every other
+ * descriptor closed (they are CLOEXEC, but until the exec the child would
+ * hold the API's listening socket, which outlives a supervisor killed then
+ * and passes for a live one), SIGPIPE back to default, no signal blocked.
+ * posix_spawn rather than fork + exec: glibc's clone(CLONE_VM|CLONE_VFORK)
+ * copies no page tables and takes no copy-on-write faults, which under
+ * fault injection (a worker respawned per kill, 200 a second) was a tenth
+ * of the supervisor's CPU. Returns the pid, or -1 with errno (an exec
+ * failure included). */
 static pid_t spawn(const char *path, char **argv, int channel)
 {
-	pid_t pid = fork();
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, dfl;
+	pid_t pid = -1;
+	int rc;
 
-	if (pid == 0)
-		exec_child(path, argv, channel);
+	if (posix_spawn_file_actions_init(&fa) != 0)
+		return -1;
+	if (posix_spawnattr_init(&at) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		return -1;
+	}
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
+	/* dup2 onto itself clears FD_CLOEXEC (glibc >= 2.29, POSIX 2024). */
+	rc = channel >= 0 ? posix_spawn_file_actions_adddup2(&fa, channel, CHANNEL_FD) : 0;
+	if (rc == 0)
+		rc = posix_spawn_file_actions_addclosefrom_np(&fa, channel >= 0 ? CHANNEL_FD + 1
+		                                                                : CHANNEL_FD);
+	if (rc == 0)
+		rc = posix_spawnattr_setsigmask(&at, &none);
+	if (rc == 0)
+		rc = posix_spawnattr_setsigdefault(&at, &dfl);
+	if (rc == 0)
+		rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	if (rc == 0)
+		rc = posix_spawn(&pid, path, &fa, &at, argv, environ);
+	posix_spawnattr_destroy(&at);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0) {
+		errno = rc;
+		return -1;
+	}
 	return pid;
 }
 
@@ -192,8 +210,8 @@ static void slot_spawn(struct slot *sl)
 	pid = spawn(path, argv, sv[1]);
 	close(sv[1]);
 	if (pid < 0) {
-		log_error("cannot fork a worker; retrying in 1 s", "slot=%d error=\"%s\"",
-		          sl->index, strerror(errno));
+		log_error("cannot start a worker; retrying in 1 s", "slot=%d path=%s error=\"%s\"",
+		          sl->index, path, strerror(errno));
 		close(sv[0]);
 		timer_in(sl->timer, 1000);
 		return;
@@ -591,8 +609,8 @@ static void spawn_supplier(struct pool *p)
 	snprintf(body, sizeof(body), "%zu", c->max_body);
 	p->supplier_pid = spawn(path, argv, -1);
 	if (p->supplier_pid < 0) {
-		log_error("cannot fork the supplier; retrying in 1 s", "error=\"%s\"",
-		          strerror(errno));
+		log_error("cannot start the supplier; retrying in 1 s", "path=%s error=\"%s\"",
+		          path, strerror(errno));
 		p->supplier_pid = 0;
 		timer_in(p->supplier_timer, 1000);
 		return;
