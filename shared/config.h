@@ -36,6 +36,7 @@ struct idem_config {
 	    supplier_socket[CONFIG_PATH_MAX]; /* SUPPLIER_SOCKET: the supplier's HTTP Unix socket */
 	int sync;                  /* SYNC: 0 full, 1 normal (the values of enum db_sync) */
 	int workers;               /* WORKERS: 1..256 */
+	int spare_worker;          /* SPARE_WORKER: 0|1 */
 	int64_t reorder_threshold; /* REORDER_THRESHOLD: 0..1e9 */
 	int64_t reorder_quantity;  /* REORDER_QUANTITY: 1..1e9 */
 	struct seed_product seed[CONFIG_MAX_SEED_PRODUCTS]; /* SEED_STOCK */

@@ -1239,6 +1239,18 @@ static void stats_pool(const json_t *pool)
 	table_print(&t);
 }
 
+/* "spare worker     ready, pid N (3 started)", or "off". */
+static void print_spare(const json_t *pool)
+{
+	const json_t *sp = json_object_get(pool, "spare");
+
+	if (!json_is_object(sp))
+		printf("spare worker     off\n");
+	else
+		printf("spare worker     %s, pid %lld (%lld started)\n", jstr(sp, "state", "?"),
+		       jint(sp, "pid", 0), jint(sp, "spawns", 0));
+}
+
 /* "faults  kill 3 (before_effect 1, ...), error 2, ...; seed N" */
 static void print_faults(const json_t *s)
 {
@@ -1296,6 +1308,7 @@ static void stats_print(const json_t *s)
 	print_faults(s);
 	printf("worker restarts  %lld\n", jint(s, "worker_restarts", 0));
 	printf("supplier pid     %lld\n", jint(pool, "supplier_pid", 0));
+	print_spare(pool);
 	printf("uptime           %s%s\n\n", up,
 	       json_is_true(json_object_get(s, "stopping")) ? " (stopping)" : "");
 	stats_pool(pool);
@@ -1415,9 +1428,12 @@ static void top_print(const json_t *s, const json_t *prev)
 	       top_rate(s, prev, "workflows_completed") + top_rate(s, prev, "workflows_failed"),
 	       top_rate(s, prev, "commits"), span);
 	printf("workers    %lld busy of %zu, %lld spawns, %lld restarts, deaths %s; supplier pid "
-	       "%lld\n\n",
+	       "%lld; spare %s\n\n",
 	       busy, json_array_size(slots), jint(json_object_get(s, "workers"), "spawns", 0),
-	       jint(s, "worker_restarts", 0), deaths, jint(pool, "supplier_pid", 0));
+	       jint(s, "worker_restarts", 0), deaths, jint(pool, "supplier_pid", 0),
+	       json_is_object(json_object_get(pool, "spare"))
+	           ? jstr(json_object_get(pool, "spare"), "state", "?")
+	           : "off");
 	top_slots(pool);
 }
 

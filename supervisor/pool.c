@@ -42,6 +42,7 @@ struct pool {
 	struct sup *sup;
 	struct slot *slots;
 	int nslots;
+	struct slot *spare; /* SPARE_WORKER: a started, ready worker; NULL when off */
 	pid_t supplier_pid;
 	struct event *supplier_timer;
 	struct event *kill_timer;
@@ -661,6 +662,28 @@ static int check_program(const char *dir, const char *name, char *err, size_t er
 	return -1;
 }
 
+static void slot_init(struct sup *sup, struct slot *sl, int index)
+{
+	sl->index = index;
+	sl->sup = sup;
+	sl->state = SLOT_EMPTY;
+	sl->timer = evtimer_new(sup->base, attempt_timeout_cb, sl);
+	sl->hb_timer = evtimer_new(sup->base, heartbeat_timeout_cb, sl);
+	sl->fault_timer = evtimer_new(sup->base, async_kill_cb, sl);
+	frame_decoder_init(&sl->dec, sup->cfg.max_frame);
+	slot_spawn(sl);
+}
+
+static void slot_free(struct slot *sl)
+{
+	if (sl->bev != NULL)
+		bufferevent_free(sl->bev);
+	event_free(sl->timer);
+	event_free(sl->hb_timer);
+	event_free(sl->fault_timer);
+	frame_decoder_free(&sl->dec);
+}
+
 int pool_start(struct sup *sup, struct pool **out, char *err, size_t errlen)
 {
 	struct pool *p;
@@ -677,17 +700,11 @@ int pool_start(struct sup *sup, struct pool **out, char *err, size_t errlen)
 	sup->pool = p;
 	spawn_supplier(p);
 	wait_for_supplier(p);
-	for (int i = 0; i < p->nslots; i++) {
-		struct slot *sl = &p->slots[i];
-
-		sl->index = i;
-		sl->sup = sup;
-		sl->state = SLOT_EMPTY;
-		sl->timer = evtimer_new(sup->base, attempt_timeout_cb, sl);
-		sl->hb_timer = evtimer_new(sup->base, heartbeat_timeout_cb, sl);
-		sl->fault_timer = evtimer_new(sup->base, async_kill_cb, sl);
-		frame_decoder_init(&sl->dec, sup->cfg.max_frame);
-		slot_spawn(sl);
+	for (int i = 0; i < p->nslots; i++)
+		slot_init(sup, &p->slots[i], i);
+	if (sup->cfg.spare_worker) {
+		p->spare = calloc(1, sizeof(*p->spare));
+		slot_init(sup, p->spare, p->nslots);
 	}
 	return 0;
 }
@@ -696,15 +713,11 @@ void pool_free(struct pool *p)
 {
 	if (p == NULL)
 		return;
-	for (int i = 0; i < p->nslots; i++) {
-		struct slot *sl = &p->slots[i];
-
-		if (sl->bev != NULL)
-			bufferevent_free(sl->bev);
-		event_free(sl->timer);
-		event_free(sl->hb_timer);
-		event_free(sl->fault_timer);
-		frame_decoder_free(&sl->dec);
+	for (int i = 0; i < p->nslots; i++)
+		slot_free(&p->slots[i]);
+	if (p->spare != NULL) {
+		slot_free(p->spare);
+		free(p->spare);
 	}
 	event_free(p->supplier_timer);
 	if (p->kill_timer != NULL)
@@ -769,6 +782,41 @@ static void describe_exit(int status, char *buf, size_t len)
 		snprintf(buf, len, "stopped (status 0x%x)", status);
 }
 
+/* A slot whose worker died takes the spare's, which is started and ready,
+ * instead of waiting for a new one to exec and open the app DB (2-3 ms, a
+ * third of a slot's time when a tenth of the attempts kill their worker);
+ * then a new spare starts. Only for a death that would respawn at once: a
+ * slot in backoff (a crash loop) waits as before. */
+static int adopt_spare(struct pool *p, struct slot *sl)
+{
+	struct slot *sp = p->spare;
+
+	if (sp == NULL || sl == sp || sp->state != SLOT_READY || sp->bev == NULL)
+		return 0;
+	sl->pid = sp->pid;
+	sl->bev = sp->bev;
+	bufferevent_setcb(sl->bev, slot_read_cb, NULL, slot_event_cb, sl);
+	frame_decoder_free(&sl->dec);
+	sl->dec = sp->dec;
+	frame_decoder_init(&sp->dec, p->sup->cfg.max_frame);
+	sl->hist.spawned_at = sp->hist.spawned_at;
+	sl->hist.ready_at = sp->hist.ready_at;
+	sl->expected_exit = 0;
+	sl->close_reason[0] = '\0';
+	sl->cause = DEATH_UNEXPECTED;
+	sl->spawns++;
+	sl->restarts++;
+	slot_on(sl, SE_SPAWN);
+	slot_on(sl, SE_READY);
+	log_debug("worker taken from the spare", "slot=%d worker_pid=%ld", sl->index,
+	          (long)sl->pid);
+	sp->pid = 0;
+	sp->bev = NULL;
+	sp->state = SLOT_EMPTY; /* its worker now belongs to sl */
+	slot_spawn(sp);
+	return 1;
+}
+
 static void slot_exited(struct pool *p, struct slot *sl, int status)
 {
 	char how[128], reason[256], task[700];
@@ -809,6 +857,8 @@ static void slot_exited(struct pool *p, struct slot *sl, int status)
 			          "");
 		return;
 	}
+	if (delay == 0 && adopt_spare(p, sl))
+		return;
 	log_debug("worker respawn scheduled", "slot=%d delay_ms=%lld", sl->index, (long long)delay);
 	timer_in(sl->timer, delay);
 }
@@ -845,6 +895,8 @@ void pool_reap(struct pool *p)
 		for (int i = 0; i < p->nslots; i++)
 			if (p->slots[i].pid == pid)
 				slot_exited(p, &p->slots[i], status);
+		if (p->spare != NULL && p->spare->pid == pid)
+			slot_exited(p, p->spare, status);
 	}
 }
 
@@ -853,6 +905,8 @@ static void signal_children(struct pool *p, int sig)
 	for (int i = 0; i < p->nslots; i++)
 		if (p->slots[i].pid > 0)
 			kill(p->slots[i].pid, sig);
+	if (p->spare != NULL && p->spare->pid > 0)
+		kill(p->spare->pid, sig);
 	if (p->supplier_pid > 0)
 		kill(p->supplier_pid, sig);
 }
@@ -874,9 +928,11 @@ static void kill_timer_cb(evutil_socket_t fd, short what, void *arg)
 void pool_stop(struct pool *p, int64_t kill_after_ms)
 {
 	p->stopping = 1;
-	for (int i = 0; i < p->nslots; i++) {
-		struct slot *sl = &p->slots[i];
+	for (int i = 0; i <= p->nslots; i++) {
+		struct slot *sl = i < p->nslots ? &p->slots[i] : p->spare;
 
+		if (sl == NULL)
+			continue;
 		evtimer_del(sl->timer);
 		if (sl->bev != NULL) {
 			bufferevent_free(sl->bev);
@@ -896,7 +952,7 @@ void pool_stop(struct pool *p, int64_t kill_after_ms)
 
 int pool_children(const struct pool *p)
 {
-	int n = p->supplier_pid > 0;
+	int n = (p->supplier_pid > 0) + (p->spare != NULL && p->spare->pid > 0);
 
 	for (int i = 0; i < p->nslots; i++)
 		n += p->slots[i].pid > 0;
@@ -932,6 +988,11 @@ json_t *pool_json(const struct pool *p)
 			                              (json_int_t)(now - sl->started_at)));
 		json_array_append_new(slots, o);
 	}
-	return json_pack("{s:o, s:I, s:i}", "slots", slots, "supplier_pid",
-	                 (json_int_t)p->supplier_pid, "restarts", pool_total_restarts(p));
+	return json_pack(
+	    "{s:o, s:o, s:I, s:i}", "slots", slots, "spare",
+	    p->spare != NULL
+	        ? json_pack("{s:s, s:I, s:i}", "state", slot_state_name(p->spare->state), "pid",
+	                    (json_int_t)p->spare->pid, "spawns", p->spare->spawns)
+	        : json_null(),
+	    "supplier_pid", (json_int_t)p->supplier_pid, "restarts", pool_total_restarts(p));
 }

@@ -132,6 +132,7 @@ static void assert_config_equal(const struct idem_config *a, const struct idem_c
 	assert_int_equal(a->log_level, b->log_level);
 	assert_int_equal(a->max_frame, b->max_frame);
 	assert_int_equal(a->max_body, b->max_body);
+	assert_int_equal(a->spare_worker, b->spare_worker);
 	assert_int_equal(a->api_request_timeout_ms, b->api_request_timeout_ms);
 	assert_int_equal(a->shutdown_grace_ms, b->shutdown_grace_ms);
 	assert_int_equal(a->retry_initial_ms, b->retry_initial_ms);
@@ -190,6 +191,7 @@ static void test_defaults(void **state)
 	assert_string_equal(c->supplier_database, "run/supplier.db");
 	assert_string_equal(c->supplier_socket, "run/supplier.sock");
 	assert_int_equal(c->workers, 2);
+	assert_int_equal(c->spare_worker, 1);
 	assert_int_equal(c->reorder_threshold, 2);
 	assert_int_equal(c->reorder_quantity, 1000);
 	assert_int_equal(c->nseed, 1);
@@ -219,6 +221,7 @@ static void test_key_table(void **state)
 	                                    "SUPPLIER_SOCKET",
 	                                    "SYNC",
 	                                    "WORKERS",
+	                                    "SPARE_WORKER",
 	                                    "REORDER_THRESHOLD",
 	                                    "REORDER_QUANTITY",
 	                                    "SEED_STOCK",
@@ -936,6 +939,7 @@ static const char *const not_default[] = {"x.sock",
                                           "xp.sock",
                                           "normal",
                                           "9",
+                                          "0",
                                           "9",
                                           "9",
                                           "x:9",

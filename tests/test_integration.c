@@ -355,10 +355,11 @@ static json_int_t slot_pid(json_t *stats, int slot)
 	return json_integer_value(json_object_get(json_array_get(slots, (size_t)slot), "pid"));
 }
 
+/* Without the spare: the slot starts a new worker itself. */
 static void test_idle_worker_sigkill(void **state)
 {
 	struct fixture *f = *state;
-	const char *extra[] = {"--workers=1", NULL};
+	const char *extra[] = {"--workers=1", "--spare-worker=0", NULL};
 	json_t *stats = NULL, *wf;
 	json_int_t pid, pid2 = 0;
 
@@ -369,6 +370,7 @@ static void test_idle_worker_sigkill(void **state)
 		tu_sleep_ms(20);
 		tu_http(&f->sup, "GET", "/v1/stats", NULL, &stats);
 	}
+	assert_true(json_is_null(json_object_get(json_object_get(stats, "pool"), "spare")));
 	json_decref(stats);
 	assert_true(pid > 0);
 	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
@@ -396,6 +398,83 @@ static void test_idle_worker_sigkill(void **state)
 	assert_int_equal(result_int(wf, "final_stock"), 995);
 	json_decref(wf);
 	assert_int_equal(tu_sup_stop(&f->sup), 0);
+}
+
+static const char *pool_state(json_t *stats, int slot)
+{
+	json_t *pool = json_object_get(stats, "pool");
+	json_t *sl = slot < 0 ? json_object_get(pool, "spare")
+	                      : json_array_get(json_object_get(pool, "slots"), (size_t)slot);
+
+	return json_string_value(json_object_get(sl, "state"));
+}
+
+static json_int_t spare_pid(json_t *stats)
+{
+	return json_integer_value(
+	    json_object_get(json_object_get(json_object_get(stats, "pool"), "spare"), "pid"));
+}
+
+/* Polls /v1/stats until slot 0 and the spare are both ready; *stats is
+ * that snapshot (NEW). */
+static void wait_ready_with_spare(struct fixture *f, json_t **stats)
+{
+	for (int i = 0; i < 250; i++) {
+		const char *a, *b;
+
+		assert_int_equal(tu_http(&f->sup, "GET", "/v1/stats", NULL, stats), 200);
+		a = pool_state(*stats, 0);
+		b = pool_state(*stats, -1);
+		if (a && b && strcmp(a, "ready") == 0 && strcmp(b, "ready") == 0)
+			return;
+		json_decref(*stats);
+		tu_sleep_ms(20);
+	}
+	fail_msg("slot 0 and the spare did not both become ready");
+}
+
+/* With SPARE_WORKER=1 (the default) a slot whose worker dies takes the
+ * spare's worker, already started and ready, and a new spare starts. */
+static void test_spare_takes_over(void **state)
+{
+	struct fixture *f = *state;
+	const char *extra[] = {"--workers=1", NULL};
+	json_t *stats = NULL, *wf;
+	json_int_t pid, spare, spare2;
+
+	start_sup(f, extra);
+	wait_ready_with_spare(f, &stats);
+	pid = slot_pid(stats, 0);
+	spare = spare_pid(stats);
+	json_decref(stats);
+	assert_true(pid > 0 && spare > 0 && spare != pid);
+	/* Past its first second: a younger worker's death is throttled (a
+	 * crash loop), and the slot waits rather than take the spare. */
+	tu_sleep_ms(1200);
+	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+	for (int i = 0; i < 250; i++) {
+		tu_sleep_ms(20);
+		wait_ready_with_spare(f, &stats);
+		if (slot_pid(stats, 0) != pid)
+			break;
+		json_decref(stats);
+		stats = NULL;
+	}
+	assert_non_null(stats);
+	/* The slot runs the former spare; a new spare took its place. */
+	assert_int_equal(slot_pid(stats, 0), spare);
+	spare2 = spare_pid(stats);
+	assert_true(spare2 > 0 && spare2 != spare && spare2 != pid);
+	assert_int_equal(json_integer_value(json_object_get(stats, "worker_restarts")), 1);
+	json_decref(stats);
+	assert_int_equal(tu_start_order(&f->sup, "S1", "123456", 5), 201);
+	wf = wait_wf(f, "S1");
+	assert_string_equal(json_string_value(json_object_get(wf, "status")), "completed");
+	assert_int_equal(result_int(wf, "final_stock"), 995);
+	json_decref(wf);
+	assert_int_equal(tu_sup_stop(&f->sup), 0);
+	/* Nothing left behind: the spare stopped with the rest. */
+	assert_int_equal(kill((pid_t)spare2, 0), -1);
 }
 
 /* SIGTERM waits for the attempt in flight (a stopped worker holds it),
@@ -453,6 +532,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_many_workflows, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_supervisor_sigkill, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_idle_worker_sigkill, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spare_takes_over, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sigterm_drains, setup, teardown),
 	};
 

@@ -95,6 +95,7 @@ static void check_ranges(const struct idem_config *c)
 	FUZZ_CHECK(IN_RANGE(c->max_frame, 64, (size_t)64 << 20), "MAX_FRAME=%zu", c->max_frame);
 	FUZZ_CHECK(IN_RANGE(c->max_body, 1024, (size_t)64 << 20), "MAX_BODY=%zu", c->max_body);
 	FUZZ_CHECK(IN_RANGE(c->api_request_timeout_ms, 1000, hour), "API_REQUEST_TIMEOUT");
+	FUZZ_CHECK(IN_RANGE(c->spare_worker, 0, 1), "SPARE_WORKER");
 	FUZZ_CHECK(IN_RANGE(c->shutdown_grace_ms, 0, hour), "SHUTDOWN_GRACE");
 	FUZZ_CHECK(IN_RANGE(c->retry_initial_ms, 1, hour), "RETRY_INITIAL_INTERVAL");
 	FUZZ_CHECK(IN_RANGE(c->retry_backoff, 1, 100), "RETRY_BACKOFF_COEFFICIENT");
