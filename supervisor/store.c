@@ -89,6 +89,7 @@ enum stmt_id {
 	S_WF_INSERT,
 	S_WF_CLOSE,
 	S_STEP_SAVE,
+	S_STEP_UPDATE,
 	S_EVENT,
 	S_WF_GET,
 	S_STEPS_OF,
@@ -111,6 +112,11 @@ static const char *const stmt_sql[S_NSTMTS] = {
     [S_STEP_SAVE] = "INSERT OR REPLACE INTO steps (wf, seq, activity, input, status, attempt, "
                     "heartbeat, result, error_type, error_message, next_attempt_at, "
                     "scheduled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    /* The same parameters as S_STEP_SAVE; activity (?3) and input (?4)
+     * never change once the step is recorded. */
+    [S_STEP_UPDATE] = "UPDATE steps SET status = ?5, attempt = ?6, heartbeat = ?7, result = ?8, "
+                      "error_type = ?9, error_message = ?10, next_attempt_at = ?11, "
+                      "scheduled_at = ?12 WHERE wf = ?1 AND seq = ?2",
     [S_EVENT] = "INSERT INTO events (wf, seq, attempt, kind, ts, pid, detail) "
                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [S_WF_GET] = "SELECT id, namespace, workflow_id, type, input, status, result, error, "
@@ -674,12 +680,9 @@ int store_wf_close(struct store *s, struct wf *wf, int64_t now, char *err, size_
 	return 0;
 }
 
-int store_step_save(struct store *s, struct step *stp, char *err, size_t errlen)
+/* Binds a step's row to st (S_STEP_SAVE or S_STEP_UPDATE) and runs it. */
+static int step_write(struct store *s, sqlite3_stmt *st, struct step *stp, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = s->stmt[S_STEP_SAVE];
-
-	if (store_write(s, err, errlen) != 0)
-		return -1;
 	sqlite3_bind_int64(st, 1, stp->wf->id);
 	sqlite3_bind_int(st, 2, stp->seq);
 	bind_static(st, 3, stp->activity);
@@ -692,7 +695,24 @@ int store_step_save(struct store *s, struct step *stp, char *err, size_t errlen)
 	bind_text(st, 10, stp->error_message);
 	sqlite3_bind_int64(st, 11, stp->next_attempt_at);
 	sqlite3_bind_int64(st, 12, stp->scheduled_at);
-	if (step_done(s, st, "state DB: save step", err, errlen) != 0)
+	return step_done(s, st, "state DB: save step", err, errlen);
+}
+
+/* A recorded step changes in place (cheaper than REPLACE's delete and
+ * insert of the whole row, input included); should its row be missing, it
+ * is written whole. */
+int store_step_save(struct store *s, struct step *stp, char *err, size_t errlen)
+{
+	int updated = 0;
+
+	if (store_write(s, err, errlen) != 0)
+		return -1;
+	if (stp->saved) {
+		if (step_write(s, s->stmt[S_STEP_UPDATE], stp, err, errlen) != 0)
+			return -1;
+		updated = sqlite3_changes(s->db) == 1;
+	}
+	if (!updated && step_write(s, s->stmt[S_STEP_SAVE], stp, err, errlen) != 0)
 		return -1;
 	if (stp->saved)
 		count(s, "steps", step_status_name(stp->saved_status), -1);
