@@ -355,12 +355,24 @@ static json_int_t slot_pid(json_t *stats, int slot)
 	return json_integer_value(json_object_get(json_array_get(slots, (size_t)slot), "pid"));
 }
 
+/* An order of 5 from the fresh stock of 1000 completes at 995. */
+static void order_completes(struct fixture *f, const char *id)
+{
+	json_t *wf;
+
+	assert_int_equal(tu_start_order(&f->sup, id, "123456", 5), 201);
+	wf = wait_wf(f, id);
+	assert_string_equal(json_string_value(json_object_get(wf, "status")), "completed");
+	assert_int_equal(result_int(wf, "final_stock"), 995);
+	json_decref(wf);
+}
+
 /* Without the spare: the slot starts a new worker itself. */
 static void test_idle_worker_sigkill(void **state)
 {
 	struct fixture *f = *state;
 	const char *extra[] = {"--workers=1", "--spare-worker=0", NULL};
-	json_t *stats = NULL, *wf;
+	json_t *stats = NULL;
 	json_int_t pid, pid2 = 0;
 
 	start_sup(f, extra);
@@ -392,11 +404,7 @@ static void test_idle_worker_sigkill(void **state)
 	}
 	assert_true(pid2 > 0 && pid2 != pid);
 	/* And work continues on the new worker. */
-	assert_int_equal(tu_start_order(&f->sup, "W1", "123456", 5), 201);
-	wf = wait_wf(f, "W1");
-	assert_string_equal(json_string_value(json_object_get(wf, "status")), "completed");
-	assert_int_equal(result_int(wf, "final_stock"), 995);
-	json_decref(wf);
+	order_completes(f, "W1");
 	assert_int_equal(tu_sup_stop(&f->sup), 0);
 }
 
@@ -439,7 +447,7 @@ static void test_spare_takes_over(void **state)
 {
 	struct fixture *f = *state;
 	const char *extra[] = {"--workers=1", NULL};
-	json_t *stats = NULL, *wf;
+	json_t *stats = NULL;
 	json_int_t pid, spare, spare2;
 
 	start_sup(f, extra);
@@ -467,11 +475,7 @@ static void test_spare_takes_over(void **state)
 	assert_true(spare2 > 0 && spare2 != spare && spare2 != pid);
 	assert_int_equal(json_integer_value(json_object_get(stats, "worker_restarts")), 1);
 	json_decref(stats);
-	assert_int_equal(tu_start_order(&f->sup, "S1", "123456", 5), 201);
-	wf = wait_wf(f, "S1");
-	assert_string_equal(json_string_value(json_object_get(wf, "status")), "completed");
-	assert_int_equal(result_int(wf, "final_stock"), 995);
-	json_decref(wf);
+	order_completes(f, "S1");
 	assert_int_equal(tu_sup_stop(&f->sup), 0);
 	/* Nothing left behind: the spare stopped with the rest. */
 	assert_int_equal(kill((pid_t)spare2, 0), -1);

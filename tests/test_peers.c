@@ -585,6 +585,19 @@ static int fds_become(struct fixture *f, int want, int ms)
 	return n;
 }
 
+/* Starts the supervisor with one worker, stops that worker (SIGSTOP) and
+ * starts workflow HOLD, which stays running meanwhile; returns the pid. */
+static pid_t start_holding(struct fixture *f, const char *const *extra)
+{
+	pid_t worker;
+
+	start(f, NULL, extra, 0);
+	worker = worker_pid(f);
+	assert_int_equal(kill(worker, SIGSTOP), 0);
+	assert_int_equal(tu_start_order(&f->sup, "HOLD", "123456", 1), 201);
+	return worker;
+}
+
 static void test_idle_and_slow_clients(void **state)
 {
 	struct fixture *f = *state;
@@ -595,11 +608,7 @@ static void test_idle_and_slow_clients(void **state)
 	int64_t t0;
 	pid_t worker;
 
-	start(f, NULL, extra, 0);
-	worker = worker_pid(f);
-	/* A workflow that stays running while its worker is stopped. */
-	assert_int_equal(kill(worker, SIGSTOP), 0);
-	assert_int_equal(tu_start_order(&f->sup, "HOLD", "123456", 1), 201);
+	worker = start_holding(f, extra);
 
 	/* A long-poll whose client hangs up gives its descriptor back now,
 	 * not at the end of its timeout. */
@@ -665,11 +674,7 @@ static void test_request_deadline(void **state)
 	int64_t t0;
 	pid_t worker;
 
-	start(f, NULL, extra, 0);
-	/* A workflow that stays running while its worker is stopped. */
-	worker = worker_pid(f);
-	assert_int_equal(kill(worker, SIGSTOP), 0);
-	assert_int_equal(tu_start_order(&f->sup, "HOLD", "123456", 1), 201);
+	worker = start_holding(f, extra);
 	poll_fd = raw_connect(f, 0);
 	send_text(poll_fd, "GET /v1/workflows/HOLD/wait?timeout=5s HTTP/1.1\r\nHost: idem\r\n\r\n");
 	kept = raw_connect(f, 0);
