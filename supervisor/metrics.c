@@ -167,7 +167,8 @@ static void write_workers(struct sup *sup, struct evbuffer *b)
 {
 	const struct metrics *m = &sup->metrics;
 
-	single(b, "idem_worker_spawns_total", "counter", "Worker processes forked.", m->spawns);
+	single(b, "idem_worker_spawns_total", "counter",
+	       "Worker processes started (the spare's included).", m->spawns);
 	family(b, "idem_worker_deaths_total", "counter", "Worker processes reaped, by cause.");
 	for (int c = 0; c < DEATH_NCAUSES; c++)
 		evbuffer_add_printf(b, "idem_worker_deaths_total{cause=\"%s\"} %lld\n",

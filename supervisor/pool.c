@@ -1,9 +1,11 @@
 /* pool.c — the worker slot table (after nginx's ngx_processes): a slot's
- * index is its identity and is reused on respawn. Each worker is
- * fork+exec'd with its end of a socketpair as fd 3; the supervisor's end is
+ * index is its identity and is reused on respawn. Each worker is started
+ * with posix_spawn, its end of a socketpair as fd 3; the supervisor's end is
  * a bufferevent carrying length-prefixed JSON frames. The slot lifecycle is
  * the table in slot_next(); respawn throttling is slot_respawn_delay().
- * The supplier stand-in is a child too, respawned after a second. */
+ * With SPARE_WORKER, one more worker waits ready, as slot nslots, for a
+ * slot whose worker died to take over (adopt_spare). The supplier
+ * stand-in is a child too, respawned after a second. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>

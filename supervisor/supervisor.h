@@ -245,7 +245,7 @@ json_t *store_counts_json(struct store *s, char *err, size_t errlen);
 
 enum slot_state {
 	SLOT_EMPTY,    /* not started yet */
-	SLOT_SPAWNING, /* forked, waiting for its ready frame */
+	SLOT_SPAWNING, /* started, waiting for its ready frame */
 	SLOT_READY,    /* idle, can take a task */
 	SLOT_BUSY,     /* running one attempt */
 	SLOT_STOPPING, /* channel closed, killed or asked to exit; waiting to reap */
