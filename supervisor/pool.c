@@ -9,10 +9,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <poll.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -45,6 +47,8 @@ struct pool {
 	struct slot *slots;
 	int nslots;
 	struct slot *spare; /* SPARE_WORKER: a started, ready worker; NULL when off */
+	int fs_fd;          /* the fork server's socket, or -1 */
+	pid_t fs_pid;       /* the fork server, until reaped (0: none) */
 	pid_t supplier_pid;
 	struct event *supplier_timer;
 	struct event *kill_timer;
@@ -165,22 +169,16 @@ static pid_t spawn(const char *path, char **argv, int channel)
 	return pid;
 }
 
-static void slot_read_cb(struct bufferevent *bev, void *arg);
-static void slot_event_cb(struct bufferevent *bev, short what, void *arg);
-static void slot_spawn(struct slot *sl);
-
-static void slot_spawn(struct slot *sl)
+/* idem-worker's path and arguments (NULL-terminated, room for one more
+ * before the NULL); returns the count. frame holds MAX_FRAME's text. */
+static int worker_argv(struct sup *sup, char *path, size_t pathlen, char *frame, size_t framelen,
+                       char **argv)
 {
-	struct sup *sup = sl->sup;
 	const struct idem_config *c = &sup->cfg;
-	char path[600], frame[32], *argv[24];
-	struct timeval write_timeout = {CHANNEL_WRITE_TIMEOUT_MS / 1000,
-	                                (CHANNEL_WRITE_TIMEOUT_MS % 1000) * 1000};
-	int sv[2], n = 0;
-	pid_t pid;
+	int n = 0;
 
-	snprintf(path, sizeof(path), "%s/idem-worker", sup->bindir);
-	snprintf(frame, sizeof(frame), "%zu", c->max_frame);
+	snprintf(path, pathlen, "%s/idem-worker", sup->bindir);
+	snprintf(frame, framelen, "%zu", c->max_frame);
 	argv[n++] = "idem-worker";
 	argv[n++] = "--channel-fd=3";
 	argv[n++] = "--env=/dev/null";
@@ -203,14 +201,137 @@ static void slot_spawn(struct slot *sl)
 		argv[n++] = (char *)c->fault_vfs;
 	}
 	argv[n] = NULL;
+	return n;
+}
 
+/* ---- the fork server ---------------------------------------------------------- */
+
+/* idem-worker --fork-server (worker/main.c) forks a worker for each
+ * channel it is sent, without an exec: a worker then costs a quarter of
+ * the CPU (under fault injection, a worker is started per kill). Its
+ * workers are re-parented to the supervisor, a subreaper, and reaped like
+ * the others. Whatever goes wrong with it (no subreaper, a worker binary
+ * that does not know the flag, no answer), workers are started with
+ * posix_spawn as before. */
+#define FORK_SERVER_HELLO "idem-fork-server 1"
+#define FORK_SERVER_WAIT_MS 2000
+
+static void fork_server_stop(struct pool *p, const char *why)
+{
+	if (p->fs_fd < 0)
+		return;
+	close(p->fs_fd);
+	p->fs_fd = -1;
+	if (p->fs_pid > 0)
+		kill(p->fs_pid, SIGKILL);
+	log_info("fork server off; starting workers with posix_spawn", "why=\"%s\"", why);
+}
+
+/* Waits up to FORK_SERVER_WAIT_MS for fd to be readable. */
+static int wait_readable(int fd)
+{
+	struct pollfd pf = {.fd = fd, .events = POLLIN};
+	int64_t deadline = clock_mono_ms() + FORK_SERVER_WAIT_MS;
+	int r;
+
+	do
+		r = poll(&pf, 1, (int)(deadline - clock_mono_ms()));
+	while (r < 0 && errno == EINTR && clock_mono_ms() < deadline);
+	return r == 1;
+}
+
+static void fork_server_start(struct pool *p)
+{
+	char path[600], frame[32], hello[64], *argv[26];
+	int sv[2], n;
+	ssize_t got;
+
+	p->fs_fd = -1;
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+		log_info("fork server off; starting workers with posix_spawn",
+		         "why=\"cannot become a subreaper: %s\"", strerror(errno));
+		return;
+	}
+	n = worker_argv(p->sup, path, sizeof(path), frame, sizeof(frame), argv);
+	argv[n++] = "--fork-server";
+	argv[n] = NULL;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+		return;
+	p->fs_pid = spawn(path, argv, sv[1]);
+	close(sv[1]);
+	if (p->fs_pid < 0) {
+		p->fs_pid = 0;
+		close(sv[0]);
+		return;
+	}
+	p->fs_fd = sv[0];
+	got = wait_readable(p->fs_fd) ? recv(p->fs_fd, hello, sizeof(hello), 0) : -1;
+	if (got != (ssize_t)sizeof(FORK_SERVER_HELLO) ||
+	    memcmp(hello, FORK_SERVER_HELLO, sizeof(FORK_SERVER_HELLO)) != 0)
+		return fork_server_stop(p, "idem-worker --fork-server did not say hello");
+	log_debug("fork server started", "pid=%ld", (long)p->fs_pid);
+}
+
+/* A worker forked by the fork server, its channel the far end of
+ * channel; its pid, or -1 (and the fork server is off). */
+static pid_t fork_server_spawn(struct pool *p, int channel)
+{
+	char byte = 'F', cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {&byte, 1};
+	struct msghdr m = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+	struct cmsghdr *c;
+	pid_t pid = -1;
+
+	if (p->fs_fd < 0)
+		return -1;
+	memset(cbuf, 0, sizeof(cbuf));
+	c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &channel, sizeof(int));
+	if (sendmsg(p->fs_fd, &m, MSG_NOSIGNAL) != 1 || !wait_readable(p->fs_fd) ||
+	    recv(p->fs_fd, &pid, sizeof(pid), 0) != (ssize_t)sizeof(pid) || pid <= 0) {
+		fork_server_stop(p, "no worker pid in answer to a fork request");
+		return -1;
+	}
+	return pid;
+}
+
+static void slot_read_cb(struct bufferevent *bev, void *arg);
+static void slot_event_cb(struct bufferevent *bev, short what, void *arg);
+static void slot_spawn(struct slot *sl);
+
+static void slot_spawn(struct slot *sl)
+{
+	struct sup *sup = sl->sup;
+	const struct idem_config *c = &sup->cfg;
+	char path[600], frame[32], *argv[26];
+	struct timeval write_timeout = {CHANNEL_WRITE_TIMEOUT_MS / 1000,
+	                                (CHANNEL_WRITE_TIMEOUT_MS % 1000) * 1000};
+	int sv[2];
+	pid_t pid;
+
+	worker_argv(sup, path, sizeof(path), frame, sizeof(frame), argv);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) {
 		log_error("cannot create a worker channel; retrying in 1 s", "slot=%d error=\"%s\"",
 		          sl->index, strerror(errno));
 		timer_in(sl->timer, 1000);
 		return;
 	}
-	pid = spawn(path, argv, sv[1]);
+	if (sup->pool->fs_fd >= 0) {
+		pid = fork_server_spawn(sup->pool, sv[1]);
+		if (pid < 0) {
+			/* A late fork could still take this channel: start over
+			 * with a new one, now with posix_spawn. */
+			close(sv[0]);
+			close(sv[1]);
+			return slot_spawn(sl);
+		}
+	} else {
+		pid = spawn(path, argv, sv[1]);
+	}
 	close(sv[1]);
 	if (pid < 0) {
 		log_error("cannot start a worker; retrying in 1 s", "slot=%d path=%s error=\"%s\"",
@@ -695,6 +816,7 @@ int pool_start(struct sup *sup, struct pool **out, char *err, size_t errlen)
 		return -1;
 	p = calloc(1, sizeof(*p));
 	p->sup = sup;
+	p->fs_fd = -1;
 	p->nslots = sup->cfg.workers;
 	p->slots = calloc((size_t)p->nslots, sizeof(*p->slots));
 	p->supplier_timer = evtimer_new(sup->base, supplier_timer_cb, p);
@@ -702,6 +824,7 @@ int pool_start(struct sup *sup, struct pool **out, char *err, size_t errlen)
 	sup->pool = p;
 	spawn_supplier(p);
 	wait_for_supplier(p);
+	fork_server_start(p);
 	for (int i = 0; i < p->nslots; i++)
 		slot_init(sup, &p->slots[i], i);
 	if (sup->cfg.spare_worker) {
@@ -721,6 +844,8 @@ void pool_free(struct pool *p)
 		slot_free(p->spare);
 		free(p->spare);
 	}
+	if (p->fs_fd >= 0)
+		close(p->fs_fd);
 	event_free(p->supplier_timer);
 	if (p->kill_timer != NULL)
 		event_free(p->kill_timer);
@@ -899,6 +1024,11 @@ void pool_reap(struct pool *p)
 				slot_exited(p, &p->slots[i], status);
 		if (p->spare != NULL && p->spare->pid == pid)
 			slot_exited(p, p->spare, status);
+		if (pid == p->fs_pid) {
+			p->fs_pid = 0;
+			if (!p->stopping)
+				fork_server_stop(p, "the fork server exited");
+		}
 	}
 }
 
@@ -909,6 +1039,8 @@ static void signal_children(struct pool *p, int sig)
 			kill(p->slots[i].pid, sig);
 	if (p->spare != NULL && p->spare->pid > 0)
 		kill(p->spare->pid, sig);
+	if (p->fs_pid > 0)
+		kill(p->fs_pid, sig);
 	if (p->supplier_pid > 0)
 		kill(p->supplier_pid, sig);
 }
@@ -930,6 +1062,10 @@ static void kill_timer_cb(evutil_socket_t fd, short what, void *arg)
 void pool_stop(struct pool *p, int64_t kill_after_ms)
 {
 	p->stopping = 1;
+	if (p->fs_fd >= 0) {
+		close(p->fs_fd); /* EOF: the fork server exits */
+		p->fs_fd = -1;
+	}
 	for (int i = 0; i <= p->nslots; i++) {
 		struct slot *sl = i < p->nslots ? &p->slots[i] : p->spare;
 
@@ -954,7 +1090,7 @@ void pool_stop(struct pool *p, int64_t kill_after_ms)
 
 int pool_children(const struct pool *p)
 {
-	int n = (p->supplier_pid > 0) + (p->spare != NULL && p->spare->pid > 0);
+	int n = (p->supplier_pid > 0) + (p->spare != NULL && p->spare->pid > 0) + (p->fs_pid > 0);
 
 	for (int i = 0; i < p->nslots; i++)
 		n += p->slots[i].pid > 0;
@@ -991,10 +1127,11 @@ json_t *pool_json(const struct pool *p)
 		json_array_append_new(slots, o);
 	}
 	return json_pack(
-	    "{s:o, s:o, s:I, s:i}", "slots", slots, "spare",
+	    "{s:o, s:o, s:I, s:I, s:i}", "slots", slots, "spare",
 	    p->spare != NULL
 	        ? json_pack("{s:s, s:I, s:i}", "state", slot_state_name(p->spare->state), "pid",
 	                    (json_int_t)p->spare->pid, "spawns", p->spare->spawns)
 	        : json_null(),
-	    "supplier_pid", (json_int_t)p->supplier_pid, "restarts", pool_total_restarts(p));
+	    "supplier_pid", (json_int_t)p->supplier_pid, "fork_server_pid",
+	    (json_int_t)(p->fs_fd >= 0 ? p->fs_pid : 0), "restarts", pool_total_restarts(p));
 }

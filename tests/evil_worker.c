@@ -303,6 +303,10 @@ int main(int argc, char **argv)
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	signal(SIGPIPE, SIG_IGN);
+	/* No fork server here: the supervisor falls back to posix_spawn. */
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--fork-server") == 0)
+			die("--fork-server is not supported");
 	if (fd == NULL || e.database == NULL || e.supplier == NULL)
 		die("needs --channel-fd, --database and --supplier-socket");
 	e.fd = atoi(fd);

@@ -355,15 +355,15 @@ static json_int_t slot_pid(json_t *stats, int slot)
 	return json_integer_value(json_object_get(json_array_get(slots, (size_t)slot), "pid"));
 }
 
-/* An order of 5 from the fresh stock of 1000 completes at 995. */
-static void order_completes(struct fixture *f, const char *id)
+/* An order of 5 completes, leaving final_stock. */
+static void order_completes(struct fixture *f, const char *id, long final_stock)
 {
 	json_t *wf;
 
 	assert_int_equal(tu_start_order(&f->sup, id, "123456", 5), 201);
 	wf = wait_wf(f, id);
 	assert_string_equal(json_string_value(json_object_get(wf, "status")), "completed");
-	assert_int_equal(result_int(wf, "final_stock"), 995);
+	assert_int_equal(result_int(wf, "final_stock"), final_stock);
 	json_decref(wf);
 }
 
@@ -404,7 +404,7 @@ static void test_idle_worker_sigkill(void **state)
 	}
 	assert_true(pid2 > 0 && pid2 != pid);
 	/* And work continues on the new worker. */
-	order_completes(f, "W1");
+	order_completes(f, "W1", 995);
 	assert_int_equal(tu_sup_stop(&f->sup), 0);
 }
 
@@ -421,6 +421,20 @@ static json_int_t spare_pid(json_t *stats)
 {
 	return json_integer_value(
 	    json_object_get(json_object_get(json_object_get(stats, "pool"), "spare"), "pid"));
+}
+
+static json_int_t spare_pid(json_t *stats);
+
+/* The spare's pid now. */
+static json_int_t spare_pid_now(struct fixture *f)
+{
+	json_t *stats = NULL;
+	json_int_t pid;
+
+	assert_int_equal(tu_http(&f->sup, "GET", "/v1/stats", NULL, &stats), 200);
+	pid = spare_pid(stats);
+	json_decref(stats);
+	return pid;
 }
 
 /* Polls /v1/stats until slot 0 and the spare are both ready; *stats is
@@ -475,10 +489,72 @@ static void test_spare_takes_over(void **state)
 	assert_true(spare2 > 0 && spare2 != spare && spare2 != pid);
 	assert_int_equal(json_integer_value(json_object_get(stats, "worker_restarts")), 1);
 	json_decref(stats);
-	order_completes(f, "S1");
+	order_completes(f, "S1", 995);
 	assert_int_equal(tu_sup_stop(&f->sup), 0);
 	/* Nothing left behind: the spare stopped with the rest. */
 	assert_int_equal(kill((pid_t)spare2, 0), -1);
+}
+
+static json_int_t pool_int(json_t *stats, const char *key)
+{
+	return json_integer_value(json_object_get(json_object_get(stats, "pool"), key));
+}
+
+/* The parent pid of pid, from /proc. */
+static long parent_of(json_int_t pid)
+{
+	char *path = tu_fmt("/proc/%lld/stat", (long long)pid), *text = tu_read_file(path);
+	const char *p = text != NULL ? strrchr(text, ')') : NULL;
+	long ppid = -1;
+
+	if (p == NULL || sscanf(p + 2, "%*c %ld", &ppid) != 1)
+		ppid = -1;
+	free(text);
+	free(path);
+	return ppid;
+}
+
+/* Workers come from the fork server, yet are the supervisor's children
+ * (it is their subreaper): it reaps them and knows how they died. When
+ * the fork server dies, workers are started with posix_spawn again. */
+static void test_fork_server(void **state)
+{
+	struct fixture *f = *state;
+	const char *extra[] = {"--workers=1", NULL};
+	json_t *stats = NULL;
+	json_int_t fs, pid, pid2 = 0;
+
+	start_sup(f, extra);
+	wait_ready_with_spare(f, &stats);
+	fs = pool_int(stats, "fork_server_pid");
+	pid = slot_pid(stats, 0);
+	json_decref(stats);
+	assert_true(fs > 0 && pid > 0);
+	assert_int_equal(parent_of(fs), f->sup.pid);
+	assert_int_equal(parent_of(pid), f->sup.pid);
+	assert_int_equal(parent_of(spare_pid_now(f)), f->sup.pid);
+	order_completes(f, "F1", 995);
+
+	assert_int_equal(kill((pid_t)fs, SIGKILL), 0);
+	for (int i = 0; i < 250 && tu_count_in_file(f->sup.log, "fork server off") == 0; i++)
+		tu_sleep_ms(20);
+	assert_int_equal(tu_count_in_file(f->sup.log, "fork server off"), 1);
+	assert_int_equal(tu_http(&f->sup, "GET", "/v1/stats", NULL, &stats), 200);
+	assert_int_equal(pool_int(stats, "fork_server_pid"), 0);
+	json_decref(stats);
+	/* A worker killed now is replaced, and the new spare is spawned. */
+	tu_sleep_ms(1200);
+	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+	for (int i = 0; i < 250 && (pid2 == 0 || pid2 == pid); i++) {
+		tu_sleep_ms(20);
+		wait_ready_with_spare(f, &stats);
+		pid2 = slot_pid(stats, 0);
+		json_decref(stats);
+	}
+	assert_true(pid2 > 0 && pid2 != pid);
+	assert_true(tu_count_in_file(f->sup.log, "killed by signal 9") >= 1);
+	order_completes(f, "F2", 990);
+	assert_int_equal(tu_sup_stop(&f->sup), 0);
 }
 
 /* SIGTERM waits for the attempt in flight (a stopped worker holds it),
@@ -537,6 +613,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_supervisor_sigkill, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_idle_worker_sigkill, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_spare_takes_over, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fork_server, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sigterm_drains, setup, teardown),
 	};
 

@@ -192,17 +192,6 @@ static json_t *get(struct fixture *f, const char *path)
 	return body;
 }
 
-static int count_in_file(const char *path, const char *needle)
-{
-	char *text = tu_read_file(path);
-	int n = 0;
-
-	for (const char *p = text; p != NULL && (p = strstr(p, needle)) != NULL; p++)
-		n++;
-	free(text);
-	return n;
-}
-
 /* ---- hostile workers ------------------------------------------------------------ */
 
 struct evil_case {
@@ -376,9 +365,11 @@ static void test_hostile_workers(void **state)
 	assert_true(json_is_true(json_object_get(body, "ok")));
 	json_decref(body);
 	/* The mute worker is killed at the ready timeout, and replaced. */
-	for (int i = 0; i < 500 && count_in_file(f->sup.log, READY_TIMEOUT_TEXT) == 0; i++)
+	for (int i = 0; i < 500 && tu_count_in_file(f->sup.log, READY_TIMEOUT_TEXT) == 0; i++)
 		tu_sleep_ms(100);
-	assert_int_equal(count_in_file(f->sup.log, READY_TIMEOUT_TEXT), 1);
+	assert_int_equal(tu_count_in_file(f->sup.log, READY_TIMEOUT_TEXT), 1);
+	/* This worker binary has no fork server: workers are spawned. */
+	assert_int_equal(tu_count_in_file(f->sup.log, "fork server off"), 1);
 	assert_int_equal(ready_workers(f, 6, 10000), 6);
 	assert_alive(f);
 	stop(f);
@@ -739,7 +730,7 @@ static void test_request_deadline(void **state)
 	assert_int_equal(read_reply(drib, 5000, buf, sizeof(buf)), 200);
 	assert_non_null(strstr(buf, "\nidem_api_request_timeouts_total 2\n"));
 	close(drib);
-	assert_int_equal(count_in_file(f->sup.log, "not in within API_REQUEST_TIMEOUT"), 2);
+	assert_int_equal(tu_count_in_file(f->sup.log, "not in within API_REQUEST_TIMEOUT"), 2);
 	assert_int_equal(kill(worker, SIGCONT), 0);
 	close(kept);
 	close(piecewise);
@@ -766,8 +757,8 @@ static int fill_until_refused(struct fixture *f, int *fds, int n, int shortages)
 
 	for (int i = 0; i < n; i++)
 		fds[i] = raw_connect(f, 0);
-	for (int i = 0; i < 400 && count_in_file(f->sup.log, "out of file descriptors") < shortages;
-	     i++)
+	for (int i = 0;
+	     i < 400 && tu_count_in_file(f->sup.log, "out of file descriptors") < shortages; i++)
 		tu_sleep_ms(20);
 	/* The refusals go on until the backlog is empty: wait for the first
 	 * (a loaded machine may take a while), then until the count settles. */
@@ -786,8 +777,8 @@ static int fill_until_refused(struct fixture *f, int *fds, int n, int shortages)
  * machine, so the count is at least, not exactly, the shortages made.) */
 static void assert_once_per_shortage(struct fixture *f, int at_least)
 {
-	int lines = count_in_file(f->sup.log, "out of file descriptors");
-	int ends = count_in_file(f->sup.log, "available again");
+	int lines = tu_count_in_file(f->sup.log, "out of file descriptors");
+	int ends = tu_count_in_file(f->sup.log, "available again");
 
 	if (lines < at_least || lines > ends + 1)
 		fail_msg("%d shortage lines and %d ends of shortage (expected at least %d lines, "
@@ -832,9 +823,9 @@ static void test_out_of_descriptors(void **state)
 	for (int i = 0; i < 100 && tu_http(&f->sup, "GET", "/v1/health", NULL, NULL) != 200; i++)
 		tu_sleep_ms(50);
 	assert_int_equal(tu_http(&f->sup, "GET", "/v1/health", NULL, NULL), 200);
-	for (int i = 0; i < 100 && count_in_file(f->sup.log, "available again") == 0; i++)
+	for (int i = 0; i < 100 && tu_count_in_file(f->sup.log, "available again") == 0; i++)
 		tu_sleep_ms(50);
-	assert_true(count_in_file(f->sup.log, "available again") >= 1);
+	assert_true(tu_count_in_file(f->sup.log, "available again") >= 1);
 
 	/* A second shortage is a second log line. */
 	refused = fill_until_refused(f, fds, 100, 2);

@@ -350,3 +350,14 @@ long long tu_sql_int(const char *db_path, const char *sql)
 	db_close(db);
 	return v;
 }
+
+int tu_count_in_file(const char *path, const char *needle)
+{
+	char *text = tu_read_file(path);
+	int n = 0;
+
+	for (const char *p = text; p != NULL && (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	free(text);
+	return n;
+}

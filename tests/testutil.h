@@ -38,6 +38,8 @@ int tu_run(char *const argv[], const char *const *extra_env, int timeout_ms, cha
 int tu_wait_for_socket(const char *path, int timeout_ms);
 /* Reads a whole file; malloc'd, NUL-terminated; NULL when missing. */
 char *tu_read_file(const char *path);
+/* How many times needle occurs in the file at path (0 when unreadable). */
+int tu_count_in_file(const char *path, const char *needle);
 /* Writes text to path (truncating). Returns 0 or -1. */
 int tu_write_file(const char *path, const char *text);
 void tu_sleep_ms(int ms);

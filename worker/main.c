@@ -34,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,6 +54,7 @@ struct worker_args {
 	int channel_fd;
 	int naive;
 	int help;
+	int fork_server; /* --fork-server: fork workers on request (see fork_server) */
 };
 
 /* The attempt in flight: its channel, task and fault plan. The activity
@@ -68,7 +71,7 @@ static int storage_faults; /* FAULT_VFS targets the app DB */
 
 static void usage(FILE *f)
 {
-	fputs("usage: idem-worker --channel-fd N [--naive] [config flags...]\n"
+	fputs("usage: idem-worker --channel-fd N [--naive] [--fork-server] [config flags...]\n"
 	      "\n"
 	      "Runs activity attempts for idem-supervisor, which starts it with one end of a\n"
 	      "socketpair as descriptor N. It is not meant to be started by hand.\n"
@@ -76,6 +79,8 @@ static void usage(FILE *f)
 	      "  --channel-fd N     the inherited channel descriptor (required)\n"
 	      "  --naive            run the activities without their idempotency guards\n"
 	      "                     (the control experiment: retries apply twice)\n"
+	      "  --fork-server      N is a control socket: fork a worker for each channel\n"
+	      "                     the supervisor sends on it (no exec per worker)\n"
 	      "  --env FILE         read the configuration from FILE (default .env)\n"
 	      "  --database PATH    the app DB (DATABASE)\n"
 	      "  --supplier-socket PATH, --max-frame BYTES, --log-level LEVEL, ...\n"
@@ -107,6 +112,8 @@ static int parse_rest(int argc, char **argv, const int *rest, int nrest, struct 
 		const char *arg = argv[rest[k]];
 		if (strcmp(arg, "--naive") == 0) {
 			a->naive = 1;
+		} else if (strcmp(arg, "--fork-server") == 0) {
+			a->fork_server = 1;
 		} else if (strncmp(arg, "--channel-fd=", 13) == 0) {
 			if (parse_fd(arg + 13, &a->channel_fd, err, errlen) != 0)
 				return -1;
@@ -517,6 +524,82 @@ static int run(const struct worker_args *a)
 	return rc;
 }
 
+/* ---- fork server ---- */
+
+/* A descriptor passed with SCM_RIGHTS on ctl, or -1 (EOF: the supervisor
+ * is gone or has no more use for us). */
+static int recv_fd(int ctl)
+{
+	char byte, cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {&byte, 1};
+	struct msghdr m = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+	struct cmsghdr *c;
+	int fd = -1;
+	ssize_t n;
+
+	do
+		n = recvmsg(ctl, &m, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return -1;
+	for (c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+	return fd;
+}
+
+/* --fork-server: instead of serving tasks, this process waits on ctl for
+ * channels and forks a worker for each (no exec, no dynamic loading, no
+ * C library start-up: a quarter of what starting idem-worker costs). The
+ * worker is a grandchild: its parent exits at once, so it is re-parented
+ * to the supervisor (a subreaper), which reaps it and learns how it died
+ * as for a worker it started itself. The middle process sends the
+ * worker's pid on ctl. Returns in the worker only, with its channel;
+ * exits when ctl closes. */
+static int fork_server(int ctl)
+{
+	static const char hello[] = "idem-fork-server 1";
+	pid_t supervisor = getppid();
+
+	if (send(ctl, hello, sizeof(hello), MSG_NOSIGNAL) != (ssize_t)sizeof(hello))
+		_exit(IDEM_EXIT_FAIL);
+	for (;;) {
+		int channel = recv_fd(ctl);
+		pid_t mid, worker;
+
+		if (channel < 0)
+			_exit(IDEM_EXIT_OK);
+		mid = fork();
+		if (mid == 0) {
+			pid_t self = getpid();
+
+			worker = fork();
+			if (worker == 0) {
+				close(ctl);
+				/* Once re-parented (the middle process may be gone
+				 * already), die with the supervisor. */
+				while (getppid() == self)
+					usleep(20);
+				prctl(PR_SET_PDEATHSIG, SIGKILL);
+				if (getppid() != supervisor)
+					_exit(IDEM_EXIT_OK);
+				return channel;
+			}
+			(void)send(ctl, &worker, sizeof(worker), MSG_NOSIGNAL);
+			_exit(IDEM_EXIT_OK);
+		}
+		if (mid < 0) {
+			worker = -1;
+			(void)send(ctl, &worker, sizeof(worker), MSG_NOSIGNAL);
+		} else {
+			while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
+				;
+		}
+		close(channel);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct worker_args a = {.channel_fd = -1};
@@ -540,6 +623,13 @@ int main(int argc, char **argv)
 	}
 	log_init("worker", cfg.log_level);
 	log_set_format(cfg.log_format);
+	if (a.fork_server) {
+		a.channel_fd = fork_server(a.channel_fd);
+		if (prepare_channel(a.channel_fd, err, sizeof(err)) != 0) {
+			log_error("forked worker without a channel", "error=\"%s\"", err);
+			return IDEM_EXIT_FAIL;
+		}
+	}
 	rc = run(&a);
 	if (storage_faults > 0)
 		log_info("storage faults injected (FAULT_VFS)", "role=app injected=%ld calls=%ld",
