@@ -207,8 +207,8 @@ static int worker_argv(struct sup *sup, char *path, size_t pathlen, char *frame,
 /* ---- the fork server ---------------------------------------------------------- */
 
 /* idem-worker --fork-server (worker/main.c) forks a worker for each
- * channel it is sent, without an exec: a worker then costs a quarter of
- * the CPU (under fault injection, a worker is started per kill). Its
+ * channel it is sent, without an exec: a worker then costs half the CPU
+ * (under fault injection, a worker is started per kill). Its
  * workers are re-parented to the supervisor, a subreaper, and reaped like
  * the others. Whatever goes wrong with it (no subreaper, a worker binary
  * that does not know the flag, no answer), workers are started with

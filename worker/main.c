@@ -551,7 +551,7 @@ static int recv_fd(int ctl)
 
 /* --fork-server: instead of serving tasks, this process waits on ctl for
  * channels and forks a worker for each (no exec, no dynamic loading, no
- * C library start-up: a quarter of what starting idem-worker costs). The
+ * C library start-up: half of what starting idem-worker costs). The
  * worker is a grandchild: its parent exits at once, so it is re-parented
  * to the supervisor (a subreaper), which reaps it and learns how it died
  * as for a worker it started itself. The middle process sends the
