@@ -41,20 +41,20 @@ struct idem_config {
 	int64_t reorder_quantity;  /* REORDER_QUANTITY: 1..1e9 */
 	struct seed_product seed[CONFIG_MAX_SEED_PRODUCTS]; /* SEED_STOCK */
 	size_t nseed;
-	enum log_level log_level;      /* LOG_LEVEL: debug|info|warn|error */
-	size_t max_frame;              /* MAX_FRAME: bytes, 64..64 MiB */
-	size_t max_body;               /* MAX_BODY: bytes, 1 KiB..64 MiB */
+	enum log_level log_level;       /* LOG_LEVEL: debug|info|warn|error */
+	size_t max_frame;               /* MAX_FRAME: bytes, 64..64 MiB */
+	size_t max_body;                /* MAX_BODY: bytes, 1 KiB..64 MiB */
 	int64_t api_request_timeout_ms; /* API_REQUEST_TIMEOUT: duration, 1s..1h */
-	int64_t shutdown_grace_ms;     /* SHUTDOWN_GRACE: duration, 0..1h */
-	int64_t retry_initial_ms;      /* RETRY_INITIAL_INTERVAL: duration, 1ms..1h */
-	double retry_backoff;          /* RETRY_BACKOFF_COEFFICIENT: 1.0..100 */
-	int64_t retry_maximum_ms;      /* RETRY_MAXIMUM_INTERVAL: duration, 0 = 100 x initial */
-	int retry_maximum_attempts;    /* RETRY_MAXIMUM_ATTEMPTS: 0 = unlimited, ..1e6 */
-	int64_t start_to_close_ms;     /* START_TO_CLOSE_TIMEOUT: duration, 1ms..24h */
-	int64_t schedule_to_close_ms;  /* SCHEDULE_TO_CLOSE_TIMEOUT: 0 = none */
-	int64_t heartbeat_timeout_ms;  /* HEARTBEAT_TIMEOUT: 0 = none */
-	char retry_non_retryable[512]; /* RETRY_NON_RETRYABLE: comma list of error types */
-	int naive;                     /* ACTIVITY_MODE: guarded (0) | naive (1) */
+	int64_t shutdown_grace_ms;      /* SHUTDOWN_GRACE: duration, 0..1h */
+	int64_t retry_initial_ms;       /* RETRY_INITIAL_INTERVAL: duration, 1ms..1h */
+	double retry_backoff;           /* RETRY_BACKOFF_COEFFICIENT: 1.0..100 */
+	int64_t retry_maximum_ms;       /* RETRY_MAXIMUM_INTERVAL: duration, 0 = 100 x initial */
+	int retry_maximum_attempts;     /* RETRY_MAXIMUM_ATTEMPTS: 0 = unlimited, ..1e6 */
+	int64_t start_to_close_ms;      /* START_TO_CLOSE_TIMEOUT: duration, 1ms..24h */
+	int64_t schedule_to_close_ms;   /* SCHEDULE_TO_CLOSE_TIMEOUT: 0 = none */
+	int64_t heartbeat_timeout_ms;   /* HEARTBEAT_TIMEOUT: 0 = none */
+	char retry_non_retryable[512];  /* RETRY_NON_RETRYABLE: comma list of error types */
+	int naive;                      /* ACTIVITY_MODE: guarded (0) | naive (1) */
 	/* Fault injection: every rate 0..1, all off at 0 (see fault.h). */
 	uint64_t fault_seed; /* FAULT_SEED: "" = random (fault_seed_set 0) */
 	int fault_seed_set;
