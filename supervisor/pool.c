@@ -1,7 +1,8 @@
 /* pool.c — the worker slot table (after nginx's ngx_processes): a slot's
- * index is its identity and is reused on respawn. Each worker is started
- * with posix_spawn, its end of a socketpair as fd 3; the supervisor's end is
- * a bufferevent carrying length-prefixed JSON frames. The slot lifecycle is
+ * index is its identity and is reused on respawn. Each worker is forked by
+ * the fork server (or started with posix_spawn), its end of a socketpair
+ * as fd 3; the supervisor's end is a bufferevent carrying length-prefixed
+ * JSON frames. The slot lifecycle is
  * the table in slot_next(); respawn throttling is slot_respawn_delay().
  * With SPARE_WORKER, one more worker waits ready, as slot nslots, for a
  * slot whose worker died to take over (adopt_spare). The supplier
@@ -25,6 +26,7 @@
 
 #include "clock.h"
 #include "exitcodes.h"
+#include "forkserver.h"
 #include "log.h"
 #include "msg.h"
 #include "supervisor.h"
@@ -46,9 +48,11 @@ struct pool {
 	struct sup *sup;
 	struct slot *slots;
 	int nslots;
-	struct slot *spare; /* SPARE_WORKER: a started, ready worker; NULL when off */
-	int fs_fd;          /* the fork server's socket, or -1 */
-	pid_t fs_pid;       /* the fork server, until reaped (0: none) */
+	struct slot *spare;   /* SPARE_WORKER: a started, ready worker; NULL when off */
+	int fs_fd;            /* the fork server's socket, or -1 */
+	struct event *fs_ev;  /* its replies are readable */
+	uint64_t fs_requests; /* fork requests made: the next one's token */
+	pid_t fs_pid;         /* the fork server, until reaped (0: none) */
 	pid_t supplier_pid;
 	struct event *supplier_timer;
 	struct event *kill_timer;
@@ -208,23 +212,103 @@ static int worker_argv(struct sup *sup, char *path, size_t pathlen, char *frame,
 
 /* idem-worker --fork-server (worker/main.c) forks a worker for each
  * channel it is sent, without an exec: a worker then costs half the CPU
- * (under fault injection, a worker is started per kill). Its
- * workers are re-parented to the supervisor, a subreaper, and reaped like
- * the others. Whatever goes wrong with it (no subreaper, a worker binary
- * that does not know the flag, no answer), workers are started with
- * posix_spawn as before. */
-#define FORK_SERVER_HELLO "idem-fork-server 1"
+ * (under fault injection, a worker is started per kill). Its workers are
+ * re-parented to the supervisor, a subreaper, and reaped like the others.
+ * The supervisor does not wait for the forks: a request carries a token,
+ * and the reply that gives it back with the pid is read from the loop
+ * (fork_server_collect), always before the worker can be reaped or be
+ * heard from. Whatever goes wrong with it (no subreaper, a worker binary
+ * that does not know the flag, no hello, a failed fork, no answer),
+ * workers are started with posix_spawn as before. */
 #define FORK_SERVER_WAIT_MS 2000
+
+static void slot_spawn(struct slot *sl);
+
+static struct slot *slot_by_index(struct pool *p, uint32_t i)
+{
+	if (i < (uint32_t)p->nslots)
+		return &p->slots[i];
+	return p->spare != NULL && i == (uint32_t)p->nslots ? p->spare : NULL;
+}
 
 static void fork_server_stop(struct pool *p, const char *why)
 {
 	if (p->fs_fd < 0)
 		return;
+	event_free(p->fs_ev);
+	p->fs_ev = NULL;
 	close(p->fs_fd);
 	p->fs_fd = -1;
 	if (p->fs_pid > 0)
 		kill(p->fs_pid, SIGKILL);
 	log_info("fork server off; starting workers with posix_spawn", "why=\"%s\"", why);
+	/* A slot still waiting for its worker's pid will not get it: closing
+	 * the channel makes that worker (if it was forked) exit, and the slot
+	 * starts another. */
+	for (uint32_t i = 0; i <= (uint32_t)p->nslots; i++) {
+		struct slot *sl = slot_by_index(p, i);
+
+		if (sl == NULL || !sl->pid_pending)
+			continue;
+		sl->pid_pending = 0;
+		if (sl->bev != NULL) {
+			bufferevent_free(sl->bev);
+			sl->bev = NULL;
+		}
+		evtimer_del(sl->timer);
+		slot_on(sl, SE_EXIT);
+		if (!p->stopping)
+			slot_spawn(sl);
+	}
+}
+
+/* One reply: the pid goes to the slot that holds the worker asked for,
+ * unless none does any more (then the worker is not wanted). */
+static void fork_server_reply(struct pool *p, const struct fork_reply *r)
+{
+	struct slot *sl = NULL;
+
+	if (r->pid <= 0)
+		return fork_server_stop(p, "the fork server could not fork a worker");
+	for (uint32_t i = 0; i <= (uint32_t)p->nslots && sl == NULL; i++) {
+		sl = slot_by_index(p, i);
+		if (sl != NULL && !(sl->pid_pending && sl->spawn_token == r->token))
+			sl = NULL;
+	}
+	if (sl == NULL) {
+		kill((pid_t)r->pid, SIGKILL);
+		return;
+	}
+	sl->pid = (pid_t)r->pid;
+	sl->pid_pending = 0;
+	if (sl->state == SLOT_STOPPING) /* closed while its fork was on the way */
+		kill(sl->pid, SIGKILL);
+	log_info("worker spawned", "slot=%d worker_pid=%ld", sl->index, (long)sl->pid);
+}
+
+/* Reads the replies that are in. */
+static void fork_server_collect(struct pool *p)
+{
+	struct fork_reply r;
+	ssize_t n;
+
+	while (p->fs_fd >= 0) {
+		n = recv(p->fs_fd, &r, sizeof(r), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n != (ssize_t)sizeof(r))
+			return fork_server_stop(p, n == 0
+			                               ? "the fork server closed its socket"
+			                               : "a malformed answer from the fork server");
+		fork_server_reply(p, &r);
+	}
+}
+
+static void fork_server_cb(evutil_socket_t fd, short what, void *arg)
+{
+	fork_server_collect(arg);
 }
 
 /* Waits up to FORK_SERVER_WAIT_MS for fd to be readable. */
@@ -265,43 +349,45 @@ static void fork_server_start(struct pool *p)
 		return;
 	}
 	p->fs_fd = sv[0];
+	p->fs_ev = event_new(p->sup->base, p->fs_fd, EV_READ | EV_PERSIST, fork_server_cb, p);
 	got = wait_readable(p->fs_fd) ? recv(p->fs_fd, hello, sizeof(hello), 0) : -1;
 	if (got != (ssize_t)sizeof(FORK_SERVER_HELLO) ||
 	    memcmp(hello, FORK_SERVER_HELLO, sizeof(FORK_SERVER_HELLO)) != 0)
 		return fork_server_stop(p, "idem-worker --fork-server did not say hello");
+	event_add(p->fs_ev, NULL);
 	log_debug("fork server started", "pid=%ld", (long)p->fs_pid);
 }
 
-/* A worker forked by the fork server, its channel the far end of
- * channel; its pid, or -1 (and the fork server is off). */
-static pid_t fork_server_spawn(struct pool *p, int channel)
+/* Asks the fork server for a worker on the far end of channel, for sl;
+ * the pid comes later (fork_server_reply). 0, or -1 (the fork server is
+ * off). */
+static int fork_server_spawn(struct pool *p, struct slot *sl, int channel)
 {
-	char byte = 'F', cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = {&byte, 1};
+	struct fork_request req;
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {&req, sizeof(req)};
 	struct msghdr m = {
 	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
 	struct cmsghdr *c;
-	pid_t pid = -1;
 
 	if (p->fs_fd < 0)
 		return -1;
+	req.token = sl->spawn_token = ++p->fs_requests;
 	memset(cbuf, 0, sizeof(cbuf));
 	c = CMSG_FIRSTHDR(&m);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(c), &channel, sizeof(int));
-	if (sendmsg(p->fs_fd, &m, MSG_NOSIGNAL) != 1 || !wait_readable(p->fs_fd) ||
-	    recv(p->fs_fd, &pid, sizeof(pid), 0) != (ssize_t)sizeof(pid) || pid <= 0) {
-		fork_server_stop(p, "no worker pid in answer to a fork request");
+	if (sendmsg(p->fs_fd, &m, MSG_NOSIGNAL) != (ssize_t)sizeof(req)) {
+		fork_server_stop(p, "the fork server does not take requests");
 		return -1;
 	}
-	return pid;
+	return 0;
 }
 
 static void slot_read_cb(struct bufferevent *bev, void *arg);
 static void slot_event_cb(struct bufferevent *bev, short what, void *arg);
-static void slot_spawn(struct slot *sl);
 
 static void slot_spawn(struct slot *sl)
 {
@@ -311,7 +397,7 @@ static void slot_spawn(struct slot *sl)
 	struct timeval write_timeout = {CHANNEL_WRITE_TIMEOUT_MS / 1000,
 	                                (CHANNEL_WRITE_TIMEOUT_MS % 1000) * 1000};
 	int sv[2];
-	pid_t pid;
+	pid_t pid = 0;
 
 	worker_argv(sup, path, sizeof(path), frame, sizeof(frame), argv);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) {
@@ -321,14 +407,14 @@ static void slot_spawn(struct slot *sl)
 		return;
 	}
 	if (sup->pool->fs_fd >= 0) {
-		pid = fork_server_spawn(sup->pool, sv[1]);
-		if (pid < 0) {
+		if (fork_server_spawn(sup->pool, sl, sv[1]) != 0) {
 			/* A late fork could still take this channel: start over
 			 * with a new one, now with posix_spawn. */
 			close(sv[0]);
 			close(sv[1]);
 			return slot_spawn(sl);
 		}
+		sl->pid_pending = 1;
 	} else {
 		pid = spawn(path, argv, sv[1]);
 	}
@@ -357,7 +443,8 @@ static void slot_spawn(struct slot *sl)
 	bufferevent_enable(sl->bev, EV_READ);
 	slot_on(sl, SE_SPAWN);
 	timer_in(sl->timer, POOL_READY_TIMEOUT_MS);
-	log_info("worker spawned", "slot=%d worker_pid=%ld", sl->index, (long)pid);
+	if (!sl->pid_pending)
+		log_info("worker spawned", "slot=%d worker_pid=%ld", sl->index, (long)pid);
 }
 
 /* ---- the channel ---------------------------------------------------------- */
@@ -445,6 +532,17 @@ static void on_ready(struct slot *sl, json_t *msg)
 		return protocol_error(sl, err);
 	if (sl->state != SLOT_SPAWNING)
 		return protocol_error(sl, "ready frame from a worker that was already ready");
+	if (sl->pid_pending) {
+		/* The fork server's reply is in before the ready frame is. */
+		struct bufferevent *bev = sl->bev;
+
+		fork_server_collect(sl->sup->pool);
+		if (sl->bev != bev)
+			return; /* the fork server failed: the slot started over */
+		if (sl->pid_pending)
+			return protocol_error(sl, "ready frame before the fork server gave the "
+			                          "worker's pid");
+	}
 	sl->hist.ready_at = clock_mono_ms();
 	evtimer_del(sl->timer);
 	slot_on(sl, SE_READY);
@@ -606,6 +704,11 @@ static void attempt_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct slot *sl = arg;
 	char reason[128];
 
+	if (sl->state == SLOT_SPAWNING && sl->pid_pending) {
+		snprintf(reason, sizeof(reason), "no answer to a fork request within %d ms",
+		         POOL_READY_TIMEOUT_MS);
+		return fork_server_stop(sl->sup->pool, reason);
+	}
 	if (sl->state == SLOT_SPAWNING) {
 		snprintf(reason, sizeof(reason), "worker did not say ready within %d ms",
 		         POOL_READY_TIMEOUT_MS);
@@ -844,6 +947,8 @@ void pool_free(struct pool *p)
 		slot_free(p->spare);
 		free(p->spare);
 	}
+	if (p->fs_ev != NULL)
+		event_free(p->fs_ev);
 	if (p->fs_fd >= 0)
 		close(p->fs_fd);
 	event_free(p->supplier_timer);
@@ -1014,6 +1119,8 @@ void pool_reap(struct pool *p)
 	int status;
 	pid_t pid;
 
+	/* A forked worker's pid is in before it can be reaped. */
+	fork_server_collect(p);
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid == p->supplier_pid) {
 			supplier_exited(p, status);
@@ -1062,7 +1169,10 @@ static void kill_timer_cb(evutil_socket_t fd, short what, void *arg)
 void pool_stop(struct pool *p, int64_t kill_after_ms)
 {
 	p->stopping = 1;
+	fork_server_collect(p); /* the pids of the forks already answered */
 	if (p->fs_fd >= 0) {
+		event_free(p->fs_ev);
+		p->fs_ev = NULL;
 		close(p->fs_fd); /* EOF: the fork server exits */
 		p->fs_fd = -1;
 	}

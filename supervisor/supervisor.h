@@ -293,7 +293,9 @@ int64_t slot_respawn_delay(struct slot_history *h, int64_t now, int expected);
 struct slot {
 	int index;
 	enum slot_state state;
-	pid_t pid;
+	pid_t pid;            /* 0 while pid_pending */
+	int pid_pending;      /* asked the fork server, its reply not read yet */
+	uint64_t spawn_token; /* its worker's fork request, to match the reply */
 	struct bufferevent *bev;
 	struct frame_decoder dec;
 	struct event *timer; /* respawn or attempt timeout */

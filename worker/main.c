@@ -46,6 +46,7 @@
 #include "exitcodes.h"
 #include "fault.h"
 #include "faultvfs.h"
+#include "forkserver.h"
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
@@ -526,12 +527,14 @@ static int run(const struct worker_args *a)
 
 /* ---- fork server ---- */
 
-/* A descriptor passed with SCM_RIGHTS on ctl, or -1 (EOF: the supervisor
- * is gone or has no more use for us). */
-static int recv_fd(int ctl)
+/* A fork request on ctl: its channel (SCM_RIGHTS) and token. Returns the
+ * channel; -1 at EOF (the supervisor is gone or has no more use for us);
+ * -2 for a request without a channel or of the wrong size (skipped). */
+static int recv_request(int ctl, uint64_t *token)
 {
-	char byte, cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = {&byte, 1};
+	struct fork_request req;
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {&req, sizeof(req)};
 	struct msghdr m = {
 	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
 	struct cmsghdr *c;
@@ -546,6 +549,12 @@ static int recv_fd(int ctl)
 	for (c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c))
 		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
 			memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+	if (n != (ssize_t)sizeof(req) || fd < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -2;
+	}
+	*token = req.token;
 	return fd;
 }
 
@@ -555,19 +564,24 @@ static int recv_fd(int ctl)
  * worker is a grandchild: its parent exits at once, so it is re-parented
  * to the supervisor (a subreaper), which reaps it and learns how it died
  * as for a worker it started itself. The middle process sends the
- * worker's pid on ctl. Returns in the worker only, with its channel;
- * exits when ctl closes. */
+ * worker's pid on ctl with the request's token before it exits, so the
+ * supervisor has it before it can reap the worker or read its ready
+ * frame (the worker waits to be re-parented first). Returns in the worker
+ * only, with its channel; exits when ctl closes. */
 static int fork_server(int ctl)
 {
-	static const char hello[] = "idem-fork-server 1";
+	static const char hello[] = FORK_SERVER_HELLO;
 	pid_t supervisor = getppid();
 
 	if (send(ctl, hello, sizeof(hello), MSG_NOSIGNAL) != (ssize_t)sizeof(hello))
 		_exit(IDEM_EXIT_FAIL);
 	for (;;) {
-		int channel = recv_fd(ctl);
+		struct fork_reply r = {0};
+		int channel = recv_request(ctl, &r.token);
 		pid_t mid, worker;
 
+		if (channel == -2)
+			continue;
 		if (channel < 0)
 			_exit(IDEM_EXIT_OK);
 		mid = fork();
@@ -586,12 +600,13 @@ static int fork_server(int ctl)
 					_exit(IDEM_EXIT_OK);
 				return channel;
 			}
-			(void)send(ctl, &worker, sizeof(worker), MSG_NOSIGNAL);
+			r.pid = worker;
+			(void)send(ctl, &r, sizeof(r), MSG_NOSIGNAL);
 			_exit(IDEM_EXIT_OK);
 		}
 		if (mid < 0) {
-			worker = -1;
-			(void)send(ctl, &worker, sizeof(worker), MSG_NOSIGNAL);
+			r.pid = -1;
+			(void)send(ctl, &r, sizeof(r), MSG_NOSIGNAL);
 		} else {
 			while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
 				;
