@@ -958,11 +958,62 @@ void pool_free(struct pool *p)
 	free(p);
 }
 
+/* Gives a's worker to b and b's to a: the pid, the channel, a fork still
+ * on its way and the spawn times belong to the worker, not to the slot. */
+static void swap_workers(struct slot *a, struct slot *b)
+{
+	struct slot t = *a;
+
+	a->pid = b->pid;
+	a->pid_pending = b->pid_pending;
+	a->spawn_token = b->spawn_token;
+	a->bev = b->bev;
+	a->dec = b->dec;
+	a->hist.spawned_at = b->hist.spawned_at;
+	a->hist.ready_at = b->hist.ready_at;
+	a->expected_exit = b->expected_exit;
+	a->cause = b->cause;
+	b->pid = t.pid;
+	b->pid_pending = t.pid_pending;
+	b->spawn_token = t.spawn_token;
+	b->bev = t.bev;
+	b->dec = t.dec;
+	b->hist.spawned_at = t.hist.spawned_at;
+	b->hist.ready_at = t.hist.ready_at;
+	b->expected_exit = t.expected_exit;
+	b->cause = t.cause;
+	if (a->bev != NULL)
+		bufferevent_setcb(a->bev, slot_read_cb, NULL, slot_event_cb, a);
+	if (b->bev != NULL)
+		bufferevent_setcb(b->bev, slot_read_cb, NULL, slot_event_cb, b);
+}
+
 struct slot *pool_idle(struct pool *p)
 {
+	struct slot *sp = p->spare;
+
 	for (int i = 0; i < p->nslots; i++)
 		if (p->slots[i].state == SLOT_READY)
 			return &p->slots[i];
+	/* A slot still waiting for its new worker (the spare was not ready
+	 * when its last one died) takes the spare's if that one is ready
+	 * first; the spare then waits for the new one instead. */
+	if (sp == NULL || sp->state != SLOT_READY || sp->bev == NULL)
+		return NULL;
+	for (int i = 0; i < p->nslots; i++) {
+		struct slot *sl = &p->slots[i];
+
+		if (sl->state != SLOT_SPAWNING)
+			continue;
+		swap_workers(sl, sp);
+		evtimer_del(sl->timer);
+		slot_on(sl, SE_READY);
+		sp->state = SLOT_SPAWNING; /* its worker is sl's new one */
+		timer_in(sp->timer, POOL_READY_TIMEOUT_MS);
+		log_debug("worker taken from the spare", "slot=%d worker_pid=%ld", sl->index,
+		          (long)sl->pid);
+		return sl;
+	}
 	return NULL;
 }
 
