@@ -772,14 +772,30 @@ static void measure(struct run *r)
 	r->rss_kib = status_kib(r->sup_pid, "VmHWM:");
 }
 
+/* Signals every slot's worker, once each has one (a slot reports pid 0
+ * while its worker is being forked; kill(0) would signal our own group). */
 static void signal_workers(struct run *r, int sig)
 {
 	json_t *s = NULL, *slots;
+	size_t i = 0;
 
-	if (http_json(r, "GET", "/v1/stats", NULL, &s, 5000) != 200)
-		die("cannot read /v1/stats");
-	slots = json_object_get(json_object_get(s, "pool"), "slots");
-	for (size_t i = 0; i < json_array_size(slots); i++)
+	for (int tries = 0; tries < 500; tries++) {
+		json_decref(s);
+		s = NULL;
+		if (http_json(r, "GET", "/v1/stats", NULL, &s, 5000) != 200)
+			die("cannot read /v1/stats");
+		slots = json_object_get(json_object_get(s, "pool"), "slots");
+		for (i = 0; i < json_array_size(slots); i++)
+			if (json_integer_value(json_object_get(json_array_get(slots, i), "pid")) <=
+			    0)
+				break;
+		if (i == json_array_size(slots))
+			break;
+		usleep(10000);
+	}
+	if (i != json_array_size(slots))
+		die("a worker slot has had no worker for 5 s");
+	for (i = 0; i < json_array_size(slots); i++)
 		kill((pid_t)json_integer_value(json_object_get(json_array_get(slots, i), "pid")),
 		     sig);
 	json_decref(s);
