@@ -10,7 +10,8 @@
  *       idem-stress with every fault off and reads its JSON report),
  * in SYNC=full and SYNC=normal, several repetitions each, and prints the
  * median with the spread, and idem / baseline. Then, unless skipped:
- * throughput with about 20% of attempts faulted relative to fault-free,
+ * throughput with about 20% of attempts faulted relative to fault-free
+ * (as many repetitions, median),
  * recovery of 10,000 in-flight workflows after a supervisor SIGKILL,
  * scaling with WORKERS = 1, 2, 4, 8, and the supervisor's peak RSS over a
  * long run. Everything it measured goes to --json FILE too. */
@@ -322,21 +323,27 @@ static json_t *mode_result(const struct options *o, const char *sync)
 static json_t *faulted(const struct options *o, double clean)
 {
 	const char *args[40];
+	double wf[16], pct[16];
 	int n;
-	json_t *rep, *out;
 
 	/* About a fifth of the attempts faulted: kills at every crash point
 	 * plus errors (the values after "--kill-rate" and "--error-rate"). */
 	stress_args(args, &n, o->workflows, o->concurrency, "full", "2");
 	args[9] = "0.12";
 	args[13] = "0.1";
-	rep = run_stress(args);
-	out = json_pack("{s:f, s:f, s:f, s:f}", "faulted_wf_per_s",
-	                jreal(rep, "workflows_per_s", NULL), "clean_wf_per_s", clean,
-	                "ratio_to_clean", jreal(rep, "workflows_per_s", NULL) / clean,
-	                "faulted_pct", jreal(rep, "faulted_pct", NULL));
-	json_decref(rep);
-	return out;
+	for (int r = 0; r < o->reps; r++) {
+		json_t *rep = run_stress(args);
+
+		wf[r] = jreal(rep, "workflows_per_s", NULL);
+		pct[r] = jreal(rep, "faulted_pct", NULL);
+		fprintf(stderr, "  faulted rep %d: %.0f wf/s, %.1f%% of attempts faulted\n", r + 1,
+		        wf[r], pct[r]);
+		json_decref(rep);
+	}
+	return json_pack("{s:f, s:f, s:f, s:f, s:f, s:o}", "faulted_wf_per_s", median(wf, o->reps),
+	                 "clean_wf_per_s", clean, "ratio_to_clean", median(wf, o->reps) / clean,
+	                 "faulted_pct", median(pct, o->reps), "faulted_spread_wf_per_s",
+	                 spread(wf, o->reps), "faulted_runs", series(wf, o->reps));
 }
 
 static json_t *scaling(const struct options *o)
@@ -519,9 +526,11 @@ int main(int argc, char **argv)
 		                     : jreal(json_object_iter_value(json_object_iter(modes)),
 		                             "idem_wf_per_s", NULL));
 
-		printf("faults: %.0f wf/s with %.1f%% of attempts faulted = %.2f x fault-free\n",
-		       jreal(f, "faulted_wf_per_s", NULL), jreal(f, "faulted_pct", NULL),
-		       jreal(f, "ratio_to_clean", NULL));
+		printf("faults: %.0f ±%.0f wf/s with %.1f%% of attempts faulted = %.2f x "
+		       "fault-free (median of %d)\n",
+		       jreal(f, "faulted_wf_per_s", NULL),
+		       jreal(f, "faulted_spread_wf_per_s", NULL), jreal(f, "faulted_pct", NULL),
+		       jreal(f, "ratio_to_clean", NULL), o.reps);
 		json_object_set_new(out, "faults", f);
 	}
 	if (!o.skip_recovery) {
