@@ -324,21 +324,26 @@ static void test_namespace(void **state)
 
 /* ---- a wait that times out -------------------------------------------------------- */
 
-/* The workers, from --json stats. */
+/* The workers, from --json stats (a slot shows pid 0 while its worker is
+ * forked: ask again until both have one). */
 static void worker_pids(pid_t pids[2])
 {
-	struct run r = ctl("--json stats");
-	json_t *doc = json_loads(r.out, 0, NULL);
-	json_t *slots = json_object_get(json_object_get(doc, "pool"), "slots");
+	for (int tries = 0;; tries++) {
+		struct run r = ctl("--json stats");
+		json_t *doc = json_loads(r.out, 0, NULL);
+		json_t *slots = json_object_get(json_object_get(doc, "pool"), "slots");
 
-	assert_int_equal(json_array_size(slots), 2);
-	for (size_t i = 0; i < 2; i++) {
-		pids[i] =
-		    (pid_t)json_integer_value(json_object_get(json_array_get(slots, i), "pid"));
-		assert_true(pids[i] > 0);
+		assert_int_equal(json_array_size(slots), 2);
+		for (size_t i = 0; i < 2; i++)
+			pids[i] = (pid_t)json_integer_value(
+			    json_object_get(json_array_get(slots, i), "pid"));
+		json_decref(doc);
+		run_free(&r);
+		if ((pids[0] > 0 && pids[1] > 0) || tries == 250)
+			break;
+		tu_sleep_ms(20);
 	}
-	json_decref(doc);
-	run_free(&r);
+	assert_true(pids[0] > 0 && pids[1] > 0);
 }
 
 static void test_wait_timeout(void **state)
