@@ -323,7 +323,7 @@ static json_t *mode_result(const struct options *o, const char *sync)
 static json_t *faulted(const struct options *o, double clean)
 {
 	const char *args[40];
-	double wf[16], pct[16];
+	double wf[16], pct[16], sup[16], wrk[16], kills[16];
 	int n;
 
 	/* About a fifth of the attempts faulted: kills at every crash point
@@ -336,14 +336,20 @@ static json_t *faulted(const struct options *o, double clean)
 
 		wf[r] = jreal(rep, "workflows_per_s", NULL);
 		pct[r] = jreal(rep, "faulted_pct", NULL);
+		sup[r] = jreal(rep, "cpu", "supervisor_s") / (double)o->workflows;
+		wrk[r] = jreal(rep, "cpu", "workers_s") / (double)o->workflows;
+		kills[r] = jreal(rep, "worker_respawns", NULL);
 		fprintf(stderr, "  faulted rep %d: %.0f wf/s, %.1f%% of attempts faulted\n", r + 1,
 		        wf[r], pct[r]);
 		json_decref(rep);
 	}
-	return json_pack("{s:f, s:f, s:f, s:f, s:f, s:o}", "faulted_wf_per_s", median(wf, o->reps),
-	                 "clean_wf_per_s", clean, "ratio_to_clean", median(wf, o->reps) / clean,
-	                 "faulted_pct", median(pct, o->reps), "faulted_spread_wf_per_s",
-	                 spread(wf, o->reps), "faulted_runs", series(wf, o->reps));
+	return json_pack("{s:f, s:f, s:f, s:f, s:f, s:o, s:f, s:f, s:f}", "faulted_wf_per_s",
+	                 median(wf, o->reps), "clean_wf_per_s", clean, "ratio_to_clean",
+	                 median(wf, o->reps) / clean, "faulted_pct", median(pct, o->reps),
+	                 "faulted_spread_wf_per_s", spread(wf, o->reps), "faulted_runs",
+	                 series(wf, o->reps), "cpu_ms_per_wf_supervisor",
+	                 1000 * median(sup, o->reps), "cpu_ms_per_wf_workers",
+	                 1000 * median(wrk, o->reps), "workers_started", median(kills, o->reps));
 }
 
 static json_t *scaling(const struct options *o)
@@ -531,6 +537,12 @@ int main(int argc, char **argv)
 		       jreal(f, "faulted_wf_per_s", NULL),
 		       jreal(f, "faulted_spread_wf_per_s", NULL), jreal(f, "faulted_pct", NULL),
 		       jreal(f, "ratio_to_clean", NULL), o.reps);
+		printf(
+		    "faults: cpu per workflow: supervisor %.3f ms, workers %.3f ms; %.0f workers "
+		    "started over %ld workflows\n",
+		    jreal(f, "cpu_ms_per_wf_supervisor", NULL),
+		    jreal(f, "cpu_ms_per_wf_workers", NULL), jreal(f, "workers_started", NULL),
+		    o.workflows);
 		json_object_set_new(out, "faults", f);
 	}
 	if (!o.skip_recovery) {

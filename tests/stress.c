@@ -713,11 +713,12 @@ static void plan_kills(struct run *r)
 
 /* ---- CPU, memory, recovery ---------------------------------------------------- */
 
-/* utime + stime of pid in seconds, or 0 when it is gone. */
-static double cpu_seconds(long pid)
+/* utime + stime of pid in seconds (children: cutime + cstime, the CPU of
+ * the children it has reaped), or 0 when it is gone. */
+static double cpu_seconds_of(long pid, int children)
 {
 	char path[64], buf[1024], *p;
-	unsigned long long ut = 0, st = 0;
+	unsigned long long ut = 0, st = 0, cut = 0, cst = 0;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
@@ -725,11 +726,18 @@ static double cpu_seconds(long pid)
 		return 0;
 	p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
 	fclose(f);
-	/* After "pid (comm)": state is field 3, utime 14, stime 15. */
+	/* After "pid (comm)": state is field 3, utime 14, stime 15, cutime
+	 * 16, cstime 17. */
 	if (p == NULL ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &ut,
+	           &st, &cut, &cst) != 4)
 		return 0;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+	return (double)(children ? cut + cst : ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double cpu_seconds(long pid)
+{
+	return cpu_seconds_of(pid, 0);
 }
 
 /* A "Vm...:" line of /proc/pid/status, in KiB. */
@@ -749,18 +757,25 @@ static long status_kib(long pid, const char *key)
 	return v;
 }
 
-/* Reads CPU and memory of the supervisor and its children before it stops
- * (workers that died earlier took their CPU time with them). */
+/* Reads CPU and memory of the supervisor and its children before it stops.
+ * The workers' CPU is that of the live ones, of the dead ones (the
+ * supervisor reaped them: its children's time, a dead supplier's too)
+ * and of the fork server with its short-lived middle processes. */
 static void measure(struct run *r)
 {
 	json_t *s = NULL, *slots;
-	double workers = 0;
+	double workers = cpu_seconds_of(r->sup_pid, 1);
+	long fs;
 
 	if (http_json(r, "GET", "/v1/stats", NULL, &s, 5000) == 200) {
 		slots = json_object_get(json_object_get(s, "pool"), "slots");
 		for (size_t i = 0; i < json_array_size(slots); i++)
 			workers += cpu_seconds((long)json_integer_value(
 			    json_object_get(json_array_get(slots, i), "pid")));
+		fs = (long)json_integer_value(
+		    json_object_get(json_object_get(s, "pool"), "fork_server_pid"));
+		if (fs > 0)
+			workers += cpu_seconds_of(fs, 0) + cpu_seconds_of(fs, 1);
 		r->cpu = json_pack("{s:f, s:f, s:f}", "supervisor_s", cpu_seconds(r->sup_pid),
 		                   "workers_s", workers, "supplier_s",
 		                   cpu_seconds((long)json_integer_value(json_object_get(
