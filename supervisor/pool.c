@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -212,14 +211,16 @@ static int worker_argv(struct sup *sup, char *path, size_t pathlen, char *frame,
 
 /* idem-worker --fork-server (worker/main.c) forks a worker for each
  * channel it is sent, without an exec: a worker then costs half the CPU
- * (under fault injection, a worker is started per kill). Its workers are
- * re-parented to the supervisor, a subreaper, and reaped like the others.
- * The supervisor does not wait for the forks: a request carries a token,
- * and the reply that gives it back with the pid is read from the loop
- * (fork_server_collect), always before the worker can be reaped or be
- * heard from. Whatever goes wrong with it (no subreaper, a worker binary
- * that does not know the flag, no hello, a failed fork, no answer),
- * workers are started with posix_spawn as before. */
+ * (under fault injection, a worker is started per kill). It forks with
+ * CLONE_PARENT, so its workers are the supervisor's children, reaped like
+ * the others. The supervisor does not wait for the forks: a request
+ * carries a token, and the worker's first act is to send it back with its
+ * pid, read from the loop (fork_server_collect) when it comes, always
+ * before the worker can be reaped or be heard from; one killed before
+ * that closes its channel with its pid unknown (slot_event_cb). Whatever
+ * goes wrong with the fork server (a worker binary that does not know the
+ * flag, no hello, a failed fork, no answer), workers are started with
+ * posix_spawn as before. */
 #define FORK_SERVER_WAIT_MS 2000
 
 static void slot_spawn(struct slot *sl);
@@ -331,11 +332,6 @@ static void fork_server_start(struct pool *p)
 	ssize_t got;
 
 	p->fs_fd = -1;
-	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
-		log_info("fork server off; starting workers with posix_spawn",
-		         "why=\"cannot become a subreaper: %s\"", strerror(errno));
-		return;
-	}
 	n = worker_argv(p->sup, path, sizeof(path), frame, sizeof(frame), argv);
 	argv[n++] = "--fork-server";
 	argv[n] = NULL;
@@ -388,6 +384,9 @@ static int fork_server_spawn(struct pool *p, struct slot *sl, int channel)
 
 static void slot_read_cb(struct bufferevent *bev, void *arg);
 static void slot_event_cb(struct bufferevent *bev, short what, void *arg);
+/* The status of a worker that died before the supervisor had its pid. */
+#define EXIT_UNKNOWN (-1)
+static void slot_exited(struct pool *p, struct slot *sl, int status);
 
 static void slot_spawn(struct slot *sl)
 {
@@ -666,6 +665,15 @@ static void slot_event_cb(struct bufferevent *bev, short what, void *arg)
 	else
 		snprintf(reason, sizeof(reason), "worker channel error: %s",
 		         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	if (sl->pid_pending) {
+		fork_server_collect(sl->sup->pool);
+		if (sl->pid_pending) {
+			/* Killed from outside before its first act: no reap will
+			 * name it, so it counts as exited now. */
+			sl->pid_pending = 0;
+			return slot_exited(sl->sup->pool, sl, EXIT_UNKNOWN);
+		}
+	}
 	log_at(sl->expected_exit ? LOG_INFO : LOG_WARN, "worker channel closed",
 	       "slot=%d worker_pid=%ld reason=\"%s\"", sl->index, (long)sl->pid, reason);
 	if (sl->step == NULL || sl->pid <= 0) {
@@ -1056,7 +1064,9 @@ int pool_live_count(const struct pool *p)
 
 static void describe_exit(int status, char *buf, size_t len)
 {
-	if (WIFEXITED(status))
+	if (status == EXIT_UNKNOWN)
+		snprintf(buf, len, "died before it sent its pid (no exit status)");
+	else if (WIFEXITED(status))
 		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
 		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status),

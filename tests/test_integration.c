@@ -515,7 +515,7 @@ static long parent_of(json_int_t pid)
 }
 
 /* Workers come from the fork server, yet are the supervisor's children
- * (it is their subreaper): it reaps them and knows how they died. When
+ * (forked with CLONE_PARENT): it reaps them and knows how they died. When
  * the fork server dies, workers are started with posix_spawn again. */
 static void test_fork_server(void **state)
 {

@@ -29,13 +29,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -558,16 +559,26 @@ static int recv_request(int ctl, uint64_t *token)
 	return fd;
 }
 
+/* fork(2) with CLONE_PARENT: the child's parent is the caller's parent.
+ * A raw clone skips what glibc's fork() does around it: the atfork
+ * handlers (this process is single-threaded, so no lock they reset can be
+ * held) and the thread ID cached in the child's thread descriptor, which
+ * keeps the parent's (glibc >= 2.34 asks the kernel for it where it
+ * matters, raise() included; a worker starts no threads). */
+static pid_t fork_sibling(void)
+{
+	return (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, NULL);
+}
+
 /* --fork-server: instead of serving tasks, this process waits on ctl for
  * channels and forks a worker for each (no exec, no dynamic loading, no
  * C library start-up: half of what starting idem-worker costs). The
- * worker is a grandchild: its parent exits at once, so it is re-parented
- * to the supervisor (a subreaper), which reaps it and learns how it died
- * as for a worker it started itself. The middle process sends the
- * worker's pid on ctl with the request's token before it exits, so the
- * supervisor has it before it can reap the worker or read its ready
- * frame (the worker waits to be re-parented first). Returns in the worker
- * only, with its channel; exits when ctl closes. */
+ * worker is forked with CLONE_PARENT, so it is the supervisor's child as
+ * if the supervisor had started it: the supervisor reaps it and learns
+ * how it died. Its first act is to send its pid on ctl with the
+ * request's token, so the supervisor has the pid before it can reap the
+ * worker or read its ready frame. Returns in the worker only, with its
+ * channel; exits when ctl closes. */
 static int fork_server(int ctl)
 {
 	static const char hello[] = FORK_SERVER_HELLO;
@@ -578,38 +589,26 @@ static int fork_server(int ctl)
 	for (;;) {
 		struct fork_reply r = {0};
 		int channel = recv_request(ctl, &r.token);
-		pid_t mid, worker;
+		pid_t worker;
 
 		if (channel == -2)
 			continue;
 		if (channel < 0)
 			_exit(IDEM_EXIT_OK);
-		mid = fork();
-		if (mid == 0) {
-			pid_t self = getpid();
-
-			worker = fork();
-			if (worker == 0) {
-				close(ctl);
-				/* Once re-parented (the middle process may be gone
-				 * already), die with the supervisor. */
-				while (getppid() == self)
-					usleep(20);
-				prctl(PR_SET_PDEATHSIG, SIGKILL);
-				if (getppid() != supervisor)
-					_exit(IDEM_EXIT_OK);
-				return channel;
-			}
-			r.pid = worker;
+		worker = fork_sibling();
+		if (worker == 0) {
+			r.pid = getpid();
 			(void)send(ctl, &r, sizeof(r), MSG_NOSIGNAL);
-			_exit(IDEM_EXIT_OK);
+			close(ctl);
+			/* Die with the supervisor; if it is already gone, leave. */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() != supervisor)
+				_exit(IDEM_EXIT_OK);
+			return channel;
 		}
-		if (mid < 0) {
+		if (worker < 0) {
 			r.pid = -1;
 			(void)send(ctl, &r, sizeof(r), MSG_NOSIGNAL);
-		} else {
-			while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
-				;
 		}
 		close(channel);
 	}
