@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -71,10 +72,15 @@ const char *tu_bin(const char *name)
 
 pid_t tu_spawn(char *const argv[], const char *const *extra_env, const char *log_path)
 {
-	pid_t pid = fork();
+	pid_t parent = getpid(), pid = fork();
 
 	if (pid != 0)
 		return pid;
+	/* Die with the test, also one that a failed assertion ended before
+	 * it could stop what it started. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);
 	if (log_path != NULL) {
 		int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0) {
