@@ -359,23 +359,10 @@ static void fork_server_start(struct pool *p)
  * off). */
 static int fork_server_spawn(struct pool *p, struct slot *sl, int channel)
 {
-	struct fork_request req;
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = {&req, sizeof(req)};
-	struct msghdr m = {
-	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-	struct cmsghdr *c;
-
 	if (p->fs_fd < 0)
 		return -1;
-	req.token = sl->spawn_token = ++p->fs_requests;
-	memset(cbuf, 0, sizeof(cbuf));
-	c = CMSG_FIRSTHDR(&m);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &channel, sizeof(int));
-	if (sendmsg(p->fs_fd, &m, MSG_NOSIGNAL) != (ssize_t)sizeof(req)) {
+	sl->spawn_token = ++p->fs_requests;
+	if (fork_request_send(p->fs_fd, sl->spawn_token, channel) != 0) {
 		fork_server_stop(p, "the fork server does not take requests");
 		return -1;
 	}

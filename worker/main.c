@@ -528,37 +528,6 @@ static int run(const struct worker_args *a)
 
 /* ---- fork server ---- */
 
-/* A fork request on ctl: its channel (SCM_RIGHTS) and token. Returns the
- * channel; -1 at EOF (the supervisor is gone or has no more use for us);
- * -2 for a request without a channel or of the wrong size (skipped). */
-static int recv_request(int ctl, uint64_t *token)
-{
-	struct fork_request req;
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = {&req, sizeof(req)};
-	struct msghdr m = {
-	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-	struct cmsghdr *c;
-	int fd = -1;
-	ssize_t n;
-
-	do
-		n = recvmsg(ctl, &m, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
-	if (n <= 0)
-		return -1;
-	for (c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-			memcpy(&fd, CMSG_DATA(c), sizeof(fd));
-	if (n != (ssize_t)sizeof(req) || fd < 0) {
-		if (fd >= 0)
-			close(fd);
-		return -2;
-	}
-	*token = req.token;
-	return fd;
-}
-
 /* fork(2) with CLONE_PARENT: the child's parent is the caller's parent.
  * A raw clone skips what glibc's fork() does around it: the atfork
  * handlers (this process is single-threaded, so no lock they reset can be
@@ -588,7 +557,7 @@ static int fork_server(int ctl)
 		_exit(IDEM_EXIT_FAIL);
 	for (;;) {
 		struct fork_reply r = {0};
-		int channel = recv_request(ctl, &r.token);
+		int channel = fork_request_recv(ctl, &r.token);
 		pid_t worker;
 
 		if (channel == -2)
