@@ -2,8 +2,8 @@
  * index is its identity and is reused on respawn. Each worker is forked by
  * the fork server (or started with posix_spawn), its end of a socketpair
  * as fd 3; the supervisor's end is a bufferevent carrying length-prefixed
- * JSON frames. The slot lifecycle is
- * the table in slot_next(); respawn throttling is slot_respawn_delay().
+ * JSON frames. The slot lifecycle is the table in slot_next(); respawn
+ * throttling is slot_respawn_delay().
  * With SPARE_WORKER, one more worker waits ready, as slot nslots, for a
  * slot whose worker died to take over (adopt_spare). The supplier
  * stand-in is a child too, respawned after a second. */

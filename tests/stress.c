@@ -760,7 +760,7 @@ static long status_kib(long pid, const char *key)
 /* Reads CPU and memory of the supervisor and its children before it stops.
  * The workers' CPU is that of the live ones, of the dead ones (the
  * supervisor reaped them: its children's time, a dead supplier's too)
- * and of the fork server with its short-lived middle processes. */
+ * and of the fork server. */
 static void measure(struct run *r)
 {
 	json_t *s = NULL, *slots;
@@ -775,7 +775,7 @@ static void measure(struct run *r)
 		fs = (long)json_integer_value(
 		    json_object_get(json_object_get(s, "pool"), "fork_server_pid"));
 		if (fs > 0)
-			workers += cpu_seconds_of(fs, 0) + cpu_seconds_of(fs, 1);
+			workers += cpu_seconds(fs);
 		r->cpu = json_pack("{s:f, s:f, s:f}", "supervisor_s", cpu_seconds(r->sup_pid),
 		                   "workers_s", workers, "supplier_s",
 		                   cpu_seconds((long)json_integer_value(json_object_get(
