@@ -525,9 +525,16 @@ static void on_ready(struct slot *sl, json_t *msg)
 		fork_server_collect(sl->sup->pool);
 		if (sl->bev != bev)
 			return; /* the fork server failed: the slot started over */
-		if (sl->pid_pending)
-			return protocol_error(sl, "ready frame before the fork server gave the "
-			                          "worker's pid");
+		if (sl->pid_pending) {
+			/* Not a worker the fork server announced: no reap would
+			 * name it. Its channel closes; it counts as gone. */
+			log_error("ready frame from a worker whose pid never came; closing it",
+			          "slot=%d", sl->index);
+			bufferevent_free(sl->bev);
+			sl->bev = NULL;
+			sl->pid_pending = 0;
+			return slot_exited(sl->sup->pool, sl, EXIT_UNKNOWN);
+		}
 	}
 	sl->hist.ready_at = clock_mono_ms();
 	evtimer_del(sl->timer);
@@ -654,6 +661,8 @@ static void slot_event_cb(struct bufferevent *bev, short what, void *arg)
 		         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	if (sl->pid_pending) {
 		fork_server_collect(sl->sup->pool);
+		if (sl->bev != bev)
+			return; /* the fork server failed: the slot started over */
 		if (sl->pid_pending) {
 			/* Killed from outside before its first act: no reap will
 			 * name it, so it counts as exited now. */
@@ -1052,7 +1061,7 @@ int pool_live_count(const struct pool *p)
 static void describe_exit(int status, char *buf, size_t len)
 {
 	if (status == EXIT_UNKNOWN)
-		snprintf(buf, len, "died before it sent its pid (no exit status)");
+		snprintf(buf, len, "gone before it sent its pid (no exit status)");
 	else if (WIFEXITED(status))
 		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
@@ -1167,9 +1176,11 @@ void pool_reap(struct pool *p)
 	int status;
 	pid_t pid;
 
-	/* A forked worker's pid is in before it can be reaped. */
-	fork_server_collect(p);
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		/* A forked worker sends its pid before it can exit: once it is
+		 * reaped, its reply is in (read after the reap, not before: it
+		 * may have come in between). */
+		fork_server_collect(p);
 		if (pid == p->supplier_pid) {
 			supplier_exited(p, status);
 			continue;

@@ -567,7 +567,10 @@ static int fork_server(int ctl)
 		worker = fork_sibling();
 		if (worker == 0) {
 			r.pid = getpid();
-			(void)send(ctl, &r, sizeof(r), MSG_NOSIGNAL);
+			/* Unannounced, it would be a worker the supervisor cannot
+			 * name: leave, and the slot sees its channel close. */
+			if (send(ctl, &r, sizeof(r), MSG_NOSIGNAL) != (ssize_t)sizeof(r))
+				_exit(IDEM_EXIT_FAIL);
 			close(ctl);
 			/* Die with the supervisor; if it is already gone, leave. */
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
