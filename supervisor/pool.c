@@ -1082,14 +1082,7 @@ static int adopt_spare(struct pool *p, struct slot *sl)
 
 	if (sp == NULL || sl == sp || sp->state != SLOT_READY || sp->bev == NULL)
 		return 0;
-	sl->pid = sp->pid;
-	sl->bev = sp->bev;
-	bufferevent_setcb(sl->bev, slot_read_cb, NULL, slot_event_cb, sl);
-	frame_decoder_free(&sl->dec);
-	sl->dec = sp->dec;
-	frame_decoder_init(&sp->dec, p->sup->cfg.max_frame);
-	sl->hist.spawned_at = sp->hist.spawned_at;
-	sl->hist.ready_at = sp->hist.ready_at;
+	swap_workers(sl, sp); /* sp gets the dead worker's empty place */
 	sl->expected_exit = 0;
 	sl->close_reason[0] = '\0';
 	sl->cause = DEATH_UNEXPECTED;
@@ -1099,8 +1092,6 @@ static int adopt_spare(struct pool *p, struct slot *sl)
 	slot_on(sl, SE_READY);
 	log_debug("worker taken from the spare", "slot=%d worker_pid=%ld", sl->index,
 	          (long)sl->pid);
-	sp->pid = 0;
-	sp->bev = NULL;
 	sp->state = SLOT_EMPTY; /* its worker now belongs to sl */
 	slot_spawn(sp);
 	return 1;
@@ -1185,11 +1176,12 @@ void pool_reap(struct pool *p)
 			supplier_exited(p, status);
 			continue;
 		}
-		for (int i = 0; i < p->nslots; i++)
-			if (p->slots[i].pid == pid)
-				slot_exited(p, &p->slots[i], status);
-		if (p->spare != NULL && p->spare->pid == pid)
-			slot_exited(p, p->spare, status);
+		for (uint32_t i = 0; i <= (uint32_t)p->nslots; i++) {
+			struct slot *sl = slot_by_index(p, i);
+
+			if (sl != NULL && sl->pid == pid)
+				slot_exited(p, sl, status);
+		}
 		if (pid == p->fs_pid) {
 			p->fs_pid = 0;
 			if (!p->stopping)
@@ -1235,8 +1227,8 @@ void pool_stop(struct pool *p, int64_t kill_after_ms)
 		close(p->fs_fd); /* EOF: the fork server exits */
 		p->fs_fd = -1;
 	}
-	for (int i = 0; i <= p->nslots; i++) {
-		struct slot *sl = i < p->nslots ? &p->slots[i] : p->spare;
+	for (uint32_t i = 0; i <= (uint32_t)p->nslots; i++) {
+		struct slot *sl = slot_by_index(p, i);
 
 		if (sl == NULL)
 			continue;
