@@ -11,6 +11,7 @@
  * (always, in --naive mode, where violations are the expected outcome),
  * 2 on usage or set-up errors. Every random choice comes from --seed,
  * printed with the command that replays the run. */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -735,9 +736,40 @@ static double cpu_seconds_of(long pid, int children)
 	return (double)(children ? cut + cst : ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* The CPU time of pid's threads in seconds, to the nanosecond: the sum of
+ * /proc/pid/task/TID/schedstat. /proc/pid/stat counts in clock ticks (10
+ * ms), each process rounded down: 16 workers of a short run lost up to
+ * 160 ms between them, which read as 80 µs per workflow over 2,000. Falls
+ * back to stat where schedstat is missing; 0 when pid is gone. */
 static double cpu_seconds(long pid)
 {
-	return cpu_seconds_of(pid, 0);
+	char path[64];
+	struct dirent *d;
+	double sum = 0;
+	int found = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%ld/task", pid);
+	if ((dir = opendir(path)) == NULL)
+		return 0;
+	while ((d = readdir(dir)) != NULL) {
+		char stat[320];
+		unsigned long long ns;
+		FILE *f;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(stat, sizeof(stat), "/proc/%ld/task/%s/schedstat", pid, d->d_name);
+		if ((f = fopen(stat, "r")) == NULL)
+			continue;
+		if (fscanf(f, "%llu", &ns) == 1) {
+			sum += (double)ns / 1e9;
+			found = 1;
+		}
+		fclose(f);
+	}
+	closedir(dir);
+	return found ? sum : cpu_seconds_of(pid, 0);
 }
 
 /* A "Vm...:" line of /proc/pid/status, in KiB. */
