@@ -13,8 +13,14 @@
  * throughput with about 20% of attempts faulted relative to fault-free
  * (as many repetitions, median),
  * recovery of 10,000 in-flight workflows after a supervisor SIGKILL,
- * scaling with WORKERS = 1, 2, 4, 8, and the supervisor's peak RSS over a
- * long run. Everything it measured goes to --json FILE too. */
+ * scaling with WORKERS = 1, 2, 4, 8, 16 in both modes, and the supervisor's
+ * peak RSS over a long run. Everything it measured goes to --json FILE
+ * too.
+ *
+ * idem runs with --workers workers (16 unless told): a worker spends most
+ * of a task's round trip waiting for the supervisor (its result to be
+ * read and committed, the next task to come), so on 2 cores 2 workers
+ * leave the CPU idle; the scaling lines show the curve. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -39,6 +45,8 @@
 struct options {
 	long workflows;
 	int concurrency;
+	int workers;
+	char workers_arg[16];
 	int reps;
 	int quick;
 	const char *json_path;
@@ -296,7 +304,7 @@ static json_t *mode_result(const struct options *o, const char *sync)
 		json_t *rep;
 
 		base[r] = run_baseline(o->workflows, s);
-		stress_args(args, &n, o->workflows, o->concurrency, sync, "2");
+		stress_args(args, &n, o->workflows, o->concurrency, sync, o->workers_arg);
 		rep = run_stress(args);
 		idem[r] = jreal(rep, "workflows_per_s", NULL);
 		p50[r] = jreal(rep, "latency", "p50_ms");
@@ -328,7 +336,7 @@ static json_t *faulted(const struct options *o, double clean)
 
 	/* About a fifth of the attempts faulted: kills at every crash point
 	 * plus errors (the values after "--kill-rate" and "--error-rate"). */
-	stress_args(args, &n, o->workflows, o->concurrency, "full", "2");
+	stress_args(args, &n, o->workflows, o->concurrency, "full", o->workers_arg);
 	args[9] = "0.12";
 	args[13] = "0.1";
 	for (int r = 0; r < o->reps; r++) {
@@ -352,20 +360,20 @@ static json_t *faulted(const struct options *o, double clean)
 	                 1000 * median(wrk, o->reps), "workers_started", median(kills, o->reps));
 }
 
-static json_t *scaling(const struct options *o)
+static json_t *scaling(const struct options *o, const char *sync)
 {
-	static const char *const counts[] = {"1", "2", "4", "8"};
+	static const char *const counts[] = {"1", "2", "4", "8", "16"};
 	json_t *out = json_object();
 	const char *args[40];
 	int n;
 
-	for (int i = 0; i < 4; i++) {
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
 		json_t *rep;
 
-		stress_args(args, &n, o->workflows, o->concurrency, "full", counts[i]);
+		stress_args(args, &n, o->workflows, o->concurrency, sync, counts[i]);
 		rep = run_stress(args);
 		json_object_set_new(out, counts[i], json_real(jreal(rep, "workflows_per_s", NULL)));
-		fprintf(stderr, "  WORKERS=%s: %.0f wf/s\n", counts[i],
+		fprintf(stderr, "  SYNC=%s WORKERS=%s: %.0f wf/s\n", sync, counts[i],
 		        jreal(rep, "workflows_per_s", NULL));
 		json_decref(rep);
 	}
@@ -394,7 +402,7 @@ static json_t *rss(const struct options *o)
 	json_t *rep, *out;
 
 	snprintf(buf, sizeof(buf), "%ld", o->rss_workflows);
-	stress_args(args, &n, o->rss_workflows, o->concurrency, "normal", "2");
+	stress_args(args, &n, o->rss_workflows, o->concurrency, "normal", o->workers_arg);
 	rep = run_stress(args);
 	out = json_pack("{s:I, s:O, s:f}", "workflows", (json_int_t)o->rss_workflows,
 	                "supervisor_rss_kib", json_object_get(rep, "supervisor_rss_kib"),
@@ -405,7 +413,7 @@ static json_t *rss(const struct options *o)
 
 /* ---- output ------------------------------------------------------------------------ */
 
-static void print_table(const json_t *modes)
+static void print_table(const json_t *modes, int workers)
 {
 	const char *k;
 	json_t *m;
@@ -419,21 +427,33 @@ static void print_table(const json_t *modes)
 	           jreal(m, "ratio", NULL), jreal(m, "p50_ms", NULL), jreal(m, "p99_ms", NULL),
 	           jreal(m, "max_ms", NULL), jreal(m, "cpu_ms_per_wf_supervisor", NULL),
 	           jreal(m, "cpu_ms_per_wf_workers", NULL));
-	printf("(median of the repetitions, ± the spread max - min; activities/s = workflows/s: "
-	       "one activity per workflow)\n");
+	printf("(idem with WORKERS=%d; median of the repetitions, ± the spread max - min; "
+	       "activities/s = workflows/s: one activity per workflow)\n",
+	       workers);
 }
 
 static void parse(struct options *o, int argc, char **argv)
 {
-	static const struct option longs[] = {
-	    {"quick", 0, 0, 'q'},         {"json", 2, 0, 'j'},         {"workflows", 1, 0, 'w'},
-	    {"concurrency", 1, 0, 'c'},   {"reps", 1, 0, 'r'},         {"skip-faults", 0, 0, 'F'},
-	    {"skip-recovery", 0, 0, 'R'}, {"skip-scaling", 0, 0, 'S'}, {"rss", 1, 0, 'm'},
-	    {"modes", 1, 0, 'M'},         {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
+	static const struct option longs[] = {{"quick", 0, 0, 'q'},
+	                                      {"json", 2, 0, 'j'},
+	                                      {"workflows", 1, 0, 'w'},
+	                                      {"concurrency", 1, 0, 'c'},
+	                                      {"reps", 1, 0, 'r'},
+	                                      {"skip-faults", 0, 0, 'F'},
+	                                      {"skip-recovery", 0, 0, 'R'},
+	                                      {"skip-scaling", 0, 0, 'S'},
+	                                      {"rss", 1, 0, 'm'},
+	                                      {"modes", 1, 0, 'M'},
+	                                      {"workers", 1, 0, 'W'},
+	                                      {"help", 0, 0, 'h'},
+	                                      {0, 0, 0, 0}};
 	int c;
 
-	*o = (struct options){
-	    .workflows = 10000, .concurrency = 32, .reps = 3, .modes = "full,normal"};
+	*o = (struct options){.workflows = 10000,
+	                      .concurrency = 32,
+	                      .workers = 16,
+	                      .reps = 3,
+	                      .modes = "full,normal"};
 	while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
 		switch (c) {
 		case 'q':
@@ -466,10 +486,13 @@ static void parse(struct options *o, int argc, char **argv)
 		case 'M':
 			o->modes = optarg;
 			break;
+		case 'W':
+			o->workers = atoi(optarg);
+			break;
 		case 'h':
 			printf("usage: scripts/bench [--quick] [--json FILE] [--workflows N] "
-			       "[--concurrency N] [--reps N] [--modes full,normal] [--skip-faults] "
-			       "[--skip-recovery] [--skip-scaling] [--rss N]\n");
+			       "[--concurrency N] [--workers N] [--reps N] [--modes full,normal] "
+			       "[--skip-faults] [--skip-recovery] [--skip-scaling] [--rss N]\n");
 			exit(0);
 		default:
 			die("unknown option (see --help)");
@@ -478,8 +501,10 @@ static void parse(struct options *o, int argc, char **argv)
 	if (optind < argc)
 		die("unexpected argument \"%s\" (--json takes its file as --json=FILE)",
 		    argv[optind]);
-	if (o->workflows < 100 || o->reps < 1 || o->reps > 16 || o->concurrency < 1)
-		die("--workflows >= 100, --reps 1..16, --concurrency >= 1");
+	if (o->workflows < 100 || o->reps < 1 || o->reps > 16 || o->concurrency < 1 ||
+	    o->workers < 1 || o->workers > 64)
+		die("--workflows >= 100, --reps 1..16, --concurrency >= 1, --workers 1..64");
+	snprintf(o->workers_arg, sizeof(o->workers_arg), "%d", o->workers);
 	if (o->quick) {
 		o->workflows = 2000;
 		o->reps = 1;
@@ -513,8 +538,10 @@ int main(int argc, char **argv)
 	if (mkdtemp(workdir) == NULL)
 		die("cannot create a work directory: %s", strerror(errno));
 	json_object_seed(0);
-	fprintf(stderr, "idem-bench: %ld workflows, %d in flight, %d repetitions, modes %s\n",
-	        o.workflows, o.concurrency, o.reps, o.modes);
+	fprintf(stderr,
+	        "idem-bench: %ld workflows, %d in flight, %d workers, %d repetitions, modes %s\n",
+	        o.workflows, o.concurrency, o.workers, o.reps, o.modes);
+	json_object_set_new(out, "workers", json_integer(o.workers));
 	for (const char *m = o.modes; *m;) {
 		char mode[16];
 		size_t l = strcspn(m, ",");
@@ -524,7 +551,7 @@ int main(int argc, char **argv)
 		m += l + (m[l] == ',');
 	}
 	json_object_set_new(out, "modes", modes);
-	print_table(modes);
+	print_table(modes, o.workers);
 	if (!o.skip_faults) {
 		json_t *full = json_object_get(modes, "full");
 		json_t *f =
@@ -556,14 +583,21 @@ int main(int argc, char **argv)
 		json_object_set_new(out, "recovery", r);
 	}
 	if (!o.skip_scaling) {
-		json_t *s = scaling(&o);
-		const char *k;
-		json_t *v;
+		/* "scaling" is SYNC=full, as before; "scaling_normal" is new. */
+		static const char *const keys[] = {"scaling", "scaling_normal"};
+		static const char *const syncs[] = {"full", "normal"};
 
-		printf("scaling (SYNC=full):");
-		json_object_foreach(s, k, v) printf(" WORKERS=%s %.0f wf/s", k, json_real_value(v));
-		printf("\n");
-		json_object_set_new(out, "scaling", s);
+		for (int i = 0; i < 2; i++) {
+			json_t *s = scaling(&o, syncs[i]);
+			const char *k;
+			json_t *v;
+
+			printf("scaling (SYNC=%s):", syncs[i]);
+			json_object_foreach(s, k, v)
+			    printf(" WORKERS=%s %.0f wf/s", k, json_real_value(v));
+			printf("\n");
+			json_object_set_new(out, keys[i], s);
+		}
 	}
 	if (o.rss_workflows > 0) {
 		json_t *r = rss(&o);
