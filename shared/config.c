@@ -43,7 +43,9 @@ static const struct config_key keys[] = {
      "the supplier service's HTTP socket"},
     {"SYNC", "full", "full|normal",
      "durability of the state and app DBs: full survives power loss, normal a process crash"},
-    {"WORKERS", "2", "1..256", "the number of worker processes"},
+    {"WORKERS", "2", "1..256",
+     "the number of worker processes; more than the cores pays, for a worker mostly waits "
+     "between tasks (scripts/bench runs 16 on 2 cores)"},
     {"SPARE_WORKER", "1", "0|1",
      "1: keep one more worker started and ready, to take the place of one that dies"},
     {"REORDER_THRESHOLD", "2", "0..1000000000",
