@@ -46,7 +46,6 @@ struct options {
 	long workflows;
 	int concurrency;
 	int workers;
-	char workers_arg[16];
 	int reps;
 	int quick;
 	const char *json_path;
@@ -273,12 +272,13 @@ static const char *const no_faults[] = {"--kill-rate",    "0", "--async-kill-rat
 
 /* idem-stress arguments: the benchmark workload plus extra. */
 static void stress_args(const char **a, int *n, long workflows, int concurrency, const char *sync,
-                        const char *workers)
+                        int workers)
 {
-	static char wbuf[32], cbuf[32];
+	static char wbuf[32], cbuf[32], kbuf[32];
 
 	snprintf(wbuf, sizeof(wbuf), "%ld", workflows);
 	snprintf(cbuf, sizeof(cbuf), "%d", concurrency);
+	snprintf(kbuf, sizeof(kbuf), "%d", workers);
 	*n = 0;
 	a[(*n)++] = "--workflows";
 	a[(*n)++] = wbuf;
@@ -287,7 +287,7 @@ static void stress_args(const char **a, int *n, long workflows, int concurrency,
 	a[(*n)++] = "--sync";
 	a[(*n)++] = sync;
 	a[(*n)++] = "--workers";
-	a[(*n)++] = workers;
+	a[(*n)++] = kbuf;
 	for (size_t i = 0; i < NO_FAULTS_N; i++)
 		a[(*n)++] = no_faults[i];
 	a[*n] = NULL;
@@ -304,7 +304,7 @@ static json_t *mode_result(const struct options *o, const char *sync)
 		json_t *rep;
 
 		base[r] = run_baseline(o->workflows, s);
-		stress_args(args, &n, o->workflows, o->concurrency, sync, o->workers_arg);
+		stress_args(args, &n, o->workflows, o->concurrency, sync, o->workers);
 		rep = run_stress(args);
 		idem[r] = jreal(rep, "workflows_per_s", NULL);
 		p50[r] = jreal(rep, "latency", "p50_ms");
@@ -336,7 +336,7 @@ static json_t *faulted(const struct options *o, double clean)
 
 	/* About a fifth of the attempts faulted: kills at every crash point
 	 * plus errors (the values after "--kill-rate" and "--error-rate"). */
-	stress_args(args, &n, o->workflows, o->concurrency, "full", o->workers_arg);
+	stress_args(args, &n, o->workflows, o->concurrency, "full", o->workers);
 	args[9] = "0.12";
 	args[13] = "0.1";
 	for (int r = 0; r < o->reps; r++) {
@@ -362,18 +362,20 @@ static json_t *faulted(const struct options *o, double clean)
 
 static json_t *scaling(const struct options *o, const char *sync)
 {
-	static const char *const counts[] = {"1", "2", "4", "8", "16"};
+	static const int counts[] = {1, 2, 4, 8, 16};
 	json_t *out = json_object();
 	const char *args[40];
 	int n;
 
 	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
 		json_t *rep;
+		char key[16];
 
+		snprintf(key, sizeof(key), "%d", counts[i]);
 		stress_args(args, &n, o->workflows, o->concurrency, sync, counts[i]);
 		rep = run_stress(args);
-		json_object_set_new(out, counts[i], json_real(jreal(rep, "workflows_per_s", NULL)));
-		fprintf(stderr, "  SYNC=%s WORKERS=%s: %.0f wf/s\n", sync, counts[i],
+		json_object_set_new(out, key, json_real(jreal(rep, "workflows_per_s", NULL)));
+		fprintf(stderr, "  SYNC=%s WORKERS=%d: %.0f wf/s\n", sync, counts[i],
 		        jreal(rep, "workflows_per_s", NULL));
 		json_decref(rep);
 	}
@@ -402,7 +404,7 @@ static json_t *rss(const struct options *o)
 	json_t *rep, *out;
 
 	snprintf(buf, sizeof(buf), "%ld", o->rss_workflows);
-	stress_args(args, &n, o->rss_workflows, o->concurrency, "normal", o->workers_arg);
+	stress_args(args, &n, o->rss_workflows, o->concurrency, "normal", o->workers);
 	rep = run_stress(args);
 	out = json_pack("{s:I, s:O, s:f}", "workflows", (json_int_t)o->rss_workflows,
 	                "supervisor_rss_kib", json_object_get(rep, "supervisor_rss_kib"),
@@ -504,7 +506,6 @@ static void parse(struct options *o, int argc, char **argv)
 	if (o->workflows < 100 || o->reps < 1 || o->reps > 16 || o->concurrency < 1 ||
 	    o->workers < 1 || o->workers > 64)
 		die("--workflows >= 100, --reps 1..16, --concurrency >= 1, --workers 1..64");
-	snprintf(o->workers_arg, sizeof(o->workers_arg), "%d", o->workers);
 	if (o->quick) {
 		o->workflows = 2000;
 		o->reps = 1;
