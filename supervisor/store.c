@@ -30,6 +30,7 @@
 #include "clock.h"
 #include "db.h"
 #include "supervisor.h"
+#include "textbuf.h"
 
 static const char *const store_migrations[] = {
     "CREATE TABLE workflows ("
@@ -403,16 +404,32 @@ static struct counter *counter_find(struct store *s, const char *name)
 	return &s->counters[s->ncounters++];
 }
 
+/* Counter "group.key", found without formatting its name (this runs for
+ * every row the engine writes); created when missing. */
+static struct counter *counter_of(struct store *s, const char *group, const char *key)
+{
+	size_t glen = strlen(group);
+	char name[64];
+
+	for (size_t i = 0; i < s->ncounters; i++) {
+		const char *n = s->counters[i].name;
+
+		if (strncmp(n, group, glen) == 0 && n[glen] == '.' &&
+		    strcmp(n + glen + 1, key) == 0)
+			return &s->counters[i];
+	}
+	snprintf(name, sizeof(name), "%s.%s", group, key);
+	return counter_find(s, name);
+}
+
 /* Adds delta to counter "group.key"; written with the turn's COMMIT. */
 static void count(struct store *s, const char *group, const char *key, int64_t delta)
 {
-	char name[64];
 	struct counter *c;
 
 	if (delta == 0)
 		return;
-	snprintf(name, sizeof(name), "%s.%s", group, key);
-	c = counter_find(s, name);
+	c = counter_of(s, group, key);
 	if (c != NULL) {
 		c->value += delta;
 		s->counters_dirty = 1;
@@ -450,24 +467,23 @@ static int counters_load(struct store *s, char *err, size_t errlen)
 static int counters_write(struct store *s, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = s->stmt[S_COUNTER_SET];
-	char *doc = NULL;
-	size_t len = 0;
-	FILE *f;
+	struct textbuf b = {0};
+	char *doc;
+	size_t len;
 	int rc;
 
 	if (!s->counters_dirty)
 		return 0;
-	f = open_memstream(&doc, &len);
-	if (f == NULL) {
-		snprintf(err, errlen, "state DB: out of memory writing the counters");
-		return -1;
+	textbuf_putc(&b, '{');
+	for (size_t i = 0; i < s->ncounters; i++) {
+		textbuf_puts(&b, i > 0 ? ",\"" : "\"");
+		textbuf_puts(&b, s->counters[i].name);
+		textbuf_puts(&b, "\":");
+		textbuf_put_int(&b, s->counters[i].value);
 	}
-	for (size_t i = 0; i < s->ncounters; i++)
-		fprintf(f, "%s\"%s\":%lld", i > 0 ? "," : "{", s->counters[i].name,
-		        (long long)s->counters[i].value);
-	fputs(s->ncounters > 0 ? "}" : "{}", f);
-	if (fclose(f) != 0) {
-		free(doc);
+	textbuf_putc(&b, '}');
+	doc = textbuf_take(&b, &len);
+	if (doc == NULL) {
 		snprintf(err, errlen, "state DB: out of memory writing the counters");
 		return -1;
 	}

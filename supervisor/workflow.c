@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "supervisor.h"
+#include "textbuf.h"
 
 static const char *const wf_status_names[] = {"running", "completed", "failed"};
 static const char *const step_status_names[] = {"scheduled", "running", "completed", "failed"};
@@ -304,91 +305,71 @@ json_t *wf_json(const struct wf *wf)
 	    wf->closed_at > 0 ? json_integer(wf->closed_at) : json_null(), "steps", steps);
 }
 
-/* s as a JSON string (null for NULL). */
-static void put_str(FILE *f, const char *s)
+static void put_json(struct textbuf *b, const char *text)
 {
-	if (s == NULL) {
-		fputs("null", f);
-		return;
-	}
-	fputc('"', f);
-	for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
-		if (*c == '"' || *c == '\\')
-			fprintf(f, "\\%c", *c);
-		else if (*c == '\n')
-			fputs("\\n", f);
-		else if (*c == '\r')
-			fputs("\\r", f);
-		else if (*c == '\t')
-			fputs("\\t", f);
-		else if (*c < 0x20 || *c == 0x7f)
-			fprintf(f, "\\u%04x", *c);
-		else
-			fputc(*c, f);
-	}
-	fputc('"', f);
-}
-
-static void put_json(FILE *f, const char *text)
-{
-	fputs(text != NULL ? text : "null", f);
+	textbuf_puts(b, text != NULL ? text : "null");
 }
 
 char *wf_json_text(struct wf *wf)
 {
-	char *buf = NULL, *hb;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
+	struct textbuf b = {0};
+	char *hb;
 
-	if (f == NULL)
-		return NULL;
-	fputs("{\"namespace\":", f);
-	put_str(f, wf->namespace_);
-	fputs(",\"workflow_id\":", f);
-	put_str(f, wf->workflow_id);
-	fputs(",\"type\":", f);
-	put_str(f, wf->type);
-	fputs(",\"input\":", f);
-	put_json(f, json_text(wf->input, &wf->input_text));
-	fprintf(f, ",\"status\":\"%s\",\"result\":", wf_status_name(wf->status));
-	put_json(f, json_text(wf->result, &wf->result_text));
-	fputs(",\"error\":", f);
-	put_str(f, wf->error);
-	fprintf(f, ",\"created_at\":%lld,\"closed_at\":", (long long)wf->created_at);
+	textbuf_puts(&b, "{\"namespace\":");
+	textbuf_put_json_str(&b, wf->namespace_);
+	textbuf_puts(&b, ",\"workflow_id\":");
+	textbuf_put_json_str(&b, wf->workflow_id);
+	textbuf_puts(&b, ",\"type\":");
+	textbuf_put_json_str(&b, wf->type);
+	textbuf_puts(&b, ",\"input\":");
+	put_json(&b, json_text(wf->input, &wf->input_text));
+	textbuf_puts(&b, ",\"status\":\"");
+	textbuf_puts(&b, wf_status_name(wf->status));
+	textbuf_puts(&b, "\",\"result\":");
+	put_json(&b, json_text(wf->result, &wf->result_text));
+	textbuf_puts(&b, ",\"error\":");
+	textbuf_put_json_str(&b, wf->error);
+	textbuf_puts(&b, ",\"created_at\":");
+	textbuf_put_int(&b, wf->created_at);
+	textbuf_puts(&b, ",\"closed_at\":");
 	if (wf->closed_at > 0)
-		fprintf(f, "%lld", (long long)wf->closed_at);
+		textbuf_put_int(&b, wf->closed_at);
 	else
-		fputs("null", f);
-	fputs(",\"steps\":[", f);
+		textbuf_puts(&b, "null");
+	textbuf_puts(&b, ",\"steps\":[");
 	for (int i = 0; i < wf->nsteps; i++) {
 		struct step *st = wf->steps[i];
 
-		fprintf(f, "%s{\"seq\":%d,\"activity\":", i > 0 ? "," : "", st->seq);
-		put_str(f, st->activity);
-		fputs(",\"input\":", f);
-		put_json(f, json_text(st->input, &st->input_text));
-		fprintf(f, ",\"status\":\"%s\",\"attempts\":%d,\"heartbeat\":",
-		        step_status_name(st->status), st->attempt);
+		textbuf_puts(&b, i > 0 ? ",{\"seq\":" : "{\"seq\":");
+		textbuf_put_int(&b, st->seq);
+		textbuf_puts(&b, ",\"activity\":");
+		textbuf_put_json_str(&b, st->activity);
+		textbuf_puts(&b, ",\"input\":");
+		put_json(&b, json_text(st->input, &st->input_text));
+		textbuf_puts(&b, ",\"status\":\"");
+		textbuf_puts(&b, step_status_name(st->status));
+		textbuf_puts(&b, "\",\"attempts\":");
+		textbuf_put_int(&b, st->attempt);
+		textbuf_puts(&b, ",\"heartbeat\":");
 		hb = st->heartbeat != NULL
 		         ? json_dumps(st->heartbeat, JSON_COMPACT | JSON_ENCODE_ANY)
 		         : NULL;
-		put_json(f, hb);
+		put_json(&b, hb);
 		free(hb);
-		fputs(",\"result\":", f);
-		put_json(f, json_text(st->result, &st->result_text));
-		fputs(",\"error_type\":", f);
-		put_str(f, st->error_type);
-		fputs(",\"error_message\":", f);
-		put_str(f, st->error_message);
-		fprintf(f, ",\"next_attempt_at\":%lld,\"scheduled_at\":%lld}",
-		        (long long)st->next_attempt_at, (long long)st->scheduled_at);
+		textbuf_puts(&b, ",\"result\":");
+		put_json(&b, json_text(st->result, &st->result_text));
+		textbuf_puts(&b, ",\"error_type\":");
+		textbuf_put_json_str(&b, st->error_type);
+		textbuf_puts(&b, ",\"error_message\":");
+		textbuf_put_json_str(&b, st->error_message);
+		textbuf_puts(&b, ",\"next_attempt_at\":");
+		textbuf_put_int(&b, st->next_attempt_at);
+		textbuf_puts(&b, ",\"scheduled_at\":");
+		textbuf_put_int(&b, st->scheduled_at);
+		textbuf_putc(&b, '}');
 	}
-	fputs("]}", f);
-	if (fclose(f) != 0) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
+	textbuf_puts(&b, "]}");
+	return textbuf_take(&b, NULL);
 }
 
 static void step_free(struct step *st)

@@ -1,0 +1,114 @@
+/* textbuf.c — see textbuf.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "textbuf.h"
+
+/* Room for n more bytes and the terminating NUL. */
+static int reserve(struct textbuf *b, size_t n)
+{
+	size_t cap;
+	char *p;
+
+	if (b->oom)
+		return -1;
+	if (b->len + n + 1 <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 256;
+	while (cap < b->len + n + 1)
+		cap *= 2;
+	p = realloc(b->p, cap);
+	if (p == NULL) {
+		b->oom = 1;
+		return -1;
+	}
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+void textbuf_put(struct textbuf *b, const char *s, size_t n)
+{
+	if (reserve(b, n) != 0)
+		return;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+void textbuf_puts(struct textbuf *b, const char *s)
+{
+	textbuf_put(b, s, strlen(s));
+}
+
+void textbuf_putc(struct textbuf *b, char c)
+{
+	textbuf_put(b, &c, 1);
+}
+
+void textbuf_put_int(struct textbuf *b, int64_t v)
+{
+	char digits[24], *d = digits + sizeof(digits);
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+	do {
+		*--d = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		*--d = '-';
+	textbuf_put(b, d, (size_t)(digits + sizeof(digits) - d));
+}
+
+void textbuf_put_json_str(struct textbuf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *c, *run;
+
+	if (s == NULL) {
+		textbuf_put(b, "null", 4);
+		return;
+	}
+	textbuf_putc(b, '"');
+	for (c = run = (const unsigned char *)s;; c++) {
+		char esc[6] = {'\\', 0};
+		size_t n = 2;
+
+		if (*c >= 0x20 && *c != '"' && *c != '\\' && *c != 0x7f)
+			continue;
+		textbuf_put(b, (const char *)run, (size_t)(c - run));
+		if (*c == '\0')
+			break;
+		run = c + 1;
+		if (*c == '"' || *c == '\\')
+			esc[1] = (char)*c;
+		else if (*c == '\n')
+			esc[1] = 'n';
+		else if (*c == '\r')
+			esc[1] = 'r';
+		else if (*c == '\t')
+			esc[1] = 't';
+		else {
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[*c >> 4];
+			esc[5] = hex[*c & 15];
+			n = 6;
+		}
+		textbuf_put(b, esc, n);
+	}
+	textbuf_putc(b, '"');
+}
+
+char *textbuf_take(struct textbuf *b, size_t *len)
+{
+	char *p = b->oom ? NULL : b->p;
+
+	if (p == NULL && !b->oom)
+		p = calloc(1, 1);
+	if (len != NULL)
+		*len = p != NULL ? b->len : 0;
+	if (b->oom)
+		free(b->p);
+	*b = (struct textbuf){0};
+	return p;
+}
