@@ -86,6 +86,7 @@ struct engine {
 	struct result *results, **results_tail; /* waiting for the app DB's sync */
 	struct event *synced;                   /* the sync thread advanced */
 	struct event *kick;
+	struct step *dirty; /* steps whose rows the turn has yet to write */
 	struct engine_stats stats;
 	char fatal[512]; /* the first state-DB error; the turn fails with it */
 };
@@ -154,12 +155,30 @@ static const char *attempt_fields(const struct step *st, char *buf, size_t len)
 	return buf;
 }
 
+/* A step's row is written once per turn, however often the turn changes
+ * it (a step is typically scheduled and started in the same turn):
+ * write_steps() runs before the COMMIT. */
 static void step_save(struct engine *e, struct step *st)
 {
-	char err[512];
+	if (st->dirty)
+		return;
+	st->dirty = 1;
+	st->dirty_next = e->dirty;
+	e->dirty = st;
+}
 
-	if (store_step_save(e->store, st, err, sizeof(err)) != 0)
-		db_failed(e, err);
+static void write_steps(struct engine *e)
+{
+	char err[512];
+	struct step *st;
+
+	while ((st = e->dirty) != NULL) {
+		e->dirty = st->dirty_next;
+		st->dirty = 0;
+		st->dirty_next = NULL;
+		if (store_step_save(e->store, st, err, sizeof(err)) != 0)
+			db_failed(e, err);
+	}
 }
 
 static size_t bucket_of(const struct engine *e, int64_t id)
@@ -702,6 +721,8 @@ static void release_finished(struct engine *e, struct wf_queue *finished)
 {
 	struct wf *wf;
 
+	/* No step row may wait on a workflow about to be freed. */
+	write_steps(e);
 	while ((wf = TAILQ_FIRST(finished)) != NULL) {
 		TAILQ_REMOVE(finished, wf, runq);
 		wake(&wf->waiters, 0);
@@ -828,6 +849,7 @@ int engine_turn_end(struct engine *e, char *err, size_t errlen)
 		replay(e, wf);
 	}
 	dispatch(e);
+	write_steps(e);
 	if (e->fatal[0] != '\0') {
 		snprintf(err, errlen, "%s", e->fatal);
 		return -1;

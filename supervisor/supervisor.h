@@ -79,6 +79,8 @@ struct step {
 	int saved_attempt;
 	int result_pending; /* its result waits for the app DB's sync */
 	int slot;           /* worker slot running it, or -1 */
+	int dirty;          /* its row waits to be written before the turn's COMMIT */
+	struct step *dirty_next;
 	TAILQ_ENTRY(step) ready;
 };
 
