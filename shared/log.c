@@ -14,22 +14,13 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "textbuf.h"
 
 #define LOG_LINE_STACK 2048
 
 static char log_role[32] = "idem";
 static enum log_level log_min = LOG_INFO;
 static enum log_format log_fmt = LOG_FORMAT_LOGFMT;
-
-/* A line being built: starts in a stack buffer, moves to the heap when it
- * outgrows it. */
-struct line {
-	char *p;
-	size_t len;
-	size_t cap;
-	int heap;
-	int oom;
-};
 
 void log_init(const char *role, enum log_level min)
 {
@@ -60,73 +51,6 @@ static const char *level_name(enum log_level l)
 		return "error";
 	}
 	return "info";
-}
-
-static int line_reserve(struct line *b, size_t more)
-{
-	size_t cap = b->cap;
-	char *p = NULL;
-
-	if (b->oom)
-		return -1;
-	if (b->len + more + 1 <= b->cap)
-		return 0;
-	while (cap < b->len + more + 1)
-		cap *= 2;
-	p = b->heap ? realloc(b->p, cap) : malloc(cap);
-	if (p == NULL) {
-		b->oom = 1;
-		return -1;
-	}
-	if (!b->heap)
-		memcpy(p, b->p, b->len);
-	b->p = p;
-	b->cap = cap;
-	b->heap = 1;
-	return 0;
-}
-
-static void line_putc(struct line *b, char c)
-{
-	if (line_reserve(b, 1) != 0)
-		return;
-	b->p[b->len++] = c;
-}
-
-static void line_puts(struct line *b, const char *s)
-{
-	size_t n = strlen(s);
-
-	if (line_reserve(b, n) != 0)
-		return;
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-}
-
-static void line_vprintf(struct line *b, const char *fmt, va_list ap)
-    __attribute__((format(printf, 2, 0)));
-static void line_vprintf(struct line *b, const char *fmt, va_list ap)
-{
-	va_list ap2;
-	int n;
-
-	va_copy(ap2, ap);
-	n = vsnprintf(NULL, 0, fmt, ap2);
-	va_end(ap2);
-	if (n <= 0 || line_reserve(b, (size_t)n) != 0)
-		return;
-	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-	b->len += (size_t)n;
-}
-
-static void line_printf(struct line *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void line_printf(struct line *b, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	line_vprintf(b, fmt, ap);
-	va_end(ap);
 }
 
 static int needs_quotes(const char *s)
@@ -175,24 +99,21 @@ static size_t escape_char(unsigned char c, char *out)
 
 /* Appends s as a logfmt value: bare when it can be, else quoted with ",
  * \ and control characters escaped. */
-static void line_put_value(struct line *b, const char *s)
+static void line_put_value(struct textbuf *b, const char *s)
 {
 	char esc[8];
 
 	if (!needs_quotes(s)) {
-		line_puts(b, s);
+		textbuf_puts(b, s);
 		return;
 	}
-	line_putc(b, '"');
+	textbuf_putc(b, '"');
 	for (; *s != '\0'; s++) {
 		size_t n = escape_char((unsigned char)*s, esc);
 
-		if (line_reserve(b, n) == 0) {
-			memcpy(b->p + b->len, esc, n);
-			b->len += n;
-		}
+		textbuf_put(b, esc, n);
 	}
-	line_putc(b, '"');
+	textbuf_putc(b, '"');
 }
 
 const char *log_quote(char *buf, size_t len, const char *s)
@@ -250,36 +171,36 @@ static size_t utf8_len(const unsigned char *p, size_t n)
 
 /* Appends the n bytes at s as a JSON string; NUL and bytes that are not
  * UTF-8 become U+FFFD, so the line parses in any reader. */
-static void json_put_string(struct line *b, const char *s, size_t n)
+static void json_put_string(struct textbuf *b, const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s, *end = p + n;
 
-	line_putc(b, '"');
+	textbuf_putc(b, '"');
 	while (p < end) {
 		size_t len;
 
 		if (*p == '"' || *p == '\\') {
-			line_putc(b, '\\');
-			line_putc(b, (char)*p++);
+			textbuf_putc(b, '\\');
+			textbuf_putc(b, (char)*p++);
 		} else if (*p == '\n' || *p == '\r' || *p == '\t') {
-			line_puts(b, *p == '\n' ? "\\n" : *p == '\r' ? "\\r" : "\\t");
+			textbuf_puts(b, *p == '\n' ? "\\n" : *p == '\r' ? "\\r" : "\\t");
 			p++;
 		} else if (*p == 0) {
-			line_puts(b, "\\ufffd");
+			textbuf_puts(b, "\\ufffd");
 			p++;
 		} else if (*p < ' ') {
-			line_printf(b, "\\u%04x", *p++);
+			textbuf_printf(b, "\\u%04x", *p++);
 		} else if (*p < 0x80) {
-			line_putc(b, (char)*p++);
+			textbuf_putc(b, (char)*p++);
 		} else if ((len = utf8_len(p, (size_t)(end - p))) > 0) {
 			for (size_t i = 0; i < len; i++)
-				line_putc(b, (char)*p++);
+				textbuf_putc(b, (char)*p++);
 		} else {
-			line_puts(b, "\\ufffd");
+			textbuf_puts(b, "\\ufffd");
 			p++;
 		}
 	}
-	line_putc(b, '"');
+	textbuf_putc(b, '"');
 }
 
 static const char *skip_digits(const char *p, const char *end)
@@ -355,7 +276,7 @@ static int hex_value(char c)
 /* Reads the quoted logfmt value at *p (past its opening quote) into v,
  * undoing the escapes of line_put_value; a quote ends it only when a
  * space or the end follows (a caller's unescaped quote stays inside). */
-static const char *read_quoted(const char *p, struct line *v)
+static const char *read_quoted(const char *p, struct textbuf *v)
 {
 	while (*p != '\0' && !(*p == '"' && (p[1] == ' ' || p[1] == '\0'))) {
 		if (*p == '\\' && p[1] != '\0') {
@@ -364,32 +285,32 @@ static const char *read_quoted(const char *p, struct line *v)
 
 			p += 2;
 			if (c == 'n' || c == 'r' || c == 't') {
-				line_putc(v, c == 'n' ? '\n' : c == 'r' ? '\r' : '\t');
+				textbuf_putc(v, c == 'n' ? '\n' : c == 'r' ? '\r' : '\t');
 			} else if (c == 'x' && (hi = hex_value(p[0])) >= 0 &&
 			           (lo = hex_value(p[1])) >= 0) {
-				line_putc(v, (char)(hi << 4 | lo));
+				textbuf_putc(v, (char)(hi << 4 | lo));
 				p += 2;
 			} else if (c == '"' || c == '\\') {
-				line_putc(v, c);
+				textbuf_putc(v, c);
 			} else {
-				line_putc(v, '\\');
-				line_putc(v, c);
+				textbuf_putc(v, '\\');
+				textbuf_putc(v, c);
 			}
 			continue;
 		}
-		line_putc(v, *p++);
+		textbuf_putc(v, *p++);
 	}
 	return *p == '"' ? p + 1 : p;
 }
 
 /* Appends ,"key":value for every key=value pair of the logfmt text kv. */
-static void json_put_fields(struct line *b, const char *kv)
+static void json_put_fields(struct textbuf *b, const char *kv)
 {
 	char stack[512];
 	const char *p = kv;
 
 	while (*p != '\0') {
-		struct line v = {.p = stack, .cap = sizeof(stack)};
+		struct textbuf v = {.p = stack, .cap = sizeof(stack)};
 		const char *k, *val;
 		size_t klen, vlen;
 		int quoted = 0;
@@ -402,7 +323,7 @@ static void json_put_fields(struct line *b, const char *kv)
 		while (*p != '\0' && *p != '=' && *p != ' ')
 			p++;
 		klen = (size_t)(p - k);
-		line_putc(b, ',');
+		textbuf_putc(b, ',');
 		if (klen == 0 || is_fixed_key(k, klen)) {
 			/* "=x" or a clash with a fixed field: "_" + key */
 			char name[8] = "_";
@@ -412,9 +333,9 @@ static void json_put_fields(struct line *b, const char *kv)
 		} else {
 			json_put_string(b, k, klen);
 		}
-		line_putc(b, ':');
+		textbuf_putc(b, ':');
 		if (*p != '=') { /* a bare word: a flag */
-			line_puts(b, "true");
+			textbuf_puts(b, "true");
 			continue;
 		}
 		p++;
@@ -432,15 +353,11 @@ static void json_put_fields(struct line *b, const char *kv)
 		if (!quoted &&
 		    (is_json_number(val, vlen) || (vlen == 4 && memcmp(val, "true", 4) == 0) ||
 		     (vlen == 5 && memcmp(val, "false", 5) == 0))) {
-			if (line_reserve(b, vlen) == 0) {
-				memcpy(b->p + b->len, val, vlen);
-				b->len += vlen;
-			}
+			textbuf_put(b, val, vlen);
 		} else {
 			json_put_string(b, val, vlen);
 		}
-		if (v.heap)
-			free(v.p);
+		textbuf_free(&v);
 	}
 }
 
@@ -458,24 +375,24 @@ static void write_all(int fd, const char *p, size_t n)
 }
 
 /* {"ts":...,"msg":...} plus the fields of the logfmt text kv. */
-static void build_json(struct line *b, const char *ts, enum log_level l, const char *msg,
+static void build_json(struct textbuf *b, const char *ts, enum log_level l, const char *msg,
                        const char *kv)
 {
-	line_puts(b, "{\"ts\":");
+	textbuf_puts(b, "{\"ts\":");
 	json_put_string(b, ts, strlen(ts));
-	line_printf(b, ",\"level\":\"%s\",\"role\":", level_name(l));
+	textbuf_printf(b, ",\"level\":\"%s\",\"role\":", level_name(l));
 	json_put_string(b, log_role, strlen(log_role));
-	line_printf(b, ",\"pid\":%ld,\"msg\":", (long)getpid());
+	textbuf_printf(b, ",\"pid\":%ld,\"msg\":", (long)getpid());
 	json_put_string(b, msg, strlen(msg));
 	json_put_fields(b, kv);
-	line_putc(b, '}');
+	textbuf_putc(b, '}');
 }
 
 void log_at(enum log_level l, const char *msg, const char *kvfmt, ...)
 {
 	char stack[LOG_LINE_STACK], kvstack[LOG_LINE_STACK];
-	struct line b = {.p = stack, .cap = sizeof(stack)};
-	struct line kv = {.p = kvstack, .cap = sizeof(kvstack)};
+	struct textbuf b = {.p = stack, .cap = sizeof(stack)};
+	struct textbuf kv = {.p = kvstack, .cap = sizeof(kvstack)};
 	char ts[32];
 	int saved = errno;
 	va_list ap;
@@ -489,26 +406,25 @@ void log_at(enum log_level l, const char *msg, const char *kvfmt, ...)
 		kv.p[0] = '\0';
 		if (kvfmt != NULL && *kvfmt != '\0') {
 			va_start(ap, kvfmt);
-			line_vprintf(&kv, kvfmt, ap);
+			textbuf_vprintf(&kv, kvfmt, ap);
 			va_end(ap);
 			kv.p[kv.len] = '\0';
 		}
 		build_json(&b, ts, l, msg, kv.oom ? "" : kv.p);
 		b.oom |= kv.oom;
-		if (kv.heap)
-			free(kv.p);
+		textbuf_free(&kv);
 	} else {
-		line_printf(&b, "ts=%s level=%s role=%s pid=%ld msg=", ts, level_name(l), log_role,
-		            (long)getpid());
+		textbuf_printf(&b, "ts=%s level=%s role=%s pid=%ld msg=", ts, level_name(l),
+		               log_role, (long)getpid());
 		line_put_value(&b, msg);
 		if (kvfmt != NULL && *kvfmt != '\0') {
-			line_putc(&b, ' ');
+			textbuf_putc(&b, ' ');
 			va_start(ap, kvfmt);
-			line_vprintf(&b, kvfmt, ap);
+			textbuf_vprintf(&b, kvfmt, ap);
 			va_end(ap);
 		}
 	}
-	line_putc(&b, '\n');
+	textbuf_putc(&b, '\n');
 	if (b.oom && log_fmt == LOG_FORMAT_JSON) {
 		/* A cut JSON line would not parse: say that one was lost. */
 		char lost[160];
@@ -526,7 +442,6 @@ void log_at(enum log_level l, const char *msg, const char *kvfmt, ...)
 	} else {
 		write_all(STDERR_FILENO, b.p, b.len);
 	}
-	if (b.heap)
-		free(b.p);
+	textbuf_free(&b);
 	errno = saved;
 }

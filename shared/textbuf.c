@@ -1,4 +1,6 @@
 /* textbuf.c — see textbuf.h. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,13 +19,16 @@ static int reserve(struct textbuf *b, size_t n)
 	cap = b->cap ? b->cap : 256;
 	while (cap < b->len + n + 1)
 		cap *= 2;
-	p = realloc(b->p, cap);
+	p = b->heap ? realloc(b->p, cap) : malloc(cap);
 	if (p == NULL) {
 		b->oom = 1;
 		return -1;
 	}
+	if (!b->heap && b->len > 0)
+		memcpy(p, b->p, b->len);
 	b->p = p;
 	b->cap = cap;
+	b->heap = 1;
 	return 0;
 }
 
@@ -99,16 +104,52 @@ void textbuf_put_json_str(struct textbuf *b, const char *s)
 	textbuf_putc(b, '"');
 }
 
+void textbuf_vprintf(struct textbuf *b, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	int n;
+
+	va_copy(ap2, ap);
+	n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n <= 0 || reserve(b, (size_t)n) != 0)
+		return;
+	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+}
+
+void textbuf_printf(struct textbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	textbuf_vprintf(b, fmt, ap);
+	va_end(ap);
+}
+
 char *textbuf_take(struct textbuf *b, size_t *len)
 {
-	char *p = b->oom ? NULL : b->p;
+	char *p = NULL;
 
-	if (p == NULL && !b->oom)
-		p = calloc(1, 1);
+	if (!b->oom) {
+		p = b->heap ? b->p : malloc(b->len + 1);
+		if (p != NULL && !b->heap) {
+			if (b->len > 0)
+				memcpy(p, b->p, b->len);
+			p[b->len] = '\0';
+		}
+	}
 	if (len != NULL)
 		*len = p != NULL ? b->len : 0;
-	if (b->oom)
-		free(b->p);
+	if (p == NULL)
+		textbuf_free(b);
 	*b = (struct textbuf){0};
 	return p;
+}
+
+void textbuf_free(struct textbuf *b)
+{
+	if (b->heap)
+		free(b->p);
+	*b = (struct textbuf){0};
 }

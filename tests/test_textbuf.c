@@ -1,6 +1,7 @@
 /* test_textbuf.c — the text buffer behind the supervisor's hand-built
- * JSON: escapes that jansson reads back to the same string, integers at
- * their limits, growth past the first allocation, and empty buffers. */
+ * JSON and the log lines: escapes that jansson reads back to the same
+ * string, integers at their limits, growth past the first allocation, a
+ * start in the caller's array, and empty buffers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -94,6 +95,38 @@ static void test_growth(void **state)
 	assert_int_equal(b.len, 0);
 }
 
+/* A buffer that starts in the caller's array moves to the heap when it
+ * outgrows it, keeping what it had; take() hands out a heap copy. */
+static void test_stack_start(void **state)
+{
+	char stack[8];
+	struct textbuf b = {.p = stack, .cap = sizeof(stack)};
+	char *s;
+
+	textbuf_printf(&b, "%s=%d", "ab", 7);
+	assert_ptr_equal(b.p, stack);
+	assert_string_equal(stack, "ab=7");
+	textbuf_puts(&b, " and more");
+	assert_ptr_not_equal(b.p, stack);
+	assert_int_equal(b.heap, 1);
+	s = take(&b);
+	assert_string_equal(s, "ab=7 and more");
+	free(s);
+
+	b = (struct textbuf){.p = stack, .cap = sizeof(stack)};
+	textbuf_putc(&b, 'x');
+	s = take(&b);
+	assert_ptr_not_equal(s, stack);
+	assert_string_equal(s, "x");
+	free(s);
+
+	b = (struct textbuf){.p = stack, .cap = sizeof(stack)};
+	textbuf_puts(&b, "0123456789");
+	textbuf_free(&b);
+	assert_null(b.p);
+	assert_int_equal(b.len, 0);
+}
+
 static void test_empty_take(void **state)
 {
 	struct textbuf b = {0};
@@ -111,7 +144,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_json_str_escapes), cmocka_unit_test(test_null_string),
 	    cmocka_unit_test(test_integers),         cmocka_unit_test(test_growth),
-	    cmocka_unit_test(test_empty_take),
+	    cmocka_unit_test(test_stack_start),      cmocka_unit_test(test_empty_take),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
