@@ -1029,6 +1029,32 @@ int config_load_env(struct idem_config *c, char *err, size_t errlen)
 	return 0;
 }
 
+void config_escape_controls(char *text, size_t len)
+{
+	char out[MSG_MAX];
+	size_t used = 0;
+
+	for (const unsigned char *p = (const unsigned char *)text; *p && used + 5 < sizeof(out);
+	     p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			used += (size_t)snprintf(out + used, sizeof(out) - used, "\\x%02x", *p);
+		else
+			out[used++] = (char)*p;
+	}
+	out[used] = '\0';
+	snprintf(text, len, "%s", out);
+}
+
+void config_flag_name(const char *key, char *out, size_t len)
+{
+	size_t i = 0;
+
+	for (; key[i] != '\0' && i + 1 < len; i++)
+		out[i] = key[i] == '_' ? '-' : (char)tolower((unsigned char)key[i]);
+	if (len > 0)
+		out[i] = '\0';
+}
+
 /* Does "--state-database" (len bytes of name) spell key STATE_DATABASE? */
 static int flag_matches(const char *key, const char *name, size_t len)
 {
@@ -1183,8 +1209,8 @@ static int check_config(const struct idem_config *c, char *err, size_t errlen)
 	return -1;
 }
 
-int config_load(struct idem_config *c, int argc, char **argv, int *rest, int *nrest, char *err,
-                size_t errlen)
+static int load_all(struct idem_config *c, int argc, char **argv, int *rest, int *nrest,
+                    char *err, size_t errlen)
 {
 	const char *env_path = ".env";
 	int explicit_ = 0;
@@ -1200,4 +1226,14 @@ int config_load(struct idem_config *c, int argc, char **argv, int *rest, int *nr
 	if (load_flags(c, argc, argv, rest, nrest, err, errlen) < 0)
 		return -1;
 	return check_config(c, err, errlen);
+}
+
+int config_load(struct idem_config *c, int argc, char **argv, int *rest, int *nrest, char *err,
+                size_t errlen)
+{
+	int rc = load_all(c, argc, argv, rest, nrest, err, errlen);
+
+	if (rc != 0)
+		config_escape_controls(err, errlen);
+	return rc;
 }

@@ -117,6 +117,14 @@ int config_load_env(struct idem_config *c, char *err, size_t errlen);
  * value or a missing value (err set). */
 int config_flag(struct idem_config *c, int argc, char **argv, int *i, char *err, size_t errlen);
 
+/* The flag that sets key: "--state-database" for STATE_DATABASE (without
+ * the dashes), into out. */
+void config_flag_name(const char *key, char *out, size_t len);
+
+/* Rewrites control bytes in text (a message quoting a bad .env line or
+ * value) as \xNN, so that printing it cannot drive a terminal. */
+void config_escape_controls(char *text, size_t len);
+
 /* The usual order for a program: defaults, env_path (required only when
  * env_explicit), environment, then every flag in argv[1..]. Flags that are
  * not config flags are left for the caller: their indices are written to
