@@ -4,11 +4,14 @@
 #include "db.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 int db_fail(sqlite3 *db, const char *what, char *err, size_t errlen)
 {
@@ -24,9 +27,7 @@ static const char *db_name(sqlite3 *db)
 	return name != NULL && *name != '\0' ? name : ":memory:";
 }
 
-/* mkdir -p of the directory part of path (nothing for a bare name,
- * ":memory:" or a "file:" URI). */
-static int make_parent_dirs(const char *path, char *err, size_t errlen)
+int db_make_parent_dirs(const char *path, char *err, size_t errlen)
 {
 	char *dir = NULL;
 	char *slash = NULL;
@@ -167,7 +168,7 @@ int db_open(const char *path, enum db_sync sync, sqlite3 **out, char *err, size_
 		snprintf(err, errlen, "database path is empty; set it in .env or with a flag");
 		return -1;
 	}
-	if (make_parent_dirs(path, err, errlen) != 0)
+	if (db_make_parent_dirs(path, err, errlen) != 0)
 		return -1;
 	if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
 		char what[600];
@@ -374,4 +375,70 @@ int db_integrity_check(sqlite3 *db, char *err, size_t errlen)
 		return 0;
 	snprintf(err, errlen, "integrity check of %s failed: %s", db_name(db), text);
 	return -1;
+}
+
+/* fsync (fdatasync when only the data matters) of the file at path;
+ * a missing file is no error when may_miss. */
+static int sync_path(const char *path, int dir, int may_miss, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
+	int rc;
+
+	if (fd < 0) {
+		if (may_miss && errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "cannot open %s to sync it: %s", path, strerror(errno));
+		return -1;
+	}
+	rc = dir ? fsync(fd) : fdatasync(fd);
+	if (rc != 0)
+		snprintf(err, errlen, "cannot sync %s: %s", path, strerror(errno));
+	close(fd);
+	return rc;
+}
+
+int db_sync_files(sqlite3 *db, char *err, size_t errlen)
+{
+	const char *path = sqlite3_db_filename(db, "main");
+	const char *wal;
+	char *copy;
+	int rc;
+
+	if (path == NULL || *path == '\0')
+		return 0; /* in memory */
+	wal = sqlite3_filename_wal(path);
+	if (sync_path(path, 0, 0, err, errlen) != 0 ||
+	    (wal != NULL && sync_path(wal, 0, 1, err, errlen) != 0))
+		return -1;
+	copy = strdup(path);
+	if (copy == NULL) {
+		snprintf(err, errlen, "cannot sync %s: out of memory", path);
+		return -1;
+	}
+	rc = sync_path(dirname(copy), 1, 0, err, errlen);
+	free(copy);
+	return rc;
+}
+
+int db_probe(const char *path, char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (access(path, F_OK) != 0 && errno == ENOENT)
+		return 0; /* made by its program when it first opens it */
+	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_schema", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		rc = rc == SQLITE_ROW ? SQLITE_OK : rc;
+	}
+	if (rc != SQLITE_OK)
+		snprintf(err, errlen, "%s is not a usable SQLite database: %s", path,
+		         db != NULL ? sqlite3_errmsg(db) : "out of memory");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc == SQLITE_OK ? 0 : -1;
 }

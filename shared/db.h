@@ -48,6 +48,22 @@ int db_close(sqlite3 *db);
 /* Writes "what: <sqlite message>" into err and returns -1. */
 int db_fail(sqlite3 *db, const char *what, char *err, size_t errlen);
 
+/* mkdir -p of the directory part of path (nothing for a bare name,
+ * ":memory:" or a "file:" URI). Returns 0, or -1 with err. */
+int db_make_parent_dirs(const char *path, char *err, size_t errlen);
+
+/* Makes what is in the page cache of db's files durable: fdatasync of
+ * the database and its WAL (when there is one), fsync of their
+ * directory. For commits another process wrote and did not sync (a
+ * supervisor that died before its sync thread caught up). Returns 0, or
+ * -1 with err naming the file. */
+int db_sync_files(sqlite3 *db, char *err, size_t errlen);
+
+/* Whether the file at path, when it exists, can be read as an SQLite
+ * database: 0 (or missing), -1 with err naming the path and SQLite's
+ * message ("file is not a database"). Writes nothing. */
+int db_probe(const char *path, char *err, size_t errlen);
+
 /* Runs PRAGMA integrity_check. Returns 0 when "ok", else -1 with the
  * first problem in err. */
 int db_integrity_check(sqlite3 *db, char *err, size_t errlen);

@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "exitcodes.h"
 #include "faultvfs.h"
+#include "lockfile.h"
 #include "log.h"
 #include "supervisor.h"
 
@@ -23,7 +24,7 @@
 _Static_assert(FAULT_NPOINTS == CONFIG_FAULT_POINTS, "config and fault planner disagree");
 
 static const char usage[] =
-    "usage: idem-supervisor [--env FILE] [--KEY VALUE ...]\n"
+    "usage: idem-supervisor [--env FILE] [--key VALUE ...] [--seed N]\n"
     "\n"
     "Runs idem: a pool of idem-worker processes, the supplier stand-in, the\n"
     "state DB and the control API. Every configuration key can be given as a\n"
@@ -35,6 +36,7 @@ static const char usage[] =
 
 struct run {
 	struct sup sup;
+	int lock_fd; /* STATE_DATABASE.lock, held for the whole run */
 	struct event *grace;
 	int grace_over;
 	int pool_stopped;
@@ -48,9 +50,13 @@ static void print_usage(FILE *out)
 	const struct config_key *k = config_keys(&n);
 
 	fputs(usage, out);
-	for (size_t i = 0; i < n; i++)
-		fprintf(out, "  --%-28s %s (default \"%s\"; %s)\n", k[i].name, k[i].help, k[i].def,
-		        k[i].allowed);
+	for (size_t i = 0; i < n; i++) {
+		char flag[CONFIG_NAME_MAX];
+
+		config_flag_name(k[i].name, flag, sizeof(flag));
+		fprintf(out, "  --%-28s %s (%s; default \"%s\"; %s)\n", flag, k[i].help, k[i].name,
+		        k[i].def, k[i].allowed);
+	}
 	fputs("\nExit codes: 0 clean stop, 1 runtime failure (state DB), 2 bad\n"
 	      "configuration or command line, 4 a database could not be opened.\n",
 	      out);
@@ -168,18 +174,98 @@ static int setup_storage_faults(struct run *r, char *err, size_t errlen)
 	return 0;
 }
 
+/* One supervisor per state DB, whatever its socket: an exclusive lock on
+ * STATE_DATABASE.lock, taken before any database is opened, so that a
+ * second one writes nothing and cannot hold a database lock the live one
+ * needs. Returns an exit code. */
+static int take_lock(struct run *r, char *err, size_t errlen)
+{
+	const struct idem_config *c = &r->sup.cfg;
+	char path[CONFIG_PATH_MAX + 8], note[CONFIG_PATH_MAX + 16], theirs[CONFIG_PATH_MAX + 16];
+	char inner[512];
+	pid_t holder;
+
+	r->lock_fd = -1;
+	if (strcmp(c->state_database, ":memory:") == 0)
+		return IDEM_EXIT_OK;
+	snprintf(path, sizeof(path), "%s.lock", c->state_database);
+	snprintf(note, sizeof(note), "socket=%s", c->socket);
+	switch (lockfile_take(path, note, &r->lock_fd, &holder, theirs, sizeof(theirs), inner,
+	                      sizeof(inner))) {
+	case LOCKFILE_TAKEN:
+		return IDEM_EXIT_OK;
+	case LOCKFILE_HELD:
+		snprintf(err, errlen,
+		         "another idem-supervisor (pid %ld, %.250s) runs on STATE_DATABASE=%.250s "
+		         "(lock %.250s); stop it first, or give this one another STATE_DATABASE",
+		         (long)holder, theirs[0] != '\0' ? theirs : "socket unknown", c->state_database,
+		         path);
+		return IDEM_EXIT_USAGE;
+	default:
+		snprintf(err, errlen, "STATE_DATABASE=%.250s: %.500s", c->state_database, inner);
+		return IDEM_EXIT_DB;
+	}
+}
+
+/* Prefixes err with the key whose database failed: the same SQLite
+ * message reads alike for STATE_DATABASE and DATABASE. */
+static int db_key_fail(const char *key, const char *path, char *err, size_t errlen)
+{
+	char inner[512];
+
+	snprintf(inner, sizeof(inner), "%s", err);
+	snprintf(err, errlen, "%s=%.250s: %.450s (fix the file or point %s at another path)", key,
+	         path, inner, key);
+	return IDEM_EXIT_DB;
+}
+
+/* With SYNC=full, what the last run wrote and did not sync yet (its sync
+ * thread runs behind the commits) may still be only in the page cache.
+ * Everything loaded from the databases counts as durable once this
+ * returns, so it runs before recovery or the API can let anything out:
+ * no task frame for a start a power loss could take back, no answer of a
+ * completion that could be lost. */
+static int sync_previous_run(struct sup *sup, char *err, size_t errlen)
+{
+	const struct idem_config *c = &sup->cfg;
+
+	if (c->sync != DB_SYNC_FULL)
+		return IDEM_EXIT_OK;
+	if (db_sync_files(sup->appdb, err, errlen) != 0)
+		return db_key_fail("DATABASE", c->database, err, errlen);
+	if (db_sync_files(store_db(sup->store), err, errlen) != 0)
+		return db_key_fail("STATE_DATABASE", c->state_database, err, errlen);
+	return IDEM_EXIT_OK;
+}
+
+/* Opens the two databases the supervisor uses, and checks the one only the
+ * supplier opens, each error naming its key. */
+static int open_dbs(struct sup *sup, char *err, size_t errlen)
+{
+	const struct idem_config *c = &sup->cfg;
+
+	if (db_probe(c->supplier_database, err, errlen) != 0)
+		return db_key_fail("SUPPLIER_DATABASE", c->supplier_database, err, errlen);
+	if (appdb_open(c->database, (enum db_sync)c->sync, c->seed, c->nseed, &sup->appdb, err,
+	               errlen) != 0)
+		return db_key_fail("DATABASE", c->database, err, errlen);
+	if (store_open(c->state_database, (enum db_sync)c->sync,
+	               c->fault_vfs[0] == '\0' ? sup->appdb : NULL, &sup->store, err, errlen) != 0)
+		return db_key_fail("STATE_DATABASE", c->state_database, err, errlen);
+	return sync_previous_run(sup, err, errlen);
+}
+
 static int setup(struct run *r, char *err, size_t errlen)
 {
 	struct sup *sup = &r->sup;
-	const struct idem_config *c = &sup->cfg;
+	int rc;
 
+	if ((rc = take_lock(r, err, errlen)) != IDEM_EXIT_OK)
+		return rc;
 	if (setup_storage_faults(r, err, errlen) != 0)
 		return IDEM_EXIT_DB;
-	if (appdb_open(c->database, (enum db_sync)c->sync, c->seed, c->nseed, &sup->appdb, err,
-	               errlen) != 0 ||
-	    store_open(c->state_database, (enum db_sync)c->sync,
-	               c->fault_vfs[0] == '\0' ? sup->appdb : NULL, &sup->store, err, errlen) != 0)
-		return IDEM_EXIT_DB;
+	if ((rc = open_dbs(sup, err, errlen)) != IDEM_EXIT_OK)
+		return rc;
 	if (engine_new(sup, &sup->engine, err, errlen) != 0 ||
 	    engine_recover(sup->engine, err, errlen) != 0)
 		return IDEM_EXIT_FAIL;
@@ -200,6 +286,8 @@ static void teardown(struct run *r)
 	db_close(sup->appdb);
 	if (r->grace != NULL)
 		event_free(r->grace);
+	if (r->lock_fd >= 0)
+		close(r->lock_fd); /* last: the databases are closed */
 }
 
 static int parse_args(struct run *r, int argc, char **argv)
@@ -265,7 +353,7 @@ static struct event_base *new_base(void)
 
 int main(int argc, char **argv)
 {
-	struct run r = {0};
+	struct run r = {.lock_fd = -1};
 	struct sup *sup = &r.sup;
 	struct event *sigs[3];
 	char err[1024] = "";
