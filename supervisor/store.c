@@ -25,12 +25,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "db.h"
+#include "log.h"
 #include "supervisor.h"
 #include "textbuf.h"
+
+#define STORE_BUSY_LOG_MS 5000 /* how often a wait for a locked state DB is logged */
 
 static const char *const store_migrations[] = {
     "CREATE TABLE workflows ("
@@ -150,12 +154,19 @@ struct syncer {
 	_Atomic uint64_t app_durable; /* app-DB tickets up to this one are */
 };
 
-/* fdatasync of the file at path, opened on first use. */
-static int sync_file(const char *path, int *fd)
+/* The descriptor the sync thread fdatasyncs path through, opened at
+ * start-up: a descriptor opened at the first commit could meet a process
+ * out of descriptors (a flood of idle connections) and stop the
+ * supervisor for a failed sync. The WAL exists: the connection that
+ * names it has read its database. */
+static int open_for_sync(const char *path, int *fd, char *err, size_t errlen)
 {
-	if (*fd < 0)
-		*fd = open(path, O_RDONLY | O_CLOEXEC);
-	return *fd >= 0 ? fdatasync(*fd) : -1;
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd >= 0)
+		return 0;
+	snprintf(err, errlen, "state DB: cannot open %s for the sync thread: %s", path,
+	         strerror(errno));
+	return -1;
 }
 
 /* One of the counts of the counters row ("workflows.running", ...), held
@@ -174,6 +185,7 @@ struct store {
 	int counters_dirty;
 	uint64_t committed;  /* commits so far */
 	struct syncer *sync; /* NULL: each COMMIT syncs (or SYNC=normal) */
+	int64_t busy_logged; /* mono ms of the last "locked" warning */
 };
 
 static void *sync_main(void *arg)
@@ -197,11 +209,10 @@ static void *sync_main(void *arg)
 		pthread_mutex_unlock(&y->lock);
 		/* Everything up to the targets was written before they were
 		 * published: these syncs cover it all. */
-		if (app_target != atomic_load(&y->app_durable) &&
-		    sync_file(y->app_wal_path, &y->app_wal_fd) != 0)
+		if (app_target != atomic_load(&y->app_durable) && fdatasync(y->app_wal_fd) != 0)
 			path = y->app_wal_path;
 		if (path == NULL && target != atomic_load(&y->durable) &&
-		    sync_file(y->wal_path, &y->wal_fd) != 0)
+		    fdatasync(y->wal_fd) != 0)
 			path = y->wal_path;
 		if (path != NULL) {
 			e = errno;
@@ -254,12 +265,19 @@ static int syncer_new(struct store *s, sqlite3 *app, char *err, size_t errlen)
 	const char *wal = sqlite3_filename_wal(sqlite3_db_filename(s->db, "main"));
 	const char *app_wal = sqlite3_filename_wal(sqlite3_db_filename(app, "main"));
 
-	if (y == NULL || wal == NULL || app_wal == NULL || (y->wal_path = strdup(wal)) == NULL ||
+	if (y == NULL) {
+		snprintf(err, errlen, "state DB: out of memory");
+		return -1;
+	}
+	y->wal_fd = y->app_wal_fd = -1;
+	if (wal == NULL || app_wal == NULL || (y->wal_path = strdup(wal)) == NULL ||
 	    (y->app_wal_path = strdup(app_wal)) == NULL) {
 		snprintf(err, errlen, "state DB: out of memory");
 		goto fail;
 	}
-	y->wal_fd = y->app_wal_fd = -1;
+	if (open_for_sync(y->wal_path, &y->wal_fd, err, errlen) != 0 ||
+	    open_for_sync(y->app_wal_path, &y->app_wal_fd, err, errlen) != 0)
+		goto fail;
 	if (pipe2(y->pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
 		snprintf(err, errlen, "state DB: cannot make the sync thread's pipe: %s",
 		         strerror(errno));
@@ -278,10 +296,12 @@ static int syncer_new(struct store *s, sqlite3 *app, char *err, size_t errlen)
 	s->sync = y;
 	return 0;
 fail:
-	if (y != NULL) {
-		free(y->wal_path);
-		free(y->app_wal_path);
-	}
+	if (y->wal_fd >= 0)
+		close(y->wal_fd);
+	if (y->app_wal_fd >= 0)
+		close(y->app_wal_fd);
+	free(y->wal_path);
+	free(y->app_wal_path);
 	free(y);
 	return -1;
 }
@@ -497,6 +517,30 @@ static int counters_write(struct store *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* SQLITE_BUSY on the state DB: no other supervisor can hold it (the lock
+ * file beside it keeps them out), so it is a person's sqlite3 shell, a
+ * backup or a stopped process in a write transaction. Failing the turn
+ * would stop the supervisor; instead the loop waits for the lock, however
+ * long, and says every few seconds what it waits for. Nothing is lost
+ * meanwhile: what arrives waits in the sockets. */
+static int store_busy(void *arg, int tries)
+{
+	struct store *s = arg;
+	const struct timespec pause = {0, (tries < 10 ? 1 : 10) * 1000000L};
+	int64_t now = clock_mono_ms();
+
+	if (tries == 0)
+		s->busy_logged = now;
+	else if (now - s->busy_logged >= STORE_BUSY_LOG_MS) {
+		log_warn("the state DB is locked by another process; waiting for it (a sqlite3 "
+		         "shell or a backup in a write transaction?)",
+		         "db=%s", sqlite3_db_filename(s->db, "main"));
+		s->busy_logged = now;
+	}
+	nanosleep(&pause, NULL);
+	return 1;
+}
+
 int store_open(const char *path, enum db_sync sync, sqlite3 *group_app, struct store **out,
                char *err, size_t errlen)
 {
@@ -507,6 +551,7 @@ int store_open(const char *path, enum db_sync sync, sqlite3 *group_app, struct s
 	if (db_open(path, sync_thread ? DB_SYNC_NORMAL : sync, &s->db, err, errlen) != 0 ||
 	    db_migrate(s->db, store_migrations, n, NULL, err, errlen) != 0)
 		goto fail;
+	sqlite3_busy_handler(s->db, store_busy, s);
 	for (int i = 0; i < S_NSTMTS; i++)
 		if (db_prepare(s->db, stmt_sql[i], &s->stmt[i], err, errlen) != 0)
 			goto fail;
