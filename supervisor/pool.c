@@ -53,6 +53,7 @@ struct pool {
 	uint64_t fs_requests; /* fork requests made: the next one's token */
 	pid_t fs_pid;         /* the fork server, until reaped (0: none) */
 	pid_t supplier_pid;
+	struct slot_history supplier_hist; /* its deaths: a crash loop gives up */
 	struct event *supplier_timer;
 	struct event *kill_timer;
 	int64_t kill_after_ms;
@@ -843,9 +844,10 @@ static void spawn_supplier(struct pool *p)
 		log_error("cannot start the supplier; retrying in 1 s", "path=%s error=\"%s\"",
 		          path, strerror(errno));
 		p->supplier_pid = 0;
-		timer_in(p->supplier_timer, 1000);
+		timer_in(p->supplier_timer, SUPPLIER_RESPAWN_MS);
 		return;
 	}
+	p->supplier_hist.spawned_at = clock_mono_ms();
 	log_info("supplier spawned", "supplier_pid=%ld", (long)p->supplier_pid);
 }
 
@@ -1146,6 +1148,7 @@ static void slot_exited(struct pool *p, struct slot *sl, int status)
 static void supplier_exited(struct pool *p, int status)
 {
 	char how[128];
+	int64_t delay;
 
 	describe_exit(status, how, sizeof(how));
 	p->supplier_pid = 0;
@@ -1158,8 +1161,20 @@ static void supplier_exited(struct pool *p, int status)
 		spawn_supplier(p);
 		return;
 	}
-	log_warn("supplier exited; respawning in 1 s", "how=\"%s\"", how);
-	timer_in(p->supplier_timer, SUPPLIER_RESPAWN_MS);
+	/* A supplier that cannot start (its ledger unreadable, its socket
+	 * taken) would be respawned every second forever: like a worker
+	 * slot, it gives up after a burst of deaths. */
+	delay = slot_respawn_delay(&p->supplier_hist, clock_mono_ms(), 0);
+	if (delay < 0) {
+		log_error("the supplier gave up: too many deaths in a row; supplier_order attempts "
+		          "fail and retry until idem-supervisor is restarted with the cause fixed "
+		          "(see the supplier's log lines above: SUPPLIER_DATABASE, SUPPLIER_SOCKET)",
+		          "deaths=%d window_ms=%d last=\"%s\"", POOL_BURST_DEATHS,
+		          POOL_BURST_WINDOW_MS, how);
+		return;
+	}
+	log_warn("supplier exited; respawning", "how=\"%s\" delay_ms=%lld", how, (long long)delay);
+	timer_in(p->supplier_timer, delay);
 }
 
 void pool_reap(struct pool *p)
