@@ -239,6 +239,16 @@ void tu_sleep_ms(int ms)
 
 int tu_sup_start(struct tu_sup *s, const char *dir, const char *const *extra)
 {
+	if (tu_sup_spawn(s, dir, extra, NULL) != 0)
+		return -1;
+	if (tu_wait_for_socket(s->sock, 10000) != 0)
+		return -1;
+	return 0;
+}
+
+int tu_sup_spawn(struct tu_sup *s, const char *dir, const char *const *extra,
+                 const char *const *extra_env)
+{
 	char *argv[64];
 	int n = 0;
 
@@ -257,14 +267,10 @@ int tu_sup_start(struct tu_sup *s, const char *dir, const char *const *extra)
 	for (const char *const *e = extra; e != NULL && *e != NULL && n < 62; e++)
 		argv[n++] = (char *)*e;
 	argv[n] = NULL;
-	s->pid = tu_spawn(argv, NULL, s->log);
+	s->pid = tu_spawn(argv, extra_env, s->log);
 	for (int i = 2; i < 7; i++)
 		free(argv[i]);
-	if (s->pid < 0)
-		return -1;
-	if (tu_wait_for_socket(s->sock, 10000) != 0)
-		return -1;
-	return 0;
+	return s->pid < 0 ? -1 : 0;
 }
 
 int tu_stop_child(pid_t pid, int timeout_ms)

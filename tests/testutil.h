@@ -56,6 +56,10 @@ struct tu_sup {
  * given extra arguments (NULL-terminated list or NULL), and waits for its
  * socket. Returns 0, or -1 (the log says why). */
 int tu_sup_start(struct tu_sup *s, const char *dir, const char *const *extra);
+/* The same without waiting for the socket, with extra_env (NULL or a
+ * NULL-terminated list of "KEY=VALUE") for the supervisor only. */
+int tu_sup_spawn(struct tu_sup *s, const char *dir, const char *const *extra,
+                 const char *const *extra_env);
 /* SIGTERM and wait; returns the exit code (-1 on timeout). */
 int tu_sup_stop(struct tu_sup *s);
 /* SIGKILL and reap. */
