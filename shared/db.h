@@ -59,9 +59,9 @@ int db_make_parent_dirs(const char *path, char *err, size_t errlen);
  * -1 with err naming the file. */
 int db_sync_files(sqlite3 *db, char *err, size_t errlen);
 
-/* Whether the file at path, when it exists, can be read as an SQLite
- * database: 0 (or missing), -1 with err naming the path and SQLite's
- * message ("file is not a database"). Writes nothing. */
+/* Whether the file at path, when it exists and is not empty, starts
+ * with SQLite's header: 0 (or missing, or empty), -1 with err naming the
+ * path. Takes no lock and writes nothing. */
 int db_probe(const char *path, char *err, size_t errlen);
 
 /* Runs PRAGMA integrity_check. Returns 0 when "ok", else -1 with the
