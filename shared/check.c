@@ -4,26 +4,35 @@
  * SQLite materializes once, or an index lookup per row): no query per row
  * from C, so 100,000 workflows take a fraction of a second.
  *
- * One read transaction gives one snapshot of each file. The files are
- * first read in the order state, app, ledger, which is the order in which
- * the programs make an effect visible (a workflow start is durable before
- * a worker runs; an order row is committed before its completion is
- * recorded; the supplier records an order before the restock naming it):
- * so a later snapshot can only hold more of what an earlier one implies,
- * and a check of a quiet system (no workflow running) sees no false
- * violation.
+ * One read transaction gives one snapshot of each file, taken by its
+ * first read, before any query (run()). The files are first read in the
+ * order state, app, ledger, which is the order in which the programs make
+ * an effect visible (a workflow start is durable before a worker runs; an
+ * order row is committed before its completion is recorded; the supplier
+ * records an order before the restock naming it): so a later snapshot can
+ * only hold more of what an earlier one implies, and a check of a quiet
+ * system (no workflow running) sees no false violation. On a busy one,
+ * what a running workflow may still finish (a supplier order not yet
+ * credited) is left out, and the three snapshots are microseconds apart:
+ * too little for a workflow to start, run and apply an effect between
+ * them. So a violation is one, running workflows or not; but the check is
+ * final only once none runs ("quiescent").
  *
  * Which kind one fault is counted under, so that it is counted once:
  *   - an order or a restock key applied twice is "duplicated" (one per
  *     order id or key, whatever the number of rows); a supplier order
  *     credited under two different keys is "duplicated" too (one per
- *     supplier order); the rows of one key are not counted again there;
+ *     supplier order); the rows of one key are not counted again there,
+ *     nor as "missing" for the key the ledger does not record;
  *   - a supplier order no restock names is "extra", unless a completed
- *     workflow's result names it: that workflow's restock was lost, and
- *     the fault is reported once, under "lost";
+ *     workflow's result names it (that workflow's restock was lost: the
+ *     fault is reported once, under "lost"), or a failed workflow's
+ *     unfinished step placed it (reported once, under
+ *     "failed_with_effects", one per workflow with all its rows);
  *   - a restock naming a supplier order the ledger lacks (or records with
- *     another product or quantity) is "missing", once per distinct
- *     restock content (duplicated rows of one key are one);
+ *     another product or quantity, or under another key) is "missing",
+ *     once per distinct restock content (duplicated rows of one key are
+ *     one);
  *   - the stock is a separate observation: a duplicate also shows as a
  *     stock_mismatch of its product, on purpose. */
 #include "check.h"
@@ -42,6 +51,7 @@
 enum kind {
 	K_STUCK,
 	K_LOST,
+	K_FAILED_EFFECTS,
 	K_DUPLICATED,
 	K_UNEXPECTED,
 	K_EXTRA,
@@ -54,6 +64,7 @@ enum kind {
 static const char *const kind_names[K_N] = {
     [K_STUCK] = "stuck",
     [K_LOST] = "lost",
+    [K_FAILED_EFFECTS] = "failed_with_effects",
     [K_DUPLICATED] = "duplicated",
     [K_UNEXPECTED] = "unexpected",
     [K_EXTRA] = "extra_supplier_orders",
@@ -81,7 +92,9 @@ struct chk {
 	sqlite3 *db;
 	const char *path[DB_N];
 	long long count[K_N];
+	long long running;  /* workflows still running */
 	json_t *violations; /* owned */
+	json_t *running_wf; /* owned: the first CHECK_MAX_LISTED running workflows */
 	json_t *totals;     /* owned */
 	char *err;
 	size_t errlen;
@@ -128,8 +141,8 @@ static void add(struct chk *c, enum kind k, json_t *workflows, const char *fmt, 
 	                                text(msg), "workflows", workflows));
 }
 
-/* "a, b, c" from a JSON array of strings. */
-static void join(const json_t *arr, char *buf, size_t len)
+/* "a, b, c" from a JSON array of strings, with sep between them. */
+static void join_with(const json_t *arr, const char *sep, char *buf, size_t len)
 {
 	size_t i, used = 0;
 	json_t *v;
@@ -137,13 +150,18 @@ static void join(const json_t *arr, char *buf, size_t len)
 	buf[0] = '\0';
 	json_array_foreach(arr, i, v)
 	{
-		int n = snprintf(buf + used, len - used, "%s%s", i ? ", " : "",
+		int n = snprintf(buf + used, len - used, "%s%s", i ? sep : "",
 		                 json_is_string(v) ? json_string_value(v) : "?");
 
 		if (n < 0 || (size_t)n >= len - used)
 			return;
 		used += (size_t)n;
 	}
+}
+
+static void join(const json_t *arr, char *buf, size_t len)
+{
+	join_with(arr, ", ", buf, len);
 }
 
 /* The workflow "namespace/workflow_id" of a supplier key
@@ -231,14 +249,30 @@ static int each_row(struct chk *c, const char *what, const char *sql, row_fn fn)
 
 /* ---- the invariants ------------------------------------------------------- */
 
+/* Whether the ledger row l was recorded under the supplier key k.key:
+ * the same key, or the key with the naive mode's "/attempt-N"
+ * (worker/activities.c). Each form lets the ledger's unique index find
+ * the rows of a key. */
+#define LEDGER_KEY_IS_K                                                                            \
+	"(l.idempotency_key = k.key OR (l.idempotency_key > k.key || '/attempt-'"                  \
+	" AND l.idempotency_key < k.key || '/attempt.'"                                            \
+	" AND rtrim(substr(l.idempotency_key, length(k.key) + 10), '0123456789') = ''))"
+
+/* The supplier key "namespace/workflow_id/seq" of every step whose
+ * supplier order is accounted for elsewhere: any step of a running
+ * workflow (its credit may be on its way) and each unfinished step of a
+ * failed one (failed_with_effects reports it). */
+#define OPEN_STEP_KEYS                                                                             \
+	"SELECT ow.namespace || '/' || ow.workflow_id || '/' || os.seq AS key"                     \
+	" FROM main.workflows ow JOIN main.steps os ON os.wf = ow.id"                              \
+	" WHERE ow.status = 'running' OR (ow.status = 'failed' AND os.status <> 'completed')"
+
 static void row_stuck(struct chk *c, sqlite3_stmt *st)
 {
 	const char *wf = col(st, 0), *status = col(st, 1);
 	json_t *wfs = json_pack("[s]", wf);
 
-	if (strcmp(status, "running") == 0)
-		add(c, K_STUCK, wfs, "workflow %s is still running", wf);
-	else if (strcmp(status, "failed") == 0)
+	if (strcmp(status, "failed") == 0)
 		add(c, K_STUCK, wfs, "failed workflow %s has no error", wf);
 	else
 		add(c, K_STUCK, wfs,
@@ -246,10 +280,27 @@ static void row_stuck(struct chk *c, sqlite3_stmt *st)
 		    status);
 }
 
+/* Stuck is what no program will move on and what does not say why: the
+ * supervisor resumes only 'running' workflows, and a failure carries its
+ * reason. A running workflow is not stuck, even with no supervisor: the
+ * next one resumes it. */
 static const char sql_stuck[] = "SELECT namespace || '/' || workflow_id, status FROM main.workflows"
-                                " WHERE status NOT IN ('completed', 'failed')"
+                                " WHERE status NOT IN ('running', 'completed', 'failed')"
                                 " OR (status = 'failed' AND coalesce(error, '') = '')"
                                 " ORDER BY id";
+
+/* Listed, not counted: totals.workflows.running has the number. */
+static void row_running(struct chk *c, sqlite3_stmt *st)
+{
+	char wf[1024];
+
+	snprintf(wf, sizeof(wf), "%s", col(st, 0));
+	if (json_array_size(c->running_wf) < CHECK_MAX_LISTED)
+		json_array_append_new(c->running_wf, text(wf));
+}
+
+static const char sql_running[] = "SELECT namespace || '/' || workflow_id FROM main.workflows"
+                                  " WHERE status = 'running' ORDER BY id";
 
 static void row_lost_order(struct chk *c, sqlite3_stmt *st)
 {
@@ -302,6 +353,49 @@ static const char sql_lost_restock[] =
     " AND coalesce(json_extract(result, '$.supplier_order_id'), '') NOT IN"
     "   (SELECT supplier_order_id FROM app.restocks)"
     " ORDER BY id";
+
+static void row_failed_effects(struct chk *c, sqlite3_stmt *st)
+{
+	const char *wf = col(st, 0);
+	json_t *rows = col_array(st, 2), *more = col_array(st, 3), *ledger = col_array(st, 4);
+	char list[700];
+
+	json_array_extend(rows, more);
+	json_array_extend(rows, ledger);
+	join_with(rows, "; ", list, sizeof(list));
+	add(c, K_FAILED_EFFECTS, json_pack("[s]", wf),
+	    "workflow %s failed with effects applied: %s; its error: %s", wf, list, col(st, 1));
+	json_decref(rows);
+	json_decref(more);
+	json_decref(ledger);
+}
+
+/* The effects of a failed workflow's unfinished steps: its order when its
+ * update_inventory step did not complete, the restocks and supplier
+ * orders under the key of a step that did not. An effect of a completed
+ * step stands by the workflow's own history (a failure at step 1 leaves
+ * step 0's order applied, as "show" says) and is not listed. Only the
+ * failed workflows and their effects are read. */
+static const char sql_failed_effects[] =
+    "WITH f AS (SELECT id, namespace || '/' || workflow_id AS wf,"
+    "   json_extract(input, '$.order_id') AS order_id, error FROM main.workflows"
+    "   WHERE status = 'failed'),"
+    " k AS (SELECT f.id, f.wf || '/' || s.seq AS key FROM f JOIN main.steps s ON s.wf = f.id"
+    "   WHERE s.status <> 'completed'),"
+    " o AS (SELECT f.id, json_group_array(DISTINCT 'order ' || o.order_id) AS a"
+    "   FROM f JOIN app.orders o ON o.order_id = f.order_id AND o.workflow_id = f.wf"
+    "   WHERE NOT EXISTS (SELECT 1 FROM main.steps s WHERE s.wf = f.id"
+    "     AND s.activity = 'update_inventory' AND s.status = 'completed')"
+    "   GROUP BY f.id),"
+    " r AS (SELECT k.id, json_group_array(DISTINCT 'restock ' || r.key"
+    "     || ' of supplier order ' || r.supplier_order_id) AS a"
+    "   FROM k JOIN app.restocks r ON r.key = k.key GROUP BY k.id),"
+    " l AS (SELECT k.id, json_group_array('supplier order SO-' || l.id || ' (key '"
+    "     || l.idempotency_key || ')') AS a"
+    "   FROM k JOIN ledger.supplier_orders l ON " LEDGER_KEY_IS_K " GROUP BY k.id)"
+    " SELECT f.wf, substr(coalesce(f.error, ''), 1, 300), o.a, r.a, l.a FROM f"
+    " LEFT JOIN o ON o.id = f.id LEFT JOIN r ON r.id = f.id LEFT JOIN l ON l.id = f.id"
+    " WHERE coalesce(o.a, r.a, l.a) IS NOT NULL ORDER BY f.id";
 
 static void row_dup_order(struct chk *c, sqlite3_stmt *st)
 {
@@ -409,42 +503,61 @@ static void row_extra(struct chk *c, sqlite3_stmt *st)
 	    col(st, 2));
 }
 
-/* The supplier order id is "SO-" || id. Orders a completed workflow's
- * result names are left out: row_lost_restock reports those. */
+/* The supplier order id is "SO-" || id. Left out: orders a completed
+ * workflow's result names (row_lost_restock reports those), and orders of
+ * a running workflow or of a failed one's unfinished step (see
+ * OPEN_STEP_KEYS). */
 static const char sql_extra[] =
     "SELECT s.id, s.idempotency_key, s.product_id, s.quantity FROM ledger.supplier_orders s"
     " WHERE 'SO-' || s.id NOT IN (SELECT supplier_order_id FROM app.restocks)"
     " AND 'SO-' || s.id NOT IN (SELECT json_extract(result, '$.supplier_order_id')"
     "   FROM main.workflows WHERE status = 'completed'"
     "   AND json_extract(result, '$.supplier_order_id') IS NOT NULL)"
+    " AND s.id NOT IN (SELECT l.id FROM (" OPEN_STEP_KEYS ") k"
+    "   JOIN ledger.supplier_orders l ON " LEDGER_KEY_IS_K ")"
     " ORDER BY s.id";
 
 static void row_missing(struct chk *c, sqlite3_stmt *st)
 {
-	const char *key = col(st, 0), *so = col(st, 1), *product = col(st, 2);
+	const char *key = col(st, 0), *so = col(st, 1), *product = col(st, 2), *lkey = col(st, 6);
 	long long qty = sqlite3_column_int64(st, 3);
+	json_t *wfs = key_workflows(key), *other = key_workflows(lkey);
 
 	if (sqlite3_column_type(st, 4) == SQLITE_NULL)
-		add(c, K_MISSING, key_workflows(key),
+		add(c, K_MISSING, wfs,
 		    "restock %s names supplier order %s, which the supplier never recorded", key,
 		    so);
-	else
-		add(c, K_MISSING, key_workflows(key),
+	else if (strcmp(product, col(st, 4)) != 0 || qty != sqlite3_column_int64(st, 5))
+		add(c, K_MISSING, wfs,
 		    "restock %s credited %lld units of product %s for supplier order %s, which the "
 		    "supplier recorded as %lld units of product %s",
 		    key, qty, product, so, (long long)sqlite3_column_int64(st, 5), col(st, 4));
+	else {
+		json_array_extend(wfs, other);
+		add(c, K_MISSING, wfs,
+		    "restock %s credits supplier order %s, which the supplier recorded under key "
+		    "%s: that key's order, not this one's",
+		    key, so, lkey);
+	}
+	json_decref(other);
 }
 
-/* The ledger row by its primary key: "SO-<id>" parsed back, and checked
- * to print the same (so "SO-01" or "X" find nothing). */
+/* The ledger row l of restock k, by its primary key: "SO-<id>" parsed
+ * back, and checked to print the same (so "SO-01" or "X" find nothing).
+ * It must hold the restock's product and quantity, under the restock's
+ * key: another key's order of the same size is not this credit's. A
+ * supplier order credited under several keys is "duplicated"
+ * (sql_dup_credit), and its keys are not counted again here. */
 static const char sql_missing[] =
-    "SELECT DISTINCT r.key, r.supplier_order_id, r.product_id, r.quantity,"
-    " s.product_id, s.quantity"
-    " FROM app.restocks r LEFT JOIN ledger.supplier_orders s"
-    "   ON s.id = CAST(substr(r.supplier_order_id, 4) AS INTEGER)"
-    "   AND 'SO-' || s.id = r.supplier_order_id"
-    " WHERE s.id IS NULL OR s.product_id IS NOT r.product_id OR s.quantity IS NOT r.quantity"
-    " ORDER BY r.supplier_order_id, r.key";
+    "SELECT DISTINCT k.key, k.supplier_order_id, k.product_id, k.quantity,"
+    " l.product_id, l.quantity, l.idempotency_key"
+    " FROM app.restocks k LEFT JOIN ledger.supplier_orders l"
+    "   ON l.id = CAST(substr(k.supplier_order_id, 4) AS INTEGER)"
+    "   AND 'SO-' || l.id = k.supplier_order_id"
+    " WHERE l.id IS NULL OR l.product_id IS NOT k.product_id OR l.quantity IS NOT k.quantity"
+    " OR (NOT " LEDGER_KEY_IS_K " AND k.supplier_order_id NOT IN (SELECT supplier_order_id"
+    "   FROM app.restocks GROUP BY supplier_order_id HAVING count(DISTINCT key) > 1))"
+    " ORDER BY k.supplier_order_id, k.key";
 
 static void row_stock(struct chk *c, sqlite3_stmt *st)
 {
@@ -478,9 +591,11 @@ static const struct {
 	const char *sql;
 	row_fn fn;
 } queries[] = {
-    {"finding unfinished workflows", sql_stuck, row_stuck},
+    {"finding stuck workflows", sql_stuck, row_stuck},
+    {"listing running workflows", sql_running, row_running},
     {"finding lost orders", sql_lost_order, row_lost_order},
     {"finding lost restocks", sql_lost_restock, row_lost_restock},
+    {"finding failed workflows with effects", sql_failed_effects, row_failed_effects},
     {"finding duplicated orders", sql_dup_order, row_dup_order},
     {"finding duplicated restocks", sql_dup_key, row_dup_key},
     {"finding supplier orders credited twice", sql_dup_credit, row_dup_credit},
@@ -495,6 +610,7 @@ static const struct {
 
 static void row_totals_state(struct chk *c, sqlite3_stmt *st)
 {
+	c->running = sqlite3_column_int64(st, 0);
 	json_object_set_new(c->totals, "workflows",
 	                    json_pack("{s:I, s:I, s:I}", "running",
 	                              (json_int_t)sqlite3_column_int64(st, 0), "completed",
@@ -515,8 +631,8 @@ static void row_totals_ledger(struct chk *c, sqlite3_stmt *st)
 	                    json_integer(sqlite3_column_int64(st, 0)));
 }
 
-/* In the order state, app, ledger: each file's snapshot is taken by its
- * first read (see the top of the file). */
+/* The totals of each file, in the order state, app, ledger, once run()
+ * has taken the three snapshots. */
 static const struct {
 	const char *what;
 	const char *sql;
@@ -683,11 +799,17 @@ static int open_all(struct chk *c)
 
 /* ---- the report ------------------------------------------------------------------- */
 
+/* Each file's snapshot is taken by its first read, its schema version:
+ * the three back to back, before any query that takes time, so that no
+ * workflow can start, run and apply an effect between them (see the top
+ * of the file). */
 static int run(struct chk *c)
 {
 	for (int i = 0; i < DB_N; i++)
-		if (schema_check(c, i) != 0 ||
-		    each_row(c, first_reads[i].what, first_reads[i].sql, first_reads[i].fn) != 0)
+		if (schema_check(c, i) != 0)
+			return -1;
+	for (int i = 0; i < DB_N; i++)
+		if (each_row(c, first_reads[i].what, first_reads[i].sql, first_reads[i].fn) != 0)
 			return -1;
 	for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++)
 		if (each_row(c, queries[i].what, queries[i].sql, queries[i].fn) != 0)
@@ -698,15 +820,30 @@ static int run(struct chk *c)
 	return 0;
 }
 
+/* The report (NEW) from what run() found. */
+static json_t *report_of(const struct chk *c)
+{
+	json_t *counts = json_object();
+	long long total = 0;
+
+	for (int k = 0; k < K_N; k++) {
+		json_object_set_new(counts, kind_names[k], json_integer(c->count[k]));
+		total += c->count[k];
+	}
+	return json_pack("{s:b, s:b, s:o, s:O, s:O, s:O}", "ok", total == 0 && c->running == 0,
+	                 "quiescent", c->running == 0, "counts", counts, "violations",
+	                 c->violations, "running_workflows", c->running_wf, "totals", c->totals);
+}
+
 json_t *check_run(const char *state_db, const char *app_db, const char *supplier_db, char *err,
                   size_t errlen)
 {
 	struct chk c = {.path = {state_db, app_db, supplier_db}, .err = err, .errlen = errlen};
-	json_t *report = NULL, *counts;
-	long long total = 0;
+	json_t *report = NULL;
 	int rc = -1;
 
 	c.violations = json_array();
+	c.running_wf = json_array();
 	c.totals = json_object();
 	if (open_all(&c) != 0)
 		goto out;
@@ -714,17 +851,11 @@ json_t *check_run(const char *state_db, const char *app_db, const char *supplier
 		goto out;
 	rc = run(&c);
 	sqlite3_exec(c.db, rc == 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
-	if (rc != 0)
-		goto out;
-	counts = json_object();
-	for (int k = 0; k < K_N; k++) {
-		json_object_set_new(counts, kind_names[k], json_integer(c.count[k]));
-		total += c.count[k];
-	}
-	report = json_pack("{s:b, s:o, s:O, s:O}", "ok", total == 0, "counts", counts, "violations",
-	                   c.violations, "totals", c.totals);
+	if (rc == 0)
+		report = report_of(&c);
 out:
 	json_decref(c.violations);
+	json_decref(c.running_wf);
 	json_decref(c.totals);
 	db_close(c.db);
 	return report;
@@ -739,21 +870,13 @@ static long long count_of(const json_t *obj, const char *key)
 	return json_is_integer(v) ? (long long)json_integer_value(v) : 0;
 }
 
-void check_print(const json_t *report, FILE *out)
+/* The violation lines; counts in listed[] those of each kind. */
+static void print_violations(const json_t *report, long long listed[K_N], FILE *out)
 {
-	const json_t *counts = json_object_get(report, "counts");
-	const json_t *totals = json_object_get(report, "totals");
-	const json_t *wfs = json_object_get(totals, "workflows");
-	const json_t *violations = json_object_get(report, "violations"), *v;
-	long long listed[K_N] = {0}, total = 0;
-	const char *sep = "";
+	const json_t *v;
 	size_t i;
 
-	if (!json_is_object(counts)) {
-		fprintf(out, "check: no report\n");
-		return;
-	}
-	json_array_foreach(violations, i, v)
+	json_array_foreach(json_object_get(report, "violations"), i, v)
 	{
 		const char *kind = json_string_value(json_object_get(v, "kind"));
 		const char *msg = json_string_value(json_object_get(v, "message"));
@@ -763,6 +886,29 @@ void check_print(const json_t *report, FILE *out)
 			if (kind != NULL && strcmp(kind, kind_names[k]) == 0)
 				listed[k]++;
 	}
+}
+
+/* The running workflows, listed like violations but not counted as any. */
+static void print_running(const json_t *report, long long running, FILE *out)
+{
+	const json_t *wfs = json_object_get(report, "running_workflows"), *v;
+	size_t i;
+
+	json_array_foreach(wfs, i, v)
+	{
+		fprintf(out, "  running  workflow %s is still running\n", json_string_value(v));
+	}
+	if (json_is_array(wfs) && running > (long long)json_array_size(wfs))
+		fprintf(out, "  running  ... and %lld more not listed\n",
+		        running - (long long)json_array_size(wfs));
+}
+
+/* "... and N more" for each kind with more than it lists; returns the
+ * number of violations. */
+static long long print_not_listed(const json_t *counts, const long long listed[K_N], FILE *out)
+{
+	long long total = 0;
+
 	for (int k = 0; k < K_N; k++) {
 		long long n = count_of(counts, kind_names[k]);
 
@@ -771,16 +917,15 @@ void check_print(const json_t *report, FILE *out)
 			        n - listed[k]);
 		total += n;
 	}
-	if (total == 0 && json_is_true(json_object_get(report, "ok"))) {
-		fprintf(
-		    out,
-		    "check: OK — %lld workflows (%lld completed, %lld failed), %lld orders, "
-		    "%lld restocks, %lld supplier orders; no violation\n",
-		    count_of(wfs, "running") + count_of(wfs, "completed") + count_of(wfs, "failed"),
-		    count_of(wfs, "completed"), count_of(wfs, "failed"), count_of(totals, "orders"),
-		    count_of(totals, "restocks"), count_of(totals, "supplier_orders"));
-		return;
-	}
+	return total;
+}
+
+static void print_failed(const json_t *counts, const json_t *totals, long long total, FILE *out)
+{
+	const json_t *wfs = json_object_get(totals, "workflows");
+	long long running = count_of(wfs, "running");
+	const char *sep = "";
+
 	fprintf(out, "counts:");
 	for (int k = 0; k < K_N; k++)
 		fprintf(out, "%s %s %lld", k ? "," : "", kind_names[k],
@@ -788,10 +933,10 @@ void check_print(const json_t *report, FILE *out)
 	fprintf(out,
 	        "\ntotals: %lld workflows (%lld running, %lld completed, %lld failed), %lld "
 	        "orders, %lld restocks, %lld supplier orders, %lld products\n",
-	        count_of(wfs, "running") + count_of(wfs, "completed") + count_of(wfs, "failed"),
-	        count_of(wfs, "running"), count_of(wfs, "completed"), count_of(wfs, "failed"),
-	        count_of(totals, "orders"), count_of(totals, "restocks"),
-	        count_of(totals, "supplier_orders"), count_of(totals, "products"));
+	        running + count_of(wfs, "completed") + count_of(wfs, "failed"), running,
+	        count_of(wfs, "completed"), count_of(wfs, "failed"), count_of(totals, "orders"),
+	        count_of(totals, "restocks"), count_of(totals, "supplier_orders"),
+	        count_of(totals, "products"));
 	fprintf(out, "check: FAILED — %lld violation%s:", total, total == 1 ? "" : "s");
 	for (int k = 0; k < K_N; k++) {
 		long long n = count_of(counts, kind_names[k]);
@@ -801,5 +946,39 @@ void check_print(const json_t *report, FILE *out)
 		fprintf(out, "%s %lld %s", sep, n, kind_names[k]);
 		sep = ",";
 	}
+	if (running > 0)
+		fprintf(out, "; %lld workflow%s still running", running, running == 1 ? "" : "s");
 	fprintf(out, "\n");
+}
+
+void check_print(const json_t *report, FILE *out)
+{
+	const json_t *counts = json_object_get(report, "counts");
+	const json_t *totals = json_object_get(report, "totals");
+	const json_t *wfs = json_object_get(totals, "workflows");
+	long long listed[K_N] = {0}, total, running = count_of(wfs, "running");
+	long long all = running + count_of(wfs, "completed") + count_of(wfs, "failed");
+
+	if (!json_is_object(counts)) {
+		fprintf(out, "check: no report\n");
+		return;
+	}
+	print_violations(report, listed, out);
+	print_running(report, running, out);
+	total = print_not_listed(counts, listed, out);
+	if (total > 0 || (running == 0 && !json_is_true(json_object_get(report, "ok"))))
+		print_failed(counts, totals, total, out);
+	else if (running > 0)
+		fprintf(out,
+		        "check: NOT QUIESCENT — %lld workflow%s still running (of %lld), no "
+		        "violation so far; check again once none runs (idemctl check --wait "
+		        "SECONDS)\n",
+		        running, running == 1 ? "" : "s", all);
+	else
+		fprintf(out,
+		        "check: OK — %lld workflows (%lld completed, %lld failed), %lld orders, "
+		        "%lld restocks, %lld supplier orders; no violation\n",
+		        all, count_of(wfs, "completed"), count_of(wfs, "failed"),
+		        count_of(totals, "orders"), count_of(totals, "restocks"),
+		        count_of(totals, "supplier_orders"));
 }

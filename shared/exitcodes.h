@@ -14,6 +14,8 @@ enum idem_exit {
 	IDEM_EXIT_FAULT = 5,   /* idem-supplier died on purpose: a planned fault
 	                          (record the order, then die before answering);
 	                          the supervisor respawns it at once */
+	IDEM_EXIT_NOT_QUIESCENT = 6, /* idemctl check: no violation, but workflows
+	                                still run (a later check may differ) */
 };
 
 #endif

@@ -11,7 +11,10 @@
  * Exit codes (shared/exitcodes.h), also in --help:
  *   0 ok; 1 the workflow failed (wait), an invariant is violated (check)
  *   or the server refused the request; 2 usage error, or the supervisor
- *   (check --offline: a database) cannot be reached; 3 wait timed out. */
+ *   (check --offline: a database) cannot be reached; 3 wait timed out;
+ *   6 check found no violation but some workflow still runs, so its
+ *   verdict is not final (4 and 5 are the supervisor's and the
+ *   supplier's, see exitcodes.h). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -84,11 +87,14 @@ static const char usage_text[] =
     "  stock get PRODUCT\n"
     "  stock set PRODUCT N [--reason TEXT]\n"
     "                   read or set a product's stock in the app DB\n"
-    "  check [--offline]\n"
+    "  check [--offline] [--wait SECONDS]\n"
     "                   verify that nothing was lost or applied twice and that\n"
     "                   the stocks add up (see the supervisor's GET /v1/check);\n"
-    "                   --offline reads DATABASE, STATE_DATABASE and\n"
-    "                   SUPPLIER_DATABASE itself (--database PATH, ...)\n"
+    "                   workflows still running are listed, and the verdict is\n"
+    "                   final only once none runs: --wait first waits for that\n"
+    "                   (as wait --all); --offline reads DATABASE,\n"
+    "                   STATE_DATABASE and SUPPLIER_DATABASE itself (--database\n"
+    "                   PATH, ...)\n"
     "Every command accepts --namespace NS (default: NAMESPACE; list: all).\n"
     "\n"
     "Options (before the command):\n"
@@ -107,6 +113,8 @@ static const char usage_text[] =
     "  2  usage error, or the supervisor cannot be reached (check --offline: a\n"
     "     database cannot be opened or read; check: the supervisor could not check)\n"
     "  3  wait: the timeout passed with the workflow still running\n"
+    "  6  check: not quiescent: no violation, but workflows still run (also\n"
+    "     when check --wait timed out); a violation (1) wins over it\n"
     "wait --all exits 0 once no workflow is running, even when some failed\n"
     "(see idemctl list --status failed).\n";
 
@@ -1648,22 +1656,75 @@ static int check_offline(struct ctl *c, json_t **report)
 	return 0;
 }
 
-/* Exits 0 when every invariant holds, 1 when one is violated. */
+/* Waits (GET /v1/wait) until no workflow runs or wait_ms passes; says so
+ * when it passes, and the check runs either way. Returns 0, or the exit
+ * code when the supervisor cannot be asked. */
+static int check_wait(struct ctl *c, int wait_ms)
+{
+	char path[64], dur[32];
+	json_t *doc = NULL;
+	long long running;
+	int rc;
+
+	snprintf(path, sizeof(path), "/v1/wait?timeout=%dms", wait_ms);
+	if ((rc = get_json(c, path, wait_ms, &doc)) != 0)
+		return rc;
+	running = jint(doc, "running", 0);
+	json_decref(doc);
+	if (running > 0) {
+		fmt_dur(wait_ms, dur, sizeof(dur));
+		(void)fail(
+		    IDEM_EXIT_NOT_QUIESCENT,
+		    "check: timed out after %s with %lld workflow%s still running; checking anyway",
+		    dur, running, running == 1 ? "" : "s");
+	}
+	return 0;
+}
+
+/* 1 when an invariant is violated: the checker leaves out what a running
+ * workflow may still finish, so a violation is one even while others
+ * run. Else 6 while some workflow runs, 0 when none does. */
+static int check_verdict(const json_t *report)
+{
+	const json_t *running = json_object_get(json_object_get(report, "totals"), "workflows");
+	json_t *counts = json_object_get(report, "counts"), *n;
+	const char *kind;
+
+	json_object_foreach(counts, kind, n)
+	{
+		if (json_integer_value(n) > 0)
+			return IDEM_EXIT_FAIL;
+	}
+	if (jint(running, "running", 0) > 0)
+		return IDEM_EXIT_NOT_QUIESCENT;
+	return json_is_true(json_object_get(report, "ok")) ? IDEM_EXIT_OK : IDEM_EXIT_FAIL;
+}
+
+/* Exits 0 when every invariant holds and no workflow runs, 1 when one is
+ * violated, 6 when none is but some workflow still runs. */
 static int cmd_check(struct ctl *c, int argc, char **argv)
 {
-	int offline = 0, npos, rc;
-	const char *pos[1];
-	const struct opt opts[] = {{"--offline", NULL, &offline}, {NULL, NULL, NULL}};
+	int offline = 0, npos, rc, wait_ms = 0;
+	const char *wait = NULL, *pos[1];
+	const struct opt opts[] = {
+	    {"--offline", NULL, &offline}, {"--wait", &wait, NULL}, {NULL, NULL, NULL}};
 	json_t *report = NULL;
 
 	if ((rc = parse_args("check", argc, argv, opts, pos, 0, &npos)) != 0 ||
+	    (wait && (rc = parse_timeout("check: ", "--wait", wait, 0, &wait_ms)) != 0))
+		return rc;
+	if (wait && offline)
+		return fail(IDEM_EXIT_USAGE,
+		            "check: --wait needs the supervisor (it waits through GET /v1/wait); "
+		            "drop --offline, or drop --wait to check the files as they are");
+	if ((wait && (rc = check_wait(c, wait_ms)) != 0) ||
 	    (rc = offline ? check_offline(c, &report) : check_online(c, &report)) != 0)
 		return rc;
 	if (c->json)
 		print_json(report);
 	else
 		check_print(report, stdout);
-	rc = json_is_true(json_object_get(report, "ok")) ? IDEM_EXIT_OK : IDEM_EXIT_FAIL;
+	rc = check_verdict(report);
 	json_decref(report);
 	return rc;
 }

@@ -2,8 +2,9 @@
  * state DB through store_open(), the app DB through appdb_open() (seeded
  * 123456:1000), the supplier's ledger with its schema. Each test models
  * what a run leaves behind — the seed's clean run, a naive retry, a lost
- * effect, a stuck workflow — and asserts the exact counts and what the
- * messages name. */
+ * effect, a stuck or still running workflow, a failed one whose effect
+ * was applied, credits swapped between keys — and asserts the exact
+ * counts and what the messages name. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -142,6 +143,15 @@ static void supplier(struct fx *f, const char *key, long qty)
 	    key, qty);
 }
 
+/* A step of workflow id: which activity it ran and how it ended. */
+static void step(struct fx *f, const char *id, int seq, const char *activity, const char *status)
+{
+	sql(store_db(f->store),
+	    "INSERT INTO steps(wf, seq, activity, input, status, attempt, next_attempt_at)"
+	    " VALUES((SELECT id FROM workflows WHERE workflow_id = %Q), %d, %Q, '{}', %Q, 1, 0)",
+	    id, seq, activity, status);
+}
+
 #define A12_RESULT                                                                                 \
 	"{\"stock_after_order\":1,\"restocked\":true,\"supplier_order_id\":\"SO-1\","              \
 	"\"restock_quantity\":1000,\"final_stock\":1001}"
@@ -172,23 +182,32 @@ static long long count(const json_t *r, const char *kind)
 	return (long long)json_integer_value(json_object_get(json_object_get(r, "counts"), kind));
 }
 
-/* Asserts every count, in check.h's order. */
-static void expect_counts(const json_t *r, long long stuck, long long lost, long long dup,
-                          long long unexpected, long long extra, long long missing, long long stock,
-                          long long integrity)
+/* totals.workflows.running */
+static long long running(const json_t *r)
+{
+	return (long long)json_integer_value(
+	    json_object_get(json_object_get(json_object_get(r, "totals"), "workflows"), "running"));
+}
+
+/* Asserts every count, in check.h's order, and that "ok" says whether
+ * all are 0 with no workflow running. */
+static void expect_counts(const json_t *r, long long stuck, long long lost, long long failed,
+                          long long dup, long long unexpected, long long extra, long long missing,
+                          long long stock, long long integrity)
 {
 	const char *kinds[] = {"stuck",
 	                       "lost",
+	                       "failed_with_effects",
 	                       "duplicated",
 	                       "unexpected",
 	                       "extra_supplier_orders",
 	                       "missing_supplier_orders",
 	                       "stock_mismatch",
 	                       "integrity"};
-	long long want[] = {stuck, lost, dup, unexpected, extra, missing, stock, integrity};
+	long long want[] = {stuck, lost, failed, dup, unexpected, extra, missing, stock, integrity};
 	long long total = 0, listed = 0;
 
-	for (size_t i = 0; i < 8; i++) {
+	for (size_t i = 0; i < 9; i++) {
 		if (count(r, kinds[i]) != want[i]) {
 			char *text = json_dumps(r, JSON_INDENT(2));
 			fail_msg("%s: %lld, expected %lld\n%s", kinds[i], count(r, kinds[i]),
@@ -197,7 +216,7 @@ static void expect_counts(const json_t *r, long long stuck, long long lost, long
 		total += want[i];
 		listed += want[i] < CHECK_MAX_LISTED ? want[i] : CHECK_MAX_LISTED;
 	}
-	assert_int_equal(json_is_true(json_object_get(r, "ok")), total == 0);
+	assert_int_equal(json_is_true(json_object_get(r, "ok")), total == 0 && running(r) == 0);
 	assert_int_equal(json_array_size(json_object_get(r, "violations")), listed);
 }
 
@@ -277,7 +296,7 @@ static void test_seed_run_is_clean(void **state)
 	assert_int_equal(appdb_stock_get(f->app, "123456", &stock, err, sizeof(err)), 1);
 	assert_int_equal(stock, 1001);
 	r = run_check(f);
-	expect_counts(r, 0, 0, 0, 0, 0, 0, 0, 0);
+	expect_counts(r, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 	assert_int_equal(total(r, "orders"), 1);
 	assert_int_equal(total(r, "restocks"), 1);
 	assert_int_equal(total(r, "supplier_orders"), 1);
@@ -286,6 +305,8 @@ static void test_seed_run_is_clean(void **state)
 	    json_integer_value(json_object_get(
 	        json_object_get(json_object_get(r, "totals"), "workflows"), "completed")),
 	    1);
+	assert_true(json_is_true(json_object_get(r, "quiescent")));
+	assert_int_equal(json_array_size(json_object_get(r, "running_workflows")), 0);
 	expect_printed(r, "check: OK — 1 workflows (1 completed, 0 failed), 1 orders, 1 restocks, "
 	                  "1 supplier orders; no violation\n");
 	json_decref(r);
@@ -297,7 +318,7 @@ static void test_empty_is_clean(void **state)
 	struct fx *f = *state;
 	json_t *r = run_check(f);
 
-	expect_counts(r, 0, 0, 0, 0, 0, 0, 0, 0);
+	expect_counts(r, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 	json_decref(r);
 }
 
@@ -313,7 +334,7 @@ static void test_duplicated_order(void **state)
 	seed_run(f);
 	order(f, "A12", 999, "default/A12");
 	r = run_check(f);
-	expect_counts(r, 0, 0, 1, 0, 0, 0, 1, 0);
+	expect_counts(r, 0, 0, 0, 1, 0, 0, 0, 1, 0);
 	v = find(r, "duplicated", "order A12 applied 2 times (workflows default/A12)");
 	expect_workflows(v, "default/A12", NULL);
 	find(r, "stock_mismatch",
@@ -339,7 +360,7 @@ static void test_duplicated_restock(void **state)
 	supplier(f, "default/A12/1/attempt-2", 1000);
 	restock(f, "default/A12/1", 1000, "SO-2");
 	r = run_check(f);
-	expect_counts(r, 0, 0, 1, 0, 0, 0, 1, 0);
+	expect_counts(r, 0, 0, 0, 1, 0, 0, 0, 1, 0);
 	expect_workflows(find(r, "duplicated",
 	                      "restock key default/A12/1 credited 2 times (supplier orders "
 	                      "SO-1, SO-2)"),
@@ -359,7 +380,7 @@ static void test_supplier_order_credited_twice(void **state)
 	order(f, "B2", 1, "default/B2");
 	restock(f, "default/B2/1", 1000, "SO-1");
 	r = run_check(f);
-	expect_counts(r, 0, 0, 1, 0, 0, 0, 0, 0);
+	expect_counts(r, 0, 0, 0, 1, 0, 0, 0, 0, 0);
 	expect_workflows(find(r, "duplicated",
 	                      "supplier order SO-1 credited under 2 restock keys (default/A12/1, "
 	                      "default/B2/1)"),
@@ -375,7 +396,7 @@ static void test_lost_order(void **state)
 	seed_run(f);
 	workflow(f, "B1", "completed", "B1", 5, "{\"restocked\":false}", NULL);
 	r = run_check(f);
-	expect_counts(r, 0, 1, 0, 0, 0, 0, 0, 0);
+	expect_counts(r, 0, 1, 0, 0, 0, 0, 0, 0, 0);
 	expect_workflows(
 	    find(r, "lost", "workflow default/B1 completed but its order B1 was never applied"),
 	    "default/B1", NULL);
@@ -391,7 +412,7 @@ static void test_lost_order_of_other_workflow(void **state)
 	seed_run(f);
 	workflow(f, "B1", "completed", "A12", 999, "{\"restocked\":false}", NULL);
 	r = run_check(f);
-	expect_counts(r, 0, 1, 0, 0, 0, 0, 0, 0);
+	expect_counts(r, 0, 1, 0, 0, 0, 0, 0, 0, 0);
 	expect_workflows(find(r, "lost",
 	                      "workflow default/B1 completed but its order A12 was applied only "
 	                      "for workflow default/A12"),
@@ -410,31 +431,213 @@ static void test_lost_restock(void **state)
 	order(f, "A12", 999, "default/A12");
 	supplier(f, "default/A12/1", 1000);
 	r = run_check(f);
-	expect_counts(r, 0, 1, 0, 0, 0, 0, 0, 0);
+	expect_counts(r, 0, 1, 0, 0, 0, 0, 0, 0, 0);
 	find(r, "lost",
 	     "workflow default/A12 completed with supplier order SO-1 but no restock "
 	     "credits it");
 	json_decref(r);
 }
 
+/* Stuck: a workflow no program will move on and that does not say why. A
+ * running one is not stuck (test_running_is_not_stuck). */
 static void test_stuck(void **state)
 {
 	struct fx *f = *state;
 	json_t *r;
 
 	seed_run(f);
-	workflow(f, "C3", "running", "C3", 1, NULL, NULL);
 	workflow(f, "X", "failed", "X", 1, NULL, NULL);
 	workflow(f, "Y", "failed", "Y", 1, NULL, "UnknownProduct: unknown product");
+	workflow(f, "Z", "paused", "Z", 1, NULL, NULL);
 	r = run_check(f);
-	expect_counts(r, 2, 0, 0, 0, 0, 0, 0, 0);
-	expect_workflows(find(r, "stuck", "workflow default/C3 is still running"), "default/C3",
+	expect_counts(r, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+	expect_workflows(find(r, "stuck", "failed workflow default/X has no error"), "default/X",
 	                 NULL);
-	find(r, "stuck", "failed workflow default/X has no error");
-	assert_int_equal(
-	    json_integer_value(json_object_get(
-	        json_object_get(json_object_get(r, "totals"), "workflows"), "running")),
-	    1);
+	find(r, "stuck",
+	     "workflow default/Z has status \"paused\" (expected running, completed or failed)");
+	json_decref(r);
+}
+
+/* A workflow still running is reported as running, not as a violation:
+ * the check is not final ("ok" false, "quiescent" false) until none runs.
+ * C3's supplier order has no restock yet: its credit is on the way, so
+ * it is not an extra supplier order either. */
+static void test_running_is_not_stuck(void **state)
+{
+	struct fx *f = *state;
+	json_t *r, *wfs;
+	char *text;
+
+	seed_run(f);
+	workflow(f, "C3", "running", "C3", 1, NULL, NULL);
+	step(f, "C3", 0, "update_inventory", "completed");
+	step(f, "C3", 1, "supplier_order", "running");
+	order(f, "C3", 1, "default/C3");
+	supplier(f, "default/C3/1", 1000);
+	r = run_check(f);
+	expect_counts(r, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+	assert_false(json_is_true(json_object_get(r, "ok")));
+	assert_true(json_is_false(json_object_get(r, "quiescent")));
+	assert_int_equal(running(r), 1);
+	wfs = json_object_get(r, "running_workflows");
+	assert_int_equal(json_array_size(wfs), 1);
+	assert_string_equal(json_string_value(json_array_get(wfs, 0)), "default/C3");
+	text = printed(r);
+	assert_non_null(strstr(text, "  running  workflow default/C3 is still running\n"));
+	assert_non_null(strstr(text, "check: NOT QUIESCENT — 1 workflow still running (of 2), "
+	                             "no violation so far"));
+	assert_null(strstr(text, "stuck  "));
+	free(text);
+	json_decref(r);
+}
+
+/* Running workflows are listed up to CHECK_MAX_LISTED, then counted. */
+static void test_many_running(void **state)
+{
+	struct fx *f = *state;
+	json_t *r;
+	char *text;
+
+	sql(store_db(f->store),
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250)"
+	    " INSERT INTO workflows(namespace, workflow_id, type, input, status, created_at)"
+	    " SELECT 'default', 'R' || i, 'inventory', '{}', 'running', 1 FROM n");
+	r = run_check(f);
+	expect_counts(r, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+	assert_int_equal(json_array_size(json_object_get(r, "running_workflows")),
+	                 CHECK_MAX_LISTED);
+	text = printed(r);
+	assert_non_null(strstr(text, "  running  workflow default/R100 is still running\n"));
+	assert_null(strstr(text, "default/R101 "));
+	assert_non_null(strstr(text, "  running  ... and 150 more not listed\n"));
+	assert_non_null(
+	    strstr(text, "check: NOT QUIESCENT — 250 workflows still running (of 250)"));
+	free(text);
+	json_decref(r);
+}
+
+/* A failed workflow whose failing step applied its effect: the client is
+ * told "failed" while its order went through. E1 failed on its last
+ * attempt after an earlier one applied the order (an error after the
+ * effect); N1 is the naive retry refused with InsufficientStock after its
+ * first attempt committed. The clean failures are not reported: I1
+ * refused with InsufficientStock (nothing applied), K1 refused because
+ * its order id belongs to A12, and P1 failed at step 1 after step 0
+ * completed (its order stands by its own history). */
+static void test_failed_with_effects(void **state)
+{
+	struct fx *f = *state;
+	const json_t *v;
+	json_t *r;
+	char *text;
+
+	seed_run(f);
+	workflow(f, "E1", "failed", "E1", 5, NULL,
+	         "activity update_inventory (step 0) failed after 3 attempts: InjectedError: "
+	         "injected error before the effect (fault plan)");
+	step(f, "E1", 0, "update_inventory", "failed");
+	order(f, "E1", 5, "default/E1");
+	workflow(f, "N1", "failed", "N1", 1, NULL,
+	         "activity update_inventory (step 0) failed after 2 attempts: InsufficientStock: "
+	         "insufficient stock");
+	step(f, "N1", 0, "update_inventory", "failed");
+	order(f, "N1", 1, "default/N1");
+	workflow(f, "I1", "failed", "I1", 5000, NULL,
+	         "activity update_inventory (step 0) failed after 1 attempt: InsufficientStock: "
+	         "insufficient stock");
+	step(f, "I1", 0, "update_inventory", "failed");
+	workflow(f, "K1", "failed", "A12", 999, NULL,
+	         "activity update_inventory (step 0) failed after 1 attempt: OrderConflict: "
+	         "order A12 was already applied by workflow default/A12");
+	step(f, "K1", 0, "update_inventory", "failed");
+	workflow(f, "P1", "failed", "P1", 2, NULL,
+	         "activity supplier_order (step 1) failed after 1 attempt: SupplierRejected: no");
+	step(f, "P1", 0, "update_inventory", "completed");
+	step(f, "P1", 1, "supplier_order", "failed");
+	order(f, "P1", 2, "default/P1");
+	r = run_check(f);
+	expect_counts(r, 0, 0, 2, 0, 0, 0, 0, 0, 0);
+	v = find(r, "failed_with_effects",
+	         "workflow default/E1 failed with effects applied: order E1; its error: activity "
+	         "update_inventory (step 0) failed after 3 attempts: InjectedError");
+	expect_workflows(v, "default/E1", NULL);
+	expect_workflows(find(r, "failed_with_effects",
+	                      "workflow default/N1 failed with effects applied: order N1;"),
+	                 "default/N1", NULL);
+	text = printed(r);
+	assert_non_null(strstr(text, "  failed_with_effects  workflow default/E1 failed with "
+	                             "effects applied: order E1;"));
+	assert_non_null(strstr(text, "check: FAILED — 2 violations: 2 failed_with_effects\n"));
+	free(text);
+	json_decref(r);
+}
+
+/* The supplier_order step failed after the supplier recorded its order:
+ * S1 even credited it (an error after the effect), S2's naive attempt 2
+ * recorded one that nothing credits. Each is reported once, as
+ * failed_with_effects naming the rows, not also as an extra supplier
+ * order; their orders stand (step 0 completed). */
+static void test_failed_with_supplier_effects(void **state)
+{
+	struct fx *f = *state;
+	const json_t *v;
+	json_t *r;
+
+	workflow(f, "S1", "failed", "S1", 999, NULL,
+	         "activity supplier_order (step 1) failed after 3 attempts: InjectedError: x");
+	step(f, "S1", 0, "update_inventory", "completed");
+	step(f, "S1", 1, "supplier_order", "failed");
+	order(f, "S1", 999, "default/S1");
+	supplier(f, "default/S1/1", 1000);
+	restock(f, "default/S1/1", 1000, "SO-1");
+	workflow(
+	    f, "S2", "failed", "S2", 1, NULL,
+	    "activity supplier_order (step 1) failed after 2 attempts: SupplierUnavailable: x");
+	step(f, "S2", 0, "update_inventory", "completed");
+	step(f, "S2", 1, "supplier_order", "failed");
+	order(f, "S2", 1, "default/S2");
+	supplier(f, "default/S2/1/attempt-2", 1000);
+	r = run_check(f);
+	expect_counts(r, 0, 0, 2, 0, 0, 0, 0, 0, 0);
+	v = find(r, "failed_with_effects",
+	         "workflow default/S1 failed with effects applied: restock default/S1/1 of "
+	         "supplier order SO-1; supplier order SO-1 (key default/S1/1); its error: "
+	         "activity supplier_order (step 1)");
+	expect_workflows(v, "default/S1", NULL);
+	find(r, "failed_with_effects",
+	     "workflow default/S2 failed with effects applied: supplier order SO-2 (key "
+	     "default/S2/1/attempt-2); its error:");
+	json_decref(r);
+}
+
+/* Credits swapped between two workflows' supplier orders of the same
+ * size: each restock names a supplier order the supplier recorded under
+ * the other key. Products and quantities agree; the keys do not. */
+static void test_restock_key_differs(void **state)
+{
+	struct fx *f = *state;
+	const json_t *v;
+	json_t *r;
+
+	workflow(f, "A", "completed", "A", 500,
+	         "{\"restocked\":true,\"supplier_order_id\":\"SO-2\"}", NULL);
+	workflow(f, "B", "completed", "B", 499,
+	         "{\"restocked\":true,\"supplier_order_id\":\"SO-1\"}", NULL);
+	order(f, "A", 500, "default/A");
+	order(f, "B", 499, "default/B");
+	supplier(f, "default/A/1", 1000);
+	supplier(f, "default/B/1", 1000);
+	restock(f, "default/A/1", 1000, "SO-2");
+	restock(f, "default/B/1", 1000, "SO-1");
+	r = run_check(f);
+	expect_counts(r, 0, 0, 0, 0, 0, 0, 2, 0, 0);
+	v = find(r, "missing_supplier_orders",
+	         "restock default/A/1 credits supplier order SO-2, which the supplier recorded "
+	         "under key default/B/1");
+	expect_workflows(v, "default/A", "default/B", NULL);
+	find(r, "missing_supplier_orders",
+	     "restock default/B/1 credits supplier order SO-1, which the supplier recorded under "
+	     "key default/A/1");
 	json_decref(r);
 }
 
@@ -453,7 +656,7 @@ static void test_extra_supplier_order(void **state)
 	supplier(f, "default/A12/1/attempt-2", 1000);
 	restock(f, "default/A12/1", 1000, "SO-2");
 	r = run_check(f);
-	expect_counts(r, 0, 0, 0, 0, 1, 0, 0, 0);
+	expect_counts(r, 0, 0, 0, 0, 0, 1, 0, 0, 0);
 	v = find(r, "extra_supplier_orders",
 	         "supplier order SO-1 (key default/A12/1/attempt-1) has no restock");
 	expect_workflows(v, "default/A12", NULL);
@@ -462,7 +665,7 @@ static void test_extra_supplier_order(void **state)
 	/* One more, no workflow names it: SO-3. */
 	supplier(f, "default/A12/1/attempt-3", 1000);
 	r = run_check(f);
-	expect_counts(r, 0, 0, 0, 0, 2, 0, 0, 0);
+	expect_counts(r, 0, 0, 0, 0, 0, 2, 0, 0, 0);
 	find(r, "extra_supplier_orders", "supplier order SO-3 (key default/A12/1/attempt-3)");
 	expect_printed(r, "  extra_supplier_orders  supplier order SO-3 ");
 	json_decref(r);
@@ -478,7 +681,7 @@ static void test_missing_supplier_order(void **state)
 	order(f, "A12", 999, "default/A12");
 	restock(f, "default/A12/1", 1000, "SO-99");
 	r = run_check(f);
-	expect_counts(r, 0, 0, 0, 0, 0, 1, 0, 0);
+	expect_counts(r, 0, 0, 0, 0, 0, 0, 1, 0, 0);
 	expect_workflows(find(r, "missing_supplier_orders",
 	                      "restock default/A12/1 names supplier order SO-99, which the "
 	                      "supplier never recorded"),
@@ -496,7 +699,7 @@ static void test_supplier_order_differs(void **state)
 	supplier(f, "default/A12/1", 500);
 	restock(f, "default/A12/1", 1000, "SO-1");
 	r = run_check(f);
-	expect_counts(r, 0, 0, 0, 0, 0, 1, 0, 0);
+	expect_counts(r, 0, 0, 0, 0, 0, 0, 1, 0, 0);
 	find(r, "missing_supplier_orders",
 	     "restock default/A12/1 credited 1000 units of product 123456 for supplier order SO-1, "
 	     "which the supplier recorded as 500 units of product 123456");
@@ -515,14 +718,14 @@ static void test_adjustment_keeps_stock_invariant(void **state)
 	                 0);
 	assert_int_equal(appdb_stock_set(f->app, "777", 12, NULL, NULL, err, sizeof(err)), 0);
 	r = run_check(f);
-	expect_counts(r, 0, 0, 0, 0, 0, 0, 0, 0);
+	expect_counts(r, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 	assert_int_equal(total(r, "products"), 2);
 	json_decref(r);
 
 	/* A change behind the checker's back is not an adjustment. */
 	sql(f->app, "UPDATE products SET stock = 13 WHERE product_id = '777'");
 	r = run_check(f);
-	expect_counts(r, 0, 0, 0, 0, 0, 0, 1, 0);
+	expect_counts(r, 0, 0, 0, 0, 0, 0, 0, 1, 0);
 	find(r, "stock_mismatch",
 	     "product 777 has 13, expected 12 from its orders, restocks and "
 	     "adjustments (difference +1)");
@@ -539,7 +742,7 @@ static void test_unexpected(void **state)
 	supplier(f, "default/Q1/1", 1000);
 	restock(f, "default/Q1/1", 1000, "SO-2");
 	r = run_check(f);
-	expect_counts(r, 0, 0, 0, 2, 0, 0, 0, 0);
+	expect_counts(r, 0, 0, 0, 0, 2, 0, 0, 0, 0);
 	expect_workflows(find(r, "unexpected",
 	                      "order Q1 was applied for workflow default/Q1, which does not "
 	                      "exist"),
@@ -560,12 +763,12 @@ static void test_many_violations(void **state)
 	sql(store_db(f->store),
 	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250)"
 	    " INSERT INTO workflows(namespace, workflow_id, type, input, status, created_at)"
-	    " SELECT 'default', 'R' || i, 'inventory', '{}', 'running', 1 FROM n");
+	    " SELECT 'default', 'R' || i, 'inventory', '{}', 'failed', 1 FROM n");
 	r = run_check(f);
-	expect_counts(r, 250, 0, 0, 0, 0, 0, 0, 0);
+	expect_counts(r, 250, 0, 0, 0, 0, 0, 0, 0, 0);
 	text = printed(r);
-	assert_non_null(strstr(text, "  stuck  workflow default/R1 is still running\n"));
-	assert_non_null(strstr(text, "  stuck  workflow default/R100 is still running\n"));
+	assert_non_null(strstr(text, "  stuck  failed workflow default/R1 has no error\n"));
+	assert_non_null(strstr(text, "  stuck  failed workflow default/R100 has no error\n"));
 	assert_null(strstr(text, "default/R101 "));
 	assert_non_null(strstr(text, "  stuck  ... and 150 more not listed\n"));
 	assert_non_null(strstr(text, "check: FAILED — 250 violations: 250 stuck\n"));
@@ -640,6 +843,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_lost_order_of_other_workflow, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_restock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stuck, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_running_is_not_stuck, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_many_running, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_with_effects, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_with_supplier_effects, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_restock_key_differs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_extra_supplier_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_missing_supplier_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_supplier_order_differs, setup, teardown),

@@ -330,7 +330,7 @@ static void test_maximum_attempts_fail_with_last_error(void **state)
 	                       "--fault-seed=1",
 	                       "--fault-error-rate=1",
 	                       NULL};
-	json_t *wf;
+	json_t *wf, *report = NULL, *counts;
 	const char *err;
 
 	start(f, extra);
@@ -342,9 +342,16 @@ static void test_maximum_attempts_fail_with_last_error(void **state)
 	assert_non_null(strstr(err, "after 3 attempts"));
 	assert_non_null(strstr(err, "InjectedError"));
 	json_decref(wf);
-	/* Failed, not stuck; any order an error-after-effect applied was
-	 * applied once: the checker agrees. */
-	assert_true(check_ok(f, NULL));
+	/* Failed, not stuck. Attempt 2 applied the order before its
+	 * injected error, attempt 3 failed before the effect: the order
+	 * stands, once, while the workflow says it failed, and the checker
+	 * reports exactly that. */
+	assert_false(check_ok(f, &report));
+	counts = json_object_get(report, "counts");
+	assert_int_equal(json_integer_value(json_object_get(counts, "failed_with_effects")), 1);
+	assert_int_equal(json_integer_value(json_object_get(counts, "duplicated")), 0);
+	assert_int_equal(json_integer_value(json_object_get(counts, "stuck")), 0);
+	json_decref(report);
 	stop(f);
 	free(db);
 }

@@ -1,7 +1,8 @@
 /* test_idemctl.c — idemctl against a real idem-supervisor: every command's
  * output and exit code, the errors a person sees (refused requests, usage
- * errors, an unreachable supervisor), and a wait that times out while the
- * workers are stopped. The tests share one supervisor and run in order. */
+ * errors, an unreachable supervisor), and, while the workers are stopped,
+ * a wait that times out and a check that reports a running workflow. The
+ * tests share one supervisor and run in order. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -271,6 +272,7 @@ static void test_usage_errors(void **state)
 	      "list --status done");
 	check(IDEM_EXIT_USAGE, "err", "no command given", "");
 	check(IDEM_EXIT_OK, "out", "Exit codes:", "--help");
+	check(IDEM_EXIT_OK, "out", "6  check: not quiescent", "--help");
 	/* Nothing was started by any of them. */
 	check(0, "out", "no workflows", "list --status running");
 }
@@ -346,6 +348,38 @@ static void worker_pids(pid_t pids[2])
 	assert_true(pids[0] > 0 && pids[1] > 0);
 }
 
+/* C1 runs (its worker is stopped): check reports it as running, not as a
+ * violation, and exits 6 (not quiescent), also after --wait times out. */
+static void check_while_running(void)
+{
+	struct run r = ctl("check");
+	json_t *doc;
+
+	expect(&r, IDEM_EXIT_NOT_QUIESCENT, "out", "  running  workflow default/C1 is still running\n");
+	expect(&r, IDEM_EXIT_NOT_QUIESCENT, "out",
+	       "check: NOT QUIESCENT — 1 workflow still running (of 4), no violation so far");
+	assert_null(strstr(r.out, "stuck  "));
+	run_free(&r);
+	r = ctl("check --wait 300ms");
+	expect(&r, IDEM_EXIT_NOT_QUIESCENT, "err",
+	       "idemctl: check: timed out after 300ms with 1 workflow still running; checking "
+	       "anyway");
+	expect(&r, IDEM_EXIT_NOT_QUIESCENT, "out", "check: NOT QUIESCENT — 1 workflow still running");
+	run_free(&r);
+	r = ctl("--json check");
+	expect(&r, IDEM_EXIT_NOT_QUIESCENT, "out", NULL);
+	doc = json_loads(r.out, 0, NULL);
+	assert_true(json_is_false(json_object_get(doc, "ok")));
+	assert_true(json_is_false(json_object_get(doc, "quiescent")));
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(doc, "counts"), "stuck")), 0);
+	json_decref(doc);
+	run_free(&r);
+	check(IDEM_EXIT_USAGE, "err", "check: --wait needs the supervisor",
+	      "check --offline --wait 1");
+	check(IDEM_EXIT_USAGE, "err", "check: --wait soon is not a duration", "check --wait soon");
+}
+
 static void test_wait_timeout(void **state)
 {
 	pid_t pids[2];
@@ -365,12 +399,15 @@ static void test_wait_timeout(void **state)
 	      "wait --all --timeout 0.2");
 	check(0, "out", "step 0 update_inventory: running (attempt 1)", "show C1");
 	check(0, "out", "C1 step 0 update_inventory attempt 1", "stats");
+	check_while_running();
 	/* start --wait times out as wait does, after saying it started. */
 	r = ctl("start --order-id C2 --product-id 123456 --quantity 1 --wait 300ms");
 	expect(&r, IDEM_EXIT_TIMEOUT, "err", "timed out after 300ms: C2 is still running");
 	expect(&r, IDEM_EXIT_TIMEOUT, "out", "started C2 (namespace default)");
 	run_free(&r);
 	resume_workers();
+	/* --wait waits until none runs, then checks: the whole run adds up. */
+	check(0, "out", "check: OK — 5 workflows (4 completed, 1 failed)", "check --wait 30");
 	check(0, "out", "C1 completed", "wait C1");
 	check(0, "out", "C2 completed", "wait C2");
 	check(0, "out", "123456: 57\n", "stock get 123456");
