@@ -1004,6 +1004,8 @@ int engine_start(struct engine *e, const char *ns, const char *workflow_id, cons
 		         wf_type_names());
 		return 400;
 	}
+	if (wf_check_ids(type, ns, workflow_id, err, errlen) != 0)
+		return 400;
 	/* The conflict check compares what the client sent, not the defaults
 	 * that prepare() adds from the current config. */
 	asked = json_deep_copy(input);

@@ -30,6 +30,7 @@
 #include "clock.h"
 #include "config.h"
 #include "exitcodes.h"
+#include "inventory_input.h"
 #include "httpc.h"
 
 #define CTL_TIMEOUT_MS 10000 /* one HTTP exchange */
@@ -950,7 +951,7 @@ static int cmd_start(struct ctl *c, int argc, char **argv)
 	    (rc = need("start", order, "--order-id ID")) != 0 ||
 	    (rc = need("start", product, "--product-id ID")) != 0 ||
 	    (rc = need("start", qty, "--quantity N")) != 0 ||
-	    (rc = parse_number("start", "--quantity", qty, 1, 1000000000000LL, &quantity)) != 0 ||
+	    (rc = parse_number("start", "--quantity", qty, 1, INVENTORY_QUANTITY_MAX, &quantity)) != 0 ||
 	    (wait != NULL && (rc = parse_timeout("start: ", "--wait", wait, 1, &wait_ms)) != 0))
 		return rc;
 	if (wait_ms > 0)

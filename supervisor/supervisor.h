@@ -126,12 +126,18 @@ struct wf_ctx {
 
 typedef enum wf_outcome (*wf_fn)(struct wf_ctx *ctx);
 
+/* A workflow type. Rule (workflow.c, above the table of types): whatever
+ * its activities would refuse as invalid input is refused at start. */
 struct wf_type {
 	const char *name;
 	wf_fn run;
-	/* Checks a start request's input and fills defaults (config values
-	 * that must not change under replay are copied into it). */
+	/* Checks a start request's input (with the check its activities run)
+	 * and fills defaults (config values that must not change under replay
+	 * are copied into it). */
 	int (*prepare)(json_t *input, const struct idem_config *cfg, char *err, size_t errlen);
+	/* Checks what the workflow derives from its namespace and id (keys
+	 * it hands to its activities) against their limits; NULL: nothing. */
+	int (*check_ids)(const char *ns, const char *workflow_id, char *err, size_t errlen);
 };
 
 /* What the workflow code says about an activity: whether it heartbeats
@@ -150,6 +156,11 @@ const struct activity_options *activity_options_find(const char *name);
 const struct wf_type *wf_type_find(const char *name);
 /* "inventory" and so on, for error messages. */
 const char *wf_type_names(void);
+/* The check_ids() of type for a start of (ns, workflow_id): 0, or -1 with
+ * err naming the field, its limit and its length. 0 for an unknown type
+ * (engine_start refuses it). */
+int wf_check_ids(const char *type, const char *ns, const char *workflow_id, char *err,
+                 size_t errlen);
 
 /* Asks for activity `name` with input (STOLEN) as the next step.
  * Returns 1 with *result (BORROWED) when the step has completed; 0 when it

@@ -5,10 +5,12 @@
  * step, schedules a step it has not seen, and otherwise suspends the
  * workflow; so the function must decide only from its input and the
  * results it is handed (no clock, no randomness, no config reads). */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "inventory_input.h"
 #include "supervisor.h"
 #include "textbuf.h"
 
@@ -55,43 +57,52 @@ int step_status_parse(const char *name, enum step_status *out)
 
 /* ---- the inventory workflow (the seed's) -------------------------------- */
 
-/* Validates {order_id, product_id, quantity} and records the reorder
- * parameters in the input, so that a later change of REORDER_* in the
- * config cannot change what a replay decides. */
+/* supplier_order is step 1, after update_inventory: its key is
+ * "namespace/workflow_id/1". */
+#define INVENTORY_SUPPLIER_STEP 1
+
+/* Checks the input with the activities' own check (inventory_input.h)
+ * and records the reorder parameters in it, so that a later change of
+ * REORDER_* in the config cannot change what a replay decides. */
 static int inventory_prepare(json_t *input, const struct idem_config *cfg, char *err, size_t errlen)
 {
-	const char *order_id = NULL, *product_id = NULL;
-	json_int_t quantity = 0;
-	json_error_t jerr;
-
-	if (json_unpack_ex(input, &jerr, 0, "{s:s, s:s, s:I}", "order_id", &order_id, "product_id",
-	                   &product_id, "quantity", &quantity) != 0) {
-		snprintf(err, errlen,
-		         "input: %s (expected {\"order_id\": string, "
-		         "\"product_id\": string, \"quantity\": integer})",
-		         jerr.text);
+	if (inventory_input_check(input, INVENTORY_START, err, errlen) != 0)
 		return -1;
-	}
-	if (*order_id == '\0' || strlen(order_id) > 128) {
-		snprintf(err, errlen, "input: order_id must be 1..128 characters");
-		return -1;
-	}
-	if (*product_id == '\0' || strlen(product_id) > CONFIG_PRODUCT_ID_MAX) {
-		snprintf(err, errlen, "input: product_id must be 1..%d characters",
-		         CONFIG_PRODUCT_ID_MAX);
-		return -1;
-	}
-	if (quantity <= 0) {
-		snprintf(err, errlen, "input: quantity=%lld must be a positive integer",
-		         (long long)quantity);
-		return -1;
-	}
 	if (json_object_get(input, "reorder_threshold") == NULL)
 		json_object_set_new(input, "reorder_threshold",
 		                    json_integer(cfg->reorder_threshold));
 	if (json_object_get(input, "reorder_quantity") == NULL)
 		json_object_set_new(input, "reorder_quantity", json_integer(cfg->reorder_quantity));
 	return 0;
+}
+
+/* The supplier order key must fit the supplier's Idempotency-Key limit,
+ * which supplier_order checks (inventory_input.h). */
+static int inventory_check_ids(const char *ns, const char *workflow_id, char *err, size_t errlen)
+{
+	char key[512];
+	int len =
+	    inventory_supplier_key(key, sizeof(key), ns, workflow_id, INVENTORY_SUPPLIER_STEP);
+	int room = INVENTORY_KEY_MAX - (len - (int)strlen(workflow_id));
+
+	if (len <= INVENTORY_KEY_MAX)
+		return 0;
+	if (room < 1) {
+		snprintf(err, errlen,
+		         "namespace is %zu bytes, too long for the supplier order key "
+		         "namespace/workflow_id/%d (at most %d bytes): give a namespace of at most "
+		         "%d bytes",
+		         strlen(ns), INVENTORY_SUPPLIER_STEP, INVENTORY_KEY_MAX,
+		         INVENTORY_KEY_MAX - 4);
+		return -1;
+	}
+	snprintf(err, errlen,
+	         "workflow_id is %zu bytes, over the %d that namespace \"%s\" (%zu bytes) leaves: "
+	         "the supplier order key namespace/workflow_id/%d must fit the supplier's "
+	         "%d-byte Idempotency-Key; give a shorter workflow_id or namespace",
+	         strlen(workflow_id), room, ns, strlen(ns), INVENTORY_SUPPLIER_STEP,
+	         INVENTORY_KEY_MAX);
+	return -1;
 }
 
 static json_int_t int_field(const json_t *obj, const char *key)
@@ -101,7 +112,8 @@ static json_int_t int_field(const json_t *obj, const char *key)
 
 /* update_inventory, then supplier_order when the stock fell below the
  * threshold. The supplier key is namespace/workflow_id/step: one supplier
- * order per workflow, whatever happens to the attempts. */
+ * order per workflow, whatever happens to the attempts (it fits the
+ * supplier's limit: inventory_check_ids refused longer ids at start). */
 static enum wf_outcome inventory_run(struct wf_ctx *ctx)
 {
 	json_t *in = ctx->wf->input, *r1 = NULL, *r2 = NULL;
@@ -122,8 +134,9 @@ static enum wf_outcome inventory_run(struct wf_ctx *ctx)
 		return WF_DONE;
 	}
 	char key[512];
-	snprintf(key, sizeof(key), "%s/%s/%d", ctx->wf->namespace_, ctx->wf->workflow_id,
-	         ctx->cursor);
+	assert(ctx->cursor == INVENTORY_SUPPLIER_STEP);
+	inventory_supplier_key(key, sizeof(key), ctx->wf->namespace_, ctx->wf->workflow_id,
+	                       ctx->cursor);
 	rc = wf_activity(ctx, "supplier_order",
 	                 json_pack("{s:O, s:O, s:s}", "product_id",
 	                           json_object_get(in, "product_id"), "quantity",
@@ -157,8 +170,18 @@ const struct activity_options *activity_options_find(const char *name)
 	return &unknown;
 }
 
+/* The workflow types. The rule for each: a start is refused (400, nothing
+ * created) with whatever its activities would refuse as invalid input, so
+ * that an accepted start can fail only for what the world says (stock,
+ * products, the supplier), never for what the client sent. prepare()
+ * checks the input with the very function the worker's activities call
+ * (the inventory type: inventory_input_check, shared/inventory_input.c),
+ * not a copy of its rules; check_ids() checks what the workflow derives
+ * from its namespace and id (the inventory type: the supplier order key)
+ * against the limit the activity enforces. A new type, or a new field or
+ * activity of this one, follows the same rule. */
 static const struct wf_type wf_types[] = {
-    {"inventory", inventory_run, inventory_prepare},
+    {"inventory", inventory_run, inventory_prepare, inventory_check_ids},
 };
 
 const struct wf_type *wf_type_find(const char *name)
@@ -172,6 +195,16 @@ const struct wf_type *wf_type_find(const char *name)
 const char *wf_type_names(void)
 {
 	return "inventory";
+}
+
+int wf_check_ids(const char *type, const char *ns, const char *workflow_id, char *err,
+                 size_t errlen)
+{
+	const struct wf_type *t = wf_type_find(type);
+
+	if (t == NULL || t->check_ids == NULL)
+		return 0;
+	return t->check_ids(ns, workflow_id, err, errlen);
 }
 
 /* ---- replay -------------------------------------------------------------- */

@@ -714,21 +714,21 @@ static void test_invalid_input(void **state)
 
 	t = task("update_inventory", zero, 1);
 	o = run_fail(&f->env, &t, "InvalidInput", 0);
-	assert_contains(o.error_message, "quantity must be");
-	assert_contains(o.error_message, "got 0");
+	assert_contains(o.error_message, "input.quantity=0 is out of range");
+	assert_contains(o.error_message, "1..1000000000");
 	t = task("update_inventory", no_order, 1);
 	o = run_fail(&f->env, &t, "InvalidInput", 0);
-	assert_contains(o.error_message, "\"order_id\" is missing");
+	assert_contains(o.error_message, "input.order_id is missing");
 	t = task("update_inventory", bad_type, 1);
 	o = run_fail(&f->env, &t, "InvalidInput", 0);
-	assert_contains(o.error_message, "\"quantity\"");
-	assert_contains(o.error_message, "Expected integer");
+	assert_contains(o.error_message, "input.quantity is a string");
+	assert_contains(o.error_message, "give an integer");
 	t = task("supplier_order", no_key, 1);
 	o = run_fail(&f->env, &t, "InvalidInput", 0);
-	assert_contains(o.error_message, "\"key\" is missing");
+	assert_contains(o.error_message, "input.key is missing");
 	t = task("supplier_order", empty_key, 1);
 	o = run_fail(&f->env, &t, "InvalidInput", 0);
-	assert_contains(o.error_message, "\"key\" must be 1..");
+	assert_contains(o.error_message, "input.key is 0 bytes long: give a string of 1..");
 	t = task("ship_it", zero, 1);
 	o = run_fail(&f->env, &t, "UnknownActivity", 0);
 	assert_contains(o.error_message, "\"ship_it\"");
@@ -739,6 +739,56 @@ static void test_invalid_input(void **state)
 	json_decref(bad_type);
 	json_decref(no_key);
 	json_decref(empty_key);
+}
+
+/* What a start refuses, the activities refuse too, with the same words
+ * (one check: shared/inventory_input.c): a quantity over 1e9 that the
+ * stock could cover, a field the workflow never sends, a product id over
+ * 64 bytes, a key over the supplier's 255. Nothing is applied, nothing is
+ * ordered. */
+static void test_input_checked_like_a_start(void **state)
+{
+	struct fx *f = *state;
+	char *long_product = tu_fmt("%065d", 1), *long_key = tu_fmt("ns/%0253d", 1);
+	char err[ERRLEN] = "";
+	int64_t old = 0;
+	struct {
+		const char *activity;
+		json_t *input;
+		const char *needle;
+	} cases[] = {
+	    {"update_inventory", order_input("Q1", "123456", 1000000001),
+	     "update_inventory: input.quantity=1000000001 is out of range: give an integer "
+	     "1..1000000000"},
+	    {"update_inventory",
+	     json_pack("{s:s, s:s, s:i, s:s}", "order_id", "Q2", "product_id", "123456", "quantity",
+	               1, "colour", "red"),
+	     "input.colour is not a known field: the fields are order_id, product_id, quantity"},
+	    {"update_inventory", order_input("Q3", long_product, 1),
+	     "input.product_id is 65 bytes long: give a string of 1..64 bytes"},
+	    {"supplier_order", restock_input("123456", 1000000001, "ns/Q4/1"),
+	     "supplier_order: input.quantity=1000000001 is out of range"},
+	    {"supplier_order", restock_input("123456", 5, long_key),
+	     "input.key is 256 bytes long: give a string of 1..255 bytes"},
+	};
+	struct msg_task t;
+	struct activity_outcome o;
+
+	/* The stock could cover every order: only the check refuses them. */
+	assert_int_equal(
+	    appdb_stock_set(f->db, "123456", 2000000000, "test", &old, err, sizeof(err)), 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		t = task(cases[i].activity, cases[i].input, 1);
+		o = run_fail(&f->env, &t, "InvalidInput", 0);
+		assert_contains(o.error_message, cases[i].needle);
+		json_decref(cases[i].input);
+	}
+	assert_int_equal(stock_of(f, "123456"), 2000000000);
+	assert_int_equal(orders_rows(f), 0);
+	assert_int_equal(restocks_rows(f), 0);
+	assert_int_equal(ledger_orders(f), 0);
+	free(long_product);
+	free(long_key);
 }
 
 static void test_insufficient_stock(void **state)
@@ -1144,6 +1194,7 @@ int main(void)
 	    T(test_naive_applies_twice),
 	    T(test_unknown_product),
 	    T(test_invalid_input),
+	    T(test_input_checked_like_a_start),
 	    T(test_insufficient_stock),
 	    T(test_supplier_down),
 	    T(test_supplier_rejects),

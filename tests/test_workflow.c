@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "inventory_input.h"
 #include "supervisor.h"
 
 static struct idem_config cfg;
@@ -183,19 +184,49 @@ static void test_nondeterminism_detected(void **state)
 	wf_free(wf);
 }
 
+#define ORDER "\"order_id\":\"A\",\"product_id\":\"1\",\"quantity\":1"
+
+/* Every field of a start is checked, the optional ones too, and none is
+ * kept unchecked: each refusal names the field and what to give. */
 static void test_prepare_rejects_bad_input(void **state)
 {
 	const struct wf_type *t = wf_type_find("inventory");
 	struct {
-		const char *json, *needle;
+		const char *json, *needle, *range;
 	} cases[] = {
-	    {"{\"product_id\":\"1\",\"quantity\":1}", "order_id"},
-	    {"{\"order_id\":\"A\",\"quantity\":1}", "product_id"},
-	    {"{\"order_id\":\"A\",\"product_id\":\"1\"}", "quantity"},
-	    {"{\"order_id\":\"A\",\"product_id\":\"1\",\"quantity\":0}", "quantity=0"},
-	    {"{\"order_id\":\"A\",\"product_id\":\"1\",\"quantity\":-3}", "quantity=-3"},
-	    {"{\"order_id\":\"\",\"product_id\":\"1\",\"quantity\":1}", "order_id"},
-	    {"{\"order_id\":\"A\",\"product_id\":\"1\",\"quantity\":\"7\"}", "quantity"},
+	    {"{\"product_id\":\"1\",\"quantity\":1}", "order_id", NULL},
+	    {"{\"order_id\":\"A\",\"quantity\":1}", "product_id", NULL},
+	    {"{\"order_id\":\"A\",\"product_id\":\"1\"}", "quantity", NULL},
+	    {"{\"order_id\":\"A\",\"product_id\":\"1\",\"quantity\":0}", "quantity=0", NULL},
+	    {"{\"order_id\":\"A\",\"product_id\":\"1\",\"quantity\":-3}", "quantity=-3", NULL},
+	    {"{\"order_id\":\"\",\"product_id\":\"1\",\"quantity\":1}", "order_id", NULL},
+	    {"{\"order_id\":\"A\",\"product_id\":\"1\",\"quantity\":\"7\"}", "quantity", NULL},
+	    /* Accepted before, failed only later (issue 14). */
+	    {"{\"order_id\":\"A\",\"product_id\":\"1\",\"quantity\":2147483648}",
+	     "input.quantity=2147483648 is out of range", "give an integer 1..1000000000"},
+	    {"{\"order_id\":\"A\",\"product_id\":\"1\",\"quantity\":9223372036854775807}",
+	     "input.quantity=9223372036854775807", "1..1000000000"},
+	    {"{" ORDER ",\"reorder_quantity\":0}", "input.reorder_quantity=0 is out of range",
+	     "give an integer 1..1000000000"},
+	    {"{" ORDER ",\"reorder_quantity\":-5}", "input.reorder_quantity=-5", "1..1000000000"},
+	    {"{" ORDER ",\"reorder_quantity\":\"1000\"}", "input.reorder_quantity is a string",
+	     "1..1000000000"},
+	    {"{" ORDER ",\"reorder_quantity\":2147483648}", "input.reorder_quantity=2147483648",
+	     "1..1000000000"},
+	    {"{" ORDER ",\"reorder_threshold\":-1}", "input.reorder_threshold=-1",
+	     "give an integer 0..1000000000"},
+	    {"{" ORDER ",\"reorder_threshold\":\"2\"}", "input.reorder_threshold is a string",
+	     "0..1000000000"},
+	    {"{" ORDER ",\"reorder_threshold\":1.5}", "input.reorder_threshold is a real number",
+	     "0..1000000000"},
+	    {"{" ORDER ",\"reorder_threshold\":null}", "input.reorder_threshold is null",
+	     "0..1000000000"},
+	    {"{" ORDER ",\"colour\":\"red\"}", "input.colour is not a known field",
+	     "order_id, product_id, quantity, reorder_threshold, reorder_quantity"},
+	    {"{\"order_id\":\"A\",\"product_id\":"
+	     "\"12345678901234567890123456789012345678901234567890123456789012345\","
+	     "\"quantity\":1}",
+	     "input.product_id is 65 bytes long", "1..64 bytes"},
 	};
 
 	assert_null(wf_type_find("payments"));
@@ -203,11 +234,89 @@ static void test_prepare_rejects_bad_input(void **state)
 		json_t *in = json_loads(cases[i].json, 0, NULL);
 		char err[256] = "";
 
-		assert_int_equal(t->prepare(in, &cfg, err, sizeof(err)), -1);
-		if (strstr(err, cases[i].needle) == NULL)
-			fail_msg("case %zu: \"%s\" does not name %s", i, err, cases[i].needle);
+		assert_non_null(in);
+		if (t->prepare(in, &cfg, err, sizeof(err)) != -1)
+			fail_msg("case %zu: %s was accepted", i, cases[i].json);
+		if (strstr(err, cases[i].needle) == NULL ||
+		    (cases[i].range != NULL && strstr(err, cases[i].range) == NULL))
+			fail_msg("case %zu: \"%s\" does not say %s (%s)", i, err, cases[i].needle,
+			         cases[i].range ? cases[i].range : "");
 		json_decref(in);
 	}
+}
+
+/* The step inputs of a replay of in (prepared), with the first step
+ * completed at stock: update_inventory's, then supplier_order's when the
+ * stock is below the threshold (NULL otherwise). BORROWED from wf. */
+static void step_inputs(struct wf *wf, json_int_t stock, json_t **update, json_t **order)
+{
+	struct wf_ctx ctx;
+
+	assert_int_equal(wf_replay(wf, &ctx), WF_SUSPEND);
+	*update = wf->steps[0]->input;
+	complete(wf->steps[0], json_pack("{s:I}", "stock", stock));
+	*order = wf_replay(wf, &ctx) == WF_SUSPEND ? wf->steps[1]->input : NULL;
+	json_decref(ctx.result);
+}
+
+/* The rule of workflow.c: a start that prepare() and check_ids() accept
+ * gives activity inputs that the activities' check accepts, at the edges
+ * of every range (and the supplier key at exactly 255 bytes). */
+static void test_accepted_start_gives_valid_activity_inputs(void **state)
+{
+	const struct wf_type *t = wf_type_find("inventory");
+	char ns[128], id[126], err[512] = "";
+	const char *edges[] = {
+	    "{\"order_id\":\"A\",\"product_id\":\"1\",\"quantity\":1000000000,"
+	    "\"reorder_threshold\":1000000000,\"reorder_quantity\":1000000000}",
+	    "{\"order_id\":\"A\",\"product_id\":\"1\",\"quantity\":1,"
+	    "\"reorder_threshold\":1,\"reorder_quantity\":1}",
+	    "{\"order_id\":\"12345678901234567890123456789012345678901234567890123456789012345678"
+	    "901234567890123456789012345678901234567890123456789012345678\","
+	    "\"product_id\":\"1234567890123456789012345678901234567890123456789012345678901234\","
+	    "\"quantity\":7}",
+	};
+
+	memset(ns, 'n', sizeof(ns) - 1);
+	ns[sizeof(ns) - 1] = '\0';
+	memset(id, 'w', sizeof(id) - 1);
+	id[sizeof(id) - 1] = '\0';
+	assert_int_equal(wf_check_ids("inventory", ns, id, err, sizeof(err)), 0);
+	for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
+		json_t *in = json_loads(edges[i], 0, NULL), *update, *order;
+		struct wf *wf;
+
+		assert_int_equal(t->prepare(in, &cfg, err, sizeof(err)), 0);
+		wf = wf_new(1, ns, id, "inventory", in);
+		step_inputs(wf, 0, &update, &order);
+		if (inventory_input_check(update, INVENTORY_UPDATE, err, sizeof(err)) != 0)
+			fail_msg("case %zu: update_inventory would refuse: %s", i, err);
+		assert_non_null(order);
+		if (inventory_input_check(order, INVENTORY_SUPPLIER_ORDER, err, sizeof(err)) != 0)
+			fail_msg("case %zu: supplier_order would refuse: %s", i, err);
+		assert_int_equal(strlen(json_string_value(json_object_get(order, "key"))), 255);
+		json_decref(in);
+		wf_free(wf);
+	}
+}
+
+/* A namespace and workflow id whose supplier key would pass the
+ * supplier's 255 bytes are refused, naming the field, its limit (what the
+ * namespace leaves) and its length. */
+static void test_check_ids_bounds_the_supplier_key(void **state)
+{
+	char ns[128], id[127], err[512] = "";
+
+	memset(ns, 'n', sizeof(ns) - 1);
+	ns[sizeof(ns) - 1] = '\0';
+	memset(id, 'w', sizeof(id) - 1);
+	id[sizeof(id) - 1] = '\0';
+	assert_int_equal(wf_check_ids("inventory", ns, id, err, sizeof(err)), -1);
+	if (strstr(err, "workflow_id is 126 bytes, over the 125") == NULL ||
+	    strstr(err, "255") == NULL)
+		fail_msg("\"%s\" does not name workflow_id, 126, 125 and 255", err);
+	assert_int_equal(wf_check_ids("inventory", "default", id, err, sizeof(err)), 0);
+	assert_int_equal(wf_check_ids("payments", ns, id, err, sizeof(err)), 0);
 }
 
 int main(void)
@@ -219,6 +328,8 @@ int main(void)
 	    cmocka_unit_test(test_failed_step_fails_workflow),
 	    cmocka_unit_test(test_nondeterminism_detected),
 	    cmocka_unit_test(test_prepare_rejects_bad_input),
+	    cmocka_unit_test(test_accepted_start_gives_valid_activity_inputs),
+	    cmocka_unit_test(test_check_ids_bounds_the_supplier_key),
 	    cmocka_unit_test(test_views_agree),
 	};
 

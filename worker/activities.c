@@ -13,8 +13,11 @@
 #include "appdb.h"
 #include "clock.h"
 #include "httpc.h"
+#include "inventory_input.h"
 
-#define INPUT_TEXT_MAX 255 /* longest order_id, product_id or key */
+/* The longest text an applied effect's row gives back (a product id, a
+ * key; the checked inputs are no longer: inventory_input.h). */
+#define INPUT_TEXT_MAX 255
 #define SUPPLIER_ORDER_ID_MAX 127
 #define SUPPLIER_READY_WAIT_MS 2000 /* how long a restarting supplier is waited for */
 
@@ -81,70 +84,35 @@ static void abandon(const struct activity_env *env)
 
 /* ---- input ---- */
 
-static int field_str(const char *activity, json_t *input, const char *name, const char **dst,
-                     struct activity_outcome *out)
+/* The input checked by the same function as the workflow's start
+ * (inventory_input.h), so that nothing refused here was accepted there. */
+static int check_input(const char *activity, const json_t *input, enum inventory_schema schema,
+                       struct activity_outcome *out)
 {
-	json_error_t e;
+	char err[sizeof(out->error_message) - 64];
 
-	if (json_object_get(input, name) == NULL)
-		return fail(out, "InvalidInput", 0, "%s: input field \"%s\" is missing", activity,
-		            name);
-	if (json_unpack_ex(input, &e, 0, "{s:s}", name, dst) != 0)
-		return fail(out, "InvalidInput", 0, "%s: input field \"%s\": %s", activity, name,
-		            e.text);
-	if (**dst == '\0' || strlen(*dst) > INPUT_TEXT_MAX)
-		return fail(out, "InvalidInput", 0,
-		            "%s: input field \"%s\" must be 1..%d characters long", activity, name,
-		            INPUT_TEXT_MAX);
-	return 0;
-}
-
-static int field_quantity(const char *activity, json_t *input, json_int_t *dst,
-                          struct activity_outcome *out)
-{
-	json_error_t e;
-
-	if (json_object_get(input, "quantity") == NULL)
-		return fail(out, "InvalidInput", 0, "%s: input field \"quantity\" is missing",
-		            activity);
-	if (json_unpack_ex(input, &e, 0, "{s:I}", "quantity", dst) != 0)
-		return fail(out, "InvalidInput", 0, "%s: input field \"quantity\": %s", activity,
-		            e.text);
-	if (*dst <= 0 || *dst > INT32_MAX)
-		return fail(out, "InvalidInput", 0,
-		            "%s: quantity must be 1..%d (got %" JSON_INTEGER_FORMAT ")", activity,
-		            INT32_MAX, *dst);
-	return 0;
-}
-
-static int check_object(const char *activity, const json_t *input, struct activity_outcome *out)
-{
-	if (json_is_object(input))
+	if (inventory_input_check(input, schema, err, sizeof(err)) == 0)
 		return 0;
-	return fail(out, "InvalidInput", 0, "%s: input must be a JSON object", activity);
+	return fail(out, "InvalidInput", 0, "%s: %s", activity, err);
 }
 
 static int parse_order(const json_t *input, struct order_in *in, struct activity_outcome *out)
 {
-	json_t *o = (json_t *)input; /* json_unpack takes a non-const pointer */
-
-	if (check_object("update_inventory", o, out) != 0 ||
-	    field_str("update_inventory", o, "order_id", &in->order_id, out) != 0 ||
-	    field_str("update_inventory", o, "product_id", &in->product_id, out) != 0 ||
-	    field_quantity("update_inventory", o, &in->quantity, out) != 0)
+	if (check_input("update_inventory", input, INVENTORY_UPDATE, out) != 0)
 		return -1;
+	in->order_id = json_string_value(json_object_get(input, "order_id"));
+	in->product_id = json_string_value(json_object_get(input, "product_id"));
+	in->quantity = json_integer_value(json_object_get(input, "quantity"));
 	return 0;
 }
 
 static int parse_restock(const json_t *input, struct restock_in *in, struct activity_outcome *out)
 {
-	json_t *o = (json_t *)input; /* json_unpack takes a non-const pointer */
-
-	if (check_object("supplier_order", o, out) != 0 ||
-	    field_str("supplier_order", o, "product_id", &in->product_id, out) != 0 ||
-	    field_quantity("supplier_order", o, &in->quantity, out) != 0 ||
-	    field_str("supplier_order", o, "key", &in->key, out) != 0)
+	if (check_input("supplier_order", input, INVENTORY_SUPPLIER_ORDER, out) != 0)
 		return -1;
+	in->product_id = json_string_value(json_object_get(input, "product_id"));
+	in->quantity = json_integer_value(json_object_get(input, "quantity"));
+	in->key = json_string_value(json_object_get(input, "key"));
 	return 0;
 }
 
@@ -447,7 +415,7 @@ static int supplier_call(const struct activity_env *env, const struct msg_task *
                          const struct restock_in *in, char *so_id, size_t so_len,
                          struct activity_outcome *out)
 {
-	char header[INPUT_TEXT_MAX + 64], fault[96];
+	char header[INVENTORY_KEY_MAX + 64], fault[96];
 	const char *headers[] = {header, NULL, NULL};
 	char err[512];
 	json_t *req = NULL; /* new */

@@ -16,6 +16,11 @@
  *     supplier was not called) or "restocks" (the credit was already
  *     applied: a replay, nothing was called or written).
  *
+ * Both check their input with inventory_input_check (shared/
+ * inventory_input.h), the check the workflow's start runs: an input it
+ * refuses (InvalidInput, naming the field and its range) is one a start
+ * could not have produced.
+ *
  * Faults (shared/fault.h): the activities offer each crash point to
  * env->hooks, which worker/main.c uses to carry out a "kill" plan (and a
  * test to simulate a crash); a "supplier" plan reaches the supplier as

@@ -41,9 +41,12 @@
 #include "config.h"
 #include "db.h"
 #include "exitcodes.h"
+#include "inventory_input.h"
 #include "log.h"
 
-#define KEY_MAX 255
+/* The longest Idempotency-Key: the supplier order keys the inventory
+ * workflow derives are bounded by it at start (inventory_input.h). */
+#define KEY_MAX INVENTORY_KEY_MAX
 
 static const char *const ledger_migrations[] = {
     "CREATE TABLE supplier_orders(id INTEGER PRIMARY KEY,"
