@@ -12,8 +12,13 @@
  *   GET  /v1/check                     the invariants (check.h), ok or not
  *   GET  /v1/health, GET /metrics (Prometheus text)
  *
- * Errors are {"error": "...", "status": N}. A start is answered only after
- * the commit that made it durable; so is a wait that saw a workflow close. */
+ * Errors are {"error": "...", "status": N}: an endpoint asked with a method
+ * it lacks is a 405 with Allow, a method libevent does not know a 501; only
+ * the requests libevent refuses before route() get its HTML page (README,
+ * Control API). A start is checked in whole before anything is created
+ * (the workflow type's prepare() and check_ids()). A start is answered
+ * only after the commit that made it durable; so is a wait that saw a
+ * workflow close. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -111,6 +116,8 @@ static const char *reason_of(int status)
 		return "Conflict";
 	case 413:
 		return "Payload Too Large";
+	case 501:
+		return "Not Implemented";
 	case 503:
 		return "Service Unavailable";
 	default:
@@ -118,17 +125,33 @@ static const char *reason_of(int status)
 	}
 }
 
+/* Sends text (len bytes of JSON) and a newline with status. evhttp states
+ * the length, but not in a reply to CONNECT (libevent 2.1), whose end a
+ * client on a kept-alive connection could then not find: that one is
+ * stated here. */
+static void send_json(struct evhttp_request *req, int status, const char *text, size_t len)
+{
+	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+	struct evbuffer *buf = evbuffer_new();
+	char length[24];
+
+	evhttp_add_header(headers, "Content-Type", "application/json");
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_CONNECT) {
+		snprintf(length, sizeof(length), "%zu", len + 1);
+		evhttp_add_header(headers, "Content-Length", length);
+	}
+	evbuffer_add(buf, text, len);
+	evbuffer_add(buf, "\n", 1);
+	evhttp_send_reply(req, status, reason_of(status), buf);
+	evbuffer_free(buf);
+}
+
 /* Sends body (STOLEN) as JSON with status. */
 static void reply(struct evhttp_request *req, int status, json_t *body)
 {
-	struct evbuffer *buf = evbuffer_new();
 	char *text = json_dumps(body, JSON_COMPACT);
 
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-	                  "application/json");
-	evbuffer_add_printf(buf, "%s\n", text ? text : "{}");
-	evhttp_send_reply(req, status, reason_of(status), buf);
-	evbuffer_free(buf);
+	send_json(req, status, text ? text : "{}", text ? strlen(text) : 2);
 	free(text);
 	json_decref(body);
 }
@@ -136,14 +159,7 @@ static void reply(struct evhttp_request *req, int status, json_t *body)
 /* Sends text, a JSON document, with status. */
 static void reply_text(struct evhttp_request *req, int status, const char *text)
 {
-	struct evbuffer *buf = evbuffer_new();
-
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-	                  "application/json");
-	evbuffer_add(buf, text, strlen(text));
-	evbuffer_add(buf, "\n", 1);
-	evhttp_send_reply(req, status, reason_of(status), buf);
-	evbuffer_free(buf);
+	send_json(req, status, text, strlen(text));
 }
 
 static void reply_error(struct evhttp_request *req, int status, const char *fmt, ...)
@@ -265,12 +281,57 @@ static void reply_after_commit(struct api *a, struct evhttp_request *req, int st
 
 /* ---- request parsing ------------------------------------------------------------ */
 
+/* The length of the longest prefix of s of at most max bytes that does
+ * not cut a UTF-8 character. */
+static int utf8_prefix(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n <= max)
+		return (int)n;
+	n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	return (int)n;
+}
+
+/* The key a JSON_REJECT_DUPLICATES error stopped at, decoded into key
+ * ("" when it cannot be found). jansson stops just past the key's closing
+ * quote; its opening quote is the first one before it that no odd run of
+ * backslashes escapes. */
+static void duplicate_key(const char *text, size_t n, int pos, char *key, size_t len)
+{
+	int start = pos - 2, bs;
+	json_t *k = NULL;
+
+	key[0] = '\0';
+	if (pos < 2 || (size_t)pos > n || text[pos - 1] != '"')
+		return;
+	for (; start >= 0; start--) {
+		if (text[start] != '"')
+			continue;
+		for (bs = 0; start - bs - 1 >= 0 && text[start - bs - 1] == '\\'; bs++)
+			;
+		if (bs % 2 == 0)
+			break;
+	}
+	if (start >= 0)
+		k = json_loadb(text + start, (size_t)(pos - start), JSON_DECODE_ANY, NULL);
+	if (json_is_string(k))
+		snprintf(key, len, "%.*s", utf8_prefix(json_string_value(k), len - 1),
+		         json_string_value(k));
+	json_decref(k);
+}
+
 /* The body as JSON (NEW ref), or NULL after a 400 naming the parser's
- * message and position. */
+ * message and position, or the key given twice (a duplicate would
+ * otherwise silently take the last value). */
 static json_t *body_json(struct evhttp_request *req)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t n = evbuffer_get_length(in);
+	const char *text;
+	char key[128];
 	json_error_t jerr;
 	json_t *j;
 
@@ -278,7 +339,16 @@ static json_t *body_json(struct evhttp_request *req)
 		reply_error(req, 400, "request body is empty: send a JSON object");
 		return NULL;
 	}
-	j = json_loadb((const char *)evbuffer_pullup(in, (ev_ssize_t)n), n, 0, &jerr);
+	text = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+	j = json_loadb(text, n, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL && json_error_code(&jerr) == json_error_duplicate_key) {
+		duplicate_key(text, n, jerr.position, key, sizeof(key));
+		reply_error(req, 400,
+		            "bad JSON: key \"%s\" appears twice in one object (line %d column %d): "
+		            "send each key once",
+		            key, jerr.line, jerr.column);
+		return NULL;
+	}
 	if (j == NULL) {
 		reply_error(req, 400, "bad JSON: %s at line %d column %d (byte %d)", jerr.text,
 		            jerr.line, jerr.column, jerr.position);
@@ -405,6 +475,45 @@ static void wait_one_done(void *arg, int timed_out)
 	pending_finish(p, p->status != 0 ? p->status : 200, body);
 }
 
+/* Whether field (a workflow_id or namespace) is 1..max printable ASCII
+ * characters without '/', '"' or '\\'; else a 400 naming it, its limit
+ * and its length. */
+static int id_ok(struct evhttp_request *req, const char *field, const char *v, size_t max)
+{
+	size_t n = strlen(v);
+
+	if (valid_id(v, max))
+		return 1;
+	if (n == 0 || n > max)
+		reply_error(req, 400, "bad start request: %s is %zu bytes: give 1..%zu", field, n,
+		            max);
+	else
+		reply_error(
+		    req, 400,
+		    "bad start request: %s \"%s\" has a character that is not allowed: give "
+		    "1..%zu printable ASCII characters without spaces, '/', '\"' or '\\'",
+		    field, v, max);
+	return 0;
+}
+
+/* The ids of a start: the workflow id (given, or input.order_id) and the
+ * namespace, each valid (engine_start checks what the workflow type
+ * derives from them). Returns 0, or -1 after a 400. */
+static int start_ids(struct evhttp_request *req, const char *ns, const char *wid)
+{
+	if (wid == NULL) {
+		reply_error(
+		    req, 400,
+		    "bad start request: no workflow_id, and input.order_id (its default) is "
+		    "not a string: give either");
+		return -1;
+	}
+	if (!id_ok(req, "workflow_id", wid, API_ID_MAX) ||
+	    !id_ok(req, "namespace", ns, CONFIG_NAME_MAX - 1))
+		return -1;
+	return 0;
+}
+
 /* POST /v1/workflows?wait=D: the reply waits (up to D) until the workflow
  * has closed, like GET .../wait, and says whether it timed out. start is
  * engine_start's answer (status, body STOLEN, id). */
@@ -432,7 +541,8 @@ static void start_and_wait(struct api *a, struct evhttp_request *req, int64_t wa
 	pending_watch(p);
 }
 
-static void handle_start(struct api *a, struct evhttp_request *req, struct query *q)
+static void handle_start(struct api *a, struct evhttp_request *req, struct query *q,
+                         const char *unused)
 {
 	int64_t wait_ms = query_duration(req, q, "wait", 0, API_WAIT_MAX_MS), id;
 	json_t *body, *input = NULL, *out = NULL;
@@ -461,14 +571,8 @@ static void handle_start(struct api *a, struct evhttp_request *req, struct query
 	}
 	if (wid == NULL)
 		wid = json_string_value(json_object_get(input, "order_id"));
-	if (wid == NULL || !valid_id(wid, API_ID_MAX) || !valid_id(ns, CONFIG_NAME_MAX - 1)) {
-		reply_error(req, 400,
-		            "bad start request: workflow_id (default: input.order_id) "
-		            "and namespace must be 1..%d printable characters without spaces, "
-		            "'/', '\"' or '\\'",
-		            API_ID_MAX);
+	if (start_ids(req, ns, wid) != 0)
 		goto done;
-	}
 	if (strcmp(queue, a->sup->cfg.taskqueue) != 0) {
 		reply_error(req, 400,
 		            "no workers serve task queue \"%s\": this supervisor's "
@@ -564,7 +668,8 @@ static void wait_all_done(void *arg, int timed_out)
 	                         engine_running_count(p->api->sup->engine), "counts", c));
 }
 
-static void handle_wait_all(struct api *a, struct evhttp_request *req, struct query *q)
+static void handle_wait_all(struct api *a, struct evhttp_request *req, struct query *q,
+                            const char *unused)
 {
 	int64_t timeout = query_duration(req, q, "timeout", API_WAIT_DEFAULT_MS, API_WAIT_MAX_MS);
 	struct pending *p;
@@ -580,7 +685,8 @@ static void handle_wait_all(struct api *a, struct evhttp_request *req, struct qu
 	pending_watch(p);
 }
 
-static void handle_list(struct api *a, struct evhttp_request *req, struct query *q)
+static void handle_list(struct api *a, struct evhttp_request *req, struct query *q,
+                        const char *unused)
 {
 	const char *status = query_get(q, "status"), *v;
 	enum wf_status ignored;
@@ -658,7 +764,8 @@ static json_t *workers_json(const struct metrics *m)
 	return json_pack("{s:I, s:o}", "spawns", (json_int_t)m->spawns, "deaths", deaths);
 }
 
-static void handle_stats(struct api *a, struct evhttp_request *req)
+static void handle_stats(struct api *a, struct evhttp_request *req, struct query *q,
+                         const char *unused)
 {
 	char err[512];
 	json_t *c = counts(a, err, sizeof(err));
@@ -684,38 +791,48 @@ static void handle_stats(struct api *a, struct evhttp_request *req)
 	reply(req, 200, c);
 }
 
-static void handle_stock(struct api *a, struct evhttp_request *req, const char *product)
+/* Whether product is a valid product id; else a 400. */
+static int product_ok(struct evhttp_request *req, const char *product)
 {
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	if (valid_id(product, CONFIG_PRODUCT_ID_MAX))
+		return 1;
+	reply_error(req, 400, "bad product id \"%s\" (1..%d characters, no spaces or '/')", product,
+	            CONFIG_PRODUCT_ID_MAX);
+	return 0;
+}
+
+static void handle_stock_get(struct api *a, struct evhttp_request *req, struct query *q,
+                             const char *product)
+{
+	int64_t now = 0;
+	char err[512];
+	int rc;
+
+	if (!product_ok(req, product))
+		return;
+	rc = appdb_stock_get(a->sup->appdb, product, &now, err, sizeof(err));
+	if (rc < 0)
+		return reply_error(req, 500, "%s", err);
+	if (rc == 0)
+		return reply_error(req, 404,
+		                   "unknown product \"%s\" (set it with idemctl "
+		                   "stock set %s N)",
+		                   product, product);
+	reply(req, 200, json_pack("{s:s, s:I}", "product_id", product, "stock", (json_int_t)now));
+}
+
+static void handle_stock_put(struct api *a, struct evhttp_request *req, struct query *q,
+                             const char *product)
+{
 	const char *reason = "operator";
 	json_int_t stock = 0;
-	int64_t old = 0, now;
+	int64_t old = 0;
 	json_error_t jerr;
 	char err[512], why[300];
 	json_t *body;
 	int rc;
 
-	if (!valid_id(product, CONFIG_PRODUCT_ID_MAX))
-		return reply_error(req, 400,
-		                   "bad product id \"%s\" (1..%d characters, no spaces "
-		                   "or '/')",
-		                   product, CONFIG_PRODUCT_ID_MAX);
-	if (cmd == EVHTTP_REQ_GET) {
-		rc = appdb_stock_get(a->sup->appdb, product, &now, err, sizeof(err));
-		if (rc < 0)
-			return reply_error(req, 500, "%s", err);
-		if (rc == 0)
-			return reply_error(req, 404,
-			                   "unknown product \"%s\" (set it with idemctl "
-			                   "stock set %s N)",
-			                   product, product);
-		return reply(
-		    req, 200,
-		    json_pack("{s:s, s:I}", "product_id", product, "stock", (json_int_t)now));
-	}
-	if (cmd != EVHTTP_REQ_PUT)
-		return reply_error(req, 405, "use GET or PUT on /v1/stock/PRODUCT");
-	if ((body = body_json(req)) == NULL)
+	if (!product_ok(req, product) || (body = body_json(req)) == NULL)
 		return;
 	if (json_unpack_ex(body, &jerr, JSON_STRICT, "{s:I, s?s}", "stock", &stock, "reason",
 	                   &reason) != 0 ||
@@ -739,7 +856,8 @@ static void handle_stock(struct api *a, struct evhttp_request *req, const char *
 	                "stock", stock));
 }
 
-static void handle_metrics(struct api *a, struct evhttp_request *req)
+static void handle_metrics(struct api *a, struct evhttp_request *req, struct query *q,
+                           const char *unused)
 {
 	struct evbuffer *buf = evbuffer_new();
 	char err[512];
@@ -756,7 +874,8 @@ static void handle_metrics(struct api *a, struct evhttp_request *req)
 
 /* The invariants over what is committed (the checker opens its own
  * read-only connection). 200 whether they hold or not: the report says. */
-static void handle_check(struct api *a, struct evhttp_request *req)
+static void handle_check(struct api *a, struct evhttp_request *req, struct query *q,
+                         const char *unused)
 {
 	const struct idem_config *c = &a->sup->cfg;
 	char err[1024];
@@ -921,62 +1040,161 @@ static int split_path(const char *path, char seg[4][API_ID_MAX * 3 + 1])
 	return n;
 }
 
-static void route_workflows(struct api *a, struct evhttp_request *req, struct query *q,
-                            char seg[4][API_ID_MAX * 3 + 1], int n, enum evhttp_cmd_type cmd)
+static void handle_health(struct api *a, struct evhttp_request *req, struct query *q,
+                          const char *unused)
 {
-	if (n == 2 && cmd == EVHTTP_REQ_POST)
-		return handle_start(a, req, q);
-	if (cmd != EVHTTP_REQ_GET)
-		return reply_error(req, 405,
-		                   "method not allowed here (POST /v1/workflows starts "
-		                   "one; everything else is GET)");
-	if (n == 2)
-		return handle_list(a, req, q);
-	if (n == 3)
-		return handle_get(a, req, q, seg[2]);
-	if (n == 4 && strcmp(seg[3], "history") == 0)
-		return handle_history(a, req, q, seg[2]);
-	if (n == 4 && strcmp(seg[3], "wait") == 0)
-		return handle_wait(a, req, q, seg[2]);
-	reply_error(req, 404, "no such endpoint (try /v1/workflows/ID, /history or /wait)");
+	reply(req, 200, json_pack("{s:b, s:b}", "ok", 1, "stopping", a->sup->stopping));
+}
+
+typedef void (*handler_fn)(struct api *a, struct evhttp_request *req, struct query *q,
+                           const char *id);
+
+/* The endpoints, one line per path and method. A path segment in capitals
+ * (ID, PRODUCT) stands for any one segment, which the handler gets as id.
+ * An endpoint asked with a method it lacks answers 405 with Allow. */
+static const struct endpoint {
+	const char *path;
+	enum evhttp_cmd_type method;
+	handler_fn fn;
+} endpoints[] = {
+    {"/v1/workflows", EVHTTP_REQ_GET, handle_list},
+    {"/v1/workflows", EVHTTP_REQ_POST, handle_start},
+    {"/v1/workflows/ID", EVHTTP_REQ_GET, handle_get},
+    {"/v1/workflows/ID/history", EVHTTP_REQ_GET, handle_history},
+    {"/v1/workflows/ID/wait", EVHTTP_REQ_GET, handle_wait},
+    {"/v1/wait", EVHTTP_REQ_GET, handle_wait_all},
+    {"/v1/stats", EVHTTP_REQ_GET, handle_stats},
+    {"/v1/stock/PRODUCT", EVHTTP_REQ_GET, handle_stock_get},
+    {"/v1/stock/PRODUCT", EVHTTP_REQ_PUT, handle_stock_put},
+    {"/v1/check", EVHTTP_REQ_GET, handle_check},
+    {"/v1/health", EVHTTP_REQ_GET, handle_health},
+    {"/metrics", EVHTTP_REQ_GET, handle_metrics},
+};
+
+/* The methods libevent 2.1 knows. evhttp reads no body for HEAD, TRACE
+ * and a method it does not know: bytes sent as one would be read as the
+ * next request, so the answer to those closes the connection. */
+static const struct method {
+	enum evhttp_cmd_type cmd;
+	const char *name;
+	int has_body;
+} methods[] = {
+    {EVHTTP_REQ_GET, "GET", 1},       {EVHTTP_REQ_POST, "POST", 1},
+    {EVHTTP_REQ_PUT, "PUT", 1},       {EVHTTP_REQ_HEAD, "HEAD", 0},
+    {EVHTTP_REQ_DELETE, "DELETE", 1}, {EVHTTP_REQ_OPTIONS, "OPTIONS", 1},
+    {EVHTTP_REQ_TRACE, "TRACE", 0},   {EVHTTP_REQ_CONNECT, "CONNECT", 1},
+    {EVHTTP_REQ_PATCH, "PATCH", 1},
+};
+
+static const struct method *method_find(enum evhttp_cmd_type cmd)
+{
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (methods[i].cmd == cmd)
+			return &methods[i];
+	return NULL;
+}
+
+/* Whether the n segments match pattern; *id is the one a placeholder
+ * matched. */
+static int path_match(const char *pattern, char seg[4][API_ID_MAX * 3 + 1], int n, const char **id)
+{
+	const char *p = pattern + 1;
+	int i = 0;
+
+	for (; *p != '\0'; i++) {
+		size_t len = strcspn(p, "/");
+
+		if (i >= n)
+			return 0;
+		if (*p >= 'A' && *p <= 'Z')
+			*id = seg[i];
+		else if (strlen(seg[i]) != len || strncmp(seg[i], p, len) != 0)
+			return 0;
+		p += len + (p[len] == '/');
+	}
+	return i == n;
+}
+
+/* "GET, POST": the methods in mask, in the table's order. */
+static void methods_text(unsigned mask, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (mask & methods[i].cmd)
+			snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", buf[0] ? ", " : "",
+			         methods[i].name);
+}
+
+static void reply_not_allowed(struct evhttp_request *req, const struct method *m, const char *path,
+                              unsigned allowed)
+{
+	char allow[64];
+
+	methods_text(allowed, allow, sizeof(allow));
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+	reply_error(req, 405, "method %s is not allowed on %s: use %s", m->name, path, allow);
+}
+
+static void reply_not_found(struct evhttp_request *req, char seg[4][API_ID_MAX * 3 + 1], int n,
+                            const char *path)
+{
+	if (n >= 2 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "workflows") == 0)
+		reply_error(req, 404, "no such endpoint (try /v1/workflows/ID, /history or /wait)");
+	else if (n < 2 || strcmp(seg[0], "v1") != 0)
+		reply_error(req, 404, "no such endpoint \"%s\" (the API lives under /v1)", path);
+	else
+		reply_error(req, 404, "no such endpoint \"%s\"", path);
+}
+
+/* The endpoint for the path (split in n segments) and method, or NULL
+ * after a 404 or 405. */
+static const struct endpoint *endpoint_find(struct evhttp_request *req, const struct method *m,
+                                            const char *path, char seg[4][API_ID_MAX * 3 + 1],
+                                            int n, const char **id)
+{
+	unsigned allowed = 0;
+	const char *shown = NULL;
+
+	for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++) {
+		if (!path_match(endpoints[i].path, seg, n, id))
+			continue;
+		if (endpoints[i].method == m->cmd)
+			return &endpoints[i];
+		allowed |= endpoints[i].method;
+		shown = endpoints[i].path;
+	}
+	if (allowed != 0)
+		reply_not_allowed(req, m, shown, allowed);
+	else
+		reply_not_found(req, seg, n, path);
+	return NULL;
 }
 
 static void route(struct evhttp_request *req, void *arg)
 {
 	struct api *a = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = evhttp_uri_get_path(uri), *qs = evhttp_uri_get_query(uri);
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	const char *path = evhttp_uri_get_path(uri), *qs = evhttp_uri_get_query(uri), *id = "";
+	const struct method *m = method_find(evhttp_request_get_command(req));
 	char seg[4][API_ID_MAX * 3 + 1];
-	struct query q;
 	int n = split_path(path ? path : "/", seg);
+	const struct endpoint *ep;
+	struct query q;
 
 	req_clock_stop(a, req);
+	if (m == NULL || !m->has_body)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+	if (m == NULL)
+		return reply_error(req, 501,
+		                   "method not implemented: the control API answers GET, POST and "
+		                   "PUT");
+	if ((ep = endpoint_find(req, m, path ? path : "/", seg, n, &id)) == NULL)
+		return;
 	TAILQ_INIT(&q.kv);
-	if (qs != NULL && evhttp_parse_query_str(qs, &q.kv) != 0) {
+	if (qs != NULL && evhttp_parse_query_str(qs, &q.kv) != 0)
 		reply_error(req, 400, "bad query string \"%s\"", qs);
-		goto done;
-	}
-	if (n == 1 && strcmp(seg[0], "metrics") == 0 && cmd == EVHTTP_REQ_GET)
-		handle_metrics(a, req);
-	else if (n < 2 || strcmp(seg[0], "v1") != 0)
-		reply_error(req, 404, "no such endpoint \"%s\" (the API lives under /v1)",
-		            path ? path : "");
-	else if (strcmp(seg[1], "workflows") == 0)
-		route_workflows(a, req, &q, seg, n, cmd);
-	else if (n == 2 && strcmp(seg[1], "wait") == 0 && cmd == EVHTTP_REQ_GET)
-		handle_wait_all(a, req, &q);
-	else if (n == 2 && strcmp(seg[1], "stats") == 0 && cmd == EVHTTP_REQ_GET)
-		handle_stats(a, req);
-	else if (n == 2 && strcmp(seg[1], "check") == 0 && cmd == EVHTTP_REQ_GET)
-		handle_check(a, req);
-	else if (n == 2 && strcmp(seg[1], "health") == 0 && cmd == EVHTTP_REQ_GET)
-		reply(req, 200, json_pack("{s:b, s:b}", "ok", 1, "stopping", a->sup->stopping));
-	else if (n == 3 && strcmp(seg[1], "stock") == 0)
-		handle_stock(a, req, seg[2]);
 	else
-		reply_error(req, 404, "no such endpoint \"%s\"", path ? path : "");
-done:
+		ep->fn(a, req, &q, id);
 	evhttp_clear_headers(&q.kv);
 }
 
@@ -1125,7 +1343,10 @@ int api_start(struct sup *sup, struct api **out, char *err, size_t errlen)
 	a->http = evhttp_new(sup->base);
 	evhttp_set_max_body_size(a->http, (ev_ssize_t)sup->cfg.max_body);
 	evhttp_set_max_headers_size(a->http, API_MAX_HEADERS);
-	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT);
+	/* Every method, the ones libevent does not know included (its
+	 * EVHTTP_REQ_UNKNOWN_, 1 << 15 in 2.1): route() answers them in JSON
+	 * (405 with Allow, or 501) where libevent would send its HTML 501. */
+	evhttp_set_allowed_methods(a->http, 0xffff);
 	evhttp_set_timeout(a->http, API_IO_TIMEOUT_S);
 	evhttp_set_gencb(a->http, route, a);
 	evhttp_set_bevcb(a->http, api_bevcb, a);

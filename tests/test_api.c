@@ -1,5 +1,7 @@
-/* test_api.c — the control API's answers to bad requests, long-polls that
- * time out, and clients that hang up during a long-poll. */
+/* test_api.c — the control API's answers to bad requests (starts refused
+ * before anything is created, wrong methods: 405 with Allow), long-polls
+ * that time out, and clients that hang up during a long-poll. */
+#include <errno.h>
 #include <math.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -683,6 +686,303 @@ static void test_metrics_families(void **state)
 	httpc_response_free(&r);
 }
 
+/* ---- starts refused before anything is created (issue 14) --------------- */
+
+static long long stock_now(void)
+{
+	json_t *out = NULL;
+	long long stock;
+
+	assert_int_equal(tu_http(&sup, "GET", "/v1/stock/123456", NULL, &out), 200);
+	stock = json_integer_value(json_object_get(out, "stock"));
+	json_decref(out);
+	return stock;
+}
+
+/* POST body is refused with 400 naming both needles; then workflow id
+ * does not exist in namespace ns and the stock has not moved. */
+static void expect_refused(const char *body, const char *id, const char *ns, const char *needle1,
+                           const char *needle2)
+{
+	char *path = tu_fmt("/v1/workflows/%s?namespace=%s", id, ns);
+	long long before;
+
+	/* Workflows of earlier tests move the stock too: let them end. */
+	assert_int_equal(tu_http(&sup, "GET", "/v1/wait?timeout=30s", NULL, NULL), 200);
+	before = stock_now();
+	expect("POST", "/v1/workflows?wait=10s", body, 400, needle1, needle2);
+	expect("GET", path, NULL, 404, "unknown workflow", NULL);
+	assert_int_equal(stock_now(), before);
+	free(path);
+}
+
+/* A start with an input field out of its range, of the wrong type or
+ * unknown is refused at start with the field and its range: the order
+ * is not applied. (They were accepted with 201, and failed only later,
+ * or never: reorder_* were kept unchecked.) */
+static void test_start_checks_every_input_field(void **state)
+{
+	static const struct {
+		const char *field, *value, *needle1, *needle2;
+	} cases[] = {
+	    {"reorder_quantity", "0", "input.reorder_quantity=0 is out of range",
+	     "give an integer 1..1000000000"},
+	    {"quantity", "2147483648", "input.quantity=2147483648 is out of range",
+	     "1..1000000000"},
+	    {"quantity", "9223372036854775807", "input.quantity=9223372036854775807",
+	     "1..1000000000"},
+	    {"quantity", "1.5", "input.quantity is a real number", "1..1000000000"},
+	    {"reorder_threshold", "-1", "input.reorder_threshold=-1 is out of range",
+	     "give an integer 0..1000000000"},
+	    {"reorder_threshold", "\"2\"", "input.reorder_threshold is a string", "0..1000000000"},
+	    {"reorder_threshold", "1000000001", "input.reorder_threshold=1000000001",
+	     "0..1000000000"},
+	    {"reorder_threshold", "null", "input.reorder_threshold is null", "0..1000000000"},
+	    {"quantity", "0", "input.quantity=0 is out of range", "give an integer 1..1000000000"},
+	    {"reorder_quantity", "-5", "input.reorder_quantity=-5 is out of range",
+	     "1..1000000000"},
+	    {"reorder_quantity", "\"1000\"", "input.reorder_quantity is a string", "1..1000000000"},
+	    {"reorder_quantity", "2147483648", "input.reorder_quantity=2147483648",
+	     "1..1000000000"},
+	    {"reorder_quantity", "9223372036854775807",
+	     "input.reorder_quantity=9223372036854775807", "1..1000000000"},
+	    {"colour", "\"red\"", "input.colour is not a known field",
+	     "order_id, product_id, quantity, reorder_threshold, reorder_quantity"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *id = tu_fmt("RANGE%zu", i);
+		char *body = tu_fmt("{\"input\":{\"order_id\":\"%s\",\"product_id\":\"123456\","
+		                    "%s\"%s\":%s}}",
+		                    id, strcmp(cases[i].field, "quantity") ? "\"quantity\":1," : "",
+		                    cases[i].field, cases[i].value);
+
+		expect_refused(body, id, "default", cases[i].needle1, cases[i].needle2);
+		free(body);
+		free(id);
+	}
+	expect_refused("{\"workflow_id\":\"RANGE-P\",\"input\":{\"order_id\":\"RP\","
+	               "\"product_id\":\"12345678901234567890123456789012345678901234567890123456"
+	               "789012345\",\"quantity\":1}}",
+	               "RANGE-P", "default", "input.product_id is 65 bytes long", "1..64 bytes");
+}
+
+/* A key given twice in the body (at the top, inside input, longer than
+ * jansson names, with escapes) is refused, naming it; it took the last
+ * value silently. */
+static void test_duplicate_keys_refused(void **state)
+{
+	const char *in = "\"product_id\":\"123456\",\"quantity\":1";
+	char *top = tu_fmt("{\"workflow_id\":\"DUP1\",\"workflow_id\":\"DUP2\","
+	                   "\"input\":{\"order_id\":\"DUP1\",%s}}",
+	                   in);
+	char *inner = tu_fmt("{\"input\":{\"order_id\":\"DUP3\",%s,\"quantity\":2}}", in);
+	char *longkey = tu_fmt("{\"input\":{\"order_id\":\"DUP4\",%s,"
+	                       "\"a_key_longer_than_twenty_bytes\":1,"
+	                       "\"a_key_longer_than_twenty_bytes\":2}}",
+	                       in);
+	char *escaped = tu_fmt("{\"input\":{\"order_id\":\"DUP5\",%s,\"we\\\"ird\\\\\":1,"
+	                       "\"we\\\"ird\\\\\" : 2}}",
+	                       in);
+	long long before;
+
+	expect_refused(top, "DUP1", "default", "key \"workflow_id\" appears twice", "once");
+	expect("GET", "/v1/workflows/DUP2", NULL, 404, "unknown workflow", NULL);
+	expect_refused(inner, "DUP3", "default", "key \"quantity\" appears twice", NULL);
+	expect_refused(longkey, "DUP4", "default",
+	               "key \"a_key_longer_than_twenty_bytes\" appears twice", NULL);
+	expect_refused(escaped, "DUP5", "default", "key \"we\"ird\\\" appears twice", NULL);
+	before = stock_now();
+	expect("PUT", "/v1/stock/123456", "{\"stock\":5,\"stock\":6}", 400,
+	       "key \"stock\" appears twice", NULL);
+	assert_int_equal(stock_now(), before);
+	free(top);
+	free(inner);
+	free(longkey);
+	free(escaped);
+}
+
+/* The supplier order key namespace/workflow_id/1 must fit the supplier's
+ * 255-byte Idempotency-Key: ids that would pass it are refused at start
+ * (they were accepted, the order applied, and supplier_order failed with
+ * InvalidInput); ids that make it exactly 255 bytes go through, restock
+ * included. */
+static void test_start_ids_fit_the_supplier_key(void **state)
+{
+	char ns[128], id[129], *body, *path;
+	json_t *out = NULL;
+
+	memset(ns, 'n', sizeof(ns) - 1);
+	ns[sizeof(ns) - 1] = '\0';
+	memset(id, 'w', sizeof(id) - 1);
+	id[sizeof(id) - 1] = '\0';
+	body = tu_fmt("{\"namespace\":\"%s\",\"workflow_id\":\"%s\",\"input\":{\"order_id\":"
+	              "\"KEY1\",\"product_id\":\"123456\",\"quantity\":1,"
+	              "\"reorder_threshold\":1000000000}}",
+	              ns, id);
+	expect_refused(body, id, ns, "workflow_id is 128 bytes, over the 125", "255");
+	free(body);
+
+	id[125] = '\0'; /* 127 + 1 + 125 + 2 = 255 */
+	body = tu_fmt("{\"namespace\":\"%s\",\"workflow_id\":\"%s\",\"input\":{\"order_id\":"
+	              "\"KEY2\",\"product_id\":\"123456\",\"quantity\":1,"
+	              "\"reorder_threshold\":1000000000}}",
+	              ns, id);
+	assert_int_equal(tu_http(&sup, "POST", "/v1/workflows?wait=30s", body, &out), 201);
+	assert_string_equal(wf_str(out, "status"), "completed");
+	assert_true(json_is_true(json_object_get(
+	    json_object_get(json_object_get(out, "workflow"), "result"), "restocked")));
+	json_decref(out);
+	free(body);
+	path = tu_fmt("/v1/workflows/%s?namespace=%s", id, ns);
+	assert_int_equal(tu_http(&sup, "GET", path, NULL, NULL), 200);
+	free(path);
+}
+
+/* ---- methods: 405 with Allow, 501, all in JSON ------------------------ */
+
+struct raw_reply {
+	int status;
+	int replies;    /* status lines read: one per request */
+	char allow[64]; /* the Allow header, "" when none */
+	char type[64];  /* Content-Type */
+	char connection[32];
+	json_t *body; /* NEW ref, NULL when not JSON */
+};
+
+static void header_value(const char *head, const char *name, char *buf, size_t len)
+{
+	char *want = tu_fmt("\r\n%s: ", name);
+	const char *p = strcasestr(head, want);
+
+	buf[0] = '\0';
+	if (p != NULL)
+		snprintf(buf, len, "%.*s", (int)strcspn(p + strlen(want), "\r"), p + strlen(want));
+	free(want);
+}
+
+/* Sends request on a new connection and reads until the server closes it
+ * (the request asks it to, or the reply says it will). */
+static void raw_exchange(const char *request, struct raw_reply *r)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct timeval tv = {10, 0};
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	char buf[16384], *head_end;
+	size_t len = 0;
+	ssize_t n;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sup.sock);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	assert_int_equal(write(fd, request, strlen(request)), (ssize_t)strlen(request));
+	while (len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)n;
+	/* A reset after the reply (a closed socket with unread bytes) ends it
+	 * as well as an EOF; a timeout does not. */
+	if (n < 0 && errno != ECONNRESET)
+		fail_msg("the server did not close the connection: %s", request);
+	close(fd);
+	buf[len] = '\0';
+	for (const char *p = buf; (p = strstr(p, "HTTP/1.")) != NULL; p++)
+		r->replies++;
+	assert_int_equal(sscanf(buf, "HTTP/1.%*d %d", &r->status), 1);
+	head_end = strstr(buf, "\r\n\r\n");
+	assert_non_null(head_end);
+	head_end[2] = '\0';
+	header_value(buf, "Allow", r->allow, sizeof(r->allow));
+	header_value(buf, "Content-Type", r->type, sizeof(r->type));
+	header_value(buf, "Connection", r->connection, sizeof(r->connection));
+	r->body = json_loads(head_end + 4, 0, NULL);
+}
+
+/* method path (with a small body) answers status, with allow as its Allow
+ * header ("" = none), in JSON {error, status} (HEAD: no body). */
+static void expect_method(const char *method, const char *path, int status, const char *allow)
+{
+	char *req = tu_fmt("%s %s HTTP/1.1\r\nHost: idem\r\nConnection: close\r\n"
+	                   "Content-Length: 2\r\n\r\n{}",
+	                   method, path);
+	struct raw_reply r;
+
+	raw_exchange(req, &r);
+	if (r.status != status || strcmp(r.allow, allow) != 0)
+		fail_msg("%s %s: %d with Allow \"%s\", expected %d with \"%s\"", method, path,
+		         r.status, r.allow, status, allow);
+	if (strcmp(r.type, "application/json") != 0 ||
+	    (strcmp(method, "HEAD") != 0 && !json_is_object(r.body)))
+		fail_msg("%s %s: the reply is not JSON (Content-Type %s)", method, path, r.type);
+	if (status >= 400 && strcmp(method, "HEAD") != 0) {
+		const char *err = json_string_value(json_object_get(r.body, "error"));
+
+		if (err == NULL || json_integer_value(json_object_get(r.body, "status")) != status)
+			fail_msg("%s %s: not a JSON error", method, path);
+		if (status == 405 && (strstr(err, method) == NULL || strstr(err, allow) == NULL))
+			fail_msg("%s %s: \"%s\" does not name %s and %s", method, path, err, method,
+			         allow);
+	}
+	json_decref(r.body);
+	free(req);
+}
+
+/* Every endpoint, asked with a method it does not have, answers 405 with
+ * Allow (POST /v1/stats said 404; DELETE, PATCH and HEAD got libevent's
+ * HTML 501); a method libevent does not know gets a JSON 501. */
+static void test_wrong_method_is_405_with_allow(void **state)
+{
+	static const struct {
+		const char *method, *path, *allow;
+	} cases[] = {
+	    {"DELETE", "/v1/workflows", "GET, POST"},
+	    {"PUT", "/v1/workflows", "GET, POST"},
+	    {"POST", "/v1/workflows/A1", "GET"},
+	    {"PATCH", "/v1/workflows/A1", "GET"},
+	    {"PUT", "/v1/workflows/A1/history", "GET"},
+	    {"POST", "/v1/workflows/A1/wait", "GET"},
+	    {"POST", "/v1/wait", "GET"},
+	    {"POST", "/v1/stats", "GET"},
+	    {"DELETE", "/v1/check", "GET"},
+	    {"PUT", "/v1/health", "GET"},
+	    {"POST", "/metrics", "GET"},
+	    {"POST", "/v1/stock/123456", "GET, PUT"},
+	    {"DELETE", "/v1/stock/123456", "GET, PUT"},
+	    {"OPTIONS", "/v1/stats", "GET"},
+	    {"TRACE", "/v1/health", "GET"},
+	    {"HEAD", "/v1/health", "GET"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		expect_method(cases[i].method, cases[i].path, 405, cases[i].allow);
+	expect_method("FROB", "/v1/health", 501, "");
+	expect_method("DELETE", "/v1/nothing", 404, "");
+	/* The right method still answers. */
+	expect_method("GET", "/v1/health", 200, "");
+}
+
+/* A method whose body evhttp does not read: the answer closes the
+ * connection, so the body is not taken for a next request. */
+static void test_unread_body_closes(void **state)
+{
+	struct raw_reply r;
+
+	raw_exchange("FROB /v1/stats HTTP/1.1\r\nHost: idem\r\nContent-Length: 25\r\n\r\n"
+	             "GET /v1/health HTTP/1.1\r\n",
+	             &r);
+	assert_int_equal(r.status, 501);
+	assert_int_equal(r.replies, 1);
+	assert_string_equal(r.connection, "close");
+	assert_int_equal(json_integer_value(json_object_get(r.body, "status")), 501);
+	json_decref(r.body);
+	raw_exchange("TRACE /v1/stats HTTP/1.1\r\nHost: idem\r\nContent-Length: 25\r\n\r\n"
+	             "GET /v1/health HTTP/1.1\r\n",
+	             &r);
+	assert_int_equal(r.status, 405);
+	assert_int_equal(r.replies, 1);
+	assert_string_equal(r.allow, "GET");
+	json_decref(r.body);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -692,6 +992,11 @@ int main(void)
 	    cmocka_unit_test(test_bad_parameters),
 	    cmocka_unit_test(test_conflicting_start),
 	    cmocka_unit_test(test_too_large),
+	    cmocka_unit_test(test_start_checks_every_input_field),
+	    cmocka_unit_test(test_duplicate_keys_refused),
+	    cmocka_unit_test(test_start_ids_fit_the_supplier_key),
+	    cmocka_unit_test(test_wrong_method_is_405_with_allow),
+	    cmocka_unit_test(test_unread_body_closes),
 	    cmocka_unit_test(test_wait_timeout_and_vanishing_client),
 	    cmocka_unit_test(test_start_and_wait),
 	    cmocka_unit_test(test_task_too_large),

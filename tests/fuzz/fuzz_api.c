@@ -18,11 +18,12 @@
  *
  * Properties checked: every reply of api.c (Content-Type
  * application/json) is a JSON object, and one with status >= 400 says
- * {"error": string, "status": that status}; the server goes quiet within
- * 100,000 turns and closes the connection within 5 s of the client's EOF
- * and the end of its polls (no spin, no hang); no leak, no sanitizer
- * report. Replies of libevent itself (its own 400, 413, 501
- * pages for requests that never reach route) are only parsed. */
+ * {"error": string, "status": that status}; a 405 names the allowed
+ * methods in an Allow header; the server goes quiet within 100,000 turns
+ * and closes the connection within 5 s of the client's EOF and the end
+ * of its polls (no spin, no hang); no leak, no sanitizer report. Replies
+ * of libevent itself (its own 400, 413 and 417 pages for requests that
+ * never reach route: README, Control API) are only parsed. */
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
@@ -244,6 +245,8 @@ static void check_replies(const char *p, size_t len)
 		v = header(p, head_end, "Content-Type", &vlen);
 		if (v != NULL && vlen >= 16 && strncmp(v, "application/json", 16) == 0)
 			check_json_reply(status, head_end + 4, body);
+		FUZZ_CHECK(status != 405 || header(p, head_end, "Allow", &vlen) != NULL,
+		           "a 405 without Allow: %.*s", (int)(head_end - p), p);
 		p = head_end + 4 + body;
 	}
 }

@@ -276,6 +276,19 @@ def api_seeds():
         "start-too-big": s(dict(START, pad="x" * 1100)),
         "start-deep": "[" * 1500 + "]" * 1500,
         "start-nul": '{"input":{"order_id":"a\\u0000b","product_id":"1","quantity":1}}',
+        # Refused at start since issue 14: every input field is checked,
+        # duplicate keys are named, the supplier key must fit 255 bytes.
+        "start-input-unknown": s({"input": dict(START["input"], colour="red")}),
+        "start-reorder-zero": s({"input": dict(START["input"], reorder_quantity=0)}),
+        "start-reorder-string": s({"input": dict(START["input"], reorder_threshold="2")}),
+        "start-quantity-2p31": s({"input": dict(START["input"], quantity=2 ** 31)}),
+        "start-quantity-int64-max": s({"input": dict(START["input"], quantity=2 ** 63 - 1)}),
+        "start-key-too-long": s(dict(START, namespace="n" * 127, workflow_id="w" * 128)),
+        "start-key-just-fits": s(dict(START, namespace="n" * 127, workflow_id="w" * 125)),
+        "start-duplicate-key": '{"input":{"order_id":"X","product_id":"1","quantity":1,"quantity":2}}',
+        "start-duplicate-top": '{"workflow_id":"a","workflow_id":"b","input":{}}',
+        "start-duplicate-escaped": '{"input":{"we\\"ird\\\\":1, "we\\"ird\\\\" :2}}',
+        "start-duplicate-long": '{"input":{"' + "k" * 300 + '":1,"' + "k" * 300 + '":2}}',
     }
     for name, body in posts.items():
         write("api", "post-" + name, req("POST", "/v1/workflows", body))
@@ -347,6 +360,14 @@ def api_seeds():
     write("api", "head", req("HEAD", "/v1/health"))
     write("api", "options", req("OPTIONS", "*"))
     write("api", "bogus-method", req("FROB", "/v1/health"))
+    # 405 with Allow on every endpoint; a body evhttp does not read (HEAD,
+    # TRACE, an unknown method) must not be taken for the next request.
+    write("api", "post-stats", req("POST", "/v1/stats", "{}"))
+    write("api", "patch-workflow", req("PATCH", "/v1/workflows/A12", "{}"))
+    write("api", "trace-with-body", req("TRACE", "/v1/health", "GET /v1/stats HTTP/1.1\r\n\r\n"))
+    write("api", "bogus-method-with-body", req("FROB", "/v1/stats", "GET /v1/stats HTTP/1.1\r\n\r\n"))
+    write("api", "connect", b"CONNECT idem:80 HTTP/1.1\r\nHost: idem\r\n\r\n" + req("GET", "/v1/health"))
+    write("api", "put-stock-duplicate", req("PUT", "/v1/stock/123456", '{"stock": 1, "stock": 2}'))
     write("api", "http10", req("GET", "/v1/health", version="1.0"))
     write("api", "http09", b"GET /v1/health\r\n\r\n")
     # Found by fuzz_api: an HTTP/0.x reply has no Content-Length, and a
