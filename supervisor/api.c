@@ -35,11 +35,18 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
+#include "api.h"
 #include "appdb.h"
 #include "check.h"
 #include "clock.h"
+#include "engine.h"
 #include "log.h"
-#include "supervisor.h"
+#include "metrics.h"
+#include "pool.h"
+#include "store.h"
+#include "sup.h"
+#include "timer.h"
+#include "workflow.h"
 
 #define API_ID_MAX 128
 #define API_WAIT_DEFAULT_MS 30000

@@ -16,9 +16,15 @@
 #include <string.h>
 
 #include "clock.h"
+#include "engine.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
-#include "supervisor.h"
+#include "pool.h"
+#include "store.h"
+#include "sup.h"
+#include "timer.h"
+#include "workflow.h"
 
 struct waiter {
 	struct engine *e;

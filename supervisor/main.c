@@ -11,13 +11,18 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "appdb.h"
 #include "clock.h"
+#include "engine.h"
 #include "exitcodes.h"
 #include "faultvfs.h"
 #include "lockfile.h"
 #include "log.h"
-#include "supervisor.h"
+#include "pool.h"
+#include "store.h"
+#include "sup.h"
+#include "timer.h"
 
 #define KILL_AFTER_MS 2000
 

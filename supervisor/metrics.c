@@ -8,7 +8,11 @@
 
 #include <event2/buffer.h>
 
-#include "supervisor.h"
+#include "engine.h"
+#include "metrics.h"
+#include "pool.h"
+#include "store.h"
+#include "sup.h"
 
 /* The upper bounds of the finite buckets, in seconds. */
 static const double bounds[METRICS_NBUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,

@@ -24,11 +24,17 @@
 #include <event2/bufferevent.h>
 
 #include "clock.h"
+#include "engine.h"
 #include "exitcodes.h"
 #include "forkserver.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
-#include "supervisor.h"
+#include "pool.h"
+#include "store.h"
+#include "sup.h"
+#include "timer.h"
+#include "workflow.h"
 
 #define CHANNEL_FD 3
 #define SUPPLIER_RESPAWN_MS 1000

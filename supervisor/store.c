@@ -31,7 +31,8 @@
 #include "clock.h"
 #include "db.h"
 #include "log.h"
-#include "supervisor.h"
+#include "store.h"
+#include "sup.h"
 #include "textbuf.h"
 
 #define STORE_BUSY_LOG_MS 5000 /* how often a wait for a locked state DB is logged */

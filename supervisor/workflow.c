@@ -10,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "inventory_input.h"
-#include "supervisor.h"
 #include "textbuf.h"
+#include "workflow.h"
 
 static const char *const wf_status_names[] = {"running", "completed", "failed"};
 static const char *const step_status_names[] = {"scheduled", "running", "completed", "failed"};

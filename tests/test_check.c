@@ -22,7 +22,7 @@
 #include "appdb.h"
 #include "check.h"
 #include "db.h"
-#include "supervisor.h"
+#include "store.h"
 #include "testutil.h"
 
 /* worker/supplier.c's ledger schema (migration 1). */

@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "supervisor.h"
+#include "pool.h"
 
 static void test_happy_path(void **state)
 {

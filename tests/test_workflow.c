@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "inventory_input.h"
-#include "supervisor.h"
+#include "workflow.h"
 
 static struct idem_config cfg;
 

@@ -3,7 +3,7 @@
  * body_json, every handler and the reply paths) without a state DB,
  * workers or an app DB.
  *
- * Only what api.c calls is here, with the contracts of supervisor.h,
+ * Only what api.c calls is here, with the contracts of the supervisor's headers,
  * appdb.h and check.h (who owns each json_t, what each return code
  * means), and the engine's timing: engine_defer'd replies run at the end
  * of the loop turn (stub_turn_end, as engine_turn_end after its commit),
@@ -25,6 +25,7 @@
 #include "api_stubs.h"
 #include "appdb.h"
 #include "check.h"
+#include "timer.h"
 
 struct deferred {
 	engine_deferred_fn fn;

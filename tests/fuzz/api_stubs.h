@@ -3,7 +3,13 @@
 #ifndef IDEM_FUZZ_API_STUBS_H
 #define IDEM_FUZZ_API_STUBS_H
 
-#include "supervisor.h"
+#include "api.h"
+#include "engine.h"
+#include "metrics.h"
+#include "pool.h"
+#include "store.h"
+#include "sup.h"
+#include "workflow.h"
 
 /* The stand-in engine of sup (sup->base must be set). */
 struct engine *stub_engine_new(struct sup *sup);

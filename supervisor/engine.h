@@ -1,0 +1,81 @@
+/* engine.h — workflows in motion: replay, dispatch of ready steps to idle
+ * workers, retries and timeouts, group commit and what waits for it
+ * (task frames, replies, waiter wake-ups). Owns the running workflows. */
+#ifndef IDEM_ENGINE_H
+#define IDEM_ENGINE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "fault.h"
+#include "workflow.h"
+
+struct sup;
+struct step;
+
+struct engine_stats {
+	int64_t attempts;
+	int64_t completed_steps;
+	int64_t failed_attempts;
+	int64_t retries;
+	int64_t commits;
+	int64_t workflows_started;
+	int64_t workflows_completed;
+	int64_t workflows_failed;
+	int64_t faults[FAULT_NKINDS];    /* planned, by kind */
+	int64_t kills_at[FAULT_NPOINTS]; /* planned kills, by crash point */
+	int64_t timeouts[3];             /* start_to_close, heartbeat, schedule_to_close */
+	int64_t worker_deaths;           /* attempts lost to a dead or killed worker */
+	int64_t queue_depth;             /* now: ready steps waiting for an idle worker */
+};
+
+enum { TIMEOUT_START_TO_CLOSE, TIMEOUT_HEARTBEAT, TIMEOUT_SCHEDULE_TO_CLOSE };
+
+struct engine;
+
+int engine_new(struct sup *sup, struct engine **out, char *err, size_t errlen);
+void engine_free(struct engine *e);
+/* Loads running workflows and requeues attempts that were in flight. */
+int engine_recover(struct engine *e, char *err, size_t errlen);
+/* Replay, dispatch, commit, then release what waited for the commit.
+ * Returns 0, or -1 when the state DB failed (fatal). */
+int engine_turn_end(struct engine *e, char *err, size_t errlen);
+/* Waits until every commit is durable and lets out what waited for it
+ * (at exit). Returns -1 when the sync failed. */
+int engine_flush(struct engine *e, char *err, size_t errlen);
+
+/* Start a workflow. Returns 201 (created), 200 (exists, same input), 409
+ * (exists, other input), 400 (bad request), 503 (shutting down), with
+ * *body a NEW reference to send once durable (through engine_defer) and,
+ * on 200 and 201, *id the workflow's state-DB id. */
+int engine_start(struct engine *e, const char *ns, const char *workflow_id, const char *type,
+                 json_t *input, json_t **body, int64_t *id, char *err, size_t errlen);
+/* The in-memory workflow for a running one, or NULL. */
+struct wf *engine_find(struct engine *e, int64_t id);
+int engine_running_count(const struct engine *e);
+const struct engine_stats *engine_stats(const struct engine *e);
+
+/* Worker callbacks from pool.c. result is BORROWED. */
+void engine_on_result(struct engine *e, struct step *st, int ok, json_t *result,
+                      const char *error_type, const char *error_message, int retryable, long pid);
+void engine_on_heartbeat(struct engine *e, struct step *st, json_t *details);
+/* The attempt on that worker ended without a result: kind is the history
+ * event ("worker_lost", "worker_killed", "timed_out"), error_type the
+ * attempt's error ("WorkerLost", "StartToCloseTimeout", ...), reason says
+ * what happened. */
+void engine_on_lost(struct engine *e, struct step *st, const char *kind, const char *error_type,
+                    const char *reason, long pid);
+
+/* Replies and wake-ups that leave only after the next commit. */
+typedef void (*engine_deferred_fn)(void *arg);
+void engine_defer(struct engine *e, engine_deferred_fn fn, void *arg);
+
+/* Long-poll waiters: fn(arg, wf_json_or_NULL) is called once, after the
+ * commit that closed the workflow, or on timeout (NULL), or never when
+ * cancelled by engine_unwait. */
+typedef void (*waiter_fn)(void *arg, int timed_out);
+struct waiter *engine_wait(struct engine *e, struct wf *wf, int64_t timeout_ms, waiter_fn fn,
+                           void *arg);
+void engine_unwait(struct engine *e, struct waiter *w);
+
+#endif

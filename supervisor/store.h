@@ -1,0 +1,77 @@
+/* store.h — the state DB: workflows, steps, the append-only event history
+ * and the counters row, one transaction per loop turn (group commit), and
+ * the sync thread that makes commits durable behind the loop. Owns the
+ * state DB connection; nothing else writes it. */
+#ifndef IDEM_STORE_H
+#define IDEM_STORE_H
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db.h"
+#include "workflow.h"
+
+struct store;
+
+/* Opens the state DB with the durability of SYNC. With group_app (the
+ * app DB, whose workers then commit without syncing) and SYNC=full, the
+ * commits of both return before the disk has them and a thread syncs the
+ * two WALs behind them (group commit): see store.c. */
+int store_open(const char *path, enum db_sync sync, sqlite3 *group_app, struct store **out,
+               char *err, size_t errlen);
+/* Whether group commit is on. */
+int store_group_commit(const struct store *s);
+/* Group commit: a ticket whose sync covers every app-DB commit made so
+ * far, and the last ticket covered. */
+uint64_t store_app_sync_request(struct store *s);
+uint64_t store_app_durable(const struct store *s);
+/* Commits so far, and how many of them are known to be on disk (all of
+ * them without a sync thread); UINT64_MAX with err when a sync failed. */
+uint64_t store_committed(const struct store *s);
+uint64_t store_durable(struct store *s, char *err, size_t errlen);
+/* Asks the sync thread to make every commit so far durable; readable
+ * store_sync_fd() says it advanced (or failed). -1 without a thread. */
+void store_sync_request(struct store *s);
+int store_sync_fd(const struct store *s);
+/* Empties store_sync_fd(): only its reader does, so that no advance of
+ * the sync thread goes unnoticed. */
+void store_sync_drain(struct store *s);
+/* Blocks until every commit so far is durable. */
+int store_sync_wait(struct store *s, char *err, size_t errlen);
+void store_close(struct store *s);
+sqlite3 *store_db(struct store *s);
+
+/* Writes join the turn's transaction, opened on the first write. */
+int store_commit(struct store *s, char *err, size_t errlen);
+int store_dirty(const struct store *s);
+
+/* Returns 1 with *id and *status when (ns, workflow_id) exists, 0 when
+ * not, -1 on error. */
+int store_wf_lookup(struct store *s, const char *ns, const char *workflow_id, int64_t *id,
+                    char *err, size_t errlen);
+int store_wf_insert(struct store *s, struct wf *wf, int64_t now, char *err, size_t errlen);
+int store_wf_close(struct store *s, struct wf *wf, int64_t now, char *err, size_t errlen);
+int store_step_save(struct store *s, struct step *st, char *err, size_t errlen);
+/* detail is BORROWED and may be NULL. */
+int store_event(struct store *s, int64_t wf_id, int seq, int attempt, const char *kind, long pid,
+                json_t *detail, char *err, size_t errlen);
+/* The same with detail as JSON text (NULL: none). */
+int store_event_text(struct store *s, int64_t wf_id, int seq, int attempt, const char *kind,
+                     long pid, const char *detail, char *err, size_t errlen);
+
+/* Loads every running workflow with its steps; calls fn for each (fn owns
+ * the wf). */
+int store_load_running(struct store *s, void (*fn)(void *arg, struct wf *wf), void *arg, char *err,
+                       size_t errlen);
+
+/* API views: each returns a NEW reference, or NULL with err (a missing
+ * workflow is reported by returning NULL with *missing set). */
+json_t *store_wf_json(struct store *s, int64_t id, char *err, size_t errlen);
+json_t *store_history_json(struct store *s, int64_t id, char *err, size_t errlen);
+json_t *store_list_json(struct store *s, const char *ns, const char *status, int limit,
+                        int64_t after, char *err, size_t errlen);
+json_t *store_counts_json(struct store *s, char *err, size_t errlen);
+
+#endif
