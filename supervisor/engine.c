@@ -45,7 +45,7 @@ struct deferred {
 
 /* A task frame waiting for the commit. */
 struct outgoing {
-	struct slot *sl;
+	int slot;
 	int64_t task_id;
 	json_t *msg;
 };
@@ -449,27 +449,45 @@ static void apply_durable_results(struct engine *e)
 	}
 }
 
-void engine_on_result(struct engine *e, struct step *st, int ok, json_t *result,
-                      const char *error_type, const char *error_message, int retryable, long pid)
+/* ---- what the pool reports ---------------------------------------------------- */
+
+/* The history event, error type and timeout counter of each loss. */
+static const struct {
+	const char *kind;
+	const char *error_type;
+	int timeout; /* TIMEOUT_*, or -1 */
+} losses[POOL_NLOSSES] = {
+    [POOL_LOSS_WORKER] = {"worker_lost", "WorkerLost", -1},
+    [POOL_LOSS_START_TO_CLOSE] = {"timed_out", "StartToCloseTimeout", TIMEOUT_START_TO_CLOSE},
+    [POOL_LOSS_HEARTBEAT] = {"timed_out", "HeartbeatTimeout", TIMEOUT_HEARTBEAT},
+    [POOL_LOSS_SCHEDULE_TO_CLOSE] = {"timed_out", "ScheduleToCloseTimeout",
+                                     TIMEOUT_SCHEDULE_TO_CLOSE},
+    [POOL_LOSS_ASYNC_KILL] = {"worker_killed", "WorkerKilled", -1},
+};
+
+static void on_result(void *arg, void *owner, const struct msg_result *m, long pid)
 {
+	struct engine *e = arg;
+	struct step *st = owner;
 	struct result *r;
 
-	if (!ok) {
+	st->slot = -1;
+	if (!m->ok) {
 		event_log(e, st->wf, st->seq, st->attempt, "failed", pid,
-		          json_pack("{s:s, s:s, s:b}", "error_type", error_type, "message",
-		                    error_message, "retryable", retryable));
-		attempt_failed(e, st, retryable, error_type, error_message);
+		          json_pack("{s:s, s:s, s:b}", "error_type", m->error_type, "message",
+		                    m->error_message, "retryable", m->retryable));
+		attempt_failed(e, st, m->retryable, m->error_type, m->error_message);
 		return;
 	}
 	if (!store_group_commit(e->store)) {
-		step_completed(e, st, result, pid);
+		step_completed(e, st, m->result, pid);
 		return;
 	}
 	/* The worker committed without syncing: record the result once a
 	 * sync begun now has finished. */
 	r = calloc(1, sizeof(*r));
 	r->st = st;
-	r->value = json_incref(result);
+	r->value = json_incref(m->result);
 	r->pid = pid;
 	r->ticket = store_app_sync_request(e->store);
 	st->result_pending = 1;
@@ -477,8 +495,11 @@ void engine_on_result(struct engine *e, struct step *st, int ok, json_t *result,
 	e->results_tail = &r->next;
 }
 
-void engine_on_heartbeat(struct engine *e, struct step *st, json_t *details)
+static void on_heartbeat(void *arg, void *owner, json_t *details)
 {
+	struct engine *e = arg;
+	struct step *st = owner;
+
 	json_decref(st->heartbeat);
 	st->heartbeat = json_incref(details);
 	step_save(e, st);
@@ -486,20 +507,21 @@ void engine_on_heartbeat(struct engine *e, struct step *st, json_t *details)
 	          json_pack("{s:O}", "details", details));
 }
 
-void engine_on_lost(struct engine *e, struct step *st, const char *kind, const char *error_type,
-                    const char *reason, long pid)
+static void on_lost(void *arg, void *owner, enum pool_loss loss, const char *reason, long pid)
 {
-	event_log(e, st->wf, st->seq, st->attempt, kind, pid,
-	          json_pack("{s:s, s:s}", "error_type", error_type, "message", reason));
-	if (strcmp(error_type, "StartToCloseTimeout") == 0)
-		e->stats.timeouts[TIMEOUT_START_TO_CLOSE]++;
-	else if (strcmp(error_type, "HeartbeatTimeout") == 0)
-		e->stats.timeouts[TIMEOUT_HEARTBEAT]++;
-	else if (strcmp(error_type, "ScheduleToCloseTimeout") == 0)
-		e->stats.timeouts[TIMEOUT_SCHEDULE_TO_CLOSE]++;
+	struct engine *e = arg;
+	struct step *st = owner;
+
+	st->slot = -1;
+	event_log(e, st->wf, st->seq, st->attempt, losses[loss].kind, pid,
+	          json_pack("{s:s, s:s}", "error_type", losses[loss].error_type, "message", reason));
+	if (losses[loss].timeout >= 0)
+		e->stats.timeouts[losses[loss].timeout]++;
 	e->stats.worker_deaths++;
-	attempt_failed(e, st, 1, error_type, reason);
+	attempt_failed(e, st, 1, losses[loss].error_type, reason);
 }
+
+const struct pool_callbacks engine_pool_callbacks = {on_result, on_heartbeat, on_lost};
 
 /* ---- schedule_to_close ------------------------------------------------------- */
 
@@ -516,8 +538,7 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	snprintf(reason, sizeof(reason), "schedule_to_close timeout: not completed within %lld ms",
 	         (long long)e->sup->cfg.schedule_to_close_ms);
 	if (st->slot >= 0) {
-		pool_kill(pool_slot(e->sup->pool, st->slot), "timed_out", "ScheduleToCloseTimeout",
-		          reason);
+		pool_kill(e->sup->pool, st->slot, POOL_LOSS_SCHEDULE_TO_CLOSE, reason);
 		return;
 	}
 	if (st->queued) {
@@ -598,7 +619,7 @@ static void replay(struct engine *e, struct wf *wf)
 
 /* ---- dispatch ---------------------------------------------------------------- */
 
-static void outgoing_push(struct engine *e, struct slot *sl, int64_t task_id, json_t *msg)
+static void outgoing_push(struct engine *e, int sl, int64_t task_id, json_t *msg)
 {
 	if (e->nout == e->capout) {
 		e->capout = e->capout ? e->capout * 2 : 16;
@@ -629,27 +650,41 @@ static void plan_fault(struct engine *e, struct step *st, long pid, struct fault
 	event_log(e, st->wf, st->seq, st->attempt, "fault_injected", pid, detail);
 }
 
-static void assign(struct engine *e, struct slot *sl, struct step *st)
+/* The heartbeat timeout of st's attempts: 0 unless its activity
+ * heartbeats. */
+static int64_t heartbeat_ms(const struct engine *e, const struct step *st)
+{
+	return activity_options_find(st->activity)->heartbeats ? e->sup->cfg.heartbeat_timeout_ms
+	                                                       : 0;
+}
+
+static void assign(struct engine *e, int sl, struct step *st)
 {
 	struct msg_task t = {0};
-	struct fault_plan plan;
+	struct pool_task task = {.owner = st};
+	long pid = (long)pool_pid(e->sup->pool, sl);
 	int64_t task_id;
 
 	st->attempt++;
 	st->status = STEP_RUNNING;
 	e->stats.attempts++;
 	step_save(e, st);
-	event_text(e, st->wf, st->seq, st->attempt, "started", (long)sl->pid, "{\"slot\":%d}",
-	           sl->index);
-	plan_fault(e, st, (long)sl->pid, &plan);
+	event_text(e, st->wf, st->seq, st->attempt, "started", pid, "{\"slot\":%d}", sl);
+	plan_fault(e, st, pid, &task.plan);
 	if (log_enabled(LOG_DEBUG)) {
 		char f[1200];
 
 		log_debug("attempt started", "%s slot=%d worker_pid=%ld fault=%s",
-		          attempt_fields(st, f, sizeof(f)), sl->index, (long)sl->pid,
-		          plan.kind == FAULT_NONE ? "none" : fault_kind_name(plan.kind));
+		          attempt_fields(st, f, sizeof(f)), sl, pid,
+		          task.plan.kind == FAULT_NONE ? "none" : fault_kind_name(task.plan.kind));
 	}
-	task_id = pool_assign(sl, st, &plan);
+	task.activity = st->activity;
+	task.workflow_id = st->wf->workflow_id;
+	task.step = st->seq;
+	task.attempt = st->attempt;
+	task.heartbeat_ms = heartbeat_ms(e, st);
+	task_id = pool_assign(e->sup->pool, sl, &task);
+	st->slot = sl;
 	t.task_id = task_id;
 	t.namespace_ = st->wf->namespace_;
 	t.workflow_id = st->wf->workflow_id;
@@ -658,16 +693,17 @@ static void assign(struct engine *e, struct slot *sl, struct step *st)
 	t.activity = st->activity;
 	t.input = st->input;
 	t.heartbeat = st->heartbeat;
-	t.fault = fault_plan_json(&plan);
+	t.fault = fault_plan_json(&task.plan);
 	outgoing_push(e, sl, task_id, msg_task_new(&t));
 	json_decref(t.fault);
 }
 
 static void dispatch(struct engine *e)
 {
-	struct slot *sl;
+	int sl;
 
-	while (!e->sup->stopping && !TAILQ_EMPTY(&e->ready) && (sl = pool_idle(e->sup->pool))) {
+	while (!e->sup->stopping && !TAILQ_EMPTY(&e->ready) &&
+	       (sl = pool_idle(e->sup->pool)) >= 0) {
 		struct step *st = TAILQ_FIRST(&e->ready);
 
 		TAILQ_REMOVE(&e->ready, st, ready);
@@ -686,16 +722,13 @@ static void send_outgoing(struct engine *e, struct outgoing *out, size_t nout)
 	for (size_t i = 0; i < nout; i++) {
 		struct outgoing *o = &out[i];
 
+		struct step *st = pool_task_owner(e->sup->pool, o->slot, o->task_id);
+
 		/* The worker may have died since the assignment: its attempt
 		 * has been failed already, and the frame has nowhere to go. */
-		if (o->sl->step != NULL && o->sl->task_id == o->task_id && o->sl->bev != NULL) {
-			metrics_observe(&e->sup->metrics.dispatch,
-			                metrics_seconds(o->sl->step->ready_us, now));
-			o->sl->sent_us = now;
-			pool_send(o->sl, o->msg);
-		} else {
-			json_decref(o->msg);
-		}
+		if (st != NULL)
+			metrics_observe(&e->sup->metrics.dispatch, metrics_seconds(st->ready_us, now));
+		pool_send(e->sup->pool, o->slot, o->task_id, o->msg);
 	}
 }
 
@@ -763,7 +796,7 @@ static void send_early(struct engine *e)
 		return; /* the turn fails on it below */
 	for (size_t i = 0; i < e->nout; i++) {
 		struct outgoing *o = &e->out[i];
-		struct step *st = o->sl->task_id == o->task_id ? o->sl->step : NULL;
+		struct step *st = pool_task_owner(e->sup->pool, o->slot, o->task_id);
 
 		if (st != NULL && st->wf->start_commit <= durable)
 			send_outgoing(e, o, 1);
@@ -880,7 +913,7 @@ int engine_turn_end(struct engine *e, char *err, size_t errlen)
 	/* Sending can fail an attempt and deferred work can start workflows:
 	 * come back at once rather than sleep on a dirty turn. */
 	if (!TAILQ_EMPTY(&e->runq) || store_dirty(e->store) ||
-	    (!TAILQ_EMPTY(&e->ready) && !e->sup->stopping && pool_idle(e->sup->pool) != NULL))
+	    (!TAILQ_EMPTY(&e->ready) && !e->sup->stopping && pool_idle(e->sup->pool) >= 0))
 		event_active(e->kick, 0, 0);
 	return 0;
 }

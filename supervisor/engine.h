@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "fault.h"
+#include "pool.h"
 #include "workflow.h"
 
 struct sup;
@@ -55,16 +56,9 @@ struct wf *engine_find(struct engine *e, int64_t id);
 int engine_running_count(const struct engine *e);
 const struct engine_stats *engine_stats(const struct engine *e);
 
-/* Worker callbacks from pool.c. result is BORROWED. */
-void engine_on_result(struct engine *e, struct step *st, int ok, json_t *result,
-                      const char *error_type, const char *error_message, int retryable, long pid);
-void engine_on_heartbeat(struct engine *e, struct step *st, json_t *details);
-/* The attempt on that worker ended without a result: kind is the history
- * event ("worker_lost", "worker_killed", "timed_out"), error_type the
- * attempt's error ("WorkerLost", "StartToCloseTimeout", ...), reason says
- * what happened. */
-void engine_on_lost(struct engine *e, struct step *st, const char *kind, const char *error_type,
-                    const char *reason, long pid);
+/* What the pool reports on the attempts the engine gives it: pool_start
+ * takes these with the engine as their argument. */
+extern const struct pool_callbacks engine_pool_callbacks;
 
 /* Replies and wake-ups that leave only after the next commit. */
 typedef void (*engine_deferred_fn)(void *arg);

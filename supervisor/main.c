@@ -275,7 +275,7 @@ static int setup(struct run *r, char *err, size_t errlen)
 	    engine_recover(sup->engine, err, errlen) != 0)
 		return IDEM_EXIT_FAIL;
 	if (api_start(sup, &sup->api, err, errlen) != 0 ||
-	    pool_start(sup, &sup->pool, err, errlen) != 0)
+	    pool_start(sup, &engine_pool_callbacks, sup->engine, &sup->pool, err, errlen) != 0)
 		return IDEM_EXIT_USAGE;
 	return IDEM_EXIT_OK;
 }

@@ -24,9 +24,9 @@
 #include <event2/bufferevent.h>
 
 #include "clock.h"
-#include "engine.h"
 #include "exitcodes.h"
 #include "forkserver.h"
+#include "frame.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
@@ -34,7 +34,6 @@
 #include "store.h"
 #include "sup.h"
 #include "timer.h"
-#include "workflow.h"
 
 #define CHANNEL_FD 3
 #define SUPPLIER_RESPAWN_MS 1000
@@ -49,8 +48,47 @@
  * (it opens the app DB first, which may wait on a lock for a while). */
 #define POOL_READY_TIMEOUT_MS 30000
 
+/* The attempt a slot runs: its owner's handle and what the pool shows
+ * of it (owned copies of pool_task's strings). */
+struct slot_task {
+	void *owner; /* NULL: none */
+	char *activity;
+	char *workflow_id;
+	int step;
+	int attempt;
+	int64_t heartbeat_ms;
+};
+
+struct slot {
+	int index;
+	enum slot_state state;
+	pid_t pid;            /* 0 while pid_pending */
+	int pid_pending;      /* asked the fork server, its reply not read yet */
+	uint64_t spawn_token; /* its worker's fork request, to match the reply */
+	struct bufferevent *bev;
+	struct frame_decoder dec;
+	struct event *timer; /* respawn or attempt timeout */
+	struct slot_history hist;
+	int spawns;
+	int restarts;              /* spawns after the first */
+	int expected_exit;         /* the supervisor caused or planned the coming exit */
+	struct event *hb_timer;    /* heartbeat timeout of the running attempt */
+	struct event *fault_timer; /* an async kill planned for the running attempt */
+	struct fault_plan plan;    /* the running attempt's fault plan */
+	char close_reason[256];    /* why the channel was closed */
+	struct slot_task task;     /* the attempt it runs, when task.owner */
+	int64_t task_id;
+	int64_t started_at; /* mono ms the attempt was sent */
+	int64_t sent_us;    /* mono us the attempt's task frame was sent (activity duration) */
+	int cause;          /* enum death_cause of its coming exit, as far as known */
+	struct sup *sup;
+};
+
+
 struct pool {
 	struct sup *sup;
+	const struct pool_callbacks *cb; /* reports on attempts, to cb_arg */
+	void *cb_arg;
 	struct slot *slots;
 	int nslots;
 	struct slot *spare;   /* SPARE_WORKER: a started, ready worker; NULL when off */
@@ -453,10 +491,21 @@ static void attempt_timers_off(struct slot *sl)
 	evtimer_del(sl->fault_timer);
 }
 
-static void slot_close(struct slot *sl, const char *kind, const char *error_type,
-                       const char *reason, int ours)
+/* Ends sl's attempt: its strings go, and its owner is no more ours. */
+static void *task_take(struct slot *sl)
 {
-	struct step *st = sl->step;
+	void *owner = sl->task.owner;
+
+	free(sl->task.activity);
+	free(sl->task.workflow_id);
+	sl->task = (struct slot_task){0};
+	return owner;
+}
+
+static void slot_close(struct slot *sl, enum pool_loss loss, const char *reason, int ours)
+{
+	void *owner = task_take(sl);
+	struct pool *p = sl->sup->pool;
 
 	if (sl->bev != NULL) {
 		bufferevent_free(sl->bev);
@@ -473,11 +522,8 @@ static void slot_close(struct slot *sl, const char *kind, const char *error_type
 	snprintf(sl->close_reason, sizeof(sl->close_reason), "%s", reason);
 	if (sl->state != SLOT_STOPPING && sl->state != SLOT_BACKOFF)
 		slot_on(sl, SE_CLOSE);
-	sl->step = NULL;
-	if (st != NULL) {
-		st->slot = -1;
-		engine_on_lost(sl->sup->engine, st, kind, error_type, reason, (long)sl->pid);
-	}
+	if (owner != NULL)
+		p->cb->lost(p->cb_arg, owner, loss, reason, (long)sl->pid);
 }
 
 /* " wf=ID step=N attempt=N" of the attempt sl runs, or "". */
@@ -486,23 +532,41 @@ static const char *task_fields(const struct slot *sl, char *buf, size_t len)
 	char wf[600];
 
 	buf[0] = '\0';
-	if (sl->step != NULL)
+	if (sl->task.owner != NULL)
 		snprintf(buf, len, " wf=%s step=%d attempt=%d",
-		         log_quote(wf, sizeof(wf), sl->step->wf->workflow_id), sl->step->seq,
-		         sl->step->attempt);
+		         log_quote(wf, sizeof(wf), sl->task.workflow_id), sl->task.step,
+		         sl->task.attempt);
 	return buf;
 }
 
-void pool_kill(struct slot *sl, const char *kind, const char *error_type, const char *reason)
+/* How a kill for loss counts when the worker is reaped. */
+static enum death_cause kill_cause(enum pool_loss loss)
+{
+	switch (loss) {
+	case POOL_LOSS_START_TO_CLOSE:
+	case POOL_LOSS_HEARTBEAT:
+	case POOL_LOSS_SCHEDULE_TO_CLOSE:
+		return DEATH_TIMEOUT;
+	case POOL_LOSS_ASYNC_KILL:
+		return DEATH_PLANNED_KILL;
+	default:
+		return DEATH_CHANNEL;
+	}
+}
+
+static void slot_kill(struct slot *sl, enum pool_loss loss, const char *reason)
 {
 	char task[700];
 
-	sl->cause = strcmp(kind, "timed_out") == 0       ? DEATH_TIMEOUT
-	            : strcmp(kind, "worker_killed") == 0 ? DEATH_PLANNED_KILL
-	                                                 : DEATH_CHANNEL;
+	sl->cause = kill_cause(loss);
 	log_warn("killing worker", "slot=%d worker_pid=%ld%s reason=\"%s\"", sl->index,
 	         (long)sl->pid, task_fields(sl, task, sizeof(task)), reason);
-	slot_close(sl, kind, error_type, reason, 1);
+	slot_close(sl, loss, reason, 1);
+}
+
+void pool_kill(struct pool *p, int i, enum pool_loss loss, const char *reason)
+{
+	slot_kill(&p->slots[i], loss, reason);
 }
 
 static void protocol_error(struct slot *sl, const char *what)
@@ -513,7 +577,7 @@ static void protocol_error(struct slot *sl, const char *what)
 	sl->cause = DEATH_CHANNEL;
 	log_error("closing worker channel", "slot=%d worker_pid=%ld reason=\"%s\"", sl->index,
 	          (long)sl->pid, reason);
-	slot_close(sl, "worker_lost", "WorkerLost", reason, 0);
+	slot_close(sl, POOL_LOSS_WORKER, reason, 0);
 }
 
 static void on_ready(struct slot *sl, json_t *msg)
@@ -554,7 +618,7 @@ static int check_task(struct slot *sl, json_int_t task_id)
 {
 	char err[128];
 
-	if (sl->state == SLOT_BUSY && sl->step != NULL && task_id == sl->task_id)
+	if (sl->state == SLOT_BUSY && sl->task.owner != NULL && task_id == sl->task_id)
 		return 0;
 	snprintf(err, sizeof(err), "frame for task %lld, but the worker holds %s",
 	         (long long)task_id, sl->state == SLOT_BUSY ? "another task" : "no task");
@@ -565,25 +629,30 @@ static int check_task(struct slot *sl, json_int_t task_id)
 static void on_result(struct slot *sl, json_t *msg)
 {
 	struct msg_result r;
-	struct step *st;
+	struct pool *p = sl->sup->pool;
+	void *owner;
 	char err[256];
 
 	if (msg_parse_result(msg, &r, err, sizeof(err)) != 0)
 		return protocol_error(sl, err);
 	if (check_task(sl, r.task_id) != 0)
 		return;
-	st = sl->step;
-	sl->step = NULL;
-	st->slot = -1;
 	sl->expected_exit = 0; /* a planned kill the attempt never reached */
 	sl->cause = DEATH_UNEXPECTED;
-	metrics_observe(metrics_activity(&sl->sup->metrics, st->activity),
+	metrics_observe(metrics_activity(&sl->sup->metrics, sl->task.activity),
 	                metrics_seconds(sl->sent_us, clock_mono_us()));
+	owner = task_take(sl);
 	evtimer_del(sl->timer);
 	attempt_timers_off(sl);
 	slot_on(sl, SE_DONE);
-	engine_on_result(sl->sup->engine, st, r.ok, r.result, r.error_type, r.error_message,
-	                 r.retryable, (long)sl->pid);
+	p->cb->result(p->cb_arg, owner, &r, (long)sl->pid);
+}
+
+/* A heartbeat arrived: the heartbeat timeout starts again. */
+static void heartbeat_seen(struct slot *sl)
+{
+	if (evtimer_pending(sl->hb_timer, NULL))
+		timer_in(sl->hb_timer, sl->task.heartbeat_ms);
 }
 
 static void on_heartbeat(struct slot *sl, json_t *msg)
@@ -595,8 +664,8 @@ static void on_heartbeat(struct slot *sl, json_t *msg)
 		return protocol_error(sl, err);
 	if (check_task(sl, h.task_id) != 0)
 		return;
-	pool_heartbeat_seen(sl);
-	engine_on_heartbeat(sl->sup->engine, sl->step, h.details);
+	heartbeat_seen(sl);
+	sl->sup->pool->cb->heartbeat(sl->sup->pool->cb_arg, sl->task.owner, h.details);
 }
 
 static void on_frame(struct slot *sl, json_t *msg)
@@ -646,7 +715,7 @@ static void channel_stalled(struct slot *sl, const char *reason)
 	sl->cause = DEATH_CHANNEL;
 	log_error("closing worker channel", "slot=%d worker_pid=%ld reason=\"%s\"", sl->index,
 	          (long)sl->pid, reason);
-	slot_close(sl, "worker_lost", "WorkerLost", reason, 0);
+	slot_close(sl, POOL_LOSS_WORKER, reason, 0);
 }
 
 static void slot_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -679,8 +748,8 @@ static void slot_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	log_at(sl->expected_exit ? LOG_INFO : LOG_WARN, "worker channel closed",
 	       "slot=%d worker_pid=%ld reason=\"%s\"", sl->index, (long)sl->pid, reason);
-	if (sl->step == NULL || sl->pid <= 0) {
-		slot_close(sl, "worker_lost", "WorkerLost", reason, 0);
+	if (sl->task.owner == NULL || sl->pid <= 0) {
+		slot_close(sl, POOL_LOSS_WORKER, reason, 0);
 		return;
 	}
 	/* The worker is gone or going: its attempt is failed when it is reaped
@@ -731,7 +800,7 @@ static void attempt_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	snprintf(reason, sizeof(reason), "start_to_close timeout: no result within %lld ms",
 	         (long long)sl->sup->cfg.start_to_close_ms);
-	pool_kill(sl, "timed_out", "StartToCloseTimeout", reason);
+	slot_kill(sl, POOL_LOSS_START_TO_CLOSE, reason);
 }
 
 static void heartbeat_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -741,7 +810,7 @@ static void heartbeat_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 	snprintf(reason, sizeof(reason), "heartbeat timeout: no heartbeat within %lld ms",
 	         (long long)sl->sup->cfg.heartbeat_timeout_ms);
-	pool_kill(sl, "timed_out", "HeartbeatTimeout", reason);
+	slot_kill(sl, POOL_LOSS_HEARTBEAT, reason);
 }
 
 static void async_kill_cb(evutil_socket_t fd, short what, void *arg)
@@ -753,13 +822,7 @@ static void async_kill_cb(evutil_socket_t fd, short what, void *arg)
 	         "injected fault: the supervisor killed the worker "
 	         "%lld ms into the attempt",
 	         (long long)sl->plan.ms);
-	pool_kill(sl, "worker_killed", "WorkerKilled", reason);
-}
-
-void pool_heartbeat_seen(struct slot *sl)
-{
-	if (evtimer_pending(sl->hb_timer, NULL))
-		timer_in(sl->hb_timer, sl->sup->cfg.heartbeat_timeout_ms);
+	slot_kill(sl, POOL_LOSS_ASYNC_KILL, reason);
 }
 
 /* The task frame of sl's attempt does not fit in MAX_FRAME (its input,
@@ -768,23 +831,26 @@ void pool_heartbeat_seen(struct slot *sl)
  * nothing, stays ready. */
 static void task_too_large(struct slot *sl, size_t len)
 {
-	struct step *st = sl->step;
+	struct pool *p = sl->sup->pool;
+	struct msg_result r = {.task_id = sl->task_id, .error_type = "TaskTooLarge"};
 	char msg[256];
+	void *owner;
 
 	snprintf(msg, sizeof(msg),
 	         "the task frame of this attempt is %zu bytes, over MAX_FRAME (%zu): send a "
 	         "smaller input or raise MAX_FRAME",
 	         len, sl->sup->cfg.max_frame);
-	sl->step = NULL;
-	st->slot = -1;
+	r.error_message = msg;
+	owner = task_take(sl);
 	sl->expected_exit = 0;
 	evtimer_del(sl->timer);
 	attempt_timers_off(sl);
 	slot_on(sl, SE_DONE);
-	engine_on_result(sl->sup->engine, st, 0, NULL, "TaskTooLarge", msg, 0, 0);
+	p->cb->result(p->cb_arg, owner, &r, 0);
 }
 
-int pool_send(struct slot *sl, json_t *msg)
+/* Sends sl's task frame and starts the attempt's timers. */
+static int slot_send(struct slot *sl, json_t *msg)
 {
 	unsigned char *buf;
 	size_t len, queued;
@@ -798,7 +864,7 @@ int pool_send(struct slot *sl, json_t *msg)
 		return -1;
 	}
 	if (buf == NULL) {
-		slot_close(sl, "worker_lost", "WorkerLost", err, 1);
+		slot_close(sl, POOL_LOSS_WORKER, err, 1);
 		return -1;
 	}
 	queued = evbuffer_get_length(bufferevent_get_output(sl->bev));
@@ -815,12 +881,30 @@ int pool_send(struct slot *sl, json_t *msg)
 	free(buf);
 	sl->started_at = clock_mono_ms();
 	timer_in(sl->timer, ms);
-	if (sl->sup->cfg.heartbeat_timeout_ms > 0 &&
-	    activity_options_find(sl->step->activity)->heartbeats)
-		timer_in(sl->hb_timer, sl->sup->cfg.heartbeat_timeout_ms);
+	if (sl->task.heartbeat_ms > 0)
+		timer_in(sl->hb_timer, sl->task.heartbeat_ms);
 	if (sl->plan.kind == FAULT_ASYNC_KILL)
 		timer_in(sl->fault_timer, sl->plan.ms);
 	return 0;
+}
+
+void *pool_task_owner(const struct pool *p, int i, int64_t task_id)
+{
+	const struct slot *sl = &p->slots[i];
+
+	return sl->task_id == task_id && sl->bev != NULL ? sl->task.owner : NULL;
+}
+
+int pool_send(struct pool *p, int i, int64_t task_id, json_t *msg)
+{
+	struct slot *sl = &p->slots[i];
+
+	if (pool_task_owner(p, i, task_id) == NULL) {
+		json_decref(msg); /* the worker died since: its loss is reported */
+		return -1;
+	}
+	sl->sent_us = clock_mono_us();
+	return slot_send(sl, msg);
 }
 
 /* ---- the pool ------------------------------------------------------------- */
@@ -914,6 +998,7 @@ static void slot_init(struct sup *sup, struct slot *sl, int index)
 
 static void slot_free(struct slot *sl)
 {
+	task_take(sl);
 	if (sl->bev != NULL)
 		bufferevent_free(sl->bev);
 	event_free(sl->timer);
@@ -922,7 +1007,8 @@ static void slot_free(struct slot *sl)
 	frame_decoder_free(&sl->dec);
 }
 
-int pool_start(struct sup *sup, struct pool **out, char *err, size_t errlen)
+int pool_start(struct sup *sup, const struct pool_callbacks *cb, void *arg, struct pool **out,
+               char *err, size_t errlen)
 {
 	struct pool *p;
 
@@ -931,6 +1017,8 @@ int pool_start(struct sup *sup, struct pool **out, char *err, size_t errlen)
 		return -1;
 	p = calloc(1, sizeof(*p));
 	p->sup = sup;
+	p->cb = cb;
+	p->cb_arg = arg;
 	p->fs_fd = -1;
 	p->nslots = sup->cfg.workers;
 	p->slots = calloc((size_t)p->nslots, sizeof(*p->slots));
@@ -1000,7 +1088,7 @@ static void swap_workers(struct slot *a, struct slot *b)
 		bufferevent_setcb(b->bev, slot_read_cb, NULL, slot_event_cb, b);
 }
 
-struct slot *pool_idle(struct pool *p)
+static struct slot *idle_slot(struct pool *p)
 {
 	struct slot *sp = p->spare;
 
@@ -1029,22 +1117,35 @@ struct slot *pool_idle(struct pool *p)
 	return NULL;
 }
 
-struct slot *pool_slot(struct pool *p, int i)
+int pool_idle(struct pool *p)
 {
-	return &p->slots[i];
+	struct slot *sl = idle_slot(p);
+
+	return sl != NULL ? sl->index : -1;
 }
 
-int64_t pool_assign(struct slot *sl, struct step *st, const struct fault_plan *plan)
+pid_t pool_pid(const struct pool *p, int i)
 {
+	return p->slots[i].pid;
+}
+
+int64_t pool_assign(struct pool *p, int i, const struct pool_task *task)
+{
+	struct slot *sl = &p->slots[i];
+
 	slot_on(sl, SE_ASSIGN);
-	sl->plan = *plan;
+	sl->plan = task->plan;
 	/* The worker will kill itself: its death is not a crash loop. */
-	sl->expected_exit = plan->kind == FAULT_KILL;
-	if (plan->kind == FAULT_KILL)
+	sl->expected_exit = task->plan.kind == FAULT_KILL;
+	if (task->plan.kind == FAULT_KILL)
 		sl->cause = DEATH_PLANNED_KILL;
-	sl->step = st;
-	sl->task_id = ++sl->sup->pool->next_task_id;
-	st->slot = sl->index;
+	sl->task = (struct slot_task){.owner = task->owner,
+	                              .activity = strdup(task->activity),
+	                              .workflow_id = strdup(task->workflow_id),
+	                              .step = task->step,
+	                              .attempt = task->attempt,
+	                              .heartbeat_ms = task->heartbeat_ms};
+	sl->task_id = ++p->next_task_id;
 	return sl->task_id;
 }
 
@@ -1115,15 +1216,15 @@ static void slot_exited(struct pool *p, struct slot *sl, int status)
 		slot_drain(sl);
 	describe_exit(status, how, sizeof(how));
 	snprintf(reason, sizeof(reason), "worker %s", how);
-	if (sl->step != NULL && !sl->dec.failed && frame_decoder_pending(&sl->dec) > 0)
+	if (sl->task.owner != NULL && !sl->dec.failed && frame_decoder_pending(&sl->dec) > 0)
 		snprintf(reason + strlen(reason), sizeof(reason) - strlen(reason),
 		         "; its channel closed in the middle of a frame (%zu bytes of it received)",
 		         frame_decoder_pending(&sl->dec));
 	task_fields(sl, task, sizeof(task));
 	cause = p->stopping ? DEATH_SHUTDOWN : (enum death_cause)sl->cause;
 	p->sup->metrics.deaths[cause]++;
-	if (sl->bev != NULL || sl->step != NULL)
-		slot_close(sl, "worker_lost", "WorkerLost", reason, 0);
+	if (sl->bev != NULL || sl->task.owner != NULL)
+		slot_close(sl, POOL_LOSS_WORKER, reason, 0);
 	log_at(sl->expected_exit || p->stopping ? LOG_INFO : LOG_WARN, "worker exited",
 	       "slot=%d worker_pid=%ld%s how=\"%s\" cause=%s", sl->index, (long)sl->pid, task, how,
 	       death_cause_name(cause));
@@ -1299,12 +1400,12 @@ json_t *pool_json(const struct pool *p)
 		                      slot_state_name(sl->state), "pid", (json_int_t)sl->pid,
 		                      "restarts", sl->restarts);
 
-		if (sl->step != NULL)
+		if (sl->task.owner != NULL)
 			json_object_set_new(o, "task",
 			                    json_pack("{s:s, s:i, s:s, s:i, s:I}", "workflow_id",
-			                              sl->step->wf->workflow_id, "step",
-			                              sl->step->seq, "activity", sl->step->activity,
-			                              "attempt", sl->step->attempt, "running_ms",
+			                              sl->task.workflow_id, "step", sl->task.step,
+			                              "activity", sl->task.activity, "attempt",
+			                              sl->task.attempt, "running_ms",
 			                              (json_int_t)(now - sl->started_at)));
 		json_array_append_new(slots, o);
 	}

@@ -9,11 +9,8 @@
 #include <sys/types.h>
 
 #include "fault.h"
-#include "frame.h"
+#include "msg.h"
 
-struct bufferevent;
-struct event;
-struct step;
 struct sup;
 
 enum slot_state {
@@ -63,52 +60,64 @@ struct slot_history {
  * planned crash) respawns at once and does not count toward the burst. */
 int64_t slot_respawn_delay(struct slot_history *h, int64_t now, int expected);
 
-struct slot {
-	int index;
-	enum slot_state state;
-	pid_t pid;            /* 0 while pid_pending */
-	int pid_pending;      /* asked the fork server, its reply not read yet */
-	uint64_t spawn_token; /* its worker's fork request, to match the reply */
-	struct bufferevent *bev;
-	struct frame_decoder dec;
-	struct event *timer; /* respawn or attempt timeout */
-	struct slot_history hist;
-	int spawns;
-	int restarts;              /* spawns after the first */
-	int expected_exit;         /* the supervisor caused or planned the coming exit */
-	struct event *hb_timer;    /* heartbeat timeout of the running attempt */
-	struct event *fault_timer; /* an async kill planned for the running attempt */
-	struct fault_plan plan;    /* the running attempt's fault plan */
-	char close_reason[256];    /* why the channel was closed */
-	struct step *step;         /* the attempt it runs */
-	int64_t task_id;
-	int64_t started_at; /* mono ms the attempt was sent */
-	int64_t sent_us;    /* mono us the attempt's task frame was sent (activity duration) */
-	int cause;          /* enum death_cause of its coming exit, as far as known */
-	struct sup *sup;
+/* Why an attempt ended without a result. */
+enum pool_loss {
+	POOL_LOSS_WORKER,            /* the worker died, hung up or broke the protocol */
+	POOL_LOSS_START_TO_CLOSE,    /* killed: no result within START_TO_CLOSE_TIMEOUT */
+	POOL_LOSS_HEARTBEAT,         /* killed: no heartbeat within its timeout */
+	POOL_LOSS_SCHEDULE_TO_CLOSE, /* killed at its owner's asking (pool_kill) */
+	POOL_LOSS_ASYNC_KILL,        /* killed by a planned fault */
+	POOL_NLOSSES
+};
+
+/* An attempt as the pool sees it: whom its callbacks are about, what
+ * to show of it (logs, /v1/stats), its heartbeat timeout and its fault
+ * plan. The strings are copied. */
+struct pool_task {
+	void *owner;
+	const char *activity;
+	const char *workflow_id;
+	int step;
+	int attempt;
+	int64_t heartbeat_ms; /* 0: it does not heartbeat */
+	struct fault_plan plan;
+};
+
+/* How the pool reports on the attempts it runs, to the arg given at
+ * pool_start: a result frame (BORROWED; also a task frame too large to
+ * send, as a non-retryable TaskTooLarge), a heartbeat's details
+ * (BORROWED), or the attempt's loss. After result or lost, the pool
+ * holds no more of owner. */
+struct pool_callbacks {
+	void (*result)(void *arg, void *owner, const struct msg_result *r, long pid);
+	void (*heartbeat)(void *arg, void *owner, json_t *details);
+	void (*lost)(void *arg, void *owner, enum pool_loss loss, const char *reason, long pid);
 };
 
 struct pool;
 
-int pool_start(struct sup *sup, struct pool **out, char *err, size_t errlen);
+int pool_start(struct sup *sup, const struct pool_callbacks *cb, void *arg, struct pool **out,
+               char *err, size_t errlen);
 void pool_free(struct pool *p);
-/* An idle slot, or NULL. */
-struct slot *pool_idle(struct pool *p);
-/* Marks sl busy with st under a fresh task id, which it returns; plan is
- * the attempt's fault plan (a planned death is an expected one). */
-int64_t pool_assign(struct slot *sl, struct step *st, const struct fault_plan *plan);
-/* The slot at index i. */
-struct slot *pool_slot(struct pool *p, int i);
-/* A heartbeat arrived: the heartbeat timeout starts again. */
-void pool_heartbeat_seen(struct slot *sl);
+/* An idle slot's index, or -1. */
+int pool_idle(struct pool *p);
+/* The pid of slot i's worker (0 while it is being forked). */
+pid_t pool_pid(const struct pool *p, int i);
+/* Makes slot i busy with task under a fresh task id, which it returns
+ * (a planned death is an expected one). */
+int64_t pool_assign(struct pool *p, int i, const struct pool_task *task);
+/* The owner of task_id when slot i still runs it with its channel open,
+ * else NULL (the worker died since: its loss is reported already). */
+void *pool_task_owner(const struct pool *p, int i, int64_t task_id);
+/* Sends the task frame msg (STOLEN) of task_id on slot i and starts its
+ * timers. Returns 0; -1 when the slot no longer runs task_id (msg is
+ * dropped) or the channel failed (the attempt is reported lost). */
+int pool_send(struct pool *p, int i, int64_t task_id, json_t *msg);
+/* Closes slot i's channel and SIGKILLs its worker; its attempt is
+ * reported lost with loss and reason. */
+void pool_kill(struct pool *p, int i, enum pool_loss loss, const char *reason);
 int pool_busy_count(const struct pool *p);
 int pool_live_count(const struct pool *p);
-/* Sends a task frame (NEW ref msg is consumed). Returns 0, or -1 when the
- * channel failed (the slot is closed and the attempt failed). */
-int pool_send(struct slot *sl, json_t *msg);
-/* Closes the channel of sl, SIGKILLs its worker and fails its attempt
- * with a history event of kind, an error of error_type, and reason. */
-void pool_kill(struct slot *sl, const char *kind, const char *error_type, const char *reason);
 /* Reaps children; called on SIGCHLD. */
 void pool_reap(struct pool *p);
 /* Shutdown: close every channel, SIGTERM, SIGKILL after kill_after_ms. */
