@@ -1,0 +1,116 @@
+/* http.c — see http.h: one request to the supervisor through shared/httpc,
+ * its JSON answer, and what to say when it cannot be reached or refuses. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fmt.h"
+#include "http.h"
+#include "httpc.h"
+
+void http_escape(const char *s, char *out, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+
+	for (; *s && n + 4 < len; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		    (ch >= '0' && ch <= '9') || strchr("-._~", ch) != NULL) {
+			out[n++] = (char)ch;
+		} else {
+			out[n++] = '%';
+			out[n++] = hex[ch >> 4];
+			out[n++] = hex[ch & 15];
+		}
+	}
+	out[n] = '\0';
+}
+
+void http_add_query(const struct ctl *c, const char *query, char *buf, size_t len)
+{
+	char esc[CONFIG_NAME_MAX * 3];
+	char sep = '?';
+
+	if (query != NULL) {
+		fmt_append(buf, len, "?%s", query);
+		sep = '&';
+	}
+	if (!c->ns_given)
+		return;
+	http_escape(c->cfg.namespace_, esc, sizeof(esc));
+	fmt_append(buf, len, "%cnamespace=%s", sep, esc);
+}
+
+int http_request(const struct ctl *c, const char *method, const char *path, const json_t *body,
+                 int wait_ms, int *status, json_t **doc)
+{
+	static const char *const json_headers[] = {"Content-Type: application/json", NULL};
+	struct httpc_response resp;
+	char err[1024], *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	int rc = httpc_request(c->endpoint, method, path, body ? json_headers : NULL, text,
+	                       text ? strlen(text) : 0, c->timeout_ms + wait_ms, &resp, err,
+	                       sizeof(err));
+
+	free(text);
+	*doc = NULL;
+	if (rc != 0 && strstr(err, "cannot connect") == NULL)
+		return ctl_fail(IDEM_EXIT_USAGE, "%s", err);
+	if (rc != 0)
+		return ctl_fail(IDEM_EXIT_USAGE, "%s; start idem-supervisor, or check %s", err,
+		                strncmp(c->endpoint, "http://", 7) == 0
+		                    ? "--http URL against its HTTP_LISTEN"
+		                    : "SOCKET (.env, environment or --socket PATH)");
+	*status = resp.status;
+	*doc = json_loadb(resp.body ? resp.body : "", resp.body_len, 0, NULL);
+	if (*doc == NULL) {
+		*doc = json_pack("{s:s%, s:i}", "error", resp.body ? resp.body : "",
+		                 resp.body_len < 300 ? resp.body_len : 300, "status", resp.status);
+		if (resp.status < 300) /* not the API we know: refuse to guess */
+			*status = 502;
+	}
+	httpc_response_free(&resp);
+	return 0;
+}
+
+void http_print_json(const json_t *doc)
+{
+	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+
+	if (text != NULL)
+		printf("%s\n", text);
+	free(text);
+}
+
+int http_refused(const struct ctl *c, int status, const json_t *doc)
+{
+	if (c->json)
+		http_print_json(doc);
+	return ctl_fail(IDEM_EXIT_FAIL, "%s",
+	                ctl_str(doc, "error", "the server refused the request"));
+}
+
+int http_get(const struct ctl *c, const char *path, int wait_ms, json_t **doc)
+{
+	int status = 0, rc = http_request(c, "GET", path, NULL, wait_ms, &status, doc);
+
+	if (rc != 0)
+		return rc;
+	if (status >= 300) {
+		rc = http_refused(c, status, *doc);
+		json_decref(*doc);
+		*doc = NULL;
+	}
+	return rc;
+}
+
+void http_wf_path(const struct ctl *c, const char *id, const char *tail, const char *query,
+                  char *buf, size_t len)
+{
+	char esc[CTL_PATH_MAX / 2];
+
+	http_escape(id, esc, sizeof(esc));
+	snprintf(buf, len, "/v1/workflows/%s%s", esc, tail);
+	http_add_query(c, query, buf, len);
+}
