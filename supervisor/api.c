@@ -89,6 +89,7 @@ struct api {
 	int fd_short; /* out of descriptors since the last check */
 	int paused;   /* listeners disabled until fd_timer */
 	long refused; /* connections refused in this shortage */
+	struct api_stats stats;
 };
 
 /* A request whose answer waits for a commit or a workflow: it follows the
@@ -761,7 +762,7 @@ static json_t *engine_json(const struct engine_stats *s, int running)
 }
 
 /* {"spawns": N, "deaths": {"planned_kill": N, ...}}: worker processes. */
-static json_t *workers_json(const struct metrics *m)
+static json_t *workers_json(const struct pool_stats *m)
 {
 	json_t *deaths = json_object();
 
@@ -789,7 +790,7 @@ static void handle_stats(struct api *a, struct evhttp_request *req, struct query
 	json_object_set_new(c, "faults", faults_json(engine_stats(e)));
 	json_object_set_new(c, "timeouts", timeouts_json(engine_stats(e)));
 	json_object_set_new(c, "worker_deaths", json_integer(engine_stats(e)->worker_deaths));
-	json_object_set_new(c, "workers", workers_json(&a->sup->metrics));
+	json_object_set_new(c, "workers", workers_json(pool_stats(a->sup->pool)));
 	json_object_set_new(c, "queue_depth", json_integer(engine_stats(e)->queue_depth));
 	json_object_set_new(c, "fault_seed", json_integer((json_int_t)a->sup->faults.seed));
 	json_object_set_new(c, "activity_mode",
@@ -938,7 +939,7 @@ static void request_too_slow(struct api *a, struct bufferevent *bev, struct evbu
 	char msg[512];
 	int n;
 
-	a->sup->metrics.api_request_timeouts++;
+	a->stats.request_timeouts++;
 	log_warn("control API: a request was not in within API_REQUEST_TIMEOUT; closing its "
 	         "connection",
 	         "fd=%d took_ms=%lld limit_ms=%lld bytes=%zu", (int)fd, (long long)took_ms,
@@ -1389,6 +1390,11 @@ fail:
 		snprintf(err, errlen, "cannot serve the control API on %s", sup->cfg.socket);
 	api_free(a);
 	return -1;
+}
+
+const struct api_stats *api_stats(const struct api *a)
+{
+	return &a->stats;
 }
 
 void api_free(struct api *a)

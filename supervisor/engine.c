@@ -18,7 +18,6 @@
 #include "clock.h"
 #include "engine.h"
 #include "log.h"
-#include "metrics.h"
 #include "msg.h"
 #include "pool.h"
 #include "store.h"
@@ -727,7 +726,7 @@ static void send_outgoing(struct engine *e, struct outgoing *out, size_t nout)
 		/* The worker may have died since the assignment: its attempt
 		 * has been failed already, and the frame has nowhere to go. */
 		if (st != NULL)
-			metrics_observe(&e->sup->metrics.dispatch, metrics_seconds(st->ready_us, now));
+			histogram_observe(&e->stats.dispatch, histogram_seconds(st->ready_us, now));
 		pool_send(e->sup->pool, o->slot, o->task_id, o->msg);
 	}
 }
@@ -898,7 +897,7 @@ int engine_turn_end(struct engine *e, char *err, size_t errlen)
 
 		if (store_commit(e->store, err, errlen) != 0)
 			return -1;
-		metrics_observe(&e->sup->metrics.commit, metrics_seconds(t0, clock_mono_us()));
+		histogram_observe(&e->stats.commit, histogram_seconds(t0, clock_mono_us()));
 		e->stats.commits++;
 		store_sync_request(e->store);
 	}

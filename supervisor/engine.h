@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "fault.h"
+#include "histogram.h"
 #include "pool.h"
 #include "workflow.h"
 
@@ -28,6 +29,8 @@ struct engine_stats {
 	int64_t timeouts[3];             /* start_to_close, heartbeat, schedule_to_close */
 	int64_t worker_deaths;           /* attempts lost to a dead or killed worker */
 	int64_t queue_depth;             /* now: ready steps waiting for an idle worker */
+	struct histogram dispatch;       /* a step ready -> its task frame sent */
+	struct histogram commit;         /* store_commit() wall time */
 };
 
 enum { TIMEOUT_START_TO_CLOSE, TIMEOUT_HEARTBEAT, TIMEOUT_SCHEDULE_TO_CLOSE };

@@ -28,7 +28,6 @@
 #include "forkserver.h"
 #include "frame.h"
 #include "log.h"
-#include "metrics.h"
 #include "msg.h"
 #include "pool.h"
 #include "store.h"
@@ -104,6 +103,7 @@ struct pool {
 	int stop_stage;
 	int stopping;
 	int64_t next_task_id;
+	struct pool_stats stats;
 };
 
 /* ---- the lifecycle table -------------------------------------------------- */
@@ -463,7 +463,7 @@ static void slot_spawn(struct slot *sl)
 	sl->hist.spawned_at = clock_mono_ms();
 	sl->hist.ready_at = 0;
 	sl->cause = DEATH_UNEXPECTED;
-	sup->metrics.spawns++;
+	sup->pool->stats.spawns++;
 	if (sl->spawns++ > 0)
 		sl->restarts++;
 	frame_decoder_free(&sl->dec);
@@ -639,8 +639,8 @@ static void on_result(struct slot *sl, json_t *msg)
 		return;
 	sl->expected_exit = 0; /* a planned kill the attempt never reached */
 	sl->cause = DEATH_UNEXPECTED;
-	metrics_observe(metrics_activity(&sl->sup->metrics, sl->task.activity),
-	                metrics_seconds(sl->sent_us, clock_mono_us()));
+	histogram_observe(histogram_of(&p->stats.activity, sl->task.activity),
+	                  histogram_seconds(sl->sent_us, clock_mono_us()));
 	owner = task_take(sl);
 	evtimer_del(sl->timer);
 	attempt_timers_off(sl);
@@ -1222,7 +1222,7 @@ static void slot_exited(struct pool *p, struct slot *sl, int status)
 		         frame_decoder_pending(&sl->dec));
 	task_fields(sl, task, sizeof(task));
 	cause = p->stopping ? DEATH_SHUTDOWN : (enum death_cause)sl->cause;
-	p->sup->metrics.deaths[cause]++;
+	p->stats.deaths[cause]++;
 	if (sl->bev != NULL || sl->task.owner != NULL)
 		slot_close(sl, POOL_LOSS_WORKER, reason, 0);
 	log_at(sl->expected_exit || p->stopping ? LOG_INFO : LOG_WARN, "worker exited",
@@ -1387,6 +1387,20 @@ int pool_total_restarts(const struct pool *p)
 	for (int i = 0; i < p->nslots; i++)
 		n += p->slots[i].restarts;
 	return n;
+}
+
+const struct pool_stats *pool_stats(const struct pool *p)
+{
+	return &p->stats;
+}
+
+static const char *const death_names[DEATH_NCAUSES] = {
+    "unexpected", "planned_kill", "timeout", "channel", "shutdown",
+};
+
+const char *death_cause_name(enum death_cause c)
+{
+	return (unsigned)c < DEATH_NCAUSES ? death_names[c] : "unexpected";
 }
 
 json_t *pool_json(const struct pool *p)

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "fault.h"
+#include "histogram.h"
 #include "msg.h"
 
 struct sup;
@@ -59,6 +60,25 @@ struct slot_history {
  * or -1 to give up. An expected death (the supervisor killed it, or a
  * planned crash) respawns at once and does not count toward the burst. */
 int64_t slot_respawn_delay(struct slot_history *h, int64_t now, int expected);
+
+/* Why a worker died, as far as the pool knows when it reaps it. */
+enum death_cause {
+	DEATH_UNEXPECTED,   /* nothing planned it: a crash, an outside kill, an exit */
+	DEATH_PLANNED_KILL, /* a planned fault: a kill at a crash point, an async kill */
+	DEATH_TIMEOUT,      /* killed for start_to_close, heartbeat or schedule_to_close */
+	DEATH_CHANNEL,      /* its channel was closed: garbage on it, a frame not sent */
+	DEATH_SHUTDOWN,     /* stopped with the supervisor */
+	DEATH_NCAUSES
+};
+
+const char *death_cause_name(enum death_cause c);
+
+/* What the pool counts. */
+struct pool_stats {
+	int64_t spawns;                   /* workers forked */
+	int64_t deaths[DEATH_NCAUSES];    /* workers reaped, by cause */
+	struct histogram_set activity;    /* task frame sent -> result, by activity */
+};
 
 /* Why an attempt ended without a result. */
 enum pool_loss {
@@ -125,6 +145,7 @@ void pool_stop(struct pool *p, int64_t kill_after_ms);
 /* Number of children (workers and supplier) not yet reaped. */
 int pool_children(const struct pool *p);
 json_t *pool_json(const struct pool *p);
+const struct pool_stats *pool_stats(const struct pool *p);
 int pool_total_restarts(const struct pool *p);
 
 #endif

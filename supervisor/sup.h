@@ -18,7 +18,6 @@
 
 #include "config.h"
 #include "fault.h"
-#include "metrics.h"
 #include "retry.h"
 
 struct api;
@@ -40,7 +39,6 @@ struct sup {
 	struct fault_config faults;
 	int stopping; /* SIGTERM/SIGINT seen: no new work */
 	int64_t started_mono;
-	struct metrics metrics;
 };
 
 #endif

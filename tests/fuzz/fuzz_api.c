@@ -88,6 +88,7 @@ static void setup(void)
 	sup.base = event_base_new();
 	sup.engine = stub_engine_new(&sup);
 	FUZZ_CHECK(api_start(&sup, &api, err, sizeof(err)) == 0, "api_start: %s", err);
+	sup.api = api; /* GET /metrics reads its counters */
 	atexit(teardown);
 }
 
