@@ -23,7 +23,7 @@
  * and closes the connection within 5 s of the client's EOF and the end
  * of its polls (no spin, no hang); no leak, no sanitizer report. Replies
  * of libevent itself (its own 400, 413 and 417 pages for requests that
- * never reach route: README, Control API) are only parsed. */
+ * never reach route: docs/api.md) are only parsed. */
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
