@@ -14,9 +14,10 @@
  *
  * Errors are {"error": "...", "status": N}: an endpoint asked with a method
  * it lacks is a 405 with Allow, a method libevent does not know a 501; only
- * the requests libevent refuses before route() get its HTML page (docs/api.md,
- * "Requests libevent answers itself"). A start is checked in whole before anything is created
- * (the workflow type's prepare() and check_ids()). A start is answered
+ * the requests libevent refuses before route() get its HTML page
+ * (docs/api.md, "Requests libevent answers itself"). A start is checked
+ * in whole before anything is created (the workflow type's prepare() and
+ * check_ids()). A start is answered
  * only after the commit that made it durable; so is a wait that saw a
  * workflow close. */
 #include <errno.h>
