@@ -27,6 +27,8 @@
 
 /* The order of this table is the order of .env-dist and of help texts. */
 static const struct config_key keys[] = {
+    {"APP", "inventory", "the name of an app built into idem (inventory)",
+     "the app whose workflows the supervisor runs and whose activities the workers run"},
     {"SOCKET", "run/idem.sock", "a Unix socket path of at most 107 bytes",
      "the supervisor's control API socket (HTTP+JSON)"},
     {"HTTP_LISTEN", "", "\"\" (off), 127.0.0.1:PORT, localhost:PORT or [::1]:PORT",
@@ -149,6 +151,7 @@ struct key_spec {
 
 /* Parallel to keys[]. */
 static const struct key_spec specs[] = {
+    {K_NAME, FIELD(app), 0, 0},
     {K_SOCKET, FIELD(socket), 0, 0},
     {K_LISTEN, FIELD(http_listen), 0, 0},
     {K_NAME, FIELD(namespace_), 0, 0},

@@ -505,16 +505,22 @@ static int id_ok(struct evhttp_request *req, const char *field, const char *v, s
 	return 0;
 }
 
-/* The ids of a start: the workflow id (given, or input.order_id) and the
- * namespace, each valid (engine_start checks what the workflow type
- * derives from them). Returns 0, or -1 after a 400. */
-static int start_ids(struct evhttp_request *req, const char *ns, const char *wid)
+/* The ids of a start: the workflow id (given, or the input field the
+ * type names as its default) and the namespace, each valid (engine_start
+ * checks what the workflow type derives from them). Returns 0, or -1
+ * after a 400. */
+static int start_ids(struct evhttp_request *req, const struct idem_workflow *t, const char *ns,
+                     const char *wid)
 {
+	if (wid == NULL && t->id_field != NULL) {
+		reply_error(req, 400,
+		            "bad start request: no workflow_id, and input.%s (its default) is not a "
+		            "string: give either",
+		            t->id_field);
+		return -1;
+	}
 	if (wid == NULL) {
-		reply_error(
-		    req, 400,
-		    "bad start request: no workflow_id, and input.order_id (its default) is "
-		    "not a string: give either");
+		reply_error(req, 400, "bad start request: no workflow_id: give one");
 		return -1;
 	}
 	if (!id_ok(req, "workflow_id", wid, API_ID_MAX) ||
@@ -555,7 +561,8 @@ static void handle_start(struct api *a, struct evhttp_request *req, struct query
 {
 	int64_t wait_ms = query_duration(req, q, "wait", 0, API_WAIT_MAX_MS), id;
 	json_t *body, *input = NULL, *out = NULL;
-	const char *wid = NULL, *ns = a->sup->cfg.namespace_, *type = "inventory";
+	const char *wid = NULL, *ns = a->sup->cfg.namespace_, *type = a->sup->app->workflows[0].name;
+	const struct idem_workflow *t;
 	const char *queue = a->sup->cfg.taskqueue;
 	char err[1024];
 	json_error_t jerr;
@@ -578,9 +585,14 @@ static void handle_start(struct api *a, struct evhttp_request *req, struct query
 		                                                   : "input must be an object");
 		goto done;
 	}
-	if (wid == NULL)
-		wid = json_string_value(json_object_get(input, "order_id"));
-	if (start_ids(req, ns, wid) != 0)
+	if ((t = wf_type_find(a->sup->app, type)) == NULL) {
+		wf_type_unknown(a->sup->app, type, err, sizeof(err));
+		reply_error(req, 400, "%s", err);
+		goto done;
+	}
+	if (wid == NULL && t->id_field != NULL)
+		wid = json_string_value(json_object_get(input, t->id_field));
+	if (start_ids(req, t, ns, wid) != 0)
 		goto done;
 	if (strcmp(queue, a->sup->cfg.taskqueue) != 0) {
 		reply_error(req, 400,

@@ -327,7 +327,7 @@ static int listed(const char *list, const char *name)
 }
 
 /* The activity's retry policy: its own fields where set, else the config's. */
-static struct retry_policy policy_of(struct engine *e, const struct activity_options *o)
+static struct retry_policy policy_of(struct engine *e, const struct idem_activity_options *o)
 {
 	struct retry_policy p = e->sup->retry;
 
@@ -364,7 +364,7 @@ static void step_fail(struct engine *e, struct step *st, const char *why)
 static const char *final_reason(struct engine *e, struct step *st, int retryable, const char *type,
                                 int64_t delay)
 {
-	const struct activity_options *o = activity_options_find(st->activity);
+	const struct idem_activity_options *o = activity_options_find(e->sup->app, st->activity);
 	struct retry_policy p = policy_of(e, o);
 	int64_t s2c = e->sup->cfg.schedule_to_close_ms;
 
@@ -385,7 +385,7 @@ static const char *final_reason(struct engine *e, struct step *st, int retryable
 static void attempt_failed(struct engine *e, struct step *st, int retryable, const char *type,
                            const char *message)
 {
-	struct retry_policy p = policy_of(e, activity_options_find(st->activity));
+	struct retry_policy p = policy_of(e, activity_options_find(e->sup->app, st->activity));
 	int64_t delay = retry_delay_ms(&p, st->attempt);
 	char f[1200], q[300];
 	const char *why;
@@ -593,7 +593,7 @@ static void close_wf(struct engine *e, struct wf *wf, enum wf_status status)
 static void replay(struct engine *e, struct wf *wf)
 {
 	struct wf_ctx ctx;
-	enum wf_outcome out = wf_replay(wf, &ctx);
+	enum idem_wf_outcome out = wf_replay(wf, wf_type_find(e->sup->app, wf->type), &ctx);
 
 	for (int seq = wf->nsteps - ctx.scheduled; seq < wf->nsteps; seq++) {
 		struct step *st = wf->steps[seq];
@@ -607,11 +607,11 @@ static void replay(struct engine *e, struct wf *wf)
 		free(activity);
 		enqueue(e, st);
 	}
-	if (out == WF_DONE) {
-		wf->result = ctx.result;
+	if (out == IDEM_WF_DONE) {
+		wf->result = ctx.run.result;
 		close_wf(e, wf, WF_COMPLETED);
-	} else if (out == WF_FAIL) {
-		wf->error = strdup(ctx.error);
+	} else if (out == IDEM_WF_FAIL) {
+		wf->error = strdup(ctx.run.error);
 		close_wf(e, wf, WF_FAILED);
 	}
 }
@@ -653,8 +653,9 @@ static void plan_fault(struct engine *e, struct step *st, long pid, struct fault
  * heartbeats. */
 static int64_t heartbeat_ms(const struct engine *e, const struct step *st)
 {
-	return activity_options_find(st->activity)->heartbeats ? e->sup->cfg.heartbeat_timeout_ms
-	                                                       : 0;
+	return activity_options_find(e->sup->app, st->activity)->heartbeats
+	           ? e->sup->cfg.heartbeat_timeout_ms
+	           : 0;
 }
 
 static void assign(struct engine *e, int sl, struct step *st)
@@ -1023,7 +1024,7 @@ static int start_existing(struct engine *e, int64_t id, json_t *input, json_t **
 int engine_start(struct engine *e, const char *ns, const char *workflow_id, const char *type,
                  json_t *input, json_t **body, int64_t *id, char *err, size_t errlen)
 {
-	const struct wf_type *t = wf_type_find(type);
+	const struct idem_workflow *t = wf_type_find(e->sup->app, type);
 	struct wf *wf = NULL;
 	json_t *asked;
 	char *quoted_type;
@@ -1038,11 +1039,10 @@ int engine_start(struct engine *e, const char *ns, const char *workflow_id, cons
 		return 503;
 	}
 	if (t == NULL) {
-		snprintf(err, errlen, "unknown workflow type \"%s\" (known: %s)", type,
-		         wf_type_names());
+		wf_type_unknown(e->sup->app, type, err, errlen);
 		return 400;
 	}
-	if (wf_check_ids(type, ns, workflow_id, err, errlen) != 0)
+	if (t->check_ids != NULL && t->check_ids(ns, workflow_id, err, errlen) != 0)
 		return 400;
 	/* The conflict check compares what the client sent, not the defaults
 	 * that prepare() adds from the current config. */

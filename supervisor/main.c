@@ -13,6 +13,7 @@
 
 #include "api.h"
 #include "appdb.h"
+#include "apps.h"
 #include "clock.h"
 #include "engine.h"
 #include "exitcodes.h"
@@ -160,7 +161,7 @@ static void setup_faults(struct sup *sup)
 }
 
 /* FAULT_VFS for the state DB, before any database is opened; the
- * workers get the spec too (pool.c) and take the app DB's share. */
+ * workers get the spec too (spawn.c) and take the app DB's share. */
 static int setup_storage_faults(struct run *r, char *err, size_t errlen)
 {
 	const struct idem_config *c = &r->sup.cfg;
@@ -264,6 +265,13 @@ static int setup(struct run *r, char *err, size_t errlen)
 {
 	struct sup *sup = &r->sup;
 	int rc;
+
+	sup->app = apps_find(sup->cfg.app);
+	if (sup->app == NULL) {
+		snprintf(err, errlen, "APP=%s: no app of that name is built in (known: %s)",
+		         sup->cfg.app, apps_names());
+		return IDEM_EXIT_USAGE;
+	}
 
 	if ((rc = take_lock(r, err, errlen)) != IDEM_EXIT_OK)
 		return rc;

@@ -21,12 +21,14 @@
 #include "retry.h"
 
 struct api;
+struct idem_app;
 struct engine;
 struct pool;
 struct store;
 
 struct sup {
 	struct idem_config cfg;
+	const struct idem_app *app; /* the app it runs (APP) */
 	char bindir[512];   /* where idem-worker and idem-supplier live */
 	char env_path[512]; /* the .env it read, passed on to children */
 	struct event_base *base;

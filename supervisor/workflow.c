@@ -5,14 +5,12 @@
  * step, schedules a step it has not seen, and otherwise suspends the
  * workflow; so the function must decide only from its input and the
  * results it is handed (no clock, no randomness, no config reads). */
-#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
 
-#include "inventory_input.h"
 #include "textbuf.h"
 #include "workflow.h"
 
@@ -57,164 +55,48 @@ int step_status_parse(const char *name, enum step_status *out)
 	return 0;
 }
 
-/* ---- the inventory workflow (the seed's) -------------------------------- */
+/* ---- the app's types ------------------------------------------------------ */
 
-/* supplier_order is step 1, after update_inventory: its key is
- * "namespace/workflow_id/1". */
-#define INVENTORY_SUPPLIER_STEP 1
-
-/* Checks the input with the activities' own check (inventory_input.h)
- * and records the reorder parameters in it, so that a later change of
- * REORDER_* in the config cannot change what a replay decides. */
-static int inventory_prepare(json_t *input, const struct idem_config *cfg, char *err, size_t errlen)
+const struct idem_workflow *wf_type_find(const struct idem_app *app, const char *name)
 {
-	if (inventory_input_check(input, INVENTORY_START, err, errlen) != 0)
-		return -1;
-	if (json_object_get(input, "reorder_threshold") == NULL)
-		json_object_set_new(input, "reorder_threshold",
-		                    json_integer(cfg->reorder_threshold));
-	if (json_object_get(input, "reorder_quantity") == NULL)
-		json_object_set_new(input, "reorder_quantity", json_integer(cfg->reorder_quantity));
-	return 0;
-}
-
-/* The supplier order key must fit the supplier's Idempotency-Key limit,
- * which supplier_order checks (inventory_input.h). */
-static int inventory_check_ids(const char *ns, const char *workflow_id, char *err, size_t errlen)
-{
-	char key[512];
-	int len =
-	    inventory_supplier_key(key, sizeof(key), ns, workflow_id, INVENTORY_SUPPLIER_STEP);
-	int room = INVENTORY_KEY_MAX - (len - (int)strlen(workflow_id));
-
-	if (len <= INVENTORY_KEY_MAX)
-		return 0;
-	if (room < 1) {
-		snprintf(err, errlen,
-		         "namespace is %zu bytes, too long for the supplier order key "
-		         "namespace/workflow_id/%d (at most %d bytes): give a namespace of at most "
-		         "%d bytes",
-		         strlen(ns), INVENTORY_SUPPLIER_STEP, INVENTORY_KEY_MAX,
-		         INVENTORY_KEY_MAX - 4);
-		return -1;
-	}
-	snprintf(err, errlen,
-	         "workflow_id is %zu bytes, over the %d that namespace \"%s\" (%zu bytes) leaves: "
-	         "the supplier order key namespace/workflow_id/%d must fit the supplier's "
-	         "%d-byte Idempotency-Key; give a shorter workflow_id or namespace",
-	         strlen(workflow_id), room, ns, strlen(ns), INVENTORY_SUPPLIER_STEP,
-	         INVENTORY_KEY_MAX);
-	return -1;
-}
-
-static json_int_t int_field(const json_t *obj, const char *key)
-{
-	return json_integer_value(json_object_get(obj, key));
-}
-
-/* update_inventory, then supplier_order when the stock fell below the
- * threshold. The supplier key is namespace/workflow_id/step: one supplier
- * order per workflow, whatever happens to the attempts (it fits the
- * supplier's limit: inventory_check_ids refused longer ids at start). */
-static enum wf_outcome inventory_run(struct wf_ctx *ctx)
-{
-	json_t *in = ctx->wf->input, *r1 = NULL, *r2 = NULL;
-	json_int_t stock, threshold = int_field(in, "reorder_threshold");
-	int rc;
-
-	rc = wf_activity(ctx, "update_inventory",
-	                 json_pack("{s:O, s:O, s:O}", "order_id", json_object_get(in, "order_id"),
-	                           "product_id", json_object_get(in, "product_id"), "quantity",
-	                           json_object_get(in, "quantity")),
-	                 &r1);
-	if (rc <= 0)
-		return rc == 0 ? WF_SUSPEND : WF_FAIL;
-	stock = int_field(r1, "stock");
-	if (stock >= threshold) {
-		ctx->result = json_pack("{s:I, s:b, s:I}", "stock_after_order", stock, "restocked",
-		                        0, "final_stock", stock);
-		return WF_DONE;
-	}
-	char key[512];
-	assert(ctx->cursor == INVENTORY_SUPPLIER_STEP);
-	inventory_supplier_key(key, sizeof(key), ctx->wf->namespace_, ctx->wf->workflow_id,
-	                       ctx->cursor);
-	rc = wf_activity(ctx, "supplier_order",
-	                 json_pack("{s:O, s:O, s:s}", "product_id",
-	                           json_object_get(in, "product_id"), "quantity",
-	                           json_object_get(in, "reorder_quantity"), "key", key),
-	                 &r2);
-	if (rc <= 0)
-		return rc == 0 ? WF_SUSPEND : WF_FAIL;
-	ctx->result = json_pack(
-	    "{s:I, s:b, s:O, s:O, s:I}", "stock_after_order", stock, "restocked", 1,
-	    "supplier_order_id", json_object_get(r2, "supplier_order_id"), "restock_quantity",
-	    json_object_get(r2, "quantity"), "final_stock", int_field(r2, "stock"));
-	return WF_DONE;
-}
-
-/* The activities' options. supplier_order heartbeats the supplier order id
- * once the supplier has answered, so HEARTBEAT_TIMEOUT applies to it; a
- * rejection by the supplier or an unknown product will not heal by
- * retrying. The retry policies take the config's defaults (zero fields). */
-static const struct activity_options activity_table[] = {
-    {"update_inventory", 0, {0, 0, 0, 0}, "InvalidInput,UnknownProduct,InsufficientStock"},
-    {"supplier_order", 1, {0, 0, 0, 0}, "InvalidInput,UnknownProduct,SupplierRejected"},
-};
-
-const struct activity_options *activity_options_find(const char *name)
-{
-	static const struct activity_options unknown = {"", 0, {0, 0, 0, 0}, ""};
-
-	for (size_t i = 0; i < sizeof(activity_table) / sizeof(activity_table[0]); i++)
-		if (strcmp(activity_table[i].name, name) == 0)
-			return &activity_table[i];
-	return &unknown;
-}
-
-/* The workflow types. The rule for each: a start is refused (400, nothing
- * created) with whatever its activities would refuse as invalid input, so
- * that an accepted start can fail only for what the world says (stock,
- * products, the supplier), never for what the client sent. prepare()
- * checks the input with the very function the worker's activities call
- * (the inventory type: inventory_input_check, shared/inventory_input.c),
- * not a copy of its rules; check_ids() checks what the workflow derives
- * from its namespace and id (the inventory type: the supplier order key)
- * against the limit the activity enforces. A new type, or a new field or
- * activity of this one, follows the same rule. */
-static const struct wf_type wf_types[] = {
-    {"inventory", inventory_run, inventory_prepare, inventory_check_ids},
-};
-
-const struct wf_type *wf_type_find(const char *name)
-{
-	for (size_t i = 0; i < sizeof(wf_types) / sizeof(wf_types[0]); i++)
-		if (strcmp(wf_types[i].name, name) == 0)
-			return &wf_types[i];
+	for (const struct idem_workflow *t = app->workflows; t->name != NULL; t++)
+		if (strcmp(t->name, name) == 0)
+			return t;
 	return NULL;
 }
 
-const char *wf_type_names(void)
+void wf_type_unknown(const struct idem_app *app, const char *name, char *err, size_t errlen)
 {
-	return "inventory";
+	char names[512];
+	size_t used = 0;
+
+	names[0] = '\0';
+	for (const struct idem_workflow *t = app->workflows;
+	     t->name != NULL && used < sizeof(names); t++)
+		used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s",
+		                         used ? ", " : "", t->name);
+	snprintf(err, errlen, "unknown workflow type \"%s\" (known: %s)", name, names);
 }
 
-int wf_check_ids(const char *type, const char *ns, const char *workflow_id, char *err,
-                 size_t errlen)
+const struct idem_activity_options *activity_options_find(const struct idem_app *app,
+                                                          const char *name)
 {
-	const struct wf_type *t = wf_type_find(type);
+	static const struct idem_activity_options unknown = {"", 0, {0, 0, 0, 0}, ""};
 
-	if (t == NULL || t->check_ids == NULL)
-		return 0;
-	return t->check_ids(ns, workflow_id, err, errlen);
+	for (const struct idem_activity_options *o = app->options; o->name != NULL; o++)
+		if (strcmp(o->name, name) == 0)
+			return o;
+	return &unknown;
 }
 
 /* ---- replay -------------------------------------------------------------- */
 
-int wf_activity(struct wf_ctx *ctx, const char *name, json_t *input, json_t **result)
+/* idem_wf_activity() of the apps' workflow functions. */
+static int wf_call(struct idem_wf_run *run, const char *name, json_t *input, json_t **result)
 {
+	struct wf_ctx *ctx = (struct wf_ctx *)run;
 	struct wf *wf = ctx->wf;
-	int seq = ctx->cursor++;
+	int seq = run->next_step++;
 	struct step *st;
 
 	*result = NULL;
@@ -226,7 +108,7 @@ int wf_activity(struct wf_ctx *ctx, const char *name, json_t *input, json_t **re
 	json_decref(input);
 	st = wf->steps[seq];
 	if (strcmp(st->activity, name) != 0) {
-		snprintf(ctx->error, sizeof(ctx->error),
+		snprintf(run->error, sizeof(run->error),
 		         "nondeterminism: step %d was recorded as %s but the workflow code now "
 		         "calls %s",
 		         seq, st->activity, name);
@@ -237,7 +119,7 @@ int wf_activity(struct wf_ctx *ctx, const char *name, json_t *input, json_t **re
 		*result = st->result;
 		return 1;
 	case STEP_FAILED:
-		snprintf(ctx->error, sizeof(ctx->error),
+		snprintf(run->error, sizeof(run->error),
 		         "activity %s (step %d) failed after %d "
 		         "attempt%s: %s: %s",
 		         st->activity, seq, st->attempt, st->attempt == 1 ? "" : "s",
@@ -249,18 +131,21 @@ int wf_activity(struct wf_ctx *ctx, const char *name, json_t *input, json_t **re
 	}
 }
 
-enum wf_outcome wf_replay(struct wf *wf, struct wf_ctx *ctx)
+enum idem_wf_outcome wf_replay(struct wf *wf, const struct idem_workflow *type, struct wf_ctx *ctx)
 {
-	const struct wf_type *t = wf_type_find(wf->type);
-
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->wf = wf;
-	if (t == NULL) {
-		snprintf(ctx->error, sizeof(ctx->error), "unknown workflow type \"%s\" (known: %s)",
-		         wf->type, wf_type_names());
-		return WF_FAIL;
+	ctx->run.input = wf->input;
+	ctx->run.namespace_ = wf->namespace_;
+	ctx->run.workflow_id = wf->workflow_id;
+	ctx->run.call = wf_call;
+	if (type == NULL) {
+		snprintf(ctx->run.error, sizeof(ctx->run.error),
+		         "unknown workflow type \"%s\": the app this supervisor runs has none",
+		         wf->type);
+		return IDEM_WF_FAIL;
 	}
-	return t->run(ctx);
+	return type->run(&ctx->run);
 }
 
 struct wf *wf_new(int64_t id, const char *ns, const char *workflow_id, const char *type,

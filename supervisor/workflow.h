@@ -10,6 +10,7 @@
 #include <sys/queue.h>
 
 #include "config.h"
+#include "idem_app.h"
 #include "retry.h"
 
 struct event;
@@ -77,64 +78,27 @@ struct wf {
 	TAILQ_ENTRY(wf) runq;
 };
 
-/* A workflow function runs from the top each time and asks for its
- * activities in order through wf_activity(). */
-enum wf_outcome { WF_SUSPEND, WF_DONE, WF_FAIL };
-
+/* One replay of a workflow: what its function sees (run, first: the
+ * app's idem_wf_activity() finds the rest from it) and what the engine
+ * reads after. */
 struct wf_ctx {
+	struct idem_wf_run run;
 	struct wf *wf;
-	int cursor;      /* next step seq to be asked for */
-	int scheduled;   /* steps added by this run */
-	json_t *result;  /* NEW ref set by the function on WF_DONE */
-	char error[512]; /* set on WF_FAIL */
+	int scheduled; /* steps added by this run */
 };
 
-typedef enum wf_outcome (*wf_fn)(struct wf_ctx *ctx);
-
-/* A workflow type. Rule (workflow.c, above the table of types): whatever
- * its activities would refuse as invalid input is refused at start. */
-struct wf_type {
-	const char *name;
-	wf_fn run;
-	/* Checks a start request's input (with the check its activities run)
-	 * and fills defaults (config values that must not change under replay
-	 * are copied into it). */
-	int (*prepare)(json_t *input, const struct idem_config *cfg, char *err, size_t errlen);
-	/* Checks what the workflow derives from its namespace and id (keys
-	 * it hands to its activities) against their limits; NULL: nothing. */
-	int (*check_ids)(const char *ns, const char *workflow_id, char *err, size_t errlen);
-};
-
-/* What the workflow code says about an activity: whether it heartbeats
- * (HEARTBEAT_TIMEOUT applies to it) and its retry policy, whose zero
- * fields take the config's defaults. */
-struct activity_options {
-	const char *name;
-	int heartbeats;
-	struct retry_policy retry;
-	const char *non_retryable; /* comma list, added to RETRY_NON_RETRYABLE */
-};
-
+/* The app's workflow type called name, or NULL. */
+const struct idem_workflow *wf_type_find(const struct idem_app *app, const char *name);
+/* Writes "unknown workflow type \"name\" (known: ...)" into err. */
+void wf_type_unknown(const struct idem_app *app, const char *name, char *err, size_t errlen);
 /* The options of activity name (a default entry for an unknown one). */
-const struct activity_options *activity_options_find(const char *name);
+const struct idem_activity_options *activity_options_find(const struct idem_app *app,
+                                                          const char *name);
 
-const struct wf_type *wf_type_find(const char *name);
-/* "inventory" and so on, for error messages. */
-const char *wf_type_names(void);
-/* The check_ids() of type for a start of (ns, workflow_id): 0, or -1 with
- * err naming the field, its limit and its length. 0 for an unknown type
- * (engine_start refuses it). */
-int wf_check_ids(const char *type, const char *ns, const char *workflow_id, char *err,
-                 size_t errlen);
-
-/* Asks for activity `name` with input (STOLEN) as the next step.
- * Returns 1 with *result (BORROWED) when the step has completed; 0 when it
- * is pending (it is scheduled when new); -1 when it failed for good or the
- * code no longer matches the recorded history (ctx->error says which). */
-int wf_activity(struct wf_ctx *ctx, const char *name, json_t *input, json_t **result);
-
-/* Runs wf's function once over its recorded steps. */
-enum wf_outcome wf_replay(struct wf *wf, struct wf_ctx *ctx);
+/* Runs wf's function (type, NULL when the app has none of that name)
+ * once over its recorded steps; ctx->run.result or ctx->run.error say
+ * how it ended. */
+enum idem_wf_outcome wf_replay(struct wf *wf, const struct idem_workflow *type, struct wf_ctx *ctx);
 
 struct wf *wf_new(int64_t id, const char *ns, const char *workflow_id, const char *type,
                   json_t *input);

@@ -211,7 +211,8 @@ static void test_defaults(void **state)
 
 static void test_key_table(void **state)
 {
-	static const char *const order[] = {"SOCKET",
+	static const char *const order[] = {"APP",
+	                                    "SOCKET",
 	                                    "HTTP_LISTEN",
 	                                    "NAMESPACE",
 	                                    "TASKQUEUE",
@@ -929,7 +930,8 @@ static void test_retry_maximum_below_initial(void **state)
 /* ---- .env-dist ---- */
 
 /* A value that differs from the default for every key, in table order. */
-static const char *const not_default[] = {"x.sock",
+static const char *const not_default[] = {"transfer",
+                                          "x.sock",
                                           "localhost:1",
                                           "ns",
                                           "tq",

@@ -9,8 +9,25 @@
 
 #include <cmocka.h>
 
+#include "apps.h"
 #include "inventory_input.h"
 #include "workflow.h"
+
+#define APP apps_find("inventory")
+
+/* One replay of wf with its type from the inventory app. */
+static enum idem_wf_outcome replay(struct wf *wf, struct wf_ctx *ctx)
+{
+	return wf_replay(wf, wf_type_find(APP, wf->type), ctx);
+}
+
+/* The check_ids() of the app's type (0 when it has none or no such type). */
+static int check_ids(const char *type, const char *ns, const char *id, char *err, size_t len)
+{
+	const struct idem_workflow *t = wf_type_find(APP, type);
+
+	return t != NULL && t->check_ids != NULL ? t->check_ids(ns, id, err, len) : 0;
+}
 
 static struct idem_config cfg;
 
@@ -18,7 +35,7 @@ static struct wf *new_wf(const char *order, long quantity)
 {
 	json_t *input = json_pack("{s:s, s:s, s:i}", "order_id", order, "product_id", "123456",
 	                          "quantity", (int)quantity);
-	const struct wf_type *t = wf_type_find("inventory");
+	const struct idem_workflow *t = wf_type_find(APP, "inventory");
 	char err[256];
 	struct wf *wf;
 
@@ -64,7 +81,7 @@ static void test_views_agree(void **state)
 	struct wf_ctx ctx;
 
 	assert_views_agree(wf);
-	assert_int_equal(wf_replay(wf, &ctx), WF_SUSPEND);
+	assert_int_equal(replay(wf, &ctx), IDEM_WF_SUSPEND);
 	assert_views_agree(wf);
 	wf->steps[0]->attempt = 2;
 	wf->steps[0]->heartbeat = json_pack("{s:i}", "done", 3);
@@ -73,9 +90,9 @@ static void test_views_agree(void **state)
 	wf->steps[0]->next_attempt_at = 1234;
 	assert_views_agree(wf);
 	complete(wf->steps[0], json_pack("{s:i, s:s}", "stock", 5000, "note", "\xc3\xa9t\xc3\xa9"));
-	assert_int_equal(wf_replay(wf, &ctx), WF_DONE);
+	assert_int_equal(replay(wf, &ctx), IDEM_WF_DONE);
 	wf->status = WF_COMPLETED;
-	wf->result = ctx.result;
+	wf->result = ctx.run.result;
 	wf->closed_at = 99;
 	assert_views_agree(wf);
 	wf->error = strdup("failed: \"quoted\"");
@@ -90,19 +107,19 @@ static void test_seed_replay(void **state)
 	struct wf_ctx ctx;
 
 	/* First run: schedules update_inventory and suspends. */
-	assert_int_equal(wf_replay(wf, &ctx), WF_SUSPEND);
+	assert_int_equal(replay(wf, &ctx), IDEM_WF_SUSPEND);
 	assert_int_equal(ctx.scheduled, 1);
 	assert_int_equal(wf->nsteps, 1);
 	assert_string_equal(wf->steps[0]->activity, "update_inventory");
 	assert_int_equal(json_integer_value(json_object_get(wf->steps[0]->input, "quantity")), 999);
 
 	/* A replay with the step still pending schedules nothing new. */
-	assert_int_equal(wf_replay(wf, &ctx), WF_SUSPEND);
+	assert_int_equal(replay(wf, &ctx), IDEM_WF_SUSPEND);
 	assert_int_equal(ctx.scheduled, 0);
 
 	/* Stock 1 < threshold 2: supplier_order of 1000 with a stable key. */
 	complete(wf->steps[0], json_pack("{s:i}", "stock", 1));
-	assert_int_equal(wf_replay(wf, &ctx), WF_SUSPEND);
+	assert_int_equal(replay(wf, &ctx), IDEM_WF_SUSPEND);
 	assert_int_equal(wf->nsteps, 2);
 	assert_string_equal(wf->steps[1]->activity, "supplier_order");
 	assert_string_equal(json_string_value(json_object_get(wf->steps[1]->input, "key")),
@@ -112,13 +129,13 @@ static void test_seed_replay(void **state)
 
 	complete(wf->steps[1], json_pack("{s:i, s:s, s:i}", "stock", 1001, "supplier_order_id",
 	                                 "SO-1", "quantity", 1000));
-	assert_int_equal(wf_replay(wf, &ctx), WF_DONE);
-	assert_int_equal(json_integer_value(json_object_get(ctx.result, "final_stock")), 1001);
-	assert_int_equal(json_integer_value(json_object_get(ctx.result, "stock_after_order")), 1);
-	assert_true(json_is_true(json_object_get(ctx.result, "restocked")));
-	assert_string_equal(json_string_value(json_object_get(ctx.result, "supplier_order_id")),
+	assert_int_equal(replay(wf, &ctx), IDEM_WF_DONE);
+	assert_int_equal(json_integer_value(json_object_get(ctx.run.result, "final_stock")), 1001);
+	assert_int_equal(json_integer_value(json_object_get(ctx.run.result, "stock_after_order")), 1);
+	assert_true(json_is_true(json_object_get(ctx.run.result, "restocked")));
+	assert_string_equal(json_string_value(json_object_get(ctx.run.result, "supplier_order_id")),
 	                    "SO-1");
-	json_decref(ctx.result);
+	json_decref(ctx.run.result);
 	wf_free(wf);
 }
 
@@ -127,13 +144,13 @@ static void test_no_restock_above_threshold(void **state)
 	struct wf *wf = new_wf("B1", 10);
 	struct wf_ctx ctx;
 
-	assert_int_equal(wf_replay(wf, &ctx), WF_SUSPEND);
+	assert_int_equal(replay(wf, &ctx), IDEM_WF_SUSPEND);
 	complete(wf->steps[0], json_pack("{s:i}", "stock", 2)); /* not below 2 */
-	assert_int_equal(wf_replay(wf, &ctx), WF_DONE);
+	assert_int_equal(replay(wf, &ctx), IDEM_WF_DONE);
 	assert_int_equal(wf->nsteps, 1);
-	assert_false(json_is_true(json_object_get(ctx.result, "restocked")));
-	assert_int_equal(json_integer_value(json_object_get(ctx.result, "final_stock")), 2);
-	json_decref(ctx.result);
+	assert_false(json_is_true(json_object_get(ctx.run.result, "restocked")));
+	assert_int_equal(json_integer_value(json_object_get(ctx.run.result, "final_stock")), 2);
+	json_decref(ctx.run.result);
 	wf_free(wf);
 }
 
@@ -145,11 +162,11 @@ static void test_config_change_does_not_change_replay(void **state)
 	struct wf_ctx ctx;
 
 	cfg.reorder_threshold = 1000;
-	assert_int_equal(wf_replay(wf, &ctx), WF_SUSPEND);
+	assert_int_equal(replay(wf, &ctx), IDEM_WF_SUSPEND);
 	complete(wf->steps[0], json_pack("{s:i}", "stock", 5));
-	assert_int_equal(wf_replay(wf, &ctx), WF_DONE);
+	assert_int_equal(replay(wf, &ctx), IDEM_WF_DONE);
 	assert_int_equal(wf->nsteps, 1);
-	json_decref(ctx.result);
+	json_decref(ctx.run.result);
 	wf_free(wf);
 	cfg.reorder_threshold = 2;
 }
@@ -159,15 +176,15 @@ static void test_failed_step_fails_workflow(void **state)
 	struct wf *wf = new_wf("D1", 5);
 	struct wf_ctx ctx;
 
-	assert_int_equal(wf_replay(wf, &ctx), WF_SUSPEND);
+	assert_int_equal(replay(wf, &ctx), IDEM_WF_SUSPEND);
 	wf->steps[0]->status = STEP_FAILED;
 	wf->steps[0]->attempt = 3;
 	wf->steps[0]->error_type = strdup("UnknownProduct");
 	wf->steps[0]->error_message = strdup("unknown product \"123456\"");
-	assert_int_equal(wf_replay(wf, &ctx), WF_FAIL);
-	assert_non_null(strstr(ctx.error, "update_inventory"));
-	assert_non_null(strstr(ctx.error, "3 attempts"));
-	assert_non_null(strstr(ctx.error, "UnknownProduct"));
+	assert_int_equal(replay(wf, &ctx), IDEM_WF_FAIL);
+	assert_non_null(strstr(ctx.run.error, "update_inventory"));
+	assert_non_null(strstr(ctx.run.error, "3 attempts"));
+	assert_non_null(strstr(ctx.run.error, "UnknownProduct"));
 	wf_free(wf);
 }
 
@@ -177,10 +194,10 @@ static void test_nondeterminism_detected(void **state)
 	struct wf_ctx ctx;
 
 	wf_add_step(wf, "supplier_order", json_object());
-	assert_int_equal(wf_replay(wf, &ctx), WF_FAIL);
-	assert_non_null(strstr(ctx.error, "nondeterminism"));
-	assert_non_null(strstr(ctx.error, "supplier_order"));
-	assert_non_null(strstr(ctx.error, "update_inventory"));
+	assert_int_equal(replay(wf, &ctx), IDEM_WF_FAIL);
+	assert_non_null(strstr(ctx.run.error, "nondeterminism"));
+	assert_non_null(strstr(ctx.run.error, "supplier_order"));
+	assert_non_null(strstr(ctx.run.error, "update_inventory"));
 	wf_free(wf);
 }
 
@@ -190,7 +207,7 @@ static void test_nondeterminism_detected(void **state)
  * kept unchecked: each refusal names the field and what to give. */
 static void test_prepare_rejects_bad_input(void **state)
 {
-	const struct wf_type *t = wf_type_find("inventory");
+	const struct idem_workflow *t = wf_type_find(APP, "inventory");
 	struct {
 		const char *json, *needle, *range;
 	} cases[] = {
@@ -229,7 +246,7 @@ static void test_prepare_rejects_bad_input(void **state)
 	     "input.product_id is 65 bytes long", "1..64 bytes"},
 	};
 
-	assert_null(wf_type_find("payments"));
+	assert_null(wf_type_find(APP, "payments"));
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		json_t *in = json_loads(cases[i].json, 0, NULL);
 		char err[256] = "";
@@ -252,11 +269,11 @@ static void step_inputs(struct wf *wf, json_int_t stock, json_t **update, json_t
 {
 	struct wf_ctx ctx;
 
-	assert_int_equal(wf_replay(wf, &ctx), WF_SUSPEND);
+	assert_int_equal(replay(wf, &ctx), IDEM_WF_SUSPEND);
 	*update = wf->steps[0]->input;
 	complete(wf->steps[0], json_pack("{s:I}", "stock", stock));
-	*order = wf_replay(wf, &ctx) == WF_SUSPEND ? wf->steps[1]->input : NULL;
-	json_decref(ctx.result);
+	*order = replay(wf, &ctx) == IDEM_WF_SUSPEND ? wf->steps[1]->input : NULL;
+	json_decref(ctx.run.result);
 }
 
 /* The rule of workflow.c: a start that prepare() and check_ids() accept
@@ -264,7 +281,7 @@ static void step_inputs(struct wf *wf, json_int_t stock, json_t **update, json_t
  * of every range (and the supplier key at exactly 255 bytes). */
 static void test_accepted_start_gives_valid_activity_inputs(void **state)
 {
-	const struct wf_type *t = wf_type_find("inventory");
+	const struct idem_workflow *t = wf_type_find(APP, "inventory");
 	char ns[128], id[126], err[512] = "";
 	const char *edges[] = {
 	    "{\"order_id\":\"A\",\"product_id\":\"1\",\"quantity\":1000000000,"
@@ -281,7 +298,7 @@ static void test_accepted_start_gives_valid_activity_inputs(void **state)
 	ns[sizeof(ns) - 1] = '\0';
 	memset(id, 'w', sizeof(id) - 1);
 	id[sizeof(id) - 1] = '\0';
-	assert_int_equal(wf_check_ids("inventory", ns, id, err, sizeof(err)), 0);
+	assert_int_equal(check_ids("inventory", ns, id, err, sizeof(err)), 0);
 	for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
 		json_t *in = json_loads(edges[i], 0, NULL), *update, *order;
 		struct wf *wf;
@@ -311,12 +328,12 @@ static void test_check_ids_bounds_the_supplier_key(void **state)
 	ns[sizeof(ns) - 1] = '\0';
 	memset(id, 'w', sizeof(id) - 1);
 	id[sizeof(id) - 1] = '\0';
-	assert_int_equal(wf_check_ids("inventory", ns, id, err, sizeof(err)), -1);
+	assert_int_equal(check_ids("inventory", ns, id, err, sizeof(err)), -1);
 	if (strstr(err, "workflow_id is 126 bytes, over the 125") == NULL ||
 	    strstr(err, "255") == NULL)
 		fail_msg("\"%s\" does not name workflow_id, 126, 125 and 255", err);
-	assert_int_equal(wf_check_ids("inventory", "default", id, err, sizeof(err)), 0);
-	assert_int_equal(wf_check_ids("payments", ns, id, err, sizeof(err)), 0);
+	assert_int_equal(check_ids("inventory", "default", id, err, sizeof(err)), 0);
+	assert_int_equal(check_ids("payments", ns, id, err, sizeof(err)), 0);
 }
 
 int main(void)

@@ -202,16 +202,17 @@ json_t *store_counts_json(struct store *s, char *err, size_t errlen)
 int engine_start(struct engine *e, const char *ns, const char *workflow_id, const char *type,
                  json_t *input, json_t **body, int64_t *idp, char *err, size_t errlen)
 {
-	const struct wf_type *t = wf_type_find(type);
+	const struct idem_workflow *t = wf_type_find(e->sup->app, type);
 	int64_t id = 0;
 
 	*body = NULL;
 	*idp = 0;
 	if (t == NULL) {
-		snprintf(err, errlen, "unknown workflow type \"%s\" (known: %s)", type,
-		         wf_type_names());
+		wf_type_unknown(e->sup->app, type, err, errlen);
 		return 400;
 	}
+	if (t->check_ids != NULL && t->check_ids(ns, workflow_id, err, errlen) != 0)
+		return 400;
 	if (t->prepare(input, &e->sup->cfg, err, errlen) != 0)
 		return 400;
 	if (store_wf_lookup(NULL, ns, workflow_id, &id, err, errlen) < 0)

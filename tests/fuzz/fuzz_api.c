@@ -34,6 +34,7 @@
 
 #include <event2/event.h>
 
+#include "apps.h"
 #include "api_stubs.h"
 #include "fuzz.h"
 #include "log.h"
@@ -82,6 +83,7 @@ static void setup(void)
 	dump = getenv("FUZZ_API_DUMP") != NULL;
 	log_init("fuzz-api", LOG_ERROR);
 	config_defaults(&sup.cfg);
+	sup.app = apps_find(sup.cfg.app);
 	snprintf(sup.cfg.socket, sizeof(sup.cfg.socket), "/tmp/idem-fuzz-api.%ld.sock",
 	         (long)getpid());
 	sup.cfg.max_body = 1024;

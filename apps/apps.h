@@ -1,0 +1,16 @@
+/* apps.h — the apps built into idem's programs (apps/apps.c lists them).
+ * Adding an app: its folder apps/<name>/ with an idem_app, one line in
+ * apps.c and one in apps/CMakeLists.txt; nothing in the engine. */
+#ifndef IDEM_APPS_H
+#define IDEM_APPS_H
+
+#include <stddef.h>
+
+#include "idem_app.h"
+
+/* The app called name, or NULL. */
+const struct idem_app *apps_find(const char *name);
+/* "inventory, transfer": the names, for messages. */
+const char *apps_names(void);
+
+#endif

@@ -1,0 +1,12 @@
+/* app.c — the inventory app: the Temporal idempotence demo that idem
+ * re-creates (product 123456, order A12 of 999 units, a restock of 1000
+ * from the supplier, final stock 1001). */
+#include "inventory.h"
+
+const struct idem_app inventory_app = {
+    .name = "inventory",
+    .summary = "orders decrement a product's stock; a stock below the reorder threshold "
+               "orders a restock from the supplier",
+    .workflows = inventory_workflows,
+    .options = inventory_options,
+};

@@ -1,0 +1,95 @@
+/* idem_app.h — the one header of idem an app includes, and what an app
+ * gives idem. An app (apps/<name>/) is a workflow-and-activities package
+ * the engine runs without knowing it: its workflow types (deterministic
+ * functions the supervisor replays) and their activities' options. The
+ * engine, the pool, the API and the worker name none of an app's
+ * activities, tables, keys or fields: they find them here.
+ *
+ * The rule for a workflow type: a start is refused (400, nothing
+ * created) with whatever its activities would refuse as invalid input,
+ * so that an accepted start can fail only for what the world says, never
+ * for what the client sent. prepare() checks the input with the very
+ * function the activities call, not a copy of their rules; check_ids()
+ * checks what the workflow derives from its namespace and id (keys it
+ * hands its activities) against their limits. */
+#ifndef IDEM_APP_H
+#define IDEM_APP_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "retry.h"
+
+/* ---- workflows ---------------------------------------------------------- */
+
+enum idem_wf_outcome {
+	IDEM_WF_SUSPEND, /* waiting for an activity: run again when it moves */
+	IDEM_WF_DONE,    /* completed with run->result */
+	IDEM_WF_FAIL,    /* failed with run->error */
+};
+
+/* One run of a workflow function, from the top, over its recorded steps.
+ * A workflow decides only from input and the results the activities hand
+ * back: no clock, no randomness, no config read (prepare() copies into
+ * the input whatever config value a replay must see the same). */
+struct idem_wf_run {
+	const json_t *input; /* BORROWED: the start's input, as prepare() left it */
+	const char *namespace_;
+	const char *workflow_id;
+	int next_step;  /* the step number the next activity call gets */
+	json_t *result; /* NEW reference, set by the function before DONE */
+	char error[512];
+	/* the engine's */
+	int (*call)(struct idem_wf_run *run, const char *activity, json_t *input,
+	            json_t **result);
+	void *engine;
+};
+
+/* Asks for activity `activity` with input (STOLEN) as the next step.
+ * Returns 1 with *result (BORROWED) when that step completed; 0 while it
+ * is pending (the function returns IDEM_WF_SUSPEND); -1 when it failed
+ * for good or the history no longer matches the code (run->error says
+ * which: the function returns IDEM_WF_FAIL). */
+static inline int idem_wf_activity(struct idem_wf_run *run, const char *activity, json_t *input,
+                                   json_t **result)
+{
+	return run->call(run, activity, input, result);
+}
+
+struct idem_workflow {
+	const char *name;
+	enum idem_wf_outcome (*run)(struct idem_wf_run *run);
+	/* Checks a start's input (with the check its activities run) and
+	 * fills defaults from cfg, so that a replay sees them unchanged.
+	 * Returns 0, or -1 with err naming the field and what to give. */
+	int (*prepare)(json_t *input, const struct idem_config *cfg, char *err, size_t errlen);
+	/* Checks what the workflow derives from its namespace and id; NULL:
+	 * nothing to check. */
+	int (*check_ids)(const char *ns, const char *workflow_id, char *err, size_t errlen);
+	/* The input field a start's workflow_id defaults to; NULL: none. */
+	const char *id_field;
+};
+
+/* What the workflow code says about an activity: whether it heartbeats
+ * (HEARTBEAT_TIMEOUT applies to it) and its retry policy, whose zero
+ * fields take the config's defaults; non_retryable is a comma list of
+ * error types, added to RETRY_NON_RETRYABLE. */
+struct idem_activity_options {
+	const char *name;
+	int heartbeats;
+	struct retry_policy retry;
+	const char *non_retryable;
+};
+
+/* ---- the app ------------------------------------------------------------ */
+
+/* The lists end with an entry whose name is NULL. */
+struct idem_app {
+	const char *name;
+	const char *summary; /* one line, for --help and errors */
+	const struct idem_workflow *workflows;
+	const struct idem_activity_options *options;
+};
+
+#endif
