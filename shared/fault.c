@@ -99,7 +99,7 @@ static int activity_listed(const char *list, const char *activity)
 }
 
 void fault_plan_for(const struct fault_config *c, const char *ns, const char *workflow_id, int step,
-                    int attempt, const char *activity, struct fault_plan *out)
+                    int attempt, const char *activity, int peer, struct fault_plan *out)
 {
 #define ROLL(kind) fault_roll(c->seed, ns, workflow_id, step, attempt, kind)
 	double u, edge = 0;
@@ -126,7 +126,7 @@ void fault_plan_for(const struct fault_config *c, const char *ns, const char *wo
 	} else if (ROLL("delay") < c->delay_rate) {
 		out->kind = FAULT_DELAY;
 		out->ms = c->delay_ms;
-	} else if (strcmp(activity, "supplier_order") == 0 && ROLL("supplier") < c->supplier_rate) {
+	} else if (peer && ROLL("supplier") < c->supplier_rate) {
 		out->kind = FAULT_SUPPLIER;
 		out->mode = ROLL("supplier_mode") < 0.5 ? FAULT_SUPPLIER_UNAVAILABLE
 		                                        : FAULT_SUPPLIER_RECORD_THEN_DIE;

@@ -10,10 +10,11 @@
  *   async     the supervisor SIGKILLs the busy worker after a delay
  *   error     the activity returns a retryable error, before or after its effect
  *   delay     the attempt sleeps past START_TO_CLOSE_TIMEOUT
- *   supplier  (supplier_order only) the supplier answers 503 without
- *             recording, or records the order and dies before answering
+ *   supplier  (only an activity that calls the app's outside service, its
+ *             peer: the inventory's supplier) the peer answers 503
+ *             without recording, or records and dies before answering
  *
- * The supervisor plans; the worker and the supplier carry the plan out.
+ * The supervisor plans; the worker and the peer carry the plan out.
  * It travels in the task frame as {"kind": ..., ...} (fault_plan_json). */
 #ifndef IDEM_FAULT_H
 #define IDEM_FAULT_H
@@ -69,9 +70,10 @@ struct fault_plan {
 double fault_roll(uint64_t seed, const char *ns, const char *workflow_id, int step, int attempt,
                   const char *kind);
 
-/* The plan for one attempt of activity. */
+/* The plan for one attempt of activity; peer says whether it calls the
+ * app's outside service, the only activities supplier faults hit. */
 void fault_plan_for(const struct fault_config *c, const char *ns, const char *workflow_id, int step,
-                    int attempt, const char *activity, struct fault_plan *out);
+                    int attempt, const char *activity, int peer, struct fault_plan *out);
 
 /* Non-zero when any rate is set. */
 int fault_enabled(const struct fault_config *c);

@@ -16,10 +16,15 @@
 #define IDEM_APP_H
 
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stddef.h>
 
 #include "config.h"
+#include "fault.h"
+#include "msg.h"
 #include "retry.h"
+
+struct idem_app;
 
 /* ---- workflows ---------------------------------------------------------- */
 
@@ -41,8 +46,7 @@ struct idem_wf_run {
 	json_t *result; /* NEW reference, set by the function before DONE */
 	char error[512];
 	/* the engine's */
-	int (*call)(struct idem_wf_run *run, const char *activity, json_t *input,
-	            json_t **result);
+	int (*call)(struct idem_wf_run *run, const char *activity, json_t *input, json_t **result);
 	void *engine;
 };
 
@@ -80,6 +84,52 @@ struct idem_activity_options {
 	int heartbeats;
 	struct retry_policy retry;
 	const char *non_retryable;
+	int peer; /* it calls the app's outside service (its peer): peer faults apply */
+};
+
+/* ---- activities ----------------------------------------------------------- */
+
+/* A seam for fault injection: at() is called at each crash point an
+ * attempt reaches (FAULT_BEFORE_EFFECT: before its transaction or its
+ * call out; FAULT_AFTER_EFFECT: the effect written, not committed;
+ * FAULT_AFTER_COMMIT: committed, the result not yet built) and may kill
+ * the process. FAULT_MID_REPLY is the worker's, never offered here. A
+ * replay skips FAULT_AFTER_EFFECT (there is no effect), a refusal stops
+ * after FAULT_BEFORE_EFFECT. When at() is called no statement is left
+ * unfinalized and no heap memory is held by the attempt. */
+struct idem_activity_hooks {
+	void (*at)(void *arg, enum fault_point p, const struct msg_task *t);
+	void *arg;
+};
+
+/* What one attempt runs with. */
+struct idem_activity_env {
+	const struct idem_app *app; /* whose activity it is (activity_run) */
+	sqlite3 *db;                /* the app DB, opened by the worker */
+	const char *peer;       /* the app's outside service: a Unix socket or http://HOST:PORT */
+	int peer_timeout_ms;    /* 0: the activity's own default */
+	const char *peer_fault; /* the attempt's planned peer fault (fault.h), or NULL */
+	int naive;              /* run without the idempotency guards */
+	const struct idem_activity_hooks *hooks; /* may be NULL */
+	/* Checkpoints progress: details (BORROWED) reach the next attempt
+	 * as t->heartbeat. Returns 0 or -1; NULL = none. */
+	int (*heartbeat)(void *arg, json_t *details);
+	void *heartbeat_arg;
+};
+
+struct idem_activity_outcome {
+	json_t *result; /* NEW reference when ok; the caller decrefs it */
+	char error_type[64];
+	char error_message[512];
+	int retryable;
+};
+
+/* An activity: returns 0 with out->result, or -1 with the error fields
+ * set (its input refused: InvalidInput, non-retryable). */
+struct idem_activity {
+	const char *name;
+	int (*run)(const struct idem_activity_env *env, const struct msg_task *t,
+	           struct idem_activity_outcome *out);
 };
 
 /* ---- the app ------------------------------------------------------------ */
@@ -90,6 +140,7 @@ struct idem_app {
 	const char *summary; /* one line, for --help and errors */
 	const struct idem_workflow *workflows;
 	const struct idem_activity_options *options;
+	const struct idem_activity *activities;
 };
 
 #endif

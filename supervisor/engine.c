@@ -634,7 +634,8 @@ static void plan_fault(struct engine *e, struct step *st, long pid, struct fault
 	json_t *detail;
 
 	fault_plan_for(&e->sup->faults, st->wf->namespace_, st->wf->workflow_id, st->seq,
-	               st->attempt, st->activity, plan);
+	               st->attempt, st->activity, activity_options_find(e->sup->app, st->activity)->peer,
+	               plan);
 	if (plan->kind == FAULT_NONE)
 		return;
 	e->stats.faults[plan->kind]++;

@@ -36,6 +36,7 @@
 #include <sqlite3.h>
 
 #include "activities.h"
+#include "apps.h"
 #include "appdb.h"
 #include "clock.h"
 #include "db.h"
@@ -119,7 +120,7 @@ static double run_baseline(long n, enum db_sync sync)
 	struct seed_product seed = {"B1", INT64_C(1000000000000)};
 	sqlite3 *adb = NULL, *sdb = NULL;
 	sqlite3_stmt *ins = NULL;
-	struct activity_env env = {0};
+	struct idem_activity_env env = {.app = apps_find("inventory")};
 	int64_t t0;
 	double secs;
 
@@ -136,7 +137,7 @@ static double run_baseline(long n, enum db_sync sync)
 		char id[32];
 		json_t *input;
 		struct msg_task t = {0};
-		struct activity_outcome out;
+		struct idem_activity_outcome out;
 		char *text;
 
 		snprintf(id, sizeof(id), "B%ld", i);

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "activities.h"
+#include "apps.h"
 #include "appdb.h"
 #include "frame.h"
 #include "msg.h"
@@ -138,11 +139,12 @@ static int send_heartbeat(void *arg, json_t *details)
 static json_t *run_activity(sqlite3 *db, const struct evil *e, const struct msg_task *t)
 {
 	struct attempt a = {e, t->task_id};
-	struct activity_env env = {.db = db,
-	                           .supplier_endpoint = e->supplier,
-	                           .heartbeat = send_heartbeat,
-	                           .heartbeat_arg = &a};
-	struct activity_outcome o = {0};
+	struct idem_activity_env env = {.app = apps_find("inventory"),
+	                                .db = db,
+	                                .peer = e->supplier,
+	                                .heartbeat = send_heartbeat,
+	                                .heartbeat_arg = &a};
+	struct idem_activity_outcome o = {0};
 	json_t *answer;
 
 	if (activity_run(&env, t, &o) == 0)

@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "activities.h"
+#include "apps.h"
 #include "appdb.h"
 #include "exitcodes.h"
 #include "httpc.h"
@@ -41,7 +42,7 @@ struct fx {
 	char *bin;
 	pid_t sup_pid;
 	sqlite3 *db;
-	struct activity_env env;
+	struct idem_activity_env env;
 };
 
 /* ---- fixture ---- */
@@ -52,6 +53,7 @@ static void open_app_db(struct fx *f)
 
 	if (appdb_open(f->app_db, DB_SYNC_NORMAL, seed, 1, &f->db, err, sizeof(err)) != 0)
 		fail_msg("%s", err);
+	f->env.app = apps_find("inventory");
 	f->env.db = f->db;
 }
 
@@ -82,8 +84,8 @@ static int setup(void **state)
 	f->log = tu_fmt("%s/supplier.log", f->dir);
 	f->bin = strdup(tu_bin("idem-supplier"));
 	assert_int_equal(tu_write_file(f->env_file, "\n"), 0);
-	f->env.supplier_endpoint = f->sup_sock;
-	f->env.supplier_timeout_ms = 5000;
+	f->env.peer = f->sup_sock;
+	f->env.peer_timeout_ms = 5000;
 	open_app_db(f);
 	supplier_start(f);
 	*state = f;
@@ -137,9 +139,9 @@ static json_t *restock_input(const char *product, json_int_t quantity, const cha
 }
 
 /* Runs one attempt that must succeed; returns the result (new ref). */
-static json_t *run_ok(const struct activity_env *env, const struct msg_task *t)
+static json_t *run_ok(const struct idem_activity_env *env, const struct msg_task *t)
 {
-	struct activity_outcome o;
+	struct idem_activity_outcome o;
 
 	if (activity_run(env, t, &o) != 0)
 		fail_msg("%s failed: %s: %s", t->activity, o.error_type, o.error_message);
@@ -148,10 +150,10 @@ static json_t *run_ok(const struct activity_env *env, const struct msg_task *t)
 }
 
 /* Runs one attempt that must fail with type; returns the outcome. */
-static struct activity_outcome run_fail(const struct activity_env *env, const struct msg_task *t,
+static struct idem_activity_outcome run_fail(const struct idem_activity_env *env, const struct msg_task *t,
                                         const char *type, int retryable)
 {
-	struct activity_outcome o;
+	struct idem_activity_outcome o;
 
 	if (activity_run(env, t, &o) == 0)
 		fail_msg("%s succeeded, expected %s", t->activity, type);
@@ -329,7 +331,7 @@ static void test_order_of_another_workflow_conflicts(void **state)
 	struct msg_task t1 = task("update_inventory", in, 1);
 	struct msg_task t2 = task("update_inventory", in, 1);
 	struct msg_task t3 = task("update_inventory", in, 1);
-	struct activity_outcome o;
+	struct idem_activity_outcome o;
 	json_t *r1 = run_ok(&f->env, &t1);
 
 	t2.workflow_id = "W2";
@@ -404,8 +406,8 @@ static void test_hooks_in_order(void **state)
 	                                       FAULT_AFTER_COMMIT};
 	static const enum fault_point replay[] = {FAULT_BEFORE_EFFECT, FAULT_AFTER_COMMIT};
 	struct trace tr = {0};
-	struct activity_hooks hooks = {.at = record, .arg = &tr};
-	struct activity_env env = f->env;
+	struct idem_activity_hooks hooks = {.at = record, .arg = &tr};
+	struct idem_activity_env env = f->env;
 	json_t *in1 = order_input("A12", "123456", 999);
 	json_t *in2 = restock_input("123456", 1000, "ns/A12/1");
 	struct msg_task t1 = task("update_inventory", in1, 1);
@@ -437,8 +439,8 @@ static void test_lost_reply_is_replayed(void **state)
 {
 	struct fx *f = *state;
 	struct trace tr = {0};
-	struct activity_hooks hooks = {.at = record, .arg = &tr};
-	struct activity_env env = f->env;
+	struct idem_activity_hooks hooks = {.at = record, .arg = &tr};
+	struct idem_activity_env env = f->env;
 	json_t *in1 = order_input("A12", "123456", 999);
 	json_t *in2 = restock_input("123456", 1000, "ns/A12/1");
 	json_t *r = NULL;
@@ -540,9 +542,9 @@ static int crash_attempt(struct fx *f, const struct msg_task *t, enum fault_poin
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		char err[ERRLEN];
-		struct activity_outcome o;
-		struct activity_hooks hooks = {.at = die_at, .arg = &point};
-		struct activity_env env = f->env;
+		struct idem_activity_outcome o;
+		struct idem_activity_hooks hooks = {.at = die_at, .arg = &point};
+		struct idem_activity_env env = f->env;
 		sqlite3 *db = NULL;
 		close(hb[0]);
 		if (appdb_open(f->app_db, DB_SYNC_NORMAL, NULL, 0, &db, err, sizeof(err)) != 0)
@@ -645,7 +647,7 @@ static void test_supplier_crash_after_commit(void **state)
 static void test_naive_applies_twice(void **state)
 {
 	struct fx *f = *state;
-	struct activity_env env = f->env;
+	struct idem_activity_env env = f->env;
 	json_t *in1 = order_input("A12", "123456", 10);
 	json_t *in2 = restock_input("123456", 1000, "ns/A12/1");
 	json_t *r = NULL;
@@ -685,7 +687,7 @@ static void test_unknown_product(void **state)
 	json_t *in2 = restock_input("999", 1000, "ns/A12/1");
 	struct msg_task t1 = task("update_inventory", in1, 1);
 	struct msg_task t2 = task("supplier_order", in2, 1);
-	struct activity_outcome o = run_fail(&f->env, &t1, "UnknownProduct", 0);
+	struct idem_activity_outcome o = run_fail(&f->env, &t1, "UnknownProduct", 0);
 
 	assert_string_equal(o.error_message,
 	                    "unknown product \"999\" (order A12); add it with SEED_STOCK or "
@@ -710,7 +712,7 @@ static void test_invalid_input(void **state)
 	json_t *no_key = json_pack("{s:s, s:I}", "product_id", "123456", "quantity", 1);
 	json_t *empty_key = restock_input("123456", 1, "");
 	struct msg_task t;
-	struct activity_outcome o;
+	struct idem_activity_outcome o;
 
 	t = task("update_inventory", zero, 1);
 	o = run_fail(&f->env, &t, "InvalidInput", 0);
@@ -772,7 +774,7 @@ static void test_input_checked_like_a_start(void **state)
 	     "input.key is 256 bytes long: give a string of 1..255 bytes"},
 	};
 	struct msg_task t;
-	struct activity_outcome o;
+	struct idem_activity_outcome o;
 
 	/* The stock could cover every order: only the check refuses them. */
 	assert_int_equal(
@@ -796,7 +798,7 @@ static void test_insufficient_stock(void **state)
 	struct fx *f = *state;
 	json_t *in = order_input("A13", "123456", 1001);
 	struct msg_task t = task("update_inventory", in, 1);
-	struct activity_outcome o = run_fail(&f->env, &t, "InsufficientStock", 0);
+	struct idem_activity_outcome o = run_fail(&f->env, &t, "InsufficientStock", 0);
 
 	assert_contains(o.error_message, "A13");
 	assert_contains(o.error_message, "\"123456\"");
@@ -812,13 +814,13 @@ static void test_insufficient_stock(void **state)
 static void test_supplier_down(void **state)
 {
 	struct fx *f = *state;
-	struct activity_env env = f->env;
+	struct idem_activity_env env = f->env;
 	char *missing = tu_fmt("%s/no-supplier.sock", f->dir);
 	json_t *in = restock_input("123456", 1000, "ns/A12/1");
 	struct msg_task t = task("supplier_order", in, 1);
-	struct activity_outcome o;
+	struct idem_activity_outcome o;
 
-	env.supplier_endpoint = missing;
+	env.peer = missing;
 	o = run_fail(&env, &t, "SupplierUnavailable", 1);
 	assert_contains(o.error_message, "cannot connect to");
 	assert_contains(o.error_message, missing);
@@ -841,7 +843,7 @@ static void test_supplier_rejects(void **state)
 	char err[ERRLEN] = "";
 	json_t *in = restock_input("123456", 1000, "ns/A12/1");
 	struct msg_task t = task("supplier_order", in, 1);
-	struct activity_outcome o;
+	struct idem_activity_outcome o;
 
 	/* Someone else used the key for another order: HTTP 422. */
 	assert_int_equal(httpc_request(f->sup_sock, "POST", "/orders", headers, body, strlen(body),
@@ -910,7 +912,7 @@ static void test_heartbeat_before_credit(void **state)
 {
 	struct fx *f = *state;
 	struct beats b = {.f = f};
-	struct activity_env env = f->env;
+	struct idem_activity_env env = f->env;
 	json_t *in = restock_input("123456", 1000, "ns/A12/1");
 	json_t *hb = json_pack("{s:s}", "supplier_order_id", "SO-1");
 	json_t *naive_in = restock_input("123456", 5, "ns/N1/1");
@@ -989,16 +991,16 @@ static void test_supplier_fault_unavailable(void **state)
 {
 	struct fx *f = *state;
 	struct beats b = {.f = f};
-	struct activity_env env = f->env;
+	struct idem_activity_env env = f->env;
 	json_t *in = restock_input("123456", 1000, "ns/A12/1");
 	json_t *order = order_input("A12", "123456", 999);
 	struct msg_task t1 = task("supplier_order", in, 1);
 	struct msg_task t2 = task("supplier_order", in, 2);
 	struct msg_task t3 = task("update_inventory", order, 1);
-	struct activity_outcome o;
+	struct idem_activity_outcome o;
 	json_t *r = NULL;
 
-	env.supplier_fault = "unavailable";
+	env.peer_fault = "unavailable";
 	env.heartbeat = count_beat;
 	env.heartbeat_arg = &b;
 	o = run_fail(&env, &t1, "SupplierUnavailable", 1);
@@ -1027,14 +1029,14 @@ static void test_supplier_fault_record_then_die(void **state)
 {
 	struct fx *f = *state;
 	struct beats b = {.f = f};
-	struct activity_env env = f->env;
+	struct idem_activity_env env = f->env;
 	json_t *in = restock_input("123456", 1000, "ns/A12/1");
 	struct msg_task t1 = task("supplier_order", in, 1);
 	struct msg_task t2 = task("supplier_order", in, 2);
 	json_t *r = NULL;
 	int code;
 
-	env.supplier_fault = "record_then_die";
+	env.peer_fault = "record_then_die";
 	env.heartbeat = count_beat;
 	env.heartbeat_arg = &b;
 	run_fail(&env, &t1, "SupplierUnavailable", 1);
@@ -1065,7 +1067,7 @@ static void test_busy_database_is_retryable(void **state)
 	char err[ERRLEN] = "";
 	json_t *in = order_input("A12", "123456", 1);
 	struct msg_task t = task("update_inventory", in, 1);
-	struct activity_outcome o;
+	struct idem_activity_outcome o;
 
 	assert_int_equal(db_open(f->app_db, DB_SYNC_NORMAL, &other, err, sizeof(err)), 0);
 	assert_int_equal(db_exec(other, "BEGIN IMMEDIATE", err, sizeof(err)), 0);
@@ -1119,6 +1121,7 @@ static void test_reopen_does_not_reseed(void **state)
 	f->db = NULL;
 	assert_int_equal(appdb_open(f->app_db, DB_SYNC_FULL, other, 2, &f->db, err, sizeof(err)),
 	                 0);
+	f->env.app = apps_find("inventory");
 	f->env.db = f->db;
 	assert_int_equal(appdb_stock_get(f->db, "123456", &stock, err, sizeof(err)), 1);
 	assert_int_equal(stock, 7);

@@ -42,7 +42,7 @@ static void plan_at(const struct fault_config *c, int wf, int step, int att, str
 	char id[16];
 
 	snprintf(id, sizeof(id), "W%d", wf);
-	fault_plan_for(c, "default", id, step, att, activity_of(step), p);
+	fault_plan_for(c, "default", id, step, att, activity_of(step), step == 1, p);
 }
 
 static int same(const struct fault_plan *a, const struct fault_plan *b)
@@ -124,6 +124,8 @@ static void test_no_rates_no_faults(void **state)
 	}
 }
 
+/* Supplier faults hit only an activity whose options say it calls the
+ * app's outside service (the peer flag). */
 static void test_supplier_faults_only_for_supplier_order(void **state)
 {
 	struct fault_config c = {.seed = 3, .supplier_rate = 1.0};
@@ -142,12 +144,12 @@ static void test_restrictions(void **state)
 
 	c.kill_rate[FAULT_AFTER_COMMIT] = 1.0;
 	snprintf(c.activities, sizeof(c.activities), "supplier_order");
-	fault_plan_for(&c, "default", "A12", 0, 1, "update_inventory", &p);
+	fault_plan_for(&c, "default", "A12", 0, 1, "update_inventory", 0, &p);
 	assert_int_equal(p.kind, FAULT_NONE);
-	fault_plan_for(&c, "default", "A12", 1, 1, "supplier_order", &p);
+	fault_plan_for(&c, "default", "A12", 1, 1, "supplier_order", 1, &p);
 	assert_int_equal(p.kind, FAULT_KILL);
 	assert_int_equal(p.point, FAULT_AFTER_COMMIT);
-	fault_plan_for(&c, "default", "A12", 1, 2, "supplier_order", &p);
+	fault_plan_for(&c, "default", "A12", 1, 2, "supplier_order", 1, &p);
 	assert_int_equal(p.kind, FAULT_NONE);
 }
 

@@ -1,10 +1,10 @@
 /* idem-worker — runs activity attempts for idem-supervisor, one at a time.
  *
- * The supervisor starts it with fork+exec and one end of a socketpair as
+ * The supervisor starts it (fork server or posix_spawn) with one end of a socketpair as
  * --channel-fd N. The worker says {"type":"ready"}, then answers every
  * {"type":"task"} frame with one {"type":"result"} frame, sending
  * {"type":"heartbeat"} frames before it while the activity checkpoints
- * progress (supplier_order: the supplier order id, before the credit).
+ * progress. The activities are the app's (APP, apps/apps.h).
  * It exits 0 when the channel closes, IDEM_EXIT_FAIL on a broken channel
  * or message, and IDEM_EXIT_DB when the app DB cannot be opened or an
  * attempt left it inside a transaction that could not be rolled back
@@ -23,7 +23,9 @@
  *                effect committed, its result discarded), unless the
  *                activity failed on its own.
  *   delay MS     sleeps MS before running the activity normally.
- *   supplier M   supplier_order sends "Idem-Fault: M" to the supplier.
+ *   supplier M   the activity hands M to the app's outside service
+ *                (env->peer_fault; the planner plans it only for an
+ *                activity whose options say it calls one).
  * A fault object it cannot read is answered with a non-retryable
  * "BadFault" error; the worker carries on. */
 #include <errno.h>
@@ -41,6 +43,7 @@
 #include <unistd.h>
 
 #include "activities.h"
+#include "apps.h"
 #include "appdb.h"
 #include "clock.h"
 #include "config.h"
@@ -317,7 +320,7 @@ static int send_heartbeat(void *arg, json_t *details)
 	return rc;
 }
 
-static void log_attempt(const struct msg_task *t, const struct activity_outcome *o, int rc,
+static void log_attempt(const struct msg_task *t, const struct idem_activity_outcome *o, int rc,
                         int64_t us)
 {
 	char wf[300], act[300], text[600];
@@ -360,7 +363,7 @@ static int read_task(json_t *msg, struct msg_task *t)
 
 /* The answer (NEW ref, NULL when out of memory) of an attempt that has
  * run; a plan "error after_effect" replaces a success. */
-static json_t *answer_of(const struct attempt *a, const struct activity_outcome *o, int rc)
+static json_t *answer_of(const struct attempt *a, const struct idem_activity_outcome *o, int rc)
 {
 	json_int_t id = a->t->task_id;
 
@@ -377,10 +380,10 @@ static json_t *answer_of(const struct attempt *a, const struct activity_outcome 
 
 /* Runs the attempt under its plan (env is this attempt's copy). Returns
  * the answer (NEW ref, NULL when out of memory). */
-static json_t *run_attempt(struct activity_env *env, const struct attempt *a)
+static json_t *run_attempt(struct idem_activity_env *env, const struct attempt *a)
 {
 	const struct fault_plan *p = &a->plan;
-	struct activity_outcome o;
+	struct idem_activity_outcome o;
 	char detail[64];
 	int64_t start = clock_mono_us();
 	json_t *answer = NULL; /* new */
@@ -396,9 +399,9 @@ static json_t *run_attempt(struct activity_env *env, const struct attempt *a)
 		log_injected(a, "injected fault: delay", detail);
 		sleep_ms(p->ms);
 	}
-	if (p->kind == FAULT_SUPPLIER && strcmp(a->t->activity, "supplier_order") == 0) {
-		env->supplier_fault = fault_supplier_mode_name(p->mode);
-		snprintf(detail, sizeof(detail), "mode=%s", env->supplier_fault);
+	if (p->kind == FAULT_SUPPLIER) {
+		env->peer_fault = fault_supplier_mode_name(p->mode);
+		snprintf(detail, sizeof(detail), "mode=%s", env->peer_fault);
 		log_injected(a, "injected fault: supplier", detail);
 	}
 	rc = activity_run(env, a->t, &o);
@@ -411,12 +414,12 @@ static json_t *run_attempt(struct activity_env *env, const struct attempt *a)
 /* Runs one task message and answers it. Returns 0, -1 when the worker
  * must exit (IDEM_EXIT_FAIL), or -2 when the attempt left the app DB in a
  * transaction (a failed ROLLBACK): the worker exits IDEM_EXIT_DB. */
-static int handle(int fd, const struct activity_env *base, json_t *msg)
+static int handle(int fd, const struct idem_activity_env *base, json_t *msg)
 {
 	struct msg_task t;
 	struct attempt a = {.fd = fd, .t = &t};
-	struct activity_hooks hooks = {.at = at_point, .arg = &a};
-	struct activity_env env = *base;
+	struct idem_activity_hooks hooks = {.at = at_point, .arg = &a};
+	struct idem_activity_env env = *base;
 	json_t *answer = NULL; /* new */
 	char err[512], q[600], wfq[300];
 	int rc;
@@ -448,7 +451,7 @@ static int handle(int fd, const struct activity_env *base, json_t *msg)
 	return rc;
 }
 
-static int serve(int fd, const struct activity_env *env)
+static int serve(int fd, const struct idem_activity_env *env)
 {
 	struct frame_decoder d;
 	char err[512], q[600];
@@ -501,11 +504,15 @@ static int run(const struct worker_args *a)
 	sqlite3 *db = NULL;
 	json_t *ready = NULL; /* new */
 	/* handle() adds each attempt's hooks and heartbeat callback. */
-	struct activity_env env = {.supplier_endpoint = cfg.supplier_socket,
-	                           .supplier_timeout_ms = ACTIVITY_SUPPLIER_TIMEOUT_MS,
-	                           .naive = a->naive};
+	struct idem_activity_env env = {
+	    .app = apps_find(cfg.app), .peer = cfg.supplier_socket, .naive = a->naive};
 	int rc;
 
+	if (env.app == NULL) {
+		log_error("no app of that name is built in", "app=%s known=\"%s\"",
+		          log_quote(q, sizeof(q), cfg.app), apps_names());
+		return IDEM_EXIT_USAGE;
+	}
 	storage_faults = setup_storage_faults(err, sizeof(err));
 	if (storage_faults < 0) {
 		log_error("cannot set up storage faults", "error=%s", log_quote(q, sizeof(q), err));

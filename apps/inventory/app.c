@@ -9,4 +9,5 @@ const struct idem_app inventory_app = {
                "orders a restock from the supplier",
     .workflows = inventory_workflows,
     .options = inventory_options,
+    .activities = inventory_activities,
 };

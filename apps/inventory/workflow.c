@@ -89,8 +89,7 @@ static enum idem_wf_outcome inventory_run(struct idem_wf_run *run)
 		return IDEM_WF_DONE;
 	}
 	assert(run->next_step == INVENTORY_SUPPLIER_STEP);
-	inventory_supplier_key(key, sizeof(key), run->namespace_, run->workflow_id,
-	                       run->next_step);
+	inventory_supplier_key(key, sizeof(key), run->namespace_, run->workflow_id, run->next_step);
 	rc = idem_wf_activity(run, "supplier_order",
 	                      json_pack("{s:O, s:O, s:s}", "product_id",
 	                                json_object_get(in, "product_id"), "quantity",
@@ -115,7 +114,7 @@ const struct idem_workflow inventory_workflows[] = {
  * supplier or an unknown product will not heal by retrying. The retry
  * policies take the config's defaults (zero fields). */
 const struct idem_activity_options inventory_options[] = {
-    {"update_inventory", 0, {0, 0, 0, 0}, "InvalidInput,UnknownProduct,InsufficientStock"},
-    {"supplier_order", 1, {0, 0, 0, 0}, "InvalidInput,UnknownProduct,SupplierRejected"},
+    {"update_inventory", 0, {0, 0, 0, 0}, "InvalidInput,UnknownProduct,InsufficientStock", 0},
+    {"supplier_order", 1, {0, 0, 0, 0}, "InvalidInput,UnknownProduct,SupplierRejected", 1},
     {0},
 };
