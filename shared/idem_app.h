@@ -20,6 +20,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "db.h"
 #include "fault.h"
 #include "msg.h"
 #include "retry.h"
@@ -134,13 +135,35 @@ struct idem_activity {
 
 /* ---- the app ------------------------------------------------------------ */
 
-/* The lists end with an entry whose name is NULL. */
+/* ---- the app's own endpoints ------------------------------------------------ */
+
+/* An endpoint of the control API that the app serves: path is
+ * "/v1/<segment>/<ARG>" with its argument in capitals
+ * ("/v1/stock/PRODUCT"), method "GET", "PUT" or "POST". handle() runs in
+ * the supervisor's loop on its connection to the app DB, with the
+ * request's JSON object as body (NULL for GET), and returns an HTTP
+ * status: with *reply (NEW) as the body when it is under 400, else with
+ * err saying why (the API answers {"error", "status"}). */
+struct idem_app_route {
+	const char *path;
+	const char *method;
+	int (*handle)(sqlite3 *db, const char *arg, const json_t *body, json_t **reply, char *err,
+	              size_t errlen);
+};
+
+/* The lists end with an entry whose name (path) is NULL. */
 struct idem_app {
 	const char *name;
 	const char *summary; /* one line, for --help and errors */
 	const struct idem_workflow *workflows;
 	const struct idem_activity_options *options;
 	const struct idem_activity *activities;
+	/* Opens (creating and migrating) the app DB at path. With seed_cfg
+	 * (the supervisor's; NULL in a worker) a database that this call
+	 * creates is filled from it in the same transaction. */
+	int (*open_db)(const char *path, enum db_sync sync, const struct idem_config *seed_cfg,
+	               sqlite3 **out, char *err, size_t errlen);
+	const struct idem_app_route *routes;
 };
 
 #endif

@@ -8,7 +8,7 @@
  *   GET  /v1/workflows/ID/wait[?timeout=30s]   long-poll until it closes
  *   GET  /v1/wait[?timeout=30s]        long-poll until none is running
  *   GET  /v1/stats                     counts, pool, engine counters
- *   GET  /v1/stock/PRODUCT, PUT /v1/stock/PRODUCT {"stock": N}
+ *   the app's own endpoints (shared/idem_app.h; the inventory's /v1/stock/P)
  *   GET  /v1/check                     the invariants (check.h), ok or not
  *   GET  /v1/health, GET /metrics (Prometheus text)
  *
@@ -37,7 +37,6 @@
 #include <event2/listener.h>
 
 #include "api.h"
-#include "appdb.h"
 #include "check.h"
 #include "clock.h"
 #include "engine.h"
@@ -812,69 +811,22 @@ static void handle_stats(struct api *a, struct evhttp_request *req, struct query
 	reply(req, 200, c);
 }
 
-/* Whether product is a valid product id; else a 400. */
-static int product_ok(struct evhttp_request *req, const char *product)
+/* An endpoint of the app's (struct idem_app_route), on the app DB. */
+static void handle_app(struct api *a, struct evhttp_request *req,
+                       const struct idem_app_route *r, const char *arg)
 {
-	if (valid_id(product, CONFIG_PRODUCT_ID_MAX))
-		return 1;
-	reply_error(req, 400, "bad product id \"%s\" (1..%d characters, no spaces or '/')", product,
-	            CONFIG_PRODUCT_ID_MAX);
-	return 0;
-}
+	json_t *body = NULL, *out = NULL;
+	char err[1024] = "";
+	int status;
 
-static void handle_stock_get(struct api *a, struct evhttp_request *req, struct query *q,
-                             const char *product)
-{
-	int64_t now = 0;
-	char err[512];
-	int rc;
-
-	if (!product_ok(req, product))
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET && (body = body_json(req)) == NULL)
 		return;
-	rc = appdb_stock_get(a->sup->appdb, product, &now, err, sizeof(err));
-	if (rc < 0)
-		return reply_error(req, 500, "%s", err);
-	if (rc == 0)
-		return reply_error(req, 404,
-		                   "unknown product \"%s\" (set it with idemctl "
-		                   "stock set %s N)",
-		                   product, product);
-	reply(req, 200, json_pack("{s:s, s:I}", "product_id", product, "stock", (json_int_t)now));
-}
-
-static void handle_stock_put(struct api *a, struct evhttp_request *req, struct query *q,
-                             const char *product)
-{
-	const char *reason = "operator";
-	json_int_t stock = 0;
-	int64_t old = 0;
-	json_error_t jerr;
-	char err[512], why[300];
-	json_t *body;
-	int rc;
-
-	if (!product_ok(req, product) || (body = body_json(req)) == NULL)
-		return;
-	if (json_unpack_ex(body, &jerr, JSON_STRICT, "{s:I, s?s}", "stock", &stock, "reason",
-	                   &reason) != 0 ||
-	    stock < 0) {
-		reply_error(req, 400,
-		            "bad stock request: %s (expected {\"stock\": integer >= 0, "
-		            "\"reason\"?: string})",
-		            stock < 0 ? "stock is negative" : jerr.text);
-		json_decref(body);
-		return;
-	}
-	snprintf(why, sizeof(why), "operator: %s", reason);
-	rc = appdb_stock_set(a->sup->appdb, product, stock, why, &old, err, sizeof(err));
+	status = r->handle(a->sup->appdb, arg, body, &out, err, sizeof(err));
 	json_decref(body);
-	if (rc != 0)
-		return reply_error(req, 500, "%s", err);
-	log_info("stock set by an operator", "product=%s old=%lld new=%lld", product,
-	         (long long)old, (long long)stock);
-	reply(req, 200,
-	      json_pack("{s:s, s:I, s:I}", "product_id", product, "old_stock", (json_int_t)old,
-	                "stock", stock));
+	if (status < 400 && out != NULL)
+		return reply(req, status, out);
+	json_decref(out);
+	reply_error(req, status >= 400 ? status : 500, "%s", err[0] ? err : "the app gave no answer");
 }
 
 static void handle_metrics(struct api *a, struct evhttp_request *req, struct query *q,
@@ -1085,8 +1037,6 @@ static const struct endpoint {
     {"/v1/workflows/ID/wait", EVHTTP_REQ_GET, handle_wait},
     {"/v1/wait", EVHTTP_REQ_GET, handle_wait_all},
     {"/v1/stats", EVHTTP_REQ_GET, handle_stats},
-    {"/v1/stock/PRODUCT", EVHTTP_REQ_GET, handle_stock_get},
-    {"/v1/stock/PRODUCT", EVHTTP_REQ_PUT, handle_stock_put},
     {"/v1/check", EVHTTP_REQ_GET, handle_check},
     {"/v1/health", EVHTTP_REQ_GET, handle_health},
     {"/metrics", EVHTTP_REQ_GET, handle_metrics},
@@ -1169,9 +1119,24 @@ static void reply_not_found(struct evhttp_request *req, char seg[4][API_ID_MAX *
 
 /* The endpoint for the path (split in n segments) and method, or NULL
  * after a 404 or 405. */
-static const struct endpoint *endpoint_find(struct evhttp_request *req, const struct method *m,
-                                            const char *path, char seg[4][API_ID_MAX * 3 + 1],
-                                            int n, const char **id)
+/* The method called name ("GET"), or NULL. */
+static const struct method *method_named(const char *name)
+{
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (strcmp(methods[i].name, name) == 0)
+			return &methods[i];
+	return NULL;
+}
+
+/* What route() calls for an app's endpoint (*route says which). */
+static const struct endpoint app_endpoint = {"", 0, NULL};
+
+/* The endpoint of idem's, or the app's (*route), that path and the
+ * method name; NULL after a 404 or a 405. */
+static const struct endpoint *endpoint_find(struct api *a, struct evhttp_request *req,
+                                            const struct method *m, const char *path,
+                                            char seg[4][API_ID_MAX * 3 + 1], int n,
+                                            const char **id, const struct idem_app_route **route)
 {
 	unsigned allowed = 0;
 	const char *shown = NULL;
@@ -1183,6 +1148,19 @@ static const struct endpoint *endpoint_find(struct evhttp_request *req, const st
 			return &endpoints[i];
 		allowed |= endpoints[i].method;
 		shown = endpoints[i].path;
+	}
+	for (const struct idem_app_route *r = a->sup->app->routes; r != NULL && r->path != NULL;
+	     r++) {
+		const struct method *rm = method_named(r->method);
+
+		if (rm == NULL || !path_match(r->path, seg, n, id))
+			continue;
+		if (rm->cmd == m->cmd) {
+			*route = r;
+			return &app_endpoint;
+		}
+		allowed |= rm->cmd;
+		shown = r->path;
 	}
 	if (allowed != 0)
 		reply_not_allowed(req, m, shown, allowed);
@@ -1200,6 +1178,7 @@ static void route(struct evhttp_request *req, void *arg)
 	char seg[4][API_ID_MAX * 3 + 1];
 	int n = split_path(path ? path : "/", seg);
 	const struct endpoint *ep;
+	const struct idem_app_route *app_route = NULL;
 	struct query q;
 
 	req_clock_stop(a, req);
@@ -1209,11 +1188,13 @@ static void route(struct evhttp_request *req, void *arg)
 		return reply_error(req, 501,
 		                   "method not implemented: the control API answers GET, POST and "
 		                   "PUT");
-	if ((ep = endpoint_find(req, m, path ? path : "/", seg, n, &id)) == NULL)
+	if ((ep = endpoint_find(a, req, m, path ? path : "/", seg, n, &id, &app_route)) == NULL)
 		return;
 	TAILQ_INIT(&q.kv);
 	if (qs != NULL && evhttp_parse_query_str(qs, &q.kv) != 0)
 		reply_error(req, 400, "bad query string \"%s\"", qs);
+	else if (ep == &app_endpoint)
+		handle_app(a, req, app_route, id);
 	else
 		ep->fn(a, req, &q, id);
 	evhttp_clear_headers(&q.kv);

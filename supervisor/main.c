@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "api.h"
-#include "appdb.h"
 #include "apps.h"
 #include "clock.h"
 #include "engine.h"
@@ -252,8 +251,7 @@ static int open_dbs(struct sup *sup, char *err, size_t errlen)
 
 	if (db_probe(c->supplier_database, err, errlen) != 0)
 		return db_key_fail("SUPPLIER_DATABASE", c->supplier_database, err, errlen);
-	if (appdb_open(c->database, (enum db_sync)c->sync, c->seed, c->nseed, &sup->appdb, err,
-	               errlen) != 0)
+	if (sup->app->open_db(c->database, (enum db_sync)c->sync, c, &sup->appdb, err, errlen) != 0)
 		return db_key_fail("DATABASE", c->database, err, errlen);
 	if (store_open(c->state_database, (enum db_sync)c->sync,
 	               c->fault_vfs[0] == '\0' ? sup->appdb : NULL, &sup->store, err, errlen) != 0)

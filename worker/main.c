@@ -44,7 +44,6 @@
 
 #include "activities.h"
 #include "apps.h"
-#include "appdb.h"
 #include "clock.h"
 #include "config.h"
 #include "exitcodes.h"
@@ -518,7 +517,8 @@ static int run(const struct worker_args *a)
 		log_error("cannot set up storage faults", "error=%s", log_quote(q, sizeof(q), err));
 		return IDEM_EXIT_DB;
 	}
-	if (appdb_open(cfg.database, (enum db_sync)cfg.sync, NULL, 0, &db, err, sizeof(err)) != 0) {
+	if (env.app->open_db(cfg.database, (enum db_sync)cfg.sync, NULL, &db, err, sizeof(err)) !=
+	    0) {
 		log_error("cannot open the app database", "error=%s", log_quote(q, sizeof(q), err));
 		return IDEM_EXIT_DB;
 	}

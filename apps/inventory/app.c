@@ -10,4 +10,6 @@ const struct idem_app inventory_app = {
     .workflows = inventory_workflows,
     .options = inventory_options,
     .activities = inventory_activities,
+    .open_db = inventory_open_db,
+    .routes = inventory_routes,
 };

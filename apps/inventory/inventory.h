@@ -41,6 +41,11 @@
 extern const struct idem_workflow inventory_workflows[];
 extern const struct idem_activity_options inventory_options[];
 extern const struct idem_activity inventory_activities[];
+extern const struct idem_app_route inventory_routes[];
+
+/* open_db() of the app: appdb_open() with the products of SEED_STOCK. */
+int inventory_open_db(const char *path, enum db_sync sync, const struct idem_config *seed_cfg,
+                      sqlite3 **out, char *err, size_t errlen);
 
 /* How long supplier_order waits for the supplier's answer. */
 #define INVENTORY_SUPPLIER_TIMEOUT_MS 5000

@@ -1,10 +1,10 @@
 /* api_stubs.c — the back end of the control API, stood in for so that
  * fuzz_api drives the real supervisor/api.c (route, split_path,
  * body_json, every handler and the reply paths) without a state DB,
- * workers or an app DB.
+ * workers. The app's own endpoints run for real, on an app DB in memory.
  *
- * Only what api.c calls is here, with the contracts of the supervisor's headers,
- * appdb.h and check.h (who owns each json_t, what each return code
+ * Only what api.c calls is here, with the contracts of the supervisor's headers
+ * and check.h (who owns each json_t, what each return code
  * means), and the engine's timing: engine_defer'd replies run at the end
  * of the loop turn (stub_turn_end, as engine_turn_end after its commit),
  * and a wait with timeout=0 times out in a later turn while any other
@@ -23,7 +23,6 @@
 #include <string.h>
 
 #include "api_stubs.h"
-#include "appdb.h"
 #include "check.h"
 #include "timer.h"
 
@@ -250,22 +249,6 @@ const struct pool_stats *pool_stats(const struct pool *p)
 const char *death_cause_name(enum death_cause c)
 {
 	return "unexpected";
-}
-
-int appdb_stock_get(sqlite3 *db, const char *product_id, int64_t *stock, char *err, size_t errlen)
-{
-	if (strcmp(product_id, "123456") != 0)
-		return 0;
-	*stock = 1000;
-	return 1;
-}
-
-int appdb_stock_set(sqlite3 *db, const char *product_id, int64_t stock, const char *reason,
-                    int64_t *old, char *err, size_t errlen)
-{
-	if (old != NULL)
-		*old = strcmp(product_id, "123456") == 0 ? 1000 : 0;
-	return 0;
 }
 
 json_t *check_run(const char *state_db, const char *app_db, const char *supplier_db, char *err,

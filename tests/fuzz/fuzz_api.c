@@ -35,6 +35,7 @@
 #include <event2/event.h>
 
 #include "apps.h"
+#include "db.h"
 #include "api_stubs.h"
 #include "fuzz.h"
 #include "log.h"
@@ -71,6 +72,7 @@ static void teardown(void)
 	api_free(api);
 	stub_engine_free(sup.engine);
 	event_base_free(sup.base);
+	db_close(sup.appdb);
 }
 
 static void setup(void)
@@ -84,6 +86,9 @@ static void setup(void)
 	log_init("fuzz-api", LOG_ERROR);
 	config_defaults(&sup.cfg);
 	sup.app = apps_find(sup.cfg.app);
+	FUZZ_CHECK(sup.app->open_db(":memory:", DB_SYNC_NORMAL, &sup.cfg, &sup.appdb, err,
+	                            sizeof(err)) == 0,
+	           "app DB: %s", err);
 	snprintf(sup.cfg.socket, sizeof(sup.cfg.socket), "/tmp/idem-fuzz-api.%ld.sock",
 	         (long)getpid());
 	sup.cfg.max_body = 1024;

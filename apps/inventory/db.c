@@ -1,6 +1,7 @@
-/* appdb.c — the application database: schema, seeding on creation, and
+/* db.c — the inventory app's database (appdb.h): schema, seeding on creation, and
  * the operator's stock reads and adjustments. Times are wall-clock ms. */
 #include "appdb.h"
+#include "inventory.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -172,4 +173,11 @@ fail:
 	if (!sqlite3_get_autocommit(db))
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	return -1;
+}
+
+int inventory_open_db(const char *path, enum db_sync sync, const struct idem_config *seed_cfg,
+                      sqlite3 **out, char *err, size_t errlen)
+{
+	return appdb_open(path, sync, seed_cfg != NULL ? seed_cfg->seed : NULL,
+	                  seed_cfg != NULL ? seed_cfg->nseed : 0, out, err, errlen);
 }

@@ -1,6 +1,6 @@
-/* appdb.h — the application database (DATABASE): what the activities
- * change. Shared by the workers (activities), the supervisor (seeding and
- * the operator's stock API) and the checker.
+/* appdb.h — the inventory app's database (DATABASE): what its activities
+ * change. Opened by the workers (activities), the supervisor (seeding
+ * and the operator's stock endpoint, stock.c) and the checker.
  *
  * Schema (user_version 1):
  *   products(product_id TEXT PRIMARY KEY, stock INTEGER NOT NULL,
