@@ -15,6 +15,14 @@ const struct idem_app *apps_find(const char *name)
 	return NULL;
 }
 
+int apps_add_config_keys(char *err, size_t errlen)
+{
+	for (size_t i = 0; i < sizeof(apps) / sizeof(apps[0]); i++)
+		if (apps[i]->keys != NULL && config_add_keys(apps[i]->keys, err, errlen) != 0)
+			return -1;
+	return 0;
+}
+
 const char *apps_names(void)
 {
 	return "inventory";

@@ -12,5 +12,9 @@
 const struct idem_app *apps_find(const char *name);
 /* "inventory, transfer": the names, for messages. */
 const char *apps_names(void);
+/* Adds every app's configuration keys to the config (config_add_keys):
+ * a program calls it before it loads its config, whichever APP it runs,
+ * so that a .env written for any app reads. Returns 0, or -1 with err. */
+int apps_add_config_keys(char *err, size_t errlen);
 
 #endif

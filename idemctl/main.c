@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apps.h"
 #include "cmd.h"
 #include "config.h"
 #include "ctl.h"
@@ -185,7 +186,8 @@ int main(int argc, char **argv)
 	char err[1024];
 
 	c.timeout_ms = CTL_TIMEOUT_MS;
-	if (config_load(&c.cfg, argc, argv, rest, &nrest, err, sizeof(err)) != 0) {
+	if (apps_add_config_keys(err, sizeof(err)) != 0 ||
+	    config_load(&c.cfg, argc, argv, rest, &nrest, err, sizeof(err)) != 0) {
 		rc = ctl_fail(IDEM_EXIT_USAGE, "%s", err);
 		goto done;
 	}

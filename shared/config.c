@@ -50,11 +50,6 @@ static const struct config_key keys[] = {
      "between tasks (scripts/bench runs 16 on 2 cores)"},
     {"SPARE_WORKER", "1", "0|1",
      "1: keep one more worker started and ready, to take the place of one that dies"},
-    {"REORDER_THRESHOLD", "2", "0..1000000000",
-     "order from the supplier when stock falls below this"},
-    {"REORDER_QUANTITY", "1000", "1..1000000000", "units ordered from the supplier"},
-    {"SEED_STOCK", "123456:1000", "PRODUCT:STOCK,... (stock 0..1000000000000, \"\" = none)",
-     "products created with this stock when the app database is new"},
     {"LOG_LEVEL", "info", "debug|info|warn|error", "the lowest level that is logged"},
     {"MAX_FRAME", "1048576", "64..64MiB",
      "the largest worker-channel frame, in bytes (suffixes KiB, MiB)"},
@@ -125,7 +120,7 @@ enum kind {
 	K_INT,
 	K_I64,
 	K_BYTES,
-	K_SEED,
+	K_APPTEXT,
 	K_LEVEL,
 	K_DURATION,
 	K_DOUBLE,
@@ -145,60 +140,75 @@ struct key_spec {
 	size_t off;
 	size_t size;
 	int64_t lo, hi;
+	int app; /* an app's key: its index in app_defs + 1; 0: idem's own */
 };
 
 #define FIELD(f) offsetof(struct idem_config, f), sizeof(((struct idem_config *)0)->f)
 
 /* Parallel to keys[]. */
 static const struct key_spec specs[] = {
-    {K_NAME, FIELD(app), 0, 0},
-    {K_SOCKET, FIELD(socket), 0, 0},
-    {K_LISTEN, FIELD(http_listen), 0, 0},
-    {K_NAME, FIELD(namespace_), 0, 0},
-    {K_NAME, FIELD(taskqueue), 0, 0},
-    {K_PATH, FIELD(database), 0, 0},
-    {K_PATH, FIELD(state_database), 0, 0},
-    {K_PATH, FIELD(supplier_database), 0, 0},
-    {K_SOCKET, FIELD(supplier_socket), 0, 0},
-    {K_SYNC, FIELD(sync), 0, 0},
-    {K_INT, FIELD(workers), 1, 256},
-    {K_INT, FIELD(spare_worker), 0, 1},
-    {K_I64, FIELD(reorder_threshold), 0, 1000000000},
-    {K_I64, FIELD(reorder_quantity), 1, 1000000000},
-    {K_SEED, FIELD(seed), 0, INT64_C(1000000000000)},
-    {K_LEVEL, FIELD(log_level), 0, 0},
-    {K_BYTES, FIELD(max_frame), 64, 64 << 20},
-    {K_BYTES, FIELD(max_body), 1024, 64 << 20},
-    {K_DURATION, FIELD(api_request_timeout_ms), MS_SECOND, MS_HOUR},
-    {K_DURATION, FIELD(shutdown_grace_ms), 0, MS_HOUR},
-    {K_DURATION, FIELD(retry_initial_ms), 1, MS_HOUR},
-    {K_DOUBLE, FIELD(retry_backoff), 1, 100},
-    {K_DURATION, FIELD(retry_maximum_ms), 0, MS_DAY},
-    {K_INT, FIELD(retry_maximum_attempts), 0, 1000000},
-    {K_DURATION, FIELD(start_to_close_ms), 1, MS_DAY},
-    {K_DURATION, FIELD(schedule_to_close_ms), 0, MS_DAY},
-    {K_DURATION, FIELD(heartbeat_timeout_ms), 0, MS_DAY},
-    {K_LIST, FIELD(retry_non_retryable), 0, 0},
-    {K_MODE, FIELD(naive), 0, 0},
-    {K_U64, FIELD(fault_seed), 0, 0},
-    {K_DOUBLE, FIELD(fault_kill_rate), 0, 1},
-    {K_POINTS, FIELD(fault_kill_points), 0, 0},
-    {K_RATE, FIELD(fault_kill_point_rate[0]), 0, 1},
-    {K_RATE, FIELD(fault_kill_point_rate[1]), 0, 1},
-    {K_RATE, FIELD(fault_kill_point_rate[2]), 0, 1},
-    {K_RATE, FIELD(fault_kill_point_rate[3]), 0, 1},
-    {K_DOUBLE, FIELD(fault_async_kill_rate), 0, 1},
-    {K_DURATION, FIELD(fault_async_kill_max_ms), 0, MS_HOUR},
-    {K_DOUBLE, FIELD(fault_error_rate), 0, 1},
-    {K_DOUBLE, FIELD(fault_delay_rate), 0, 1},
-    {K_DOUBLE, FIELD(fault_supplier_rate), 0, 1},
-    {K_LIST, FIELD(fault_activities), 0, 0},
-    {K_INT, FIELD(fault_max_attempt), 0, 1000000},
-    {K_VFS, FIELD(fault_vfs), 0, 0},
-    {K_FORMAT, FIELD(log_format), 0, 0},
+    {K_NAME, FIELD(app), 0, 0, 0},
+    {K_SOCKET, FIELD(socket), 0, 0, 0},
+    {K_LISTEN, FIELD(http_listen), 0, 0, 0},
+    {K_NAME, FIELD(namespace_), 0, 0, 0},
+    {K_NAME, FIELD(taskqueue), 0, 0, 0},
+    {K_PATH, FIELD(database), 0, 0, 0},
+    {K_PATH, FIELD(state_database), 0, 0, 0},
+    {K_PATH, FIELD(supplier_database), 0, 0, 0},
+    {K_SOCKET, FIELD(supplier_socket), 0, 0, 0},
+    {K_SYNC, FIELD(sync), 0, 0, 0},
+    {K_INT, FIELD(workers), 1, 256, 0},
+    {K_INT, FIELD(spare_worker), 0, 1, 0},
+    {K_LEVEL, FIELD(log_level), 0, 0, 0},
+    {K_BYTES, FIELD(max_frame), 64, 64 << 20, 0},
+    {K_BYTES, FIELD(max_body), 1024, 64 << 20, 0},
+    {K_DURATION, FIELD(api_request_timeout_ms), MS_SECOND, MS_HOUR, 0},
+    {K_DURATION, FIELD(shutdown_grace_ms), 0, MS_HOUR, 0},
+    {K_DURATION, FIELD(retry_initial_ms), 1, MS_HOUR, 0},
+    {K_DOUBLE, FIELD(retry_backoff), 1, 100, 0},
+    {K_DURATION, FIELD(retry_maximum_ms), 0, MS_DAY, 0},
+    {K_INT, FIELD(retry_maximum_attempts), 0, 1000000, 0},
+    {K_DURATION, FIELD(start_to_close_ms), 1, MS_DAY, 0},
+    {K_DURATION, FIELD(schedule_to_close_ms), 0, MS_DAY, 0},
+    {K_DURATION, FIELD(heartbeat_timeout_ms), 0, MS_DAY, 0},
+    {K_LIST, FIELD(retry_non_retryable), 0, 0, 0},
+    {K_MODE, FIELD(naive), 0, 0, 0},
+    {K_U64, FIELD(fault_seed), 0, 0, 0},
+    {K_DOUBLE, FIELD(fault_kill_rate), 0, 1, 0},
+    {K_POINTS, FIELD(fault_kill_points), 0, 0, 0},
+    {K_RATE, FIELD(fault_kill_point_rate[0]), 0, 1, 0},
+    {K_RATE, FIELD(fault_kill_point_rate[1]), 0, 1, 0},
+    {K_RATE, FIELD(fault_kill_point_rate[2]), 0, 1, 0},
+    {K_RATE, FIELD(fault_kill_point_rate[3]), 0, 1, 0},
+    {K_DOUBLE, FIELD(fault_async_kill_rate), 0, 1, 0},
+    {K_DURATION, FIELD(fault_async_kill_max_ms), 0, MS_HOUR, 0},
+    {K_DOUBLE, FIELD(fault_error_rate), 0, 1, 0},
+    {K_DOUBLE, FIELD(fault_delay_rate), 0, 1, 0},
+    {K_DOUBLE, FIELD(fault_supplier_rate), 0, 1, 0},
+    {K_LIST, FIELD(fault_activities), 0, 0, 0},
+    {K_INT, FIELD(fault_max_attempt), 0, 1000000, 0},
+    {K_VFS, FIELD(fault_vfs), 0, 0, 0},
+    {K_FORMAT, FIELD(log_format), 0, 0, 0},
 };
 
 _Static_assert(ARRAY_LEN(keys) == ARRAY_LEN(specs), "keys[] and specs[] must be parallel");
+
+/* idem's keys, then the apps' (config_add_keys): the table every lookup
+ * reads, made on first use. */
+#define NBUILTIN ARRAY_LEN(keys)
+static struct config_key all_keys[ARRAY_LEN(keys) + CONFIG_APP_KEYS_MAX];
+static struct key_spec all_specs[ARRAY_LEN(keys) + CONFIG_APP_KEYS_MAX];
+static const struct config_app_key *app_defs[CONFIG_APP_KEYS_MAX];
+static size_t nall;
+
+static void table_init(void)
+{
+	if (nall > 0)
+		return;
+	memcpy(all_keys, keys, sizeof(keys));
+	memcpy(all_specs, specs, sizeof(specs));
+	nall = NBUILTIN;
+}
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 static const char *const format_names[] = {"logfmt", "json"};
@@ -215,8 +225,9 @@ struct setting {
 
 const struct config_key *config_keys(size_t *n)
 {
-	*n = ARRAY_LEN(keys);
-	return keys;
+	table_init();
+	*n = nall;
+	return all_keys;
 }
 
 const char *config_log_level_name(enum log_level l)
@@ -249,7 +260,7 @@ static int needs_quotes(const char *v)
  * is cut short so that <what> still fits. */
 __attribute__((format(printf, 2, 3))) static int fail(const struct setting *s, const char *fmt, ...)
 {
-	int quote = s->spec->kind == K_SEED || needs_quotes(s->value);
+	int quote = (s->spec->app && app_defs[s->spec->app - 1]->quote) || needs_quotes(s->value);
 	int shown = strlen(s->value) > VALUE_SHOWN ? VALUE_SHOWN : (int)strlen(s->value);
 	const char *more = s->value[shown] ? "..." : "";
 	va_list ap;
@@ -662,101 +673,46 @@ double config_kill_rate(const struct idem_config *c, int point)
 	return c->fault_kill_rate / shared;
 }
 
-/* ---- SEED_STOCK ---- */
+/* ---- an app's text keys ---- */
 
-static const char *trim_span(const char *p, const char **end)
+/* Text values of the apps' keys live as long as the process: a setting
+ * points at its own copy, kept here (reachable, never freed). */
+static const char *intern(const char *v)
 {
-	while (p < *end && isspace((unsigned char)*p))
-		p++;
-	while (*end > p && isspace((unsigned char)(*end)[-1]))
-		(*end)--;
-	return p;
+	static struct kept {
+		struct kept *next;
+		char text[];
+	} *kept;
+	size_t len = strlen(v);
+	struct kept *k;
+
+	for (k = kept; k != NULL; k = k->next)
+		if (strcmp(k->text, v) == 0)
+			return k->text;
+	k = malloc(sizeof(*k) + len + 1);
+	if (k == NULL)
+		return NULL;
+	memcpy(k->text, v, len + 1);
+	k->next = kept;
+	kept = k;
+	return k->text;
 }
 
-static int seed_has(const struct seed_product *seed, size_t n, const char *id)
+static int set_app_text(struct idem_config *c, const struct setting *s)
 {
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(seed[i].product_id, id) == 0)
-			return 1;
-	return 0;
-}
+	const struct config_app_key *d = app_defs[s->spec->app - 1];
+	char msg[MSG_MAX] = "";
+	const char *v;
 
-/* How much of an entry a message repeats. */
-static int show_len(int len)
-{
-	return len > 80 ? 80 : len;
-}
-
-/* Parses entry number idx, the text [p, end), into *out. */
-static int seed_entry(const struct setting *s, int idx, const char *p, const char *end,
-                      struct seed_product *out)
-{
-	const char *colon = memchr(p, ':', (size_t)(end - p));
-	int len = (int)(end - p), idlen = colon ? (int)(colon - p) : 0;
-	int stocklen = colon ? (int)(end - colon - 1) : 0;
-	char stock[32];
-
-	if (colon == NULL)
-		return fail(s, "entry %d \"%.*s\" is not PRODUCT:STOCK (example: 123456:1000)", idx,
-		            show_len(len), p);
-	snprintf(out->product_id, sizeof(out->product_id), "%.*s", idlen, p);
-	if (idlen > CONFIG_PRODUCT_ID_MAX || !is_name(out->product_id, CONFIG_PRODUCT_ID_MAX))
-		return fail(s,
-		            "entry %d has a bad product id \"%.*s\" (allowed: 1..%d characters of "
-		            "A-Z a-z 0-9 _ . -)",
-		            idx, show_len(idlen), p, CONFIG_PRODUCT_ID_MAX);
-	snprintf(stock, sizeof(stock), "%.*s", stocklen, colon + 1);
-	if (stocklen >= (int)sizeof(stock) || parse_int(stock, &out->stock) != 0 ||
-	    out->stock < s->spec->lo || out->stock > s->spec->hi)
-		return fail(s,
-		            "entry %d \"%.*s\" has a bad stock \"%.*s\" (allowed: 0..%" PRId64 ")",
-		            idx, show_len(len), p, show_len(stocklen), colon + 1, s->spec->hi);
-	return 0;
-}
-
-/* Parses the whole comma list into seed[]; *n receives the count. */
-static int seed_parse(const struct setting *s, struct seed_product *seed, size_t *n)
-{
-	const char *p = s->value, *next, *start, *end;
-
-	*n = 0;
-	if (*p == '\0')
-		return 0;
-	for (;; p = next + 1) {
-		next = p + strcspn(p, ",");
-		end = next;
-		start = trim_span(p, &end);
-		if (*n == CONFIG_MAX_SEED_PRODUCTS)
-			return fail(s, "has more than %d products", CONFIG_MAX_SEED_PRODUCTS);
-		if (seed_entry(s, (int)*n + 1, start, end, &seed[*n]) < 0)
-			return -1;
-		if (seed_has(seed, *n, seed[*n].product_id))
-			return fail(s, "entry %d repeats product \"%s\"", (int)*n + 1,
-			            seed[*n].product_id);
-		(*n)++;
-		if (*next == '\0')
-			return 0;
-	}
-}
-
-static int set_seed(struct idem_config *c, const struct setting *s)
-{
-	struct seed_product *seed = calloc(1, sizeof(c->seed));
-	size_t n = 0;
-	int rc = -1;
-
-	if (seed == NULL) {
+	if (d->check != NULL && d->check(s->value, msg, sizeof(msg)) != 0)
+		return fail(s, "%s", msg);
+	v = intern(s->value);
+	if (v == NULL) {
 		snprintf(s->err, s->errlen, "config: %s: out of memory", s->key->name);
-		goto out;
+		return -1;
 	}
-	rc = seed_parse(s, seed, &n);
-	if (rc == 0) {
-		memcpy(c->seed, seed, n * sizeof(*seed));
-		c->nseed = n;
-	}
-out:
-	free(seed);
-	return rc;
+	*(const char **)field(c, s->spec) = v;
+	return 0;
 }
 
 /* ---- keys ---- */
@@ -764,7 +720,7 @@ out:
 static int (*const setters[])(struct idem_config *, const struct setting *) = {
     [K_PATH] = set_path,         [K_SOCKET] = set_socket, [K_NAME] = set_name,
     [K_LISTEN] = set_listen,     [K_INT] = set_int,       [K_I64] = set_int,
-    [K_BYTES] = set_int,         [K_SEED] = set_seed,     [K_LEVEL] = set_level,
+    [K_BYTES] = set_int,         [K_APPTEXT] = set_app_text,     [K_LEVEL] = set_level,
     [K_DURATION] = set_duration, [K_DOUBLE] = set_double, [K_LIST] = set_list,
     [K_MODE] = set_mode,         [K_U64] = set_u64,       [K_RATE] = set_rate,
     [K_POINTS] = set_points,     [K_VFS] = set_vfs,       [K_SYNC] = set_sync,
@@ -773,8 +729,9 @@ static int (*const setters[])(struct idem_config *, const struct setting *) = {
 
 static int key_index(const char *name)
 {
-	for (size_t i = 0; i < ARRAY_LEN(keys); i++)
-		if (strcmp(keys[i].name, name) == 0)
+	table_init();
+	for (size_t i = 0; i < nall; i++)
+		if (strcmp(all_keys[i].name, name) == 0)
 			return (int)i;
 	return -1;
 }
@@ -813,20 +770,20 @@ static size_t distance(const char *a, const char *b)
  * close enough to be a typo; else "". */
 static void suggest(const char *name, char *buf, size_t len)
 {
-	size_t d[ARRAY_LEN(keys)], best = SIZE_MAX, used = 0;
+	size_t d[ARRAY_LEN(all_keys)], best = SIZE_MAX, used = 0;
 	size_t limit = strlen(name) / 3 > 2 ? strlen(name) / 3 : 2;
 
 	buf[0] = '\0';
 	if (strlen(name) > 64)
 		return;
-	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
-		d[i] = distance(name, keys[i].name);
+	for (size_t i = 0; i < nall; i++) {
+		d[i] = distance(name, all_keys[i].name);
 		best = d[i] < best ? d[i] : best;
 	}
-	for (size_t i = 0; i < ARRAY_LEN(keys) && best <= limit && used < len; i++)
+	for (size_t i = 0; i < nall && best <= limit && used < len; i++)
 		if (d[i] == best)
 			used += (size_t)snprintf(buf + used, len - used, "%s%s",
-			                         used ? " or " : " (did you mean ", keys[i].name);
+			                         used ? " or " : " (did you mean ", all_keys[i].name);
 	if (used > 0 && used < len)
 		snprintf(buf + used, len - used, "?)");
 }
@@ -842,8 +799,8 @@ int config_set(struct idem_config *c, const char *key, const char *value, char *
 		snprintf(err, errlen, "config: unknown key %s%s", key, hint);
 		return -1;
 	}
-	s = (struct setting){&keys[i], &specs[i], value, err, errlen};
-	return setters[specs[i].kind](c, &s);
+	s = (struct setting){&all_keys[i], &all_specs[i], value, err, errlen};
+	return setters[all_specs[i].kind](c, &s);
 }
 
 void config_defaults(struct idem_config *c)
@@ -851,8 +808,9 @@ void config_defaults(struct idem_config *c)
 	char err[MSG_MAX];
 
 	memset(c, 0, sizeof(*c));
-	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
-		int rc = config_set(c, keys[i].name, keys[i].def, err, sizeof(err));
+	table_init();
+	for (size_t i = 0; i < nall; i++) {
+		int rc = config_set(c, all_keys[i].name, all_keys[i].def, err, sizeof(err));
 
 		assert(rc == 0);
 		(void)rc;
@@ -1012,24 +970,91 @@ int config_load_file(struct idem_config *c, const char *path, int required, char
  * valid value: HTTP_LISTEN ("" = off) and SEED_STOCK ("" = no products). */
 static int empty_is_value(const struct key_spec *spec)
 {
-	return spec->kind == K_LISTEN || spec->kind == K_SEED;
+	return spec->kind == K_LISTEN || (spec->app && app_defs[spec->app - 1]->empty_ok);
 }
 
 int config_load_env(struct idem_config *c, char *err, size_t errlen)
 {
 	char inner[MSG_MAX];
 
-	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
-		const char *v = getenv(keys[i].name);
+	table_init();
+	for (size_t i = 0; i < nall; i++) {
+		const char *v = getenv(all_keys[i].name);
 
-		if (v == NULL || (*v == '\0' && !empty_is_value(&specs[i])))
+		if (v == NULL || (*v == '\0' && !empty_is_value(&all_specs[i])))
 			continue;
-		if (config_set(c, keys[i].name, v, inner, sizeof(inner)) < 0) {
+		if (config_set(c, all_keys[i].name, v, inner, sizeof(inner)) < 0) {
 			wrap(err, errlen, "environment", inner);
 			return -1;
 		}
 	}
 	return 0;
+}
+
+int config_add_keys(const struct config_app_key *defs, char *err, size_t errlen)
+{
+	table_init();
+	for (; defs->name != NULL; defs++) {
+		size_t j = nall - NBUILTIN;
+		int i = key_index(defs->name);
+
+		if (i >= 0 && all_specs[i].app && app_defs[all_specs[i].app - 1] == defs)
+			continue; /* added already */
+		if (i >= 0 || j == CONFIG_APP_KEYS_MAX) {
+			snprintf(err, errlen, "config: cannot add the app key %s: %s", defs->name,
+			         i >= 0 ? "a key of that name exists" : "too many app keys");
+			return -1;
+		}
+		app_defs[j] = defs;
+		all_keys[nall] = (struct config_key){defs->name, defs->def, defs->allowed, defs->help};
+		all_specs[nall] = (struct key_spec){
+		    defs->kind == CONFIG_APP_INT ? K_I64 : K_APPTEXT,
+		    offsetof(struct idem_config, app_values) + j * sizeof(struct config_app_value) +
+		        (defs->kind == CONFIG_APP_INT ? offsetof(struct config_app_value, i)
+		                                      : offsetof(struct config_app_value, text)),
+		    defs->kind == CONFIG_APP_INT ? sizeof(int64_t) : sizeof(char *),
+		    defs->lo,
+		    defs->hi,
+		    (int)j + 1};
+		nall++;
+	}
+	return 0;
+}
+
+/* The value slot of app key name (NULL when it is not one). */
+static const struct config_app_value *app_value(const struct idem_config *c, const char *name)
+{
+	int i = key_index(name);
+
+	if (i < 0 || !all_specs[i].app)
+		return NULL;
+	return &c->app_values[all_specs[i].app - 1];
+}
+
+int64_t config_int(const struct idem_config *c, const char *key)
+{
+	const struct config_app_value *v = app_value(c, key);
+
+	assert(v != NULL);
+	return v != NULL ? v->i : 0;
+}
+
+const char *config_text(const struct idem_config *c, const char *key)
+{
+	const struct config_app_value *v = app_value(c, key);
+
+	assert(v != NULL);
+	return v != NULL && v->text != NULL ? v->text : "";
+}
+
+int config_valid_name(const char *s, size_t max)
+{
+	return is_name(s, max);
+}
+
+int config_parse_int(const char *text, int64_t *v)
+{
+	return parse_int(text, v);
 }
 
 void config_escape_controls(char *text, size_t len)
@@ -1071,8 +1096,9 @@ static int flag_matches(const char *key, const char *name, size_t len)
 
 static int flag_index(const char *name, size_t len)
 {
-	for (size_t i = 0; i < ARRAY_LEN(keys); i++)
-		if (flag_matches(keys[i].name, name, len))
+	table_init();
+	for (size_t i = 0; i < nall; i++)
+		if (flag_matches(all_keys[i].name, name, len))
 			return (int)i;
 	return -1;
 }
@@ -1106,10 +1132,10 @@ int config_flag(struct idem_config *c, int argc, char **argv, int *i, char *err,
 	value = flag_value(argc, argv, *i, &used);
 	if (value == NULL) {
 		snprintf(err, errlen, "config: %s needs a value (allowed: %s)", where,
-		         keys[k].allowed);
+		         all_keys[k].allowed);
 		return -1;
 	}
-	if (config_set(c, keys[k].name, value, inner, sizeof(inner)) < 0) {
+	if (config_set(c, all_keys[k].name, value, inner, sizeof(inner)) < 0) {
 		wrap(err, errlen, where, inner);
 		return -1;
 	}

@@ -12,16 +12,17 @@
 
 #define CONFIG_PATH_MAX 512
 #define CONFIG_NAME_MAX 128
-#define CONFIG_MAX_SEED_PRODUCTS 1024
-#define CONFIG_PRODUCT_ID_MAX 64
 #define CONFIG_FAULT_POINTS 4
+#define CONFIG_APP_KEYS_MAX 32
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 enum log_format { LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
 
-struct seed_product {
-	char product_id[CONFIG_PRODUCT_ID_MAX + 1];
-	int64_t stock;
+/* The value of an app's key: INT keys in i, TEXT keys in text (a copy
+ * that lives as long as the process). */
+struct config_app_value {
+	int64_t i;
+	const char *text;
 };
 
 struct idem_config {
@@ -38,10 +39,6 @@ struct idem_config {
 	int sync;                  /* SYNC: 0 full, 1 normal (the values of enum db_sync) */
 	int workers;               /* WORKERS: 1..256 */
 	int spare_worker;          /* SPARE_WORKER: 0|1 */
-	int64_t reorder_threshold; /* REORDER_THRESHOLD: 0..1e9 */
-	int64_t reorder_quantity;  /* REORDER_QUANTITY: 1..1e9 */
-	struct seed_product seed[CONFIG_MAX_SEED_PRODUCTS]; /* SEED_STOCK */
-	size_t nseed;
 	enum log_level log_level;       /* LOG_LEVEL: debug|info|warn|error */
 	size_t max_frame;               /* MAX_FRAME: bytes, 64..64 MiB */
 	size_t max_body;                /* MAX_BODY: bytes, 1 KiB..64 MiB */
@@ -72,6 +69,8 @@ struct idem_config {
 	int fault_max_attempt;      /* FAULT_MAX_ATTEMPT: 0 = any attempt */
 	char fault_vfs[256];        /* FAULT_VFS: storage faults (faultvfs.h), "" = off */
 	enum log_format log_format; /* LOG_FORMAT: logfmt|json */
+	/* The apps' keys (config_add_keys), read with config_int/config_text. */
+	struct config_app_value app_values[CONFIG_APP_KEYS_MAX];
 };
 
 /* The effective kill rate at crash point i (0 before_effect, 1
@@ -91,8 +90,43 @@ struct config_key {
 	const char *help;    /* one line */
 };
 
-/* The table of every key, in .env-dist order; *n receives its length. */
+/* The table of every key, in .env-dist order (idem's, then the apps'
+ * added so far); *n receives its length. */
 const struct config_key *config_keys(size_t *n);
+
+/* A key an app adds (shared/idem_app.h): an integer in lo..hi, or text
+ * that check() accepts (NULL: any), quoted in messages when quote, ""
+ * a value (not unset) in the environment when empty_ok. */
+enum config_app_kind { CONFIG_APP_INT, CONFIG_APP_TEXT };
+
+struct config_app_key {
+	const char *name;
+	const char *def;
+	const char *allowed;
+	const char *help;
+	enum config_app_kind kind;
+	int64_t lo, hi;
+	/* Returns 0, or -1 with msg saying what is wrong and what is allowed
+	 * (it follows "config: KEY=VALUE "). */
+	int (*check)(const char *value, char *msg, size_t len);
+	int quote;
+	int empty_ok;
+};
+
+/* Adds keys (a list ending with a NULL name) to every config of this
+ * process, after idem's own; call before config_defaults or
+ * config_load. Adding the same list again does nothing. Returns 0, or -1
+ * with err when a name is taken or the table is full. */
+int config_add_keys(const struct config_app_key *keys, char *err, size_t errlen);
+/* The value of an app's key (it must have been added). */
+int64_t config_int(const struct idem_config *c, const char *key);
+const char *config_text(const struct idem_config *c, const char *key);
+
+/* Whether s is 1..max characters of A-Z a-z 0-9 _ . - (names, ids). */
+int config_valid_name(const char *s, size_t max);
+/* A strict integer: [-]DIGITS. Returns 0, -1 (not a number) or -2 (too
+ * large for 64 bits). */
+int config_parse_int(const char *text, int64_t *v);
 
 /* Fills every field with its default. */
 void config_defaults(struct idem_config *c);

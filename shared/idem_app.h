@@ -164,6 +164,7 @@ struct idem_app {
 	int (*open_db)(const char *path, enum db_sync sync, const struct idem_config *seed_cfg,
 	               sqlite3 **out, char *err, size_t errlen);
 	const struct idem_app_route *routes;
+	const struct config_app_key *keys; /* its configuration keys (config.h) */
 };
 
 #endif

@@ -307,7 +307,8 @@ static int parse_args(struct run *r, int argc, char **argv)
 	int *rest = calloc((size_t)argc + 1, sizeof(int)), nrest = 0, rc = -1;
 	char err[1024];
 
-	if (config_load(&sup->cfg, argc, argv, rest, &nrest, err, sizeof(err)) != 0) {
+	if (apps_add_config_keys(err, sizeof(err)) != 0 ||
+	    config_load(&sup->cfg, argc, argv, rest, &nrest, err, sizeof(err)) != 0) {
 		fprintf(stderr, "idem-supervisor: %s\n", err);
 		goto done;
 	}

@@ -14,7 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "appdb.h"
 #include "config.h"
+#include "inventory.h"
 #include "testutil.h"
 
 struct fixture {
@@ -32,6 +34,23 @@ static void unset_all_keys(void)
 
 	for (size_t i = 0; i < n; i++)
 		unsetenv(k[i].name);
+}
+
+/* SEED_STOCK as the inventory app reads it (one parse at a time). */
+struct seeds {
+	struct seed_product p[INVENTORY_SEED_MAX];
+	size_t n;
+};
+
+static const struct seeds *seeds_of(const struct idem_config *c)
+{
+	static struct seeds s;
+	char msg[512];
+
+	s.n = 0;
+	if (inventory_seed_parse(config_text(c, "SEED_STOCK"), s.p, &s.n, msg, sizeof(msg)) != 0)
+		fail_msg("SEED_STOCK does not parse: %s", msg);
+	return &s;
 }
 
 static int setup(void **state)
@@ -122,13 +141,9 @@ static void assert_config_equal(const struct idem_config *a, const struct idem_c
 	assert_string_equal(a->supplier_socket, b->supplier_socket);
 	assert_int_equal(a->sync, b->sync);
 	assert_int_equal(a->workers, b->workers);
-	assert_int_equal(a->reorder_threshold, b->reorder_threshold);
-	assert_int_equal(a->reorder_quantity, b->reorder_quantity);
-	assert_int_equal(a->nseed, b->nseed);
-	for (size_t i = 0; i < a->nseed; i++) {
-		assert_string_equal(a->seed[i].product_id, b->seed[i].product_id);
-		assert_int_equal(a->seed[i].stock, b->seed[i].stock);
-	}
+	assert_int_equal(config_int(a, "REORDER_THRESHOLD"), config_int(b, "REORDER_THRESHOLD"));
+	assert_int_equal(config_int(a, "REORDER_QUANTITY"), config_int(b, "REORDER_QUANTITY"));
+	assert_string_equal(config_text(a, "SEED_STOCK"), config_text(b, "SEED_STOCK"));
 	assert_int_equal(a->log_level, b->log_level);
 	assert_int_equal(a->max_frame, b->max_frame);
 	assert_int_equal(a->max_body, b->max_body);
@@ -192,11 +207,11 @@ static void test_defaults(void **state)
 	assert_string_equal(c->supplier_socket, "run/supplier.sock");
 	assert_int_equal(c->workers, 2);
 	assert_int_equal(c->spare_worker, 1);
-	assert_int_equal(c->reorder_threshold, 2);
-	assert_int_equal(c->reorder_quantity, 1000);
-	assert_int_equal(c->nseed, 1);
-	assert_string_equal(c->seed[0].product_id, "123456");
-	assert_int_equal(c->seed[0].stock, 1000);
+	assert_int_equal(config_int(c, "REORDER_THRESHOLD"), 2);
+	assert_int_equal(config_int(c, "REORDER_QUANTITY"), 1000);
+	assert_int_equal(seeds_of(c)->n, 1);
+	assert_string_equal(seeds_of(c)->p[0].product_id, "123456");
+	assert_int_equal(seeds_of(c)->p[0].stock, 1000);
 	assert_int_equal(c->log_level, LOG_INFO);
 	assert_int_equal(c->max_frame, 1048576);
 	assert_int_equal(c->max_body, 1048576);
@@ -223,9 +238,6 @@ static void test_key_table(void **state)
 	                                    "SYNC",
 	                                    "WORKERS",
 	                                    "SPARE_WORKER",
-	                                    "REORDER_THRESHOLD",
-	                                    "REORDER_QUANTITY",
-	                                    "SEED_STOCK",
 	                                    "LOG_LEVEL",
 	                                    "MAX_FRAME",
 	                                    "MAX_BODY",
@@ -255,7 +267,11 @@ static void test_key_table(void **state)
 	                                    "FAULT_ACTIVITIES",
 	                                    "FAULT_MAX_ATTEMPT",
 	                                    "FAULT_VFS",
-	                                    "LOG_FORMAT"};
+	                                    "LOG_FORMAT",
+	                                    /* the inventory app's */
+	                                    "REORDER_THRESHOLD",
+	                                    "REORDER_QUANTITY",
+	                                    "SEED_STOCK"};
 	struct fixture *f = *state;
 	size_t n;
 	const struct config_key *k = config_keys(&n);
@@ -302,13 +318,13 @@ static void test_integers(void **state)
 	          "0..1000000000");
 	SET_FAILS(c, "REORDER_THRESHOLD", "1000000001", "is out of range (allowed: 0..1000000000)");
 	SET_OK(c, "REORDER_THRESHOLD", "0");
-	assert_int_equal(c->reorder_threshold, 0);
+	assert_int_equal(config_int(c, "REORDER_THRESHOLD"), 0);
 	SET_FAILS(c, "REORDER_QUANTITY", "0", "REORDER_QUANTITY=0 is out of range",
 	          "1..1000000000");
 	SET_FAILS(c, "REORDER_QUANTITY", "1000000001", "REORDER_QUANTITY=1000000001");
 	SET_FAILS(c, "REORDER_QUANTITY", "lots", "REORDER_QUANTITY=lots is not a number");
 	SET_OK(c, "REORDER_QUANTITY", "1000000000");
-	assert_int_equal(c->reorder_quantity, 1000000000);
+	assert_int_equal(config_int(c, "REORDER_QUANTITY"), 1000000000);
 	SET_FAILS(c, "RETRY_MAXIMUM_ATTEMPTS", "1000001", "RETRY_MAXIMUM_ATTEMPTS=1000001",
 	          "out of range (allowed: 0..1000000");
 	SET_FAILS(c, "RETRY_MAXIMUM_ATTEMPTS", "-1", "out of range");
@@ -510,17 +526,17 @@ static void test_seed_stock(void **state)
 	struct idem_config *c = &((struct fixture *)*state)->c;
 
 	SET_OK(c, "SEED_STOCK", "a:1, b.2:0 ,c_3-x:1000000000000");
-	assert_int_equal(c->nseed, 3);
-	assert_string_equal(c->seed[0].product_id, "a");
-	assert_int_equal(c->seed[0].stock, 1);
-	assert_string_equal(c->seed[1].product_id, "b.2");
-	assert_int_equal(c->seed[1].stock, 0);
-	assert_string_equal(c->seed[2].product_id, "c_3-x");
-	assert_int_equal(c->seed[2].stock, 1000000000000);
+	assert_int_equal(seeds_of(c)->n, 3);
+	assert_string_equal(seeds_of(c)->p[0].product_id, "a");
+	assert_int_equal(seeds_of(c)->p[0].stock, 1);
+	assert_string_equal(seeds_of(c)->p[1].product_id, "b.2");
+	assert_int_equal(seeds_of(c)->p[1].stock, 0);
+	assert_string_equal(seeds_of(c)->p[2].product_id, "c_3-x");
+	assert_int_equal(seeds_of(c)->p[2].stock, 1000000000000);
 	SET_OK(c, "SEED_STOCK", "");
-	assert_int_equal(c->nseed, 0);
+	assert_int_equal(seeds_of(c)->n, 0);
 	SET_OK(c, "SEED_STOCK", "123456:1000");
-	assert_int_equal(c->nseed, 1);
+	assert_int_equal(seeds_of(c)->n, 1);
 }
 
 static void test_seed_stock_errors(void **state)
@@ -545,7 +561,7 @@ static void test_seed_stock_errors(void **state)
 	id[65] = '1';
 	id[66] = '\0';
 	SET_OK(c, "SEED_STOCK", id);
-	assert_int_equal(strlen(c->seed[0].product_id), 64);
+	assert_int_equal(strlen(seeds_of(c)->p[0].product_id), 64);
 	SET_FAILS(c, "SEED_STOCK", "a:x",
 	          "SEED_STOCK=\"a:x\" entry 1 \"a:x\" has a bad stock \"x\"",
 	          "(allowed: 0..1000000000000)");
@@ -561,15 +577,15 @@ static void test_seed_stock_errors(void **state)
 	SET_FAILS(c, "SEED_STOCK", id, "has a bad stock \"999", "(allowed: 0..1000000000000)");
 
 	many = tu_fmt("p0:1");
-	for (int i = 1; i < CONFIG_MAX_SEED_PRODUCTS; i++) {
+	for (int i = 1; i < INVENTORY_SEED_MAX; i++) {
 		char *next = tu_fmt("%s,p%d:%d", many, i, i);
 
 		free(many);
 		many = next;
 	}
 	SET_OK(c, "SEED_STOCK", many);
-	assert_int_equal(c->nseed, CONFIG_MAX_SEED_PRODUCTS);
-	assert_int_equal(c->seed[1023].stock, 1023);
+	assert_int_equal(seeds_of(c)->n, INVENTORY_SEED_MAX);
+	assert_int_equal(seeds_of(c)->p[1023].stock, 1023);
 	{
 		char *more = tu_fmt("%s,extra:1", many);
 
@@ -624,7 +640,7 @@ static void test_file_parsing(void **state)
 	assert_string_equal(f->c.supplier_database, "/tmp/x#y.db");
 	assert_string_equal(f->c.supplier_socket, "/tmp/s \"q\".sock");
 	assert_int_equal(f->c.log_level, LOG_DEBUG);
-	assert_int_equal(f->c.nseed, 0);
+	assert_int_equal(seeds_of(&f->c)->n, 0);
 	assert_string_equal(f->c.http_listen, "");
 	assert_string_equal(f->c.namespace_, "prod.ns");
 }
@@ -704,7 +720,7 @@ static void test_env(void **state)
 	assert_string_equal(f->c.state_database, "/tmp/env-state.db");
 	assert_string_equal(f->c.database, "run/inventory.db");
 	assert_string_equal(f->c.http_listen, "");
-	assert_int_equal(f->c.nseed, 0);
+	assert_int_equal(seeds_of(&f->c)->n, 0);
 	unsetenv("WORKRES");
 
 	setenv("WORKERS", "abc", 1);
@@ -753,7 +769,7 @@ static void test_flag_forms(void **state)
 	assert_string_equal(f->c.http_listen, "");
 	assert_int_equal(flag(f, a4, &i), 1);
 	assert_int_equal(i, 4);
-	assert_int_equal(f->c.nseed, 0);
+	assert_int_equal(seeds_of(&f->c)->n, 0);
 	i = 1;
 	assert_int_equal(flag(f, a5, &i), 1);
 	assert_true(f->c.retry_backoff == 1.25);
@@ -883,7 +899,7 @@ static void test_rest(void **state)
 	assert_string_equal(argv[rest[4]], "{}");
 	assert_string_equal(argv[rest[5]], "--version");
 	assert_int_equal(f->c.workers, 3);
-	assert_int_equal(f->c.reorder_quantity, 5);
+	assert_int_equal(config_int(&f->c, "REORDER_QUANTITY"), 5);
 	assert_string_equal(f->c.namespace_, "n1");
 }
 
@@ -942,9 +958,6 @@ static const char *const not_default[] = {"transfer",
                                           "normal",
                                           "9",
                                           "0",
-                                          "9",
-                                          "9",
-                                          "x:9",
                                           "error",
                                           "99",
                                           "9999",
@@ -974,7 +987,10 @@ static const char *const not_default[] = {"transfer",
                                           "update_inventory",
                                           "3",
                                           "target=app,op=sync,nth=2",
-                                          "json"};
+                                          "json",
+                                          "9",
+                                          "9",
+                                          "x:9"};
 
 static void test_env_dist(void **state)
 {
@@ -1121,5 +1137,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_log_format, setup, teardown),
 	};
 
+	char err[256];
+
+	/* The inventory app's keys, as every program adds them. */
+	if (config_add_keys(inventory_keys, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,6 +31,13 @@ static int check_ids(const char *type, const char *ns, const char *id, char *err
 
 static struct idem_config cfg;
 
+static void set_threshold(const char *v)
+{
+	char err[256];
+
+	assert_int_equal(config_set(&cfg, "REORDER_THRESHOLD", v, err, sizeof(err)), 0);
+}
+
 static struct wf *new_wf(const char *order, long quantity)
 {
 	json_t *input = json_pack("{s:s, s:s, s:i}", "order_id", order, "product_id", "123456",
@@ -161,14 +168,14 @@ static void test_config_change_does_not_change_replay(void **state)
 	struct wf *wf = new_wf("C1", 10);
 	struct wf_ctx ctx;
 
-	cfg.reorder_threshold = 1000;
+	set_threshold("1000");
 	assert_int_equal(replay(wf, &ctx), IDEM_WF_SUSPEND);
 	complete(wf->steps[0], json_pack("{s:i}", "stock", 5));
 	assert_int_equal(replay(wf, &ctx), IDEM_WF_DONE);
 	assert_int_equal(wf->nsteps, 1);
 	json_decref(ctx.run.result);
 	wf_free(wf);
-	cfg.reorder_threshold = 2;
+	set_threshold("2");
 }
 
 static void test_failed_step_fails_workflow(void **state)
@@ -350,6 +357,10 @@ int main(void)
 	    cmocka_unit_test(test_views_agree),
 	};
 
+	char err[256];
+
+	if (apps_add_config_keys(err, sizeof(err)) != 0)
+		return 1;
 	config_defaults(&cfg);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

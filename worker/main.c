@@ -158,7 +158,8 @@ static int parse_args(int argc, char **argv, struct worker_args *a, char *err, s
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (config_load(&cfg, argc, argv, rest, &nrest, err, errlen) == 0)
+	if (apps_add_config_keys(err, errlen) == 0 &&
+	    config_load(&cfg, argc, argv, rest, &nrest, err, errlen) == 0)
 		rc = parse_rest(argc, argv, rest, nrest, a, err, errlen);
 	free(rest);
 	return rc;

@@ -12,4 +12,5 @@ const struct idem_app inventory_app = {
     .activities = inventory_activities,
     .open_db = inventory_open_db,
     .routes = inventory_routes,
+    .keys = inventory_keys,
 };

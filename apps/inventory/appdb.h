@@ -35,6 +35,21 @@
 
 #include "config.h"
 #include "db.h"
+#include "inventory_input.h"
+
+#define INVENTORY_SEED_MAX 1024 /* products SEED_STOCK may list */
+
+/* A product a new app DB starts with (SEED_STOCK). */
+struct seed_product {
+	char product_id[INVENTORY_PRODUCT_ID_MAX + 1];
+	int64_t stock;
+};
+
+/* Parses SEED_STOCK ("PRODUCT:STOCK,...", "" = none) into
+ * seed[0..INVENTORY_SEED_MAX), *n the count. Returns 0, or -1 with msg
+ * naming the entry and what is wrong. */
+int inventory_seed_parse(const char *text, struct seed_product *seed, size_t *n, char *msg,
+                         size_t len);
 
 /* Opens and migrates the app DB. When the schema is created by this call,
  * the products of seed[0..nseed) are inserted in the same transaction

@@ -178,6 +178,15 @@ fail:
 int inventory_open_db(const char *path, enum db_sync sync, const struct idem_config *seed_cfg,
                       sqlite3 **out, char *err, size_t errlen)
 {
-	return appdb_open(path, sync, seed_cfg != NULL ? seed_cfg->seed : NULL,
-	                  seed_cfg != NULL ? seed_cfg->nseed : 0, out, err, errlen);
+	static struct seed_product seed[INVENTORY_SEED_MAX];
+	size_t n = 0;
+	char msg[512];
+
+	if (seed_cfg != NULL &&
+	    inventory_seed_parse(config_text(seed_cfg, "SEED_STOCK"), seed, &n, msg, sizeof(msg)) !=
+	        0) {
+		snprintf(err, errlen, "SEED_STOCK %s", msg);
+		return -1;
+	}
+	return appdb_open(path, sync, seed, n, out, err, errlen);
 }

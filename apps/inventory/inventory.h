@@ -42,6 +42,7 @@ extern const struct idem_workflow inventory_workflows[];
 extern const struct idem_activity_options inventory_options[];
 extern const struct idem_activity inventory_activities[];
 extern const struct idem_app_route inventory_routes[];
+extern const struct config_app_key inventory_keys[];
 
 /* open_db() of the app: appdb_open() with the products of SEED_STOCK. */
 int inventory_open_db(const char *path, enum db_sync sync, const struct idem_config *seed_cfg,

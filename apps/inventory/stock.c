@@ -13,13 +13,13 @@
 static int product_ok(const char *p, char *err, size_t errlen)
 {
 	size_t n = strlen(p);
-	int ok = n > 0 && n <= CONFIG_PRODUCT_ID_MAX;
+	int ok = n > 0 && n <= INVENTORY_PRODUCT_ID_MAX;
 
 	for (const char *s = p; ok && *s; s++)
 		ok = !(*s <= ' ' || *s == '/' || *s == '"' || *s == '\\' || *s == 0x7f);
 	if (!ok)
 		snprintf(err, errlen, "bad product id \"%s\" (1..%d characters, no spaces or '/')",
-		         p, CONFIG_PRODUCT_ID_MAX);
+		         p, INVENTORY_PRODUCT_ID_MAX);
 	return ok;
 }
 

@@ -22,9 +22,10 @@ static int inventory_prepare(json_t *input, const struct idem_config *cfg, char 
 		return -1;
 	if (json_object_get(input, "reorder_threshold") == NULL)
 		json_object_set_new(input, "reorder_threshold",
-		                    json_integer(cfg->reorder_threshold));
+		                    json_integer(config_int(cfg, "REORDER_THRESHOLD")));
 	if (json_object_get(input, "reorder_quantity") == NULL)
-		json_object_set_new(input, "reorder_quantity", json_integer(cfg->reorder_quantity));
+		json_object_set_new(input, "reorder_quantity",
+		                    json_integer(config_int(cfg, "REORDER_QUANTITY")));
 	return 0;
 }
 

@@ -84,6 +84,7 @@ static void setup(void)
 	json_object_seed(1);
 	dump = getenv("FUZZ_API_DUMP") != NULL;
 	log_init("fuzz-api", LOG_ERROR);
+	FUZZ_CHECK(apps_add_config_keys(err, sizeof(err)) == 0, "app keys: %s", err);
 	config_defaults(&sup.cfg);
 	sup.app = apps_find(sup.cfg.app);
 	FUZZ_CHECK(sup.app->open_db(":memory:", DB_SYNC_NORMAL, &sup.cfg, &sup.appdb, err,

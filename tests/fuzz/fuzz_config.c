@@ -21,8 +21,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "appdb.h"
 #include "config.h"
 #include "fuzz.h"
+#include "inventory.h"
 
 #define ERRLEN 1024
 #define MAX_LINES 16  /* lines of one input given to the setters */
@@ -40,6 +42,8 @@ static void setup(void)
 {
 	if (env_fd >= 0)
 		return;
+	FUZZ_CHECK(config_add_keys(inventory_keys, env_path, sizeof(env_path)) == 0,
+	           "app keys: %s", env_path);
 	config_defaults(&defaults);
 	env_fd = memfd_create("idem-fuzz-env", MFD_CLOEXEC);
 	FUZZ_CHECK(env_fd >= 0, "memfd_create failed");
@@ -65,13 +69,20 @@ static int rates_ok(const struct idem_config *c)
 	       IN_RANGE(c->fault_supplier_rate, 0, 1) && c->fault_kill_points < 16;
 }
 
+/* SEED_STOCK as the app reads it: a list it parses, each product named
+ * and its stock in range. */
 static int seeds_ok(const struct idem_config *c)
 {
-	if (c->nseed > CONFIG_MAX_SEED_PRODUCTS)
+	static struct seed_product seed[INVENTORY_SEED_MAX];
+	char msg[512];
+	size_t n;
+
+	if (inventory_seed_parse(config_text(c, "SEED_STOCK"), seed, &n, msg, sizeof(msg)) != 0 ||
+	    n > INVENTORY_SEED_MAX)
 		return 0;
-	for (size_t i = 0; i < c->nseed; i++)
-		if (c->seed[i].product_id[0] == '\0' || !TERMINATED(c, seed[i].product_id) ||
-		    !IN_RANGE(c->seed[i].stock, 0, INT64_C(1000000000000)))
+	for (size_t i = 0; i < n; i++)
+		if (seed[i].product_id[0] == '\0' ||
+		    !IN_RANGE(seed[i].stock, 0, INT64_C(1000000000000)))
 			return 0;
 	return 1;
 }
@@ -88,8 +99,8 @@ static void check_ranges(const struct idem_config *c)
 	               TERMINATED(c, supplier_database) && TERMINATED(c, http_listen),
 	           "paths");
 	FUZZ_CHECK(IN_RANGE(c->workers, 1, 256), "WORKERS=%d", c->workers);
-	FUZZ_CHECK(IN_RANGE(c->reorder_threshold, 0, 1000000000), "REORDER_THRESHOLD");
-	FUZZ_CHECK(IN_RANGE(c->reorder_quantity, 1, 1000000000), "REORDER_QUANTITY");
+	FUZZ_CHECK(IN_RANGE(config_int(c, "REORDER_THRESHOLD"), 0, 1000000000), "REORDER_THRESHOLD");
+	FUZZ_CHECK(IN_RANGE(config_int(c, "REORDER_QUANTITY"), 1, 1000000000), "REORDER_QUANTITY");
 	FUZZ_CHECK(seeds_ok(c), "SEED_STOCK");
 	FUZZ_CHECK(IN_RANGE((int)c->log_level, LOG_DEBUG, LOG_ERROR), "LOG_LEVEL");
 	FUZZ_CHECK(IN_RANGE(c->max_frame, 64, (size_t)64 << 20), "MAX_FRAME=%zu", c->max_frame);
