@@ -2,6 +2,7 @@
  * or, with --offline, from the databases themselves; see cmd.h. */
 #include <stdio.h>
 
+#include "apps.h"
 #include "check.h"
 #include "cmd.h"
 #include "fmt.h"
@@ -35,10 +36,14 @@ static int check_online(struct ctl *c, json_t **report)
 /* The checker run here on the configured databases, read-only. */
 static int check_offline(struct ctl *c, json_t **report)
 {
+	const struct idem_app *app = apps_find(c->cfg.app);
 	char err[1024];
 
-	*report = check_run(c->cfg.state_database, c->cfg.database, c->cfg.supplier_database, err,
-	                    sizeof(err));
+	if (app == NULL)
+		return ctl_fail(IDEM_EXIT_USAGE,
+		                "check: APP=%s: no app of that name is built in (known: %s)",
+		                c->cfg.app, apps_names());
+	*report = check_run(app, c->cfg.state_database, c->cfg.database, &c->cfg, err, sizeof(err));
 	if (*report == NULL)
 		return ctl_fail(IDEM_EXIT_USAGE, "check: %s", err);
 	return 0;
@@ -110,7 +115,7 @@ int cmd_check(struct ctl *c, int argc, char **argv)
 	if (c->json)
 		http_print_json(report);
 	else
-		check_print(report, stdout);
+		check_print(apps_find(c->cfg.app), report, stdout);
 	rc = check_verdict(report);
 	json_decref(report);
 	return rc;

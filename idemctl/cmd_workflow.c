@@ -1,5 +1,6 @@
 /* cmd_workflow.c — the commands about workflows: start, show, get, list and
  * wait; see cmd.h. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +8,6 @@
 #include "cmd.h"
 #include "fmt.h"
 #include "http.h"
-#include "inventory_input.h"
 #include "render.h"
 
 static int start_conflict(const char *id, const json_t *doc)
@@ -52,17 +52,148 @@ static int report_closed(struct ctl *c, const char *id, const json_t *doc, int w
 	return rc;
 }
 
-/* The body of POST /v1/workflows (NEW), or NULL when the order or product
- * id is not UTF-8 text. */
-static json_t *start_body(const struct ctl *c, const char *order, const char *product,
-                          long long quantity, const char *wid)
-{
-	json_t *body =
-	    json_pack("{s:s, s:{s:s, s:s, s:I}}", "type", "inventory", "input", "order_id", order,
-	              "product_id", product, "quantity", (json_int_t)quantity);
+#define START_FLAGS_MAX 32 /* of an app */
 
-	if (body == NULL)
+/* start's arguments: its own options, then the app's flags as given. */
+struct start_args {
+	const char *wid, *wait, *type, *input;
+	const char *value[START_FLAGS_MAX];
+	long long number[START_FLAGS_MAX]; /* an integer flag's value */
+};
+
+static int start_parse(const struct ctl *c, int argc, char **argv, struct start_args *a)
+{
+	const struct idem_start_flag *f = ctl_start_flags(c);
+	struct opt opts[START_FLAGS_MAX + 5] = {{"--workflow-id", &a->wid, NULL},
+	                                        {"--wait", &a->wait, NULL},
+	                                        {"--type", &a->type, NULL},
+	                                        {"--input", &a->input, NULL}};
+	const char *pos[1];
+	int n = 4, npos;
+
+	for (int i = 0; f[i].flag != NULL; i++) {
+		assert(i < START_FLAGS_MAX);
+		opts[n++] = (struct opt){f[i].flag, &a->value[i], NULL};
+	}
+	opts[n] = (struct opt){NULL, NULL, NULL};
+	return ctl_parse_args("start", argc, argv, opts, pos, 0, &npos);
+}
+
+/* *input (NEW): the object of --input, or an empty one. Returns 0 or 2. */
+static int start_input(const struct start_args *a, json_t **input)
+{
+	json_error_t jerr;
+
+	if (a->input == NULL) {
+		*input = json_object();
+		return 0;
+	}
+	*input = json_loads(a->input, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+	if (*input == NULL)
+		return ctl_fail(IDEM_EXIT_USAGE,
+		                "start: --input is not JSON: %s (line %d, column %d); give an "
+		                "object, e.g. --input '{\"FIELD\": VALUE}'",
+		                jerr.text, jerr.line, jerr.column);
+	if (json_is_object(*input))
+		return 0;
+	json_decref(*input);
+	*input = NULL;
+	return ctl_fail(IDEM_EXIT_USAGE,
+	                "start: --input %s is not a JSON object; give one, e.g. --input "
+	                "'{\"FIELD\": VALUE}'",
+	                a->input);
+}
+
+/* Without --input every required flag is given; integer flags are in
+ * range. Returns 0 or 2. */
+static int start_check_flags(const struct ctl *c, struct start_args *a)
+{
+	const struct idem_start_flag *f = ctl_start_flags(c);
+	char what[128];
+	int rc = 0;
+
+	for (int i = 0; rc == 0 && f[i].flag != NULL; i++) {
+		snprintf(what, sizeof(what), "%s %s", f[i].flag, f[i].meta);
+		if (f[i].required && a->input == NULL)
+			rc = ctl_need("start", a->value[i], what);
+	}
+	for (int i = 0; rc == 0 && f[i].flag != NULL; i++)
+		if (f[i].integer && a->value[i] != NULL)
+			rc = ctl_parse_number("start", f[i].flag, a->value[i], f[i].lo, f[i].hi,
+			                      &a->number[i]);
+	return rc;
+}
+
+/* "start: --a, --b and --c must be UTF-8 text": the string flags. */
+static int start_not_text(const struct idem_start_flag *f)
+{
+	char names[512] = "";
+	int n = 0, k = 0;
+
+	for (int i = 0; f[i].flag != NULL; i++)
+		n += !f[i].integer;
+	for (int i = 0; f[i].flag != NULL; i++)
+		if (!f[i].integer)
+			fmt_append(names, sizeof(names), "%s%s",
+			           k++ == 0 ? "" : (k == n ? " and " : ", "), f[i].flag);
+	return ctl_fail(IDEM_EXIT_USAGE, "start: %s must be UTF-8 text", names);
+}
+
+/* Sets the fields of the flags given, in the app's order, over --input's.
+ * Returns 0 or 2. */
+static int start_fill(const struct ctl *c, const struct start_args *a, json_t *input)
+{
+	const struct idem_start_flag *f = ctl_start_flags(c);
+
+	for (int i = 0; f[i].flag != NULL; i++) {
+		json_t *v;
+
+		if (a->value[i] == NULL)
+			continue;
+		v = f[i].integer ? json_integer((json_int_t)a->number[i])
+		                 : json_string(a->value[i]);
+		if (v == NULL)
+			return start_not_text(f);
+		json_object_set_new(input, f[i].field, v);
+	}
+	return 0;
+}
+
+/* The type asked for: --type, else the app's first; NULL: neither (the
+ * supervisor's default). */
+static const char *start_type(const struct ctl *c, const struct start_args *a)
+{
+	if (a->type != NULL)
+		return a->type;
+	if (c->app == NULL || c->app->workflows == NULL)
 		return NULL;
+	return c->app->workflows[0].name;
+}
+
+/* The workflow id asked for (BORROWED): --workflow-id, else the type's
+ * id_field in input; NULL when neither says (the supervisor's answer
+ * does). */
+static const char *start_id(const struct ctl *c, const char *type, const char *wid,
+                            const json_t *input)
+{
+	const struct idem_workflow *t = c->app != NULL ? c->app->workflows : NULL;
+
+	if (wid != NULL || type == NULL)
+		return wid;
+	for (; t != NULL && t->name != NULL; t++)
+		if (strcmp(t->name, type) == 0 && t->id_field != NULL)
+			return json_string_value(json_object_get(input, t->id_field));
+	return NULL;
+}
+
+/* The body of POST /v1/workflows (NEW); input is borrowed. */
+static json_t *start_body(const struct ctl *c, const char *type, json_t *input, const char *wid)
+{
+	json_t *body = json_object();
+
+	if (type != NULL)
+		json_object_set_new(body, "type", json_string(type));
+	json_object_set(body, "input", input);
 	if (wid != NULL)
 		json_object_set_new(body, "workflow_id", json_string(wid));
 	if (c->ns_given)
@@ -71,12 +202,15 @@ static json_t *start_body(const struct ctl *c, const char *order, const char *pr
 }
 
 /* Says what POST /v1/workflows answered (doc borrowed) and returns the
- * exit code; id is the workflow id asked for (--workflow-id or the order
- * id). With --wait, the answer came once the workflow closed, or not. */
+ * exit code; id is the workflow id asked for (start_id), NULL: the one
+ * the answer names. With --wait, the answer came once the workflow
+ * closed, or not. */
 static int start_answer(struct ctl *c, const char *id, int status, const json_t *doc, int wait_ms)
 {
 	const json_t *wf = json_object_get(doc, "workflow");
 
+	if (id == NULL)
+		id = ctl_str(wf, "workflow_id", "?");
 	if (status >= 300)
 		return status == 409 && !c->json ? start_conflict(id, doc)
 		                                 : http_refused(c, status, doc);
@@ -99,33 +233,29 @@ static int start_answer(struct ctl *c, const char *id, int status, const json_t 
 
 int cmd_start(struct ctl *c, int argc, char **argv)
 {
-	const char *order = NULL, *product = NULL, *qty = NULL, *wid = NULL, *wait = NULL, *pos[1];
-	const struct opt opts[] = {{"--order-id", &order, NULL}, {"--product-id", &product, NULL},
-	                           {"--quantity", &qty, NULL},   {"--workflow-id", &wid, NULL},
-	                           {"--wait", &wait, NULL},      {NULL, NULL, NULL}};
-	long long quantity;
-	int npos, status = 0, rc, wait_ms = 0;
+	struct start_args a = {0};
+	const char *type;
+	int status = 0, rc, wait_ms = 0;
 	char path[64] = "/v1/workflows";
-	json_t *body, *doc = NULL;
+	json_t *input = NULL, *body, *doc = NULL;
 
-	if ((rc = ctl_parse_args("start", argc, argv, opts, pos, 0, &npos)) != 0 ||
-	    (rc = ctl_need("start", order, "--order-id ID")) != 0 ||
-	    (rc = ctl_need("start", product, "--product-id ID")) != 0 ||
-	    (rc = ctl_need("start", qty, "--quantity N")) != 0 ||
-	    (rc = ctl_parse_number("start", "--quantity", qty, 1, INVENTORY_QUANTITY_MAX,
-	                           &quantity)) != 0 ||
-	    (wait != NULL && (rc = ctl_parse_timeout("start: ", "--wait", wait, 1, &wait_ms)) != 0))
+	if ((rc = start_parse(c, argc, argv, &a)) != 0 || (rc = start_input(&a, &input)) != 0 ||
+	    (rc = start_check_flags(c, &a)) != 0 ||
+	    (a.wait != NULL &&
+	     (rc = ctl_parse_timeout("start: ", "--wait", a.wait, 1, &wait_ms)) != 0) ||
+	    (rc = start_fill(c, &a, input)) != 0) {
+		json_decref(input);
 		return rc;
+	}
 	if (wait_ms > 0)
 		snprintf(path, sizeof(path), "/v1/workflows?wait=%dms", wait_ms);
-	body = start_body(c, order, product, quantity, wid);
-	if (body == NULL)
-		return ctl_fail(IDEM_EXIT_USAGE,
-		                "start: --order-id and --product-id must be UTF-8 text");
+	type = start_type(c, &a);
+	body = start_body(c, type, input, a.wid);
 	rc = http_request(c, "POST", path, body, wait_ms, &status, &doc);
-	json_decref(body);
 	if (rc == 0)
-		rc = start_answer(c, wid ? wid : order, status, doc, wait_ms);
+		rc = start_answer(c, start_id(c, type, a.wid, input), status, doc, wait_ms);
+	json_decref(body);
+	json_decref(input);
 	json_decref(doc);
 	return rc;
 }

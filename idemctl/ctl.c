@@ -18,6 +18,13 @@ int ctl_fail(int code, const char *fmt, ...)
 	return code;
 }
 
+const struct idem_start_flag *ctl_start_flags(const struct ctl *c)
+{
+	static const struct idem_start_flag none[] = {{0}};
+
+	return c->app != NULL && c->app->start_flags != NULL ? c->app->start_flags : none;
+}
+
 const char *ctl_str(const json_t *o, const char *key, const char *def)
 {
 	const char *s = json_string_value(json_object_get(o, key));

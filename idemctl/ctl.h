@@ -5,11 +5,17 @@
  * (supervisor/api.c). Each command is one HTTP exchange (list: one per
  * page; wait: a long poll) over the Unix socket SOCKET or, with --http,
  * loopback TCP, through shared/httpc (http.h). The files:
- *   main.c           global options, the command table, --help
- *   cmd_*.c (cmd.h)  the commands, by group: workflow, stats, stock, check
- *   http.c           requests to the supervisor, their errors, --json
+ *   main.c           global options, the command table (idemctl's own
+ *                    commands and the app's), --help
+ *   cmd_*.c (cmd.h)  the commands, by group: workflow, stats, check
+ *   http.c           requests to the supervisor, their errors, --json, and
+ *                    what an app's command is lent of them (struct idem_ctl)
  *   render_*.c       the API's documents as text for people (render.h)
  *   fmt.c, table.c   durations, times, summaries; aligned columns
+ *
+ * The app named by APP (apps/apps.h) adds start's flags, which fill the
+ * workflow's input, and its own commands (shared/idem_app.h); idemctl
+ * names none of its fields or endpoints.
  *
  * Output is for people; --json prints the API's JSON document instead, for
  * machines. Messages about what went wrong go to stderr as "idemctl: ...".
@@ -33,6 +39,7 @@
 
 #include "config.h"
 #include "exitcodes.h"
+#include "idem_app.h"
 
 #define CTL_TIMEOUT_MS 10000 /* one HTTP exchange */
 #define CTL_WAIT_MS 30000    /* wait's default */
@@ -50,7 +57,8 @@ struct ctl {
 	char endpoint[CONFIG_PATH_MAX]; /* a socket path or http://HOST:PORT */
 	int json;                       /* --json */
 	int timeout_ms;                 /* --timeout */
-	int ns_given; /* a namespace was chosen (flag, environment, .env): send it */
+	int ns_given;               /* a namespace was chosen (flag, environment, .env): send it */
+	const struct idem_app *app; /* APP's, or NULL when no app has that name */
 };
 
 /* A command's options: "--name VALUE" (value != NULL) or "--name" (flag). */
@@ -63,6 +71,10 @@ struct opt {
 /* Prints "idemctl: ..." on stderr and returns code. */
 int ctl_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The app's start flags: a list ending with a NULL flag, empty when
+ * there is no app. */
+const struct idem_start_flag *ctl_start_flags(const struct ctl *c);
+
 /* A string field of o (borrowed), or def when absent or not a string. */
 const char *ctl_str(const json_t *o, const char *key, const char *def);
 /* An integer field of o, or def when absent or not an integer. */
@@ -73,7 +85,7 @@ long long ctl_int(const json_t *o, const char *key, long long def);
 int ctl_parse_args(const char *cmd, int argc, char **argv, const struct opt *opts, const char **pos,
                    int maxpos, int *npos);
 /* A whole number in [min, max]. Returns 0, or 2 after a message naming
- * what (e.g. "--quantity") and the text. */
+ * what (e.g. "--limit") and the text. */
 int ctl_parse_number(const char *cmd, const char *what, const char *text, long long min,
                      long long max, long long *out);
 /* A duration ("30" seconds, "500ms", "2m") from min_ms up to an hour, in

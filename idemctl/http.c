@@ -114,3 +114,25 @@ void http_wf_path(const struct ctl *c, const char *id, const char *tail, const c
 	snprintf(buf, len, "/v1/workflows/%s%s", esc, tail);
 	http_add_query(c, query, buf, len);
 }
+
+static int app_request(const struct idem_ctl *ic, const char *method, const char *path,
+                       const json_t *body, int *status, json_t **reply)
+{
+	return http_request(ic->ctl, method, path, body, 0, status, reply);
+}
+
+static int app_refused(const struct idem_ctl *ic, int status, const json_t *reply)
+{
+	return http_refused(ic->ctl, status, reply);
+}
+
+void http_app_ctl(struct ctl *c, struct idem_ctl *out)
+{
+	*out = (struct idem_ctl){.json = c->json,
+	                         .request = app_request,
+	                         .refused = app_refused,
+	                         .print_json = http_print_json,
+	                         .escape = http_escape,
+	                         .fail = ctl_fail,
+	                         .ctl = c};
+}

@@ -34,4 +34,8 @@ void http_add_query(const struct ctl *c, const char *query, char *buf, size_t le
 void http_wf_path(const struct ctl *c, const char *id, const char *tail, const char *query,
                   char *buf, size_t len);
 
+/* What an app's command is lent (shared/idem_app.h): the functions
+ * above, on c, without a wait. */
+void http_app_ctl(struct ctl *c, struct idem_ctl *out);
+
 #endif

@@ -1,6 +1,7 @@
 /* main.c — idemctl's entry: the configuration, the global options, the
- * command table and --help; the commands are in cmd_*.c (cmd.h) and what
- * they share in ctl.h. */
+ * command table (idemctl's own commands and APP's) and --help, with the
+ * app's start flags and commands; idemctl's commands are in cmd_*.c
+ * (cmd.h) and what they share in ctl.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,19 +10,21 @@
 #include "cmd.h"
 #include "config.h"
 #include "ctl.h"
+#include "fmt.h"
+#include "http.h"
 
-static const char usage_text[] =
-    "usage: idemctl [OPTIONS] COMMAND [ARGS]\n"
-    "\n"
-    "The command-line client of idem-supervisor's control API.\n"
-    "\n"
-    "Commands:\n"
-    "  start --order-id ID --product-id ID --quantity N [--workflow-id ID]\n"
-    "        [--wait SECONDS]\n"
-    "                   start an inventory workflow; idempotent: a workflow id\n"
-    "                   (default: the order id) is started once; --wait also\n"
-    "                   waits until it closes, in the same request, and exits as\n"
-    "                   wait does\n"
+#define HELP_WIDTH 76  /* --help's lines are at most this long */
+#define HELP_COLUMN 19 /* where a command's description starts */
+#define HELP_INDENT 8  /* where a synopsis goes on */
+
+static const char usage_head[] = "usage: idemctl [OPTIONS] COMMAND [ARGS]\n"
+                                 "\n"
+                                 "The command-line client of idem-supervisor's control API.\n"
+                                 "\n"
+                                 "Commands:\n";
+
+/* After start, before the app's commands. */
+static const char usage_commands[] =
     "  show ID          a workflow and its history as a timeline: each step with\n"
     "                   its attempts (fault, outcome, retry wait, worker pid,\n"
     "                   how long each waited and took)\n"
@@ -35,10 +38,10 @@ static const char usage_text[] =
     "  top [--interval SECONDS] [--count N]\n"
     "                   the worker slots (pid, state, the attempt each runs) with\n"
     "                   totals and rates, every second (default) until Ctrl-C, or\n"
-    "                   N times; also stats --watch\n"
-    "  stock get PRODUCT\n"
-    "  stock set PRODUCT N [--reason TEXT]\n"
-    "                   read or set a product's stock in the app DB\n"
+    "                   N times; also stats --watch\n";
+
+/* After the app's commands; %s is SOCKET. */
+static const char usage_tail[] =
     "  check [--offline] [--wait SECONDS]\n"
     "                   verify that nothing was lost or applied twice and that\n"
     "                   the stocks add up (see the supervisor's GET /v1/check);\n"
@@ -70,18 +73,148 @@ static const char usage_text[] =
     "wait --all exits 0 once no workflow is running, even when some failed\n"
     "(see idemctl list --status failed).\n";
 
+/* idemctl's own commands; the app's (idem_app.h) are listed where the
+ * NULL entry is, in messages and in --help, and never shadow these. */
 static const struct command {
 	const char *name;
 	int (*run)(struct ctl *c, int argc, char **argv);
 } commands[] = {
-    {"start", cmd_start}, {"show", cmd_show},   {"get", cmd_get},
-    {"list", cmd_list},   {"wait", cmd_wait},   {"stats", cmd_stats},
-    {"top", cmd_top},     {"stock", cmd_stock}, {"check", cmd_check},
+    {"start", cmd_start}, {"show", cmd_show}, {"get", cmd_get},
+    {"list", cmd_list},   {"wait", cmd_wait}, {"stats", cmd_stats},
+    {"top", cmd_top},     {NULL, NULL},       {"check", cmd_check},
 };
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const struct command *builtin(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (commands[i].name != NULL && strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+/* The app's commands (a list ending with a NULL name, maybe empty). */
+static const struct idem_app_command *app_commands(const struct ctl *c)
+{
+	static const struct idem_app_command none[] = {{0}};
+
+	return c->app != NULL && c->app->commands != NULL ? c->app->commands : none;
+}
+
+/* The app's command called name, unless it is one of idemctl's. */
+static const struct idem_app_command *app_command(const struct ctl *c, const char *name)
+{
+	for (const struct idem_app_command *a = app_commands(c); a->name != NULL; a++)
+		if (strcmp(a->name, name) == 0 && builtin(name) == NULL)
+			return a;
+	return NULL;
+}
+
+/* "start, show, ..., check": every command's name, in the table's order. */
+static void command_names(const struct ctl *c, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		if (commands[i].name != NULL) {
+			fmt_append(buf, len, "%s%s", buf[0] ? ", " : "", commands[i].name);
+			continue;
+		}
+		for (const struct idem_app_command *a = app_commands(c); a->name != NULL; a++)
+			if (builtin(a->name) == NULL)
+				fmt_append(buf, len, "%s%s", buf[0] ? ", " : "", a->name);
+	}
+}
+
+/* --help's text, written a word (or "--flag VALUE") at a time: a word
+ * that would pass HELP_WIDTH starts a new line, indented. */
+struct help_line {
+	FILE *out;
+	int col, indent, fresh;
+};
+
+static void help_word(struct help_line *l, const char *word)
+{
+	int n = (int)strlen(word);
+
+	if (!l->fresh && l->col + 1 + n > HELP_WIDTH) {
+		fprintf(l->out, "\n%*s", l->indent, "");
+		l->col = l->indent;
+	} else if (!l->fresh) {
+		fputc(' ', l->out);
+		l->col++;
+	}
+	fputs(word, l->out);
+	l->col += n;
+	l->fresh = 0;
+}
+
+static void help_words(struct help_line *l, const char *text)
+{
+	char word[256];
+
+	for (const char *p = text; *p != '\0';) {
+		size_t n = strcspn(p, " ");
+
+		snprintf(word, sizeof(word), "%.*s", (int)n, p);
+		help_word(l, word);
+		p += n + strspn(p + n, " ");
+	}
+}
+
+/* What start does, for --help: "start a TYPE workflow; idempotent: a
+ * workflow id (default: the ID FIELD) is started once; ...", from the
+ * app's first workflow type (start's default) and its id_field, "_" read
+ * as " ". */
+static void start_description(const struct ctl *c, char *buf, size_t len)
+{
+	const struct idem_workflow *t = c->app != NULL ? c->app->workflows : NULL;
+	char type[128] = "a", id[128] = "";
+
+	if (t != NULL && t->name != NULL)
+		snprintf(type, sizeof(type), "%s %s", strchr("aeiou", t->name[0]) ? "an" : "a",
+		         t->name);
+	if (t != NULL && t->name != NULL && t->id_field != NULL) {
+		snprintf(id, sizeof(id), " (default: the %s)", t->id_field);
+		for (char *p = id; *p != '\0'; p++)
+			*p = *p == '_' ? ' ' : *p;
+	}
+	snprintf(buf, len,
+	         "start %s workflow; idempotent: a workflow id%s is started once; --wait also "
+	         "waits until it closes, in the same request, and exits as wait does",
+	         type, id);
+}
+
+/* start's lines: its synopsis, with the app's flags, and what it does. */
+static void print_start_usage(const struct ctl *c, FILE *out)
+{
+	struct help_line l = {out, (int)strlen("  start"), HELP_INDENT, 0};
+	char word[128], text[512];
+
+	fputs("  start", out);
+	for (const struct idem_start_flag *f = ctl_start_flags(c); f->flag != NULL; f++) {
+		snprintf(word, sizeof(word), f->required ? "%s %s" : "[%s %s]", f->flag, f->meta);
+		help_word(&l, word);
+	}
+	if (ctl_start_flags(c)->flag == NULL)
+		help_words(&l, "--input JSON [--type T]");
+	help_words(&l, "[--workflow-id ID] [--wait SECONDS]");
+	start_description(c, text, sizeof(text));
+	fprintf(out, "\n%*s", HELP_COLUMN, "");
+	l = (struct help_line){out, HELP_COLUMN, HELP_COLUMN, 1};
+	help_words(&l, text);
+	fputc('\n', out);
+}
 
 static void print_usage(const struct ctl *c, FILE *out)
 {
-	fprintf(out, usage_text, c->cfg.socket);
+	fputs(usage_head, out);
+	print_start_usage(c, out);
+	fputs(usage_commands, out);
+	for (const struct idem_app_command *a = app_commands(c); a->name != NULL; a++)
+		if (builtin(a->name) == NULL)
+			fputs(a->usage, out);
+	fprintf(out, usage_tail, c->cfg.socket);
 }
 
 /* Was the namespace chosen, by a flag or by a value other than the
@@ -152,8 +285,11 @@ static int global_options(struct ctl *c, char **argv, const int *rest, int nrest
 
 static int dispatch(struct ctl *c, char **argv, const int *rest, int nrest)
 {
+	const struct command *cmd;
+	const struct idem_app_command *app;
+	struct idem_ctl lent;
 	const char *name;
-	char **args;
+	char names[512], **args;
 	int rc;
 
 	if (nrest == 0) {
@@ -163,20 +299,24 @@ static int dispatch(struct ctl *c, char **argv, const int *rest, int nrest)
 	name = argv[rest[0]];
 	if (strcmp(name, "help") == 0)
 		return print_usage(c, stdout), IDEM_EXIT_OK;
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (strcmp(commands[i].name, name) != 0)
-			continue;
-		args = calloc((size_t)nrest, sizeof(*args));
-		for (int j = 1; j < nrest; j++)
-			args[j - 1] = argv[rest[j]];
-		rc = commands[i].run(c, nrest - 1, args);
-		free(args);
-		return rc;
+	cmd = builtin(name);
+	app = cmd == NULL ? app_command(c, name) : NULL;
+	if (cmd == NULL && app == NULL) {
+		command_names(c, names, sizeof(names));
+		return ctl_fail(IDEM_EXIT_USAGE, "unknown command \"%s\" (commands: %s)", name,
+		                names);
 	}
-	return ctl_fail(IDEM_EXIT_USAGE,
-	                "unknown command \"%s\" (commands: start, show, get, list, "
-	                "wait, stats, top, stock, check)",
-	                name);
+	args = calloc((size_t)nrest, sizeof(*args));
+	for (int j = 1; j < nrest; j++)
+		args[j - 1] = argv[rest[j]];
+	if (cmd != NULL) {
+		rc = cmd->run(c, nrest - 1, args);
+	} else {
+		http_app_ctl(c, &lent);
+		rc = app->run(&lent, nrest - 1, args);
+	}
+	free(args);
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -192,6 +332,7 @@ int main(int argc, char **argv)
 		goto done;
 	}
 	c.ns_given = namespace_given(&c.cfg, argc, argv);
+	c.app = apps_find(c.cfg.app);
 	snprintf(c.endpoint, sizeof(c.endpoint), "%s", c.cfg.socket);
 	rc = global_options(&c, argv, rest, nrest, &k);
 	if (rc < 0)

@@ -19,7 +19,7 @@ void render_wf_outcome(const json_t *wf, char *buf, size_t len);
 void render_wf_header(const json_t *wf);
 /* The step summary of every step, a line each ("no steps yet"). */
 void render_steps(const json_t *wf);
-/* "step 0 update_inventory: completed after 1 attempt", with the last
+/* "step 0 ACTIVITY: completed after 1 attempt", with the last
  * error of a step that did not complete; seq when the step has none. */
 void render_step_summary(const json_t *st, long long seq, char *buf, size_t len);
 /* The short detail of one history event; st is its step or NULL. */

@@ -1,37 +1,20 @@
 /* check.h — the checker: the proof that nothing was lost and nothing was
- * applied twice. It reads the state DB, the app DB and the supplier's
- * ledger (one read-only connection, the other two ATTACHed) and verifies:
+ * applied twice. It reads the state DB, the app DB and the databases the
+ * app names (one read-only connection, the others ATTACHed) in one
+ * snapshot, and verifies what holds for every app, here:
  *
  *   stuck        no workflow is in a state no program moves it out of, or
  *                failed without a reason: a status other than running,
  *                completed or failed, or 'failed' with no error. A running
  *                workflow is not stuck, even with no supervisor (the next
  *                one resumes it): it is listed as running (see below)
- *   lost         every completed inventory workflow's order has an orders row
- *   failed_with_effects  no failed workflow has an effect of a step that
- *                did not complete: its order (update_inventory not
- *                completed), or a restock or supplier order under the key
- *                of a step that did not complete. A violation, not a
- *                warning: the client is told "failed" while the effect is
- *                applied, and nothing in the workflow's history says so; a
- *                client that retries under another workflow id applies it
- *                again. An effect of a completed step (the order of a
- *                workflow that failed at supplier_order) stands by the
- *                workflow's own history and is not one. A refusal that
- *                applied nothing (InsufficientStock) is not one either
- *   duplicated   each order id applied once; each restock key credited once
- *   unexpected   every orders row belongs to a workflow that exists
- *   extra_supplier_orders    every supplier order has exactly one restock
- *                (a running workflow's, whose credit may be on its way,
- *                and a failed one's unfinished step's are left out)
- *   missing_supplier_orders  every restock's supplier order is in the ledger,
- *                            with the same product and quantity, under the
- *                            restock's key (or the naive mode's
- *                            "KEY/attempt-N"): another key's order of the
- *                            same size is not this credit's
- *   stock_mismatch  for each product: stock = initial_stock + adjustments
- *                   - quantities of distinct orders + quantities of distinct restocks
  *   integrity    PRAGMA integrity_check is "ok" on each database
+ *
+ * and the app's own rules (struct idem_app's check, through the API of
+ * idem_app.h's "the checker's rules"), counted under the app's kinds
+ * between those two. The inventory app's (apps/inventory/check.c) are
+ * lost, failed_with_effects, duplicated, unexpected,
+ * extra_supplier_orders, missing_supplier_orders and stock_mismatch.
  *
  * Workflows still running are no violation, but while any runs the check
  * is not final: the report says "quiescent": false and "ok" is false.
@@ -44,9 +27,14 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "config.h"
+#include "idem_app.h"
+
 #define CHECK_MAX_LISTED 100 /* violations listed per kind; counts stay exact */
 
-/* Returns a NEW report:
+/* Checks app's databases: the state DB, the app DB and each of app->dbs
+ * at its path in cfg. Returns a NEW report (the inventory app's kinds
+ * and totals shown):
  *   {"ok": bool,          no violation and no workflow running
  *    "quiescent": bool,   no workflow running
  *    "counts": {"stuck": N, "lost": N, "failed_with_effects": N,
@@ -57,16 +45,20 @@
  *                    times", "workflows": ["default/A12"]}, ...],
  *    "running_workflows": ["default/C3", ...],   the first CHECK_MAX_LISTED
  *    "totals": {"workflows": {"running": N, "completed": N, "failed": N},
- *               "orders": N, "restocks": N, "supplier_orders": N,
- *               "products": N}}
- * or NULL with err when a database cannot be opened or read (a missing
- * file is an error naming it). */
-json_t *check_run(const char *state_db, const char *app_db, const char *supplier_db, char *err,
-                  size_t errlen);
+ *               "orders": N, "restocks": N, "products": N,
+ *               "supplier_orders": N}}
+ * counts: "stuck", the app's check_kinds in order, "integrity"; totals:
+ * "workflows", then the app's in the order its check sets them. Or NULL
+ * with err when a database cannot be opened or read (a missing file is
+ * an error naming it). */
+json_t *check_run(const struct idem_app *app, const char *state_db, const char *app_db,
+                  const struct idem_config *cfg, char *err, size_t errlen);
 
 /* Writes the report for a person: one line per violation with the
  * workflows involved, one per running workflow, then a verdict line: OK,
- * FAILED, or NOT QUIESCENT (no violation, but workflows still running). */
-void check_print(const json_t *report, FILE *out);
+ * FAILED, or NOT QUIESCENT (no violation, but workflows still running).
+ * The totals are worded as app's check_totals say; app NULL (a report
+ * of an app this program does not know): by their keys. */
+void check_print(const struct idem_app *app, const json_t *report, FILE *out);
 
 #endif

@@ -133,6 +133,123 @@ struct idem_activity {
 	           struct idem_activity_outcome *out);
 };
 
+/* ---- the app's side of idemctl ---------------------------------------------- */
+
+/* A flag of `idemctl start` that fills one field of the start's input:
+ * "--order-id ID" sets the string "order_id"; an integer flag takes a
+ * whole number in lo..hi ("start: --quantity abc is not a positive
+ * integer"). A start without --input needs every required flag
+ * ("start: --order-id ID is required"); with --input, a flag given
+ * overrides the field. --help shows them in the list's order. */
+struct idem_start_flag {
+	const char *flag;  /* "--order-id" */
+	const char *field; /* "order_id" */
+	const char *meta;  /* its value in --help and messages: "ID", "N" */
+	int integer;       /* an integer in lo..hi, else a string */
+	long long lo, hi;
+	int required;
+};
+
+/* What idemctl lends an app's command: every function returns an exit
+ * code (shared/exitcodes.h) after its message, or 0 to go on. */
+struct idem_ctl {
+	int json; /* --json: print the API's document as-is, for machines */
+	/* One request to the supervisor (body BORROWED, may be NULL):
+	 * returns 0 with *status and *reply (NEW; an answer that is not
+	 * JSON becomes {"error"} with a status >= 300), or the exit code
+	 * after saying why the supervisor could not be reached. */
+	int (*request)(const struct idem_ctl *c, const char *method, const char *path,
+	               const json_t *body, int *status, json_t **reply);
+	/* The supervisor refused (status >= 300): says why (with --json,
+	 * prints reply too) and returns the exit code. */
+	int (*refused)(const struct idem_ctl *c, int status, const json_t *reply);
+	/* Prints doc as one compact JSON document on stdout. */
+	void (*print_json)(const json_t *doc);
+	/* Percent-encodes one path segment into out (len bytes, truncated). */
+	void (*escape)(const char *s, char *out, size_t len);
+	/* Prints "idemctl: ..." on stderr and returns code. */
+	int (*fail)(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+	void *ctl; /* idemctl's own state: not the app's to read */
+};
+
+/* A command of idemctl that the app adds ("idemctl stock get 123456"):
+ * run() gets the arguments after its name and returns the exit code
+ * (2: a usage error, named as "NAME: ..."). usage is its lines of --help,
+ * each "  NAME ...\n", the last one's description at column 19. A name
+ * of idemctl's own commands is never the app's. */
+struct idem_app_command {
+	const char *name;
+	const char *usage;
+	int (*run)(const struct idem_ctl *c, int argc, char **argv);
+};
+
+/* ---- the checker's rules ---------------------------------------------------- */
+
+/* The checker (shared/check.h) proves that nothing was lost and nothing
+ * was applied twice. It checks what holds for every app (no workflow
+ * stuck, every database's integrity); the app's check() adds its own
+ * rules. All run on one read-only connection, in one snapshot of every
+ * file: the state DB is main, the app DB is attached as app and each of
+ * the app's dbs under its schema name. A rule is one SQL query (no query
+ * per row from C: it must stay fast over 100,000 workflows) whose row
+ * callback reports what it finds with idem_check_add(). The order: the
+ * engine counts the workflows, the app's check_totals() counts its own,
+ * the engine finds the stuck ones, the app's check() runs its rules, the
+ * engine checks each file's integrity. Each returns 0, or -1 when
+ * idem_check_rows() did. A rule may read the state DB's main.workflows
+ * (id, namespace, workflow_id, type, status, input, result, error) and
+ * main.steps (wf, seq, activity, status). */
+struct idem_check; /* one run of the checker: the engine's */
+
+/* A database the app's rules read, ATTACHed read-only after the app DB,
+ * in the order of the list (whose end has a NULL schema). Its snapshot is
+ * taken in that order: the order in which the programs make an effect
+ * visible, so that a later snapshot only holds more of what an earlier
+ * one implies. */
+struct idem_app_db {
+	const char *schema; /* attached under this name: "ledger" */
+	const char *name;   /* what a person calls it: "supplier ledger" */
+	const char *key;    /* its config key: "SUPPLIER_DATABASE" */
+	const char *flag;   /* that key's flag, without "--": "supplier-database" */
+	const char *(*path)(const struct idem_config *cfg); /* its path in cfg */
+};
+
+/* One of the app's totals as the checker's text words it ("3 supplier
+ * orders"), in the order the text lists them; the end has a NULL name. */
+struct idem_check_total_label {
+	const char *name;  /* its key in the report's "totals" */
+	const char *label; /* "supplier orders" */
+	int verdict;       /* also in the verdict line of a check that holds */
+};
+
+typedef void (*idem_check_row_fn)(struct idem_check *c, sqlite3_stmt *st);
+
+/* Runs sql and calls fn for each row; what ("finding lost orders") names
+ * the query in messages. A database found corrupt while reading is an
+ * integrity violation, and the check goes on. Returns 0, or -1 when the
+ * query fails otherwise (the check fails with its error). */
+int idem_check_rows(struct idem_check *c, const char *what, const char *sql, idem_check_row_fn fn);
+
+/* Counts one violation of kind (one of the app's check_kinds) and lists
+ * it while fewer than the checker's limit (CHECK_MAX_LISTED) of that
+ * kind are listed. workflows, a JSON array of "namespace/workflow_id", is
+ * STOLEN; NULL means none. A kind the app does not list fails the check,
+ * naming it. */
+void idem_check_add(struct idem_check *c, const char *kind, json_t *workflows, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Sets the report's totals.name; the totals keep the order in which they
+ * are first set, after the engine's "workflows". */
+void idem_check_total(struct idem_check *c, const char *name, long long value);
+
+/* Column i of a row as text, "" when NULL (BORROWED: valid until the
+ * next row). */
+const char *idem_check_col(sqlite3_stmt *st, int i);
+
+/* Column i holding a JSON array (json_group_array), as a NEW array; an
+ * empty one when it is not an array. */
+json_t *idem_check_col_array(sqlite3_stmt *st, int i);
+
 /* ---- the app ------------------------------------------------------------ */
 
 /* ---- the app's own endpoints ------------------------------------------------ */
@@ -165,6 +282,21 @@ struct idem_app {
 	               sqlite3 **out, char *err, size_t errlen);
 	const struct idem_app_route *routes;
 	const struct config_app_key *keys; /* its configuration keys (config.h) */
+	/* idemctl's: start's flags (ending with a NULL flag) and the app's
+	 * commands (ending with a NULL name); NULL: none. */
+	const struct idem_start_flag *start_flags;
+	const struct idem_app_command *commands;
+	/* The checker's rules (below): the app's kinds of violation in
+	 * report order, NULL-ended (the engine's "stuck" comes first and
+	 * "integrity" last); the databases they read besides the state and
+	 * app DBs; its totals as a person reads them; check_totals(), which
+	 * reads them (idem_check_total) before any rule runs; and check(),
+	 * which runs the rules. All NULL: the engine's rules only. */
+	const char *const *check_kinds;
+	const struct idem_app_db *dbs;
+	const struct idem_check_total_label *check_total_labels;
+	int (*check_totals)(struct idem_check *c);
+	int (*check)(struct idem_check *c);
 };
 
 #endif

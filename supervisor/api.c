@@ -853,7 +853,7 @@ static void handle_check(struct api *a, struct evhttp_request *req, struct query
 	const struct idem_config *c = &a->sup->cfg;
 	char err[1024];
 	json_t *report =
-	    check_run(c->state_database, c->database, c->supplier_database, err, sizeof(err));
+	    check_run(a->sup->app, c->state_database, c->database, c, err, sizeof(err));
 
 	if (report == NULL)
 		return reply_error(req, 500, "check: %s", err);

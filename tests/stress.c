@@ -32,6 +32,7 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "apps.h"
 #include "check.h"
 #include "clock.h"
 #include "db.h"
@@ -1236,14 +1237,17 @@ int main(int argc, char **argv)
 	{
 		char *st = fmt("%s/state.db", r->dir), *app = fmt("%s/inventory.db", r->dir);
 		char *sup = fmt("%s/supplier.db", r->dir);
-		check = check_run(st, app, sup, err, sizeof(err));
+		struct idem_config cfg = {0};
+
+		snprintf(cfg.supplier_database, sizeof(cfg.supplier_database), "%s", sup);
+		check = check_run(apps_find("inventory"), st, app, &cfg, err, sizeof(err));
 		free(st);
 		free(app);
 		free(sup);
 	}
 	if (check == NULL)
 		die("the checker could not run: %s", err);
-	check_print(check, stdout);
+	check_print(apps_find("inventory"), check, stdout);
 	sseed = fmt("%" PRIu64, r->o.seed);
 	json_t *hist = history_counts(r);
 	long long attempts = json_integer_value(json_object_get(hist, "attempts"));

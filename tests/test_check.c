@@ -20,6 +20,7 @@
 #include <sqlite3.h>
 
 #include "appdb.h"
+#include "apps.h"
 #include "check.h"
 #include "db.h"
 #include "store.h"
@@ -167,10 +168,21 @@ static void seed_run(struct fx *f)
 
 /* ---- reading the report -------------------------------------------------------- */
 
+/* check_run of the inventory app on these files, the ledger as
+ * SUPPLIER_DATABASE. */
+static json_t *check_at(const char *state, const char *app, const char *ledger, char *err,
+                        size_t errlen)
+{
+	struct idem_config cfg = {0};
+
+	snprintf(cfg.supplier_database, sizeof(cfg.supplier_database), "%s", ledger);
+	return check_run(apps_find("inventory"), state, app, &cfg, err, errlen);
+}
+
 static json_t *run_check(struct fx *f)
 {
 	char err[1024] = "";
-	json_t *r = check_run(f->state_path, f->app_path, f->ledger_path, err, sizeof(err));
+	json_t *r = check_at(f->state_path, f->app_path, f->ledger_path, err, sizeof(err));
 
 	if (r == NULL)
 		fail_msg("check_run: %s", err);
@@ -264,7 +276,7 @@ static char *printed(const json_t *r)
 	FILE *out = open_memstream(&buf, &len);
 
 	assert_non_null(out);
-	check_print(r, out);
+	check_print(apps_find("inventory"), r, out);
 	fclose(out);
 	return buf;
 }
@@ -783,12 +795,12 @@ static void test_missing_database(void **state)
 	char err[1024], *none = tu_fmt("%s/none.db", f->dir);
 	struct stat st;
 
-	assert_null(check_run(f->state_path, f->app_path, none, err, sizeof(err)));
+	assert_null(check_at(f->state_path, f->app_path, none, err, sizeof(err)));
 	assert_non_null(strstr(err, none));
 	assert_non_null(strstr(err, "SUPPLIER_DATABASE"));
-	assert_null(check_run(none, f->app_path, f->ledger_path, err, sizeof(err)));
+	assert_null(check_at(none, f->app_path, f->ledger_path, err, sizeof(err)));
 	assert_non_null(strstr(err, "STATE_DATABASE"));
-	assert_null(check_run(f->state_path, none, f->ledger_path, err, sizeof(err)));
+	assert_null(check_at(f->state_path, none, f->ledger_path, err, sizeof(err)));
 	assert_non_null(strstr(err, "is DATABASE, or its flag --database"));
 	assert_int_equal(stat(none, &st), -1);
 	free(none);
@@ -801,7 +813,7 @@ static void test_not_an_idem_database(void **state)
 	char err[1024], *empty = tu_fmt("%s/empty.db", f->dir);
 
 	assert_int_equal(tu_write_file(empty, ""), 0);
-	assert_null(check_run(f->state_path, empty, f->ledger_path, err, sizeof(err)));
+	assert_null(check_at(f->state_path, empty, f->ledger_path, err, sizeof(err)));
 	assert_non_null(strstr(err, empty));
 	assert_non_null(strstr(err, "has no idem schema"));
 	free(empty);

@@ -497,6 +497,73 @@ static void test_stop(void **state)
 	free(app);
 }
 
+/* ---- the generic start: --type and --input ------------------------------------ */
+
+/* test_stop stopped the supervisor: these run on another, started on the
+ * same databases. */
+static void test_start_input(void **state)
+{
+	const char *extra[] = {"--workers=2", "--log-level=warn", NULL};
+	struct run r;
+
+	assert_int_equal(tu_sup_start(&sup, dir, extra), 0);
+	check(0, "out", "started G1 (namespace default)\n",
+	      "start --type inventory --input "
+	      "'{\"order_id\":\"G1\",\"product_id\":\"123456\",\"quantity\":1}'");
+	check(0, "out", "G1 completed", "wait G1");
+	/* The same input again: the same workflow, whichever form gave it. */
+	check(0, "out", "exists G1 (status completed): same input, not started again",
+	      "start --order-id G1 --product-id 123456 --quantity 1");
+	r = ctl("--json get G1");
+	expect(&r, 0, "out",
+	       "\"input\":{\"order_id\":\"G1\",\"product_id\":\"123456\",\"quantity\":1,");
+	run_free(&r);
+}
+
+static void test_start_input_bad_json(void **state)
+{
+	struct run r = ctl("start --input '{\"order_id\":\"G2\",'");
+
+	expect(&r, IDEM_EXIT_USAGE, "err", "idemctl: start: --input is not JSON: ");
+	expect(&r, IDEM_EXIT_USAGE, "err", "(line 1, column 17)");
+	assert_string_equal(r.out, "");
+	run_free(&r);
+	check(IDEM_EXIT_USAGE, "err", "start: --input [1] is not a JSON object",
+	      "start --input '[1]'");
+	/* Nothing was started. */
+	check(IDEM_EXIT_FAIL, "err", "unknown workflow \"G2\"", "get G2");
+}
+
+static void test_start_unknown_type(void **state)
+{
+	struct run r = ctl("start --type nope --input "
+	                   "'{\"order_id\":\"G3\",\"product_id\":\"123456\",\"quantity\":1}'");
+
+	expect(&r, IDEM_EXIT_FAIL, "err",
+	       "idemctl: unknown workflow type \"nope\" (known: inventory)\n");
+	assert_string_equal(r.out, "");
+	run_free(&r);
+	check(IDEM_EXIT_FAIL, "err", "unknown workflow \"G3\"", "get G3");
+}
+
+/* A flag overrides --input's field: the workflow and its activity get it. */
+static void test_start_input_override(void **state)
+{
+	struct run r;
+
+	check(0, "out", "started G4 (namespace default)",
+	      "start --input '{\"order_id\":\"G4\",\"product_id\":\"123456\",\"quantity\":1}' "
+	      "--quantity 2");
+	check(0, "out", "G4 completed", "wait G4");
+	r = ctl("show G4");
+	expect(&r, 0, "out", "scheduled: order_id=G4 product_id=123456 quantity=2\n");
+	run_free(&r);
+	/* Without --input every flag is still required. */
+	check(IDEM_EXIT_USAGE, "err", "start: --quantity N is required",
+	      "start --order-id G5 --product-id 123456");
+	assert_int_equal(tu_sup_stop(&sup), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -516,6 +583,10 @@ int main(void)
 	    cmocka_unit_test(test_top),
 	    cmocka_unit_test(test_start_wait),
 	    cmocka_unit_test(test_stop),
+	    cmocka_unit_test(test_start_input),
+	    cmocka_unit_test(test_start_input_bad_json),
+	    cmocka_unit_test(test_start_unknown_type),
+	    cmocka_unit_test(test_start_input_override),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -13,4 +13,11 @@ const struct idem_app inventory_app = {
     .open_db = inventory_open_db,
     .routes = inventory_routes,
     .keys = inventory_keys,
+    .start_flags = inventory_start_flags,
+    .commands = inventory_commands,
+    .check_kinds = inventory_check_kinds,
+    .dbs = inventory_dbs,
+    .check_total_labels = inventory_check_total_labels,
+    .check_totals = inventory_check_totals,
+    .check = inventory_check,
 };

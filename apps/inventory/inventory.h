@@ -43,10 +43,21 @@ extern const struct idem_activity_options inventory_options[];
 extern const struct idem_activity inventory_activities[];
 extern const struct idem_app_route inventory_routes[];
 extern const struct config_app_key inventory_keys[];
+/* idemctl's: start's flags and the stock command (ctl.c). */
+extern const struct idem_start_flag inventory_start_flags[];
+extern const struct idem_app_command inventory_commands[];
 
 /* open_db() of the app: appdb_open() with the products of SEED_STOCK. */
 int inventory_open_db(const char *path, enum db_sync sync, const struct idem_config *seed_cfg,
                       sqlite3 **out, char *err, size_t errlen);
+
+/* The checker's rules (check.c): the kinds, the supplier's ledger, the
+ * totals and the rules. */
+extern const char *const inventory_check_kinds[];
+extern const struct idem_app_db inventory_dbs[];
+extern const struct idem_check_total_label inventory_check_total_labels[];
+int inventory_check_totals(struct idem_check *c);
+int inventory_check(struct idem_check *c);
 
 /* How long supplier_order waits for the supplier's answer. */
 #define INVENTORY_SUPPLIER_TIMEOUT_MS 5000

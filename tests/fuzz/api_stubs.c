@@ -251,8 +251,36 @@ const char *death_cause_name(enum death_cause c)
 	return "unexpected";
 }
 
-json_t *check_run(const char *state_db, const char *app_db, const char *supplier_db, char *err,
-                  size_t errlen)
+json_t *check_run(const struct idem_app *app, const char *state_db, const char *app_db,
+                  const struct idem_config *cfg, char *err, size_t errlen)
 {
 	return json_pack("{s:b, s:{}, s:[]}", "ok", 1, "counts", "violations");
+}
+
+/* The checker's API for the app's rules (idem_app.h), which the app's
+ * sources built in here name: stood in for with check_run, so that the
+ * real check.c (which defines check_run too) is not linked. Never called:
+ * only check_run runs the rules. */
+int idem_check_rows(struct idem_check *c, const char *what, const char *sql, idem_check_row_fn fn)
+{
+	return -1;
+}
+
+void idem_check_add(struct idem_check *c, const char *kind, json_t *workflows, const char *fmt, ...)
+{
+	json_decref(workflows);
+}
+
+void idem_check_total(struct idem_check *c, const char *name, long long value)
+{
+}
+
+const char *idem_check_col(sqlite3_stmt *st, int i)
+{
+	return "";
+}
+
+json_t *idem_check_col_array(sqlite3_stmt *st, int i)
+{
+	return json_array();
 }
