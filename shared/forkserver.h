@@ -1,4 +1,4 @@
-/* forkserver.h — what the supervisor (supervisor/pool.c) and the fork
+/* forkserver.h — what the supervisor (supervisor/spawn.c) and the fork
  * server (idem-worker --fork-server, worker/main.c) say to each other
  * over their SOCK_SEQPACKET pair. The fork server says hello once; then
  * each request carries a worker's channel (SCM_RIGHTS) and a token, and

@@ -1,17 +1,16 @@
 /* pool.c — the worker slot table (after nginx's ngx_processes): a slot's
- * index is its identity and is reused on respawn. Each worker is forked by
- * the fork server (or started with posix_spawn), its end of a socketpair
- * as fd 3; the supervisor's end is a bufferevent carrying length-prefixed
- * JSON frames. The slot lifecycle is the table in slot_next(); respawn
- * throttling is slot_respawn_delay().
- * With SPARE_WORKER, one more worker waits ready, as slot nslots, for a
- * slot whose worker died to take over (adopt_spare). The supplier
- * stand-in is a child too, respawned after a second. */
+ * index is its identity and is reused on respawn. Each worker holds its
+ * end of a socketpair as fd 3 (spawn.c starts it: the fork server, or
+ * posix_spawn); the supervisor's end is a bufferevent carrying
+ * length-prefixed JSON frames, read here. A slot's state changes only
+ * through slot_on(), the table of slot_next(); respawn throttling is
+ * slot_respawn_delay(). A slot runs one attempt at a time, whose owner
+ * hears of its end at most once: a result or a loss. With SPARE_WORKER, one
+ * more worker waits ready, as slot nslots, for a slot to take over
+ * (spare.c). The supplier stand-in is a child too, respawned after a
+ * second. */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <poll.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,16 +24,14 @@
 
 #include "clock.h"
 #include "exitcodes.h"
-#include "forkserver.h"
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
 #include "pool.h"
-#include "store.h"
+#include "pool_internal.h"
 #include "sup.h"
 #include "timer.h"
 
-#define CHANNEL_FD 3
 #define SUPPLIER_RESPAWN_MS 1000
 #define SUPPLIER_START_WAIT_MS 3000
 /* A worker reads its task frame at once. One that lets the supervisor's
@@ -47,77 +44,20 @@
  * (it opens the app DB first, which may wait on a lock for a while). */
 #define POOL_READY_TIMEOUT_MS 30000
 
-/* The attempt a slot runs: its owner's handle and what the pool shows
- * of it (owned copies of pool_task's strings). */
-struct slot_task {
-	void *owner; /* NULL: none */
-	char *activity;
-	char *workflow_id;
-	int step;
-	int attempt;
-	int64_t heartbeat_ms;
-};
-
-struct slot {
-	int index;
-	enum slot_state state;
-	pid_t pid;            /* 0 while pid_pending */
-	int pid_pending;      /* asked the fork server, its reply not read yet */
-	uint64_t spawn_token; /* its worker's fork request, to match the reply */
-	struct bufferevent *bev;
-	struct frame_decoder dec;
-	struct event *timer; /* respawn or attempt timeout */
-	struct slot_history hist;
-	int spawns;
-	int restarts;              /* spawns after the first */
-	int expected_exit;         /* the supervisor caused or planned the coming exit */
-	struct event *hb_timer;    /* heartbeat timeout of the running attempt */
-	struct event *fault_timer; /* an async kill planned for the running attempt */
-	struct fault_plan plan;    /* the running attempt's fault plan */
-	char close_reason[256];    /* why the channel was closed */
-	struct slot_task task;     /* the attempt it runs, when task.owner */
-	int64_t task_id;
-	int64_t started_at; /* mono ms the attempt was sent */
-	int64_t sent_us;    /* mono us the attempt's task frame was sent (activity duration) */
-	int cause;          /* enum death_cause of its coming exit, as far as known */
-	struct sup *sup;
-};
-
-
-struct pool {
-	struct sup *sup;
-	const struct pool_callbacks *cb; /* reports on attempts, to cb_arg */
-	void *cb_arg;
-	struct slot *slots;
-	int nslots;
-	struct slot *spare;   /* SPARE_WORKER: a started, ready worker; NULL when off */
-	int fs_fd;            /* the fork server's socket, or -1 */
-	struct event *fs_ev;  /* its replies are readable */
-	uint64_t fs_requests; /* fork requests made: the next one's token */
-	pid_t fs_pid;         /* the fork server, until reaped (0: none) */
-	pid_t supplier_pid;
-	struct slot_history supplier_hist; /* its deaths: a crash loop gives up */
-	struct event *supplier_timer;
-	struct event *kill_timer;
-	int64_t kill_after_ms;
-	int stop_stage;
-	int stopping;
-	int64_t next_task_id;
-	struct pool_stats stats;
-};
-
 /* ---- the lifecycle table -------------------------------------------------- */
 
+/* The next state by state and event, -1 where the event is not valid.
+ * Columns: SPAWN, READY, ASSIGN, DONE, CLOSE, EXIT, GIVE_UP, then the
+ * spare's: ADOPT, HAND_OVER, TRADE. */
 static const signed char slot_table[SLOT_NSTATES][SE_NEVENTS] = {
-    /*               SPAWN          READY       ASSIGN     DONE        CLOSE          EXIT GIVE_UP
-     */
-    [SLOT_EMPTY] = {SLOT_SPAWNING, -1, -1, -1, -1, -1, -1},
-    [SLOT_SPAWNING] = {-1, SLOT_READY, -1, -1, SLOT_STOPPING, SLOT_BACKOFF, -1},
-    [SLOT_READY] = {-1, -1, SLOT_BUSY, -1, SLOT_STOPPING, SLOT_BACKOFF, -1},
-    [SLOT_BUSY] = {-1, -1, -1, SLOT_READY, SLOT_STOPPING, SLOT_BACKOFF, -1},
-    [SLOT_STOPPING] = {-1, -1, -1, -1, SLOT_STOPPING, SLOT_BACKOFF, -1},
-    [SLOT_BACKOFF] = {SLOT_SPAWNING, -1, -1, -1, -1, -1, SLOT_FAILED},
-    [SLOT_FAILED] = {-1, -1, -1, -1, -1, -1, -1},
+    [SLOT_EMPTY] = {SLOT_SPAWNING, -1, -1, -1, -1, -1, -1, -1, -1, -1},
+    [SLOT_SPAWNING] = {-1, SLOT_READY, -1, -1, SLOT_STOPPING, SLOT_BACKOFF, -1, SLOT_READY, -1, -1},
+    [SLOT_READY] = {-1, -1, SLOT_BUSY, -1, SLOT_STOPPING, SLOT_BACKOFF, -1, -1, SLOT_EMPTY,
+                    SLOT_SPAWNING},
+    [SLOT_BUSY] = {-1, -1, -1, SLOT_READY, SLOT_STOPPING, SLOT_BACKOFF, -1, -1, -1, -1},
+    [SLOT_STOPPING] = {-1, -1, -1, -1, SLOT_STOPPING, SLOT_BACKOFF, -1, -1, -1, -1},
+    [SLOT_BACKOFF] = {SLOT_SPAWNING, -1, -1, -1, -1, -1, SLOT_FAILED, SLOT_READY, -1, -1},
+    [SLOT_FAILED] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1},
 };
 
 static const char *const slot_state_names[SLOT_NSTATES] = {
@@ -134,8 +74,7 @@ const char *slot_state_name(enum slot_state s)
 	return slot_state_names[s];
 }
 
-/* Applies event e; an event the table refuses is a bug worth a log line. */
-static void slot_on(struct slot *sl, enum slot_event e)
+void slot_on(struct slot *sl, enum slot_event e)
 {
 	int next = slot_next(sl->state, e);
 
@@ -167,252 +106,14 @@ int64_t slot_respawn_delay(struct slot_history *h, int64_t now, int expected)
 	return wait > 0 ? wait : 0;
 }
 
-/* ---- spawning ------------------------------------------------------------- */
-
-/* Starts path with argv: channel (when >= 0) as CHANNEL_FD, every other
- * descriptor closed (they are CLOEXEC, but until the exec the child would
- * hold the API's listening socket, which outlives a supervisor killed then
- * and passes for a live one), SIGPIPE back to default, no signal blocked.
- * posix_spawn rather than fork + exec: glibc's clone(CLONE_VM|CLONE_VFORK)
- * copies no page tables and takes no copy-on-write faults, which under
- * fault injection (a worker respawned per kill, 200 a second) was a tenth
- * of the supervisor's CPU. Returns the pid, or -1 with errno (an exec
- * failure included). */
-static pid_t spawn(const char *path, char **argv, int channel)
-{
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, dfl;
-	pid_t pid = -1;
-	int rc;
-
-	if (posix_spawn_file_actions_init(&fa) != 0)
-		return -1;
-	if (posix_spawnattr_init(&at) != 0) {
-		posix_spawn_file_actions_destroy(&fa);
-		return -1;
-	}
-	sigemptyset(&none);
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGPIPE);
-	/* dup2 onto itself clears FD_CLOEXEC (glibc >= 2.29, POSIX 2024). */
-	rc = channel >= 0 ? posix_spawn_file_actions_adddup2(&fa, channel, CHANNEL_FD) : 0;
-	if (rc == 0)
-		rc = posix_spawn_file_actions_addclosefrom_np(&fa, channel >= 0 ? CHANNEL_FD + 1
-		                                                                : CHANNEL_FD);
-	if (rc == 0)
-		rc = posix_spawnattr_setsigmask(&at, &none);
-	if (rc == 0)
-		rc = posix_spawnattr_setsigdefault(&at, &dfl);
-	if (rc == 0)
-		rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	if (rc == 0)
-		rc = posix_spawn(&pid, path, &fa, &at, argv, environ);
-	posix_spawnattr_destroy(&at);
-	posix_spawn_file_actions_destroy(&fa);
-	if (rc != 0) {
-		errno = rc;
-		return -1;
-	}
-	return pid;
-}
-
-/* idem-worker's path and arguments (NULL-terminated, room for one more
- * before the NULL); returns the count. frame holds MAX_FRAME's text. */
-static int worker_argv(struct sup *sup, char *path, size_t pathlen, char *frame, size_t framelen,
-                       char **argv)
-{
-	const struct idem_config *c = &sup->cfg;
-	int n = 0;
-
-	snprintf(path, pathlen, "%s/idem-worker", sup->bindir);
-	snprintf(frame, framelen, "%zu", c->max_frame);
-	argv[n++] = "idem-worker";
-	argv[n++] = "--channel-fd=3";
-	argv[n++] = "--env=/dev/null";
-	argv[n++] = "--database";
-	argv[n++] = (char *)c->database;
-	argv[n++] = "--supplier-socket";
-	argv[n++] = (char *)c->supplier_socket;
-	argv[n++] = "--max-frame";
-	argv[n++] = frame;
-	argv[n++] = "--log-level";
-	argv[n++] = (char *)config_log_level_name(c->log_level);
-	argv[n++] = c->log_format == LOG_FORMAT_JSON ? "--log-format=json" : "--log-format=logfmt";
-	/* Under group commit the supervisor syncs the app DB's WAL before it
-	 * records a result (store.c): the workers' commits need not wait. */
-	argv[n++] = c->sync || store_group_commit(sup->store) ? "--sync=normal" : "--sync=full";
-	if (c->naive)
-		argv[n++] = "--naive";
-	if (c->fault_vfs[0] != '\0') {
-		argv[n++] = "--fault-vfs";
-		argv[n++] = (char *)c->fault_vfs;
-	}
-	argv[n] = NULL;
-	return n;
-}
-
-/* ---- the fork server ---------------------------------------------------------- */
-
-/* idem-worker --fork-server (worker/main.c) forks a worker for each
- * channel it is sent, without an exec: a worker then costs half the CPU
- * (under fault injection, a worker is started per kill). It forks with
- * CLONE_PARENT, so its workers are the supervisor's children, reaped like
- * the others. The supervisor does not wait for the forks: a request
- * carries a token, and the worker's first act is to send it back with its
- * pid, read from the loop (fork_server_collect) when it comes, always
- * before the worker can be reaped or be heard from; one killed before
- * that closes its channel with its pid unknown (slot_event_cb). Whatever
- * goes wrong with the fork server (a worker binary that does not know the
- * flag, no hello, a failed fork, no answer), workers are started with
- * posix_spawn as before. */
-#define FORK_SERVER_WAIT_MS 2000
-
-static void slot_spawn(struct slot *sl);
-
-static struct slot *slot_by_index(struct pool *p, uint32_t i)
+struct slot *slot_by_index(struct pool *p, uint32_t i)
 {
 	if (i < (uint32_t)p->nslots)
 		return &p->slots[i];
 	return p->spare != NULL && i == (uint32_t)p->nslots ? p->spare : NULL;
 }
 
-static void fork_server_stop(struct pool *p, const char *why)
-{
-	if (p->fs_fd < 0)
-		return;
-	event_free(p->fs_ev);
-	p->fs_ev = NULL;
-	close(p->fs_fd);
-	p->fs_fd = -1;
-	if (p->fs_pid > 0)
-		kill(p->fs_pid, SIGKILL);
-	log_info("fork server off; starting workers with posix_spawn", "why=\"%s\"", why);
-	/* A slot still waiting for its worker's pid will not get it: closing
-	 * the channel makes that worker (if it was forked) exit, and the slot
-	 * starts another. */
-	for (uint32_t i = 0; i <= (uint32_t)p->nslots; i++) {
-		struct slot *sl = slot_by_index(p, i);
-
-		if (sl == NULL || !sl->pid_pending)
-			continue;
-		sl->pid_pending = 0;
-		if (sl->bev != NULL) {
-			bufferevent_free(sl->bev);
-			sl->bev = NULL;
-		}
-		evtimer_del(sl->timer);
-		slot_on(sl, SE_EXIT);
-		if (!p->stopping)
-			slot_spawn(sl);
-	}
-}
-
-/* One reply: the pid goes to the slot that holds the worker asked for,
- * unless none does any more (then the worker is not wanted). */
-static void fork_server_reply(struct pool *p, const struct fork_reply *r)
-{
-	struct slot *sl = NULL;
-
-	if (r->pid <= 0)
-		return fork_server_stop(p, "the fork server could not fork a worker");
-	for (uint32_t i = 0; i <= (uint32_t)p->nslots && sl == NULL; i++) {
-		sl = slot_by_index(p, i);
-		if (sl != NULL && !(sl->pid_pending && sl->spawn_token == r->token))
-			sl = NULL;
-	}
-	if (sl == NULL) {
-		kill((pid_t)r->pid, SIGKILL);
-		return;
-	}
-	sl->pid = (pid_t)r->pid;
-	sl->pid_pending = 0;
-	if (sl->state == SLOT_STOPPING) /* closed while its fork was on the way */
-		kill(sl->pid, SIGKILL);
-	log_info("worker spawned", "slot=%d worker_pid=%ld", sl->index, (long)sl->pid);
-}
-
-/* Reads the replies that are in. */
-static void fork_server_collect(struct pool *p)
-{
-	struct fork_reply r;
-	ssize_t n;
-
-	while (p->fs_fd >= 0) {
-		n = recv(p->fs_fd, &r, sizeof(r), MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		if (n != (ssize_t)sizeof(r))
-			return fork_server_stop(p, n == 0
-			                               ? "the fork server closed its socket"
-			                               : "a malformed answer from the fork server");
-		fork_server_reply(p, &r);
-	}
-}
-
-static void fork_server_cb(evutil_socket_t fd, short what, void *arg)
-{
-	fork_server_collect(arg);
-}
-
-/* Waits up to FORK_SERVER_WAIT_MS for fd to be readable. */
-static int wait_readable(int fd)
-{
-	struct pollfd pf = {.fd = fd, .events = POLLIN};
-	int64_t deadline = clock_mono_ms() + FORK_SERVER_WAIT_MS;
-	int r;
-
-	do
-		r = poll(&pf, 1, (int)(deadline - clock_mono_ms()));
-	while (r < 0 && errno == EINTR && clock_mono_ms() < deadline);
-	return r == 1;
-}
-
-static void fork_server_start(struct pool *p)
-{
-	char path[600], frame[32], hello[64], *argv[26];
-	int sv[2], n;
-	ssize_t got;
-
-	p->fs_fd = -1;
-	n = worker_argv(p->sup, path, sizeof(path), frame, sizeof(frame), argv);
-	argv[n++] = "--fork-server";
-	argv[n] = NULL;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-		return;
-	p->fs_pid = spawn(path, argv, sv[1]);
-	close(sv[1]);
-	if (p->fs_pid < 0) {
-		p->fs_pid = 0;
-		close(sv[0]);
-		return;
-	}
-	p->fs_fd = sv[0];
-	p->fs_ev = event_new(p->sup->base, p->fs_fd, EV_READ | EV_PERSIST, fork_server_cb, p);
-	got = wait_readable(p->fs_fd) ? recv(p->fs_fd, hello, sizeof(hello), 0) : -1;
-	if (got != (ssize_t)sizeof(FORK_SERVER_HELLO) ||
-	    memcmp(hello, FORK_SERVER_HELLO, sizeof(FORK_SERVER_HELLO)) != 0)
-		return fork_server_stop(p, "idem-worker --fork-server did not say hello");
-	event_add(p->fs_ev, NULL);
-	log_debug("fork server started", "pid=%ld", (long)p->fs_pid);
-}
-
-/* Asks the fork server for a worker on the far end of channel, for sl;
- * the pid comes later (fork_server_reply). 0, or -1 (the fork server is
- * off). */
-static int fork_server_spawn(struct pool *p, struct slot *sl, int channel)
-{
-	if (p->fs_fd < 0)
-		return -1;
-	sl->spawn_token = ++p->fs_requests;
-	if (fork_request_send(p->fs_fd, sl->spawn_token, channel) != 0) {
-		fork_server_stop(p, "the fork server does not take requests");
-		return -1;
-	}
-	return 0;
-}
+/* ---- a slot takes its worker --------------------------------------------- */
 
 static void slot_read_cb(struct bufferevent *bev, void *arg);
 static void slot_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -420,43 +121,23 @@ static void slot_event_cb(struct bufferevent *bev, short what, void *arg);
 #define EXIT_UNKNOWN (-1)
 static void slot_exited(struct pool *p, struct slot *sl, int status);
 
-static void slot_spawn(struct slot *sl)
+void slot_bind_channel(struct slot *sl)
+{
+	if (sl->bev != NULL)
+		bufferevent_setcb(sl->bev, slot_read_cb, NULL, slot_event_cb, sl);
+}
+
+void slot_await_ready(struct slot *sl)
+{
+	timer_in(sl->timer, POOL_READY_TIMEOUT_MS);
+}
+
+void slot_spawned(struct slot *sl, pid_t pid, int fd)
 {
 	struct sup *sup = sl->sup;
-	const struct idem_config *c = &sup->cfg;
-	char path[600], frame[32], *argv[26];
 	struct timeval write_timeout = {CHANNEL_WRITE_TIMEOUT_MS / 1000,
 	                                (CHANNEL_WRITE_TIMEOUT_MS % 1000) * 1000};
-	int sv[2];
-	pid_t pid = 0;
 
-	worker_argv(sup, path, sizeof(path), frame, sizeof(frame), argv);
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) {
-		log_error("cannot create a worker channel; retrying in 1 s", "slot=%d error=\"%s\"",
-		          sl->index, strerror(errno));
-		timer_in(sl->timer, 1000);
-		return;
-	}
-	if (sup->pool->fs_fd >= 0) {
-		if (fork_server_spawn(sup->pool, sl, sv[1]) != 0) {
-			/* A late fork could still take this channel: start over
-			 * with a new one, now with posix_spawn. */
-			close(sv[0]);
-			close(sv[1]);
-			return slot_spawn(sl);
-		}
-		sl->pid_pending = 1;
-	} else {
-		pid = spawn(path, argv, sv[1]);
-	}
-	close(sv[1]);
-	if (pid < 0) {
-		log_error("cannot start a worker; retrying in 1 s", "slot=%d path=%s error=\"%s\"",
-		          sl->index, path, strerror(errno));
-		close(sv[0]);
-		timer_in(sl->timer, 1000);
-		return;
-	}
 	sl->pid = pid;
 	sl->expected_exit = 0;
 	sl->close_reason[0] = '\0';
@@ -467,24 +148,19 @@ static void slot_spawn(struct slot *sl)
 	if (sl->spawns++ > 0)
 		sl->restarts++;
 	frame_decoder_free(&sl->dec);
-	frame_decoder_init(&sl->dec, c->max_frame);
-	sl->bev = bufferevent_socket_new(sup->base, sv[0], BEV_OPT_CLOSE_ON_FREE);
-	bufferevent_setcb(sl->bev, slot_read_cb, NULL, slot_event_cb, sl);
+	frame_decoder_init(&sl->dec, sup->cfg.max_frame);
+	sl->bev = bufferevent_socket_new(sup->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	slot_bind_channel(sl);
 	bufferevent_set_timeouts(sl->bev, NULL, &write_timeout);
 	bufferevent_enable(sl->bev, EV_READ);
 	slot_on(sl, SE_SPAWN);
-	timer_in(sl->timer, POOL_READY_TIMEOUT_MS);
+	slot_await_ready(sl);
 	if (!sl->pid_pending)
 		log_info("worker spawned", "slot=%d worker_pid=%ld", sl->index, (long)pid);
 }
 
 /* ---- the channel ---------------------------------------------------------- */
 
-/* Closes the channel and SIGKILLs the worker (harmless when it is already
- * dead). A running attempt is failed with a history event of kind. ours
- * says the supervisor chose this end (a timeout, a planned kill), so the
- * death does not count toward the slot's burst of failures; a worker that
- * hangs up or speaks garbage is the worker's fault and does count. */
 static void attempt_timers_off(struct slot *sl)
 {
 	evtimer_del(sl->hb_timer);
@@ -502,6 +178,11 @@ static void *task_take(struct slot *sl)
 	return owner;
 }
 
+/* Closes the channel and SIGKILLs the worker (harmless when it is already
+ * dead). A running attempt is reported lost with loss and reason. ours
+ * says the supervisor chose this end (a timeout, a planned kill), so the
+ * death does not count toward the slot's burst of failures; a worker that
+ * hangs up or speaks garbage is the worker's fault and does count. */
 static void slot_close(struct slot *sl, enum pool_loss loss, const char *reason, int ours)
 {
 	void *owner = task_take(sl);
@@ -795,7 +476,7 @@ static void attempt_timeout_cb(evutil_socket_t fd, short what, void *arg)
 		return channel_stalled(sl, reason);
 	}
 	if (sl->state != SLOT_BUSY) {
-		slot_spawn(sl); /* the timer doubles as the respawn timer */
+		spawn_worker(sl); /* the timer doubles as the respawn timer */
 		return;
 	}
 	snprintf(reason, sizeof(reason), "start_to_close timeout: no result within %lld ms",
@@ -909,27 +590,14 @@ int pool_send(struct pool *p, int i, int64_t task_id, json_t *msg)
 
 /* ---- the pool ------------------------------------------------------------- */
 
-static void spawn_supplier(struct pool *p)
+/* The supplier's lifecycle: started at start-up, respawned when it dies
+ * (after a second, at once after a planned death), given up after a burst
+ * of deaths like a worker slot. */
+static void supplier_start(struct pool *p)
 {
-	const struct idem_config *c = &p->sup->cfg;
-	char path[600], body[32];
-	char *argv[] = {"idem-supplier",
-	                "--env=/dev/null",
-	                "--supplier-database",
-	                (char *)c->supplier_database,
-	                "--supplier-socket",
-	                (char *)c->supplier_socket,
-	                "--max-body",
-	                body,
-	                "--log-level",
-	                (char *)config_log_level_name(c->log_level),
-	                c->log_format == LOG_FORMAT_JSON ? "--log-format=json"
-	                                                 : "--log-format=logfmt",
-	                NULL};
+	char path[600];
 
-	snprintf(path, sizeof(path), "%s/idem-supplier", p->sup->bindir);
-	snprintf(body, sizeof(body), "%zu", c->max_body);
-	p->supplier_pid = spawn(path, argv, -1);
+	p->supplier_pid = spawn_supplier(p->sup, path, sizeof(path));
 	if (p->supplier_pid < 0) {
 		log_error("cannot start the supplier; retrying in 1 s", "path=%s error=\"%s\"",
 		          path, strerror(errno));
@@ -943,7 +611,7 @@ static void spawn_supplier(struct pool *p)
 
 static void supplier_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-	spawn_supplier(arg);
+	supplier_start(arg);
 }
 
 /* At start-up only: give the supplier a moment to listen, so that the
@@ -986,14 +654,13 @@ static int check_program(const char *dir, const char *name, char *err, size_t er
 
 static void slot_init(struct sup *sup, struct slot *sl, int index)
 {
-	sl->index = index;
+	sl->index = index; /* zeroed: SLOT_EMPTY, no worker */
 	sl->sup = sup;
-	sl->state = SLOT_EMPTY;
 	sl->timer = evtimer_new(sup->base, attempt_timeout_cb, sl);
 	sl->hb_timer = evtimer_new(sup->base, heartbeat_timeout_cb, sl);
 	sl->fault_timer = evtimer_new(sup->base, async_kill_cb, sl);
 	frame_decoder_init(&sl->dec, sup->cfg.max_frame);
-	slot_spawn(sl);
+	spawn_worker(sl);
 }
 
 static void slot_free(struct slot *sl)
@@ -1025,7 +692,7 @@ int pool_start(struct sup *sup, const struct pool_callbacks *cb, void *arg, stru
 	p->supplier_timer = evtimer_new(sup->base, supplier_timer_cb, p);
 	*out = p;
 	sup->pool = p;
-	spawn_supplier(p);
+	supplier_start(p);
 	wait_for_supplier(p);
 	fork_server_start(p);
 	for (int i = 0; i < p->nslots; i++)
@@ -1047,10 +714,7 @@ void pool_free(struct pool *p)
 		slot_free(p->spare);
 		free(p->spare);
 	}
-	if (p->fs_ev != NULL)
-		event_free(p->fs_ev);
-	if (p->fs_fd >= 0)
-		close(p->fs_fd);
+	fork_server_close(p);
 	event_free(p->supplier_timer);
 	if (p->kill_timer != NULL)
 		event_free(p->kill_timer);
@@ -1060,61 +724,13 @@ void pool_free(struct pool *p)
 
 /* Gives a's worker to b and b's to a: the pid, the channel, a fork still
  * on its way and the spawn times belong to the worker, not to the slot. */
-static void swap_workers(struct slot *a, struct slot *b)
-{
-	struct slot t = *a;
-
-	a->pid = b->pid;
-	a->pid_pending = b->pid_pending;
-	a->spawn_token = b->spawn_token;
-	a->bev = b->bev;
-	a->dec = b->dec;
-	a->hist.spawned_at = b->hist.spawned_at;
-	a->hist.ready_at = b->hist.ready_at;
-	a->expected_exit = b->expected_exit;
-	a->cause = b->cause;
-	b->pid = t.pid;
-	b->pid_pending = t.pid_pending;
-	b->spawn_token = t.spawn_token;
-	b->bev = t.bev;
-	b->dec = t.dec;
-	b->hist.spawned_at = t.hist.spawned_at;
-	b->hist.ready_at = t.hist.ready_at;
-	b->expected_exit = t.expected_exit;
-	b->cause = t.cause;
-	if (a->bev != NULL)
-		bufferevent_setcb(a->bev, slot_read_cb, NULL, slot_event_cb, a);
-	if (b->bev != NULL)
-		bufferevent_setcb(b->bev, slot_read_cb, NULL, slot_event_cb, b);
-}
-
+/* A slot with a ready worker, or one that takes the spare's. */
 static struct slot *idle_slot(struct pool *p)
 {
-	struct slot *sp = p->spare;
-
 	for (int i = 0; i < p->nslots; i++)
 		if (p->slots[i].state == SLOT_READY)
 			return &p->slots[i];
-	/* A slot still waiting for its new worker (the spare was not ready
-	 * when its last one died) takes the spare's if that one is ready
-	 * first; the spare then waits for the new one instead. */
-	if (sp == NULL || sp->state != SLOT_READY || sp->bev == NULL)
-		return NULL;
-	for (int i = 0; i < p->nslots; i++) {
-		struct slot *sl = &p->slots[i];
-
-		if (sl->state != SLOT_SPAWNING)
-			continue;
-		swap_workers(sl, sp);
-		evtimer_del(sl->timer);
-		slot_on(sl, SE_READY);
-		sp->state = SLOT_SPAWNING; /* its worker is sl's new one */
-		timer_in(sp->timer, POOL_READY_TIMEOUT_MS);
-		log_debug("worker taken from the spare", "slot=%d worker_pid=%ld", sl->index,
-		          (long)sl->pid);
-		return sl;
-	}
-	return NULL;
+	return spare_trade(p);
 }
 
 int pool_idle(struct pool *p)
@@ -1185,27 +801,6 @@ static void describe_exit(int status, char *buf, size_t len)
  * third of a slot's time when a tenth of the attempts kill their worker);
  * then a new spare starts. Only for a death that would respawn at once: a
  * slot in backoff (a crash loop) waits as before. */
-static int adopt_spare(struct pool *p, struct slot *sl)
-{
-	struct slot *sp = p->spare;
-
-	if (sp == NULL || sl == sp || sp->state != SLOT_READY || sp->bev == NULL)
-		return 0;
-	swap_workers(sl, sp); /* sp gets the dead worker's empty place */
-	sl->expected_exit = 0;
-	sl->close_reason[0] = '\0';
-	sl->cause = DEATH_UNEXPECTED;
-	sl->spawns++;
-	sl->restarts++;
-	slot_on(sl, SE_SPAWN);
-	slot_on(sl, SE_READY);
-	log_debug("worker taken from the spare", "slot=%d worker_pid=%ld", sl->index,
-	          (long)sl->pid);
-	sp->state = SLOT_EMPTY; /* its worker now belongs to sl */
-	slot_spawn(sp);
-	return 1;
-}
-
 static void slot_exited(struct pool *p, struct slot *sl, int status)
 {
 	char how[128], reason[256], task[700];
@@ -1246,7 +841,7 @@ static void slot_exited(struct pool *p, struct slot *sl, int status)
 			          "");
 		return;
 	}
-	if (delay == 0 && adopt_spare(p, sl))
+	if (delay == 0 && spare_adopt(p, sl))
 		return;
 	log_debug("worker respawn scheduled", "slot=%d delay_ms=%lld", sl->index, (long long)delay);
 	timer_in(sl->timer, delay);
@@ -1265,7 +860,7 @@ static void supplier_exited(struct pool *p, int status)
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == IDEM_EXIT_FAULT) {
 		log_info("supplier died as planned (injected fault); respawning", "");
-		spawn_supplier(p);
+		supplier_start(p);
 		return;
 	}
 	/* A supplier that cannot start (its ledger unreadable, its socket
@@ -1273,11 +868,12 @@ static void supplier_exited(struct pool *p, int status)
 	 * slot, it gives up after a burst of deaths. */
 	delay = slot_respawn_delay(&p->supplier_hist, clock_mono_ms(), 0);
 	if (delay < 0) {
-		log_error("the supplier gave up: too many deaths in a row; supplier_order attempts "
-		          "fail and retry until idem-supervisor is restarted with the cause fixed "
-		          "(see the supplier's log lines above: SUPPLIER_DATABASE, SUPPLIER_SOCKET)",
-		          "deaths=%d window_ms=%d last=\"%s\"", POOL_BURST_DEATHS,
-		          POOL_BURST_WINDOW_MS, how);
+		log_error(
+		    "the supplier gave up: too many deaths in a row; supplier_order attempts "
+		    "fail and retry until idem-supervisor is restarted with the cause fixed "
+		    "(see the supplier's log lines above: SUPPLIER_DATABASE, SUPPLIER_SOCKET)",
+		    "deaths=%d window_ms=%d last=\"%s\"", POOL_BURST_DEATHS, POOL_BURST_WINDOW_MS,
+		    how);
 		return;
 	}
 	log_warn("supplier exited; respawning", "how=\"%s\" delay_ms=%lld", how, (long long)delay);
@@ -1343,12 +939,7 @@ void pool_stop(struct pool *p, int64_t kill_after_ms)
 {
 	p->stopping = 1;
 	fork_server_collect(p); /* the pids of the forks already answered */
-	if (p->fs_fd >= 0) {
-		event_free(p->fs_ev);
-		p->fs_ev = NULL;
-		close(p->fs_fd); /* EOF: the fork server exits */
-		p->fs_fd = -1;
-	}
+	fork_server_close(p);   /* EOF: the fork server exits */
 	for (uint32_t i = 0; i <= (uint32_t)p->nslots; i++) {
 		struct slot *sl = slot_by_index(p, i);
 

@@ -1,6 +1,7 @@
 /* pool.h — the worker slot table: spawn, ready, busy, backoff, reap, the
  * channels' frames, the spare worker, and the supplier child. Owns the
- * worker processes and their channels. */
+ * worker processes and their channels. pool.c, spawn.c and spare.c
+ * implement it, sharing pool_internal.h. */
 #ifndef IDEM_POOL_H
 #define IDEM_POOL_H
 
@@ -26,13 +27,16 @@ enum slot_state {
 };
 
 enum slot_event {
-	SE_SPAWN,   /* fork+exec done */
-	SE_READY,   /* ready frame */
-	SE_ASSIGN,  /* a task was sent */
-	SE_DONE,    /* its result came back */
-	SE_CLOSE,   /* channel error/EOF, timeout kill, or shutdown */
-	SE_EXIT,    /* reaped */
-	SE_GIVE_UP, /* too many deaths in the window */
+	SE_SPAWN,     /* a worker started: asked of the fork server, or posix_spawn */
+	SE_READY,     /* ready frame */
+	SE_ASSIGN,    /* a task was sent */
+	SE_DONE,      /* its result came back */
+	SE_CLOSE,     /* channel error/EOF, timeout kill, or shutdown */
+	SE_EXIT,      /* reaped */
+	SE_GIVE_UP,   /* too many deaths in the window */
+	SE_ADOPT,     /* took the spare's ready worker, its own dead or not ready yet */
+	SE_HAND_OVER, /* the spare: gave its ready worker to a slot whose worker died */
+	SE_TRADE,     /* the spare: gave its ready worker for a slot's starting one */
 	SE_NEVENTS
 };
 
@@ -75,9 +79,9 @@ const char *death_cause_name(enum death_cause c);
 
 /* What the pool counts. */
 struct pool_stats {
-	int64_t spawns;                   /* workers forked */
-	int64_t deaths[DEATH_NCAUSES];    /* workers reaped, by cause */
-	struct histogram_set activity;    /* task frame sent -> result, by activity */
+	int64_t spawns;                /* workers started (the spare's included) */
+	int64_t deaths[DEATH_NCAUSES]; /* workers reaped, by cause */
+	struct histogram_set activity; /* task frame sent -> result, by activity */
 };
 
 /* Why an attempt ended without a result. */

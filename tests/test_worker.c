@@ -1,5 +1,5 @@
 /* test_worker.c — the real idem-worker, started like idem-supervisor's
- * pool does (fork+exec, one end of a socketpair as descriptor 3) against a
+ * pool's posix_spawn does (one end of a socketpair as descriptor 3) against a
  * temporary app DB seeded 123456:1000 and a real idem-supplier, driven
  * with frames: the ready frame, a plain attempt, each fault plan carried
  * out (kills at every crash point, errors, a delay, supplier faults), the
@@ -70,7 +70,7 @@ static void supplier_start(struct fx *f)
 }
 
 /* The child of worker_start: the log as stdout and stderr, the channel
- * as descriptor 3 without CLOEXEC (supervisor/pool.c's exec_child). */
+ * as descriptor 3 without CLOEXEC, as spawn() in supervisor/spawn.c does). */
 static _Noreturn void exec_worker(struct fx *f, char *const argv[], int channel)
 {
 	int log = open(f->worker_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

@@ -248,7 +248,7 @@ static void supplier_start(struct fx *f)
 }
 
 /* The child of worker_start: the log as stdout and stderr, the channel
- * as descriptor 3 without CLOEXEC (supervisor/pool.c's exec_child). */
+ * as descriptor 3 without CLOEXEC, as spawn() in supervisor/spawn.c does). */
 static _Noreturn void exec_worker(const char *log_path, char *const argv[], int channel)
 {
 	int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
