@@ -43,13 +43,13 @@ static const char usage_commands[] =
 /* After the app's commands; %s is SOCKET. */
 static const char usage_tail[] =
     "  check [--offline] [--wait SECONDS]\n"
-    "                   verify that nothing was lost or applied twice and that\n"
-    "                   the stocks add up (see the supervisor's GET /v1/check);\n"
+    "                   verify that nothing was lost or applied twice, and the\n"
+    "                   app's own invariants (the supervisor's GET /v1/check);\n"
     "                   workflows still running are listed, and the verdict is\n"
     "                   final only once none runs: --wait first waits for that\n"
-    "                   (as wait --all); --offline reads DATABASE,\n"
-    "                   STATE_DATABASE and SUPPLIER_DATABASE itself (--database\n"
-    "                   PATH, ...)\n"
+    "                   (as wait --all); --offline reads STATE_DATABASE,\n"
+    "                   DATABASE and the app's other databases itself\n"
+    "                   (--database PATH, ...)\n"
     "Every command accepts --namespace NS (default: NAMESPACE; list: all).\n"
     "\n"
     "Options (before the command):\n"

@@ -37,12 +37,10 @@ static const struct config_key keys[] = {
      "the namespace workflows are started in"},
     {"TASKQUEUE", "inventory-task-queue", "1..127 characters of A-Z a-z 0-9 _ . -",
      "the task queue this supervisor's workers serve; a start naming another is refused"},
-    {"DATABASE", "run/inventory.db", "a file path", "the app database: products, orders, restocks"},
+    {"DATABASE", "run/inventory.db", "a file path",
+     "the app database: the tables the app's activities change"},
     {"STATE_DATABASE", "run/state.db", "a file path",
      "the state database: workflows, steps, events"},
-    {"SUPPLIER_DATABASE", "run/supplier.db", "a file path", "the supplier's ledger"},
-    {"SUPPLIER_SOCKET", "run/supplier.sock", "a Unix socket path of at most 107 bytes",
-     "the supplier service's HTTP socket"},
     {"SYNC", "full", "full|normal",
      "durability of the state and app DBs: full survives power loss, normal a process crash"},
     {"WORKERS", "2", "1..256",
@@ -98,7 +96,8 @@ static const struct config_key keys[] = {
     {"FAULT_DELAY_RATE", "0", "0..1",
      "share of attempts that sleep past START_TO_CLOSE_TIMEOUT and are killed"},
     {"FAULT_SUPPLIER_RATE", "0", "0..1",
-     "share of supplier_order attempts whose supplier answers 503, or records and dies"},
+     "share of the attempts that call the app's outside service (its peer) whose peer answers "
+     "503, or records and dies"},
     {"FAULT_ACTIVITIES", "", "\"\" (all) or a comma list of activity names",
      "the activities faults may hit"},
     {"FAULT_MAX_ATTEMPT", "0", "0 (any) or 1..1000000",
@@ -154,8 +153,6 @@ static const struct key_spec specs[] = {
     {K_NAME, FIELD(taskqueue), 0, 0, 0},
     {K_PATH, FIELD(database), 0, 0, 0},
     {K_PATH, FIELD(state_database), 0, 0, 0},
-    {K_PATH, FIELD(supplier_database), 0, 0, 0},
-    {K_SOCKET, FIELD(supplier_socket), 0, 0, 0},
     {K_SYNC, FIELD(sync), 0, 0, 0},
     {K_INT, FIELD(workers), 1, 256, 0},
     {K_INT, FIELD(spare_worker), 0, 1, 0},
@@ -702,8 +699,18 @@ static int set_app_text(struct idem_config *c, const struct setting *s)
 {
 	const struct config_app_key *d = app_defs[s->spec->app - 1];
 	char msg[MSG_MAX] = "";
+	size_t len = strlen(s->value);
 	const char *v;
 
+	if (d->kind == CONFIG_APP_SOCKET && len > SUN_PATH_LIMIT)
+		return fail(s,
+		            "is %zu bytes long, over the Unix socket path limit of %zu bytes; "
+		            "choose a shorter path (a relative one, or one under /tmp)",
+		            len, SUN_PATH_LIMIT);
+	if (d->kind != CONFIG_APP_TEXT && len == 0)
+		return fail(s, "is empty (allowed: %s)", s->key->allowed);
+	if (d->kind != CONFIG_APP_TEXT && len >= CONFIG_PATH_MAX)
+		return fail(s, "is too long (%zu bytes, limit %d)", len, CONFIG_PATH_MAX - 1);
 	if (d->check != NULL && d->check(s->value, msg, sizeof(msg)) != 0)
 		return fail(s, "%s", msg);
 	v = intern(s->value);
@@ -967,7 +974,8 @@ int config_load_file(struct idem_config *c, const char *path, int required, char
 
 /* An empty environment variable counts as unset (shells and compose files
  * often export KEY= by accident), except for the keys where "" is itself a
- * valid value: HTTP_LISTEN ("" = off) and SEED_STOCK ("" = no products). */
+ * valid value: HTTP_LISTEN ("" = off) and an app's key that says so
+ * (empty_ok). */
 static int empty_is_value(const struct key_spec *spec)
 {
 	return spec->kind == K_LISTEN || (spec->app && app_defs[spec->app - 1]->empty_ok);
@@ -1037,6 +1045,20 @@ int64_t config_int(const struct idem_config *c, const char *key)
 
 	assert(v != NULL);
 	return v != NULL ? v->i : 0;
+}
+
+int config_format(const struct idem_config *c, const char *key, char *buf, size_t len)
+{
+	int i = key_index(key);
+	const struct config_app_value *v = app_value(c, key);
+
+	if (v == NULL)
+		return -1;
+	if (all_specs[i].kind == K_I64)
+		snprintf(buf, len, "%lld", (long long)v->i);
+	else
+		snprintf(buf, len, "%s", v->text != NULL ? v->text : "");
+	return 0;
 }
 
 const char *config_text(const struct idem_config *c, const char *key)

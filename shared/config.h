@@ -31,11 +31,8 @@ struct idem_config {
 	char http_listen[CONFIG_NAME_MAX]; /* HTTP_LISTEN: optional loopback host:port, "" = off */
 	char namespace_[CONFIG_NAME_MAX];  /* NAMESPACE */
 	char taskqueue[CONFIG_NAME_MAX];   /* TASKQUEUE */
-	char database[CONFIG_PATH_MAX];    /* DATABASE: the app DB (products, orders, restocks) */
+	char database[CONFIG_PATH_MAX];    /* DATABASE: the app DB (its tables are the app's) */
 	char state_database[CONFIG_PATH_MAX];    /* STATE_DATABASE: workflows, steps, events */
-	char supplier_database[CONFIG_PATH_MAX]; /* SUPPLIER_DATABASE: the supplier's ledger */
-	char
-	    supplier_socket[CONFIG_PATH_MAX]; /* SUPPLIER_SOCKET: the supplier's HTTP Unix socket */
 	int sync;                  /* SYNC: 0 full, 1 normal (the values of enum db_sync) */
 	int workers;               /* WORKERS: 1..256 */
 	int spare_worker;          /* SPARE_WORKER: 0|1 */
@@ -97,7 +94,12 @@ const struct config_key *config_keys(size_t *n);
 /* A key an app adds (shared/idem_app.h): an integer in lo..hi, or text
  * that check() accepts (NULL: any), quoted in messages when quote, ""
  * a value (not unset) in the environment when empty_ok. */
-enum config_app_kind { CONFIG_APP_INT, CONFIG_APP_TEXT };
+enum config_app_kind {
+	CONFIG_APP_INT,    /* an integer in lo..hi */
+	CONFIG_APP_TEXT,   /* any text check() accepts */
+	CONFIG_APP_PATH,   /* a file path: not empty, under CONFIG_PATH_MAX */
+	CONFIG_APP_SOCKET, /* a Unix socket path: also within sun_path */
+};
 
 struct config_app_key {
 	const char *name;
@@ -121,6 +123,9 @@ int config_add_keys(const struct config_app_key *keys, char *err, size_t errlen)
 /* The value of an app's key (it must have been added). */
 int64_t config_int(const struct idem_config *c, const char *key);
 const char *config_text(const struct idem_config *c, const char *key);
+/* The value of an app's key as text (for a child's flags). Returns 0, or
+ * -1 when key is not an app's. */
+int config_format(const struct idem_config *c, const char *key, char *buf, size_t len);
 
 /* Whether s is 1..max characters of A-Z a-z 0-9 _ . - (names, ids). */
 int config_valid_name(const char *s, size_t max);

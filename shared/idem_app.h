@@ -250,8 +250,6 @@ const char *idem_check_col(sqlite3_stmt *st, int i);
  * empty one when it is not an array. */
 json_t *idem_check_col_array(sqlite3_stmt *st, int i);
 
-/* ---- the app ------------------------------------------------------------ */
-
 /* ---- the app's own endpoints ------------------------------------------------ */
 
 /* An endpoint of the control API that the app serves: path is
@@ -267,6 +265,23 @@ struct idem_app_route {
 	int (*handle)(sqlite3 *db, const char *arg, const json_t *body, json_t **reply, char *err,
 	              size_t errlen);
 };
+
+/* ---- the app's helper process ------------------------------------------------ */
+
+/* A process the supervisor runs for the app beside the workers (the
+ * inventory's supplier): started with the pool, given the app's keys it
+ * names as flags (plus --env=/dev/null, --max-body and the log flags),
+ * respawned when it dies (at once after a planned death, exit
+ * IDEM_EXIT_FAULT), given up after a burst of unexpected deaths like a
+ * worker slot. */
+struct idem_helper {
+	const char *name;         /* in logs: "supplier" */
+	const char *program;      /* beside idem-supervisor: "idem-supplier" */
+	const char *const *keys;  /* the app's keys it is given, NULL-ended */
+	const char *socket_key;   /* the Unix socket it serves, waited for at start-up */
+};
+
+/* ---- the app ------------------------------------------------------------ */
 
 /* The lists end with an entry whose name (path) is NULL. */
 struct idem_app {
@@ -297,6 +312,11 @@ struct idem_app {
 	const struct idem_check_total_label *check_total_labels;
 	int (*check_totals)(struct idem_check *c);
 	int (*check)(struct idem_check *c);
+	/* Its helper process (NULL: none), and the key whose value is its
+	 * activities' outside service, their env->peer (NULL: none). Every
+	 * key of the app reaches the workers as a flag. */
+	const struct idem_helper *helper;
+	const char *peer_key;
 };
 
 #endif

@@ -31,7 +31,7 @@ _Static_assert(FAULT_NPOINTS == CONFIG_FAULT_POINTS, "config and fault planner d
 static const char usage[] =
     "usage: idem-supervisor [--env FILE] [--key VALUE ...] [--seed N]\n"
     "\n"
-    "Runs idem: a pool of idem-worker processes, the supplier stand-in, the\n"
+    "Runs idem: a pool of idem-worker processes, the app's helper process, the\n"
     "state DB and the control API. Every configuration key can be given as a\n"
     "flag (WORKERS as --workers 4); flags override the environment, which\n"
     "overrides the .env file (default ./.env; see .env-dist). --seed N is\n"
@@ -67,7 +67,7 @@ static void print_usage(FILE *out)
 	      out);
 }
 
-/* The directory of our own executable: idem-worker and idem-supplier live
+/* The directory of our own executable: idem-worker and the app's helper live
  * beside it. */
 static int find_bindir(char *out, size_t len, char *err, size_t errlen)
 {
@@ -243,14 +243,15 @@ static int sync_previous_run(struct sup *sup, char *err, size_t errlen)
 	return IDEM_EXIT_OK;
 }
 
-/* Opens the two databases the supervisor uses, and checks the one only the
- * supplier opens, each error naming its key. */
+/* Opens the two databases the supervisor uses, and checks the ones only
+ * the app's helper opens (the app's dbs), each error naming its key. */
 static int open_dbs(struct sup *sup, char *err, size_t errlen)
 {
 	const struct idem_config *c = &sup->cfg;
 
-	if (db_probe(c->supplier_database, err, errlen) != 0)
-		return db_key_fail("SUPPLIER_DATABASE", c->supplier_database, err, errlen);
+	for (const struct idem_app_db *d = sup->app->dbs; d != NULL && d->schema != NULL; d++)
+		if (db_probe(d->path(c), err, errlen) != 0)
+			return db_key_fail(d->key, d->path(c), err, errlen);
 	if (sup->app->open_db(c->database, (enum db_sync)c->sync, c, &sup->appdb, err, errlen) != 0)
 		return db_key_fail("DATABASE", c->database, err, errlen);
 	if (store_open(c->state_database, (enum db_sync)c->sync,

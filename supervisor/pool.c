@@ -7,10 +7,11 @@
  * slot_respawn_delay(). A slot runs one attempt at a time, whose owner
  * hears of its end at most once: a result or a loss. With SPARE_WORKER, one
  * more worker waits ready, as slot nslots, for a slot to take over
- * (spare.c). The supplier stand-in is a child too, respawned after a
- * second. */
+ * (spare.c). The app's helper process (the inventory's supplier) is a
+ * child too, respawned after a second. */
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "clock.h"
 #include "exitcodes.h"
 #include "frame.h"
+#include "idem_app.h"
 #include "log.h"
 #include "msg.h"
 #include "pool.h"
@@ -32,8 +34,8 @@
 #include "sup.h"
 #include "timer.h"
 
-#define SUPPLIER_RESPAWN_MS 1000
-#define SUPPLIER_START_WAIT_MS 3000
+#define HELPER_RESPAWN_MS 1000
+#define HELPER_START_WAIT_MS 3000
 /* A worker reads its task frame at once. One that lets the supervisor's
  * output sit unsent this long has stopped reading: it is killed, and its
  * attempt retried. Nor is more than two frames' worth ever queued to one
@@ -590,38 +592,58 @@ int pool_send(struct pool *p, int i, int64_t task_id, json_t *msg)
 
 /* ---- the pool ------------------------------------------------------------- */
 
-/* The supplier's lifecycle: started at start-up, respawned when it dies
- * (after a second, at once after a planned death), given up after a burst
- * of deaths like a worker slot. */
-static void supplier_start(struct pool *p)
+/* The app's helper (struct idem_helper: the inventory's supplier):
+ * started with the pool, respawned when it dies (after a second, at once
+ * after a planned death), given up after a burst of deaths like a worker
+ * slot. Its log lines name it. */
+static void helper_log(int level, const struct pool *p, const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void helper_log(int level, const struct pool *p, const char *what, const char *fmt, ...)
+{
+	char msg[256], fields[512];
+	va_list ap;
+
+	const char *at = strstr(what, "{}");
+
+	/* what names the helper where it says {} */
+	snprintf(msg, sizeof(msg), "%.*s%s%s", at != NULL ? (int)(at - what) : (int)strlen(what),
+	         what, at != NULL ? p->sup->app->helper->name : "", at != NULL ? at + 2 : "");
+	va_start(ap, fmt);
+	vsnprintf(fields, sizeof(fields), fmt, ap);
+	va_end(ap);
+	log_at((enum log_level)level, msg, "%s", fields);
+}
+
+static void helper_start(struct pool *p)
 {
 	char path[600];
 
-	p->supplier_pid = spawn_supplier(p->sup, path, sizeof(path));
-	if (p->supplier_pid < 0) {
-		log_error("cannot start the supplier; retrying in 1 s", "path=%s error=\"%s\"",
-		          path, strerror(errno));
-		p->supplier_pid = 0;
-		timer_in(p->supplier_timer, SUPPLIER_RESPAWN_MS);
+	p->helper_pid = spawn_helper(p->sup, path, sizeof(path));
+	if (p->helper_pid < 0) {
+		helper_log(LOG_ERROR, p, "cannot start the {}; retrying in 1 s",
+		           "path=%s error=\"%s\"", path, strerror(errno));
+		p->helper_pid = 0;
+		timer_in(p->helper_timer, HELPER_RESPAWN_MS);
 		return;
 	}
-	p->supplier_hist.spawned_at = clock_mono_ms();
-	log_info("supplier spawned", "supplier_pid=%ld", (long)p->supplier_pid);
+	p->helper_hist.spawned_at = clock_mono_ms();
+	helper_log(LOG_INFO, p, "{} spawned", "%s_pid=%ld", p->sup->app->helper->name,
+	           (long)p->helper_pid);
 }
 
-static void supplier_timer_cb(evutil_socket_t fd, short what, void *arg)
+static void helper_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-	supplier_start(arg);
+	helper_start(arg);
 }
 
-/* At start-up only: give the supplier a moment to listen, so that the
- * first activities do not fail on a supplier that is still starting. A
- * supplier that is not up after that is what retries are for. */
-static void wait_for_supplier(struct pool *p)
+/* At start-up only: give the helper a moment to listen, so that the
+ * first activities do not fail on one that is still starting. One that
+ * is not up after that is what retries are for. */
+static void wait_for_helper(struct pool *p)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int64_t deadline = clock_mono_ms() + SUPPLIER_START_WAIT_MS;
-	const char *path = p->sup->cfg.supplier_socket;
+	int64_t deadline = clock_mono_ms() + HELPER_START_WAIT_MS;
+	const char *path = config_text(&p->sup->cfg, p->sup->app->helper->socket_key);
 
 	memcpy(sa.sun_path, path, strnlen(path, sizeof(sa.sun_path) - 1));
 	while (clock_mono_ms() < deadline) {
@@ -634,8 +656,8 @@ static void wait_for_supplier(struct pool *p)
 			return;
 		usleep(10000);
 	}
-	log_warn("the supplier is not listening yet; supplier_order attempts will retry",
-	         "socket=%s", path);
+	helper_log(LOG_WARN, p, "the {} is not listening yet; the attempts that need it will retry",
+	           "socket=%s", path);
 }
 
 static int check_program(const char *dir, const char *name, char *err, size_t errlen)
@@ -680,7 +702,8 @@ int pool_start(struct sup *sup, const struct pool_callbacks *cb, void *arg, stru
 	struct pool *p;
 
 	if (check_program(sup->bindir, "idem-worker", err, errlen) != 0 ||
-	    check_program(sup->bindir, "idem-supplier", err, errlen) != 0)
+	    (sup->app->helper != NULL &&
+	     check_program(sup->bindir, sup->app->helper->program, err, errlen) != 0))
 		return -1;
 	p = calloc(1, sizeof(*p));
 	p->sup = sup;
@@ -689,11 +712,14 @@ int pool_start(struct sup *sup, const struct pool_callbacks *cb, void *arg, stru
 	p->fs_fd = -1;
 	p->nslots = sup->cfg.workers;
 	p->slots = calloc((size_t)p->nslots, sizeof(*p->slots));
-	p->supplier_timer = evtimer_new(sup->base, supplier_timer_cb, p);
+	p->helper_timer = evtimer_new(sup->base, helper_timer_cb, p);
 	*out = p;
 	sup->pool = p;
-	supplier_start(p);
-	wait_for_supplier(p);
+	if (sup->app->helper != NULL) {
+		helper_start(p);
+		if (sup->app->helper->socket_key != NULL)
+			wait_for_helper(p);
+	}
 	fork_server_start(p);
 	for (int i = 0; i < p->nslots; i++)
 		slot_init(sup, &p->slots[i], i);
@@ -715,7 +741,7 @@ void pool_free(struct pool *p)
 		free(p->spare);
 	}
 	fork_server_close(p);
-	event_free(p->supplier_timer);
+	event_free(p->helper_timer);
 	if (p->kill_timer != NULL)
 		event_free(p->kill_timer);
 	free(p->slots);
@@ -847,37 +873,38 @@ static void slot_exited(struct pool *p, struct slot *sl, int status)
 	timer_in(sl->timer, delay);
 }
 
-static void supplier_exited(struct pool *p, int status)
+static void helper_exited(struct pool *p, int status)
 {
 	char how[128];
 	int64_t delay;
 
 	describe_exit(status, how, sizeof(how));
-	p->supplier_pid = 0;
+	p->helper_pid = 0;
 	if (p->stopping) {
-		log_info("supplier exited", "how=\"%s\"", how);
+		helper_log(LOG_INFO, p, "{} exited", "how=\"%s\"", how);
 		return;
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == IDEM_EXIT_FAULT) {
-		log_info("supplier died as planned (injected fault); respawning", "");
-		supplier_start(p);
+		helper_log(LOG_INFO, p, "{} died as planned (injected fault); respawning", "%s", "");
+		helper_start(p);
 		return;
 	}
-	/* A supplier that cannot start (its ledger unreadable, its socket
+	/* A helper that cannot start (its database unreadable, its socket
 	 * taken) would be respawned every second forever: like a worker
 	 * slot, it gives up after a burst of deaths. */
-	delay = slot_respawn_delay(&p->supplier_hist, clock_mono_ms(), 0);
+	delay = slot_respawn_delay(&p->helper_hist, clock_mono_ms(), 0);
 	if (delay < 0) {
-		log_error(
-		    "the supplier gave up: too many deaths in a row; supplier_order attempts "
-		    "fail and retry until idem-supervisor is restarted with the cause fixed "
-		    "(see the supplier's log lines above: SUPPLIER_DATABASE, SUPPLIER_SOCKET)",
-		    "deaths=%d window_ms=%d last=\"%s\"", POOL_BURST_DEATHS, POOL_BURST_WINDOW_MS,
-		    how);
+		helper_log(LOG_ERROR, p,
+		           "the {} gave up: too many deaths in a row; the attempts that need it fail "
+		           "and retry until idem-supervisor is restarted with the cause fixed (see "
+		           "its log lines above, and the app's keys it is given)",
+		           "deaths=%d window_ms=%d last=\"%s\"", POOL_BURST_DEATHS,
+		           POOL_BURST_WINDOW_MS, how);
 		return;
 	}
-	log_warn("supplier exited; respawning", "how=\"%s\" delay_ms=%lld", how, (long long)delay);
-	timer_in(p->supplier_timer, delay);
+	helper_log(LOG_WARN, p, "{} exited; respawning", "how=\"%s\" delay_ms=%lld", how,
+	           (long long)delay);
+	timer_in(p->helper_timer, delay);
 }
 
 void pool_reap(struct pool *p)
@@ -890,8 +917,8 @@ void pool_reap(struct pool *p)
 		 * reaped, its reply is in (read after the reap, not before: it
 		 * may have come in between). */
 		fork_server_collect(p);
-		if (pid == p->supplier_pid) {
-			supplier_exited(p, status);
+		if (pid == p->helper_pid) {
+			helper_exited(p, status);
 			continue;
 		}
 		for (uint32_t i = 0; i <= (uint32_t)p->nslots; i++) {
@@ -917,8 +944,8 @@ static void signal_children(struct pool *p, int sig)
 		kill(p->spare->pid, sig);
 	if (p->fs_pid > 0)
 		kill(p->fs_pid, sig);
-	if (p->supplier_pid > 0)
-		kill(p->supplier_pid, sig);
+	if (p->helper_pid > 0)
+		kill(p->helper_pid, sig);
 }
 
 /* Shutdown escalates like nginx's: the closed channel asks each worker to
@@ -954,9 +981,9 @@ void pool_stop(struct pool *p, int64_t kill_after_ms)
 		if (sl->state != SLOT_STOPPING && slot_next(sl->state, SE_CLOSE) >= 0)
 			slot_on(sl, SE_CLOSE);
 	}
-	evtimer_del(p->supplier_timer);
-	if (p->supplier_pid > 0)
-		kill(p->supplier_pid, SIGTERM);
+	evtimer_del(p->helper_timer);
+	if (p->helper_pid > 0)
+		kill(p->helper_pid, SIGTERM);
 	p->kill_after_ms = kill_after_ms;
 	p->kill_timer = evtimer_new(p->sup->base, kill_timer_cb, p);
 	timer_in(p->kill_timer, kill_after_ms / 2);
@@ -964,7 +991,7 @@ void pool_stop(struct pool *p, int64_t kill_after_ms)
 
 int pool_children(const struct pool *p)
 {
-	int n = (p->supplier_pid > 0) + (p->spare != NULL && p->spare->pid > 0) + (p->fs_pid > 0);
+	int n = (p->helper_pid > 0) + (p->spare != NULL && p->spare->pid > 0) + (p->fs_pid > 0);
 
 	for (int i = 0; i < p->nslots; i++)
 		n += p->slots[i].pid > 0;
@@ -996,6 +1023,7 @@ const char *death_cause_name(enum death_cause c)
 
 json_t *pool_json(const struct pool *p)
 {
+	char helper[80];
 	json_t *slots = json_array();
 	int64_t now = clock_mono_ms();
 
@@ -1014,12 +1042,15 @@ json_t *pool_json(const struct pool *p)
 			                              (json_int_t)(now - sl->started_at)));
 		json_array_append_new(slots, o);
 	}
+	/* The helper's pid as "<its name>_pid" (the inventory: supplier_pid). */
+	snprintf(helper, sizeof(helper), "%s_pid",
+	         p->sup->app->helper != NULL ? p->sup->app->helper->name : "helper");
 	return json_pack(
 	    "{s:o, s:o, s:I, s:I, s:i}", "slots", slots, "spare",
 	    p->spare != NULL
 	        ? json_pack("{s:s, s:I, s:i}", "state", slot_state_name(p->spare->state), "pid",
 	                    (json_int_t)p->spare->pid, "spawns", p->spare->spawns)
 	        : json_null(),
-	    "supplier_pid", (json_int_t)p->supplier_pid, "fork_server_pid",
+	    helper, (json_int_t)p->helper_pid, "fork_server_pid",
 	    (json_int_t)(p->fs_fd >= 0 ? p->fs_pid : 0), "restarts", pool_total_restarts(p));
 }

@@ -72,9 +72,9 @@ struct pool {
 	struct event *fs_ev;  /* its replies are readable */
 	uint64_t fs_requests; /* fork requests made: the next one's token */
 	pid_t fs_pid;         /* the fork server, until reaped (0: none) */
-	pid_t supplier_pid;
-	struct slot_history supplier_hist; /* its deaths: a crash loop gives up */
-	struct event *supplier_timer;
+	pid_t helper_pid;
+	struct slot_history helper_hist; /* its deaths: a crash loop gives up */
+	struct event *helper_timer;
 	struct event *kill_timer;
 	int64_t kill_after_ms;
 	int stop_stage;
@@ -102,9 +102,9 @@ void slot_bind_channel(struct slot *sl);
 
 /* ---- spawn.c ---- */
 
-/* Starts the supplier; path gets its program's path. Its pid, or -1 with
- * errno. */
-pid_t spawn_supplier(struct sup *sup, char *path, size_t pathlen);
+/* Starts the app's helper (sup->app->helper); path gets its program's
+ * path. Its pid, or -1 with errno. */
+pid_t spawn_helper(struct sup *sup, char *path, size_t pathlen);
 /* Starts a worker for sl (the fork server's, or with posix_spawn); on a
  * failure, logs it and tries again in a second. */
 void spawn_worker(struct slot *sl);

@@ -1,4 +1,4 @@
-/* spawn.c — how the pool's children are started: the supplier with
+/* spawn.c — how the pool's children are started: the app's helper with
  * posix_spawn; a worker by the fork server (idem-worker --fork-server,
  * worker/main.c), or with posix_spawn while the fork server is off. A
  * child gets its channel as fd 3 and no other descriptor of the
@@ -22,11 +22,14 @@
 
 #include "clock.h"
 #include "forkserver.h"
+#include "idem_app.h"
 #include "log.h"
 #include "pool_internal.h"
 #include "store.h"
 #include "sup.h"
 #include "timer.h"
+
+#define SPAWN_KEYS_MAX 16 /* an app's keys a child is given as flags */
 
 #define CHANNEL_FD 3
 /* How long the fork server has to say hello at start-up. */
@@ -82,26 +85,55 @@ static pid_t spawn(const char *path, char **argv, int channel)
 	return pid;
 }
 
-pid_t spawn_supplier(struct sup *sup, char *path, size_t pathlen)
+/* Appends "--flag=VALUE" for the app's key to argv[*n] (the text in
+ * buf, of len bytes). */
+static void key_flag(const struct idem_config *c, const char *key, char *buf, size_t len,
+                     char **argv, int *n)
+{
+	char flag[CONFIG_NAME_MAX], value[CONFIG_PATH_MAX];
+
+	if (config_format(c, key, value, sizeof(value)) != 0)
+		return;
+	config_flag_name(key, flag, sizeof(flag));
+	snprintf(buf, len, "--%s=%s", flag, value);
+	argv[(*n)++] = buf;
+}
+
+/* Every key of the app as "--flag=VALUE" from argv[n] on, so that its
+ * activities read the supervisor's values; returns the new count. The
+ * texts live until the next call (the spawn has copied them). */
+static int app_key_flags(const struct idem_config *c, const struct idem_app *app, char **argv,
+                         int n)
+{
+	static char flags[SPAWN_KEYS_MAX][CONFIG_PATH_MAX + CONFIG_NAME_MAX + 4];
+	int k = 0;
+
+	for (const struct config_app_key *d = app->keys; d != NULL && d->name != NULL &&
+	                                                 k < SPAWN_KEYS_MAX;
+	     d++, k++)
+		key_flag(c, d->name, flags[k], sizeof(flags[k]), argv, &n);
+	return n;
+}
+
+pid_t spawn_helper(struct sup *sup, char *path, size_t pathlen)
 {
 	const struct idem_config *c = &sup->cfg;
-	char body[32];
-	char *argv[] = {"idem-supplier",
-	                "--env=/dev/null",
-	                "--supplier-database",
-	                (char *)c->supplier_database,
-	                "--supplier-socket",
-	                (char *)c->supplier_socket,
-	                "--max-body",
-	                body,
-	                "--log-level",
-	                (char *)config_log_level_name(c->log_level),
-	                c->log_format == LOG_FORMAT_JSON ? "--log-format=json"
-	                                                 : "--log-format=logfmt",
-	                NULL};
+	const struct idem_helper *h = sup->app->helper;
+	char body[32], flags[SPAWN_KEYS_MAX][CONFIG_PATH_MAX + CONFIG_NAME_MAX + 4];
+	char *argv[SPAWN_KEYS_MAX + 8];
+	int n = 0, nkeys = 0;
 
-	snprintf(path, pathlen, "%s/idem-supplier", sup->bindir);
-	snprintf(body, sizeof(body), "%zu", c->max_body);
+	snprintf(path, pathlen, "%s/%s", sup->bindir, h->program);
+	snprintf(body, sizeof(body), "--max-body=%zu", c->max_body);
+	argv[n++] = (char *)h->program;
+	argv[n++] = "--env=/dev/null";
+	for (const char *const *k = h->keys; *k != NULL && nkeys < SPAWN_KEYS_MAX; k++, nkeys++)
+		key_flag(c, *k, flags[nkeys], sizeof(flags[nkeys]), argv, &n);
+	argv[n++] = body;
+	argv[n++] = "--log-level";
+	argv[n++] = (char *)config_log_level_name(c->log_level);
+	argv[n++] = c->log_format == LOG_FORMAT_JSON ? "--log-format=json" : "--log-format=logfmt";
+	argv[n] = NULL;
 	return spawn(path, argv, -1);
 }
 
@@ -120,8 +152,7 @@ static int worker_argv(struct sup *sup, char *path, size_t pathlen, char *frame,
 	argv[n++] = "--env=/dev/null";
 	argv[n++] = "--database";
 	argv[n++] = (char *)c->database;
-	argv[n++] = "--supplier-socket";
-	argv[n++] = (char *)c->supplier_socket;
+	n = app_key_flags(c, sup->app, argv, n);
 	argv[n++] = "--max-frame";
 	argv[n++] = frame;
 	argv[n++] = "--log-level";
@@ -256,7 +287,7 @@ static int wait_readable(int fd)
 
 void fork_server_start(struct pool *p)
 {
-	char path[600], frame[32], hello[64], *argv[26];
+	char path[600], frame[32], hello[64], *argv[26 + SPAWN_KEYS_MAX];
 	int sv[2], n;
 	ssize_t got;
 
@@ -303,7 +334,7 @@ static int fork_server_spawn(struct pool *p, struct slot *sl, int channel)
 void spawn_worker(struct slot *sl)
 {
 	struct sup *sup = sl->sup;
-	char path[600], frame[32], *argv[26];
+	char path[600], frame[32], *argv[26 + SPAWN_KEYS_MAX];
 	int sv[2];
 	pid_t pid = 0;
 

@@ -14,7 +14,10 @@
 #      (apps/<name>/*.h) or apps/apps.h;
 #   4. the headers include each other in a cycle (the cycle is printed);
 #   5. a supervisor/ file reaches, directly or through headers, a header
-#      that FORBIDDEN below keeps from it (a loop between modules).
+#      that FORBIDDEN below keeps from it (a loop between modules);
+#   6. the code (not the comments) of shared/, supervisor/, worker/ or
+#      idemctl/ names an app's tables, activities, keys or fields
+#      (APP_WORDS below): apps plug in beside the engine.
 # "x.h" resolves as the build's include paths do: the including file's own
 # folder, then shared/, supervisor/, worker/, apps/; a name found nowhere
 # there is looked for in idemctl/ and apps/<name>/ last, so that a
@@ -267,4 +270,38 @@ function printgraph(   order, n, i, j, f, k, a, b, s) {
 		printf "  %-14s ->%s\n", a, (mout[a] == "" ? " nothing" : mout[a])
 	}
 }
-'
+' || status=$?
+
+# Rule 6: the engine's folders name none of an app's tables, activities,
+# config keys or fields in their code (comments may, as examples): the
+# words are the inventory app's, the one whose code lived there before it
+# moved to apps/inventory/. A new app's names go here too when a word of
+# theirs could leak into the engine.
+APP_WORDS='update_inventory|supplier_order|order_id|product_id|REORDER_THRESHOLD|REORDER_QUANTITY|SEED_STOCK|SUPPLIER_DATABASE|SUPPLIER_SOCKET|restocks|adjustments'
+leaks=$(find shared supervisor worker idemctl -name '*.[ch]' | sort | while read -r f; do
+	awk -v f="$f" -v words="$APP_WORDS" '
+	# drop /* ... */ comments (also over lines) and // ones, keep line numbers
+	{
+		line = $0; out = ""
+		while (line != "") {
+			if (inc) {
+				e = index(line, "*/")
+				if (e == 0) { line = ""; break }
+				line = substr(line, e + 2); inc = 0
+			} else {
+				b = index(line, "/*"); d = index(line, "//")
+				if (d > 0 && (b == 0 || d < b)) { out = out substr(line, 1, d - 1); line = ""; break }
+				if (b == 0) { out = out line; line = ""; break }
+				out = out substr(line, 1, b - 1); line = substr(line, b + 2); inc = 1
+			}
+		}
+		if (out ~ words) printf "%s:%d: %s\n", f, NR, out
+	}' "$f"
+done)
+if [ -n "$leaks" ]; then
+	printf '%s\n' "$leaks" | sed 's/^/layers: rule 6: an app'"'"'s name in the engine'"'"'s code: /'
+	status=1
+else
+	echo "layers: ok: rule 6, the engine's code names no app's tables, activities or keys"
+fi
+exit "${status:-0}"

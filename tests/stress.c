@@ -1237,9 +1237,13 @@ int main(int argc, char **argv)
 	{
 		char *st = fmt("%s/state.db", r->dir), *app = fmt("%s/inventory.db", r->dir);
 		char *sup = fmt("%s/supplier.db", r->dir);
-		struct idem_config cfg = {0};
+		static struct idem_config cfg;
 
-		snprintf(cfg.supplier_database, sizeof(cfg.supplier_database), "%s", sup);
+		if (apps_add_config_keys(err, sizeof(err)) != 0)
+			die("%s", err);
+		config_defaults(&cfg);
+		if (config_set(&cfg, "SUPPLIER_DATABASE", sup, err, sizeof(err)) != 0)
+			die("%s", err);
 		check = check_run(apps_find("inventory"), st, app, &cfg, err, sizeof(err));
 		free(st);
 		free(app);

@@ -173,9 +173,13 @@ static void seed_run(struct fx *f)
 static json_t *check_at(const char *state, const char *app, const char *ledger, char *err,
                         size_t errlen)
 {
-	struct idem_config cfg = {0};
+	static struct idem_config cfg;
 
-	snprintf(cfg.supplier_database, sizeof(cfg.supplier_database), "%s", ledger);
+	if (apps_add_config_keys(err, errlen) != 0)
+		return NULL;
+	config_defaults(&cfg);
+	if (config_set(&cfg, "SUPPLIER_DATABASE", ledger, err, errlen) != 0)
+		return NULL;
 	return check_run(apps_find("inventory"), state, app, &cfg, err, errlen);
 }
 

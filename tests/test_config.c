@@ -137,8 +137,8 @@ static void assert_config_equal(const struct idem_config *a, const struct idem_c
 	assert_string_equal(a->taskqueue, b->taskqueue);
 	assert_string_equal(a->database, b->database);
 	assert_string_equal(a->state_database, b->state_database);
-	assert_string_equal(a->supplier_database, b->supplier_database);
-	assert_string_equal(a->supplier_socket, b->supplier_socket);
+	assert_string_equal(config_text(a, "SUPPLIER_DATABASE"), config_text(b, "SUPPLIER_DATABASE"));
+	assert_string_equal(config_text(a, "SUPPLIER_SOCKET"), config_text(b, "SUPPLIER_SOCKET"));
 	assert_int_equal(a->sync, b->sync);
 	assert_int_equal(a->workers, b->workers);
 	assert_int_equal(config_int(a, "REORDER_THRESHOLD"), config_int(b, "REORDER_THRESHOLD"));
@@ -203,8 +203,8 @@ static void test_defaults(void **state)
 	assert_string_equal(c->taskqueue, "inventory-task-queue");
 	assert_string_equal(c->database, "run/inventory.db");
 	assert_string_equal(c->state_database, "run/state.db");
-	assert_string_equal(c->supplier_database, "run/supplier.db");
-	assert_string_equal(c->supplier_socket, "run/supplier.sock");
+	assert_string_equal(config_text(c, "SUPPLIER_DATABASE"), "run/supplier.db");
+	assert_string_equal(config_text(c, "SUPPLIER_SOCKET"), "run/supplier.sock");
 	assert_int_equal(c->workers, 2);
 	assert_int_equal(c->spare_worker, 1);
 	assert_int_equal(config_int(c, "REORDER_THRESHOLD"), 2);
@@ -233,8 +233,6 @@ static void test_key_table(void **state)
 	                                    "TASKQUEUE",
 	                                    "DATABASE",
 	                                    "STATE_DATABASE",
-	                                    "SUPPLIER_DATABASE",
-	                                    "SUPPLIER_SOCKET",
 	                                    "SYNC",
 	                                    "WORKERS",
 	                                    "SPARE_WORKER",
@@ -269,6 +267,8 @@ static void test_key_table(void **state)
 	                                    "FAULT_VFS",
 	                                    "LOG_FORMAT",
 	                                    /* the inventory app's */
+	                                    "SUPPLIER_DATABASE",
+	                                    "SUPPLIER_SOCKET",
 	                                    "REORDER_THRESHOLD",
 	                                    "REORDER_QUANTITY",
 	                                    "SEED_STOCK"};
@@ -471,7 +471,7 @@ static void test_names_and_paths(void **state)
 	                    "config: DATABASE=\"\" is empty (allowed: a file path)");
 	SET_FAILS(c, "STATE_DATABASE", "", "STATE_DATABASE=\"\" is empty");
 	SET_OK(c, "SUPPLIER_DATABASE", "/tmp/with space.db");
-	assert_string_equal(c->supplier_database, "/tmp/with space.db");
+	assert_string_equal(config_text(c, "SUPPLIER_DATABASE"), "/tmp/with space.db");
 }
 
 static void test_long_paths(void **state)
@@ -637,8 +637,8 @@ static void test_file_parsing(void **state)
 	assert_string_equal(f->c.taskqueue, "q1");
 	assert_string_equal(f->c.database, "/tmp/a b.db");
 	assert_string_equal(f->c.state_database, "/tmp/say \"hi\" \\ x\\n.db");
-	assert_string_equal(f->c.supplier_database, "/tmp/x#y.db");
-	assert_string_equal(f->c.supplier_socket, "/tmp/s \"q\".sock");
+	assert_string_equal(config_text(&f->c, "SUPPLIER_DATABASE"), "/tmp/x#y.db");
+	assert_string_equal(config_text(&f->c, "SUPPLIER_SOCKET"), "/tmp/s \"q\".sock");
 	assert_int_equal(f->c.log_level, LOG_DEBUG);
 	assert_int_equal(seeds_of(&f->c)->n, 0);
 	assert_string_equal(f->c.http_listen, "");
@@ -953,8 +953,6 @@ static const char *const not_default[] = {"transfer",
                                           "tq",
                                           "x.db",
                                           "xs.db",
-                                          "xp.db",
-                                          "xp.sock",
                                           "normal",
                                           "9",
                                           "0",
@@ -988,6 +986,8 @@ static const char *const not_default[] = {"transfer",
                                           "3",
                                           "target=app,op=sync,nth=2",
                                           "json",
+                                          "xp.db",
+                                          "xp.sock",
                                           "9",
                                           "9",
                                           "x:9"};

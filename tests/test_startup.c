@@ -21,6 +21,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "apps.h"
 #include "config.h"
 #include "httpc.h"
 #include "testutil.h"
@@ -474,10 +475,12 @@ static void test_supplier_crash_loop_gives_up(void **state)
 static void test_help_lists_accepted_flags(void **state)
 {
 	char *argv[] = {(char *)tu_bin("idem-supervisor"), "--help", NULL};
-	char *out = NULL, *line, *save = NULL;
-	size_t nkeys;
-	const struct config_key *keys = config_keys(&nkeys);
-	size_t seen = 0;
+	char *out = NULL, *line, *save = NULL, err0[256];
+	size_t nkeys, seen = 0;
+	const struct config_key *keys;
+
+	assert_int_equal(apps_add_config_keys(err0, sizeof(err0)), 0);
+	keys = config_keys(&nkeys);
 
 	assert_int_equal(tu_run(argv, NULL, 10000, &out), 0);
 	assert_non_null(out);

@@ -87,7 +87,7 @@ static void usage(FILE *f)
 	      "                     the supervisor sends on it (no exec per worker)\n"
 	      "  --env FILE         read the configuration from FILE (default .env)\n"
 	      "  --database PATH    the app DB (DATABASE)\n"
-	      "  --supplier-socket PATH, --max-frame BYTES, --log-level LEVEL, ...\n"
+	      "  --max-frame BYTES, --log-level LEVEL, and the app's keys, ...\n"
 	      "                     any key of .env-dist, lower-cased with '-' for '_'\n"
 	      "  -h, --help         show this help\n",
 	      f);
@@ -504,10 +504,11 @@ static int run(const struct worker_args *a)
 	sqlite3 *db = NULL;
 	json_t *ready = NULL; /* new */
 	/* handle() adds each attempt's hooks and heartbeat callback. */
-	struct idem_activity_env env = {
-	    .app = apps_find(cfg.app), .peer = cfg.supplier_socket, .naive = a->naive};
+	struct idem_activity_env env = {.app = apps_find(cfg.app), .naive = a->naive};
 	int rc;
 
+	if (env.app != NULL && env.app->peer_key != NULL)
+		env.peer = config_text(&cfg, env.app->peer_key);
 	if (env.app == NULL) {
 		log_error("no app of that name is built in", "app=%s known=\"%s\"",
 		          log_quote(q, sizeof(q), cfg.app), apps_names());
@@ -524,9 +525,10 @@ static int run(const struct worker_args *a)
 		return IDEM_EXIT_DB;
 	}
 	env.db = db;
-	log_debug("worker started", "database=%s supplier=%s naive=%s",
+	log_debug("worker started", "database=%s peer=%s naive=%s",
 	          log_quote(err, sizeof(err), cfg.database),
-	          log_quote(q, sizeof(q), cfg.supplier_socket), a->naive ? "true" : "false");
+	          log_quote(q, sizeof(q), env.peer != NULL ? env.peer : ""),
+	          a->naive ? "true" : "false");
 	ready = msg_ready_new((long)getpid());
 	rc = reply(a->channel_fd, ready, NULL) == 0 ? serve(a->channel_fd, &env) : IDEM_EXIT_FAIL;
 	json_decref(ready);

@@ -3,6 +3,12 @@
  * from the supplier, final stock 1001). */
 #include "inventory.h"
 
+static const char *const supplier_keys[] = {"SUPPLIER_DATABASE", "SUPPLIER_SOCKET", NULL};
+
+/* The stand-in for the outside supplier API (supplier.c). */
+static const struct idem_helper supplier = {"supplier", "idem-supplier", supplier_keys,
+                                            "SUPPLIER_SOCKET"};
+
 const struct idem_app inventory_app = {
     .name = "inventory",
     .summary = "orders decrement a product's stock; a stock below the reorder threshold "
@@ -20,4 +26,6 @@ const struct idem_app inventory_app = {
     .check_total_labels = inventory_check_total_labels,
     .check_totals = inventory_check_totals,
     .check = inventory_check,
+    .helper = &supplier,
+    .peer_key = "SUPPLIER_SOCKET",
 };

@@ -65,7 +65,7 @@ const char *const inventory_check_kinds[] = {
 
 static const char *supplier_database(const struct idem_config *cfg)
 {
-	return cfg->supplier_database;
+	return config_text(cfg, "SUPPLIER_DATABASE");
 }
 
 const struct idem_app_db inventory_dbs[] = {

@@ -96,8 +96,11 @@ static void check_ranges(const struct idem_config *c)
 	FUZZ_CHECK(TERMINATED(c, namespace_) && c->namespace_[0], "NAMESPACE");
 	FUZZ_CHECK(TERMINATED(c, taskqueue) && c->taskqueue[0], "TASKQUEUE");
 	FUZZ_CHECK(TERMINATED(c, database) && TERMINATED(c, state_database) &&
-	               TERMINATED(c, supplier_database) && TERMINATED(c, http_listen),
+	               TERMINATED(c, http_listen),
 	           "paths");
+	FUZZ_CHECK(config_text(c, "SUPPLIER_DATABASE")[0] != '\0' &&
+	               strlen(config_text(c, "SUPPLIER_SOCKET")) <= 107,
+	           "the app's paths");
 	FUZZ_CHECK(IN_RANGE(c->workers, 1, 256), "WORKERS=%d", c->workers);
 	FUZZ_CHECK(IN_RANGE(config_int(c, "REORDER_THRESHOLD"), 0, 1000000000), "REORDER_THRESHOLD");
 	FUZZ_CHECK(IN_RANGE(config_int(c, "REORDER_QUANTITY"), 1, 1000000000), "REORDER_QUANTITY");

@@ -41,6 +41,7 @@
 #include "config.h"
 #include "db.h"
 #include "exitcodes.h"
+#include "inventory.h"
 #include "inventory_input.h"
 #include "log.h"
 
@@ -556,12 +557,12 @@ static int setup_events(struct supplier *s, char *err, size_t errlen)
 	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 	                                        EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(s->http, route, s);
-	fd = listen_unix(s, cfg.supplier_socket, err, errlen);
+	fd = listen_unix(s, config_text(&cfg, "SUPPLIER_SOCKET"), err, errlen);
 	if (fd < 0)
 		return -1;
 	if (evhttp_accept_socket(s->http, fd) != 0) {
 		close(fd);
-		snprintf(err, errlen, "cannot accept on %s", cfg.supplier_socket);
+		snprintf(err, errlen, "cannot accept on %s", config_text(&cfg, "SUPPLIER_SOCKET"));
 		return -1;
 	}
 	s->sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
@@ -580,9 +581,9 @@ static void unlink_own_socket(const struct supplier *s)
 {
 	struct stat st;
 
-	if (s->bound && stat(cfg.supplier_socket, &st) == 0 && st.st_ino == s->sock_st.st_ino &&
+	if (s->bound && stat(config_text(&cfg, "SUPPLIER_SOCKET"), &st) == 0 && st.st_ino == s->sock_st.st_ino &&
 	    st.st_dev == s->sock_st.st_dev)
-		unlink(cfg.supplier_socket);
+		unlink(config_text(&cfg, "SUPPLIER_SOCKET"));
 }
 
 static void teardown(struct supplier *s)
@@ -601,7 +602,7 @@ static void teardown(struct supplier *s)
 
 static int open_ledger(struct supplier *s, char *err, size_t errlen)
 {
-	if (db_open(cfg.supplier_database, DB_SYNC_FULL, &s->db, err, errlen) != 0)
+	if (db_open(config_text(&cfg, "SUPPLIER_DATABASE"), DB_SYNC_FULL, &s->db, err, errlen) != 0)
 		return -1;
 	return db_migrate(s->db, ledger_migrations, 1, NULL, err, errlen);
 }
@@ -623,7 +624,8 @@ static int parse_args(int argc, char **argv, int *help, char *err, size_t errlen
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (config_load(&cfg, argc, argv, rest, &nrest, err, errlen) == 0) {
+	if (config_add_keys(inventory_keys, err, errlen) == 0 &&
+	    config_load(&cfg, argc, argv, rest, &nrest, err, errlen) == 0) {
 		rc = 0;
 		if (nrest > 0) {
 			snprintf(err, errlen, "unknown argument \"%s\"; see idem-supplier --help",
@@ -663,8 +665,8 @@ int main(int argc, char **argv)
 		log_error("cannot start", "error=%s", log_quote(q, sizeof(q), err));
 		goto out;
 	}
-	log_info("listening", "socket=%s database=%s", log_quote(q, sizeof(q), cfg.supplier_socket),
-	         log_quote(q2, sizeof(q2), cfg.supplier_database));
+	log_info("listening", "socket=%s database=%s", log_quote(q, sizeof(q), config_text(&cfg, "SUPPLIER_SOCKET")),
+	         log_quote(q2, sizeof(q2), config_text(&cfg, "SUPPLIER_DATABASE")));
 	if (event_base_dispatch(s.base) < 0) {
 		log_error("event loop failed", "");
 		goto out;

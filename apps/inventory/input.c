@@ -1,4 +1,4 @@
-/* inventory_input.c — the inventory inputs' one check (inventory_input.h).
+/* input.c — the inventory inputs' one check (inventory_input.h).
  * A schema is a list of fields; a field has a kind and a range, and a
  * field that two schemas share is one entry, so its range is the same in
  * both. */
