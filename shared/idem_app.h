@@ -290,10 +290,10 @@ struct idem_app {
 	const struct idem_workflow *workflows;
 	const struct idem_activity_options *options;
 	const struct idem_activity *activities;
-	/* Opens (creating and migrating) the app DB at path. With seed_cfg
+	/* Opens (creating and migrating) the app DB at path. With fill_cfg
 	 * (the supervisor's; NULL in a worker) a database that this call
 	 * creates is filled from it in the same transaction. */
-	int (*open_db)(const char *path, enum db_sync sync, const struct idem_config *seed_cfg,
+	int (*open_db)(const char *path, enum db_sync sync, const struct idem_config *fill_cfg,
 	               sqlite3 **out, char *err, size_t errlen);
 	const struct idem_app_route *routes;
 	const struct config_app_key *keys; /* its configuration keys (config.h) */

@@ -117,7 +117,7 @@ static double run_baseline(long n, enum db_sync sync)
 {
 	char *dir = fmt("%s/baseline", workdir), *app = fmt("%s/app.db", dir);
 	char *state = fmt("%s/state.db", dir), err[512];
-	struct seed_product seed = {"B1", INT64_C(1000000000000)};
+	struct stock_entry initial_stock = {"B1", INT64_C(1000000000000)};
 	sqlite3 *adb = NULL, *sdb = NULL;
 	sqlite3_stmt *ins = NULL;
 	struct idem_activity_env env = {.app = apps_find("inventory")};
@@ -125,7 +125,7 @@ static double run_baseline(long n, enum db_sync sync)
 	double secs;
 
 	rmrf(dir);
-	if (appdb_open(app, sync, &seed, 1, &adb, err, sizeof(err)) != 0 ||
+	if (appdb_open(app, sync, &initial_stock, 1, &adb, err, sizeof(err)) != 0 ||
 	    db_open(state, sync, &sdb, err, sizeof(err)) != 0 ||
 	    db_exec(sdb, checkpoint_schema, err, sizeof(err)) != 0 ||
 	    db_prepare(sdb, "INSERT INTO checkpoints (workflow_id, step, result) VALUES (?, ?, ?)",

@@ -30,7 +30,7 @@
 #define ERRLEN 512
 #define CRASH_EXIT 77
 
-static const struct seed_product seed[] = {{"123456", 1000}};
+static const struct stock_entry initial_stock[] = {{"123456", 1000}};
 
 struct fx {
 	char *dir;
@@ -51,7 +51,7 @@ static void open_app_db(struct fx *f)
 {
 	char err[ERRLEN] = "";
 
-	if (appdb_open(f->app_db, DB_SYNC_NORMAL, seed, 1, &f->db, err, sizeof(err)) != 0)
+	if (appdb_open(f->app_db, DB_SYNC_NORMAL, initial_stock, 1, &f->db, err, sizeof(err)) != 0)
 		fail_msg("%s", err);
 	f->env.app = apps_find("inventory");
 	f->env.db = f->db;
@@ -1112,7 +1112,7 @@ static void test_stock_set_and_get(void **state)
 static void test_reopen_does_not_reseed(void **state)
 {
 	struct fx *f = *state;
-	static const struct seed_product other[] = {{"123456", 1000}, {"555", 10}};
+	static const struct stock_entry other[] = {{"123456", 1000}, {"555", 10}};
 	char err[ERRLEN] = "";
 	int64_t stock = -1;
 
@@ -1147,7 +1147,7 @@ static void test_concurrent_first_open_seeds_once(void **state)
 		pids[i] = fork();
 		assert_true(pids[i] >= 0);
 		if (pids[i] == 0) {
-			int rc = appdb_open(path, DB_SYNC_FULL, seed, 1, &db, err, sizeof(err));
+			int rc = appdb_open(path, DB_SYNC_FULL, initial_stock, 1, &db, err, sizeof(err));
 			if (rc != 0)
 				fprintf(stderr, "child %d: %s\n", i, err);
 			db_close(db);
@@ -1171,7 +1171,7 @@ static void test_newer_schema_is_refused(void **state)
 	sqlite3 *db = NULL;
 
 	assert_int_equal(db_exec(f->db, "PRAGMA user_version = 9", err, sizeof(err)), 0);
-	assert_int_equal(appdb_open(f->app_db, DB_SYNC_FULL, seed, 1, &db, err, sizeof(err)), -1);
+	assert_int_equal(appdb_open(f->app_db, DB_SYNC_FULL, initial_stock, 1, &db, err, sizeof(err)), -1);
 	assert_null(db);
 	assert_contains(err, "newer idem");
 	assert_contains(err, f->app_db);

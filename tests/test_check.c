@@ -33,7 +33,7 @@ static const char *const ledger_migrations[] = {
     " quantity INTEGER NOT NULL, created_at INTEGER NOT NULL);",
 };
 
-static const struct seed_product seed[] = {{"123456", 1000}};
+static const struct stock_entry initial_stock[] = {{"123456", 1000}};
 
 struct fx {
 	char *dir;
@@ -53,7 +53,7 @@ static int setup(void **state)
 	f->app_path = tu_fmt("%s/app.db", f->dir);
 	f->ledger_path = tu_fmt("%s/supplier.db", f->dir);
 	if (store_open(f->state_path, DB_SYNC_FULL, NULL, &f->store, err, sizeof(err)) != 0 ||
-	    appdb_open(f->app_path, DB_SYNC_NORMAL, seed, 1, &f->app, err, sizeof(err)) != 0 ||
+	    appdb_open(f->app_path, DB_SYNC_NORMAL, initial_stock, 1, &f->app, err, sizeof(err)) != 0 ||
 	    db_open(f->ledger_path, DB_SYNC_NORMAL, &f->ledger, err, sizeof(err)) != 0 ||
 	    db_migrate(f->ledger, ledger_migrations, 1, NULL, err, sizeof(err)) != 0) {
 		fprintf(stderr, "setup: %s\n", err);

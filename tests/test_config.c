@@ -38,7 +38,7 @@ static void unset_all_keys(void)
 
 /* SEED_STOCK as the inventory app reads it (one parse at a time). */
 struct seeds {
-	struct seed_product p[INVENTORY_SEED_MAX];
+	struct stock_entry p[INVENTORY_STOCK_ENTRIES_MAX];
 	size_t n;
 };
 
@@ -48,7 +48,7 @@ static const struct seeds *seeds_of(const struct idem_config *c)
 	char msg[512];
 
 	s.n = 0;
-	if (inventory_seed_parse(config_text(c, "SEED_STOCK"), s.p, &s.n, msg, sizeof(msg)) != 0)
+	if (inventory_stock_parse(config_text(c, "SEED_STOCK"), s.p, &s.n, msg, sizeof(msg)) != 0)
 		fail_msg("SEED_STOCK does not parse: %s", msg);
 	return &s;
 }
@@ -577,14 +577,14 @@ static void test_seed_stock_errors(void **state)
 	SET_FAILS(c, "SEED_STOCK", id, "has a bad stock \"999", "(allowed: 0..1000000000000)");
 
 	many = tu_fmt("p0:1");
-	for (int i = 1; i < INVENTORY_SEED_MAX; i++) {
+	for (int i = 1; i < INVENTORY_STOCK_ENTRIES_MAX; i++) {
 		char *next = tu_fmt("%s,p%d:%d", many, i, i);
 
 		free(many);
 		many = next;
 	}
 	SET_OK(c, "SEED_STOCK", many);
-	assert_int_equal(seeds_of(c)->n, INVENTORY_SEED_MAX);
+	assert_int_equal(seeds_of(c)->n, INVENTORY_STOCK_ENTRIES_MAX);
 	assert_int_equal(seeds_of(c)->p[1023].stock, 1023);
 	{
 		char *more = tu_fmt("%s,extra:1", many);

@@ -36,7 +36,7 @@
 #define CHANNEL_FD 3
 #define READ_TIMEOUT_S 20
 
-static const struct seed_product seed[] = {{"123456", 1000}};
+static const struct stock_entry initial_stock[] = {{"123456", 1000}};
 
 struct fx {
 	char *dir;
@@ -182,7 +182,7 @@ static int setup(void **state)
 	f->fd = -1;
 	assert_int_equal(tu_write_file(f->env_file, "\n"), 0);
 	/* Seeded, then closed: no connection crosses the forks. */
-	if (appdb_open(f->app_db, DB_SYNC_NORMAL, seed, 1, &db, err, sizeof(err)) != 0)
+	if (appdb_open(f->app_db, DB_SYNC_NORMAL, initial_stock, 1, &db, err, sizeof(err)) != 0)
 		fail_msg("%s", err);
 	db_close(db);
 	supplier_start(f);

@@ -73,7 +73,7 @@
 #define RESTOCK_QUANTITY 1000
 #define RESTOCK_KEY "default/A12/1"
 
-static const struct seed_product seed[] = {{"123456", 1000}};
+static const struct stock_entry initial_stock[] = {{"123456", 1000}};
 
 struct worker {
 	int n;     /* 1 or 2 */
@@ -464,7 +464,7 @@ static int setup(void **state)
 	/* Seeded and migrated; then the test's own connection, which never
 	 * waits for a lock (SQLite opens its files O_CLOEXEC: nothing
 	 * crosses the exec of a worker). */
-	if (appdb_open(f->app_db, DB_SYNC_NORMAL, seed, 1, &db, err, sizeof(err)) != 0)
+	if (appdb_open(f->app_db, DB_SYNC_NORMAL, initial_stock, 1, &db, err, sizeof(err)) != 0)
 		FAIL("%s", err);
 	db_close(db);
 	assert_int_equal(sqlite3_open_v2(f->app_db, &f->lock, SQLITE_OPEN_READWRITE, NULL),

@@ -25,28 +25,28 @@ static const char appdb_schema_v1[] =
     " old_stock INTEGER NOT NULL, new_stock INTEGER NOT NULL, reason TEXT NOT NULL,"
     " at INTEGER NOT NULL);";
 
-/* Returns migration 1 plus the seed inserts (sqlite3_malloc'd, the caller
+/* Returns migration 1 plus the initial products' inserts (sqlite3_malloc'd, the caller
  * sqlite3_free()s it), or NULL when out of memory. A product listed twice
  * takes its last stock. */
-static char *schema_with_seed(const struct seed_product *seed, size_t nseed)
+static char *schema_with_stock(const struct stock_entry *entries, size_t nentries)
 {
 	sqlite3_str *s = sqlite3_str_new(NULL);
 
 	sqlite3_str_appendall(s, appdb_schema_v1);
-	for (size_t i = 0; seed != NULL && i < nseed; i++) {
+	for (size_t i = 0; entries != NULL && i < nentries; i++) {
 		sqlite3_str_appendf(s,
 		                    "INSERT INTO products(product_id, stock, initial_stock)"
 		                    " VALUES(%Q, %lld, %lld) ON CONFLICT(product_id) DO UPDATE"
 		                    " SET stock = excluded.stock,"
 		                    " initial_stock = excluded.initial_stock;",
-		                    seed[i].product_id, (long long)seed[i].stock,
-		                    (long long)seed[i].stock);
+		                    entries[i].product_id, (long long)entries[i].stock,
+		                    (long long)entries[i].stock);
 	}
 	return sqlite3_str_finish(s);
 }
 
-int appdb_open(const char *path, enum db_sync sync, const struct seed_product *seed, size_t nseed,
-               sqlite3 **out, char *err, size_t errlen)
+int appdb_open(const char *path, enum db_sync sync, const struct stock_entry *entries,
+               size_t nentries, sqlite3 **out, char *err, size_t errlen)
 {
 	sqlite3 *db = NULL;
 	char *v1 = NULL;
@@ -56,7 +56,7 @@ int appdb_open(const char *path, enum db_sync sync, const struct seed_product *s
 	*out = NULL;
 	if (db_open(path, sync, &db, err, errlen) != 0)
 		return -1;
-	v1 = schema_with_seed(seed, nseed);
+	v1 = schema_with_stock(entries, nentries);
 	if (v1 == NULL) {
 		snprintf(err, errlen, "app database %s: out of memory building the schema", path);
 		goto out;
@@ -175,18 +175,17 @@ fail:
 	return -1;
 }
 
-int inventory_open_db(const char *path, enum db_sync sync, const struct idem_config *seed_cfg,
+int inventory_open_db(const char *path, enum db_sync sync, const struct idem_config *fill_cfg,
                       sqlite3 **out, char *err, size_t errlen)
 {
-	static struct seed_product seed[INVENTORY_SEED_MAX];
+	static struct stock_entry entries[INVENTORY_STOCK_ENTRIES_MAX];
 	size_t n = 0;
 	char msg[512];
 
-	if (seed_cfg != NULL &&
-	    inventory_seed_parse(config_text(seed_cfg, "SEED_STOCK"), seed, &n, msg, sizeof(msg)) !=
-	        0) {
+	if (fill_cfg != NULL && inventory_stock_parse(config_text(fill_cfg, "SEED_STOCK"), entries,
+	                                              &n, msg, sizeof(msg)) != 0) {
 		snprintf(err, errlen, "SEED_STOCK %s", msg);
 		return -1;
 	}
-	return appdb_open(path, sync, seed, n, out, err, errlen);
+	return appdb_open(path, sync, entries, n, out, err, errlen);
 }

@@ -48,7 +48,7 @@ extern const struct idem_start_flag inventory_start_flags[];
 extern const struct idem_app_command inventory_commands[];
 
 /* open_db() of the app: appdb_open() with the products of SEED_STOCK. */
-int inventory_open_db(const char *path, enum db_sync sync, const struct idem_config *seed_cfg,
+int inventory_open_db(const char *path, enum db_sync sync, const struct idem_config *fill_cfg,
                       sqlite3 **out, char *err, size_t errlen);
 
 /* The checker's rules (check.c): the kinds, the supplier's ledger, the

@@ -19,10 +19,10 @@ static const char *trim_span(const char *p, const char **end)
 	return p;
 }
 
-static int seed_has(const struct seed_product *seed, size_t n, const char *id)
+static int stock_has(const struct stock_entry *entries, size_t n, const char *id)
 {
 	for (size_t i = 0; i < n; i++)
-		if (strcmp(seed[i].product_id, id) == 0)
+		if (strcmp(entries[i].product_id, id) == 0)
 			return 1;
 	return 0;
 }
@@ -34,8 +34,8 @@ static int show_len(int len)
 }
 
 /* Parses entry number idx, the text [p, end), into *out. */
-static int seed_entry(int idx, const char *p, const char *end, struct seed_product *out,
-                      char *msg, size_t len)
+static int stock_entry_parse(int idx, const char *p, const char *end, struct stock_entry *out,
+                             char *msg, size_t len)
 {
 	const char *colon = memchr(p, ':', (size_t)(end - p));
 	int n = (int)(end - p), idlen = colon ? (int)(colon - p) : 0;
@@ -43,8 +43,8 @@ static int seed_entry(int idx, const char *p, const char *end, struct seed_produ
 	char stock[32];
 
 	if (colon == NULL) {
-		snprintf(msg, len, "entry %d \"%.*s\" is not PRODUCT:STOCK (example: 123456:1000)", idx,
-		         show_len(n), p);
+		snprintf(msg, len, "entry %d \"%.*s\" is not PRODUCT:STOCK (example: 123456:1000)",
+		         idx, show_len(n), p);
 		return -1;
 	}
 	snprintf(out->product_id, sizeof(out->product_id), "%.*s", idlen, p);
@@ -59,15 +59,16 @@ static int seed_entry(int idx, const char *p, const char *end, struct seed_produ
 	snprintf(stock, sizeof(stock), "%.*s", stocklen, colon + 1);
 	if (stocklen >= (int)sizeof(stock) || config_parse_int(stock, &out->stock) != 0 ||
 	    out->stock < 0 || out->stock > SEED_STOCK_MAX) {
-		snprintf(msg, len, "entry %d \"%.*s\" has a bad stock \"%.*s\" (allowed: 0..%" PRId64 ")",
+		snprintf(msg, len,
+		         "entry %d \"%.*s\" has a bad stock \"%.*s\" (allowed: 0..%" PRId64 ")",
 		         idx, show_len(n), p, show_len(stocklen), colon + 1, SEED_STOCK_MAX);
 		return -1;
 	}
 	return 0;
 }
 
-int inventory_seed_parse(const char *text, struct seed_product *seed, size_t *n, char *msg,
-                         size_t len)
+int inventory_stock_parse(const char *text, struct stock_entry *entries, size_t *n, char *msg,
+                          size_t len)
 {
 	const char *p = text, *next, *start, *end;
 
@@ -78,15 +79,16 @@ int inventory_seed_parse(const char *text, struct seed_product *seed, size_t *n,
 		next = p + strcspn(p, ",");
 		end = next;
 		start = trim_span(p, &end);
-		if (*n == INVENTORY_SEED_MAX) {
-			snprintf(msg, len, "has more than %d products", INVENTORY_SEED_MAX);
+		if (*n == INVENTORY_STOCK_ENTRIES_MAX) {
+			snprintf(msg, len, "has more than %d products",
+			         INVENTORY_STOCK_ENTRIES_MAX);
 			return -1;
 		}
-		if (seed_entry((int)*n + 1, start, end, &seed[*n], msg, len) < 0)
+		if (stock_entry_parse((int)*n + 1, start, end, &entries[*n], msg, len) < 0)
 			return -1;
-		if (seed_has(seed, *n, seed[*n].product_id)) {
+		if (stock_has(entries, *n, entries[*n].product_id)) {
 			snprintf(msg, len, "entry %d repeats product \"%s\"", (int)*n + 1,
-			         seed[*n].product_id);
+			         entries[*n].product_id);
 			return -1;
 		}
 		(*n)++;
@@ -95,12 +97,12 @@ int inventory_seed_parse(const char *text, struct seed_product *seed, size_t *n,
 	}
 }
 
-static int seed_check(const char *value, char *msg, size_t len)
+static int stock_check(const char *value, char *msg, size_t len)
 {
-	static struct seed_product seed[INVENTORY_SEED_MAX];
+	static struct stock_entry entries[INVENTORY_STOCK_ENTRIES_MAX];
 	size_t n;
 
-	return inventory_seed_parse(value, seed, &n, msg, len);
+	return inventory_stock_parse(value, entries, &n, msg, len);
 }
 
 const struct config_app_key inventory_keys[] = {
@@ -108,12 +110,13 @@ const struct config_app_key inventory_keys[] = {
      CONFIG_APP_PATH, 0, 0, NULL, 0, 0},
     {"SUPPLIER_SOCKET", "run/supplier.sock", "a Unix socket path of at most 107 bytes",
      "the supplier service's HTTP socket", CONFIG_APP_SOCKET, 0, 0, NULL, 0, 0},
-    {"REORDER_THRESHOLD", "2", "0..1000000000", "order from the supplier when stock falls below this",
-     CONFIG_APP_INT, 0, 1000000000, NULL, 0, 0},
+    {"REORDER_THRESHOLD", "2", "0..1000000000",
+     "order from the supplier when stock falls below this", CONFIG_APP_INT, 0, 1000000000, NULL, 0,
+     0},
     {"REORDER_QUANTITY", "1000", "1..1000000000", "units ordered from the supplier", CONFIG_APP_INT,
      1, 1000000000, NULL, 0, 0},
     {"SEED_STOCK", "123456:1000", "PRODUCT:STOCK,... (stock 0..1000000000000, \"\" = none)",
      "products created with this stock when the app database is new", CONFIG_APP_TEXT, 0, 0,
-     seed_check, 1, 1},
+     stock_check, 1, 1},
     {0},
 };

@@ -73,12 +73,12 @@ static int rates_ok(const struct idem_config *c)
  * and its stock in range. */
 static int seeds_ok(const struct idem_config *c)
 {
-	static struct seed_product seed[INVENTORY_SEED_MAX];
+	static struct stock_entry seed[INVENTORY_STOCK_ENTRIES_MAX];
 	char msg[512];
 	size_t n;
 
-	if (inventory_seed_parse(config_text(c, "SEED_STOCK"), seed, &n, msg, sizeof(msg)) != 0 ||
-	    n > INVENTORY_SEED_MAX)
+	if (inventory_stock_parse(config_text(c, "SEED_STOCK"), seed, &n, msg, sizeof(msg)) != 0 ||
+	    n > INVENTORY_STOCK_ENTRIES_MAX)
 		return 0;
 	for (size_t i = 0; i < n; i++)
 		if (seed[i].product_id[0] == '\0' ||
