@@ -25,92 +25,6 @@
 #define MSG_MAX 1024
 #define VALUE_SHOWN 160 /* bytes of a bad value an error message repeats */
 
-/* The order of this table is the order of .env-dist and of help texts. */
-static const struct config_key keys[] = {
-    {"APP", "inventory", "the name of an app built into idem (inventory)",
-     "the app whose workflows the supervisor runs and whose activities the workers run"},
-    {"SOCKET", "run/idem.sock", "a Unix socket path of at most 107 bytes",
-     "the supervisor's control API socket (HTTP+JSON)"},
-    {"HTTP_LISTEN", "", "\"\" (off), 127.0.0.1:PORT, localhost:PORT or [::1]:PORT",
-     "also serve the control API on this TCP loopback address"},
-    {"NAMESPACE", "default", "1..127 characters of A-Z a-z 0-9 _ . -",
-     "the namespace workflows are started in"},
-    {"TASKQUEUE", "inventory-task-queue", "1..127 characters of A-Z a-z 0-9 _ . -",
-     "the task queue this supervisor's workers serve; a start naming another is refused"},
-    {"DATABASE", "run/inventory.db", "a file path",
-     "the app database: the tables the app's activities change"},
-    {"STATE_DATABASE", "run/state.db", "a file path",
-     "the state database: workflows, steps, events"},
-    {"SYNC", "full", "full|normal",
-     "durability of the state and app DBs: full survives power loss, normal a process crash"},
-    {"WORKERS", "2", "1..256",
-     "the number of worker processes; more than the cores pays, for a worker mostly waits "
-     "between tasks (scripts/bench runs 16 on 2 cores)"},
-    {"SPARE_WORKER", "1", "0|1",
-     "1: keep one more worker started and ready, to take the place of one that dies"},
-    {"LOG_LEVEL", "info", "debug|info|warn|error", "the lowest level that is logged"},
-    {"MAX_FRAME", "1048576", "64..64MiB",
-     "the largest worker-channel frame, in bytes (suffixes KiB, MiB)"},
-    {"MAX_BODY", "1048576", "1KiB..64MiB",
-     "the largest HTTP request body, in bytes (suffixes KiB, MiB)"},
-    {"API_REQUEST_TIMEOUT", "30s", "1s..1h",
-     "the longest a client may take to send one control-API request, headers and body, "
-     "from its first byte; then it gets a 408 and its connection is closed"},
-    {"SHUTDOWN_GRACE", "5s", "0..1h",
-     "how long busy workers get to finish on shutdown before SIGKILL"},
-    {"RETRY_INITIAL_INTERVAL", "1s", "1ms..1h", "the delay before the first retry"},
-    {"RETRY_BACKOFF_COEFFICIENT", "2.0", "1.0..100", "each retry waits this much longer"},
-    {"RETRY_MAXIMUM_INTERVAL", "0", "0 (= 100 x RETRY_INITIAL_INTERVAL) or 1ms..24h",
-     "the longest delay between retries"},
-    {"RETRY_MAXIMUM_ATTEMPTS", "0", "0..1000000 (0 = unlimited)",
-     "attempts per activity before it fails"},
-    {"START_TO_CLOSE_TIMEOUT", "30s", "1ms..24h", "the longest one activity attempt may run"},
-    {"SCHEDULE_TO_CLOSE_TIMEOUT", "0", "0 (none) or 1ms..24h",
-     "the longest an activity may take over all its attempts; then the workflow fails"},
-    {"HEARTBEAT_TIMEOUT", "0", "0 (none) or 1ms..24h",
-     "an attempt of an activity that heartbeats is killed when silent this long"},
-    {"RETRY_NON_RETRYABLE", "", "comma list of error types, e.g. InjectedError",
-     "error types that fail an activity at once, besides those the activity marks"},
-    {"ACTIVITY_MODE", "guarded", "guarded|naive",
-     "naive runs the activities without their idempotency guards: the control experiment"},
-    {"FAULT_SEED", "", "\"\" (random, printed at start) or 0..18446744073709551615",
-     "the seed of every fault decision; the same seed replays the same fault plan"},
-    {"FAULT_KILL_RATE", "0", "0..1",
-     "share of attempts whose worker SIGKILLs itself at a crash point"},
-    {"FAULT_KILL_POINTS", "before_effect,after_effect,after_commit,mid_reply",
-     "comma list of before_effect, after_effect, after_commit, mid_reply",
-     "the crash points FAULT_KILL_RATE is spread over"},
-    {"FAULT_KILL_RATE_BEFORE_EFFECT", "", "\"\" (a share of FAULT_KILL_RATE) or 0..1",
-     "the kill rate at before_effect alone"},
-    {"FAULT_KILL_RATE_AFTER_EFFECT", "", "\"\" (a share of FAULT_KILL_RATE) or 0..1",
-     "the kill rate at after_effect (inside the transaction, before commit) alone"},
-    {"FAULT_KILL_RATE_AFTER_COMMIT", "", "\"\" (a share of FAULT_KILL_RATE) or 0..1",
-     "the kill rate at after_commit (committed, reply not sent) alone"},
-    {"FAULT_KILL_RATE_MID_REPLY", "", "\"\" (a share of FAULT_KILL_RATE) or 0..1",
-     "the kill rate at mid_reply (half a reply frame written) alone"},
-    {"FAULT_ASYNC_KILL_RATE", "0", "0..1",
-     "share of attempts whose worker the supervisor SIGKILLs after a random delay"},
-    {"FAULT_ASYNC_KILL_MAX_DELAY", "50ms", "0..1h", "the longest delay before an async kill"},
-    {"FAULT_ERROR_RATE", "0", "0..1 (the seed demo fails about 0.33)",
-     "share of attempts that return a retryable error, before or after the effect"},
-    {"FAULT_DELAY_RATE", "0", "0..1",
-     "share of attempts that sleep past START_TO_CLOSE_TIMEOUT and are killed"},
-    {"FAULT_SUPPLIER_RATE", "0", "0..1",
-     "share of the attempts that call the app's outside service (its peer) whose peer answers "
-     "503, or records and dies"},
-    {"FAULT_ACTIVITIES", "", "\"\" (all) or a comma list of activity names",
-     "the activities faults may hit"},
-    {"FAULT_MAX_ATTEMPT", "0", "0 (any) or 1..1000000",
-     "faults hit only attempts up to this number"},
-    {"FAULT_VFS", "",
-     "\"\" (off) or target=state|app,op=write|sync|truncate|read|any[+op...],nth=N|rate=R"
-     "[,mode=transient|persistent][,error=ioerr|full][,seed=S]",
-     "storage faults: SQLite calls on the state or app database that fail with an I/O "
-     "error or a full disk"},
-    {"LOG_FORMAT", "logfmt", "logfmt|json",
-     "the log line format: logfmt (key=value) or one JSON object per line"},
-};
-
 enum kind {
 	K_PATH,
 	K_SOCKET,
@@ -144,57 +58,143 @@ struct key_spec {
 
 #define FIELD(f) offsetof(struct idem_config, f), sizeof(((struct idem_config *)0)->f)
 
-/* Parallel to keys[]. */
-static const struct key_spec specs[] = {
-    {K_NAME, FIELD(app), 0, 0, 0},
-    {K_SOCKET, FIELD(socket), 0, 0, 0},
-    {K_LISTEN, FIELD(http_listen), 0, 0, 0},
-    {K_NAME, FIELD(namespace_), 0, 0, 0},
-    {K_NAME, FIELD(taskqueue), 0, 0, 0},
-    {K_PATH, FIELD(database), 0, 0, 0},
-    {K_PATH, FIELD(state_database), 0, 0, 0},
-    {K_SYNC, FIELD(sync), 0, 0, 0},
-    {K_INT, FIELD(workers), 1, 256, 0},
-    {K_INT, FIELD(spare_worker), 0, 1, 0},
-    {K_LEVEL, FIELD(log_level), 0, 0, 0},
-    {K_BYTES, FIELD(max_frame), 64, 64 << 20, 0},
-    {K_BYTES, FIELD(max_body), 1024, 64 << 20, 0},
-    {K_DURATION, FIELD(api_request_timeout_ms), MS_SECOND, MS_HOUR, 0},
-    {K_DURATION, FIELD(shutdown_grace_ms), 0, MS_HOUR, 0},
-    {K_DURATION, FIELD(retry_initial_ms), 1, MS_HOUR, 0},
-    {K_DOUBLE, FIELD(retry_backoff), 1, 100, 0},
-    {K_DURATION, FIELD(retry_maximum_ms), 0, MS_DAY, 0},
-    {K_INT, FIELD(retry_maximum_attempts), 0, 1000000, 0},
-    {K_DURATION, FIELD(start_to_close_ms), 1, MS_DAY, 0},
-    {K_DURATION, FIELD(schedule_to_close_ms), 0, MS_DAY, 0},
-    {K_DURATION, FIELD(heartbeat_timeout_ms), 0, MS_DAY, 0},
-    {K_LIST, FIELD(retry_non_retryable), 0, 0, 0},
-    {K_MODE, FIELD(naive), 0, 0, 0},
-    {K_U64, FIELD(fault_seed), 0, 0, 0},
-    {K_DOUBLE, FIELD(fault_kill_rate), 0, 1, 0},
-    {K_POINTS, FIELD(fault_kill_points), 0, 0, 0},
-    {K_RATE, FIELD(fault_kill_point_rate[0]), 0, 1, 0},
-    {K_RATE, FIELD(fault_kill_point_rate[1]), 0, 1, 0},
-    {K_RATE, FIELD(fault_kill_point_rate[2]), 0, 1, 0},
-    {K_RATE, FIELD(fault_kill_point_rate[3]), 0, 1, 0},
-    {K_DOUBLE, FIELD(fault_async_kill_rate), 0, 1, 0},
-    {K_DURATION, FIELD(fault_async_kill_max_ms), 0, MS_HOUR, 0},
-    {K_DOUBLE, FIELD(fault_error_rate), 0, 1, 0},
-    {K_DOUBLE, FIELD(fault_delay_rate), 0, 1, 0},
-    {K_DOUBLE, FIELD(fault_supplier_rate), 0, 1, 0},
-    {K_LIST, FIELD(fault_activities), 0, 0, 0},
-    {K_INT, FIELD(fault_max_attempt), 0, 1000000, 0},
-    {K_VFS, FIELD(fault_vfs), 0, 0, 0},
-    {K_FORMAT, FIELD(log_format), 0, 0, 0},
+/* Every key of idem's own: its name, default, what is allowed and what it
+ * does (for help texts, .env-dist and errors), then how to check and
+ * store it: its kind, its field and its limits. The order of this table
+ * is the order of .env-dist and of help texts. */
+static const struct key_def {
+	struct config_key key;
+	struct key_spec spec;
+} own_keys[] = {
+    {{"APP", "inventory", "the name of an app built into idem (inventory)",
+      "the app whose workflows the supervisor runs and whose activities the workers run"},
+     {K_NAME, FIELD(app), 0, 0, 0}},
+    {{"SOCKET", "run/idem.sock", "a Unix socket path of at most 107 bytes",
+      "the supervisor's control API socket (HTTP+JSON)"},
+     {K_SOCKET, FIELD(socket), 0, 0, 0}},
+    {{"HTTP_LISTEN", "", "\"\" (off), 127.0.0.1:PORT, localhost:PORT or [::1]:PORT",
+      "also serve the control API on this TCP loopback address"},
+     {K_LISTEN, FIELD(http_listen), 0, 0, 0}},
+    {{"NAMESPACE", "default", "1..127 characters of A-Z a-z 0-9 _ . -",
+      "the namespace workflows are started in"},
+     {K_NAME, FIELD(namespace_), 0, 0, 0}},
+    {{"TASKQUEUE", "inventory-task-queue", "1..127 characters of A-Z a-z 0-9 _ . -",
+      "the task queue this supervisor's workers serve; a start naming another is refused"},
+     {K_NAME, FIELD(taskqueue), 0, 0, 0}},
+    {{"DATABASE", "run/inventory.db", "a file path",
+      "the app database: the tables the app's activities change"},
+     {K_PATH, FIELD(database), 0, 0, 0}},
+    {{"STATE_DATABASE", "run/state.db", "a file path",
+      "the state database: workflows, steps, events"},
+     {K_PATH, FIELD(state_database), 0, 0, 0}},
+    {{"SYNC", "full", "full|normal",
+      "durability of the state and app DBs: full survives power loss, normal a process crash"},
+     {K_SYNC, FIELD(sync), 0, 0, 0}},
+    {{"WORKERS", "2", "1..256",
+      "the number of worker processes; more than the cores pays, for a worker mostly waits "
+      "between tasks (scripts/bench runs 16 on 2 cores)"},
+     {K_INT, FIELD(workers), 1, 256, 0}},
+    {{"SPARE_WORKER", "1", "0|1",
+      "1: keep one more worker started and ready, to take the place of one that dies"},
+     {K_INT, FIELD(spare_worker), 0, 1, 0}},
+    {{"LOG_LEVEL", "info", "debug|info|warn|error", "the lowest level that is logged"},
+     {K_LEVEL, FIELD(log_level), 0, 0, 0}},
+    {{"MAX_FRAME", "1048576", "64..64MiB",
+      "the largest worker-channel frame, in bytes (suffixes KiB, MiB)"},
+     {K_BYTES, FIELD(max_frame), 64, 64 << 20, 0}},
+    {{"MAX_BODY", "1048576", "1KiB..64MiB",
+      "the largest HTTP request body, in bytes (suffixes KiB, MiB)"},
+     {K_BYTES, FIELD(max_body), 1024, 64 << 20, 0}},
+    {{"API_REQUEST_TIMEOUT", "30s", "1s..1h",
+      "the longest a client may take to send one control-API request, headers and body, "
+      "from its first byte; then it gets a 408 and its connection is closed"},
+     {K_DURATION, FIELD(api_request_timeout_ms), MS_SECOND, MS_HOUR, 0}},
+    {{"SHUTDOWN_GRACE", "5s", "0..1h",
+      "how long busy workers get to finish on shutdown before SIGKILL"},
+     {K_DURATION, FIELD(shutdown_grace_ms), 0, MS_HOUR, 0}},
+    {{"RETRY_INITIAL_INTERVAL", "1s", "1ms..1h", "the delay before the first retry"},
+     {K_DURATION, FIELD(retry_initial_ms), 1, MS_HOUR, 0}},
+    {{"RETRY_BACKOFF_COEFFICIENT", "2.0", "1.0..100", "each retry waits this much longer"},
+     {K_DOUBLE, FIELD(retry_backoff), 1, 100, 0}},
+    {{"RETRY_MAXIMUM_INTERVAL", "0", "0 (= 100 x RETRY_INITIAL_INTERVAL) or 1ms..24h",
+      "the longest delay between retries"},
+     {K_DURATION, FIELD(retry_maximum_ms), 0, MS_DAY, 0}},
+    {{"RETRY_MAXIMUM_ATTEMPTS", "0", "0..1000000 (0 = unlimited)",
+      "attempts per activity before it fails"},
+     {K_INT, FIELD(retry_maximum_attempts), 0, 1000000, 0}},
+    {{"START_TO_CLOSE_TIMEOUT", "30s", "1ms..24h", "the longest one activity attempt may run"},
+     {K_DURATION, FIELD(start_to_close_ms), 1, MS_DAY, 0}},
+    {{"SCHEDULE_TO_CLOSE_TIMEOUT", "0", "0 (none) or 1ms..24h",
+      "the longest an activity may take over all its attempts; then the workflow fails"},
+     {K_DURATION, FIELD(schedule_to_close_ms), 0, MS_DAY, 0}},
+    {{"HEARTBEAT_TIMEOUT", "0", "0 (none) or 1ms..24h",
+      "an attempt of an activity that heartbeats is killed when silent this long"},
+     {K_DURATION, FIELD(heartbeat_timeout_ms), 0, MS_DAY, 0}},
+    {{"RETRY_NON_RETRYABLE", "", "comma list of error types, e.g. InjectedError",
+      "error types that fail an activity at once, besides those the activity marks"},
+     {K_LIST, FIELD(retry_non_retryable), 0, 0, 0}},
+    {{"ACTIVITY_MODE", "guarded", "guarded|naive",
+      "naive runs the activities without their idempotency guards: the control experiment"},
+     {K_MODE, FIELD(naive), 0, 0, 0}},
+    {{"FAULT_SEED", "", "\"\" (random, printed at start) or 0..18446744073709551615",
+      "the seed of every fault decision; the same seed replays the same fault plan"},
+     {K_U64, FIELD(fault_seed), 0, 0, 0}},
+    {{"FAULT_KILL_RATE", "0", "0..1",
+      "share of attempts whose worker SIGKILLs itself at a crash point"},
+     {K_DOUBLE, FIELD(fault_kill_rate), 0, 1, 0}},
+    {{"FAULT_KILL_POINTS", "before_effect,after_effect,after_commit,mid_reply",
+      "comma list of before_effect, after_effect, after_commit, mid_reply",
+      "the crash points FAULT_KILL_RATE is spread over"},
+     {K_POINTS, FIELD(fault_kill_points), 0, 0, 0}},
+    {{"FAULT_KILL_RATE_BEFORE_EFFECT", "", "\"\" (a share of FAULT_KILL_RATE) or 0..1",
+      "the kill rate at before_effect alone"},
+     {K_RATE, FIELD(fault_kill_point_rate[0]), 0, 1, 0}},
+    {{"FAULT_KILL_RATE_AFTER_EFFECT", "", "\"\" (a share of FAULT_KILL_RATE) or 0..1",
+      "the kill rate at after_effect (inside the transaction, before commit) alone"},
+     {K_RATE, FIELD(fault_kill_point_rate[1]), 0, 1, 0}},
+    {{"FAULT_KILL_RATE_AFTER_COMMIT", "", "\"\" (a share of FAULT_KILL_RATE) or 0..1",
+      "the kill rate at after_commit (committed, reply not sent) alone"},
+     {K_RATE, FIELD(fault_kill_point_rate[2]), 0, 1, 0}},
+    {{"FAULT_KILL_RATE_MID_REPLY", "", "\"\" (a share of FAULT_KILL_RATE) or 0..1",
+      "the kill rate at mid_reply (half a reply frame written) alone"},
+     {K_RATE, FIELD(fault_kill_point_rate[3]), 0, 1, 0}},
+    {{"FAULT_ASYNC_KILL_RATE", "0", "0..1",
+      "share of attempts whose worker the supervisor SIGKILLs after a random delay"},
+     {K_DOUBLE, FIELD(fault_async_kill_rate), 0, 1, 0}},
+    {{"FAULT_ASYNC_KILL_MAX_DELAY", "50ms", "0..1h", "the longest delay before an async kill"},
+     {K_DURATION, FIELD(fault_async_kill_max_ms), 0, MS_HOUR, 0}},
+    {{"FAULT_ERROR_RATE", "0", "0..1 (the seed demo fails about 0.33)",
+      "share of attempts that return a retryable error, before or after the effect"},
+     {K_DOUBLE, FIELD(fault_error_rate), 0, 1, 0}},
+    {{"FAULT_DELAY_RATE", "0", "0..1",
+      "share of attempts that sleep past START_TO_CLOSE_TIMEOUT and are killed"},
+     {K_DOUBLE, FIELD(fault_delay_rate), 0, 1, 0}},
+    {{"FAULT_SUPPLIER_RATE", "0", "0..1",
+      "share of the attempts that call the app's outside service (its peer) whose peer answers "
+      "503, or records and dies"},
+     {K_DOUBLE, FIELD(fault_supplier_rate), 0, 1, 0}},
+    {{"FAULT_ACTIVITIES", "", "\"\" (all) or a comma list of activity names",
+      "the activities faults may hit"},
+     {K_LIST, FIELD(fault_activities), 0, 0, 0}},
+    {{"FAULT_MAX_ATTEMPT", "0", "0 (any) or 1..1000000",
+      "faults hit only attempts up to this number"},
+     {K_INT, FIELD(fault_max_attempt), 0, 1000000, 0}},
+    {{"FAULT_VFS", "",
+      "\"\" (off) or target=state|app,op=write|sync|truncate|read|any[+op...],nth=N|rate=R"
+      "[,mode=transient|persistent][,error=ioerr|full][,seed=S]",
+      "storage faults: SQLite calls on the state or app database that fail with an I/O "
+      "error or a full disk"},
+     {K_VFS, FIELD(fault_vfs), 0, 0, 0}},
+    {{"LOG_FORMAT", "logfmt", "logfmt|json",
+      "the log line format: logfmt (key=value) or one JSON object per line"},
+     {K_FORMAT, FIELD(log_format), 0, 0, 0}},
 };
-
-_Static_assert(ARRAY_LEN(keys) == ARRAY_LEN(specs), "keys[] and specs[] must be parallel");
 
 /* idem's keys, then the apps' (config_add_keys): the table every lookup
  * reads, made on first use. */
-#define NBUILTIN ARRAY_LEN(keys)
-static struct config_key all_keys[ARRAY_LEN(keys) + CONFIG_APP_KEYS_MAX];
-static struct key_spec all_specs[ARRAY_LEN(keys) + CONFIG_APP_KEYS_MAX];
+#define NBUILTIN ARRAY_LEN(own_keys)
+static struct config_key all_keys[ARRAY_LEN(own_keys) + CONFIG_APP_KEYS_MAX];
+static struct key_spec all_specs[ARRAY_LEN(own_keys) + CONFIG_APP_KEYS_MAX];
 static const struct config_app_key *app_defs[CONFIG_APP_KEYS_MAX];
 static size_t nall;
 
@@ -202,8 +202,10 @@ static void table_init(void)
 {
 	if (nall > 0)
 		return;
-	memcpy(all_keys, keys, sizeof(keys));
-	memcpy(all_specs, specs, sizeof(specs));
+	for (size_t i = 0; i < NBUILTIN; i++) {
+		all_keys[i] = own_keys[i].key;
+		all_specs[i] = own_keys[i].spec;
+	}
 	nall = NBUILTIN;
 }
 
@@ -679,7 +681,7 @@ static const char *intern(const char *v)
 	static struct kept {
 		struct kept *next;
 		char text[];
-	} *kept;
+	} * kept;
 	size_t len = strlen(v);
 	struct kept *k;
 
@@ -725,12 +727,12 @@ static int set_app_text(struct idem_config *c, const struct setting *s)
 /* ---- keys ---- */
 
 static int (*const setters[])(struct idem_config *, const struct setting *) = {
-    [K_PATH] = set_path,         [K_SOCKET] = set_socket, [K_NAME] = set_name,
-    [K_LISTEN] = set_listen,     [K_INT] = set_int,       [K_I64] = set_int,
-    [K_BYTES] = set_int,         [K_APPTEXT] = set_app_text,     [K_LEVEL] = set_level,
-    [K_DURATION] = set_duration, [K_DOUBLE] = set_double, [K_LIST] = set_list,
-    [K_MODE] = set_mode,         [K_U64] = set_u64,       [K_RATE] = set_rate,
-    [K_POINTS] = set_points,     [K_VFS] = set_vfs,       [K_SYNC] = set_sync,
+    [K_PATH] = set_path,         [K_SOCKET] = set_socket,    [K_NAME] = set_name,
+    [K_LISTEN] = set_listen,     [K_INT] = set_int,          [K_I64] = set_int,
+    [K_BYTES] = set_int,         [K_APPTEXT] = set_app_text, [K_LEVEL] = set_level,
+    [K_DURATION] = set_duration, [K_DOUBLE] = set_double,    [K_LIST] = set_list,
+    [K_MODE] = set_mode,         [K_U64] = set_u64,          [K_RATE] = set_rate,
+    [K_POINTS] = set_points,     [K_VFS] = set_vfs,          [K_SYNC] = set_sync,
     [K_FORMAT] = set_format,
 };
 
@@ -789,8 +791,9 @@ static void suggest(const char *name, char *buf, size_t len)
 	}
 	for (size_t i = 0; i < nall && best <= limit && used < len; i++)
 		if (d[i] == best)
-			used += (size_t)snprintf(buf + used, len - used, "%s%s",
-			                         used ? " or " : " (did you mean ", all_keys[i].name);
+			used +=
+			    (size_t)snprintf(buf + used, len - used, "%s%s",
+			                     used ? " or " : " (did you mean ", all_keys[i].name);
 	if (used > 0 && used < len)
 		snprintf(buf + used, len - used, "?)");
 }
@@ -1014,7 +1017,8 @@ int config_add_keys(const struct config_app_key *defs, char *err, size_t errlen)
 			return -1;
 		}
 		app_defs[j] = defs;
-		all_keys[nall] = (struct config_key){defs->name, defs->def, defs->allowed, defs->help};
+		all_keys[nall] =
+		    (struct config_key){defs->name, defs->def, defs->allowed, defs->help};
 		all_specs[nall] = (struct key_spec){
 		    defs->kind == CONFIG_APP_INT ? K_I64 : K_APPTEXT,
 		    offsetof(struct idem_config, app_values) + j * sizeof(struct config_app_value) +
@@ -1260,8 +1264,8 @@ static int check_config(const struct idem_config *c, char *err, size_t errlen)
 	return -1;
 }
 
-static int load_all(struct idem_config *c, int argc, char **argv, int *rest, int *nrest,
-                    char *err, size_t errlen)
+static int load_all(struct idem_config *c, int argc, char **argv, int *rest, int *nrest, char *err,
+                    size_t errlen)
 {
 	const char *env_path = ".env";
 	int explicit_ = 0;
