@@ -528,6 +528,12 @@ static int start_ids(struct evhttp_request *req, const struct idem_workflow *t, 
 	return 0;
 }
 
+/* What a start came to, in HTTP. */
+static const int start_status[] = {
+    [START_CREATED] = 201, [START_EXISTS] = 200,   [START_CONFLICT] = 409,
+    [START_INVALID] = 400, [START_STOPPING] = 503, [START_FAILED] = 500,
+};
+
 /* POST /v1/workflows?wait=D: the reply waits (up to D) until the workflow
  * has closed, like GET .../wait, and says whether it timed out. start is
  * engine_start's answer (status, body STOLEN, id). */
@@ -601,10 +607,13 @@ static void handle_start(struct api *a, struct evhttp_request *req, struct query
 		goto done;
 	}
 	input = json_deep_copy(input);
-	status = engine_start(a->sup->engine, ns, wid, type, input, &out, &id, err, sizeof(err));
+	status = start_status[engine_start(a->sup->engine, ns, wid, type, input, &out, &id, err,
+	                                   sizeof(err))];
 	json_decref(input);
 	if (out == NULL)
 		out = json_pack("{s:s, s:i}", "error", err, "status", status);
+	else if (status >= 400)
+		json_object_set_new(out, "status", json_integer(status));
 	if (wait_ms > 0 && (status == 200 || status == 201))
 		start_and_wait(a, req, wait_ms, status, out, id);
 	else

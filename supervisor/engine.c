@@ -1004,32 +1004,46 @@ static int input_conflicts(const json_t *want, const json_t *have, char *buf, si
 	return 0;
 }
 
-static int start_existing(struct engine *e, int64_t id, json_t *input, json_t **body, char *err,
-                          size_t errlen)
+static enum engine_start_rc start_existing(struct engine *e, int64_t id, json_t *input,
+                                           json_t **body, char *err, size_t errlen)
 {
 	struct wf *running = engine_find(e, id);
 	json_t *wf = running != NULL ? wf_json(running) : store_wf_json(e->store, id, err, errlen);
 	char why[256];
 
 	if (wf == NULL)
-		return 500;
+		return START_FAILED;
 	if (input_conflicts(input, json_object_get(wf, "input"), why, sizeof(why))) {
-		*body = json_pack("{s:s, s:i, s:o}", "error", why, "status", 409, "workflow", wf);
+		*body = json_pack("{s:s, s:o}", "error", why, "workflow", wf);
 		snprintf(err, errlen, "%s", why);
-		return 409;
+		return START_CONFLICT;
 	}
 	*body = json_pack("{s:b, s:o}", "created", 0, "workflow", wf);
-	return 200;
+	return START_EXISTS;
 }
 
-int engine_start(struct engine *e, const char *ns, const char *workflow_id, const char *type,
-                 json_t *input, json_t **body, int64_t *id, char *err, size_t errlen)
+/* Whether (ns, workflow_id) exists: START_EXISTS or START_CONFLICT (with
+ * *id and *body), START_FAILED, or START_CREATED when it is new. */
+static enum engine_start_rc start_lookup(struct engine *e, const char *ns, const char *workflow_id,
+                                         json_t *asked, json_t **body, int64_t *id, char *err,
+                                         size_t errlen)
+{
+	int found = store_wf_lookup(e->store, ns, workflow_id, id, err, errlen);
+
+	if (found < 0)
+		return START_FAILED;
+	return found ? start_existing(e, *id, asked, body, err, errlen) : START_CREATED;
+}
+
+enum engine_start_rc engine_start(struct engine *e, const char *ns, const char *workflow_id,
+                                  const char *type, json_t *input, json_t **body, int64_t *id,
+                                  char *err, size_t errlen)
 {
 	const struct idem_workflow *t = wf_type_find(e->sup->app, type);
 	struct wf *wf = NULL;
 	json_t *asked;
 	char *quoted_type;
-	int found, rc;
+	enum engine_start_rc rc;
 
 	*body = NULL;
 	*id = 0;
@@ -1037,35 +1051,30 @@ int engine_start(struct engine *e, const char *ns, const char *workflow_id, cons
 		snprintf(err, errlen,
 		         "idem-supervisor is shutting down; start the workflow again "
 		         "once it is back");
-		return 503;
+		return START_STOPPING;
 	}
 	if (t == NULL) {
 		wf_type_unknown(e->sup->app, type, err, errlen);
-		return 400;
+		return START_INVALID;
 	}
 	if (t->check_ids != NULL && t->check_ids(ns, workflow_id, err, errlen) != 0)
-		return 400;
+		return START_INVALID;
 	/* The conflict check compares what the client sent, not the defaults
 	 * that prepare() adds from the current config. */
 	asked = json_deep_copy(input);
-	rc = t->prepare(input, &e->sup->cfg, err, errlen) != 0 ? 400 : 0;
-	if (rc == 0) {
-		found = store_wf_lookup(e->store, ns, workflow_id, id, err, errlen);
-		if (found < 0)
-			rc = 500;
-		else if (found)
-			rc = start_existing(e, *id, asked, body, err, errlen);
-	}
+	rc = t->prepare(input, &e->sup->cfg, err, errlen) != 0
+	         ? START_INVALID
+	         : start_lookup(e, ns, workflow_id, asked, body, id, err, errlen);
 	json_decref(asked);
-	if (rc != 0) {
-		if (rc != 200)
+	if (rc != START_CREATED) {
+		if (rc != START_EXISTS)
 			*id = 0;
 		return rc;
 	}
 	wf = wf_new(0, ns, workflow_id, type, input);
 	if (store_wf_insert(e->store, wf, clock_wall_ms(), err, errlen) != 0) {
 		wf_free(wf);
-		return 500;
+		return START_FAILED;
 	}
 	quoted_type = quoted(type);
 	event_text(e, wf, -1, 0, "workflow_started", 0, "{\"type\":%s,\"input\":%s}", quoted_type,
@@ -1078,7 +1087,7 @@ int engine_start(struct engine *e, const char *ns, const char *workflow_id, cons
 	e->stats.workflows_started++;
 	log_info("workflow started", "ns=%s wf=%s type=%s", ns, workflow_id, type);
 	*body = json_pack("{s:b, s:o}", "created", 1, "workflow", wf_json(wf));
-	return 201;
+	return START_CREATED;
 }
 
 /* ---- life cycle ---------------------------------------------------------------- */

@@ -48,12 +48,23 @@ int engine_turn_end(struct engine *e, char *err, size_t errlen);
  * (at exit). Returns -1 when the sync failed. */
 int engine_flush(struct engine *e, char *err, size_t errlen);
 
-/* Start a workflow. Returns 201 (created), 200 (exists, same input), 409
- * (exists, other input), 400 (bad request), 503 (shutting down), with
- * *body a NEW reference to send once durable (through engine_defer) and,
- * on 200 and 201, *id the workflow's state-DB id. */
-int engine_start(struct engine *e, const char *ns, const char *workflow_id, const char *type,
-                 json_t *input, json_t **body, int64_t *id, char *err, size_t errlen);
+/* What a start came to (api.c says it in HTTP: 201, 200, 409, 400, 503,
+ * 500). */
+enum engine_start_rc {
+	START_CREATED,  /* a new workflow */
+	START_EXISTS,   /* that id exists with the same input: nothing started */
+	START_CONFLICT, /* that id exists with another input */
+	START_INVALID,  /* an unknown type, a bad input or bad ids: nothing created */
+	START_STOPPING, /* the supervisor is shutting down */
+	START_FAILED,   /* the state DB failed */
+};
+
+/* Start a workflow, with *body a NEW reference to send once durable
+ * (through engine_defer; NULL when err says why) and, on START_CREATED and
+ * START_EXISTS, *id the workflow's state-DB id. */
+enum engine_start_rc engine_start(struct engine *e, const char *ns, const char *workflow_id,
+                                  const char *type, json_t *input, json_t **body, int64_t *id,
+                                  char *err, size_t errlen);
 /* The in-memory workflow for a running one, or NULL. */
 struct wf *engine_find(struct engine *e, int64_t id);
 int engine_running_count(const struct engine *e);

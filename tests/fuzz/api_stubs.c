@@ -198,8 +198,9 @@ json_t *store_counts_json(struct store *s, char *err, size_t errlen)
 }
 
 /* The checks engine_start makes before it touches the state DB. */
-int engine_start(struct engine *e, const char *ns, const char *workflow_id, const char *type,
-                 json_t *input, json_t **body, int64_t *idp, char *err, size_t errlen)
+enum engine_start_rc engine_start(struct engine *e, const char *ns, const char *workflow_id,
+                                  const char *type, json_t *input, json_t **body, int64_t *idp,
+                                  char *err, size_t errlen)
 {
 	const struct idem_workflow *t = wf_type_find(e->sup->app, type);
 	int64_t id = 0;
@@ -208,20 +209,20 @@ int engine_start(struct engine *e, const char *ns, const char *workflow_id, cons
 	*idp = 0;
 	if (t == NULL) {
 		wf_type_unknown(e->sup->app, type, err, errlen);
-		return 400;
+		return START_INVALID;
 	}
 	if (t->check_ids != NULL && t->check_ids(ns, workflow_id, err, errlen) != 0)
-		return 400;
+		return START_INVALID;
 	if (t->prepare(input, &e->sup->cfg, err, errlen) != 0)
-		return 400;
+		return START_INVALID;
 	if (store_wf_lookup(NULL, ns, workflow_id, &id, err, errlen) < 0)
-		return 500;
+		return START_FAILED;
 	*body = json_pack("{s:b, s:{s:s, s:s, s:O}}", "created", id == 0, "workflow", "namespace",
 	                  ns, "workflow_id", workflow_id, "input", input);
 	/* A new workflow is "R1" as far as a wait is concerned: running,
 	 * and closed only by a timeout. */
 	*idp = id == 0 ? e->running.id : id;
-	return id == 0 ? 201 : 200;
+	return id == 0 ? START_CREATED : START_EXISTS;
 }
 
 json_t *pool_json(const struct pool *p)
