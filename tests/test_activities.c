@@ -744,7 +744,7 @@ static void test_invalid_input(void **state)
 }
 
 /* What a start refuses, the activities refuse too, with the same words
- * (one check: shared/inventory_input.c): a quantity over 1e9 that the
+ * (one check: apps/inventory/input.c): a quantity over 1e9 that the
  * stock could cover, a field the workflow never sends, a product id over
  * 64 bytes, a key over the supplier's 255. Nothing is applied, nothing is
  * ordered. */

@@ -26,7 +26,7 @@
 #include "store.h"
 #include "testutil.h"
 
-/* worker/supplier.c's ledger schema (migration 1). */
+/* apps/inventory/supplier.c's ledger schema (migration 1). */
 static const char *const ledger_migrations[] = {
     "CREATE TABLE supplier_orders(id INTEGER PRIMARY KEY,"
     " idempotency_key TEXT NOT NULL UNIQUE, product_id TEXT NOT NULL,"

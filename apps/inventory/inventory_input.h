@@ -1,7 +1,7 @@
 /* inventory_input.h — the inputs of the inventory workflow and of its two
  * activities, checked by one function: by the workflow type's prepare()
  * when a start is asked (supervisor/workflow.c) and by update_inventory
- * and supplier_order before they touch anything (worker/activities.c).
+ * and supplier_order before they touch anything (activities.c).
  * So whatever an activity would refuse as InvalidInput is refused at
  * start, and the two sides cannot drift apart. Never logs.
  *
@@ -22,7 +22,7 @@
 #define INVENTORY_ORDER_ID_MAX 128        /* bytes */
 #define INVENTORY_PRODUCT_ID_MAX 64       /* bytes: CONFIG_PRODUCT_ID_MAX */
 #define INVENTORY_QUANTITY_MAX 1000000000 /* REORDER_QUANTITY's bound */
-/* The supplier's limit on an Idempotency-Key (worker/supplier.c KEY_MAX):
+/* The supplier's limit on an Idempotency-Key (supplier.c KEY_MAX):
  * the supplier order key must fit in it. */
 #define INVENTORY_KEY_MAX 255
 
