@@ -150,6 +150,8 @@ static int worker_argv(struct sup *sup, char *path, size_t pathlen, char *frame,
 	argv[n++] = "idem-worker";
 	argv[n++] = "--channel-fd=3";
 	argv[n++] = "--env=/dev/null";
+	argv[n++] = "--app";
+	argv[n++] = (char *)c->app;
 	argv[n++] = "--database";
 	argv[n++] = (char *)c->database;
 	n = app_key_flags(c, sup->app, argv, n);
