@@ -4,8 +4,9 @@
 #include <string.h>
 
 extern const struct idem_app inventory_app;
+extern const struct idem_app transfer_app;
 
-static const struct idem_app *const apps[] = {&inventory_app};
+static const struct idem_app *const apps[] = {&inventory_app, &transfer_app};
 
 const struct idem_app *apps_find(const char *name)
 {
@@ -25,5 +26,5 @@ int apps_add_config_keys(char *err, size_t errlen)
 
 const char *apps_names(void)
 {
-	return "inventory";
+	return "inventory, transfer";
 }

@@ -66,7 +66,7 @@ static const struct key_def {
 	struct config_key key;
 	struct key_spec spec;
 } own_keys[] = {
-    {{"APP", "inventory", "the name of an app built into idem (inventory)",
+    {{"APP", "inventory", "the name of an app built into idem (inventory, transfer)",
       "the app whose workflows the supervisor runs and whose activities the workers run"},
      {K_NAME, FIELD(app), 0, 0, 0}},
     {{"SOCKET", "run/idem.sock", "a Unix socket path of at most 107 bytes",

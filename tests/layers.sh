@@ -274,10 +274,10 @@ function printgraph(   order, n, i, j, f, k, a, b, s) {
 
 # Rule 6: the engine's folders name none of an app's tables, activities,
 # config keys or fields in their code (comments may, as examples): the
-# words are the inventory app's, the one whose code lived there before it
-# moved to apps/inventory/. A new app's names go here too when a word of
-# theirs could leak into the engine.
-APP_WORDS='update_inventory|supplier_order|order_id|product_id|REORDER_THRESHOLD|REORDER_QUANTITY|SEED_STOCK|SUPPLIER_DATABASE|SUPPLIER_SOCKET|restocks|adjustments'
+# words are the inventory app's (whose code lived there before it moved to
+# apps/inventory/) and the transfer app's. A new app's names go here too
+# when a word of theirs could leak into the engine.
+APP_WORDS='update_inventory|supplier_order|order_id|product_id|REORDER_THRESHOLD|REORDER_QUANTITY|SEED_STOCK|SUPPLIER_DATABASE|SUPPLIER_SOCKET|restocks|adjustments|transfer_id|TRANSFER_ACCOUNTS|debits|credits'
 leaks=$(find shared supervisor worker idemctl -name '*.[ch]' | sort | while read -r f; do
 	awk -v f="$f" -v words="$APP_WORDS" '
 	# drop /* ... */ comments (also over lines) and // ones, keep line numbers

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "appdb.h"
+#include "apps.h"
 #include "config.h"
 #include "inventory.h"
 #include "testutil.h"
@@ -271,7 +272,9 @@ static void test_key_table(void **state)
 	                                    "SUPPLIER_SOCKET",
 	                                    "REORDER_THRESHOLD",
 	                                    "REORDER_QUANTITY",
-	                                    "SEED_STOCK"};
+	                                    "SEED_STOCK",
+	                                    /* the transfer app's */
+	                                    "TRANSFER_ACCOUNTS"};
 	struct fixture *f = *state;
 	size_t n;
 	const struct config_key *k = config_keys(&n);
@@ -990,7 +993,8 @@ static const char *const not_default[] = {"transfer",
                                           "xp.sock",
                                           "9",
                                           "9",
-                                          "x:9"};
+                                          "x:9",
+                                          "Z:1"};
 
 static void test_env_dist(void **state)
 {
@@ -1139,8 +1143,8 @@ int main(void)
 
 	char err[256];
 
-	/* The inventory app's keys, as every program adds them. */
-	if (config_add_keys(inventory_keys, err, sizeof(err)) != 0) {
+	/* The apps' keys, as every program adds them. */
+	if (apps_add_config_keys(err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}

@@ -1,0 +1,389 @@
+/* activities.c — debit and credit, guarded so that a retry after any
+ * crash point applies each once per transfer (docs/apps.md
+ * "Activities"), and their naive twins that do not. The two differ only
+ * in their table, the sign of the change and what they refuse (struct
+ * side); the transaction around them is one function, run_side(). */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+#include "transfer.h"
+#include "transfer_db.h"
+#include "transfer_input.h"
+
+#define OWNER_MAX 512 /* "namespace/workflow_id" */
+
+struct transfer_in {
+	const char *transfer_id; /* borrowed from t->input, as are from and to */
+	const char *from;
+	const char *to;
+	json_int_t amount;
+};
+
+/* A row of debits or credits: an effect already applied. */
+struct applied {
+	char account_id[TRANSFER_ID_MAX + 1];
+	json_int_t amount;
+	json_int_t balance_after;
+	char owner[OWNER_MAX]; /* "namespace/workflow_id" */
+};
+
+/* One attempt's context, for the side's refusals. */
+struct attempt {
+	const struct idem_activity_env *env;
+	const struct transfer_in *in;
+	const char *owner;
+	struct idem_activity_outcome *out;
+};
+
+/* What makes a debit a debit and a credit a credit. The SQL texts are
+ * literals: db_stmt caches statements by address. */
+struct side {
+	const char *activity;
+	const char *find_sql;   /* the first row of ?1: account_id, amount, balance_after, owner */
+	const char *insert_sql; /* (transfer_id, account_id, amount, balance_after, owner, at) */
+	int sign;               /* -1: takes the amount, +1: gives it */
+	/* Inside the transaction: refuses (rolled back, out set, -1) or
+	 * returns 0 with *account, the account changed, and *balance, its
+	 * balance before the change. */
+	int (*admit)(const struct attempt *a, const char **account, int64_t *balance);
+};
+
+static int fail(struct idem_activity_outcome *out, const char *type, int retryable, const char *fmt,
+                ...) __attribute__((format(printf, 4, 5)));
+static int fail(struct idem_activity_outcome *out, const char *type, int retryable, const char *fmt,
+                ...)
+{
+	va_list ap;
+
+	snprintf(out->error_type, sizeof(out->error_type), "%s", type);
+	va_start(ap, fmt);
+	vsnprintf(out->error_message, sizeof(out->error_message), fmt, ap);
+	va_end(ap);
+	out->retryable = retryable;
+	return -1;
+}
+
+static void hook(const struct idem_activity_env *env, enum fault_point p, const struct msg_task *t)
+{
+	if (env->hooks != NULL && env->hooks->at != NULL)
+		env->hooks->at(env->hooks->arg, p, t);
+}
+
+static void rollback(sqlite3 *db)
+{
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* A failed database step: retryable (SQLITE_BUSY is the usual cause). */
+static int db_error(const struct idem_activity_env *env, struct idem_activity_outcome *out,
+                    const char *activity, const char *err)
+{
+	rollback(env->db);
+	return fail(out, "DatabaseError", 1, "%s: app DB: %s", activity, err);
+}
+
+/* ---- input ---- */
+
+/* The input checked by the same function as the workflow's start
+ * (transfer_input.h), so that nothing refused here was accepted there. */
+static int parse_input(const char *activity, const json_t *input, struct transfer_in *in,
+                       struct idem_activity_outcome *out)
+{
+	char err[sizeof(out->error_message) - 64];
+
+	if (transfer_input_check(input, err, sizeof(err)) != 0)
+		return fail(out, "InvalidInput", 0, "%s: %s", activity, err);
+	in->transfer_id = json_string_value(json_object_get(input, "transfer_id"));
+	in->from = json_string_value(json_object_get(input, "from"));
+	in->to = json_string_value(json_object_get(input, "to"));
+	in->amount = json_integer_value(json_object_get(input, "amount"));
+	return 0;
+}
+
+/* ---- app DB ---- */
+
+static void copy_text(char *dst, size_t len, sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	snprintf(dst, len, "%s", t != NULL ? (const char *)t : "");
+}
+
+/* The first row of transfer_id in the side's table. Returns 1 with *a, 0
+ * when none, -1 with err. */
+static int find_applied(sqlite3 *db, const struct side *s, const char *transfer_id,
+                        struct applied *a, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	if (db_stmt(db, s->find_sql, &st, err, errlen) != 0)
+		return -1;
+	sqlite3_bind_text(st, 1, transfer_id, -1, SQLITE_STATIC);
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW:
+		copy_text(a->account_id, sizeof(a->account_id), st, 0);
+		a->amount = sqlite3_column_int64(st, 1);
+		a->balance_after = sqlite3_column_int64(st, 2);
+		copy_text(a->owner, sizeof(a->owner), st, 3);
+		rc = 1;
+		break;
+	case SQLITE_DONE:
+		rc = 0;
+		break;
+	default:
+		db_fail(db, "looking up an applied effect", err, errlen);
+		break;
+	}
+	db_stmt_done(st);
+	return rc;
+}
+
+/* Runs one statement of the cache with its bindings to completion. */
+static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, char *err, size_t errlen)
+{
+	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(db, what, err, errlen);
+
+	db_stmt_done(st);
+	return rc;
+}
+
+static int add_balance(sqlite3 *db, const char *account, json_int_t delta, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (db_stmt(db, "UPDATE accounts SET balance = balance + ?2 WHERE account_id = ?1", &st,
+	            err, errlen) != 0)
+		return -1;
+	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, delta);
+	return step_done(db, st, "updating the balance", err, errlen);
+}
+
+static int insert_row(sqlite3 *db, const struct side *s, const struct transfer_in *in,
+                      const char *account, const char *owner, json_int_t balance_after, char *err,
+                      size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (db_stmt(db, s->insert_sql, &st, err, errlen) != 0)
+		return -1;
+	sqlite3_bind_text(st, 1, in->transfer_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, account, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, in->amount);
+	sqlite3_bind_int64(st, 4, balance_after);
+	sqlite3_bind_text(st, 5, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, clock_wall_ms());
+	return step_done(db, st, "recording the effect", err, errlen);
+}
+
+/* ---- what each side refuses ---- */
+
+/* A balance that must be there: 1 with *balance, or -1 (rolled back, out
+ * set) for an unknown account or a database error. */
+static int existing_balance(const struct attempt *a, const char *activity, const char *account,
+                            int64_t *balance)
+{
+	char err[512];
+	int found = transfer_balance_get(a->env->db, account, balance, err, sizeof(err));
+
+	if (found < 0)
+		return db_error(a->env, a->out, activity, err);
+	if (found == 0) {
+		rollback(a->env->db);
+		return fail(a->out, "UnknownAccount", 0,
+		            "%s: unknown account \"%s\" (transfer %s); accounts are created with "
+		            "TRANSFER_ACCOUNTS when the app database is new",
+		            activity, account, a->in->transfer_id);
+	}
+	return 1;
+}
+
+/* Both accounts must exist (a debit whose credit could not land is never
+ * made), and from must hold the amount. */
+static int debit_admit(const struct attempt *a, const char **account, int64_t *balance)
+{
+	int64_t to_balance = 0;
+
+	if (existing_balance(a, "debit", a->in->from, balance) < 0 ||
+	    existing_balance(a, "debit", a->in->to, &to_balance) < 0)
+		return -1;
+	if (*balance < a->in->amount) {
+		rollback(a->env->db);
+		return fail(a->out, "InsufficientFunds", 0,
+		            "insufficient funds for transfer %s: account \"%s\" has %lld, the "
+		            "transfer needs %" JSON_INTEGER_FORMAT,
+		            a->in->transfer_id, a->in->from, (long long)*balance, a->in->amount);
+	}
+	*account = a->in->from;
+	return 0;
+}
+
+/* Whether workflow owner has debited transfer_id: 1, 0, or -1 with err. */
+static int debited_by(sqlite3 *db, const char *transfer_id, const char *owner, char *err,
+                      size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	if (db_stmt(db, "SELECT 1 FROM debits WHERE transfer_id = ?1 AND workflow_id = ?2 LIMIT 1",
+	            &st, err, errlen) != 0)
+		return -1;
+	sqlite3_bind_text(st, 1, transfer_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW:
+		rc = 1;
+		break;
+	case SQLITE_DONE:
+		rc = 0;
+		break;
+	default:
+		db_fail(db, "looking up the debit", err, errlen);
+		break;
+	}
+	db_stmt_done(st);
+	return rc;
+}
+
+/* The credit of a transfer follows its own workflow's debit (guarded
+ * mode: naive mode runs without any lookup), and `to` must exist. */
+static int credit_admit(const struct attempt *a, const char **account, int64_t *balance)
+{
+	char err[512];
+	int debited = a->env->naive
+	                  ? 1
+	                  : debited_by(a->env->db, a->in->transfer_id, a->owner, err, sizeof(err));
+
+	if (debited < 0)
+		return db_error(a->env, a->out, "credit", err);
+	if (debited == 0) {
+		rollback(a->env->db);
+		return fail(a->out, "DebitMissing", 0,
+		            "credit: transfer %s has no debit of workflow %s: a credit never goes "
+		            "without its debit",
+		            a->in->transfer_id, a->owner);
+	}
+	if (existing_balance(a, "credit", a->in->to, balance) < 0)
+		return -1;
+	*account = a->in->to;
+	return 0;
+}
+
+static const struct side debit_side = {
+    "debit",
+    "SELECT account_id, amount, balance_after, workflow_id FROM debits"
+    " WHERE transfer_id = ?1 ORDER BY id LIMIT 1",
+    "INSERT INTO debits(transfer_id, account_id, amount, balance_after, workflow_id,"
+    " applied_at) VALUES(?, ?, ?, ?, ?, ?)",
+    -1,
+    debit_admit,
+};
+
+static const struct side credit_side = {
+    "credit",
+    "SELECT account_id, amount, balance_after, workflow_id FROM credits"
+    " WHERE transfer_id = ?1 ORDER BY id LIMIT 1",
+    "INSERT INTO credits(transfer_id, account_id, amount, balance_after, workflow_id,"
+    " applied_at) VALUES(?, ?, ?, ?, ?, ?)",
+    1,
+    credit_admit,
+};
+
+/* ---- the transaction ---- */
+
+static int set_result(struct idem_activity_outcome *out, const char *transfer_id,
+                      const char *account, json_int_t amount, json_int_t balance, int replayed)
+{
+	out->result =
+	    json_pack("{s:s, s:s, s:I, s:I, s:b}", "transfer_id", transfer_id, "account_id",
+	              account, "amount", amount, "balance", balance, "replayed", replayed);
+	if (out->result == NULL)
+		return fail(out, "InternalError", 1, "out of memory building the result");
+	return 0;
+}
+
+/* Inside the transaction: the side's refusals, then the balance change
+ * and the row. Returns 0 with a->out untouched and *balance_after. */
+static int apply(const struct side *s, const struct attempt *a, const char **account,
+                 json_int_t *balance_after)
+{
+	int64_t balance = 0;
+	char err[512];
+
+	if (s->admit(a, account, &balance) != 0)
+		return -1;
+	*balance_after = balance + s->sign * a->in->amount;
+	if (add_balance(a->env->db, *account, s->sign * a->in->amount, err, sizeof(err)) != 0 ||
+	    insert_row(a->env->db, s, a->in, *account, a->owner, *balance_after, err,
+	               sizeof(err)) != 0)
+		return db_error(a->env, a->out, s->activity, err);
+	return 0;
+}
+
+/* One transaction: the transfer's row if it exists (a replay), else the
+ * change and its row. Naive mode skips the lookup. */
+static int run_side(const struct side *s, const struct idem_activity_env *env,
+                    const struct msg_task *t, struct idem_activity_outcome *out)
+{
+	struct transfer_in in = {0};
+	struct applied prev = {0};
+	char err[512], owner[OWNER_MAX];
+	struct attempt a = {env, &in, owner, out};
+	const char *account = NULL;
+	json_int_t balance_after = 0;
+	int found = 0;
+
+	if (parse_input(s->activity, t->input, &in, out) != 0)
+		return -1;
+	snprintf(owner, sizeof(owner), "%s/%s", t->namespace_, t->workflow_id);
+	hook(env, FAULT_BEFORE_EFFECT, t);
+	if (db_run(env->db, "BEGIN IMMEDIATE", err, sizeof(err)) != 0)
+		return db_error(env, out, s->activity, err);
+	if (!env->naive) {
+		found = find_applied(env->db, s, in.transfer_id, &prev, err, sizeof(err));
+		if (found < 0)
+			return db_error(env, out, s->activity, err);
+	}
+	if (found && strcmp(prev.owner, owner) != 0) {
+		rollback(env->db);
+		return fail(
+		    out, "TransferConflict", 0,
+		    "%s: transfer %s was already applied by workflow %s; give this transfer "
+		    "another transfer_id",
+		    s->activity, in.transfer_id, prev.owner);
+	}
+	if (!found && apply(s, &a, &account, &balance_after) != 0)
+		return -1;
+	if (!found)
+		hook(env, FAULT_AFTER_EFFECT, t);
+	if (db_run(env->db, "COMMIT", err, sizeof(err)) != 0)
+		return db_error(env, out, s->activity, err);
+	hook(env, FAULT_AFTER_COMMIT, t);
+	if (found)
+		return set_result(out, in.transfer_id, prev.account_id, prev.amount,
+		                  prev.balance_after, 1);
+	return set_result(out, in.transfer_id, account, in.amount, balance_after, 0);
+}
+
+static int debit(const struct idem_activity_env *env, const struct msg_task *t,
+                 struct idem_activity_outcome *out)
+{
+	return run_side(&debit_side, env, t, out);
+}
+
+static int credit(const struct idem_activity_env *env, const struct msg_task *t,
+                  struct idem_activity_outcome *out)
+{
+	return run_side(&credit_side, env, t, out);
+}
+
+const struct idem_activity transfer_activities[] = {
+    {"debit", debit},
+    {"credit", credit},
+    {0},
+};

@@ -1,0 +1,41 @@
+/* balance.c — the transfer app's endpoint of the control API:
+ * GET /v1/balance/ACCOUNT, an operator's look at an account. There is no
+ * way to set one: money enters only through TRANSFER_ACCOUNTS, so that
+ * the checker's sums need no adjustments. */
+#include <stdio.h>
+#include <string.h>
+
+#include "transfer.h"
+#include "transfer_db.h"
+
+static int balance_get(sqlite3 *db, const char *account, const json_t *body, json_t **reply,
+                       char *err, size_t errlen)
+{
+	int64_t balance = 0;
+	int rc;
+
+	(void)body;
+	if (!config_valid_name(account, TRANSFER_ID_MAX)) {
+		snprintf(err, errlen,
+		         "bad account id \"%.80s\" (1..%d characters of A-Z a-z 0-9 _ . -)",
+		         account, TRANSFER_ID_MAX);
+		return 400;
+	}
+	rc = transfer_balance_get(db, account, &balance, err, errlen);
+	if (rc < 0)
+		return 500;
+	if (rc == 0) {
+		snprintf(err, errlen,
+		         "unknown account \"%s\" (accounts are created with TRANSFER_ACCOUNTS when "
+		         "the app database is new)",
+		         account);
+		return 404;
+	}
+	*reply = json_pack("{s:s, s:I}", "account_id", account, "balance", (json_int_t)balance);
+	return 200;
+}
+
+const struct idem_app_route transfer_routes[] = {
+    {"/v1/balance/ACCOUNT", "GET", balance_get},
+    {0},
+};
