@@ -46,6 +46,7 @@
 #define MAX_KILLS 1000
 
 struct options {
+	const char *app; /* inventory | transfer: what the clients start (stress_apps) */
 	long workflows;
 	int concurrency;
 	int workers;
@@ -143,6 +144,9 @@ static const char usage_text[] =
     "Runs idem-supervisor under faults and supervisor kills with many workflows,\n"
     "then proves with the checker that nothing was lost or applied twice.\n"
     "\n"
+    "  --app NAME             inventory (default): orders of products; transfer:\n"
+    "                         transfers between --products accounts of --stock each,\n"
+    "                         of 1..--max-quantity\n"
     "  --workflows N          workflows to run (default 1000)\n"
     "  --concurrency N        workflows in flight (default 32)\n"
     "  --workers N            worker processes (default 2)\n"
@@ -198,6 +202,7 @@ static void defaults(struct options *o)
 	*o = (struct options){.workflows = 1000,
 	                      .concurrency = 32,
 	                      .workers = 2,
+	                      .app = "inventory",
 	                      .products = 20,
 	                      .stock = 40,
 	                      .threshold = 15,
@@ -214,7 +219,8 @@ static void defaults(struct options *o)
 
 static void parse_options(struct options *o, int argc, char **argv)
 {
-	static const struct option longs[] = {{"workflows", 1, 0, 'w'},
+	static const struct option longs[] = {{"app", 1, 0, 'A'},
+	                                      {"workflows", 1, 0, 'w'},
 	                                      {"concurrency", 1, 0, 'c'},
 	                                      {"workers", 1, 0, 'W'},
 	                                      {"products", 1, 0, 'p'},
@@ -250,6 +256,11 @@ static void parse_options(struct options *o, int argc, char **argv)
 		char *end;
 
 		switch (c) {
+		case 'A':
+			if (strcmp(optarg, "inventory") != 0 && strcmp(optarg, "transfer") != 0)
+				die("--app %s: give inventory or transfer", optarg);
+			o->app = optarg;
+			break;
 		case 'w':
 			o->workflows = parse_long("workflows", optarg, 1, 100000000);
 			break;
@@ -384,6 +395,18 @@ static char *fmt(const char *f, ...)
 	return s;
 }
 
+/* --transfer-accounts=A0:STOCK,...: the transfer app's accounts. */
+static char *accounts(const struct options *o)
+{
+	size_t cap = (size_t)o->products * 32 + 32, n;
+	char *s = malloc(cap);
+
+	n = (size_t)snprintf(s, cap, "--transfer-accounts=");
+	for (int i = 0; i < o->products; i++)
+		n += (size_t)snprintf(s + n, cap - n, "%sA%d:%ld", i ? "," : "", i, o->stock);
+	return s;
+}
+
 static char *seed_stock(const struct options *o)
 {
 	size_t cap = (size_t)o->products * 32 + 32, n;
@@ -395,6 +418,24 @@ static char *seed_stock(const struct options *o)
 	return s;
 }
 
+/* The app's own keys: the inventory's supplier, products and reorder
+ * rule; the transfer's accounts. */
+static int app_flags(const struct run *r, char **a, int n)
+{
+	const struct options *o = &r->o;
+
+	if (strcmp(o->app, "transfer") == 0) {
+		a[n++] = accounts(o);
+		return n;
+	}
+	a[n++] = fmt("--supplier-database=%s/supplier.db", r->dir);
+	a[n++] = fmt("--supplier-socket=%s/supplier.sock", r->dir);
+	a[n++] = seed_stock(o);
+	a[n++] = fmt("--reorder-threshold=%ld", o->threshold);
+	a[n++] = fmt("--reorder-quantity=%ld", o->reorder);
+	return n;
+}
+
 static void build_argv(struct run *r)
 {
 	const struct options *o = &r->o;
@@ -404,14 +445,11 @@ static void build_argv(struct run *r)
 	a[n++] = fmt("%s/idem-supervisor", r->bindir);
 	a[n++] = strdup("--env=/dev/null");
 	a[n++] = fmt("--socket=%s", r->sock);
-	a[n++] = fmt("--database=%s/inventory.db", r->dir);
+	a[n++] = fmt("--app=%s", o->app);
+	a[n++] = fmt("--database=%s/app.db", r->dir);
 	a[n++] = fmt("--state-database=%s/state.db", r->dir);
-	a[n++] = fmt("--supplier-database=%s/supplier.db", r->dir);
-	a[n++] = fmt("--supplier-socket=%s/supplier.sock", r->dir);
 	a[n++] = fmt("--workers=%d", o->workers);
-	a[n++] = seed_stock(o);
-	a[n++] = fmt("--reorder-threshold=%ld", o->threshold);
-	a[n++] = fmt("--reorder-quantity=%ld", o->reorder);
+	n = app_flags(r, a, n);
 	a[n++] = fmt("--fault-seed=%" PRIu64, o->seed);
 	a[n++] = fmt("--fault-kill-rate=%.4f", o->kill_rate);
 	a[n++] = fmt("--fault-kill-points=%s", o->kill_points);
@@ -515,6 +553,13 @@ static void start_supervisor(struct run *r, struct kill_record *rec)
 
 /* ---- clients ---------------------------------------------------------------- */
 
+/* The error type of a legitimate refusal: an order that met an empty
+ * shelf, a transfer from an account without the funds. */
+static const char *refusal(const struct options *o)
+{
+	return strcmp(o->app, "transfer") == 0 ? "InsufficientFunds" : "InsufficientStock";
+}
+
 static void workflow_of(const struct run *r, long i, int *product, int *quantity)
 {
 	*product = (int)(uniform(r->o.seed, 101, (uint64_t)i) * r->o.products);
@@ -531,10 +576,19 @@ static int start_one(struct run *r, struct httpc_session *s, long i, int wait, j
 	int product, quantity;
 
 	workflow_of(r, i, &product, &quantity);
-	snprintf(body, sizeof(body),
-	         "{\"workflow_id\":\"S%ld\",\"input\":{\"order_id\":\"S%ld\",\"product_id\":"
-	         "\"P%d\",\"quantity\":%d}}",
-	         i, i, product, quantity);
+	if (strcmp(r->o.app, "transfer") == 0)
+		/* from account `product` to the next one, of `quantity` */
+		snprintf(body, sizeof(body),
+		         "{\"workflow_id\":\"S%ld\",\"type\":\"transfer\",\"input\":{"
+		         "\"transfer_id\":\"S%ld\",\"from\":\"A%d\",\"to\":\"A%d\","
+		         "\"amount\":%d}}",
+		         i, i, product, (product + 1) % (r->o.products > 1 ? r->o.products : 2),
+		         quantity);
+	else
+		snprintf(body, sizeof(body),
+		         "{\"workflow_id\":\"S%ld\",\"input\":{\"order_id\":\"S%ld\","
+		         "\"product_id\":\"P%d\",\"quantity\":%d}}",
+		         i, i, product, quantity);
 	snprintf(path, sizeof(path), "/v1/workflows%s", wait ? "?wait=" STR(WAIT_POLL_S) : "");
 	*wf = NULL;
 	for (;;) {
@@ -604,7 +658,7 @@ static void *client(void *arg)
 		error = json_string_value(json_object_get(wf, "error"));
 		if (status != NULL && strcmp(status, "completed") == 0)
 			atomic_fetch_add(&r->completed, 1);
-		else if (error != NULL && strstr(error, "InsufficientStock") != NULL)
+		else if (error != NULL && strstr(error, refusal(&r->o)) != NULL)
 			atomic_fetch_add(&r->refused, 1);
 		else
 			atomic_fetch_add(&r->failed, 1);
@@ -1017,9 +1071,9 @@ static json_t *kills_json(struct run *r)
 
 static json_t *options_json(const struct options *o)
 {
-	return json_pack("{s:I, s:i, s:i, s:i, s:I, s:I, s:I, s:i, s:f, s:s, s:f, s:f, s:f, s:f, "
-	                 "s:i, s:b, s:b}",
-	                 "workflows", (json_int_t)o->workflows, "concurrency", o->concurrency,
+	return json_pack("{s:s, s:I, s:i, s:i, s:i, s:I, s:I, s:I, s:i, s:f, s:s, s:f, s:f, s:f, "
+	                 "s:f, s:i, s:b, s:b}",
+	                 "app", o->app, "workflows", (json_int_t)o->workflows, "concurrency", o->concurrency,
 	                 "workers", o->workers, "products", o->products, "stock",
 	                 (json_int_t)o->stock, "threshold", (json_int_t)o->threshold, "reorder",
 	                 (json_int_t)o->reorder, "max_quantity", o->max_quantity, "kill_rate",
@@ -1061,12 +1115,12 @@ static void print_report(const json_t *rep)
 
 	printf("\n== idem stress report (seed %s) ==\n",
 	       json_string_value(json_object_get(rep, "seed")));
-	printf("workflows     %lld started, %lld completed, %lld failed, %lld refused "
-	       "(InsufficientStock)\n",
+	printf("workflows     %lld started, %lld completed, %lld failed, %lld refused (%s)\n",
 	       (long long)json_integer_value(json_object_get(w, "started")),
 	       (long long)json_integer_value(json_object_get(w, "completed")),
 	       (long long)json_integer_value(json_object_get(w, "failed")),
-	       (long long)json_integer_value(json_object_get(w, "refused")));
+	       (long long)json_integer_value(json_object_get(w, "refused")),
+	       json_string_value(json_object_get(rep, "refusal")));
 	printf("attempts      %lld over %lld steps; %lld faulted (%.1f%%), %lld retries, %lld "
 	       "lost to dead or killed workers\n",
 	       (long long)json_integer_value(json_object_get(h, "attempts")),
@@ -1173,7 +1227,7 @@ static int verdict(struct run *r, json_t *report, json_t *check)
 		return IDEM_EXIT_OK;
 	}
 	printf("verdict       FAILED: %s%s\n", ok ? "" : "the checker found violations (above). ",
-	       lost_clients ? "some workflows failed for a reason other than stock." : "");
+	       lost_clients ? "some workflows failed for a reason other than a refusal." : "");
 	(void)report;
 	return IDEM_EXIT_FAIL;
 }
@@ -1235,7 +1289,7 @@ int main(int argc, char **argv)
 	kill(r->sup_pid, SIGTERM);
 	waitpid(r->sup_pid, &sup_rc, 0);
 	{
-		char *st = fmt("%s/state.db", r->dir), *app = fmt("%s/inventory.db", r->dir);
+		char *st = fmt("%s/state.db", r->dir), *app = fmt("%s/app.db", r->dir);
 		char *sup = fmt("%s/supplier.db", r->dir);
 		static struct idem_config cfg;
 
@@ -1244,14 +1298,14 @@ int main(int argc, char **argv)
 		config_defaults(&cfg);
 		if (config_set(&cfg, "SUPPLIER_DATABASE", sup, err, sizeof(err)) != 0)
 			die("%s", err);
-		check = check_run(apps_find("inventory"), st, app, &cfg, err, sizeof(err));
+		check = check_run(apps_find(r->o.app), st, app, &cfg, err, sizeof(err));
 		free(st);
 		free(app);
 		free(sup);
 	}
 	if (check == NULL)
 		die("the checker could not run: %s", err);
-	check_print(apps_find("inventory"), check, stdout);
+	check_print(apps_find(r->o.app), check, stdout);
 	sseed = fmt("%" PRIu64, r->o.seed);
 	json_t *hist = history_counts(r);
 	long long attempts = json_integer_value(json_object_get(hist, "attempts"));
@@ -1268,6 +1322,8 @@ int main(int argc, char **argv)
 	    (double)closed(r) / (elapsed > 0 ? elapsed : 1), "latency", latency_json(r), "check",
 	    json_incref(check), "supervisor_exit",
 	    WIFEXITED(sup_rc) ? WEXITSTATUS(sup_rc) : 128 + WTERMSIG(sup_rc));
+	json_object_set_new(report, "app", json_string(r->o.app));
+	json_object_set_new(report, "refusal", json_string(refusal(&r->o)));
 	print_report(report);
 	rc = verdict(r, report, check);
 	json_object_set_new(report, "exit", json_integer(rc));
@@ -1285,7 +1341,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "idem-stress: could not remove %s\n", r->dir);
 		free(cmd);
 	} else {
-		printf("files         %s (supervisor.log, state.db, inventory.db, supplier.db)\n",
+		printf("files         %s (supervisor.log, state.db, app.db and the app's own)\n",
 		       r->dir);
 	}
 	json_decref(report);
