@@ -32,10 +32,10 @@ struct idem_config {
 	char namespace_[CONFIG_NAME_MAX];  /* NAMESPACE */
 	char taskqueue[CONFIG_NAME_MAX];   /* TASKQUEUE */
 	char database[CONFIG_PATH_MAX];    /* DATABASE: the app DB (its tables are the app's) */
-	char state_database[CONFIG_PATH_MAX];    /* STATE_DATABASE: workflows, steps, events */
-	int sync;                  /* SYNC: 0 full, 1 normal (the values of enum db_sync) */
-	int workers;               /* WORKERS: 1..256 */
-	int spare_worker;          /* SPARE_WORKER: 0|1 */
+	char state_database[CONFIG_PATH_MAX]; /* STATE_DATABASE: workflows, steps, events */
+	int sync;                       /* SYNC: 0 full, 1 normal (the values of enum db_sync) */
+	int workers;                    /* WORKERS: 1..256 */
+	int spare_worker;               /* SPARE_WORKER: 0|1 */
 	enum log_level log_level;       /* LOG_LEVEL: debug|info|warn|error */
 	size_t max_frame;               /* MAX_FRAME: bytes, 64..64 MiB */
 	size_t max_body;                /* MAX_BODY: bytes, 1 KiB..64 MiB */

@@ -439,7 +439,9 @@ int db_probe(const char *path, char *err, size_t errlen)
 	close(fd);
 	if (n == 0 || (n == (ssize_t)sizeof(head) && memcmp(head, magic, sizeof(head)) == 0))
 		return 0;
-	snprintf(err, errlen, "%s is not an SQLite database (file is not a database: its header "
-	         "is not \"SQLite format 3\")", path);
+	snprintf(err, errlen,
+	         "%s is not an SQLite database (file is not a database: its header "
+	         "is not \"SQLite format 3\")",
+	         path);
 	return -1;
 }

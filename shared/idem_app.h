@@ -275,10 +275,10 @@ struct idem_app_route {
  * IDEM_EXIT_FAULT), given up after a burst of unexpected deaths like a
  * worker slot. */
 struct idem_helper {
-	const char *name;         /* in logs: "supplier" */
-	const char *program;      /* beside idem-supervisor: "idem-supplier" */
-	const char *const *keys;  /* the app's keys it is given, NULL-ended */
-	const char *socket_key;   /* the Unix socket it serves, waited for at start-up */
+	const char *name;        /* in logs: "supplier" */
+	const char *program;     /* beside idem-supervisor: "idem-supplier" */
+	const char *const *keys; /* the app's keys it is given, NULL-ended */
+	const char *socket_key;  /* the Unix socket it serves, waited for at start-up */
 };
 
 /* ---- the app ------------------------------------------------------------ */

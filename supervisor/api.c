@@ -512,10 +512,11 @@ static int start_ids(struct evhttp_request *req, const struct idem_workflow *t, 
                      const char *wid)
 {
 	if (wid == NULL && t->id_field != NULL) {
-		reply_error(req, 400,
-		            "bad start request: no workflow_id, and input.%s (its default) is not a "
-		            "string: give either",
-		            t->id_field);
+		reply_error(
+		    req, 400,
+		    "bad start request: no workflow_id, and input.%s (its default) is not a "
+		    "string: give either",
+		    t->id_field);
 		return -1;
 	}
 	if (wid == NULL) {
@@ -566,7 +567,8 @@ static void handle_start(struct api *a, struct evhttp_request *req, struct query
 {
 	int64_t wait_ms = query_duration(req, q, "wait", 0, API_WAIT_MAX_MS), id;
 	json_t *body, *input = NULL, *out = NULL;
-	const char *wid = NULL, *ns = a->sup->cfg.namespace_, *type = a->sup->app->workflows[0].name;
+	const char *wid = NULL, *ns = a->sup->cfg.namespace_,
+	           *type = a->sup->app->workflows[0].name;
 	const struct idem_workflow *t;
 	const char *queue = a->sup->cfg.taskqueue;
 	char err[1024];
@@ -821,8 +823,8 @@ static void handle_stats(struct api *a, struct evhttp_request *req, struct query
 }
 
 /* An endpoint of the app's (struct idem_app_route), on the app DB. */
-static void handle_app(struct api *a, struct evhttp_request *req,
-                       const struct idem_app_route *r, const char *arg)
+static void handle_app(struct api *a, struct evhttp_request *req, const struct idem_app_route *r,
+                       const char *arg)
 {
 	json_t *body = NULL, *out = NULL;
 	char err[1024] = "";
@@ -835,7 +837,8 @@ static void handle_app(struct api *a, struct evhttp_request *req,
 	if (status < 400 && out != NULL)
 		return reply(req, status, out);
 	json_decref(out);
-	reply_error(req, status >= 400 ? status : 500, "%s", err[0] ? err : "the app gave no answer");
+	reply_error(req, status >= 400 ? status : 500, "%s",
+	            err[0] ? err : "the app gave no answer");
 }
 
 static void handle_metrics(struct api *a, struct evhttp_request *req, struct query *q,
@@ -1144,8 +1147,8 @@ static const struct endpoint app_endpoint = {"", 0, NULL};
  * method name; NULL after a 404 or a 405. */
 static const struct endpoint *endpoint_find(struct api *a, struct evhttp_request *req,
                                             const struct method *m, const char *path,
-                                            char seg[4][API_ID_MAX * 3 + 1], int n,
-                                            const char **id, const struct idem_app_route **route)
+                                            char seg[4][API_ID_MAX * 3 + 1], int n, const char **id,
+                                            const struct idem_app_route **route)
 {
 	unsigned allowed = 0;
 	const char *shown = NULL;

@@ -512,8 +512,9 @@ static void on_lost(void *arg, void *owner, enum pool_loss loss, const char *rea
 	struct step *st = owner;
 
 	st->slot = -1;
-	event_log(e, st->wf, st->seq, st->attempt, losses[loss].kind, pid,
-	          json_pack("{s:s, s:s}", "error_type", losses[loss].error_type, "message", reason));
+	event_log(
+	    e, st->wf, st->seq, st->attempt, losses[loss].kind, pid,
+	    json_pack("{s:s, s:s}", "error_type", losses[loss].error_type, "message", reason));
 	if (losses[loss].timeout >= 0)
 		e->stats.timeouts[losses[loss].timeout]++;
 	e->stats.worker_deaths++;
@@ -634,8 +635,8 @@ static void plan_fault(struct engine *e, struct step *st, long pid, struct fault
 	json_t *detail;
 
 	fault_plan_for(&e->sup->faults, st->wf->namespace_, st->wf->workflow_id, st->seq,
-	               st->attempt, st->activity, activity_options_find(e->sup->app, st->activity)->peer,
-	               plan);
+	               st->attempt, st->activity,
+	               activity_options_find(e->sup->app, st->activity)->peer, plan);
 	if (plan->kind == FAULT_NONE)
 		return;
 	e->stats.faults[plan->kind]++;

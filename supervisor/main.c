@@ -203,8 +203,8 @@ static int take_lock(struct run *r, char *err, size_t errlen)
 		snprintf(err, errlen,
 		         "another idem-supervisor (pid %ld, %.250s) runs on STATE_DATABASE=%.250s "
 		         "(lock %.250s); stop it first, or give this one another STATE_DATABASE",
-		         (long)holder, theirs[0] != '\0' ? theirs : "socket unknown", c->state_database,
-		         path);
+		         (long)holder, theirs[0] != '\0' ? theirs : "socket unknown",
+		         c->state_database, path);
 		return IDEM_EXIT_USAGE;
 	default:
 		snprintf(err, errlen, "STATE_DATABASE=%.250s: %.500s", c->state_database, inner);

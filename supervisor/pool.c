@@ -885,7 +885,8 @@ static void helper_exited(struct pool *p, int status)
 		return;
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == IDEM_EXIT_FAULT) {
-		helper_log(LOG_INFO, p, "{} died as planned (injected fault); respawning", "%s", "");
+		helper_log(LOG_INFO, p, "{} died as planned (injected fault); respawning", "%s",
+		           "");
 		helper_start(p);
 		return;
 	}
@@ -894,12 +895,13 @@ static void helper_exited(struct pool *p, int status)
 	 * slot, it gives up after a burst of deaths. */
 	delay = slot_respawn_delay(&p->helper_hist, clock_mono_ms(), 0);
 	if (delay < 0) {
-		helper_log(LOG_ERROR, p,
-		           "the {} gave up: too many deaths in a row; the attempts that need it fail "
-		           "and retry until idem-supervisor is restarted with the cause fixed (see "
-		           "its log lines above, and the app's keys it is given)",
-		           "deaths=%d window_ms=%d last=\"%s\"", POOL_BURST_DEATHS,
-		           POOL_BURST_WINDOW_MS, how);
+		helper_log(
+		    LOG_ERROR, p,
+		    "the {} gave up: too many deaths in a row; the attempts that need it fail "
+		    "and retry until idem-supervisor is restarted with the cause fixed (see "
+		    "its log lines above, and the app's keys it is given)",
+		    "deaths=%d window_ms=%d last=\"%s\"", POOL_BURST_DEATHS, POOL_BURST_WINDOW_MS,
+		    how);
 		return;
 	}
 	helper_log(LOG_WARN, p, "{} exited; respawning", "how=\"%s\" delay_ms=%lld", how,

@@ -108,9 +108,8 @@ static int app_key_flags(const struct idem_config *c, const struct idem_app *app
 	static char flags[SPAWN_KEYS_MAX][CONFIG_PATH_MAX + CONFIG_NAME_MAX + 4];
 	int k = 0;
 
-	for (const struct config_app_key *d = app->keys; d != NULL && d->name != NULL &&
-	                                                 k < SPAWN_KEYS_MAX;
-	     d++, k++)
+	for (const struct config_app_key *d = app->keys;
+	     d != NULL && d->name != NULL && k < SPAWN_KEYS_MAX; d++, k++)
 		key_flag(c, d->name, flags[k], sizeof(flags[k]), argv, &n);
 	return n;
 }

@@ -212,8 +212,7 @@ static void *sync_main(void *arg)
 		 * published: these syncs cover it all. */
 		if (app_target != atomic_load(&y->app_durable) && fdatasync(y->app_wal_fd) != 0)
 			path = y->app_wal_path;
-		if (path == NULL && target != atomic_load(&y->durable) &&
-		    fdatasync(y->wal_fd) != 0)
+		if (path == NULL && target != atomic_load(&y->durable) && fdatasync(y->wal_fd) != 0)
 			path = y->wal_path;
 		if (path != NULL) {
 			e = errno;

@@ -29,8 +29,8 @@ struct store;
 struct sup {
 	struct idem_config cfg;
 	const struct idem_app *app; /* the app it runs (APP) */
-	char bindir[512];   /* where idem-worker and idem-supplier live */
-	char env_path[512]; /* the .env it read, passed on to children */
+	char bindir[512];           /* where idem-worker and idem-supplier live */
+	char env_path[512];         /* the .env it read, passed on to children */
 	struct event_base *base;
 	struct store *store;
 	sqlite3 *appdb; /* for seeding and the operator's stock API */

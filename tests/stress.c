@@ -219,34 +219,21 @@ static void defaults(struct options *o)
 
 static void parse_options(struct options *o, int argc, char **argv)
 {
-	static const struct option longs[] = {{"app", 1, 0, 'A'},
-	                                      {"workflows", 1, 0, 'w'},
-	                                      {"concurrency", 1, 0, 'c'},
-	                                      {"workers", 1, 0, 'W'},
-	                                      {"products", 1, 0, 'p'},
-	                                      {"stock", 1, 0, 's'},
-	                                      {"threshold", 1, 0, 't'},
-	                                      {"reorder", 1, 0, 'r'},
-	                                      {"max-quantity", 1, 0, 'q'},
-	                                      {"kill-rate", 1, 0, 'k'},
-	                                      {"kill-points", 1, 0, 'K'},
-	                                      {"async-kill-rate", 1, 0, 'a'},
-	                                      {"error-rate", 1, 0, 'e'},
-	                                      {"delay-rate", 1, 0, 'd'},
-	                                      {"supplier-rate", 1, 0, 'u'},
-	                                      {"supervisor-kills", 1, 0, 'S'},
-	                                      {"seed", 1, 0, 'x'},
-	                                      {"swarm", 0, 0, 'X'},
-	                                      {"naive", 0, 0, 'n'},
-	                                      {"json", 1, 0, 'j'},
-	                                      {"time-budget", 1, 0, 'T'},
-	                                      {"dir", 1, 0, 'D'},
-	                                      {"keep", 0, 0, 'P'},
-	                                      {"progress", 1, 0, 'g'},
-	                                      {"help", 0, 0, 'h'},
-	                                      {"sync", 1, 0, 'Y'},
-	                                      {"recovery-test", 1, 0, 'Z'},
-	                                      {0, 0, 0, 0}};
+	static const struct option longs[] = {
+	    {"app", 1, 0, 'A'},           {"workflows", 1, 0, 'w'},
+	    {"concurrency", 1, 0, 'c'},   {"workers", 1, 0, 'W'},
+	    {"products", 1, 0, 'p'},      {"stock", 1, 0, 's'},
+	    {"threshold", 1, 0, 't'},     {"reorder", 1, 0, 'r'},
+	    {"max-quantity", 1, 0, 'q'},  {"kill-rate", 1, 0, 'k'},
+	    {"kill-points", 1, 0, 'K'},   {"async-kill-rate", 1, 0, 'a'},
+	    {"error-rate", 1, 0, 'e'},    {"delay-rate", 1, 0, 'd'},
+	    {"supplier-rate", 1, 0, 'u'}, {"supervisor-kills", 1, 0, 'S'},
+	    {"seed", 1, 0, 'x'},          {"swarm", 0, 0, 'X'},
+	    {"naive", 0, 0, 'n'},         {"json", 1, 0, 'j'},
+	    {"time-budget", 1, 0, 'T'},   {"dir", 1, 0, 'D'},
+	    {"keep", 0, 0, 'P'},          {"progress", 1, 0, 'g'},
+	    {"help", 0, 0, 'h'},          {"sync", 1, 0, 'Y'},
+	    {"recovery-test", 1, 0, 'Z'}, {0, 0, 0, 0}};
 	int c;
 
 	defaults(o);
@@ -1073,8 +1060,8 @@ static json_t *options_json(const struct options *o)
 {
 	return json_pack("{s:s, s:I, s:i, s:i, s:i, s:I, s:I, s:I, s:i, s:f, s:s, s:f, s:f, s:f, "
 	                 "s:f, s:i, s:b, s:b}",
-	                 "app", o->app, "workflows", (json_int_t)o->workflows, "concurrency", o->concurrency,
-	                 "workers", o->workers, "products", o->products, "stock",
+	                 "app", o->app, "workflows", (json_int_t)o->workflows, "concurrency",
+	                 o->concurrency, "workers", o->workers, "products", o->products, "stock",
 	                 (json_int_t)o->stock, "threshold", (json_int_t)o->threshold, "reorder",
 	                 (json_int_t)o->reorder, "max_quantity", o->max_quantity, "kill_rate",
 	                 o->kill_rate, "kill_points", o->kill_points, "async_kill_rate",

@@ -150,8 +150,9 @@ static json_t *run_ok(const struct idem_activity_env *env, const struct msg_task
 }
 
 /* Runs one attempt that must fail with type; returns the outcome. */
-static struct idem_activity_outcome run_fail(const struct idem_activity_env *env, const struct msg_task *t,
-                                        const char *type, int retryable)
+static struct idem_activity_outcome run_fail(const struct idem_activity_env *env,
+                                             const struct msg_task *t, const char *type,
+                                             int retryable)
 {
 	struct idem_activity_outcome o;
 
@@ -1147,7 +1148,8 @@ static void test_concurrent_first_open_seeds_once(void **state)
 		pids[i] = fork();
 		assert_true(pids[i] >= 0);
 		if (pids[i] == 0) {
-			int rc = appdb_open(path, DB_SYNC_FULL, initial_stock, 1, &db, err, sizeof(err));
+			int rc =
+			    appdb_open(path, DB_SYNC_FULL, initial_stock, 1, &db, err, sizeof(err));
 			if (rc != 0)
 				fprintf(stderr, "child %d: %s\n", i, err);
 			db_close(db);
@@ -1171,7 +1173,8 @@ static void test_newer_schema_is_refused(void **state)
 	sqlite3 *db = NULL;
 
 	assert_int_equal(db_exec(f->db, "PRAGMA user_version = 9", err, sizeof(err)), 0);
-	assert_int_equal(appdb_open(f->app_db, DB_SYNC_FULL, initial_stock, 1, &db, err, sizeof(err)), -1);
+	assert_int_equal(
+	    appdb_open(f->app_db, DB_SYNC_FULL, initial_stock, 1, &db, err, sizeof(err)), -1);
 	assert_null(db);
 	assert_contains(err, "newer idem");
 	assert_contains(err, f->app_db);

@@ -53,7 +53,8 @@ static int setup(void **state)
 	f->app_path = tu_fmt("%s/app.db", f->dir);
 	f->ledger_path = tu_fmt("%s/supplier.db", f->dir);
 	if (store_open(f->state_path, DB_SYNC_FULL, NULL, &f->store, err, sizeof(err)) != 0 ||
-	    appdb_open(f->app_path, DB_SYNC_NORMAL, initial_stock, 1, &f->app, err, sizeof(err)) != 0 ||
+	    appdb_open(f->app_path, DB_SYNC_NORMAL, initial_stock, 1, &f->app, err, sizeof(err)) !=
+	        0 ||
 	    db_open(f->ledger_path, DB_SYNC_NORMAL, &f->ledger, err, sizeof(err)) != 0 ||
 	    db_migrate(f->ledger, ledger_migrations, 1, NULL, err, sizeof(err)) != 0) {
 		fprintf(stderr, "setup: %s\n", err);

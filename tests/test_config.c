@@ -138,7 +138,8 @@ static void assert_config_equal(const struct idem_config *a, const struct idem_c
 	assert_string_equal(a->taskqueue, b->taskqueue);
 	assert_string_equal(a->database, b->database);
 	assert_string_equal(a->state_database, b->state_database);
-	assert_string_equal(config_text(a, "SUPPLIER_DATABASE"), config_text(b, "SUPPLIER_DATABASE"));
+	assert_string_equal(config_text(a, "SUPPLIER_DATABASE"),
+	                    config_text(b, "SUPPLIER_DATABASE"));
 	assert_string_equal(config_text(a, "SUPPLIER_SOCKET"), config_text(b, "SUPPLIER_SOCKET"));
 	assert_int_equal(a->sync, b->sync);
 	assert_int_equal(a->workers, b->workers);
@@ -227,54 +228,23 @@ static void test_defaults(void **state)
 
 static void test_key_table(void **state)
 {
-	static const char *const order[] = {"APP",
-	                                    "SOCKET",
-	                                    "HTTP_LISTEN",
-	                                    "NAMESPACE",
-	                                    "TASKQUEUE",
-	                                    "DATABASE",
-	                                    "STATE_DATABASE",
-	                                    "SYNC",
-	                                    "WORKERS",
-	                                    "SPARE_WORKER",
-	                                    "LOG_LEVEL",
-	                                    "MAX_FRAME",
-	                                    "MAX_BODY",
-	                                    "API_REQUEST_TIMEOUT",
-	                                    "SHUTDOWN_GRACE",
-	                                    "RETRY_INITIAL_INTERVAL",
-	                                    "RETRY_BACKOFF_COEFFICIENT",
-	                                    "RETRY_MAXIMUM_INTERVAL",
-	                                    "RETRY_MAXIMUM_ATTEMPTS",
-	                                    "START_TO_CLOSE_TIMEOUT",
-	                                    "SCHEDULE_TO_CLOSE_TIMEOUT",
-	                                    "HEARTBEAT_TIMEOUT",
-	                                    "RETRY_NON_RETRYABLE",
-	                                    "ACTIVITY_MODE",
-	                                    "FAULT_SEED",
-	                                    "FAULT_KILL_RATE",
-	                                    "FAULT_KILL_POINTS",
-	                                    "FAULT_KILL_RATE_BEFORE_EFFECT",
-	                                    "FAULT_KILL_RATE_AFTER_EFFECT",
-	                                    "FAULT_KILL_RATE_AFTER_COMMIT",
-	                                    "FAULT_KILL_RATE_MID_REPLY",
-	                                    "FAULT_ASYNC_KILL_RATE",
-	                                    "FAULT_ASYNC_KILL_MAX_DELAY",
-	                                    "FAULT_ERROR_RATE",
-	                                    "FAULT_DELAY_RATE",
-	                                    "FAULT_SUPPLIER_RATE",
-	                                    "FAULT_ACTIVITIES",
-	                                    "FAULT_MAX_ATTEMPT",
-	                                    "FAULT_VFS",
-	                                    "LOG_FORMAT",
-	                                    /* the inventory app's */
-	                                    "SUPPLIER_DATABASE",
-	                                    "SUPPLIER_SOCKET",
-	                                    "REORDER_THRESHOLD",
-	                                    "REORDER_QUANTITY",
-	                                    "SEED_STOCK",
-	                                    /* the transfer app's */
-	                                    "TRANSFER_ACCOUNTS"};
+	static const char *const order[] = {
+	    "APP", "SOCKET", "HTTP_LISTEN", "NAMESPACE", "TASKQUEUE", "DATABASE", "STATE_DATABASE",
+	    "SYNC", "WORKERS", "SPARE_WORKER", "LOG_LEVEL", "MAX_FRAME", "MAX_BODY",
+	    "API_REQUEST_TIMEOUT", "SHUTDOWN_GRACE", "RETRY_INITIAL_INTERVAL",
+	    "RETRY_BACKOFF_COEFFICIENT", "RETRY_MAXIMUM_INTERVAL", "RETRY_MAXIMUM_ATTEMPTS",
+	    "START_TO_CLOSE_TIMEOUT", "SCHEDULE_TO_CLOSE_TIMEOUT", "HEARTBEAT_TIMEOUT",
+	    "RETRY_NON_RETRYABLE", "ACTIVITY_MODE", "FAULT_SEED", "FAULT_KILL_RATE",
+	    "FAULT_KILL_POINTS", "FAULT_KILL_RATE_BEFORE_EFFECT", "FAULT_KILL_RATE_AFTER_EFFECT",
+	    "FAULT_KILL_RATE_AFTER_COMMIT", "FAULT_KILL_RATE_MID_REPLY", "FAULT_ASYNC_KILL_RATE",
+	    "FAULT_ASYNC_KILL_MAX_DELAY", "FAULT_ERROR_RATE", "FAULT_DELAY_RATE",
+	    "FAULT_SUPPLIER_RATE", "FAULT_ACTIVITIES", "FAULT_MAX_ATTEMPT", "FAULT_VFS",
+	    "LOG_FORMAT",
+	    /* the inventory app's */
+	    "SUPPLIER_DATABASE", "SUPPLIER_SOCKET", "REORDER_THRESHOLD", "REORDER_QUANTITY",
+	    "SEED_STOCK",
+	    /* the transfer app's */
+	    "TRANSFER_ACCOUNTS"};
 	struct fixture *f = *state;
 	size_t n;
 	const struct config_key *k = config_keys(&n);

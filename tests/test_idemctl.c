@@ -355,7 +355,8 @@ static void check_while_running(void)
 	struct run r = ctl("check");
 	json_t *doc;
 
-	expect(&r, IDEM_EXIT_NOT_QUIESCENT, "out", "  running  workflow default/C1 is still running\n");
+	expect(&r, IDEM_EXIT_NOT_QUIESCENT, "out",
+	       "  running  workflow default/C1 is still running\n");
 	expect(&r, IDEM_EXIT_NOT_QUIESCENT, "out",
 	       "check: NOT QUIESCENT — 1 workflow still running (of 4), no violation so far");
 	assert_null(strstr(r.out, "stuck  "));
@@ -364,7 +365,8 @@ static void check_while_running(void)
 	expect(&r, IDEM_EXIT_NOT_QUIESCENT, "err",
 	       "idemctl: check: timed out after 300ms with 1 workflow still running; checking "
 	       "anyway");
-	expect(&r, IDEM_EXIT_NOT_QUIESCENT, "out", "check: NOT QUIESCENT — 1 workflow still running");
+	expect(&r, IDEM_EXIT_NOT_QUIESCENT, "out",
+	       "check: NOT QUIESCENT — 1 workflow still running");
 	run_free(&r);
 	r = ctl("--json check");
 	expect(&r, IDEM_EXIT_NOT_QUIESCENT, "out", NULL);

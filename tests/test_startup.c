@@ -134,8 +134,9 @@ static int step_running(const struct tu_sup *s, const char *id)
 
 	if (tu_http(s, "GET", path, NULL, &out) == 200) {
 		step = json_array_get(json_object_get(out, "steps"), 0);
-		running = json_is_string(json_object_get(step, "status")) &&
-		          strcmp(json_string_value(json_object_get(step, "status")), "running") == 0;
+		running =
+		    json_is_string(json_object_get(step, "status")) &&
+		    strcmp(json_string_value(json_object_get(step, "status")), "running") == 0;
 	}
 	json_decref(out);
 	free(path);
@@ -157,8 +158,8 @@ static void test_restart_syncs_before_anything_leaves(void **state)
 	char *gate = tu_fmt("%s/gate", dir), *held = tu_fmt("%s/gate.held", dir);
 	char *preload = tu_fmt("LD_PRELOAD=%s/libidem_slow_sync.so", IDEM_BIN_DIR);
 	char *hold = tu_fmt("IDEM_TEST_HOLD_SYNC=state.db-wal:%s", gate);
-	char *asan_opts = tu_fmt("ASAN_OPTIONS=%s%sverify_asan_link_order=0", asan ? asan : "",
-	                         asan ? ":" : "");
+	char *asan_opts =
+	    tu_fmt("ASAN_OPTIONS=%s%sverify_asan_link_order=0", asan ? asan : "", asan ? ":" : "");
 	const char *env[] = {preload, hold, asan_opts, NULL};
 	struct tu_sup s = {0};
 	json_t *out = NULL;
@@ -356,16 +357,17 @@ static void test_fd_shortage_before_first_start(void **state)
 	             tu_fmt("--state-database=%s/state.db", dir),
 	             tu_fmt("--supplier-database=%s/supplier.db", dir),
 	             tu_fmt("--supplier-socket=%s/supplier.sock", dir)};
-	char *argv[] = {"/bin/sh",
-	                "-c",
-	                "ulimit -n 64 && exec \"$0\" --env=/dev/null --workers=1 --sync=full \"$@\"",
-	                (char *)tu_bin("idem-supervisor"),
-	                a[0],
-	                a[1],
-	                a[2],
-	                a[3],
-	                a[4],
-	                NULL};
+	char *argv[] = {
+	    "/bin/sh",
+	    "-c",
+	    "ulimit -n 64 && exec \"$0\" --env=/dev/null --workers=1 --sync=full \"$@\"",
+	    (char *)tu_bin("idem-supervisor"),
+	    a[0],
+	    a[1],
+	    a[2],
+	    a[3],
+	    a[4],
+	    NULL};
 	int conns[200], nconns = 0, status;
 	struct tu_sup s = {0};
 	char *req;

@@ -138,7 +138,8 @@ static void test_seed_replay(void **state)
 	                                 "SO-1", "quantity", 1000));
 	assert_int_equal(replay(wf, &ctx), IDEM_WF_DONE);
 	assert_int_equal(json_integer_value(json_object_get(ctx.run.result, "final_stock")), 1001);
-	assert_int_equal(json_integer_value(json_object_get(ctx.run.result, "stock_after_order")), 1);
+	assert_int_equal(json_integer_value(json_object_get(ctx.run.result, "stock_after_order")),
+	                 1);
 	assert_true(json_is_true(json_object_get(ctx.run.result, "restocked")));
 	assert_string_equal(json_string_value(json_object_get(ctx.run.result, "supplier_order_id")),
 	                    "SO-1");

@@ -581,8 +581,8 @@ static void unlink_own_socket(const struct supplier *s)
 {
 	struct stat st;
 
-	if (s->bound && stat(config_text(&cfg, "SUPPLIER_SOCKET"), &st) == 0 && st.st_ino == s->sock_st.st_ino &&
-	    st.st_dev == s->sock_st.st_dev)
+	if (s->bound && stat(config_text(&cfg, "SUPPLIER_SOCKET"), &st) == 0 &&
+	    st.st_ino == s->sock_st.st_ino && st.st_dev == s->sock_st.st_dev)
 		unlink(config_text(&cfg, "SUPPLIER_SOCKET"));
 }
 
@@ -665,7 +665,8 @@ int main(int argc, char **argv)
 		log_error("cannot start", "error=%s", log_quote(q, sizeof(q), err));
 		goto out;
 	}
-	log_info("listening", "socket=%s database=%s", log_quote(q, sizeof(q), config_text(&cfg, "SUPPLIER_SOCKET")),
+	log_info("listening", "socket=%s database=%s",
+	         log_quote(q, sizeof(q), config_text(&cfg, "SUPPLIER_SOCKET")),
 	         log_quote(q2, sizeof(q2), config_text(&cfg, "SUPPLIER_DATABASE")));
 	if (event_base_dispatch(s.base) < 0) {
 		log_error("event loop failed", "");

@@ -42,8 +42,8 @@ static void setup(void)
 {
 	if (env_fd >= 0)
 		return;
-	FUZZ_CHECK(config_add_keys(inventory_keys, env_path, sizeof(env_path)) == 0,
-	           "app keys: %s", env_path);
+	FUZZ_CHECK(config_add_keys(inventory_keys, env_path, sizeof(env_path)) == 0, "app keys: %s",
+	           env_path);
 	config_defaults(&defaults);
 	env_fd = memfd_create("idem-fuzz-env", MFD_CLOEXEC);
 	FUZZ_CHECK(env_fd >= 0, "memfd_create failed");
@@ -102,7 +102,8 @@ static void check_ranges(const struct idem_config *c)
 	               strlen(config_text(c, "SUPPLIER_SOCKET")) <= 107,
 	           "the app's paths");
 	FUZZ_CHECK(IN_RANGE(c->workers, 1, 256), "WORKERS=%d", c->workers);
-	FUZZ_CHECK(IN_RANGE(config_int(c, "REORDER_THRESHOLD"), 0, 1000000000), "REORDER_THRESHOLD");
+	FUZZ_CHECK(IN_RANGE(config_int(c, "REORDER_THRESHOLD"), 0, 1000000000),
+	           "REORDER_THRESHOLD");
 	FUZZ_CHECK(IN_RANGE(config_int(c, "REORDER_QUANTITY"), 1, 1000000000), "REORDER_QUANTITY");
 	FUZZ_CHECK(seeds_ok(c), "SEED_STOCK");
 	FUZZ_CHECK(IN_RANGE((int)c->log_level, LOG_DEBUG, LOG_ERROR), "LOG_LEVEL");
