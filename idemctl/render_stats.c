@@ -39,6 +39,28 @@ static void stats_pool(const json_t *pool)
 }
 
 /* "spare worker     ready, pid N (3 started)", or "off". */
+/* The app's helper process in the pool's JSON ("supplier_pid": the
+ * inventory's supplier): "supplier pid" into label, and its pid. 0 when
+ * the app has none. */
+static int helper_pid(const json_t *pool, char *label, size_t len, long long *pid)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)pool, key, v)
+	{
+		size_t n = strlen(key);
+
+		if (n > 4 && strcmp(key + n - 4, "_pid") == 0 &&
+		    strcmp(key, "fork_server_pid") != 0 && json_is_integer(v)) {
+			snprintf(label, len, "%.*s pid", (int)(n - 4), key);
+			*pid = json_integer_value(v);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static void print_spare(const json_t *pool)
 {
 	const json_t *sp = json_object_get(pool, "spare");
@@ -90,7 +112,8 @@ void render_stats(const json_t *s)
 {
 	const json_t *wfs = json_object_get(s, "workflows"), *ev = json_object_get(s, "events");
 	const json_t *since = json_object_get(s, "since_start"), *pool = json_object_get(s, "pool");
-	char up[32];
+	char up[32], label[80];
+	long long pid = 0;
 
 	fmt_dur(ctl_int(s, "uptime_ms", 0), up, sizeof(up));
 	printf("workflows        %lld running, %lld completed, %lld failed\n",
@@ -106,7 +129,8 @@ void render_stats(const json_t *s)
 	       ctl_int(since, "workflows_started", 0), ctl_int(since, "commits", 0));
 	print_faults(s);
 	printf("worker restarts  %lld\n", ctl_int(s, "worker_restarts", 0));
-	printf("supplier pid     %lld\n", ctl_int(pool, "supplier_pid", 0));
+	if (helper_pid(pool, label, sizeof(label), &pid))
+		printf("%-16s %lld\n", label, pid);
 	print_spare(pool);
 	printf("uptime           %s%s\n\n", up,
 	       json_is_true(json_object_get(s, "stopping")) ? " (stopping)" : "");
@@ -190,8 +214,8 @@ void render_top(const json_t *s, const json_t *prev)
 	const json_t *wfs = json_object_get(s, "workflows"),
 	             *since = json_object_get(s, "since_start");
 	const json_t *pool = json_object_get(s, "pool"), *slots = json_object_get(pool, "slots");
-	char now[40], up[32], span[40] = "since start", deaths[256];
-	long long busy = 0;
+	char now[40], up[32], span[40] = "since start", deaths[256], label[80], helper[128] = "";
+	long long busy = 0, pid = 0;
 	size_t i;
 	json_t *sl;
 
@@ -223,10 +247,11 @@ void render_top(const json_t *s, const json_t *prev)
 	       top_rate(s, prev, "attempts"), top_rate(s, prev, "retries"),
 	       top_rate(s, prev, "workflows_completed") + top_rate(s, prev, "workflows_failed"),
 	       top_rate(s, prev, "commits"), span);
-	printf("workers    %lld busy of %zu, %lld spawns, %lld restarts, deaths %s; supplier pid "
-	       "%lld; spare %s\n\n",
+	if (helper_pid(pool, label, sizeof(label), &pid))
+		snprintf(helper, sizeof(helper), "; %s %lld", label, pid);
+	printf("workers    %lld busy of %zu, %lld spawns, %lld restarts, deaths %s%s; spare %s\n\n",
 	       busy, json_array_size(slots), ctl_int(json_object_get(s, "workers"), "spawns", 0),
-	       ctl_int(s, "worker_restarts", 0), deaths, ctl_int(pool, "supplier_pid", 0),
+	       ctl_int(s, "worker_restarts", 0), deaths, helper,
 	       json_is_object(json_object_get(pool, "spare"))
 	           ? ctl_str(json_object_get(pool, "spare"), "state", "?")
 	           : "off");
