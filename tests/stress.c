@@ -46,7 +46,7 @@
 #define MAX_KILLS 1000
 
 struct options {
-	const char *app; /* inventory | transfer: what the clients start (stress_apps) */
+	const char *app; /* inventory | transfer: what the clients start (app_flags, start_one) */
 	long workflows;
 	int concurrency;
 	int workers;
