@@ -3,6 +3,7 @@
  * Nothing here logs or exits: every error is written to the caller's err. */
 #include "config.h"
 #include "faultvfs.h"
+#include "ids.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -421,21 +422,9 @@ static int is_name_char(int ch)
 	return isalnum(ch) || ch == '_' || ch == '.' || ch == '-';
 }
 
-static int is_name(const char *v, size_t max)
-{
-	size_t len = strlen(v);
-
-	if (len == 0 || len > max)
-		return 0;
-	for (; *v; v++)
-		if (!is_name_char((unsigned char)*v))
-			return 0;
-	return 1;
-}
-
 static int set_name(struct idem_config *c, const struct setting *s)
 {
-	if (!is_name(s->value, s->spec->size - 1))
+	if (!ids_name_ok(s->value, s->spec->size - 1))
 		return fail(s, "is not a valid name (allowed: %s)", s->key->allowed);
 	return store_text(c, s);
 }
@@ -1071,11 +1060,6 @@ const char *config_text(const struct idem_config *c, const char *key)
 
 	assert(v != NULL);
 	return v != NULL && v->text != NULL ? v->text : "";
-}
-
-int config_valid_name(const char *s, size_t max)
-{
-	return is_name(s, max);
 }
 
 int config_parse_int(const char *text, int64_t *v)

@@ -127,8 +127,6 @@ const char *config_text(const struct idem_config *c, const char *key);
  * -1 when key is not an app's. */
 int config_format(const struct idem_config *c, const char *key, char *buf, size_t len);
 
-/* Whether s is 1..max characters of A-Z a-z 0-9 _ . - (names, ids). */
-int config_valid_name(const char *s, size_t max);
 /* A strict integer: [-]DIGITS. Returns 0, -1 (not a number) or -2 (too
  * large for 64 bits). */
 int config_parse_int(const char *text, int64_t *v);

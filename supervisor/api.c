@@ -40,6 +40,7 @@
 #include "check.h"
 #include "clock.h"
 #include "engine.h"
+#include "ids.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
@@ -370,19 +371,6 @@ static json_t *body_json(struct evhttp_request *req)
 	return j;
 }
 
-/* Workflow ids and product ids: printable, no '/', bounded. */
-static int valid_id(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > max)
-		return 0;
-	for (; *s; s++)
-		if (*s <= ' ' || *s == '/' || *s == '"' || *s == '\\' || *s == 0x7f)
-			return 0;
-	return 1;
-}
-
 struct query {
 	struct evkeyvalq kv;
 };
@@ -483,18 +471,24 @@ static void wait_one_done(void *arg, int timed_out)
 	pending_finish(p, p->status != 0 ? p->status : 200, body);
 }
 
-/* Whether field (a workflow_id or namespace) is 1..max printable ASCII
- * characters without '/', '"' or '\\'; else a 400 naming it, its limit
- * and its length. */
-static int id_ok(struct evhttp_request *req, const char *field, const char *v, size_t max)
+/* Whether field is a valid workflow id (or, with name, a valid name: the
+ * namespace, as NAMESPACE is; ids.h); else a 400 naming it, its limit and
+ * its length. */
+static int id_ok(struct evhttp_request *req, const char *field, const char *v, size_t max, int name)
 {
 	size_t n = strlen(v);
 
-	if (valid_id(v, max))
+	if (name ? ids_name_ok(v, max) : ids_workflow_id_ok(v, max))
 		return 1;
 	if (n == 0 || n > max)
 		reply_error(req, 400, "bad start request: %s is %zu bytes: give 1..%zu", field, n,
 		            max);
+	else if (name)
+		reply_error(
+		    req, 400,
+		    "bad start request: %s \"%s\" has a character that is not allowed: give "
+		    "1..%zu characters of A-Z a-z 0-9 _ . -",
+		    field, v, max);
 	else
 		reply_error(
 		    req, 400,
@@ -523,8 +517,8 @@ static int start_ids(struct evhttp_request *req, const struct idem_workflow *t, 
 		reply_error(req, 400, "bad start request: no workflow_id: give one");
 		return -1;
 	}
-	if (!id_ok(req, "workflow_id", wid, API_ID_MAX) ||
-	    !id_ok(req, "namespace", ns, CONFIG_NAME_MAX - 1))
+	if (!id_ok(req, "workflow_id", wid, API_ID_MAX, 0) ||
+	    !id_ok(req, "namespace", ns, CONFIG_NAME_MAX - 1, 1))
 		return -1;
 	return 0;
 }

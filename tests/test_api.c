@@ -802,6 +802,21 @@ static void test_duplicate_keys_refused(void **state)
 	free(escaped);
 }
 
+/* A namespace follows the rule NAMESPACE follows (shared/ids.h: A-Z a-z
+ * 0-9 _ . -), a workflow id the rule of what travels in a path; the API
+ * took any printable namespace, one the configuration could not name. */
+static void test_start_ids_follow_one_rule(void **state)
+{
+	expect_refused("{\"namespace\":\"a:b\",\"workflow_id\":\"N1\",\"input\":{\"order_id\":"
+	               "\"N1\",\"product_id\":\"123456\",\"quantity\":1}}",
+	               "N1", "a:b", "namespace \"a:b\" has a character that is not allowed",
+	               "A-Z a-z 0-9 _ . -");
+	expect_refused("{\"workflow_id\":\"N 2\",\"input\":{\"order_id\":\"N2\","
+	               "\"product_id\":\"123456\",\"quantity\":1}}",
+	               "N2", "default", "workflow_id \"N 2\" has a character that is not allowed",
+	               "printable ASCII");
+}
+
 /* The supplier order key namespace/workflow_id/1 must fit the supplier's
  * 255-byte Idempotency-Key: ids that would pass it are refused at start
  * (they were accepted, the order applied, and supplier_order failed with
@@ -995,6 +1010,7 @@ int main(void)
 	    cmocka_unit_test(test_start_checks_every_input_field),
 	    cmocka_unit_test(test_duplicate_keys_refused),
 	    cmocka_unit_test(test_start_ids_fit_the_supplier_key),
+	    cmocka_unit_test(test_start_ids_follow_one_rule),
 	    cmocka_unit_test(test_wrong_method_is_405_with_allow),
 	    cmocka_unit_test(test_unread_body_closes),
 	    cmocka_unit_test(test_wait_timeout_and_vanishing_client),

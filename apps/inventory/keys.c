@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "appdb.h"
+#include "ids.h"
 #include "inventory.h"
 
 #define SEED_STOCK_MAX INT64_C(1000000000000)
@@ -49,7 +50,7 @@ static int stock_entry_parse(int idx, const char *p, const char *end, struct sto
 	}
 	snprintf(out->product_id, sizeof(out->product_id), "%.*s", idlen, p);
 	if (idlen > INVENTORY_PRODUCT_ID_MAX ||
-	    !config_valid_name(out->product_id, INVENTORY_PRODUCT_ID_MAX)) {
+	    !ids_name_ok(out->product_id, INVENTORY_PRODUCT_ID_MAX)) {
 		snprintf(msg, len,
 		         "entry %d has a bad product id \"%.*s\" (allowed: 1..%d characters of "
 		         "A-Z a-z 0-9 _ . -)",

@@ -6,17 +6,16 @@
 #include <string.h>
 
 #include "appdb.h"
+#include "ids.h"
 #include "inventory.h"
 #include "log.h"
 
-/* Product ids: printable, no '/', bounded. */
+/* Product ids in a path: printable, no '/', bounded (ids.h's rule for
+ * what travels in a path). */
 static int product_ok(const char *p, char *err, size_t errlen)
 {
-	size_t n = strlen(p);
-	int ok = n > 0 && n <= INVENTORY_PRODUCT_ID_MAX;
+	int ok = ids_workflow_id_ok(p, INVENTORY_PRODUCT_ID_MAX);
 
-	for (const char *s = p; ok && *s; s++)
-		ok = !(*s <= ' ' || *s == '/' || *s == '"' || *s == '\\' || *s == 0x7f);
 	if (!ok)
 		snprintf(err, errlen, "bad product id \"%s\" (1..%d characters, no spaces or '/')",
 		         p, INVENTORY_PRODUCT_ID_MAX);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ids.h"
 #include "transfer.h"
 #include "transfer_db.h"
 
@@ -15,7 +16,7 @@ static int balance_get(sqlite3 *db, const char *account, const json_t *body, jso
 	int rc;
 
 	(void)body;
-	if (!config_valid_name(account, TRANSFER_ID_MAX)) {
+	if (!ids_name_ok(account, TRANSFER_ID_MAX)) {
 		snprintf(err, errlen,
 		         "bad account id \"%.80s\" (1..%d characters of A-Z a-z 0-9 _ . -)",
 		         account, TRANSFER_ID_MAX);

@@ -1,6 +1,7 @@
 /* input.c — the transfer input's one check (transfer_input.h): a list of
  * fields, each an id or an amount, then the rule between two of them
  * (from != to). */
+#include "ids.h"
 #include "transfer_input.h"
 
 #include <stdarg.h>
@@ -92,7 +93,7 @@ static int check_id(const char *name, const json_t *v, char *err, size_t errlen)
 		return failf(err, errlen, "input.%s is %s: give %s", name, kind_of(v),
 		             wanted(FIELD_ID));
 	/* An embedded NUL would hide the rest of the id from every check. */
-	if (strlen(s) != json_string_length(v) || !config_valid_name(s, TRANSFER_ID_MAX))
+	if (strlen(s) != json_string_length(v) || !ids_name_ok(s, TRANSFER_ID_MAX))
 		return failf(err, errlen, "input.%s=\"%.*s%s\" is not a valid id: give %s", name,
 		             utf8_prefix(s, NAME_SHOWN_MAX), s,
 		             strlen(s) > NAME_SHOWN_MAX ? "..." : "", wanted(FIELD_ID));

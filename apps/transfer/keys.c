@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ids.h"
 #include "transfer.h"
 #include "transfer_db.h"
 
@@ -47,7 +48,7 @@ static int account_entry(int idx, const char *p, const char *end, struct transfe
 		return -1;
 	}
 	snprintf(out->account_id, sizeof(out->account_id), "%.*s", idlen, p);
-	if (idlen > TRANSFER_ID_MAX || !config_valid_name(out->account_id, TRANSFER_ID_MAX)) {
+	if (idlen > TRANSFER_ID_MAX || !ids_name_ok(out->account_id, TRANSFER_ID_MAX)) {
 		snprintf(msg, len,
 		         "entry %d has a bad account id \"%.*s\" (allowed: 1..%d characters of "
 		         "A-Z a-z 0-9 _ . -)",
