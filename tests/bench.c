@@ -2,9 +2,11 @@
  *
  * In one invocation, on one machine, it measures
  *   (a) the baseline: a single-threaded loop doing, per workflow, the same
- *       app-DB transaction as update_inventory (the activity code itself,
- *       called in-process) plus one durable checkpoint write to a state DB
- *       — no processes, no sockets, no orchestration; and
+ *       app-DB transactions as the app's activities (the activity code
+ *       itself, called in-process: the inventory's update_inventory, or
+ *       the transfer's debit and credit, --app) plus one durable
+ *       checkpoint write per step to a state DB — no processes, no
+ *       sockets, no orchestration; and
  *   (b) idem end to end: idem-supervisor, its workers, the control API and
  *       real clients submitting over the socket with N in flight (it runs
  *       idem-stress with every fault off and reads its JSON report),
@@ -57,6 +59,7 @@ struct options {
 
 static char bindir[512];
 static char workdir[512];
+static const char *app_name = "inventory"; /* --app: the app measured */
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
@@ -112,52 +115,99 @@ static void checkpoint(sqlite3 *db, sqlite3_stmt *ins, const char *wf, const cha
 	sqlite3_reset(ins);
 }
 
+/* The baseline's app DB: the inventory's with product B1, the
+ * transfer's with accounts B1 and B2, each with room for any n. */
+static sqlite3 *baseline_app_db(const char *path, enum db_sync sync)
+{
+	static struct idem_config cfg;
+	struct stock_entry initial_stock = {"B1", INT64_C(1000000000000)};
+	const struct idem_app *app = apps_find(app_name);
+	sqlite3 *db = NULL;
+	char err[512];
+	int rc;
+
+	if (strcmp(app_name, "inventory") == 0) {
+		rc = appdb_open(path, sync, &initial_stock, 1, &db, err, sizeof(err));
+	} else {
+		if (apps_add_config_keys(err, sizeof(err)) != 0)
+			die("baseline: %s", err);
+		config_defaults(&cfg);
+		rc = config_set(&cfg, "TRANSFER_ACCOUNTS", "B1:1000000000000,B2:1000000000000", err,
+		                sizeof(err));
+		if (rc == 0)
+			rc = app->open_db(path, sync, &cfg, &db, err, sizeof(err));
+	}
+	if (rc != 0)
+		die("baseline: %s", err);
+	return db;
+}
+
+/* Runs activity with input (STOLEN) as step of workflow id, and
+ * checkpoints its result. */
+static void baseline_step(const struct idem_activity_env *env, sqlite3 *sdb, sqlite3_stmt *ins,
+                          const char *id, long task, int step, const char *activity, json_t *input)
+{
+	struct msg_task t = {.task_id = task,
+	                     .namespace_ = "bench",
+	                     .workflow_id = id,
+	                     .step = step,
+	                     .attempt = 1,
+	                     .activity = activity,
+	                     .input = input};
+	struct idem_activity_outcome out;
+	char *text;
+
+	if (activity_run(env, &t, &out) != 0)
+		die("baseline %s: %s: %s", activity, out.error_type, out.error_message);
+	text = json_dumps(out.result, JSON_COMPACT);
+	checkpoint(sdb, ins, id, text);
+	free(text);
+	json_decref(out.result);
+	json_decref(input);
+}
+
+/* One workflow of the app, by hand: the inventory's update_inventory
+ * (no restock), or the transfer's debit then credit. */
+static void baseline_workflow(const struct idem_activity_env *env, sqlite3 *sdb, sqlite3_stmt *ins,
+                              long i)
+{
+	char id[32];
+
+	snprintf(id, sizeof(id), "B%ld", i);
+	if (strcmp(app_name, "inventory") == 0) {
+		baseline_step(env, sdb, ins, id, i + 1, 0, "update_inventory",
+		              json_pack("{s:s, s:s, s:i}", "order_id", id, "product_id", "B1",
+		                        "quantity", 1));
+		return;
+	}
+	for (int step = 0; step < 2; step++)
+		baseline_step(env, sdb, ins, id, 2 * i + step + 1, step, step ? "credit" : "debit",
+		              json_pack("{s:s, s:s, s:s, s:i}", "transfer_id", id, "from", "B1",
+		                        "to", "B2", "amount", 1));
+}
+
 /* Returns workflows per second. */
 static double run_baseline(long n, enum db_sync sync)
 {
 	char *dir = fmt("%s/baseline", workdir), *app = fmt("%s/app.db", dir);
 	char *state = fmt("%s/state.db", dir), err[512];
-	struct stock_entry initial_stock = {"B1", INT64_C(1000000000000)};
 	sqlite3 *adb = NULL, *sdb = NULL;
 	sqlite3_stmt *ins = NULL;
-	struct idem_activity_env env = {.app = apps_find("inventory")};
+	struct idem_activity_env env = {.app = apps_find(app_name)};
 	int64_t t0;
 	double secs;
 
 	rmrf(dir);
-	if (appdb_open(app, sync, &initial_stock, 1, &adb, err, sizeof(err)) != 0 ||
-	    db_open(state, sync, &sdb, err, sizeof(err)) != 0 ||
+	adb = baseline_app_db(app, sync);
+	if (db_open(state, sync, &sdb, err, sizeof(err)) != 0 ||
 	    db_exec(sdb, checkpoint_schema, err, sizeof(err)) != 0 ||
 	    db_prepare(sdb, "INSERT INTO checkpoints (workflow_id, step, result) VALUES (?, ?, ?)",
 	               &ins, err, sizeof(err)) != 0)
 		die("baseline: %s", err);
 	env.db = adb;
 	t0 = clock_mono_us();
-	for (long i = 0; i < n; i++) {
-		char id[32];
-		json_t *input;
-		struct msg_task t = {0};
-		struct idem_activity_outcome out;
-		char *text;
-
-		snprintf(id, sizeof(id), "B%ld", i);
-		input =
-		    json_pack("{s:s, s:s, s:i}", "order_id", id, "product_id", "B1", "quantity", 1);
-		t = (struct msg_task){.task_id = i + 1,
-		                      .namespace_ = "bench",
-		                      .workflow_id = id,
-		                      .step = 0,
-		                      .attempt = 1,
-		                      .activity = "update_inventory",
-		                      .input = input};
-		if (activity_run(&env, &t, &out) != 0)
-			die("baseline update_inventory: %s: %s", out.error_type, out.error_message);
-		text = json_dumps(out.result, JSON_COMPACT);
-		checkpoint(sdb, ins, id, text);
-		free(text);
-		json_decref(out.result);
-		json_decref(input);
-	}
+	for (long i = 0; i < n; i++)
+		baseline_workflow(&env, sdb, ins, i);
 	secs = (double)(clock_mono_us() - t0) / 1e6;
 	sqlite3_finalize(ins);
 	db_close(sdb);
@@ -271,6 +321,21 @@ static const char *const no_faults[] = {"--kill-rate",    "0", "--async-kill-rat
 
 #define NO_FAULTS_N (sizeof(no_faults) / sizeof(no_faults[0]))
 
+/* The app's part of idem-stress's arguments, from a[n] on (after the
+ * others, so that faulted() finds its rates where it looks): the app,
+ * and for the transfer app two accounts (transfers go from one to the
+ * other, so every one has the funds). Returns the new count. */
+static int app_args(const char **a, int n)
+{
+	a[n++] = "--app";
+	a[n++] = app_name;
+	if (strcmp(app_name, "transfer") == 0) {
+		a[n++] = "--products";
+		a[n++] = "2";
+	}
+	return n;
+}
+
 /* idem-stress arguments: the benchmark workload plus extra. */
 static void stress_args(const char **a, int *n, long workflows, int concurrency, const char *sync,
                         int workers)
@@ -291,6 +356,7 @@ static void stress_args(const char **a, int *n, long workflows, int concurrency,
 	a[(*n)++] = kbuf;
 	for (size_t i = 0; i < NO_FAULTS_N; i++)
 		a[(*n)++] = no_faults[i];
+	*n = app_args(a, *n);
 	a[*n] = NULL;
 }
 
@@ -385,11 +451,13 @@ static json_t *scaling(const struct options *o, const char *sync)
 
 static json_t *recovery(void)
 {
-	const char *args[NO_FAULTS_N + 3] = {"--recovery-test", "10000"};
+	const char *args[NO_FAULTS_N + 8] = {"--recovery-test", "10000"};
 	json_t *rep, *out;
+	int n = 2;
 
 	for (size_t i = 0; i < NO_FAULTS_N; i++)
-		args[2 + i] = no_faults[i];
+		args[n++] = no_faults[i];
+	args[app_args(args, n)] = NULL;
 	rep = run_stress(args);
 
 	out = json_incref(json_object_get(rep, "recovery_test"));
@@ -430,26 +498,24 @@ static void print_table(const json_t *modes, int workers)
 	           jreal(m, "ratio", NULL), jreal(m, "p50_ms", NULL), jreal(m, "p99_ms", NULL),
 	           jreal(m, "max_ms", NULL), jreal(m, "cpu_ms_per_wf_supervisor", NULL),
 	           jreal(m, "cpu_ms_per_wf_workers", NULL));
-	printf("(idem with WORKERS=%d; median of the repetitions, ± the spread max - min; "
-	       "activities/s = workflows/s: one activity per workflow)\n",
-	       workers);
+	printf("(app %s, idem with WORKERS=%d; median of the repetitions, ± the spread max - min; "
+	       "%s)\n",
+	       app_name, workers,
+	       strcmp(app_name, "transfer") == 0
+	           ? "activities/s = 2 x workflows/s: a debit and a credit per workflow"
+	           : "activities/s = workflows/s: one activity per workflow");
 }
 
 static void parse(struct options *o, int argc, char **argv)
 {
-	static const struct option longs[] = {{"quick", 0, 0, 'q'},
-	                                      {"json", 2, 0, 'j'},
-	                                      {"workflows", 1, 0, 'w'},
-	                                      {"concurrency", 1, 0, 'c'},
-	                                      {"reps", 1, 0, 'r'},
-	                                      {"skip-faults", 0, 0, 'F'},
-	                                      {"skip-recovery", 0, 0, 'R'},
-	                                      {"skip-scaling", 0, 0, 'S'},
-	                                      {"rss", 1, 0, 'm'},
-	                                      {"modes", 1, 0, 'M'},
-	                                      {"workers", 1, 0, 'W'},
-	                                      {"help", 0, 0, 'h'},
-	                                      {0, 0, 0, 0}};
+	static const struct option longs[] = {
+	    {"app", 1, 0, 'A'},          {"quick", 0, 0, 'q'},
+	    {"json", 2, 0, 'j'},         {"workflows", 1, 0, 'w'},
+	    {"concurrency", 1, 0, 'c'},  {"reps", 1, 0, 'r'},
+	    {"skip-faults", 0, 0, 'F'},  {"skip-recovery", 0, 0, 'R'},
+	    {"skip-scaling", 0, 0, 'S'}, {"rss", 1, 0, 'm'},
+	    {"modes", 1, 0, 'M'},        {"workers", 1, 0, 'W'},
+	    {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
 	int c;
 
 	*o = (struct options){.workflows = 10000,
@@ -459,6 +525,11 @@ static void parse(struct options *o, int argc, char **argv)
 	                      .modes = "full,normal"};
 	while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
 		switch (c) {
+		case 'A':
+			if (strcmp(optarg, "inventory") != 0 && strcmp(optarg, "transfer") != 0)
+				die("--app %s: give inventory or transfer", optarg);
+			app_name = optarg;
+			break;
 		case 'q':
 			o->quick = 1;
 			break;
@@ -493,7 +564,8 @@ static void parse(struct options *o, int argc, char **argv)
 			o->workers = atoi(optarg);
 			break;
 		case 'h':
-			printf("usage: scripts/bench [--quick] [--json FILE] [--workflows N] "
+			printf("usage: scripts/bench [--app inventory|transfer] [--quick] [--json "
+			       "FILE] [--workflows N] "
 			       "[--concurrency N] [--workers N] [--reps N] [--modes full,normal] "
 			       "[--skip-faults] [--skip-recovery] [--skip-scaling] [--rss N]\n");
 			exit(0);
