@@ -120,7 +120,7 @@ static void checkpoint(sqlite3 *db, sqlite3_stmt *ins, const char *wf, const cha
 static sqlite3 *baseline_app_db(const char *path, enum db_sync sync)
 {
 	static struct idem_config cfg;
-	struct stock_entry initial_stock = {"B1", INT64_C(1000000000000)};
+	struct name_value initial_stock = {"B1", INT64_C(1000000000000)};
 	const struct idem_app *app = apps_find(app_name);
 	sqlite3 *db = NULL;
 	char err[512];

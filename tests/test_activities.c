@@ -30,7 +30,7 @@
 #define ERRLEN 512
 #define CRASH_EXIT 77
 
-static const struct stock_entry initial_stock[] = {{"123456", 1000}};
+static const struct name_value initial_stock[] = {{"123456", 1000}};
 
 struct fx {
 	char *dir;
@@ -1113,7 +1113,7 @@ static void test_stock_set_and_get(void **state)
 static void test_reopen_does_not_reseed(void **state)
 {
 	struct fx *f = *state;
-	static const struct stock_entry other[] = {{"123456", 1000}, {"555", 10}};
+	static const struct name_value other[] = {{"123456", 1000}, {"555", 10}};
 	char err[ERRLEN] = "";
 	int64_t stock = -1;
 

@@ -33,7 +33,7 @@ static const char *const ledger_migrations[] = {
     " quantity INTEGER NOT NULL, created_at INTEGER NOT NULL);",
 };
 
-static const struct stock_entry initial_stock[] = {{"123456", 1000}};
+static const struct name_value initial_stock[] = {{"123456", 1000}};
 
 struct fx {
 	char *dir;

@@ -39,7 +39,7 @@ static void unset_all_keys(void)
 
 /* SEED_STOCK as the inventory app reads it (one parse at a time). */
 struct seeds {
-	struct stock_entry p[INVENTORY_STOCK_ENTRIES_MAX];
+	struct name_value p[INVENTORY_STOCK_ENTRIES_MAX];
 	size_t n;
 };
 
@@ -212,8 +212,8 @@ static void test_defaults(void **state)
 	assert_int_equal(config_int(c, "REORDER_THRESHOLD"), 2);
 	assert_int_equal(config_int(c, "REORDER_QUANTITY"), 1000);
 	assert_int_equal(seeds_of(c)->n, 1);
-	assert_string_equal(seeds_of(c)->p[0].product_id, "123456");
-	assert_int_equal(seeds_of(c)->p[0].stock, 1000);
+	assert_string_equal(seeds_of(c)->p[0].name, "123456");
+	assert_int_equal(seeds_of(c)->p[0].value, 1000);
 	assert_int_equal(c->log_level, LOG_INFO);
 	assert_int_equal(c->max_frame, 1048576);
 	assert_int_equal(c->max_body, 1048576);
@@ -500,12 +500,12 @@ static void test_seed_stock(void **state)
 
 	SET_OK(c, "SEED_STOCK", "a:1, b.2:0 ,c_3-x:1000000000000");
 	assert_int_equal(seeds_of(c)->n, 3);
-	assert_string_equal(seeds_of(c)->p[0].product_id, "a");
-	assert_int_equal(seeds_of(c)->p[0].stock, 1);
-	assert_string_equal(seeds_of(c)->p[1].product_id, "b.2");
-	assert_int_equal(seeds_of(c)->p[1].stock, 0);
-	assert_string_equal(seeds_of(c)->p[2].product_id, "c_3-x");
-	assert_int_equal(seeds_of(c)->p[2].stock, 1000000000000);
+	assert_string_equal(seeds_of(c)->p[0].name, "a");
+	assert_int_equal(seeds_of(c)->p[0].value, 1);
+	assert_string_equal(seeds_of(c)->p[1].name, "b.2");
+	assert_int_equal(seeds_of(c)->p[1].value, 0);
+	assert_string_equal(seeds_of(c)->p[2].name, "c_3-x");
+	assert_int_equal(seeds_of(c)->p[2].value, 1000000000000);
 	SET_OK(c, "SEED_STOCK", "");
 	assert_int_equal(seeds_of(c)->n, 0);
 	SET_OK(c, "SEED_STOCK", "123456:1000");
@@ -534,7 +534,7 @@ static void test_seed_stock_errors(void **state)
 	id[65] = '1';
 	id[66] = '\0';
 	SET_OK(c, "SEED_STOCK", id);
-	assert_int_equal(strlen(seeds_of(c)->p[0].product_id), 64);
+	assert_int_equal(strlen(seeds_of(c)->p[0].name), 64);
 	SET_FAILS(c, "SEED_STOCK", "a:x",
 	          "SEED_STOCK=\"a:x\" entry 1 \"a:x\" has a bad stock \"x\"",
 	          "(allowed: 0..1000000000000)");
@@ -558,7 +558,7 @@ static void test_seed_stock_errors(void **state)
 	}
 	SET_OK(c, "SEED_STOCK", many);
 	assert_int_equal(seeds_of(c)->n, INVENTORY_STOCK_ENTRIES_MAX);
-	assert_int_equal(seeds_of(c)->p[1023].stock, 1023);
+	assert_int_equal(seeds_of(c)->p[1023].value, 1023);
 	{
 		char *more = tu_fmt("%s,extra:1", many);
 
@@ -567,6 +567,35 @@ static void test_seed_stock_errors(void **state)
 		          "...\" has more than 1024 products");
 		free(more);
 	}
+	free(many);
+}
+
+/* TRANSFER_ACCOUNTS shares SEED_STOCK's parser (namelist.c); its messages
+ * speak of accounts and balances, with the transfer app's bounds. */
+static void test_transfer_accounts_errors(void **state)
+{
+	struct idem_config *c = &((struct fixture *)*state)->c;
+	char *many;
+
+	assert_string_equal(set_err(c, "TRANSFER_ACCOUNTS", "A"),
+	                    "config: TRANSFER_ACCOUNTS=\"A\" entry 1 \"A\" is not "
+	                    "ACCOUNT:BALANCE (example: A:1000)");
+	SET_FAILS(c, "TRANSFER_ACCOUNTS", "A:1,a b:2",
+	          "entry 2 has a bad account id \"a b\" (allowed: 1..64 characters");
+	SET_FAILS(c, "TRANSFER_ACCOUNTS", "A:-1",
+	          "entry 1 \"A:-1\" has a bad balance \"-1\" (allowed: 0..1000000000000)");
+	SET_FAILS(c, "TRANSFER_ACCOUNTS", "A:1, B:2 ,A:3", "entry 3 repeats account \"A\"");
+	SET_OK(c, "TRANSFER_ACCOUNTS", " A:0 , B:1000000000000 ");
+	SET_OK(c, "TRANSFER_ACCOUNTS", "");
+
+	many = tu_fmt("a0:1");
+	for (int i = 1; i <= 1024; i++) {
+		char *next = tu_fmt("%s,a%d:1", many, i);
+
+		free(many);
+		many = next;
+	}
+	SET_FAILS(c, "TRANSFER_ACCOUNTS", many, "has more than 1024 accounts");
 	free(many);
 }
 
@@ -1093,6 +1122,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_http_listen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_seed_stock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_seed_stock_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_transfer_accounts_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_key, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_file_parsing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_file_parsing_quoted_namespace, setup, teardown),

@@ -36,7 +36,7 @@
 #define CHANNEL_FD 3
 #define READ_TIMEOUT_S 20
 
-static const struct stock_entry initial_stock[] = {{"123456", 1000}};
+static const struct name_value initial_stock[] = {{"123456", 1000}};
 
 struct fx {
 	char *dir;

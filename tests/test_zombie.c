@@ -73,7 +73,7 @@
 #define RESTOCK_QUANTITY 1000
 #define RESTOCK_KEY "default/A12/1"
 
-static const struct stock_entry initial_stock[] = {{"123456", 1000}};
+static const struct name_value initial_stock[] = {{"123456", 1000}};
 
 struct worker {
 	int n;     /* 1 or 2 */

@@ -36,25 +36,21 @@
 #include "config.h"
 #include "db.h"
 #include "inventory_input.h"
+#include "namelist.h"
 
 #define INVENTORY_STOCK_ENTRIES_MAX 1024 /* products SEED_STOCK may list */
 
-/* A product a new app DB starts with (SEED_STOCK). */
-struct stock_entry {
-	char product_id[INVENTORY_PRODUCT_ID_MAX + 1];
-	int64_t stock;
-};
-
-/* Parses SEED_STOCK ("PRODUCT:STOCK,...", "" = none) into
- * entries[0..INVENTORY_STOCK_ENTRIES_MAX), *n the count. Returns 0, or -1 with msg
- * naming the entry and what is wrong. */
-int inventory_stock_parse(const char *text, struct stock_entry *entries, size_t *n, char *msg,
+/* Parses SEED_STOCK ("PRODUCT:STOCK,...", "" = none; namelist.h) into
+ * entries[0..INVENTORY_STOCK_ENTRIES_MAX), each a product id and its stock,
+ * *n the count. Returns 0, or -1 with msg naming the entry and what is
+ * wrong. */
+int inventory_stock_parse(const char *text, struct name_value *entries, size_t *n, char *msg,
                           size_t len);
 
 /* Opens and migrates the app DB. When the schema is created by this call,
  * the products of entries[0..nentries) are inserted in the same transaction
  * (SEED_STOCK applies on first creation only). entries may be NULL. */
-int appdb_open(const char *path, enum db_sync sync, const struct stock_entry *entries,
+int appdb_open(const char *path, enum db_sync sync, const struct name_value *entries,
                size_t nentries, sqlite3 **out, char *err, size_t errlen);
 
 /* Returns 1 with *stock when the product exists, 0 when it does not,

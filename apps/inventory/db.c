@@ -28,7 +28,7 @@ static const char appdb_schema_v1[] =
 /* Returns migration 1 plus the initial products' inserts (sqlite3_malloc'd, the caller
  * sqlite3_free()s it), or NULL when out of memory. A product listed twice
  * takes its last stock. */
-static char *schema_with_stock(const struct stock_entry *entries, size_t nentries)
+static char *schema_with_stock(const struct name_value *entries, size_t nentries)
 {
 	sqlite3_str *s = sqlite3_str_new(NULL);
 
@@ -39,13 +39,13 @@ static char *schema_with_stock(const struct stock_entry *entries, size_t nentrie
 		                    " VALUES(%Q, %lld, %lld) ON CONFLICT(product_id) DO UPDATE"
 		                    " SET stock = excluded.stock,"
 		                    " initial_stock = excluded.initial_stock;",
-		                    entries[i].product_id, (long long)entries[i].stock,
-		                    (long long)entries[i].stock);
+		                    entries[i].name, (long long)entries[i].value,
+		                    (long long)entries[i].value);
 	}
 	return sqlite3_str_finish(s);
 }
 
-int appdb_open(const char *path, enum db_sync sync, const struct stock_entry *entries,
+int appdb_open(const char *path, enum db_sync sync, const struct name_value *entries,
                size_t nentries, sqlite3 **out, char *err, size_t errlen)
 {
 	sqlite3 *db = NULL;
@@ -178,7 +178,7 @@ fail:
 int inventory_open_db(const char *path, enum db_sync sync, const struct idem_config *fill_cfg,
                       sqlite3 **out, char *err, size_t errlen)
 {
-	static struct stock_entry entries[INVENTORY_STOCK_ENTRIES_MAX];
+	static struct name_value entries[INVENTORY_STOCK_ENTRIES_MAX];
 	size_t n = 0;
 	char msg[512];
 

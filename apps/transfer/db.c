@@ -21,7 +21,7 @@ static const char transfer_schema_v1[] =
 
 /* Returns migration 1 plus the account inserts (sqlite3_malloc'd, the
  * caller sqlite3_free()s it), or NULL when out of memory. */
-static char *schema_with_accounts(const struct transfer_account *accounts, size_t n)
+static char *schema_with_accounts(const struct name_value *accounts, size_t n)
 {
 	sqlite3_str *s = sqlite3_str_new(NULL);
 
@@ -30,12 +30,12 @@ static char *schema_with_accounts(const struct transfer_account *accounts, size_
 		sqlite3_str_appendf(s,
 		                    "INSERT INTO accounts(account_id, balance, initial_balance)"
 		                    " VALUES(%Q, %lld, %lld);",
-		                    accounts[i].account_id, (long long)accounts[i].balance,
-		                    (long long)accounts[i].balance);
+		                    accounts[i].name, (long long)accounts[i].value,
+		                    (long long)accounts[i].value);
 	return sqlite3_str_finish(s);
 }
 
-int transfer_db_open(const char *path, enum db_sync sync, const struct transfer_account *accounts,
+int transfer_db_open(const char *path, enum db_sync sync, const struct name_value *accounts,
                      size_t n, sqlite3 **out, char *err, size_t errlen)
 {
 	sqlite3 *db = NULL;
@@ -91,7 +91,7 @@ int transfer_balance_get(sqlite3 *db, const char *account_id, int64_t *balance, 
 int transfer_open_db(const char *path, enum db_sync sync, const struct idem_config *seed_cfg,
                      sqlite3 **out, char *err, size_t errlen)
 {
-	static struct transfer_account accounts[TRANSFER_ACCOUNTS_MAX];
+	static struct name_value accounts[TRANSFER_ACCOUNTS_MAX];
 	size_t n = 0;
 	char msg[512];
 

@@ -28,27 +28,23 @@
 #include <stdint.h>
 
 #include "db.h"
+#include "namelist.h"
 #include "transfer_input.h"
 
 #define TRANSFER_ACCOUNTS_MAX 1024                  /* accounts TRANSFER_ACCOUNTS may list */
 #define TRANSFER_BALANCE_MAX INT64_C(1000000000000) /* an account's starting balance */
 
-/* An account a new app DB starts with (TRANSFER_ACCOUNTS). */
-struct transfer_account {
-	char account_id[TRANSFER_ID_MAX + 1];
-	int64_t balance;
-};
-
-/* Parses TRANSFER_ACCOUNTS ("ACCOUNT:BALANCE,...", "" = none) into
- * accounts[0..TRANSFER_ACCOUNTS_MAX), *n the count. Returns 0, or -1 with
- * msg naming the entry and what is wrong. */
-int transfer_accounts_parse(const char *text, struct transfer_account *accounts, size_t *n,
-                            char *msg, size_t len);
+/* Parses TRANSFER_ACCOUNTS ("ACCOUNT:BALANCE,...", "" = none; namelist.h)
+ * into accounts[0..TRANSFER_ACCOUNTS_MAX), each an account id and its
+ * balance, *n the count. Returns 0, or -1 with msg naming the entry and
+ * what is wrong. */
+int transfer_accounts_parse(const char *text, struct name_value *accounts, size_t *n, char *msg,
+                            size_t len);
 
 /* Opens and migrates the app DB. When the schema is created by this call,
  * accounts[0..n) are inserted in the same transaction (TRANSFER_ACCOUNTS
  * applies on first creation only). accounts may be NULL. */
-int transfer_db_open(const char *path, enum db_sync sync, const struct transfer_account *accounts,
+int transfer_db_open(const char *path, enum db_sync sync, const struct name_value *accounts,
                      size_t n, sqlite3 **out, char *err, size_t errlen);
 
 /* Returns 1 with *balance when the account exists, 0 when it does not,

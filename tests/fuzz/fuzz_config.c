@@ -73,7 +73,7 @@ static int rates_ok(const struct idem_config *c)
  * and its stock in range. */
 static int seeds_ok(const struct idem_config *c)
 {
-	static struct stock_entry seed[INVENTORY_STOCK_ENTRIES_MAX];
+	static struct name_value seed[INVENTORY_STOCK_ENTRIES_MAX];
 	char msg[512];
 	size_t n;
 
@@ -81,8 +81,7 @@ static int seeds_ok(const struct idem_config *c)
 	    n > INVENTORY_STOCK_ENTRIES_MAX)
 		return 0;
 	for (size_t i = 0; i < n; i++)
-		if (seed[i].product_id[0] == '\0' ||
-		    !IN_RANGE(seed[i].stock, 0, INT64_C(1000000000000)))
+		if (seed[i].name[0] == '\0' || !IN_RANGE(seed[i].value, 0, INT64_C(1000000000000)))
 			return 0;
 	return 1;
 }
