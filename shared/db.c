@@ -365,6 +365,19 @@ int db_migrate(sqlite3 *db, const char *const *migrations, int n, int *from, cha
 	return 0;
 }
 
+int db_open_migrated(const char *path, enum db_sync sync, const char *const *migrations, int n,
+                     sqlite3 **out, char *err, size_t errlen)
+{
+	if (db_open(path, sync, out, err, errlen) != 0)
+		return -1;
+	if (db_migrate(*out, migrations, n, NULL, err, errlen) != 0) {
+		db_close(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 int db_integrity_check(sqlite3 *db, char *err, size_t errlen)
 {
 	char text[512];

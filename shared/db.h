@@ -23,6 +23,11 @@ int db_open(const char *path, enum db_sync sync, sqlite3 **out, char *err, size_
 int db_migrate(sqlite3 *db, const char *const *migrations, int n, int *from, char *err,
                size_t errlen);
 
+/* db_open() then db_migrate(): *out is the migrated database, or NULL
+ * (and -1 with err) when either step failed. */
+int db_open_migrated(const char *path, enum db_sync sync, const char *const *migrations, int n,
+                     sqlite3 **out, char *err, size_t errlen);
+
 /* Runs SQL without results. Returns 0, or -1 with err. */
 int db_exec(sqlite3 *db, const char *sql, char *err, size_t errlen);
 

@@ -548,8 +548,8 @@ int store_open(const char *path, enum db_sync sync, sqlite3 *group_app, struct s
 	int n = (int)(sizeof(store_migrations) / sizeof(store_migrations[0]));
 	int sync_thread = group_app != NULL && sync == DB_SYNC_FULL;
 
-	if (db_open(path, sync_thread ? DB_SYNC_NORMAL : sync, &s->db, err, errlen) != 0 ||
-	    db_migrate(s->db, store_migrations, n, NULL, err, errlen) != 0)
+	if (db_open_migrated(path, sync_thread ? DB_SYNC_NORMAL : sync, store_migrations, n, &s->db,
+	                     err, errlen) != 0)
 		goto fail;
 	sqlite3_busy_handler(s->db, store_busy, s);
 	for (int i = 0; i < S_NSTMTS; i++)

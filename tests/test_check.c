@@ -55,8 +55,8 @@ static int setup(void **state)
 	if (store_open(f->state_path, DB_SYNC_FULL, NULL, &f->store, err, sizeof(err)) != 0 ||
 	    appdb_open(f->app_path, DB_SYNC_NORMAL, initial_stock, 1, &f->app, err, sizeof(err)) !=
 	        0 ||
-	    db_open(f->ledger_path, DB_SYNC_NORMAL, &f->ledger, err, sizeof(err)) != 0 ||
-	    db_migrate(f->ledger, ledger_migrations, 1, NULL, err, sizeof(err)) != 0) {
+	    db_open_migrated(f->ledger_path, DB_SYNC_NORMAL, ledger_migrations, 1, &f->ledger, err,
+	                     sizeof(err)) != 0) {
 		fprintf(stderr, "setup: %s\n", err);
 		return -1;
 	}

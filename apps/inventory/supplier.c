@@ -602,9 +602,8 @@ static void teardown(struct supplier *s)
 
 static int open_ledger(struct supplier *s, char *err, size_t errlen)
 {
-	if (db_open(config_text(&cfg, "SUPPLIER_DATABASE"), DB_SYNC_FULL, &s->db, err, errlen) != 0)
-		return -1;
-	return db_migrate(s->db, ledger_migrations, 1, NULL, err, errlen);
+	return db_open_migrated(config_text(&cfg, "SUPPLIER_DATABASE"), DB_SYNC_FULL,
+	                        ledger_migrations, 1, &s->db, err, errlen);
 }
 
 static int parse_args(int argc, char **argv, int *help, char *err, size_t errlen)

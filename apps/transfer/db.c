@@ -38,28 +38,16 @@ static char *schema_with_accounts(const struct name_value *accounts, size_t n)
 int transfer_db_open(const char *path, enum db_sync sync, const struct name_value *accounts,
                      size_t n, sqlite3 **out, char *err, size_t errlen)
 {
-	sqlite3 *db = NULL;
-	char *v1 = NULL;
-	const char *migrations[1];
-	int rc = -1;
+	char *v1 = schema_with_accounts(accounts, n);
+	int rc;
 
 	*out = NULL;
-	if (db_open(path, sync, &db, err, errlen) != 0)
-		return -1;
-	v1 = schema_with_accounts(accounts, n);
 	if (v1 == NULL) {
 		snprintf(err, errlen, "app database %s: out of memory building the schema", path);
-		goto out;
+		return -1;
 	}
-	migrations[0] = v1;
-	if (db_migrate(db, migrations, 1, NULL, err, errlen) != 0)
-		goto out;
-	*out = db;
-	db = NULL;
-	rc = 0;
-out:
+	rc = db_open_migrated(path, sync, (const char *const[]){v1}, 1, out, err, errlen);
 	sqlite3_free(v1);
-	db_close(db);
 	return rc;
 }
 
