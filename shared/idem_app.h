@@ -133,6 +133,22 @@ struct idem_activity {
 	           struct idem_activity_outcome *out);
 };
 
+/* What every activity's code needs (shared/activity.c). */
+
+/* Sets out's error type, message and retryable; returns -1, so that an
+ * activity can `return idem_activity_fail(...)`. */
+int idem_activity_fail(struct idem_activity_outcome *out, const char *type, int retryable,
+                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Offers fault point p of task t to env's hooks, when there are any. */
+void idem_activity_at(const struct idem_activity_env *env, enum fault_point p,
+                      const struct msg_task *t);
+/* Rolls back db's open transaction, if one is open. */
+void idem_activity_rollback(sqlite3 *db);
+/* A failed app DB step: rolls back and fails retryable (SQLITE_BUSY is
+ * the usual cause) with DatabaseError "ACTIVITY: app DB: ERR". */
+int idem_activity_db_error(const struct idem_activity_env *env, struct idem_activity_outcome *out,
+                           const char *activity, const char *err);
+
 /* ---- the app's side of idemctl ---------------------------------------------- */
 
 /* A flag of `idemctl start` that fills one field of the start's input:

@@ -2,7 +2,6 @@
  * retry after any crash point applies each effect once (DESIGN.md
  * "Idempotency"), and their naive twins that do not. */
 #include <assert.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,45 +40,10 @@ struct applied {
 	char owner[2 * INPUT_TEXT_MAX + 2]; /* orders: "namespace/workflow_id" */
 };
 
-static int fail(struct idem_activity_outcome *out, const char *type, int retryable, const char *fmt,
-                ...) __attribute__((format(printf, 4, 5)));
-static int fail(struct idem_activity_outcome *out, const char *type, int retryable, const char *fmt,
-                ...)
-{
-	va_list ap;
-
-	snprintf(out->error_type, sizeof(out->error_type), "%s", type);
-	va_start(ap, fmt);
-	vsnprintf(out->error_message, sizeof(out->error_message), fmt, ap);
-	va_end(ap);
-	out->retryable = retryable;
-	return -1;
-}
-
-static void hook(const struct idem_activity_env *env, enum fault_point p, const struct msg_task *t)
-{
-	if (env->hooks != NULL && env->hooks->at != NULL)
-		env->hooks->at(env->hooks->arg, p, t);
-}
-
-static void rollback(sqlite3 *db)
-{
-	if (!sqlite3_get_autocommit(db))
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-}
-
-/* A failed database step: retryable (SQLITE_BUSY is the usual cause). */
-static int db_error(const struct idem_activity_env *env, struct idem_activity_outcome *out,
-                    const char *activity, const char *err)
-{
-	rollback(env->db);
-	return fail(out, "DatabaseError", 1, "%s: app DB: %s", activity, err);
-}
-
 /* A refusal decided inside the transaction: nothing was written. */
 static void abandon(const struct idem_activity_env *env)
 {
-	rollback(env->db);
+	idem_activity_rollback(env->db);
 }
 
 /* ---- input ---- */
@@ -93,7 +57,7 @@ static int check_input(const char *activity, const json_t *input, enum inventory
 
 	if (inventory_input_check(input, schema, err, sizeof(err)) == 0)
 		return 0;
-	return fail(out, "InvalidInput", 0, "%s: %s", activity, err);
+	return idem_activity_fail(out, "InvalidInput", 0, "%s: %s", activity, err);
 }
 
 static int parse_order(const json_t *input, struct order_in *in, struct idem_activity_outcome *out)
@@ -249,7 +213,8 @@ static int insert_restock(sqlite3 *db, const struct restock_in *in, const char *
 static int set_result(struct idem_activity_outcome *out, json_t *result /* new, may be NULL */)
 {
 	if (result == NULL)
-		return fail(out, "InternalError", 1, "out of memory building the result");
+		return idem_activity_fail(out, "InternalError", 1,
+		                          "out of memory building the result");
 	out->result = result;
 	return 0;
 }
@@ -293,25 +258,27 @@ static int apply_order(const struct idem_activity_env *env, const char *owner,
 	int found = appdb_stock_get(env->db, in->product_id, &stock, err, sizeof(err));
 
 	if (found < 0)
-		return db_error(env, out, "update_inventory", err);
+		return idem_activity_db_error(env, out, "update_inventory", err);
 	if (found == 0) {
 		abandon(env);
-		return fail(out, "UnknownProduct", 0,
-		            "unknown product \"%s\" (order %s); add it with SEED_STOCK or idemctl "
-		            "stock set",
-		            in->product_id, in->order_id);
+		return idem_activity_fail(
+		    out, "UnknownProduct", 0,
+		    "unknown product \"%s\" (order %s); add it with SEED_STOCK or idemctl "
+		    "stock set",
+		    in->product_id, in->order_id);
 	}
 	if (in->quantity > stock) {
 		abandon(env);
-		return fail(out, "InsufficientStock", 0,
-		            "insufficient stock for order %s: product \"%s\" has %lld, the order "
-		            "needs %" JSON_INTEGER_FORMAT,
-		            in->order_id, in->product_id, (long long)stock, in->quantity);
+		return idem_activity_fail(
+		    out, "InsufficientStock", 0,
+		    "insufficient stock for order %s: product \"%s\" has %lld, the order "
+		    "needs %" JSON_INTEGER_FORMAT,
+		    in->order_id, in->product_id, (long long)stock, in->quantity);
 	}
 	*stock_after = stock - in->quantity;
 	if (add_stock(env->db, in->product_id, -in->quantity, err, sizeof(err)) != 0 ||
 	    insert_order(env->db, in, owner, *stock_after, err, sizeof(err)) != 0)
-		return db_error(env, out, "update_inventory", err);
+		return idem_activity_db_error(env, out, "update_inventory", err);
 	return 0;
 }
 
@@ -328,31 +295,32 @@ static int update_inventory(const struct idem_activity_env *env, const struct ms
 
 	if (parse_order(t->input, &in, out) != 0)
 		return -1;
-	hook(env, FAULT_BEFORE_EFFECT, t);
+	idem_activity_at(env, FAULT_BEFORE_EFFECT, t);
 	if (db_run(env->db, "BEGIN IMMEDIATE", err, sizeof(err)) != 0)
-		return db_error(env, out, "update_inventory", err);
+		return idem_activity_db_error(env, out, "update_inventory", err);
 	snprintf(owner, sizeof(owner), "%s/%s", t->namespace_, t->workflow_id);
 	if (!env->naive) {
 		found = find_order(env->db, in.order_id, &prev, err, sizeof(err));
 		if (found < 0)
-			return db_error(env, out, "update_inventory", err);
+			return idem_activity_db_error(env, out, "update_inventory", err);
 	}
 	if (found && strcmp(prev.owner, owner) != 0) {
 		/* One order, one workflow: replaying another workflow's result
 		 * would let it restock a second time for the same sale. */
 		abandon(env);
-		return fail(out, "OrderConflict", 0,
-		            "order %s was already applied by workflow %s; give this order "
-		            "another order_id",
-		            in.order_id, prev.owner);
+		return idem_activity_fail(
+		    out, "OrderConflict", 0,
+		    "order %s was already applied by workflow %s; give this order "
+		    "another order_id",
+		    in.order_id, prev.owner);
 	}
 	if (found == 0 && apply_order(env, owner, &in, &stock_after, out) != 0)
 		return -1;
 	if (found == 0)
-		hook(env, FAULT_AFTER_EFFECT, t);
+		idem_activity_at(env, FAULT_AFTER_EFFECT, t);
 	if (db_run(env->db, "COMMIT", err, sizeof(err)) != 0)
-		return db_error(env, out, "update_inventory", err);
-	hook(env, FAULT_AFTER_COMMIT, t);
+		return idem_activity_db_error(env, out, "update_inventory", err);
+	idem_activity_at(env, FAULT_AFTER_COMMIT, t);
 	if (found)
 		return order_result(out, in.order_id, prev.product_id, prev.quantity,
 		                    prev.stock_after, 1);
@@ -386,22 +354,23 @@ static int supplier_answer(const struct idem_activity_env *env, const struct htt
 	if (r->status != 200 && r->status != 201) {
 		supplier_error_text(r, text, sizeof(text));
 		if (r->status >= 400 && r->status < 500)
-			return fail(
+			return idem_activity_fail(
 			    out, "SupplierRejected", 0,
 			    "supplier_order: the supplier at %s rejected the order (HTTP %d): "
 			    "%s",
 			    env->peer, r->status, text);
-		return fail(out, "SupplierUnavailable", 1,
-		            "supplier_order: the supplier at %s answered HTTP %d: %s", env->peer,
-		            r->status, text);
+		return idem_activity_fail(out, "SupplierUnavailable", 1,
+		                          "supplier_order: the supplier at %s answered HTTP %d: %s",
+		                          env->peer, r->status, text);
 	}
 	doc = json_loadb(r->body, r->body_len, 0, NULL);
 	id = json_string_value(json_object_get(doc, "supplier_order_id"));
 	if (id == NULL || *id == '\0' || strlen(id) >= so_len) {
-		fail(out, "SupplierUnavailable", 1,
-		     "supplier_order: the supplier at %s answered HTTP %d without a usable "
-		     "supplier_order_id: %.200s",
-		     env->peer, r->status, r->body);
+		idem_activity_fail(
+		    out, "SupplierUnavailable", 1,
+		    "supplier_order: the supplier at %s answered HTTP %d without a usable "
+		    "supplier_order_id: %.200s",
+		    env->peer, r->status, r->body);
 		goto out;
 	}
 	snprintf(so_id, so_len, "%s", id);
@@ -440,7 +409,8 @@ static int supplier_call(const struct idem_activity_env *env, const struct msg_t
 	req = json_pack("{s:s, s:I}", "product_id", in->product_id, "quantity", in->quantity);
 	body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
 	if (body == NULL) {
-		fail(out, "InternalError", 1, "supplier_order: out of memory building the request");
+		idem_activity_fail(out, "InternalError", 1,
+		                   "supplier_order: out of memory building the request");
 		goto out;
 	}
 	/* A supplier that is restarting (its own crash, or an injected one)
@@ -450,7 +420,7 @@ static int supplier_call(const struct idem_activity_env *env, const struct msg_t
 	                 timeout < SUPPLIER_READY_WAIT_MS ? timeout : SUPPLIER_READY_WAIT_MS);
 	if (httpc_request(env->peer, "POST", "/orders", headers, body, strlen(body), timeout, &resp,
 	                  err, sizeof(err)) != 0) {
-		fail(out, "SupplierUnavailable", 1, "supplier_order: %s", err);
+		idem_activity_fail(out, "SupplierUnavailable", 1, "supplier_order: %s", err);
 		goto out;
 	}
 	rc = supplier_answer(env, &resp, so_id, so_len, out);
@@ -483,18 +453,19 @@ static int apply_restock(const struct idem_activity_env *env, const struct resto
 	int found = appdb_stock_get(env->db, in->product_id, &stock, err, sizeof(err));
 
 	if (found < 0)
-		return db_error(env, out, "supplier_order", err);
+		return idem_activity_db_error(env, out, "supplier_order", err);
 	if (found == 0) {
 		abandon(env);
-		return fail(out, "UnknownProduct", 0,
-		            "unknown product \"%s\" (supplier order %s); add it with SEED_STOCK or "
-		            "idemctl stock set",
-		            in->product_id, in->key);
+		return idem_activity_fail(
+		    out, "UnknownProduct", 0,
+		    "unknown product \"%s\" (supplier order %s); add it with SEED_STOCK or "
+		    "idemctl stock set",
+		    in->product_id, in->key);
 	}
 	*stock_after = stock + in->quantity;
 	if (add_stock(env->db, in->product_id, in->quantity, err, sizeof(err)) != 0 ||
 	    insert_restock(env->db, in, so_id, *stock_after, err, sizeof(err)) != 0)
-		return db_error(env, out, "supplier_order", err);
+		return idem_activity_db_error(env, out, "supplier_order", err);
 	return 0;
 }
 
@@ -510,19 +481,19 @@ static int credit(const struct idem_activity_env *env, const struct msg_task *t,
 	int found = 0;
 
 	if (db_run(env->db, "BEGIN IMMEDIATE", err, sizeof(err)) != 0)
-		return db_error(env, out, "supplier_order", err);
+		return idem_activity_db_error(env, out, "supplier_order", err);
 	if (!env->naive) {
 		found = find_restock(env->db, in->key, &prev, err, sizeof(err));
 		if (found < 0)
-			return db_error(env, out, "supplier_order", err);
+			return idem_activity_db_error(env, out, "supplier_order", err);
 	}
 	if (found == 0 && apply_restock(env, in, so_id, &stock_after, out) != 0)
 		return -1;
 	if (found == 0)
-		hook(env, FAULT_AFTER_EFFECT, t);
+		idem_activity_at(env, FAULT_AFTER_EFFECT, t);
 	if (db_run(env->db, "COMMIT", err, sizeof(err)) != 0)
-		return db_error(env, out, "supplier_order", err);
-	hook(env, FAULT_AFTER_COMMIT, t);
+		return idem_activity_db_error(env, out, "supplier_order", err);
+	idem_activity_at(env, FAULT_AFTER_COMMIT, t);
 	if (found)
 		return restock_result(out, prev.product_id, prev.quantity, prev.supplier_order_id,
 		                      prev.stock_after, FROM_RESTOCKS);
@@ -538,12 +509,13 @@ static int check_product(const struct idem_activity_env *env, const struct resto
 	int found = appdb_stock_get(env->db, in->product_id, &stock, err, sizeof(err));
 
 	if (found < 0)
-		return db_error(env, out, "supplier_order", err);
+		return idem_activity_db_error(env, out, "supplier_order", err);
 	if (found == 0)
-		return fail(out, "UnknownProduct", 0,
-		            "unknown product \"%s\" (supplier order %s); add it with SEED_STOCK or "
-		            "idemctl stock set",
-		            in->product_id, in->key);
+		return idem_activity_fail(
+		    out, "UnknownProduct", 0,
+		    "unknown product \"%s\" (supplier order %s); add it with SEED_STOCK or "
+		    "idemctl stock set",
+		    in->product_id, in->key);
 	return 0;
 }
 
@@ -592,13 +564,13 @@ static int supplier_order(const struct idem_activity_env *env, const struct msg_
 		return -1;
 	/* Like update_inventory: a replay passes before_effect and
 	 * after_commit too, so a planned kill there happens either way. */
-	hook(env, FAULT_BEFORE_EFFECT, t);
+	idem_activity_at(env, FAULT_BEFORE_EFFECT, t);
 	if (!env->naive) {
 		int found = find_restock(env->db, in.key, &prev, err, sizeof(err));
 		if (found < 0)
-			return db_error(env, out, "supplier_order", err);
+			return idem_activity_db_error(env, out, "supplier_order", err);
 		if (found) {
-			hook(env, FAULT_AFTER_COMMIT, t);
+			idem_activity_at(env, FAULT_AFTER_COMMIT, t);
 			return restock_result(out, prev.product_id, prev.quantity,
 			                      prev.supplier_order_id, prev.stock_after,
 			                      FROM_RESTOCKS);

@@ -3,7 +3,6 @@
  * "Activities"), and their naive twins that do not. The two differ only
  * in their table, the sign of the change and what they refuse (struct
  * side); the transaction around them is one function, run_side(). */
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -51,41 +50,6 @@ struct side {
 	int (*admit)(const struct attempt *a, const char **account, int64_t *balance);
 };
 
-static int fail(struct idem_activity_outcome *out, const char *type, int retryable, const char *fmt,
-                ...) __attribute__((format(printf, 4, 5)));
-static int fail(struct idem_activity_outcome *out, const char *type, int retryable, const char *fmt,
-                ...)
-{
-	va_list ap;
-
-	snprintf(out->error_type, sizeof(out->error_type), "%s", type);
-	va_start(ap, fmt);
-	vsnprintf(out->error_message, sizeof(out->error_message), fmt, ap);
-	va_end(ap);
-	out->retryable = retryable;
-	return -1;
-}
-
-static void hook(const struct idem_activity_env *env, enum fault_point p, const struct msg_task *t)
-{
-	if (env->hooks != NULL && env->hooks->at != NULL)
-		env->hooks->at(env->hooks->arg, p, t);
-}
-
-static void rollback(sqlite3 *db)
-{
-	if (!sqlite3_get_autocommit(db))
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-}
-
-/* A failed database step: retryable (SQLITE_BUSY is the usual cause). */
-static int db_error(const struct idem_activity_env *env, struct idem_activity_outcome *out,
-                    const char *activity, const char *err)
-{
-	rollback(env->db);
-	return fail(out, "DatabaseError", 1, "%s: app DB: %s", activity, err);
-}
-
 /* ---- input ---- */
 
 /* The input checked by the same function as the workflow's start
@@ -96,7 +60,7 @@ static int parse_input(const char *activity, const json_t *input, struct transfe
 	char err[sizeof(out->error_message) - 64];
 
 	if (transfer_input_check(input, err, sizeof(err)) != 0)
-		return fail(out, "InvalidInput", 0, "%s: %s", activity, err);
+		return idem_activity_fail(out, "InvalidInput", 0, "%s: %s", activity, err);
 	in->transfer_id = json_string_value(json_object_get(input, "transfer_id"));
 	in->from = json_string_value(json_object_get(input, "from"));
 	in->to = json_string_value(json_object_get(input, "to"));
@@ -192,13 +156,14 @@ static int existing_balance(const struct attempt *a, const char *activity, const
 	int found = transfer_balance_get(a->env->db, account, balance, err, sizeof(err));
 
 	if (found < 0)
-		return db_error(a->env, a->out, activity, err);
+		return idem_activity_db_error(a->env, a->out, activity, err);
 	if (found == 0) {
-		rollback(a->env->db);
-		return fail(a->out, "UnknownAccount", 0,
-		            "%s: unknown account \"%s\" (transfer %s); accounts are created with "
-		            "TRANSFER_ACCOUNTS when the app database is new",
-		            activity, account, a->in->transfer_id);
+		idem_activity_rollback(a->env->db);
+		return idem_activity_fail(
+		    a->out, "UnknownAccount", 0,
+		    "%s: unknown account \"%s\" (transfer %s); accounts are created with "
+		    "TRANSFER_ACCOUNTS when the app database is new",
+		    activity, account, a->in->transfer_id);
 	}
 	return 1;
 }
@@ -213,11 +178,12 @@ static int debit_admit(const struct attempt *a, const char **account, int64_t *b
 	    existing_balance(a, "debit", a->in->to, &to_balance) < 0)
 		return -1;
 	if (*balance < a->in->amount) {
-		rollback(a->env->db);
-		return fail(a->out, "InsufficientFunds", 0,
-		            "insufficient funds for transfer %s: account \"%s\" has %lld, the "
-		            "transfer needs %" JSON_INTEGER_FORMAT,
-		            a->in->transfer_id, a->in->from, (long long)*balance, a->in->amount);
+		idem_activity_rollback(a->env->db);
+		return idem_activity_fail(
+		    a->out, "InsufficientFunds", 0,
+		    "insufficient funds for transfer %s: account \"%s\" has %lld, the "
+		    "transfer needs %" JSON_INTEGER_FORMAT,
+		    a->in->transfer_id, a->in->from, (long long)*balance, a->in->amount);
 	}
 	*account = a->in->from;
 	return 0;
@@ -260,13 +226,14 @@ static int credit_admit(const struct attempt *a, const char **account, int64_t *
 	                  : debited_by(a->env->db, a->in->transfer_id, a->owner, err, sizeof(err));
 
 	if (debited < 0)
-		return db_error(a->env, a->out, "credit", err);
+		return idem_activity_db_error(a->env, a->out, "credit", err);
 	if (debited == 0) {
-		rollback(a->env->db);
-		return fail(a->out, "DebitMissing", 0,
-		            "credit: transfer %s has no debit of workflow %s: a credit never goes "
-		            "without its debit",
-		            a->in->transfer_id, a->owner);
+		idem_activity_rollback(a->env->db);
+		return idem_activity_fail(
+		    a->out, "DebitMissing", 0,
+		    "credit: transfer %s has no debit of workflow %s: a credit never goes "
+		    "without its debit",
+		    a->in->transfer_id, a->owner);
 	}
 	if (existing_balance(a, "credit", a->in->to, balance) < 0)
 		return -1;
@@ -303,7 +270,8 @@ static int set_result(struct idem_activity_outcome *out, const char *transfer_id
 	    json_pack("{s:s, s:s, s:I, s:I, s:b}", "transfer_id", transfer_id, "account_id",
 	              account, "amount", amount, "balance", balance, "replayed", replayed);
 	if (out->result == NULL)
-		return fail(out, "InternalError", 1, "out of memory building the result");
+		return idem_activity_fail(out, "InternalError", 1,
+		                          "out of memory building the result");
 	return 0;
 }
 
@@ -321,7 +289,7 @@ static int apply(const struct side *s, const struct attempt *a, const char **acc
 	if (add_balance(a->env->db, *account, s->sign * a->in->amount, err, sizeof(err)) != 0 ||
 	    insert_row(a->env->db, s, a->in, *account, a->owner, *balance_after, err,
 	               sizeof(err)) != 0)
-		return db_error(a->env, a->out, s->activity, err);
+		return idem_activity_db_error(a->env, a->out, s->activity, err);
 	return 0;
 }
 
@@ -341,17 +309,17 @@ static int run_side(const struct side *s, const struct idem_activity_env *env,
 	if (parse_input(s->activity, t->input, &in, out) != 0)
 		return -1;
 	snprintf(owner, sizeof(owner), "%s/%s", t->namespace_, t->workflow_id);
-	hook(env, FAULT_BEFORE_EFFECT, t);
+	idem_activity_at(env, FAULT_BEFORE_EFFECT, t);
 	if (db_run(env->db, "BEGIN IMMEDIATE", err, sizeof(err)) != 0)
-		return db_error(env, out, s->activity, err);
+		return idem_activity_db_error(env, out, s->activity, err);
 	if (!env->naive) {
 		found = find_applied(env->db, s, in.transfer_id, &prev, err, sizeof(err));
 		if (found < 0)
-			return db_error(env, out, s->activity, err);
+			return idem_activity_db_error(env, out, s->activity, err);
 	}
 	if (found && strcmp(prev.owner, owner) != 0) {
-		rollback(env->db);
-		return fail(
+		idem_activity_rollback(env->db);
+		return idem_activity_fail(
 		    out, "TransferConflict", 0,
 		    "%s: transfer %s was already applied by workflow %s; give this transfer "
 		    "another transfer_id",
@@ -360,10 +328,10 @@ static int run_side(const struct side *s, const struct idem_activity_env *env,
 	if (!found && apply(s, &a, &account, &balance_after) != 0)
 		return -1;
 	if (!found)
-		hook(env, FAULT_AFTER_EFFECT, t);
+		idem_activity_at(env, FAULT_AFTER_EFFECT, t);
 	if (db_run(env->db, "COMMIT", err, sizeof(err)) != 0)
-		return db_error(env, out, s->activity, err);
-	hook(env, FAULT_AFTER_COMMIT, t);
+		return idem_activity_db_error(env, out, s->activity, err);
+	idem_activity_at(env, FAULT_AFTER_COMMIT, t);
 	if (found)
 		return set_result(out, in.transfer_id, prev.account_id, prev.amount,
 		                  prev.balance_after, 1);
