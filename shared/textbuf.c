@@ -153,3 +153,15 @@ void textbuf_free(struct textbuf *b)
 		free(b->p);
 	*b = (struct textbuf){0};
 }
+
+int textbuf_utf8_prefix(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n <= max)
+		return (int)n;
+	n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	return (int)n;
+}

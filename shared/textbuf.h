@@ -33,4 +33,9 @@ char *textbuf_take(struct textbuf *b, size_t *len);
 /* Frees what the buffer allocated (not the caller's buffer). */
 void textbuf_free(struct textbuf *b);
 
+/* The length of the longest prefix of s of at most max bytes that does
+ * not cut a UTF-8 character: how much of a caller's text a message may
+ * quote and stay valid JSON text. */
+int textbuf_utf8_prefix(const char *s, size_t max);
+
 #endif

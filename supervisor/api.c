@@ -46,6 +46,7 @@
 #include "pool.h"
 #include "store.h"
 #include "sup.h"
+#include "textbuf.h"
 #include "timer.h"
 #include "workflow.h"
 
@@ -290,20 +291,6 @@ static void reply_after_commit(struct api *a, struct evhttp_request *req, int st
 
 /* ---- request parsing ------------------------------------------------------------ */
 
-/* The length of the longest prefix of s of at most max bytes that does
- * not cut a UTF-8 character. */
-static int utf8_prefix(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n <= max)
-		return (int)n;
-	n = max;
-	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-		n--;
-	return (int)n;
-}
-
 /* The key a JSON_REJECT_DUPLICATES error stopped at, decoded into key
  * ("" when it cannot be found). jansson stops just past the key's closing
  * quote; its opening quote is the first one before it that no odd run of
@@ -327,7 +314,7 @@ static void duplicate_key(const char *text, size_t n, int pos, char *key, size_t
 	if (start >= 0)
 		k = json_loadb(text + start, (size_t)(pos - start), JSON_DECODE_ANY, NULL);
 	if (json_is_string(k))
-		snprintf(key, len, "%.*s", utf8_prefix(json_string_value(k), len - 1),
+		snprintf(key, len, "%.*s", textbuf_utf8_prefix(json_string_value(k), len - 1),
 		         json_string_value(k));
 	json_decref(k);
 }

@@ -127,6 +127,21 @@ static void test_stack_start(void **state)
 	assert_int_equal(b.len, 0);
 }
 
+/* A quoted prefix never ends inside a UTF-8 character. */
+static void test_utf8_prefix(void **state)
+{
+	(void)state;
+	assert_int_equal(textbuf_utf8_prefix("abc", 5), 3);
+	assert_int_equal(textbuf_utf8_prefix("abc", 3), 3);
+	assert_int_equal(textbuf_utf8_prefix("abc", 2), 2);
+	assert_int_equal(textbuf_utf8_prefix("h\xc3\xa9llo", 1), 1);
+	assert_int_equal(textbuf_utf8_prefix("h\xc3\xa9llo", 2), 1); /* not inside the e-acute */
+	assert_int_equal(textbuf_utf8_prefix("h\xc3\xa9llo", 3), 3);
+	assert_int_equal(textbuf_utf8_prefix("\xe2\x82\xac!", 2), 0); /* the euro sign */
+	assert_int_equal(textbuf_utf8_prefix("\xe2\x82\xac!", 3), 3);
+	assert_int_equal(textbuf_utf8_prefix("", 0), 0);
+}
+
 static void test_empty_take(void **state)
 {
 	struct textbuf b = {0};
@@ -145,6 +160,7 @@ int main(void)
 	    cmocka_unit_test(test_json_str_escapes), cmocka_unit_test(test_null_string),
 	    cmocka_unit_test(test_integers),         cmocka_unit_test(test_growth),
 	    cmocka_unit_test(test_stack_start),      cmocka_unit_test(test_empty_take),
+	    cmocka_unit_test(test_utf8_prefix),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "textbuf.h"
+
 #define NAME_SHOWN_MAX 64 /* bytes of an unknown field's name put in a message */
 
 enum field_kind { FIELD_TEXT, FIELD_INT };
@@ -120,20 +122,6 @@ static const struct field *find_field(const struct field *const *fields, const c
 	return NULL;
 }
 
-/* The length of the longest prefix of s of at most max bytes that does
- * not cut a UTF-8 character. */
-static int utf8_prefix(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n <= max)
-		return (int)n;
-	n = max;
-	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-		n--;
-	return (int)n;
-}
-
 /* The first member of input that fields do not name. */
 static int check_known(const json_t *input, const struct field *const *fields, char *err,
                        size_t errlen)
@@ -150,7 +138,7 @@ static int check_known(const json_t *input, const struct field *const *fields, c
 			snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
 			         f == fields ? "" : ", ", (*f)->name);
 		return failf(err, errlen, "input.%.*s%s is not a known field: the fields are %s",
-		             utf8_prefix(name, NAME_SHOWN_MAX), name,
+		             textbuf_utf8_prefix(name, NAME_SHOWN_MAX), name,
 		             strlen(name) > NAME_SHOWN_MAX ? "..." : "", known);
 	}
 	return 0;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "textbuf.h"
 
 #define NAME_SHOWN_MAX 64 /* bytes of an unknown field's name put in a message */
 
@@ -71,20 +72,6 @@ static const char *wanted(enum field_kind k)
 	                     : "an integer 1..1000000000";
 }
 
-/* The length of the longest prefix of s of at most max bytes that does
- * not cut a UTF-8 character (a message must stay valid JSON text). */
-static int utf8_prefix(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n <= max)
-		return (int)n;
-	n = max;
-	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-		n--;
-	return (int)n;
-}
-
 static int check_id(const char *name, const json_t *v, char *err, size_t errlen)
 {
 	const char *s = json_string_value(v);
@@ -95,7 +82,7 @@ static int check_id(const char *name, const json_t *v, char *err, size_t errlen)
 	/* An embedded NUL would hide the rest of the id from every check. */
 	if (strlen(s) != json_string_length(v) || !ids_name_ok(s, TRANSFER_ID_MAX))
 		return failf(err, errlen, "input.%s=\"%.*s%s\" is not a valid id: give %s", name,
-		             utf8_prefix(s, NAME_SHOWN_MAX), s,
+		             textbuf_utf8_prefix(s, NAME_SHOWN_MAX), s,
 		             strlen(s) > NAME_SHOWN_MAX ? "..." : "", wanted(FIELD_ID));
 	return 0;
 }
@@ -135,7 +122,7 @@ static int check_known(const json_t *input, char *err, size_t errlen)
 			    err, errlen,
 			    "input.%.*s%s is not a known field: the fields are transfer_id, "
 			    "from, to, amount",
-			    utf8_prefix(name, NAME_SHOWN_MAX), name,
+			    textbuf_utf8_prefix(name, NAME_SHOWN_MAX), name,
 			    strlen(name) > NAME_SHOWN_MAX ? "..." : "");
 	}
 	return 0;
