@@ -262,6 +262,14 @@ void db_stmt_done(sqlite3_stmt *st)
 	sqlite3_finalize(st);
 }
 
+int db_stmt_step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, char *err, size_t errlen)
+{
+	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(db, what, err, errlen);
+
+	db_stmt_done(st);
+	return rc;
+}
+
 int db_run(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
 	sqlite3_stmt *st;

@@ -45,6 +45,10 @@ int db_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, char *err, size
  * that used any with db_close. Returns 0, or -1 with err as db_prepare. */
 int db_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out, char *err, size_t errlen);
 void db_stmt_done(sqlite3_stmt *st);
+/* Runs st (from db_stmt, bound) to its end and gives it back with
+ * db_stmt_done. Returns 0, or -1 with err naming what and SQLite's
+ * message (db_fail) when it did not finish. */
+int db_stmt_step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, char *err, size_t errlen);
 /* db_exec of a statement from the cache (BEGIN IMMEDIATE, COMMIT). */
 int db_run(sqlite3 *db, const char *sql, char *err, size_t errlen);
 /* Finalizes this thread's cached statements of db, then sqlite3_close. */

@@ -143,26 +143,19 @@ static int add_stock(sqlite3 *db, const char *product_id, json_int_t delta, char
                      size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = -1;
 
 	if (db_stmt(db, "UPDATE products SET stock = stock + ?2 WHERE product_id = ?1", &st, err,
 	            errlen) != 0)
 		return -1;
 	sqlite3_bind_text(st, 1, product_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, delta);
-	if (sqlite3_step(st) == SQLITE_DONE)
-		rc = 0;
-	else
-		db_fail(db, "updating the stock", err, errlen);
-	db_stmt_done(st);
-	return rc;
+	return db_stmt_step_done(db, st, "updating the stock", err, errlen);
 }
 
 static int insert_order(sqlite3 *db, const struct order_in *in, const char *workflow_id,
                         json_int_t stock_after, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = -1;
 
 	if (db_stmt(db,
 	            "INSERT INTO orders(order_id, product_id, quantity, stock_after,"
@@ -175,19 +168,13 @@ static int insert_order(sqlite3 *db, const struct order_in *in, const char *work
 	sqlite3_bind_int64(st, 4, stock_after);
 	sqlite3_bind_text(st, 5, workflow_id != NULL ? workflow_id : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, clock_wall_ms());
-	if (sqlite3_step(st) == SQLITE_DONE)
-		rc = 0;
-	else
-		db_fail(db, "recording the order", err, errlen);
-	db_stmt_done(st);
-	return rc;
+	return db_stmt_step_done(db, st, "recording the order", err, errlen);
 }
 
 static int insert_restock(sqlite3 *db, const struct restock_in *in, const char *so_id,
                           json_int_t stock_after, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = -1;
 
 	if (db_stmt(db,
 	            "INSERT INTO restocks(key, product_id, quantity, supplier_order_id,"
@@ -200,12 +187,7 @@ static int insert_restock(sqlite3 *db, const struct restock_in *in, const char *
 	sqlite3_bind_text(st, 4, so_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, stock_after);
 	sqlite3_bind_int64(st, 6, clock_wall_ms());
-	if (sqlite3_step(st) == SQLITE_DONE)
-		rc = 0;
-	else
-		db_fail(db, "recording the restock", err, errlen);
-	db_stmt_done(st);
-	return rc;
+	return db_stmt_step_done(db, st, "recording the restock", err, errlen);
 }
 
 /* ---- results ---- */

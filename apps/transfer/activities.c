@@ -107,15 +107,6 @@ static int find_applied(sqlite3 *db, const struct side *s, const char *transfer_
 	return rc;
 }
 
-/* Runs one statement of the cache with its bindings to completion. */
-static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, char *err, size_t errlen)
-{
-	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(db, what, err, errlen);
-
-	db_stmt_done(st);
-	return rc;
-}
-
 static int add_balance(sqlite3 *db, const char *account, json_int_t delta, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
@@ -125,7 +116,7 @@ static int add_balance(sqlite3 *db, const char *account, json_int_t delta, char 
 		return -1;
 	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, delta);
-	return step_done(db, st, "updating the balance", err, errlen);
+	return db_stmt_step_done(db, st, "updating the balance", err, errlen);
 }
 
 static int insert_row(sqlite3 *db, const struct side *s, const struct transfer_in *in,
@@ -142,7 +133,7 @@ static int insert_row(sqlite3 *db, const struct side *s, const struct transfer_i
 	sqlite3_bind_int64(st, 4, balance_after);
 	sqlite3_bind_text(st, 5, owner, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, clock_wall_ms());
-	return step_done(db, st, "recording the effect", err, errlen);
+	return db_stmt_step_done(db, st, "recording the effect", err, errlen);
 }
 
 /* ---- what each side refuses ---- */
