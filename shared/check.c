@@ -1,7 +1,7 @@
 /* check.c — the checker (check.h), the engine's part: the snapshot, the
  * rules that hold for every app (stuck, integrity), the running
  * workflows, the report and its text; and the API of idem_app.h through
- * which an app's check() adds its own rules. One read-only connection:
+ * which an app's check_rules add its own. One read-only connection:
  * the state DB is main, the app DB is attached as app, each database the
  * app names (struct idem_app_db) under its schema name. Every invariant
  * is one SQL query (GROUP BY, IN over a subquery that SQLite materializes
@@ -178,7 +178,9 @@ json_t *idem_check_col_array(sqlite3_stmt *st, int i)
 	return arr;
 }
 
-int idem_check_rows(struct idem_check *c, const char *what, const char *sql, idem_check_row_fn fn)
+/* Runs sql and calls fn for each row (struct idem_check_rule). Returns 0,
+ * or -1 with c->err. */
+static int check_rows(struct idem_check *c, const char *what, const char *sql, idem_check_row_fn fn)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -198,6 +200,15 @@ int idem_check_rows(struct idem_check *c, const char *what, const char *sql, ide
 	}
 	snprintf(c->err, c->errlen, "%s: %s", what, sqlite3_errmsg(c->db));
 	return -1;
+}
+
+/* Runs each of rules (NULL: none) in order; stops at the first that fails. */
+static int run_rules(struct idem_check *c, const struct idem_check_rule *rules)
+{
+	for (; rules != NULL && rules->what != NULL; rules++)
+		if (check_rows(c, rules->what, rules->sql, rules->fn) != 0)
+			return -1;
+	return 0;
 }
 
 /* ---- the engine's rules ------------------------------------------------------ */
@@ -418,11 +429,11 @@ static int run(struct idem_check *c)
 	for (int i = 0; i < c->ndbs; i++)
 		if (schema_check(c, i) != 0)
 			return -1;
-	if (idem_check_rows(c, "counting workflows", sql_totals, row_totals) != 0 ||
-	    (app->check_totals != NULL && app->check_totals(c) != 0) ||
-	    idem_check_rows(c, "finding stuck workflows", sql_stuck, row_stuck) != 0 ||
-	    idem_check_rows(c, "listing running workflows", sql_running, row_running) != 0 ||
-	    (app->check != NULL && app->check(c) != 0) || c->bad_kind)
+	if (check_rows(c, "counting workflows", sql_totals, row_totals) != 0 ||
+	    run_rules(c, app->check_totals) != 0 ||
+	    check_rows(c, "finding stuck workflows", sql_stuck, row_stuck) != 0 ||
+	    check_rows(c, "listing running workflows", sql_running, row_running) != 0 ||
+	    run_rules(c, app->check_rules) != 0 || c->bad_kind)
 		return -1;
 	for (int i = 0; i < c->ndbs; i++)
 		if (integrity(c, i) != 0)

@@ -203,16 +203,16 @@ struct idem_app_command {
 
 /* The checker (shared/check.h) proves that nothing was lost and nothing
  * was applied twice. It checks what holds for every app (no workflow
- * stuck, every database's integrity); the app's check() adds its own
- * rules. All run on one read-only connection, in one snapshot of every
+ * stuck, every database's integrity); the app's check_rules add its
+ * own. All run on one read-only connection, in one snapshot of every
  * file: the state DB is main, the app DB is attached as app and each of
  * the app's dbs under its schema name. A rule is one SQL query (no query
  * per row from C: it must stay fast over 100,000 workflows) whose row
  * callback reports what it finds with idem_check_add(). The order: the
- * engine counts the workflows, the app's check_totals() counts its own,
- * the engine finds the stuck ones, the app's check() runs its rules, the
- * engine checks each file's integrity. Each returns 0, or -1 when
- * idem_check_rows() did. A rule may read the state DB's main.workflows
+ * engine counts the workflows, the app's check_totals count its own
+ * (idem_check_total), the engine finds the stuck ones, the app's
+ * check_rules run, the engine checks each file's integrity. A rule may
+ * read the state DB's main.workflows
  * (id, namespace, workflow_id, type, status, input, result, error) and
  * main.steps (wf, seq, activity, status). */
 struct idem_check; /* one run of the checker: the engine's */
@@ -240,11 +240,16 @@ struct idem_check_total_label {
 
 typedef void (*idem_check_row_fn)(struct idem_check *c, sqlite3_stmt *st);
 
-/* Runs sql and calls fn for each row; what ("finding lost orders") names
- * the query in messages. A database found corrupt while reading is an
- * integrity violation, and the check goes on. Returns 0, or -1 when the
- * query fails otherwise (the check fails with its error). */
-int idem_check_rows(struct idem_check *c, const char *what, const char *sql, idem_check_row_fn fn);
+/* A rule, or a count of the totals: the checker runs sql and calls fn
+ * for each row; what names the query in messages. A database found
+ * corrupt while reading is an integrity violation, and the check goes
+ * on; a query that fails otherwise fails the check with its error. A
+ * list of rules ends with a NULL what. */
+struct idem_check_rule {
+	const char *what; /* "finding lost orders" */
+	const char *sql;
+	idem_check_row_fn fn;
+};
 
 /* Counts one violation of kind (one of the app's check_kinds) and lists
  * it while fewer than the checker's limit (CHECK_MAX_LISTED) of that
@@ -320,14 +325,14 @@ struct idem_app {
 	/* The checker's rules (below): the app's kinds of violation in
 	 * report order, NULL-ended (the engine's "stuck" comes first and
 	 * "integrity" last); the databases they read besides the state and
-	 * app DBs; its totals as a person reads them; check_totals(), which
-	 * reads them (idem_check_total) before any rule runs; and check(),
-	 * which runs the rules. All NULL: the engine's rules only. */
+	 * app DBs; its totals as a person reads them; check_totals, which
+	 * count them (idem_check_total) before any rule runs; and
+	 * check_rules, the invariants. All NULL: the engine's rules only. */
 	const char *const *check_kinds;
 	const struct idem_app_db *dbs;
 	const struct idem_check_total_label *check_total_labels;
-	int (*check_totals)(struct idem_check *c);
-	int (*check)(struct idem_check *c);
+	const struct idem_check_rule *check_totals;
+	const struct idem_check_rule *check_rules;
 	/* Its helper process (NULL: none), and the key whose value is its
 	 * activities' outside service, their env->peer (NULL: none). Every
 	 * key of the app reaches the workers as a flag. */

@@ -25,7 +25,7 @@ const struct idem_app inventory_app = {
     .dbs = inventory_dbs,
     .check_total_labels = inventory_check_total_labels,
     .check_totals = inventory_check_totals,
-    .check = inventory_check,
+    .check_rules = inventory_check_rules,
     .helper = &supplier,
     .peer_key = "SUPPLIER_SOCKET",
 };

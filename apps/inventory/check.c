@@ -461,11 +461,7 @@ static const char sql_stock[] =
     " LEFT JOIN a USING (product_id)"
     " WHERE p.stock <> expected ORDER BY p.product_id";
 
-static const struct {
-	const char *what;
-	const char *sql;
-	idem_check_row_fn fn;
-} rules[] = {
+const struct idem_check_rule inventory_check_rules[] = {
     {"finding lost orders", sql_lost_order, row_lost_order},
     {"finding lost restocks", sql_lost_restock, row_lost_restock},
     {"finding failed workflows with effects", sql_failed_effects, row_failed_effects},
@@ -477,15 +473,8 @@ static const struct {
     {"finding supplier orders without a restock", sql_extra, row_extra},
     {"finding restocks without a supplier order", sql_missing, row_missing},
     {"comparing stocks", sql_stock, row_stock},
+    {NULL, NULL, NULL},
 };
-
-int inventory_check(struct idem_check *c)
-{
-	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
-		if (idem_check_rows(c, rules[i].what, rules[i].sql, rules[i].fn) != 0)
-			return -1;
-	return 0;
-}
 
 /* ---- the totals --------------------------------------------------------------- */
 
@@ -502,13 +491,11 @@ static void row_totals_ledger(struct idem_check *c, sqlite3_stmt *st)
 }
 
 /* The app DB's, then the ledger's. */
-int inventory_check_totals(struct idem_check *c)
-{
-	if (idem_check_rows(c, "counting orders",
-	                    "SELECT (SELECT count(*) FROM app.orders), (SELECT count(*) FROM"
-	                    " app.restocks), (SELECT count(*) FROM app.products)",
-	                    row_totals_app) != 0)
-		return -1;
-	return idem_check_rows(c, "counting supplier orders",
-	                       "SELECT count(*) FROM ledger.supplier_orders", row_totals_ledger);
-}
+const struct idem_check_rule inventory_check_totals[] = {
+    {"counting orders",
+     "SELECT (SELECT count(*) FROM app.orders), (SELECT count(*) FROM"
+     " app.restocks), (SELECT count(*) FROM app.products)",
+     row_totals_app},
+    {"counting supplier orders", "SELECT count(*) FROM ledger.supplier_orders", row_totals_ledger},
+    {NULL, NULL, NULL},
+};

@@ -56,8 +56,8 @@ int inventory_open_db(const char *path, enum db_sync sync, const struct idem_con
 extern const char *const inventory_check_kinds[];
 extern const struct idem_app_db inventory_dbs[];
 extern const struct idem_check_total_label inventory_check_total_labels[];
-int inventory_check_totals(struct idem_check *c);
-int inventory_check(struct idem_check *c);
+extern const struct idem_check_rule inventory_check_totals[];
+extern const struct idem_check_rule inventory_check_rules[];
 
 /* How long supplier_order waits for the supplier's answer. */
 #define INVENTORY_SUPPLIER_TIMEOUT_MS 5000

@@ -20,5 +20,5 @@ const struct idem_app transfer_app = {
     .check_kinds = transfer_check_kinds,
     .check_total_labels = transfer_check_total_labels,
     .check_totals = transfer_check_totals,
-    .check = transfer_check,
+    .check_rules = transfer_check_rules,
 };

@@ -270,11 +270,7 @@ static const char sql_conserved[] =
     "     WHERE status = 'running')) AS flight)"
     " WHERE have <> initial - flight";
 
-static const struct {
-	const char *what;
-	const char *sql;
-	idem_check_row_fn fn;
-} rules[] = {
+const struct idem_check_rule transfer_check_rules[] = {
     {"finding lost debits and credits", sql_lost, row_lost},
     {"finding failed transfers with effects", sql_failed_effects, row_failed_effects},
     {"finding duplicated debits and credits", sql_duplicated, row_duplicated},
@@ -282,15 +278,8 @@ static const struct {
     {"finding debits and credits of no transfer", sql_unexpected, row_unexpected},
     {"comparing balances", sql_balance, row_balance},
     {"adding up the money", sql_conserved, row_conserved},
+    {NULL, NULL, NULL},
 };
-
-int transfer_check(struct idem_check *c)
-{
-	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
-		if (idem_check_rows(c, rules[i].what, rules[i].sql, rules[i].fn) != 0)
-			return -1;
-	return 0;
-}
 
 /* ---- the totals --------------------------------------------------------------- */
 
@@ -302,12 +291,11 @@ static void row_totals(struct idem_check *c, sqlite3_stmt *st)
 	idem_check_total(c, "accounts", sqlite3_column_int64(st, 3));
 }
 
-int transfer_check_totals(struct idem_check *c)
-{
-	return idem_check_rows(
-	    c, "counting transfers",
-	    "SELECT (SELECT count(*) FROM main.workflows WHERE type = 'transfer'),"
-	    " (SELECT count(*) FROM app.debits), (SELECT count(*) FROM"
-	    " app.credits), (SELECT count(*) FROM app.accounts)",
-	    row_totals);
-}
+const struct idem_check_rule transfer_check_totals[] = {
+    {"counting transfers",
+     "SELECT (SELECT count(*) FROM main.workflows WHERE type = 'transfer'),"
+     " (SELECT count(*) FROM app.debits), (SELECT count(*) FROM"
+     " app.credits), (SELECT count(*) FROM app.accounts)",
+     row_totals},
+    {NULL, NULL, NULL},
+};

@@ -48,7 +48,7 @@ int transfer_open_db(const char *path, enum db_sync sync, const struct idem_conf
 /* The checker's rules (check.c): the kinds, the totals and the rules. */
 extern const char *const transfer_check_kinds[];
 extern const struct idem_check_total_label transfer_check_total_labels[];
-int transfer_check_totals(struct idem_check *c);
-int transfer_check(struct idem_check *c);
+extern const struct idem_check_rule transfer_check_totals[];
+extern const struct idem_check_rule transfer_check_rules[];
 
 #endif

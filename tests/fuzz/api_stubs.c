@@ -262,11 +262,6 @@ json_t *check_run(const struct idem_app *app, const char *state_db, const char *
  * sources built in here name: stood in for with check_run, so that the
  * real check.c (which defines check_run too) is not linked. Never called:
  * only check_run runs the rules. */
-int idem_check_rows(struct idem_check *c, const char *what, const char *sql, idem_check_row_fn fn)
-{
-	return -1;
-}
-
 void idem_check_add(struct idem_check *c, const char *kind, json_t *workflows, const char *fmt, ...)
 {
 	json_decref(workflows);
