@@ -24,33 +24,13 @@
 
 static uint64_t seed;
 
-struct fixture {
-	char *dir;
-	struct tu_sup sup;
-};
-
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	f->dir = tu_tmpdir("faults");
-	*state = f;
-	return f->dir ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	tu_sup_free(&f->sup);
-	tu_rmrf(f->dir);
-	free(f->dir);
-	free(f);
-	return 0;
+	return tu_fixture_setup(state, "faults");
 }
 
 /* Starts a supervisor on a fresh directory with extra flags. */
-static void start(struct fixture *f, const char *const *extra)
+static void start(struct tu_fixture *f, const char *const *extra)
 {
 	if (tu_sup_start(&f->sup, f->dir, extra) != 0) {
 		char *log = tu_read_file(f->sup.log);
@@ -60,12 +40,12 @@ static void start(struct fixture *f, const char *const *extra)
 	}
 }
 
-static void stop(struct fixture *f)
+static void stop(struct tu_fixture *f)
 {
 	assert_int_equal(tu_sup_stop(&f->sup), 0);
 }
 
-static long long db_int(struct fixture *f, const char *db, const char *sql)
+static long long db_int(struct tu_fixture *f, const char *db, const char *sql)
 {
 	char *path = tu_fmt("%s/%s", f->dir, db);
 	long long v = tu_sql_int(path, sql);
@@ -74,7 +54,7 @@ static long long db_int(struct fixture *f, const char *db, const char *sql)
 	return v;
 }
 
-static json_t *get(struct fixture *f, const char *path)
+static json_t *get(struct tu_fixture *f, const char *path)
 {
 	json_t *body = NULL;
 
@@ -83,7 +63,7 @@ static json_t *get(struct fixture *f, const char *path)
 }
 
 /* Waits for a workflow; returns it (NEW ref). */
-static json_t *wait_wf(struct fixture *f, const char *id)
+static json_t *wait_wf(struct tu_fixture *f, const char *id)
 {
 	char *path = tu_fmt("/v1/workflows/%s/wait?timeout=120", id);
 	json_t *body = get(f, path), *wf;
@@ -95,7 +75,7 @@ static json_t *wait_wf(struct fixture *f, const char *id)
 	return wf;
 }
 
-static void wait_all(struct fixture *f)
+static void wait_all(struct tu_fixture *f)
 {
 	json_t *body = get(f, "/v1/wait?timeout=300");
 
@@ -109,7 +89,7 @@ static const char *status_of(json_t *wf)
 }
 
 /* The checker's verdict; prints the report when it is not ok. */
-static int check_ok(struct fixture *f, json_t **report)
+static int check_ok(struct tu_fixture *f, json_t **report)
 {
 	json_t *r = get(f, "/v1/check");
 	int ok = json_is_true(json_object_get(r, "ok"));
@@ -127,7 +107,7 @@ static int check_ok(struct fixture *f, json_t **report)
 }
 
 /* The history's events (NEW ref). */
-static json_t *history(struct fixture *f, const char *id)
+static json_t *history(struct tu_fixture *f, const char *id)
 {
 	char *path = tu_fmt("/v1/workflows/%s/history", id);
 	json_t *body = get(f, path), *events;
@@ -161,7 +141,7 @@ static const char *detail_str(json_t *events, int i, const char *key)
 	    json_object_get(json_object_get(json_array_get(events, (size_t)i), "detail"), key));
 }
 
-static void assert_seed_outcome(struct fixture *f)
+static void assert_seed_outcome(struct tu_fixture *f)
 {
 	json_t *wf = wait_wf(f, "A12");
 
@@ -179,7 +159,7 @@ static void assert_seed_outcome(struct fixture *f)
 }
 
 /* The app DB is called inventory.db here, as in .env-dist. */
-static char *db_flag(struct fixture *f)
+static char *db_flag(struct tu_fixture *f)
 {
 	return tu_fmt("--database=%s/inventory.db", f->dir);
 }
@@ -188,7 +168,7 @@ static char *db_flag(struct fixture *f)
 
 static void crash_once(void **state, const char *activity, int step, const char *point)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	char *db = db_flag(f), *points = tu_fmt("--fault-kill-points=%s", point);
 	char *acts = tu_fmt("--fault-activities=%s", activity);
 	const char *extra[] = {db,
@@ -272,7 +252,7 @@ static void test_supplier_mid_reply(void **s)
 static void naive_after_commit(void **state, const char *activity, long quantity, const char *kind,
                                const char *needle)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	char *db = db_flag(f), *acts = tu_fmt("--fault-activities=%s", activity);
 	const char *extra[] = {db,
 	                       "--activity-mode=naive",
@@ -322,7 +302,7 @@ static void test_naive_supplier_is_caught(void **s)
 
 static void test_maximum_attempts_fail_with_last_error(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	char *db = db_flag(f);
 	const char *extra[] = {db,
 	                       "--retry-initial-interval=10ms",
@@ -358,7 +338,7 @@ static void test_maximum_attempts_fail_with_last_error(void **state)
 
 static void test_non_retryable_type_fails_at_once(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	char *db = db_flag(f);
 	const char *extra[] = {db,
 	                       "--retry-initial-interval=10ms",
@@ -393,7 +373,7 @@ static int timed_out_with(json_t *events, int step, const char *type)
 
 static void test_start_to_close_kills_and_retries(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	char *db = db_flag(f);
 	const char *extra[] = {db,
 	                       "--retry-initial-interval=10ms",
@@ -424,7 +404,7 @@ static void test_start_to_close_kills_and_retries(void **state)
 
 static void test_heartbeat_timeout(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	char *db = db_flag(f);
 	const char *extra[] = {db,
 	                       "--retry-initial-interval=10ms",
@@ -452,7 +432,7 @@ static void test_heartbeat_timeout(void **state)
 
 static void test_schedule_to_close_fails_workflow(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	char *db = db_flag(f);
 	const char *extra[] = {db,
 	                       "--retry-initial-interval=10ms",
@@ -492,7 +472,7 @@ static json_int_t event_int(json_t *events, int i, const char *key)
  * needed. */
 static void test_retry_schedule_survives_restart(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	char *db = db_flag(f);
 	const char *extra[] = {db,
 	                       "--retry-initial-interval=1500ms",
@@ -535,7 +515,7 @@ static void test_retry_schedule_survives_restart(void **state)
  * heartbeat and does not call the supplier again. */
 static void test_heartbeat_resume(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	char *db = db_flag(f);
 	const char *extra[] = {db,
 	                       "--retry-initial-interval=10ms",
@@ -605,7 +585,7 @@ static char *rows_text(const char *db_path, const char *sql)
 /* Every workflow its own product (stock 3, order 2: always a restock),
  * so no decision depends on the order in which workflows run. Returns
  * the sorted list of fault events as text (malloc'd). */
-static char *fault_list(struct fixture *f, const char *workers)
+static char *fault_list(struct tu_fixture *f, const char *workers)
 {
 	char stock[DET_WORKFLOWS * 12 + 32] = "--seed-stock=";
 	char *db = db_flag(f), *seedflag = tu_fmt("--fault-seed=%llu", (unsigned long long)seed);
@@ -675,7 +655,7 @@ static int line_len(const char *p)
  * in flight, an unplanned failure that adds an attempt.) */
 static void test_same_seed_same_faults_any_worker_count(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	char *one, *three;
 	int common = 0, total = 0;
 
@@ -716,7 +696,7 @@ static void test_same_seed_same_faults_any_worker_count(void **state)
 
 static void test_supervisor_sigkill_amid_faults(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	char stock[256] = "--seed-stock=";
 	char *db = db_flag(f), *seedflag = tu_fmt("--fault-seed=%llu", (unsigned long long)seed);
 	const char *extra[] = {db,
@@ -776,7 +756,7 @@ static void test_supervisor_sigkill_amid_faults(void **state)
 int main(void)
 {
 	const char *env = getenv("IDEM_TEST_SEED");
-#define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
+#define T(t) cmocka_unit_test_setup_teardown(t, setup, tu_fixture_teardown)
 	const struct CMUnitTest tests[] = {
 	    T(test_update_before_effect),
 	    T(test_update_after_effect),

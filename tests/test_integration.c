@@ -32,35 +32,12 @@ static uint64_t rng_next(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
-struct fixture {
-	char *dir;
-	struct tu_sup sup;
-};
-
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	f->dir = tu_tmpdir("integration");
-	*state = f;
-	return f->dir ? 0 : -1;
+	return tu_fixture_setup(state, "integration");
 }
 
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	tu_sup_free(&f->sup);
-	if (getenv("IDEM_KEEP_TMP") == NULL)
-		tu_rmrf(f->dir);
-	else
-		fprintf(stderr, "kept %s\n", f->dir);
-	free(f->dir);
-	free(f);
-	return 0;
-}
-
-static void start_sup(struct fixture *f, const char *const *extra)
+static void start_sup(struct tu_fixture *f, const char *const *extra)
 {
 	int rc = tu_sup_start(&f->sup, f->dir, extra);
 
@@ -72,12 +49,12 @@ static void start_sup(struct fixture *f, const char *const *extra)
 	assert_int_equal(rc, 0);
 }
 
-static char *path_in(struct fixture *f, const char *name)
+static char *path_in(struct tu_fixture *f, const char *name)
 {
 	return tu_fmt("%s/%s", f->dir, name);
 }
 
-static long long app_int(struct fixture *f, const char *sql)
+static long long app_int(struct tu_fixture *f, const char *sql)
 {
 	char *db = path_in(f, "app.db");
 	long long v = tu_sql_int(db, sql);
@@ -86,7 +63,7 @@ static long long app_int(struct fixture *f, const char *sql)
 	return v;
 }
 
-static long long stock_of(struct fixture *f, const char *product)
+static long long stock_of(struct tu_fixture *f, const char *product)
 {
 	json_t *body = NULL;
 	char *path = tu_fmt("/v1/stock/%s", product);
@@ -101,7 +78,7 @@ static long long stock_of(struct fixture *f, const char *product)
 }
 
 /* Waits for one workflow and returns its JSON (NEW ref). */
-static json_t *wait_wf(struct fixture *f, const char *id)
+static json_t *wait_wf(struct tu_fixture *f, const char *id)
 {
 	char *path = tu_fmt("/v1/workflows/%s/wait?timeout=60", id);
 	json_t *body = NULL, *wf;
@@ -115,7 +92,7 @@ static json_t *wait_wf(struct fixture *f, const char *id)
 	return wf;
 }
 
-static void wait_all(struct fixture *f)
+static void wait_all(struct tu_fixture *f)
 {
 	json_t *body = NULL;
 	int status = tu_http(&f->sup, "GET", "/v1/wait?timeout=120", NULL, &body);
@@ -133,7 +110,7 @@ static json_int_t result_int(json_t *wf, const char *key)
 
 /* No order id and no restock key was applied twice; every supplier order
  * has its restock. */
-static void assert_exactly_once(struct fixture *f)
+static void assert_exactly_once(struct tu_fixture *f)
 {
 	char *sup_db = path_in(f, "supplier.db");
 
@@ -150,7 +127,7 @@ static void assert_exactly_once(struct fixture *f)
 
 static void test_seed_scenario(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	json_t *wf, *body = NULL;
 
 	start_sup(f, NULL);
@@ -230,7 +207,7 @@ static void make_plan(struct plan *p, int n, uint64_t *rng)
 	}
 }
 
-static void submit_range(struct fixture *f, struct plan *p, const char *prefix, int from, int to)
+static void submit_range(struct tu_fixture *f, struct plan *p, const char *prefix, int from, int to)
 {
 	for (int i = from; i < to; i++) {
 		char id[64], product[16];
@@ -243,7 +220,7 @@ static void submit_range(struct fixture *f, struct plan *p, const char *prefix, 
 	}
 }
 
-static void submit(struct fixture *f, struct plan *p, const char *prefix)
+static void submit(struct tu_fixture *f, struct plan *p, const char *prefix)
 {
 	submit_range(f, p, prefix, 0, p->n);
 }
@@ -251,7 +228,7 @@ static void submit(struct fixture *f, struct plan *p, const char *prefix)
 /* Every acknowledged workflow closed, and for every product
  *   stock = initial - sum(quantity of completed orders) + 1000 * restocks,
  * with the app DB's rows agreeing with the workflows' results. */
-static void check_arithmetic(struct fixture *f, struct plan *p, const char *prefix)
+static void check_arithmetic(struct tu_fixture *f, struct plan *p, const char *prefix)
 {
 	long long expect[NPRODUCTS];
 	int completed = 0, restocked = 0;
@@ -300,7 +277,7 @@ static void check_arithmetic(struct fixture *f, struct plan *p, const char *pref
 
 static void test_many_workflows(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	char *stock = seed_stock_flag();
 	const char *extra[] = {stock, "--workers=3", NULL};
 	struct plan p;
@@ -317,7 +294,7 @@ static void test_many_workflows(void **state)
 
 static void test_supervisor_sigkill(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	char *stock = seed_stock_flag();
 	const char *extra[] = {stock, "--workers=2", "--retry-initial-interval=50ms", NULL};
 	struct plan p;
@@ -356,7 +333,7 @@ static json_int_t slot_pid(json_t *stats, int slot)
 }
 
 /* An order of 5 completes, leaving final_stock. */
-static void order_completes(struct fixture *f, const char *id, long final_stock)
+static void order_completes(struct tu_fixture *f, const char *id, long final_stock)
 {
 	json_t *wf;
 
@@ -370,7 +347,7 @@ static void order_completes(struct fixture *f, const char *id, long final_stock)
 /* Without the spare: the slot starts a new worker itself. */
 static void test_idle_worker_sigkill(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	const char *extra[] = {"--workers=1", "--spare-worker=0", NULL};
 	json_t *stats = NULL;
 	json_int_t pid, pid2 = 0;
@@ -426,7 +403,7 @@ static json_int_t spare_pid(json_t *stats)
 static json_int_t spare_pid(json_t *stats);
 
 /* The spare's pid now. */
-static json_int_t spare_pid_now(struct fixture *f)
+static json_int_t spare_pid_now(struct tu_fixture *f)
 {
 	json_t *stats = NULL;
 	json_int_t pid;
@@ -439,7 +416,7 @@ static json_int_t spare_pid_now(struct fixture *f)
 
 /* Polls /v1/stats until slot 0 and the spare are both ready; *stats is
  * that snapshot (NEW). */
-static void wait_ready_with_spare(struct fixture *f, json_t **stats)
+static void wait_ready_with_spare(struct tu_fixture *f, json_t **stats)
 {
 	for (int i = 0; i < 250; i++) {
 		const char *a, *b;
@@ -459,7 +436,7 @@ static void wait_ready_with_spare(struct fixture *f, json_t **stats)
  * spare's worker, already started and ready, and a new spare starts. */
 static void test_spare_takes_over(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	const char *extra[] = {"--workers=1", NULL};
 	json_t *stats = NULL;
 	json_int_t pid, spare, spare2;
@@ -519,7 +496,7 @@ static long parent_of(json_int_t pid)
  * the fork server dies, workers are started with posix_spawn again. */
 static void test_fork_server(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	const char *extra[] = {"--workers=1", NULL};
 	json_t *stats = NULL;
 	json_int_t fs, pid, pid2 = 0;
@@ -561,7 +538,7 @@ static void test_fork_server(void **state)
  * refuses new starts with 503 meanwhile, and exits 0. */
 static void test_sigterm_drains(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	const char *extra[] = {"--workers=1", "--shutdown-grace=20s", NULL};
 	json_t *stats = NULL, *body = NULL;
 	json_int_t pid = 0;
@@ -608,13 +585,13 @@ int main(void)
 {
 	const char *env = getenv("IDEM_TEST_SEED");
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_seed_scenario, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_many_workflows, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_supervisor_sigkill, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_idle_worker_sigkill, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_spare_takes_over, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_fork_server, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_sigterm_drains, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_seed_scenario, setup, tu_fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_many_workflows, setup, tu_fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_supervisor_sigkill, setup, tu_fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_idle_worker_sigkill, setup, tu_fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_spare_takes_over, setup, tu_fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_fork_server, setup, tu_fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_sigterm_drains, setup, tu_fixture_teardown),
 	};
 
 	seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16);

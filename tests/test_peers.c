@@ -53,14 +53,8 @@
 /* POOL_READY_TIMEOUT_MS in supervisor/pool.c */
 #define READY_TIMEOUT_TEXT "worker did not say ready within 30000 ms"
 
-struct fixture {
-	char *dir;
-	struct tu_sup sup;
-};
-
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
 	struct rlimit rl;
 
 	/* 300 clients and the supervisor's 300 connections. */
@@ -68,20 +62,7 @@ static int setup(void **state)
 		rl.rlim_cur = rl.rlim_max < 2048 ? rl.rlim_max : 2048;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	f->dir = tu_tmpdir("peers");
-	*state = f;
-	return f->dir ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	tu_sup_free(&f->sup);
-	tu_rmrf(f->dir);
-	free(f->dir);
-	free(f);
-	return 0;
+	return tu_fixture_setup(state, "peers");
 }
 
 /* ---- processes --------------------------------------------------------------- */
@@ -124,7 +105,7 @@ static char *install_evil_bin(const char *dir)
 
 /* Like tu_sup_start, with the supervisor at prog and, when nofile > 0,
  * RLIMIT_NOFILE set to nofile in the child before exec. */
-static void start(struct fixture *f, const char *prog, const char *const *extra, rlim_t nofile)
+static void start(struct tu_fixture *f, const char *prog, const char *const *extra, rlim_t nofile)
 {
 	struct tu_sup *s = &f->sup;
 	char *argv[64];
@@ -173,18 +154,18 @@ static void start(struct fixture *f, const char *prog, const char *const *extra,
 	}
 }
 
-static void stop(struct fixture *f)
+static void stop(struct tu_fixture *f)
 {
 	assert_int_equal(tu_sup_stop(&f->sup), 0);
 }
 
 /* The supervisor runs (it has not exited). */
-static void assert_alive(struct fixture *f)
+static void assert_alive(struct tu_fixture *f)
 {
 	assert_int_equal(waitpid(f->sup.pid, NULL, WNOHANG), 0);
 }
 
-static json_t *get(struct fixture *f, const char *path)
+static json_t *get(struct tu_fixture *f, const char *path)
 {
 	json_t *body = NULL;
 
@@ -251,7 +232,7 @@ static int count_events(json_t *events, const char *kind)
 
 /* The workflow completed; the attempt the case spoils was failed with its
  * reason and its worker killed; the next attempt completed. */
-static void check_case(struct fixture *f, const struct evil_case *c)
+static void check_case(struct tu_fixture *f, const struct evil_case *c)
 {
 	char *path = tu_fmt("/v1/workflows/EVIL-%s/history", c->name);
 	json_t *body = get(f, path), *events = json_object_get(body, "events");
@@ -294,7 +275,7 @@ done:
 }
 
 /* Waits up to ms for want workers to be ready; returns how many are. */
-static int ready_workers(struct fixture *f, int want, int ms)
+static int ready_workers(struct tu_fixture *f, int want, int ms)
 {
 	int64_t deadline = clock_mono_ms() + ms;
 	int n = 0;
@@ -317,7 +298,7 @@ static int ready_workers(struct fixture *f, int want, int ms)
 
 static void test_hostile_workers(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	char *prog = install_evil_bin(f->dir);
 	const char *extra[] = {"--workers=6", "--retry-initial-interval=50ms",
 	                       "--seed-stock=123456:1000," PRODUCT ":100000", NULL};
@@ -380,7 +361,7 @@ static void test_hostile_workers(void **state)
 
 /* ---- raw clients ------------------------------------------------------------- */
 
-static int raw_connect(struct fixture *f, int nonblock)
+static int raw_connect(struct tu_fixture *f, int nonblock)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
@@ -459,7 +440,7 @@ static void test_concurrent_clients(void **state)
 {
 	static const char *const paths[] = {"/v1/health", "/v1/stats", "/v1/workflows?limit=5",
 	                                    "/v1/stock/123456"};
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	const char *extra[] = {"--workers=1", NULL};
 	int fds[CONCURRENT_CLIENTS], status[CONCURRENT_CLIENTS] = {0};
 	char *bufs[CONCURRENT_CLIENTS];
@@ -516,7 +497,7 @@ static void test_concurrent_clients(void **state)
 }
 
 /* The pid of the only worker once it is ready. */
-static pid_t worker_pid(struct fixture *f)
+static pid_t worker_pid(struct tu_fixture *f)
 {
 	for (int i = 0; i < 500; i++) {
 		json_t *stats = get(f, "/v1/stats");
@@ -553,7 +534,7 @@ static int count_fds(pid_t pid)
 
 /* The supervisor's descriptors once the count holds still for 300 ms
  * (a client's last connection may be closing). */
-static int settled_fds(struct fixture *f)
+static int settled_fds(struct tu_fixture *f)
 {
 	int n = count_fds(f->sup.pid), prev = -1;
 
@@ -566,7 +547,7 @@ static int settled_fds(struct fixture *f)
 }
 
 /* Waits up to ms for the supervisor to hold want descriptors. */
-static int fds_become(struct fixture *f, int want, int ms)
+static int fds_become(struct tu_fixture *f, int want, int ms)
 {
 	int64_t deadline = clock_mono_ms() + ms;
 	int n;
@@ -578,7 +559,7 @@ static int fds_become(struct fixture *f, int want, int ms)
 
 /* Starts the supervisor with one worker, stops that worker (SIGSTOP) and
  * starts workflow HOLD, which stays running meanwhile; returns the pid. */
-static pid_t start_holding(struct fixture *f, const char *const *extra)
+static pid_t start_holding(struct tu_fixture *f, const char *const *extra)
 {
 	pid_t worker;
 
@@ -591,7 +572,7 @@ static pid_t start_holding(struct fixture *f, const char *const *extra)
 
 static void test_idle_and_slow_clients(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	const char *extra[] = {"--workers=1", NULL};
 	const char *partial = "GET /v1/hea";
 	char buf[8192];
@@ -652,7 +633,7 @@ static int read_one_reply(int fd, int ms, char *buf, size_t len)
  * long-poll longer than the limit are all served. */
 static void test_request_deadline(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	const char *extra[] = {"--workers=1", "--api-request-timeout=3s", NULL};
 	const char *start_req =
 	    "POST /v1/workflows HTTP/1.1\r\nHost: idem\r\n"
@@ -751,7 +732,7 @@ static int count_closed(const int *fds, int n)
 /* Opens n connections (*fds keeps every one) while the supervisor is out
  * of descriptors for the shortages-th time; returns how many it closed at
  * once. */
-static int fill_until_refused(struct fixture *f, int *fds, int n, int shortages)
+static int fill_until_refused(struct tu_fixture *f, int *fds, int n, int shortages)
 {
 	int prev = -1, closed = 0;
 
@@ -775,7 +756,7 @@ static int fill_until_refused(struct fixture *f, int *fds, int n, int shortages)
  * shortage. (A shortage may end and begin again while the test fills the
  * table, when evhttp drops an idle connection after its timeout on a slow
  * machine, so the count is at least, not exactly, the shortages made.) */
-static void assert_once_per_shortage(struct fixture *f, int at_least)
+static void assert_once_per_shortage(struct tu_fixture *f, int at_least)
 {
 	int lines = tu_count_in_file(f->sup.log, "out of file descriptors");
 	int ends = tu_count_in_file(f->sup.log, "available again");
@@ -788,7 +769,7 @@ static void assert_once_per_shortage(struct fixture *f, int at_least)
 
 static void test_out_of_descriptors(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	const char *extra[] = {"--workers=1", NULL};
 	const char *health = "GET /v1/health HTTP/1.1\r\nHost: idem\r\nConnection: close\r\n\r\n";
 	int fds[100], refused, served = -1;
@@ -840,11 +821,11 @@ static void test_out_of_descriptors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_hostile_workers, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_concurrent_clients, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_idle_and_slow_clients, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_request_deadline, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_out_of_descriptors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hostile_workers, setup, tu_fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent_clients, setup, tu_fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_idle_and_slow_clients, setup, tu_fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_request_deadline, setup, tu_fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_out_of_descriptors, setup, tu_fixture_teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

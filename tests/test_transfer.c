@@ -29,34 +29,14 @@
 
 static uint64_t seed;
 
-struct fixture {
-	char *dir;
-	struct tu_sup sup;
-};
-
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	f->dir = tu_tmpdir("transfer");
-	*state = f;
-	return f->dir ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	tu_sup_free(&f->sup);
-	tu_rmrf(f->dir);
-	free(f->dir);
-	free(f);
-	return 0;
+	return tu_fixture_setup(state, "transfer");
 }
 
 /* Starts (or restarts, on the same directory) a transfer supervisor with
  * extra flags. */
-static void start(struct fixture *f, const char *const *extra)
+static void start(struct tu_fixture *f, const char *const *extra)
 {
 	const char *argv[32] = {"--app=transfer"};
 	int n = 1;
@@ -73,7 +53,7 @@ static void start(struct fixture *f, const char *const *extra)
 	}
 }
 
-static long long db_int(struct fixture *f, const char *db, const char *sql)
+static long long db_int(struct tu_fixture *f, const char *db, const char *sql)
 {
 	char *path = tu_fmt("%s/%s", f->dir, db);
 	long long v = tu_sql_int(path, sql);
@@ -82,7 +62,7 @@ static long long db_int(struct fixture *f, const char *db, const char *sql)
 	return v;
 }
 
-static json_t *get(struct fixture *f, const char *path)
+static json_t *get(struct tu_fixture *f, const char *path)
 {
 	json_t *body = NULL;
 
@@ -90,7 +70,7 @@ static json_t *get(struct fixture *f, const char *path)
 	return body;
 }
 
-static void wait_all(struct fixture *f)
+static void wait_all(struct tu_fixture *f)
 {
 	json_t *body = get(f, "/v1/wait?timeout=60");
 
@@ -99,7 +79,7 @@ static void wait_all(struct fixture *f)
 }
 
 /* The checker's report (NEW); printed when it is not ok and should be. */
-static json_t *check(struct fixture *f, int want_ok)
+static json_t *check(struct tu_fixture *f, int want_ok)
 {
 	json_t *r = get(f, "/v1/check");
 
@@ -137,7 +117,7 @@ static long long total_of(json_t *report, const char *name)
 
 /* POSTs a transfer start; returns the status. A start that got no answer
  * (a supervisor being restarted) is asked again: a start is idempotent. */
-static int start_transfer(struct fixture *f, const char *id, const char *from, const char *to,
+static int start_transfer(struct tu_fixture *f, const char *id, const char *from, const char *to,
                           long amount)
 {
 	char *body = tu_fmt("{\"type\":\"transfer\",\"input\":{\"transfer_id\":\"%s\",\"from\":"
@@ -153,7 +133,7 @@ static int start_transfer(struct fixture *f, const char *id, const char *from, c
 }
 
 /* The workflow (NEW) of id. */
-static json_t *workflow(struct fixture *f, const char *id)
+static json_t *workflow(struct tu_fixture *f, const char *id)
 {
 	char *path = tu_fmt("/v1/workflows/%s", id);
 	json_t *wf = get(f, path);
@@ -171,7 +151,7 @@ static uint64_t next_rand(uint64_t *rng)
 /* Starts n seeded transfers T0..T(n-1) among accounts A.. (NACCOUNTS of
  * them) of 1..300 each; at start number cut (-1: never) SIGKILLs the
  * supervisor and starts it again with the same flags. */
-static void start_transfers(struct fixture *f, const char *const *extra, uint64_t rng, int n,
+static void start_transfers(struct tu_fixture *f, const char *const *extra, uint64_t rng, int n,
                             int cut)
 {
 	for (int i = 0; i < n; i++) {
@@ -197,7 +177,7 @@ static void start_transfers(struct fixture *f, const char *const *extra, uint64_
  * for want of funds at the debit; one debit and one credit per completed
  * transfer and none for a failed one; the money where it started; and a
  * checker that agrees. */
-static void assert_sound(struct fixture *f, int n)
+static void assert_sound(struct tu_fixture *f, int n)
 {
 	long long completed, failed;
 	json_t *r;
@@ -230,7 +210,7 @@ static void assert_sound(struct fixture *f, int n)
 
 /* ---- refusals -------------------------------------------------------------------- */
 
-static void assert_failed_with(struct fixture *f, const char *id, const char *type)
+static void assert_failed_with(struct tu_fixture *f, const char *id, const char *type)
 {
 	json_t *wf = workflow(f, id);
 	const char *error = json_string_value(json_object_get(wf, "error"));
@@ -246,7 +226,7 @@ static void assert_failed_with(struct fixture *f, const char *id, const char *ty
  * applies nothing. */
 static void test_refusals(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	const char *extra[] = {"--transfer-accounts=A:100,B:0", NULL};
 	json_t *out = NULL, *r;
 
@@ -297,7 +277,7 @@ static void test_refusals(void **state)
 
 static void test_faulted_transfers(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	char *seedflag = tu_fmt("--fault-seed=%llu", (unsigned long long)seed);
 	const char *extra[] = {"--transfer-accounts=A:500,B:500,C:500,D:500",
 	                       seedflag,
@@ -335,7 +315,7 @@ static void test_faulted_transfers(void **state)
  * and credits cancel out in the total. */
 static void test_naive_is_caught(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	const char *extra[] = {"--transfer-accounts=A:1000,B:1000",
 	                       "--activity-mode=naive",
 	                       "--fault-seed=1",
@@ -380,7 +360,7 @@ static void test_naive_is_caught(void **state)
  * transfer still ends once, and the checker holds. */
 static void test_supervisor_sigkill_amid_faults(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	char *seedflag = tu_fmt("--fault-seed=%llu", (unsigned long long)seed);
 	const char *extra[] = {"--transfer-accounts=A:500,B:500,C:500,D:500",
 	                       seedflag,
@@ -406,7 +386,7 @@ static void test_supervisor_sigkill_amid_faults(void **state)
 int main(void)
 {
 	const char *env = getenv("IDEM_TEST_SEED");
-#define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
+#define T(t) cmocka_unit_test_setup_teardown(t, setup, tu_fixture_teardown)
 	const struct CMUnitTest tests[] = {
 	    T(test_refusals),
 	    T(test_faulted_transfers),

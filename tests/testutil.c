@@ -315,6 +315,31 @@ void tu_sup_free(struct tu_sup *s)
 	s->sock = s->log = NULL;
 }
 
+int tu_fixture_setup(void **state, const char *tag)
+{
+	struct tu_fixture *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -1;
+	f->dir = tu_tmpdir(tag);
+	*state = f;
+	return f->dir ? 0 : -1;
+}
+
+int tu_fixture_teardown(void **state)
+{
+	struct tu_fixture *f = *state;
+
+	tu_sup_free(&f->sup);
+	if (getenv("IDEM_KEEP_TMP") == NULL)
+		tu_rmrf(f->dir);
+	else
+		fprintf(stderr, "kept %s\n", f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
 int tu_http(const struct tu_sup *s, const char *method, const char *path, const char *body,
             json_t **out)
 {

@@ -65,6 +65,17 @@ int tu_sup_stop(struct tu_sup *s);
 /* SIGKILL and reap. */
 void tu_sup_kill9(struct tu_sup *s);
 void tu_sup_free(struct tu_sup *s);
+
+/* A test's directory and the supervisor it runs there, for cmocka's
+ * setup and teardown: setup makes dir (tu_tmpdir(tag)); teardown kills
+ * what is left of the supervisor and removes dir, or keeps it and names
+ * it on stderr when IDEM_KEEP_TMP is set. */
+struct tu_fixture {
+	char *dir;
+	struct tu_sup sup;
+};
+int tu_fixture_setup(void **state, const char *tag);
+int tu_fixture_teardown(void **state);
 /* One request to the control API: returns the HTTP status (-1 when the
  * exchange failed) and the body as JSON in *out (NEW ref, NULL when not
  * JSON; out may be NULL). */
