@@ -74,9 +74,8 @@ static int pragma_text(sqlite3 *db, const char *sql, char *val, size_t vallen, c
 		return -1;
 	int step = sqlite3_step(st);
 	if (step == SQLITE_ROW) {
-		const unsigned char *t = sqlite3_column_text(st, 0);
 		if (val != NULL)
-			snprintf(val, vallen, "%s", t != NULL ? (const char *)t : "");
+			db_column_copy(st, 0, val, vallen);
 		rc = 0;
 	} else if (step == SQLITE_DONE) {
 		if (val != NULL && vallen > 0)
@@ -100,8 +99,7 @@ static int wal_try(sqlite3 *db, char *mode, size_t len)
 	if (rc == SQLITE_OK) {
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
-			const unsigned char *t = sqlite3_column_text(st, 0);
-			snprintf(mode, len, "%s", t != NULL ? (const char *)t : "");
+			db_column_copy(st, 0, mode, len);
 			/* The switch commits when the statement ends: an I/O
 			 * error there must not be dropped. */
 			rc = sqlite3_step(st);
@@ -268,6 +266,25 @@ int db_stmt_step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, char *err
 
 	db_stmt_done(st);
 	return rc;
+}
+
+int db_step_row(sqlite3 *db, sqlite3_stmt *st, const char *what, char *err, size_t errlen)
+{
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW:
+		return 1;
+	case SQLITE_DONE:
+		return 0;
+	default:
+		return db_fail(db, what, err, errlen);
+	}
+}
+
+void db_column_copy(sqlite3_stmt *st, int col, char *dst, size_t len)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	snprintf(dst, len, "%s", t != NULL ? (const char *)t : "");
 }
 
 int db_run(sqlite3 *db, const char *sql, char *err, size_t errlen)

@@ -49,6 +49,12 @@ void db_stmt_done(sqlite3_stmt *st);
  * db_stmt_done. Returns 0, or -1 with err naming what and SQLite's
  * message (db_fail) when it did not finish. */
 int db_stmt_step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, char *err, size_t errlen);
+/* Steps st once: 1 when it gave a row (read its columns, then give st
+ * back), 0 when it had none, -1 with err as db_fail (what and SQLite's
+ * message). */
+int db_step_row(sqlite3 *db, sqlite3_stmt *st, const char *what, char *err, size_t errlen);
+/* Column col of st's row as text into dst[len], cut to fit; "" when NULL. */
+void db_column_copy(sqlite3_stmt *st, int col, char *dst, size_t len);
 /* db_exec of a statement from the cache (BEGIN IMMEDIATE, COMMIT). */
 int db_run(sqlite3 *db, const char *sql, char *err, size_t errlen);
 /* Finalizes this thread's cached statements of db, then sqlite3_close. */

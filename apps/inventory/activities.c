@@ -83,13 +83,6 @@ static int parse_restock(const json_t *input, struct restock_in *in,
 
 /* ---- app DB ---- */
 
-static void copy_text(char *dst, size_t len, sqlite3_stmt *st, int col)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-
-	snprintf(dst, len, "%s", t != NULL ? (const char *)t : "");
-}
-
 /* Looks up the first effect recorded under a key. sql selects product_id,
  * quantity, stock_after, supplier_order_id (or '') and the owning workflow
  * (or '') for ?1. Returns 1 with *a, 0 when none, -1 with err. */
@@ -97,26 +90,18 @@ static int find_applied(sqlite3 *db, const char *sql, const char *key, struct ap
                         size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = -1;
+	int rc;
 
 	if (db_stmt(db, sql, &st, err, errlen) != 0)
 		return -1;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	switch (sqlite3_step(st)) {
-	case SQLITE_ROW:
-		copy_text(a->product_id, sizeof(a->product_id), st, 0);
+	rc = db_step_row(db, st, "looking up an applied effect", err, errlen);
+	if (rc == 1) {
+		db_column_copy(st, 0, a->product_id, sizeof(a->product_id));
 		a->quantity = sqlite3_column_int64(st, 1);
 		a->stock_after = sqlite3_column_int64(st, 2);
-		copy_text(a->supplier_order_id, sizeof(a->supplier_order_id), st, 3);
-		copy_text(a->owner, sizeof(a->owner), st, 4);
-		rc = 1;
-		break;
-	case SQLITE_DONE:
-		rc = 0;
-		break;
-	default:
-		db_fail(db, "looking up an applied effect", err, errlen);
-		break;
+		db_column_copy(st, 3, a->supplier_order_id, sizeof(a->supplier_order_id));
+		db_column_copy(st, 4, a->owner, sizeof(a->owner));
 	}
 	db_stmt_done(st);
 	return rc;

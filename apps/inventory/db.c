@@ -64,23 +64,14 @@ int appdb_open(const char *path, enum db_sync sync, const struct name_value *ent
 int appdb_stock_get(sqlite3 *db, const char *product_id, int64_t *stock, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = -1;
+	int rc;
 
 	if (db_stmt(db, "SELECT stock FROM products WHERE product_id = ?", &st, err, errlen) != 0)
 		return -1;
 	sqlite3_bind_text(st, 1, product_id, -1, SQLITE_STATIC);
-	switch (sqlite3_step(st)) {
-	case SQLITE_ROW:
+	rc = db_step_row(db, st, "reading the stock", err, errlen);
+	if (rc == 1)
 		*stock = sqlite3_column_int64(st, 0);
-		rc = 1;
-		break;
-	case SQLITE_DONE:
-		rc = 0;
-		break;
-	default:
-		db_fail(db, "reading the stock", err, errlen);
-		break;
-	}
 	db_stmt_done(st);
 	return rc;
 }

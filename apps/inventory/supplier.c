@@ -162,7 +162,7 @@ static int ledger_find(sqlite3 *db, const char *key, struct ledger_row *row, cha
                        size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = -1;
+	int rc;
 
 	if (db_prepare(db,
 	               "SELECT id, product_id, quantity FROM supplier_orders"
@@ -170,19 +170,11 @@ static int ledger_find(sqlite3 *db, const char *key, struct ledger_row *row, cha
 	               &st, err, errlen) != 0)
 		return -1;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	switch (sqlite3_step(st)) {
-	case SQLITE_ROW:
+	rc = db_step_row(db, st, "reading the ledger", err, errlen);
+	if (rc == 1) {
 		row->id = sqlite3_column_int64(st, 0);
-		snprintf(row->product_id, sizeof(row->product_id), "%s",
-		         (const char *)sqlite3_column_text(st, 1));
+		db_column_copy(st, 1, row->product_id, sizeof(row->product_id));
 		row->quantity = sqlite3_column_int64(st, 2);
-		rc = 1;
-		break;
-	case SQLITE_DONE:
-		rc = 0;
-		break;
-	default:
-		db_fail(db, "reading the ledger", err, errlen);
 	}
 	sqlite3_finalize(st);
 	return rc;

@@ -70,38 +70,23 @@ static int parse_input(const char *activity, const json_t *input, struct transfe
 
 /* ---- app DB ---- */
 
-static void copy_text(char *dst, size_t len, sqlite3_stmt *st, int col)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-
-	snprintf(dst, len, "%s", t != NULL ? (const char *)t : "");
-}
-
 /* The first row of transfer_id in the side's table. Returns 1 with *a, 0
  * when none, -1 with err. */
 static int find_applied(sqlite3 *db, const struct side *s, const char *transfer_id,
                         struct applied *a, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = -1;
+	int rc;
 
 	if (db_stmt(db, s->find_sql, &st, err, errlen) != 0)
 		return -1;
 	sqlite3_bind_text(st, 1, transfer_id, -1, SQLITE_STATIC);
-	switch (sqlite3_step(st)) {
-	case SQLITE_ROW:
-		copy_text(a->account_id, sizeof(a->account_id), st, 0);
+	rc = db_step_row(db, st, "looking up an applied effect", err, errlen);
+	if (rc == 1) {
+		db_column_copy(st, 0, a->account_id, sizeof(a->account_id));
 		a->amount = sqlite3_column_int64(st, 1);
 		a->balance_after = sqlite3_column_int64(st, 2);
-		copy_text(a->owner, sizeof(a->owner), st, 3);
-		rc = 1;
-		break;
-	case SQLITE_DONE:
-		rc = 0;
-		break;
-	default:
-		db_fail(db, "looking up an applied effect", err, errlen);
-		break;
+		db_column_copy(st, 3, a->owner, sizeof(a->owner));
 	}
 	db_stmt_done(st);
 	return rc;
@@ -185,24 +170,14 @@ static int debited_by(sqlite3 *db, const char *transfer_id, const char *owner, c
                       size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = -1;
+	int rc;
 
 	if (db_stmt(db, "SELECT 1 FROM debits WHERE transfer_id = ?1 AND workflow_id = ?2 LIMIT 1",
 	            &st, err, errlen) != 0)
 		return -1;
 	sqlite3_bind_text(st, 1, transfer_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
-	switch (sqlite3_step(st)) {
-	case SQLITE_ROW:
-		rc = 1;
-		break;
-	case SQLITE_DONE:
-		rc = 0;
-		break;
-	default:
-		db_fail(db, "looking up the debit", err, errlen);
-		break;
-	}
+	rc = db_step_row(db, st, "looking up the debit", err, errlen);
 	db_stmt_done(st);
 	return rc;
 }

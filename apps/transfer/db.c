@@ -55,23 +55,14 @@ int transfer_balance_get(sqlite3 *db, const char *account_id, int64_t *balance, 
                          size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = -1;
+	int rc;
 
 	if (db_stmt(db, "SELECT balance FROM accounts WHERE account_id = ?", &st, err, errlen) != 0)
 		return -1;
 	sqlite3_bind_text(st, 1, account_id, -1, SQLITE_STATIC);
-	switch (sqlite3_step(st)) {
-	case SQLITE_ROW:
+	rc = db_step_row(db, st, "reading the balance", err, errlen);
+	if (rc == 1)
 		*balance = sqlite3_column_int64(st, 0);
-		rc = 1;
-		break;
-	case SQLITE_DONE:
-		rc = 0;
-		break;
-	default:
-		db_fail(db, "reading the balance", err, errlen);
-		break;
-	}
 	db_stmt_done(st);
 	return rc;
 }
