@@ -134,5 +134,6 @@ void http_app_ctl(struct ctl *c, struct idem_ctl *out)
 	                         .print_json = http_print_json,
 	                         .escape = http_escape,
 	                         .fail = ctl_fail,
+	                         .parse_number = ctl_parse_number,
 	                         .ctl = c};
 }

@@ -185,6 +185,11 @@ struct idem_ctl {
 	void (*escape)(const char *s, char *out, size_t len);
 	/* Prints "idemctl: ..." on stderr and returns code. */
 	int (*fail)(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+	/* A whole number in [min, max] into *out. Returns 0, or 2 after
+	 * "CMD: WHAT TEXT is not a whole number >= 0" (or "a positive
+	 * integer" when min > 0) or "... is too large (at most MAX)". */
+	int (*parse_number)(const char *cmd, const char *what, const char *text, long long min,
+	                    long long max, long long *out);
 	void *ctl; /* idemctl's own state: not the app's to read */
 };
 

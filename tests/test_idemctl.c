@@ -194,6 +194,14 @@ static void test_stock_set(void **state)
 	check(0, "out", "123456: 50\n", "stock get 123456");
 	check(0, "out", "123456: 50 -> 60 (recount)", "stock set 123456 60 --reason recount");
 	check(IDEM_EXIT_FAIL, "err", "idemctl: unknown product \"nope\"", "stock get nope");
+	check(IDEM_EXIT_USAGE, "err", "idemctl: stock set: N -1 is not a whole number >= 0",
+	      "stock set 123456 -1");
+	check(IDEM_EXIT_USAGE, "err", "idemctl: stock set: N 12x is not a whole number >= 0",
+	      "stock set 123456 12x");
+	check(IDEM_EXIT_USAGE, "err",
+	      "idemctl: stock set: N 1000000000001 is too large (at most 1000000000000)",
+	      "stock set 123456 1000000000001");
+	check(0, "out", "123456: 60\n", "stock get 123456"); /* none of them wrote */
 }
 
 /* ---- the checker ------------------------------------------------------------- */

@@ -5,7 +5,6 @@
  * PRODUCT N [--reason TEXT]. Messages and exit codes are idemctl's
  * (shared/exitcodes.h): 2 a usage error, 1 the supervisor refused. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "exitcodes.h"
@@ -65,25 +64,6 @@ static int stock_get(const struct idem_ctl *c, const char *product)
 	return rc;
 }
 
-/* N of stock set: a whole number in 0..STOCK_MAX. Returns 0 or 2. */
-static int stock_number(const struct idem_ctl *c, const char *text, long long *out)
-{
-	char *end;
-	long long v = 0;
-
-	if (text[0] == '\0' || text[0] == '+' || text[0] == ' ')
-		end = (char *)text;
-	else
-		v = strtoll(text, &end, 10);
-	if (end == text || *end != '\0' || v < 0)
-		return c->fail(IDEM_EXIT_USAGE, "stock set: N %s is not a whole number >= 0", text);
-	if (v > STOCK_MAX)
-		return c->fail(IDEM_EXIT_USAGE, "stock set: N %s is too large (at most %lld)", text,
-		               STOCK_MAX);
-	*out = v;
-	return 0;
-}
-
 static int stock_set(const struct idem_ctl *c, const char *product, const char *n,
                      const char *reason)
 {
@@ -92,7 +72,7 @@ static int stock_set(const struct idem_ctl *c, const char *product, const char *
 	long long stock = 0;
 	int rc, status = 0;
 
-	if ((rc = stock_number(c, n, &stock)) != 0)
+	if ((rc = c->parse_number("stock set", "N", n, 0, STOCK_MAX, &stock)) != 0)
 		return rc;
 	stock_path(c, product, path, sizeof(path));
 	body = json_pack("{s:I}", "stock", (json_int_t)stock);
