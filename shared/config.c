@@ -170,10 +170,10 @@ static const struct key_def {
     {{"FAULT_DELAY_RATE", "0", "0..1",
       "share of attempts that sleep past START_TO_CLOSE_TIMEOUT and are killed"},
      {K_DOUBLE, FIELD(fault_delay_rate), 0, 1, 0}},
-    {{"FAULT_SUPPLIER_RATE", "0", "0..1",
+    {{"FAULT_PEER_RATE", "0", "0..1",
       "share of the attempts that call the app's outside service (its peer) whose peer answers "
       "503, or records and dies"},
-     {K_DOUBLE, FIELD(fault_supplier_rate), 0, 1, 0}},
+     {K_DOUBLE, FIELD(fault_peer_rate), 0, 1, 0}},
     {{"FAULT_ACTIVITIES", "", "\"\" (all) or a comma list of activity names",
       "the activities faults may hit"},
      {K_LIST, FIELD(fault_activities), 0, 0, 0}},
@@ -787,6 +787,20 @@ static void suggest(const char *name, char *buf, size_t len)
 		snprintf(buf + used, len - used, "?)");
 }
 
+/* Keys that had another name: a file written for the old one gets told
+ * the new one rather than "unknown key". */
+static const char *renamed_to(const char *key)
+{
+	static const char *const renamed[][2] = {
+	    {"FAULT_SUPPLIER_RATE", "FAULT_PEER_RATE"}, /* any app's peer, not one app's */
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(renamed); i++)
+		if (strcmp(key, renamed[i][0]) == 0)
+			return renamed[i][1];
+	return NULL;
+}
+
 int config_set(struct idem_config *c, const char *key, const char *value, char *err, size_t errlen)
 {
 	int i = key_index(key);
@@ -794,6 +808,13 @@ int config_set(struct idem_config *c, const char *key, const char *value, char *
 	struct setting s;
 
 	if (i < 0) {
+		const char *now = renamed_to(key);
+
+		if (now != NULL) {
+			snprintf(err, errlen,
+			         "config: %s was renamed %s; rename it where you set it", key, now);
+			return -1;
+		}
 		suggest(key, hint, sizeof(hint));
 		snprintf(err, errlen, "config: unknown key %s%s", key, hint);
 		return -1;

@@ -4,7 +4,7 @@
 #include <string.h>
 
 static const char *const kind_names[FAULT_NKINDS] = {
-    "none", "kill", "async_kill", "error", "delay", "supplier",
+    "none", "kill", "async_kill", "error", "delay", "peer",
 };
 static const char *const point_names[FAULT_NPOINTS] = {
     "before_effect",
@@ -24,7 +24,7 @@ const char *fault_point_name(enum fault_point p)
 	return point_names[p];
 }
 
-const char *fault_supplier_mode_name(enum fault_supplier_mode m)
+const char *fault_peer_mode_name(enum fault_peer_mode m)
 {
 	return mode_names[m];
 }
@@ -74,7 +74,7 @@ double fault_roll(uint64_t seed, const char *ns, const char *workflow_id, int st
 
 int fault_enabled(const struct fault_config *c)
 {
-	double sum = c->async_kill_rate + c->error_rate + c->delay_rate + c->supplier_rate;
+	double sum = c->async_kill_rate + c->error_rate + c->delay_rate + c->peer_rate;
 
 	for (int i = 0; i < FAULT_NPOINTS; i++)
 		sum += c->kill_rate[i];
@@ -126,10 +126,10 @@ void fault_plan_for(const struct fault_config *c, const char *ns, const char *wo
 	} else if (ROLL("delay") < c->delay_rate) {
 		out->kind = FAULT_DELAY;
 		out->ms = c->delay_ms;
-	} else if (peer && ROLL("supplier") < c->supplier_rate) {
-		out->kind = FAULT_SUPPLIER;
-		out->mode = ROLL("supplier_mode") < 0.5 ? FAULT_SUPPLIER_UNAVAILABLE
-		                                        : FAULT_SUPPLIER_RECORD_THEN_DIE;
+	} else if (peer && ROLL("peer") < c->peer_rate) {
+		out->kind = FAULT_PEER;
+		out->mode = ROLL("peer_mode") < 0.5 ? FAULT_PEER_UNAVAILABLE
+		                                        : FAULT_PEER_RECORD_THEN_DIE;
 	}
 #undef ROLL
 }
@@ -144,8 +144,8 @@ json_t *fault_plan_json(const struct fault_plan *p)
 		                 p->after_effect ? "after_effect" : "before_effect");
 	case FAULT_DELAY:
 		return json_pack("{s:s, s:I}", "kind", "delay", "ms", (json_int_t)p->ms);
-	case FAULT_SUPPLIER:
-		return json_pack("{s:s, s:s}", "kind", "supplier", "mode", mode_names[p->mode]);
+	case FAULT_PEER:
+		return json_pack("{s:s, s:s}", "kind", "peer", "mode", mode_names[p->mode]);
 	default:
 		return NULL;
 	}
@@ -176,7 +176,7 @@ int fault_plan_parse(const json_t *j, struct fault_plan *out, char *err, size_t 
 		return -1;
 	}
 	if (parse_kind(kind, &out->kind) != 0 || out->kind == FAULT_ASYNC_KILL) {
-		snprintf(err, errlen, "fault: unknown kind \"%s\" (kill, error, delay, supplier)",
+		snprintf(err, errlen, "fault: unknown kind \"%s\" (kill, error, delay, peer)",
 		         kind);
 		return -1;
 	}
@@ -188,12 +188,12 @@ int fault_plan_parse(const json_t *j, struct fault_plan *out, char *err, size_t 
 	}
 	out->after_effect = when != NULL && strcmp(when, "after_effect") == 0;
 	out->ms = ms;
-	if (out->kind == FAULT_SUPPLIER) {
+	if (out->kind == FAULT_PEER) {
 		if (mode != NULL && strcmp(mode, mode_names[1]) == 0)
-			out->mode = FAULT_SUPPLIER_RECORD_THEN_DIE;
+			out->mode = FAULT_PEER_RECORD_THEN_DIE;
 		else if (mode == NULL || strcmp(mode, mode_names[0]) != 0) {
 			snprintf(err, errlen,
-			         "fault: supplier needs \"mode\": unavailable or "
+			         "fault: peer needs \"mode\": unavailable or "
 			         "record_then_die");
 			return -1;
 		}
@@ -216,8 +216,8 @@ void fault_plan_describe(const struct fault_plan *p, char *buf, size_t len)
 	case FAULT_DELAY:
 		snprintf(buf, len, "delay of %lld ms", (long long)p->ms);
 		break;
-	case FAULT_SUPPLIER:
-		snprintf(buf, len, "supplier %s", mode_names[p->mode]);
+	case FAULT_PEER:
+		snprintf(buf, len, "peer %s", mode_names[p->mode]);
 		break;
 	default:
 		snprintf(buf, len, "none");

@@ -10,8 +10,8 @@
  *   async     the supervisor SIGKILLs the busy worker after a delay
  *   error     the activity returns a retryable error, before or after its effect
  *   delay     the attempt sleeps past START_TO_CLOSE_TIMEOUT
- *   supplier  (only an activity that calls the app's outside service, its
- *             peer: the inventory's supplier) the peer answers 503
+ *   peer      (only an activity that calls the app's outside service, its
+ *             peer, such as the inventory's supplier) the peer answers 503
  *             without recording, or records and dies before answering
  *
  * The supervisor plans; the worker and the peer carry the plan out.
@@ -37,11 +37,11 @@ enum fault_kind {
 	FAULT_ASYNC_KILL,
 	FAULT_ERROR,
 	FAULT_DELAY,
-	FAULT_SUPPLIER,
+	FAULT_PEER,
 	FAULT_NKINDS
 };
 
-enum fault_supplier_mode { FAULT_SUPPLIER_UNAVAILABLE, FAULT_SUPPLIER_RECORD_THEN_DIE };
+enum fault_peer_mode { FAULT_PEER_UNAVAILABLE, FAULT_PEER_RECORD_THEN_DIE };
 
 /* What the configuration says (FAULT_* keys). Rates are in [0, 1]. */
 struct fault_config {
@@ -52,7 +52,7 @@ struct fault_config {
 	double error_rate;
 	double delay_rate;
 	int64_t delay_ms; /* how long a delayed attempt sleeps */
-	double supplier_rate;
+	double peer_rate;
 	int max_attempt;      /* 0: any attempt; else attempts <= N */
 	char activities[256]; /* "" = all; else comma list */
 };
@@ -62,7 +62,7 @@ struct fault_plan {
 	enum fault_point point;        /* kill */
 	int after_effect;              /* error: 0 before, 1 after the effect */
 	int64_t ms;                    /* async: delay; delay: sleep */
-	enum fault_supplier_mode mode; /* supplier */
+	enum fault_peer_mode mode; /* peer */
 };
 
 /* A number in [0, 1) from the tuple; the same tuple always gives the same
@@ -71,7 +71,7 @@ double fault_roll(uint64_t seed, const char *ns, const char *workflow_id, int st
                   const char *kind);
 
 /* The plan for one attempt of activity; peer says whether it calls the
- * app's outside service, the only activities supplier faults hit. */
+ * app's outside service, the only activities peer faults hit. */
 void fault_plan_for(const struct fault_config *c, const char *ns, const char *workflow_id, int step,
                     int attempt, const char *activity, int peer, struct fault_plan *out);
 
@@ -90,7 +90,7 @@ const char *fault_kind_name(enum fault_kind k);
 const char *fault_point_name(enum fault_point p);
 /* Returns 0 and *out for "before_effect" etc., -1 otherwise. */
 int fault_point_parse(const char *name, enum fault_point *out);
-const char *fault_supplier_mode_name(enum fault_supplier_mode m);
+const char *fault_peer_mode_name(enum fault_peer_mode m);
 
 /* A short text for logs and history: "kill at after_commit",
  * "error after the effect", "async kill after 12 ms", ... */

@@ -154,7 +154,7 @@ static void setup_faults(struct sup *sup)
 	f->error_rate = c->fault_error_rate;
 	f->delay_rate = c->fault_delay_rate;
 	f->delay_ms = 2 * c->start_to_close_ms + 1000;
-	f->supplier_rate = c->fault_supplier_rate;
+	f->peer_rate = c->fault_peer_rate;
 	f->max_attempt = c->fault_max_attempt;
 	snprintf(f->activities, sizeof(f->activities), "%s", c->fault_activities);
 }
@@ -411,10 +411,10 @@ int main(int argc, char **argv)
 	         fault_enabled(&sup->faults) ? "on" : "off");
 	if (fault_enabled(&sup->faults))
 		log_info("fault injection on; replay this fault plan with --seed",
-		         "seed=%llu kill=%.3f async_kill=%.3f error=%.3f delay=%.3f supplier=%.3f",
+		         "seed=%llu kill=%.3f async_kill=%.3f error=%.3f delay=%.3f peer=%.3f",
 		         (unsigned long long)sup->faults.seed, sup->cfg.fault_kill_rate,
 		         sup->cfg.fault_async_kill_rate, sup->cfg.fault_error_rate,
-		         sup->cfg.fault_delay_rate, sup->cfg.fault_supplier_rate);
+		         sup->cfg.fault_delay_rate, sup->cfg.fault_peer_rate);
 	while (!r.done) {
 		event_base_loop(sup->base, EVLOOP_ONCE);
 		if (engine_turn_end(sup->engine, err, sizeof(err)) != 0) {

@@ -55,7 +55,7 @@ struct options {
 	long threshold;
 	long reorder;
 	int max_quantity;
-	double kill_rate, async_kill_rate, error_rate, delay_rate, supplier_rate;
+	double kill_rate, async_kill_rate, error_rate, delay_rate, peer_rate;
 	int supervisor_kills;
 	uint64_t seed;
 	int seed_set;
@@ -160,7 +160,8 @@ static const char usage_text[] =
     "  --async-kill-rate R    workers SIGKILLed by the supervisor (default 0.03)\n"
     "  --error-rate R         retryable errors before/after the effect (default 0.1)\n"
     "  --delay-rate R         attempts past the start-to-close timeout (default 0)\n"
-    "  --supplier-rate R      supplier 503s and deaths after recording (default 0.05)\n"
+    "  --peer-rate R          the app's outside service 503s, or records and dies\n"
+    "                         (the inventory's supplier; default 0.05)\n"
     "  --supervisor-kills K   SIGKILL + restart the supervisor K times (default 0)\n"
     "  --seed S               replay a run (default: random, printed)\n"
     "  --swarm                draw this run's fault mix from the seed, and print it\n"
@@ -211,7 +212,7 @@ static void defaults(struct options *o)
 	                      .kill_rate = 0.12,
 	                      .async_kill_rate = 0.03,
 	                      .error_rate = 0.1,
-	                      .supplier_rate = 0.05,
+	                      .peer_rate = 0.05,
 	                      .progress_s = 1,
 	                      .sync = "full",
 	                      .kill_points = "before_effect,after_effect,after_commit,mid_reply"};
@@ -227,7 +228,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 	    {"max-quantity", 1, 0, 'q'},  {"kill-rate", 1, 0, 'k'},
 	    {"kill-points", 1, 0, 'K'},   {"async-kill-rate", 1, 0, 'a'},
 	    {"error-rate", 1, 0, 'e'},    {"delay-rate", 1, 0, 'd'},
-	    {"supplier-rate", 1, 0, 'u'}, {"supervisor-kills", 1, 0, 'S'},
+	    {"peer-rate", 1, 0, 'u'}, {"supervisor-kills", 1, 0, 'S'},
 	    {"seed", 1, 0, 'x'},          {"swarm", 0, 0, 'X'},
 	    {"naive", 0, 0, 'n'},         {"json", 1, 0, 'j'},
 	    {"time-budget", 1, 0, 'T'},   {"dir", 1, 0, 'D'},
@@ -288,7 +289,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 			o->delay_rate = parse_rate("delay-rate", optarg);
 			break;
 		case 'u':
-			o->supplier_rate = parse_rate("supplier-rate", optarg);
+			o->peer_rate = parse_rate("peer-rate", optarg);
 			break;
 		case 'S':
 			o->supervisor_kills =
@@ -359,7 +360,7 @@ static void draw_swarm(struct options *o)
 	o->kill_rate = 0.3 * uniform(s, 1, 0);
 	o->async_kill_rate = 0.1 * uniform(s, 2, 0);
 	o->error_rate = 0.3 * uniform(s, 3, 0);
-	o->supplier_rate = 0.25 * uniform(s, 4, 0);
+	o->peer_rate = 0.25 * uniform(s, 4, 0);
 	o->delay_rate = uniform(s, 5, 0) < 0.3 ? 0.02 : 0;
 	o->workers = 1 + (int)(4 * uniform(s, 6, 0));
 	o->kill_points = point_sets[(int)(5 * uniform(s, 7, 0))];
@@ -444,7 +445,7 @@ static void build_argv(struct run *r)
 	a[n++] = strdup("--fault-async-kill-max-delay=5ms");
 	a[n++] = fmt("--fault-error-rate=%.4f", o->error_rate);
 	a[n++] = fmt("--fault-delay-rate=%.4f", o->delay_rate);
-	a[n++] = fmt("--fault-supplier-rate=%.4f", o->supplier_rate);
+	a[n++] = fmt("--fault-peer-rate=%.4f", o->peer_rate);
 	a[n++] = strdup("--start-to-close-timeout=1s");
 	a[n++] = strdup("--retry-initial-interval=5ms");
 	a[n++] = strdup("--retry-maximum-interval=200ms");
@@ -703,7 +704,7 @@ static void progress_line(struct run *r)
 	kinds = json_object_get(json_object_get(s, "faults"), "by_kind");
 	fprintf(stderr,
 	        "[%6.1fs] started %ld completed %ld failed %ld refused %ld | faults this "
-	        "incarnation: kill %lld async %lld error %lld delay %lld supplier %lld | "
+	        "incarnation: kill %lld async %lld error %lld delay %lld peer %lld | "
 	        "supervisor restarts %d | %.0f wf/s\n",
 	        secs, atomic_load(&r->started), atomic_load(&r->completed), atomic_load(&r->failed),
 	        atomic_load(&r->refused),
@@ -711,7 +712,7 @@ static void progress_line(struct run *r)
 	        (long long)json_integer_value(json_object_get(kinds, "async_kill")),
 	        (long long)json_integer_value(json_object_get(kinds, "error")),
 	        (long long)json_integer_value(json_object_get(kinds, "delay")),
-	        (long long)json_integer_value(json_object_get(kinds, "supplier")), r->restarts,
+	        (long long)json_integer_value(json_object_get(kinds, "peer")), r->restarts,
 	        closed(r) / (secs > 0 ? secs : 1));
 	json_decref(s);
 }
@@ -1066,7 +1067,7 @@ static json_t *options_json(const struct options *o)
 	                 (json_int_t)o->reorder, "max_quantity", o->max_quantity, "kill_rate",
 	                 o->kill_rate, "kill_points", o->kill_points, "async_kill_rate",
 	                 o->async_kill_rate, "error_rate", o->error_rate, "delay_rate",
-	                 o->delay_rate, "supplier_rate", o->supplier_rate, "supervisor_kills",
+	                 o->delay_rate, "peer_rate", o->peer_rate, "supervisor_kills",
 	                 o->supervisor_kills, "swarm", o->swarm, "naive", o->naive);
 }
 
@@ -1242,10 +1243,10 @@ int main(int argc, char **argv)
 	printf("idem-stress: seed %" PRIu64 "; replay with: %s\n", r->o.seed, replay);
 	printf(
 	    "idem-stress: %ld workflows, %d in flight, %d workers, %d products; faults kill %.3f "
-	    "(%s) async %.3f error %.3f delay %.3f supplier %.3f; %d supervisor kills%s; dir %s\n",
+	    "(%s) async %.3f error %.3f delay %.3f peer %.3f; %d supervisor kills%s; dir %s\n",
 	    r->o.workflows, r->o.concurrency, r->o.workers, r->o.products, r->o.kill_rate,
 	    r->o.kill_points, r->o.async_kill_rate, r->o.error_rate, r->o.delay_rate,
-	    r->o.supplier_rate, r->o.supervisor_kills, r->o.naive ? "; NAIVE mode" : "", r->dir);
+	    r->o.peer_rate, r->o.supervisor_kills, r->o.naive ? "; NAIVE mode" : "", r->dir);
 	fflush(stdout);
 	build_argv(r);
 	pthread_mutex_init(&r->sup_lock, NULL);

@@ -172,7 +172,7 @@ static void assert_config_equal(const struct idem_config *a, const struct idem_c
 	assert_int_equal(a->fault_async_kill_max_ms, b->fault_async_kill_max_ms);
 	assert_true(a->fault_error_rate == b->fault_error_rate);
 	assert_true(a->fault_delay_rate == b->fault_delay_rate);
-	assert_true(a->fault_supplier_rate == b->fault_supplier_rate);
+	assert_true(a->fault_peer_rate == b->fault_peer_rate);
 	assert_string_equal(a->fault_activities, b->fault_activities);
 	assert_int_equal(a->fault_max_attempt, b->fault_max_attempt);
 	assert_int_equal(a->log_format, b->log_format);
@@ -237,9 +237,8 @@ static void test_key_table(void **state)
 	    "RETRY_NON_RETRYABLE", "ACTIVITY_MODE", "FAULT_SEED", "FAULT_KILL_RATE",
 	    "FAULT_KILL_POINTS", "FAULT_KILL_RATE_BEFORE_EFFECT", "FAULT_KILL_RATE_AFTER_EFFECT",
 	    "FAULT_KILL_RATE_AFTER_COMMIT", "FAULT_KILL_RATE_MID_REPLY", "FAULT_ASYNC_KILL_RATE",
-	    "FAULT_ASYNC_KILL_MAX_DELAY", "FAULT_ERROR_RATE", "FAULT_DELAY_RATE",
-	    "FAULT_SUPPLIER_RATE", "FAULT_ACTIVITIES", "FAULT_MAX_ATTEMPT", "FAULT_VFS",
-	    "LOG_FORMAT",
+	    "FAULT_ASYNC_KILL_MAX_DELAY", "FAULT_ERROR_RATE", "FAULT_DELAY_RATE", "FAULT_PEER_RATE",
+	    "FAULT_ACTIVITIES", "FAULT_MAX_ATTEMPT", "FAULT_VFS", "LOG_FORMAT",
 	    /* the inventory app's */
 	    "SUPPLIER_DATABASE", "SUPPLIER_SOCKET", "REORDER_THRESHOLD", "REORDER_QUANTITY",
 	    "SEED_STOCK",
@@ -611,6 +610,10 @@ static void test_unknown_key(void **state)
 	                    "config: unknown key DATABASES (did you mean DATABASE?)");
 	assert_string_equal(set_err(c, "TEMPORAL_URL", "x"), "config: unknown key TEMPORAL_URL");
 	assert_string_equal(set_err(c, "X", "x"), "config: unknown key X");
+	assert_string_equal(
+	    set_err(c, "FAULT_SUPPLIER_RATE", "0.1"),
+	    "config: FAULT_SUPPLIER_RATE was renamed FAULT_PEER_RATE; rename it where you "
+	    "set it");
 }
 
 /* ---- .env files ---- */

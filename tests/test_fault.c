@@ -27,7 +27,7 @@ static struct fault_config mixed(uint64_t seed)
 	c.error_rate = 0.2;
 	c.delay_rate = 0.05;
 	c.delay_ms = 900;
-	c.supplier_rate = 0.2;
+	c.peer_rate = 0.2;
 	return c;
 }
 
@@ -109,7 +109,7 @@ static void test_rates_hold(void **state)
 	assert_in_range(counts[FAULT_ASYNC_KILL], n * 0.8 * 0.1 * 0.85, n * 0.8 * 0.1 * 1.15);
 	assert_in_range(counts[FAULT_ERROR], n * 0.72 * 0.2 * 0.9, n * 0.72 * 0.2 * 1.1);
 	assert_in_range(after, counts[FAULT_ERROR] * 0.4, counts[FAULT_ERROR] * 0.6);
-	assert_true(counts[FAULT_SUPPLIER] > 0);
+	assert_true(counts[FAULT_PEER] > 0);
 }
 
 static void test_no_rates_no_faults(void **state)
@@ -126,15 +126,15 @@ static void test_no_rates_no_faults(void **state)
 
 /* Supplier faults hit only an activity whose options say it calls the
  * app's outside service (the peer flag). */
-static void test_supplier_faults_only_for_supplier_order(void **state)
+static void test_peer_faults_only_for_peer_activities(void **state)
 {
-	struct fault_config c = {.seed = 3, .supplier_rate = 1.0};
+	struct fault_config c = {.seed = 3, .peer_rate = 1.0};
 	struct fault_plan p;
 
 	plan_at(&c, 1, 0, 1, &p);
 	assert_int_equal(p.kind, FAULT_NONE);
 	plan_at(&c, 1, 1, 1, &p);
-	assert_int_equal(p.kind, FAULT_SUPPLIER);
+	assert_int_equal(p.kind, FAULT_PEER);
 }
 
 static void test_restrictions(void **state)
@@ -172,8 +172,8 @@ static void test_plan_json_round_trip(void **state)
 	    {.kind = FAULT_ERROR, .after_effect = 1},
 	    {.kind = FAULT_ERROR, .after_effect = 0},
 	    {.kind = FAULT_DELAY, .ms = 1234},
-	    {.kind = FAULT_SUPPLIER, .mode = FAULT_SUPPLIER_RECORD_THEN_DIE},
-	    {.kind = FAULT_SUPPLIER, .mode = FAULT_SUPPLIER_UNAVAILABLE},
+	    {.kind = FAULT_PEER, .mode = FAULT_PEER_RECORD_THEN_DIE},
+	    {.kind = FAULT_PEER, .mode = FAULT_PEER_UNAVAILABLE},
 	};
 	struct fault_plan back, async = {.kind = FAULT_ASYNC_KILL, .ms = 5}, none = {0};
 	char err[256];
@@ -199,7 +199,7 @@ static void test_plan_parse_errors(void **state)
 	    {"{\"kind\":\"meteor\"}", "unknown kind \"meteor\""},
 	    {"{\"kind\":\"kill\"}", "kill needs \"point\""},
 	    {"{\"kind\":\"kill\",\"point\":\"lunch\"}", "kill needs \"point\""},
-	    {"{\"kind\":\"supplier\",\"mode\":\"sulk\"}", "record_then_die"},
+	    {"{\"kind\":\"peer\",\"mode\":\"sulk\"}", "record_then_die"},
 	    {"{\"kind\":\"error\",\"colour\":1}", "fault:"},
 	    {"{\"kind\":\"async_kill\"}", "unknown kind"},
 	};
@@ -223,7 +223,7 @@ int main(void)
 	    cmocka_unit_test(test_other_seed_other_plan),
 	    cmocka_unit_test(test_rates_hold),
 	    cmocka_unit_test(test_no_rates_no_faults),
-	    cmocka_unit_test(test_supplier_faults_only_for_supplier_order),
+	    cmocka_unit_test(test_peer_faults_only_for_peer_activities),
 	    cmocka_unit_test(test_restrictions),
 	    cmocka_unit_test(test_roll_separates_fields),
 	    cmocka_unit_test(test_plan_json_round_trip),

@@ -596,7 +596,7 @@ static char *fault_list(struct tu_fixture *f, const char *workers)
 	                       "--retry-initial-interval=5ms",
 	                       "--fault-kill-rate=0.25",
 	                       "--fault-error-rate=0.25",
-	                       "--fault-supplier-rate=0.3",
+	                       "--fault-peer-rate=0.3",
 	                       NULL};
 	char *path, *list = NULL;
 	json_t *stats;
@@ -709,7 +709,7 @@ static void test_supervisor_sigkill_amid_faults(void **state)
 	                       "--fault-error-rate=0.1",
 	                       "--fault-async-kill-rate=0.05",
 	                       "--fault-async-kill-max-delay=5ms",
-	                       "--fault-supplier-rate=0.1",
+	                       "--fault-peer-rate=0.1",
 	                       NULL};
 	uint64_t rng = seed;
 	int n = 120, cut, status = 0;

@@ -622,13 +622,13 @@ static void test_supplier_fault_through_worker(void **state)
 {
 	struct fx *f = *state;
 	json_t *in = restock_input("ns/A12/1");
-	json_t *plan = fault("supplier", "mode", "unavailable");
+	json_t *plan = fault("peer", "mode", "unavailable");
 
 	worker_start(f);
 	send_task(f, 1, "supplier_order", in, 1, plan, NULL);
 	expect_error(f, 1, "SupplierUnavailable", 1, "supplier unavailable (injected fault)");
 	assert_int_equal(stock(f), 1000);
-	assert_log_contains(f, "msg=\"injected fault: supplier\" mode=unavailable");
+	assert_log_contains(f, "msg=\"injected fault: peer\" mode=unavailable");
 	json_decref(plan);
 	json_decref(in);
 }

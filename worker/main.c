@@ -23,7 +23,7 @@
  *                effect committed, its result discarded), unless the
  *                activity failed on its own.
  *   delay MS     sleeps MS before running the activity normally.
- *   supplier M   the activity hands M to the app's outside service
+ *   peer M       the activity hands M to the app's outside service
  *                (env->peer_fault; the planner plans it only for an
  *                activity whose options say it calls one).
  * A fault object it cannot read is answered with a non-retryable
@@ -399,10 +399,10 @@ static json_t *run_attempt(struct idem_activity_env *env, const struct attempt *
 		log_injected(a, "injected fault: delay", detail);
 		sleep_ms(p->ms);
 	}
-	if (p->kind == FAULT_SUPPLIER) {
-		env->peer_fault = fault_supplier_mode_name(p->mode);
+	if (p->kind == FAULT_PEER) {
+		env->peer_fault = fault_peer_mode_name(p->mode);
 		snprintf(detail, sizeof(detail), "mode=%s", env->peer_fault);
-		log_injected(a, "injected fault: supplier", detail);
+		log_injected(a, "injected fault: peer", detail);
 	}
 	rc = activity_run(env, a->t, &o);
 	log_attempt(a->t, &o, rc, clock_mono_us() - start);

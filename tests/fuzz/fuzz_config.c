@@ -66,7 +66,7 @@ static int rates_ok(const struct idem_config *c)
 			return 0;
 	return IN_RANGE(c->fault_kill_rate, 0, 1) && IN_RANGE(c->fault_async_kill_rate, 0, 1) &&
 	       IN_RANGE(c->fault_error_rate, 0, 1) && IN_RANGE(c->fault_delay_rate, 0, 1) &&
-	       IN_RANGE(c->fault_supplier_rate, 0, 1) && c->fault_kill_points < 16;
+	       IN_RANGE(c->fault_peer_rate, 0, 1) && c->fault_kill_points < 16;
 }
 
 /* SEED_STOCK as the app reads it: a list it parses, each product named
