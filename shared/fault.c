@@ -39,6 +39,27 @@ int fault_point_parse(const char *name, enum fault_point *out)
 	return -1;
 }
 
+int fault_point_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n >= FAULT_POINT_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+		      name[i] == '_'))
+			return 0;
+	return 1;
+}
+
+static void set_point(struct fault_plan *p, enum fault_point point, const char *name)
+{
+	p->kind = FAULT_KILL;
+	p->point = point;
+	snprintf(p->point_name, sizeof(p->point_name), "%s",
+	         name != NULL ? name : point_names[point]);
+}
+
 /* FNV-1a over the bytes, then a splitmix64 finaliser. */
 static uint64_t mix(uint64_t h, const void *data, size_t n)
 {
@@ -98,8 +119,21 @@ static int activity_listed(const char *list, const char *activity)
 	return 0;
 }
 
+/* A kill planned at one of the activity's own points: u, in [0, body),
+ * picks which. */
+static void named_kill(const char *const *points, double u, double body, struct fault_plan *out)
+{
+	size_t n = 0, i;
+
+	while (points[n] != NULL)
+		n++;
+	i = (size_t)(u / body * (double)n);
+	set_point(out, FAULT_NAMED_POINT, points[i < n ? i : n - 1]);
+}
+
 void fault_plan_for(const struct fault_config *c, const char *ns, const char *workflow_id, int step,
-                    int attempt, const char *activity, int peer, struct fault_plan *out)
+                    int attempt, const char *activity, int peer, const char *const *points,
+                    struct fault_plan *out)
 {
 #define ROLL(kind) fault_roll(c->seed, ns, workflow_id, step, attempt, kind)
 	double u, edge = 0;
@@ -109,12 +143,25 @@ void fault_plan_for(const struct fault_config *c, const char *ns, const char *wo
 	    !activity_listed(c->activities, activity))
 		return;
 	u = ROLL("kill");
-	for (int i = 0; i < FAULT_NPOINTS; i++) {
-		edge += c->kill_rate[i];
-		if (u < edge) {
-			out->kind = FAULT_KILL;
-			out->point = (enum fault_point)i;
+	if (points != NULL && points[0] != NULL) {
+		double body = c->kill_rate[FAULT_BEFORE_EFFECT] + c->kill_rate[FAULT_AFTER_EFFECT] +
+		              c->kill_rate[FAULT_AFTER_COMMIT];
+
+		if (u < body) {
+			named_kill(points, u, body, out);
 			return;
+		}
+		if (u < body + c->kill_rate[FAULT_MID_REPLY]) {
+			set_point(out, FAULT_MID_REPLY, NULL);
+			return;
+		}
+	} else {
+		for (int i = 0; i < FAULT_NPOINTS; i++) {
+			edge += c->kill_rate[i];
+			if (u < edge) {
+				set_point(out, (enum fault_point)i, NULL);
+				return;
+			}
 		}
 	}
 	if (ROLL("async_kill") < c->async_kill_rate) {
@@ -134,11 +181,19 @@ void fault_plan_for(const struct fault_config *c, const char *ns, const char *wo
 #undef ROLL
 }
 
+/* A kill's point by name (a plan built by hand may give the enum only). */
+static const char *kill_point(const struct fault_plan *p)
+{
+	if (p->point_name[0] != '\0' || p->point >= FAULT_NPOINTS)
+		return p->point_name;
+	return point_names[p->point];
+}
+
 json_t *fault_plan_json(const struct fault_plan *p)
 {
 	switch (p->kind) {
 	case FAULT_KILL:
-		return json_pack("{s:s, s:s}", "kind", "kill", "point", point_names[p->point]);
+		return json_pack("{s:s, s:s}", "kind", "kill", "point", kill_point(p));
 	case FAULT_ERROR:
 		return json_pack("{s:s, s:s}", "kind", "error", "when",
 		                 p->after_effect ? "after_effect" : "before_effect");
@@ -180,11 +235,18 @@ int fault_plan_parse(const json_t *j, struct fault_plan *out, char *err, size_t 
 		         kind);
 		return -1;
 	}
-	if (out->kind == FAULT_KILL && (point == NULL || fault_point_parse(point, &out->point))) {
-		snprintf(err, errlen,
-		         "fault: kill needs \"point\": before_effect, after_effect, "
-		         "after_commit or mid_reply");
-		return -1;
+	if (out->kind == FAULT_KILL) {
+		if (point == NULL || !fault_point_name_ok(point)) {
+			snprintf(err, errlen,
+			         "fault: kill needs \"point\": before_effect, after_effect, "
+			         "after_commit, mid_reply or a point the activity names ([a-z0-9_], "
+			         "at most %d bytes)",
+			         FAULT_POINT_NAME_MAX - 1);
+			return -1;
+		}
+		if (fault_point_parse(point, &out->point) != 0)
+			out->point = FAULT_NAMED_POINT;
+		snprintf(out->point_name, sizeof(out->point_name), "%s", point);
 	}
 	out->after_effect = when != NULL && strcmp(when, "after_effect") == 0;
 	out->ms = ms;
@@ -205,7 +267,7 @@ void fault_plan_describe(const struct fault_plan *p, char *buf, size_t len)
 {
 	switch (p->kind) {
 	case FAULT_KILL:
-		snprintf(buf, len, "kill at %s", point_names[p->point]);
+		snprintf(buf, len, "kill at %s", kill_point(p));
 		break;
 	case FAULT_ASYNC_KILL:
 		snprintf(buf, len, "async kill after %lld ms", (long long)p->ms);

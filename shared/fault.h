@@ -28,8 +28,14 @@ enum fault_point {
 	FAULT_AFTER_EFFECT,  /* effect written, transaction not committed */
 	FAULT_AFTER_COMMIT,  /* committed, reply not sent */
 	FAULT_MID_REPLY,     /* half of the reply frame written */
-	FAULT_NPOINTS
+	FAULT_NPOINTS,
+	/* A point an activity's own code names (idem-point NAME): the plan
+	 * carries the name. */
+	FAULT_NAMED_POINT = FAULT_NPOINTS
 };
+
+/* A point's name: 1..63 bytes of [a-z0-9_]. */
+#define FAULT_POINT_NAME_MAX 64
 
 enum fault_kind {
 	FAULT_NONE,
@@ -60,6 +66,7 @@ struct fault_config {
 struct fault_plan {
 	enum fault_kind kind;
 	enum fault_point point;        /* kill */
+	char point_name[FAULT_POINT_NAME_MAX]; /* kill: the point's name, standard or named */
 	int after_effect;              /* error: 0 before, 1 after the effect */
 	int64_t ms;                    /* async: delay; delay: sleep */
 	enum fault_peer_mode mode; /* peer */
@@ -71,9 +78,14 @@ double fault_roll(uint64_t seed, const char *ns, const char *workflow_id, int st
                   const char *kind);
 
 /* The plan for one attempt of activity; peer says whether it calls the
- * app's outside service, the only activities peer faults hit. */
+ * app's outside service, the only activities peer faults hit. points,
+ * when not NULL, are the crash points the activity's own code names
+ * (NULL-ended): the kill rates of before_effect, after_effect and
+ * after_commit are then spread evenly over them (mid_reply is the
+ * worker's and keeps its rate). */
 void fault_plan_for(const struct fault_config *c, const char *ns, const char *workflow_id, int step,
-                    int attempt, const char *activity, int peer, struct fault_plan *out);
+                    int attempt, const char *activity, int peer, const char *const *points,
+                    struct fault_plan *out);
 
 /* Non-zero when any rate is set. */
 int fault_enabled(const struct fault_config *c);
@@ -90,6 +102,8 @@ const char *fault_kind_name(enum fault_kind k);
 const char *fault_point_name(enum fault_point p);
 /* Returns 0 and *out for "before_effect" etc., -1 otherwise. */
 int fault_point_parse(const char *name, enum fault_point *out);
+/* Non-zero when name is a valid point name (FAULT_POINT_NAME_MAX). */
+int fault_point_name_ok(const char *name);
 const char *fault_peer_mode_name(enum fault_peer_mode m);
 
 /* A short text for logs and history: "kill at after_commit",

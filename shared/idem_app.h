@@ -86,6 +86,11 @@ struct idem_activity_options {
 	struct retry_policy retry;
 	const char *non_retryable;
 	int peer; /* it calls the app's outside service (its peer): peer faults apply */
+	/* The crash points its own code names (NULL-ended; NULL: the standard
+	 * before_effect, after_effect, after_commit through env->hooks): a
+	 * kill planned at one reaches the attempt as env->kill_at. */
+	const char *const *points;
+	int64_t start_to_close_ms; /* 0: START_TO_CLOSE_TIMEOUT */
 };
 
 /* ---- activities ----------------------------------------------------------- */
@@ -110,6 +115,11 @@ struct idem_activity_env {
 	const char *peer;       /* the app's outside service: a Unix socket or http://HOST:PORT */
 	int peer_timeout_ms;    /* 0: the activity's own default */
 	const char *peer_fault; /* the attempt's planned peer fault (fault.h), or NULL */
+	/* The crash point at which the plan kills this attempt, or NULL: for
+	 * an activity whose code runs elsewhere (a command), which cannot be
+	 * offered the points through hooks. Killing the worker's process
+	 * group there is the kill. */
+	const char *kill_at;
 	int naive;              /* run without the idempotency guards */
 	const struct idem_activity_hooks *hooks; /* may be NULL */
 	/* Checkpoints progress: details (BORROWED) reach the next attempt

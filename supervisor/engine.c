@@ -634,13 +634,14 @@ static void plan_fault(struct engine *e, struct step *st, long pid, struct fault
 	char text[96];
 	json_t *detail;
 
+	const struct idem_activity_options *o = activity_options_find(e->sup->app, st->activity);
+
 	fault_plan_for(&e->sup->faults, st->wf->namespace_, st->wf->workflow_id, st->seq,
-	               st->attempt, st->activity,
-	               activity_options_find(e->sup->app, st->activity)->peer, plan);
+	               st->attempt, st->activity, o->peer, o->points, plan);
 	if (plan->kind == FAULT_NONE)
 		return;
 	e->stats.faults[plan->kind]++;
-	if (plan->kind == FAULT_KILL)
+	if (plan->kind == FAULT_KILL && plan->point < FAULT_NPOINTS)
 		e->stats.kills_at[plan->point]++;
 	fault_plan_describe(plan, text, sizeof(text));
 	detail = fault_plan_json(plan);
@@ -685,6 +686,7 @@ static void assign(struct engine *e, int sl, struct step *st)
 	task.step = st->seq;
 	task.attempt = st->attempt;
 	task.heartbeat_ms = heartbeat_ms(e, st);
+	task.start_to_close_ms = activity_options_find(e->sup->app, st->activity)->start_to_close_ms;
 	task_id = pool_assign(e->sup->pool, sl, &task);
 	st->slot = sl;
 	t.task_id = task_id;

@@ -197,7 +197,7 @@ static void slot_close(struct slot *sl, enum pool_loss loss, const char *reason,
 	evtimer_del(sl->timer);
 	attempt_timers_off(sl);
 	if (sl->pid > 0)
-		kill(sl->pid, SIGKILL);
+		worker_kill(sl->pid, SIGKILL);
 	if (ours)
 		sl->expected_exit = 1;
 	if (ours && sl->cause == DEATH_UNEXPECTED)
@@ -442,7 +442,7 @@ static void slot_event_cb(struct bufferevent *bev, short what, void *arg)
 	sl->bev = NULL;
 	evtimer_del(sl->timer);
 	attempt_timers_off(sl);
-	kill(sl->pid, SIGKILL);
+	worker_kill(sl->pid, SIGKILL);
 	slot_on(sl, SE_CLOSE);
 }
 
@@ -482,7 +482,7 @@ static void attempt_timeout_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	snprintf(reason, sizeof(reason), "start_to_close timeout: no result within %lld ms",
-	         (long long)sl->sup->cfg.start_to_close_ms);
+	         (long long)sl->task.start_to_close_ms);
 	slot_kill(sl, POOL_LOSS_START_TO_CLOSE, reason);
 }
 
@@ -538,7 +538,7 @@ static int slot_send(struct slot *sl, json_t *msg)
 	unsigned char *buf;
 	size_t len, queued;
 	char err[256];
-	int64_t ms = sl->sup->cfg.start_to_close_ms;
+	int64_t ms = sl->task.start_to_close_ms;
 
 	buf = frame_encode(msg, sl->sup->cfg.max_frame, &len, err, sizeof(err));
 	json_decref(msg);
@@ -786,7 +786,10 @@ int64_t pool_assign(struct pool *p, int i, const struct pool_task *task)
 	                              .workflow_id = strdup(task->workflow_id),
 	                              .step = task->step,
 	                              .attempt = task->attempt,
-	                              .heartbeat_ms = task->heartbeat_ms};
+	                              .heartbeat_ms = task->heartbeat_ms,
+	                              .start_to_close_ms = task->start_to_close_ms > 0
+	                                                       ? task->start_to_close_ms
+	                                                       : sl->sup->cfg.start_to_close_ms};
 	sl->task_id = ++p->next_task_id;
 	return sl->task_id;
 }
@@ -941,9 +944,9 @@ static void signal_children(struct pool *p, int sig)
 {
 	for (int i = 0; i < p->nslots; i++)
 		if (p->slots[i].pid > 0)
-			kill(p->slots[i].pid, sig);
+			worker_kill(p->slots[i].pid, sig);
 	if (p->spare != NULL && p->spare->pid > 0)
-		kill(p->spare->pid, sig);
+		worker_kill(p->spare->pid, sig);
 	if (p->fs_pid > 0)
 		kill(p->fs_pid, sig);
 	if (p->helper_pid > 0)

@@ -103,7 +103,8 @@ struct pool_task {
 	const char *workflow_id;
 	int step;
 	int attempt;
-	int64_t heartbeat_ms; /* 0: it does not heartbeat */
+	int64_t heartbeat_ms;      /* 0: it does not heartbeat */
+	int64_t start_to_close_ms; /* 0: START_TO_CLOSE_TIMEOUT */
 	struct fault_plan plan;
 };
 

@@ -34,6 +34,7 @@ struct slot_task {
 	int step;
 	int attempt;
 	int64_t heartbeat_ms;
+	int64_t start_to_close_ms;
 };
 
 struct slot {
@@ -105,6 +106,11 @@ void slot_bind_channel(struct slot *sl);
 /* Starts the app's helper (sup->app->helper); path gets its program's
  * path. Its pid, or -1 with errno. */
 pid_t spawn_helper(struct sup *sup, char *path, size_t pathlen);
+/* Sends sig to a worker and its process group: the worker leads one
+ * (worker/main.c) with the commands it runs for command activities, so
+ * that a kill takes them too. Before the worker has made its group, the
+ * worker alone. */
+void worker_kill(pid_t pid, int sig);
 /* Starts a worker for sl (the fork server's, or with posix_spawn); on a
  * failure, logs it and tries again in a second. */
 void spawn_worker(struct slot *sl);

@@ -114,6 +114,12 @@ static int app_key_flags(const struct idem_config *c, const struct idem_app *app
 	return n;
 }
 
+void worker_kill(pid_t pid, int sig)
+{
+	if (kill(-pid, sig) != 0 && errno == ESRCH)
+		kill(pid, sig);
+}
+
 pid_t spawn_helper(struct sup *sup, char *path, size_t pathlen)
 {
 	const struct idem_config *c = &sup->cfg;
@@ -239,13 +245,13 @@ static void fork_server_reply(struct pool *p, const struct fork_reply *r)
 			sl = NULL;
 	}
 	if (sl == NULL) {
-		kill((pid_t)r->pid, SIGKILL);
+		worker_kill((pid_t)r->pid, SIGKILL);
 		return;
 	}
 	sl->pid = (pid_t)r->pid;
 	sl->pid_pending = 0;
 	if (sl->state == SLOT_STOPPING) /* closed while its fork was on the way */
-		kill(sl->pid, SIGKILL);
+		worker_kill(sl->pid, SIGKILL);
 	log_info("worker spawned", "slot=%d worker_pid=%ld", sl->index, (long)sl->pid);
 }
 

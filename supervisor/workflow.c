@@ -81,7 +81,7 @@ void wf_type_unknown(const struct idem_app *app, const char *name, char *err, si
 const struct idem_activity_options *activity_options_find(const struct idem_app *app,
                                                           const char *name)
 {
-	static const struct idem_activity_options unknown = {"", 0, {0, 0, 0, 0}, "", 0};
+	static const struct idem_activity_options unknown = {.name = "", .non_retryable = ""};
 
 	for (const struct idem_activity_options *o = app->options; o->name != NULL; o++)
 		if (strcmp(o->name, name) == 0)

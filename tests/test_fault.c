@@ -42,7 +42,7 @@ static void plan_at(const struct fault_config *c, int wf, int step, int att, str
 	char id[16];
 
 	snprintf(id, sizeof(id), "W%d", wf);
-	fault_plan_for(c, "default", id, step, att, activity_of(step), step == 1, p);
+	fault_plan_for(c, "default", id, step, att, activity_of(step), step == 1, NULL, p);
 }
 
 static int same(const struct fault_plan *a, const struct fault_plan *b)
@@ -112,6 +112,48 @@ static void test_rates_hold(void **state)
 	assert_true(counts[FAULT_PEER] > 0);
 }
 
+/* An activity that names its own crash points gets the kills of the
+ * three standard points before the reply spread evenly over them; the
+ * worker's mid_reply keeps its rate. The plan carries the name, and a
+ * task frame carries it back. */
+static void test_named_points(void **state)
+{
+	static const char *const points[] = {"before_charge", "after_charge", "after_commit",
+	                                     "after_receipt", NULL};
+	struct fault_config c = {.seed = 11, .kill_rate = {0.1, 0.1, 0.1, 0.05}, .max_attempt = 0};
+	int hits[4] = {0}, mid = 0, n = 20000;
+	struct fault_plan p, back;
+	char err[256], id[32];
+
+	for (int w = 0; w < n; w++) {
+		snprintf(id, sizeof(id), "W%d", w);
+		fault_plan_for(&c, "default", id, 0, 1, "charge", 0, points, &p);
+		if (p.kind != FAULT_KILL)
+			continue;
+		if (p.point == FAULT_MID_REPLY) {
+			assert_string_equal(p.point_name, "mid_reply");
+			mid++;
+			continue;
+		}
+		assert_int_equal(p.point, FAULT_NAMED_POINT);
+		for (int i = 0; i < 4; i++)
+			hits[i] += strcmp(p.point_name, points[i]) == 0;
+	}
+	for (int i = 0; i < 4; i++)
+		assert_in_range(hits[i], n * 0.3 / 4 * 0.85, n * 0.3 / 4 * 1.15);
+	assert_in_range(mid, n * 0.05 * 0.85, n * 0.05 * 1.15);
+
+	p = (struct fault_plan){.kind = FAULT_KILL, .point = FAULT_NAMED_POINT};
+	snprintf(p.point_name, sizeof(p.point_name), "after_charge");
+	json_t *j = fault_plan_json(&p);
+	assert_int_equal(fault_plan_parse(j, &back, err, sizeof(err)), 0);
+	assert_int_equal(back.point, FAULT_NAMED_POINT);
+	assert_string_equal(back.point_name, "after_charge");
+	fault_plan_describe(&back, err, sizeof(err));
+	assert_string_equal(err, "kill at after_charge");
+	json_decref(j);
+}
+
 static void test_no_rates_no_faults(void **state)
 {
 	struct fault_config c = {.seed = 1};
@@ -144,12 +186,12 @@ static void test_restrictions(void **state)
 
 	c.kill_rate[FAULT_AFTER_COMMIT] = 1.0;
 	snprintf(c.activities, sizeof(c.activities), "supplier_order");
-	fault_plan_for(&c, "default", "A12", 0, 1, "update_inventory", 0, &p);
+	fault_plan_for(&c, "default", "A12", 0, 1, "update_inventory", 0, NULL, &p);
 	assert_int_equal(p.kind, FAULT_NONE);
-	fault_plan_for(&c, "default", "A12", 1, 1, "supplier_order", 1, &p);
+	fault_plan_for(&c, "default", "A12", 1, 1, "supplier_order", 1, NULL, &p);
 	assert_int_equal(p.kind, FAULT_KILL);
 	assert_int_equal(p.point, FAULT_AFTER_COMMIT);
-	fault_plan_for(&c, "default", "A12", 1, 2, "supplier_order", 1, &p);
+	fault_plan_for(&c, "default", "A12", 1, 2, "supplier_order", 1, NULL, &p);
 	assert_int_equal(p.kind, FAULT_NONE);
 }
 
@@ -198,7 +240,8 @@ static void test_plan_parse_errors(void **state)
 	const char *bad[][2] = {
 	    {"{\"kind\":\"meteor\"}", "unknown kind \"meteor\""},
 	    {"{\"kind\":\"kill\"}", "kill needs \"point\""},
-	    {"{\"kind\":\"kill\",\"point\":\"lunch\"}", "kill needs \"point\""},
+	    {"{\"kind\":\"kill\",\"point\":\"Lunch!\"}", "kill needs \"point\""},
+	    {"{\"kind\":\"kill\",\"point\":\"\"}", "[a-z0-9_], at most 63 bytes"},
 	    {"{\"kind\":\"peer\",\"mode\":\"sulk\"}", "record_then_die"},
 	    {"{\"kind\":\"error\",\"colour\":1}", "fault:"},
 	    {"{\"kind\":\"async_kill\"}", "unknown kind"},
@@ -223,6 +266,7 @@ int main(void)
 	    cmocka_unit_test(test_other_seed_other_plan),
 	    cmocka_unit_test(test_rates_hold),
 	    cmocka_unit_test(test_no_rates_no_faults),
+	    cmocka_unit_test(test_named_points),
 	    cmocka_unit_test(test_peer_faults_only_for_peer_activities),
 	    cmocka_unit_test(test_restrictions),
 	    cmocka_unit_test(test_roll_separates_fields),

@@ -16,8 +16,11 @@
  * which the worker carries out, logging one "injected fault: ..." line:
  *   kill P       SIGKILL itself at crash point P (before_effect,
  *                after_effect, after_commit: through the activity hooks;
- *                mid_reply: half of the result frame written). A point the
- *                attempt never reaches (a refusal, a replay) kills nothing.
+ *                mid_reply: half of the result frame written; any other
+ *                point, and every point of a command activity: handed to
+ *                the activity as env->kill_at, whose code kills the
+ *                worker's process group there). A point the attempt never
+ *                reaches (a refusal, a replay) kills nothing.
  *   error W      a retryable "InjectedError": before_effect without
  *                running the activity; after_effect after running it (its
  *                effect committed, its result discarded), unless the
@@ -399,6 +402,8 @@ static json_t *run_attempt(struct idem_activity_env *env, const struct attempt *
 		log_injected(a, "injected fault: delay", detail);
 		sleep_ms(p->ms);
 	}
+	if (p->kind == FAULT_KILL && p->point != FAULT_MID_REPLY)
+		env->kill_at = p->point_name;
 	if (p->kind == FAULT_PEER) {
 		env->peer_fault = fault_peer_mode_name(p->mode);
 		snprintf(detail, sizeof(detail), "mode=%s", env->peer_fault);
@@ -507,6 +512,13 @@ static int run(const struct worker_args *a)
 	struct idem_activity_env env = {.app = apps_find(cfg.app), .naive = a->naive};
 	int rc;
 
+	/* The worker leads a process group of its own, with the commands it
+	 * runs for an app's command activities: the supervisor's kill, and a
+	 * command's planned kill at its own crash point, take them all. */
+	if (setpgid(0, 0) != 0) {
+		log_error("cannot make the worker's process group", "error=\"%s\"", strerror(errno));
+		return IDEM_EXIT_FAIL;
+	}
 	if (env.app != NULL && env.app->peer_key != NULL)
 		env.peer = config_text(&cfg, env.app->peer_key);
 	if (env.app == NULL) {

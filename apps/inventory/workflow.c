@@ -115,7 +115,10 @@ const struct idem_workflow inventory_workflows[] = {
  * supplier or an unknown product will not heal by retrying. The retry
  * policies take the config's defaults (zero fields). */
 const struct idem_activity_options inventory_options[] = {
-    {"update_inventory", 0, {0, 0, 0, 0}, "InvalidInput,UnknownProduct,InsufficientStock", 0},
-    {"supplier_order", 1, {0, 0, 0, 0}, "InvalidInput,UnknownProduct,SupplierRejected", 1},
+    {.name = "update_inventory", .non_retryable = "InvalidInput,UnknownProduct,InsufficientStock"},
+    {.name = "supplier_order",
+     .heartbeats = 1,
+     .non_retryable = "InvalidInput,UnknownProduct,SupplierRejected",
+     .peer = 1},
     {0},
 };

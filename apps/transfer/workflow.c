@@ -56,7 +56,9 @@ const struct idem_workflow transfer_workflows[] = {
 /* Neither heartbeats nor calls out. What retrying cannot heal fails the
  * step at once; the retry policies take the config's defaults. */
 const struct idem_activity_options transfer_options[] = {
-    {"debit", 0, {0, 0, 0, 0}, "InvalidInput,UnknownAccount,InsufficientFunds,TransferConflict", 0},
-    {"credit", 0, {0, 0, 0, 0}, "InvalidInput,UnknownAccount,TransferConflict,DebitMissing", 0},
+    {.name = "debit",
+     .non_retryable = "InvalidInput,UnknownAccount,InsufficientFunds,TransferConflict"},
+    {.name = "credit",
+     .non_retryable = "InvalidInput,UnknownAccount,TransferConflict,DebitMissing"},
     {0},
 };
