@@ -61,6 +61,8 @@ struct idem_check {
 	json_t *violations; /* owned */
 	json_t *running_wf; /* owned: the first CHECK_MAX_LISTED running workflows */
 	json_t *totals;     /* owned */
+	const struct idem_config *cfg; /* may be NULL */
+	const char *state_db;
 	char *err;
 	size_t errlen;
 };
@@ -435,6 +437,11 @@ static int run(struct idem_check *c)
 	    check_rows(c, "listing running workflows", sql_running, row_running) != 0 ||
 	    run_rules(c, app->check_rules) != 0 || c->bad_kind)
 		return -1;
+	/* The app's own check reads the files itself: only once nothing
+	 * runs, so that it sees what the snapshot saw. */
+	if (app->check_extra != NULL && c->running == 0 &&
+	    (app->check_extra(c, c->cfg, c->state_db, c->err, c->errlen) != 0 || c->bad_kind))
+		return -1;
 	for (int i = 0; i < c->ndbs; i++)
 		if (integrity(c, i) != 0)
 			return -1;
@@ -500,7 +507,8 @@ static int setup(struct idem_check *c, const char *state_db, const char *app_db,
 json_t *check_run(const struct idem_app *app, const char *state_db, const char *app_db,
                   const struct idem_config *cfg, char *err, size_t errlen)
 {
-	struct idem_check c = {.app = app, .err = err, .errlen = errlen};
+	struct idem_check c = {
+	    .app = app, .cfg = cfg, .state_db = state_db, .err = err, .errlen = errlen};
 	json_t *report = NULL;
 	int rc = -1;
 

@@ -26,6 +26,7 @@
 #include "retry.h"
 
 struct idem_app;
+struct idem_workflow;
 
 /* ---- workflows ---------------------------------------------------------- */
 
@@ -43,6 +44,7 @@ struct idem_wf_run {
 	const json_t *input; /* BORROWED: the start's input, as prepare() left it */
 	const char *namespace_;
 	const char *workflow_id;
+	const struct idem_workflow *type; /* whose function runs (its data) */
 	int next_step;  /* the step number the next activity call gets */
 	json_t *result; /* NEW reference, set by the function before DONE */
 	char error[512];
@@ -68,12 +70,14 @@ struct idem_workflow {
 	/* Checks a start's input (with the check its activities run) and
 	 * fills defaults from cfg, so that a replay sees them unchanged.
 	 * Returns 0, or -1 with err naming the field and what to give. */
-	int (*prepare)(json_t *input, const struct idem_config *cfg, char *err, size_t errlen);
+	int (*prepare)(const struct idem_workflow *type, json_t *input, const struct idem_config *cfg,
+	               char *err, size_t errlen);
 	/* Checks what the workflow derives from its namespace and id; NULL:
 	 * nothing to check. */
 	int (*check_ids)(const char *ns, const char *workflow_id, char *err, size_t errlen);
 	/* The input field a start's workflow_id defaults to; NULL: none. */
 	const char *id_field;
+	const void *data; /* the type's own, for its functions (run->type) */
 };
 
 /* What the workflow code says about an activity: whether it heartbeats
@@ -128,11 +132,16 @@ struct idem_activity_env {
 	void *heartbeat_arg;
 };
 
+#define IDEM_STDERR_TAIL 4096 /* bytes of a command's stderr kept in the history */
+
 struct idem_activity_outcome {
 	json_t *result; /* NEW reference when ok; the caller decrefs it */
 	char error_type[64];
 	char error_message[512];
 	int retryable;
+	/* An activity that runs a command: the end of what it wrote on
+	 * stderr (the history's "stderr" event), or "". */
+	char stderr_tail[IDEM_STDERR_TAIL + 1];
 };
 
 /* An activity: returns 0 with out->result, or -1 with the error fields
@@ -315,6 +324,12 @@ struct idem_helper {
 	const char *program;     /* beside idem-supervisor: "idem-supplier" */
 	const char *const *keys; /* the app's keys it is given, NULL-ended */
 	const char *socket_key;  /* the Unix socket it serves, waited for at start-up */
+	/* Or a command of the app's own (program NULL): argv (NULL-ended,
+	 * argv[0] looked up on PATH) run in dir with the supervisor's
+	 * environment and no flags, serving the socket at socket_path. */
+	const char *const *command;
+	const char *dir;
+	const char *socket_path;
 };
 
 /* ---- the app ------------------------------------------------------------ */
@@ -353,6 +368,12 @@ struct idem_app {
 	 * key of the app reaches the workers as a flag. */
 	const struct idem_helper *helper;
 	const char *peer_key;
+	/* A check of the app's own that is no SQL rule (a command, say), run
+	 * after check_rules with cfg and the state DB's path: it reports with
+	 * idem_check_add() like a rule. Returns 0, or -1 with err when it
+	 * could not run at all (the check then fails with err). NULL: none. */
+	int (*check_extra)(struct idem_check *c, const struct idem_config *cfg, const char *state_db,
+	                   char *err, size_t errlen);
 };
 
 #endif

@@ -128,6 +128,16 @@ static int msg_str(json_t *obj, const char *what, const char *key, int nonempty,
 	return 0;
 }
 
+/* A string member, or NULL when absent. *out is borrowed. */
+static int msg_opt_str(json_t *obj, const char *what, const char *key, const char **out, char *err,
+                       size_t errlen)
+{
+	*out = NULL;
+	if (json_object_get(obj, key) == NULL)
+		return 0;
+	return msg_str(obj, what, key, 0, out, err, errlen);
+}
+
 /* An object member, or NULL when optional and absent. *out is borrowed. */
 static int msg_obj(json_t *obj, const char *what, const char *key, int optional, json_t **out,
                    char *err, size_t errlen)
@@ -225,9 +235,10 @@ int msg_parse_task(json_t *msg, struct msg_task *out, char *err, size_t errlen)
 /* {"ok":true,"result":{...}} */
 static int msg_result_ok(json_t *msg, struct msg_result *r, char *err, size_t errlen)
 {
-	static const char *const keys[] = {"type", "task_id", "ok", "result", NULL};
+	static const char *const keys[] = {"type", "task_id", "ok", "result", "stderr", NULL};
 
 	if (msg_obj(msg, "result", "result", 0, &r->result, err, errlen) != 0 ||
+	    msg_opt_str(msg, "result", "stderr", &r->stderr_tail, err, errlen) != 0 ||
 	    msg_known_keys(msg, "result", keys, err, errlen) != 0)
 		return -1;
 	return 0;
@@ -236,12 +247,13 @@ static int msg_result_ok(json_t *msg, struct msg_result *r, char *err, size_t er
 /* {"ok":false,"error":{"type":"...","message":"...","retryable":false}} */
 static int msg_result_error(json_t *msg, struct msg_result *r, char *err, size_t errlen)
 {
-	static const char *const keys[] = {"type", "task_id", "ok", "error", NULL};
+	static const char *const keys[] = {"type", "task_id", "ok", "error", "stderr", NULL};
 	static const char *const error_keys[] = {"type", "message", "retryable", NULL};
 	const char *w = "result.error";
 	json_t *e = NULL; /* borrowed */
 
 	if (msg_obj(msg, "result", "error", 0, &e, err, errlen) != 0 ||
+	    msg_opt_str(msg, "result", "stderr", &r->stderr_tail, err, errlen) != 0 ||
 	    msg_known_keys(msg, "result", keys, err, errlen) != 0 ||
 	    msg_str(e, w, "type", 1, &r->error_type, err, errlen) != 0 ||
 	    msg_str(e, w, "message", 0, &r->error_message, err, errlen) != 0 ||

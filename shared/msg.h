@@ -46,6 +46,7 @@ struct msg_result {
 	const char *error_type;    /* when !ok */
 	const char *error_message; /* when !ok */
 	int retryable;             /* when !ok */
+	const char *stderr_tail;   /* optional: the end of a command's stderr */
 };
 
 struct msg_heartbeat {

@@ -471,6 +471,10 @@ static void on_result(void *arg, void *owner, const struct msg_result *m, long p
 	struct result *r;
 
 	st->slot = -1;
+	/* A command activity's stderr, in the history before the outcome. */
+	if (m->stderr_tail != NULL && m->stderr_tail[0] != '\0')
+		event_log(e, st->wf, st->seq, st->attempt, "stderr", pid,
+		          json_pack("{s:s}", "stderr", m->stderr_tail));
 	if (!m->ok) {
 		event_log(e, st->wf, st->seq, st->attempt, "failed", pid,
 		          json_pack("{s:s, s:s, s:b}", "error_type", m->error_type, "message",
@@ -1065,7 +1069,7 @@ enum engine_start_rc engine_start(struct engine *e, const char *ns, const char *
 	/* The conflict check compares what the client sent, not the defaults
 	 * that prepare() adds from the current config. */
 	asked = json_deep_copy(input);
-	rc = t->prepare(input, &e->sup->cfg, err, errlen) != 0
+	rc = t->prepare(t, input, &e->sup->cfg, err, errlen) != 0
 	         ? START_INVALID
 	         : start_lookup(e, ns, workflow_id, asked, body, id, err, errlen);
 	json_decref(asked);

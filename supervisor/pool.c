@@ -643,7 +643,9 @@ static void wait_for_helper(struct pool *p)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int64_t deadline = clock_mono_ms() + HELPER_START_WAIT_MS;
-	const char *path = config_text(&p->sup->cfg, p->sup->app->helper->socket_key);
+	const struct idem_helper *h = p->sup->app->helper;
+	const char *path = h->socket_key != NULL ? config_text(&p->sup->cfg, h->socket_key)
+	                                         : h->socket_path;
 
 	memcpy(sa.sun_path, path, strnlen(path, sizeof(sa.sun_path) - 1));
 	while (clock_mono_ms() < deadline) {
@@ -717,7 +719,7 @@ int pool_start(struct sup *sup, const struct pool_callbacks *cb, void *arg, stru
 	sup->pool = p;
 	if (sup->app->helper != NULL) {
 		helper_start(p);
-		if (sup->app->helper->socket_key != NULL)
+		if (sup->app->helper->socket_key != NULL || sup->app->helper->socket_path != NULL)
 			wait_for_helper(p);
 	}
 	fork_server_start(p);

@@ -114,6 +114,29 @@ static int app_key_flags(const struct idem_config *c, const struct idem_app *app
 	return n;
 }
 
+/* A helper that is the app's own command: run in its directory, found
+ * on PATH, with the supervisor's environment (where the app put what it
+ * tells its processes). */
+static pid_t spawn_command(const struct idem_helper *h, char *path, size_t pathlen)
+{
+	posix_spawn_file_actions_t fa;
+	pid_t pid = -1;
+	int rc;
+
+	snprintf(path, pathlen, "%s", h->command[0]);
+	if (posix_spawn_file_actions_init(&fa) != 0)
+		return -1;
+	rc = h->dir != NULL ? posix_spawn_file_actions_addchdir_np(&fa, h->dir) : 0;
+	if (rc == 0)
+		rc = posix_spawnp(&pid, h->command[0], &fa, NULL, (char *const *)h->command, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0) {
+		errno = rc;
+		return -1;
+	}
+	return pid;
+}
+
 void worker_kill(pid_t pid, int sig)
 {
 	if (kill(-pid, sig) != 0 && errno == ESRCH)
@@ -128,6 +151,8 @@ pid_t spawn_helper(struct sup *sup, char *path, size_t pathlen)
 	char *argv[SPAWN_KEYS_MAX + 8];
 	int n = 0, nkeys = 0;
 
+	if (h->program == NULL)
+		return spawn_command(h, path, pathlen);
 	snprintf(path, pathlen, "%s/%s", sup->bindir, h->program);
 	snprintf(body, sizeof(body), "--max-body=%zu", c->max_body);
 	argv[n++] = (char *)h->program;

@@ -138,6 +138,7 @@ enum idem_wf_outcome wf_replay(struct wf *wf, const struct idem_workflow *type, 
 	ctx->run.input = wf->input;
 	ctx->run.namespace_ = wf->namespace_;
 	ctx->run.workflow_id = wf->workflow_id;
+	ctx->run.type = type;
 	ctx->run.call = wf_call;
 	if (type == NULL) {
 		snprintf(ctx->run.error, sizeof(ctx->run.error),

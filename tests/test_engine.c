@@ -56,8 +56,10 @@ static enum idem_wf_outcome pair_run(struct idem_wf_run *run)
 	return IDEM_WF_DONE;
 }
 
-static int pair_prepare(json_t *input, const struct idem_config *cfg, char *err, size_t errlen)
+static int pair_prepare(const struct idem_workflow *type, json_t *input,
+                        const struct idem_config *cfg, char *err, size_t errlen)
 {
+	(void)type;
 	if (json_is_integer(json_object_get(input, "x")))
 		return 0;
 	snprintf(err, errlen, "input.x: give an integer");

@@ -47,7 +47,7 @@ static struct wf *new_wf(const char *order, long quantity)
 	struct wf *wf;
 
 	assert_non_null(t);
-	assert_int_equal(t->prepare(input, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(t->prepare(t, input, &cfg, err, sizeof(err)), 0);
 	wf = wf_new(1, "default", order, "inventory", input);
 	json_decref(input);
 	return wf;
@@ -260,7 +260,7 @@ static void test_prepare_rejects_bad_input(void **state)
 		char err[256] = "";
 
 		assert_non_null(in);
-		if (t->prepare(in, &cfg, err, sizeof(err)) != -1)
+		if (t->prepare(t, in, &cfg, err, sizeof(err)) != -1)
 			fail_msg("case %zu: %s was accepted", i, cases[i].json);
 		if (strstr(err, cases[i].needle) == NULL ||
 		    (cases[i].range != NULL && strstr(err, cases[i].range) == NULL))
@@ -311,7 +311,7 @@ static void test_accepted_start_gives_valid_activity_inputs(void **state)
 		json_t *in = json_loads(edges[i], 0, NULL), *update, *order;
 		struct wf *wf;
 
-		assert_int_equal(t->prepare(in, &cfg, err, sizeof(err)), 0);
+		assert_int_equal(t->prepare(t, in, &cfg, err, sizeof(err)), 0);
 		wf = wf_new(1, ns, id, "inventory", in);
 		step_inputs(wf, 0, &update, &order);
 		if (inventory_input_check(update, INVENTORY_UPDATE, err, sizeof(err)) != 0)

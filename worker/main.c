@@ -412,6 +412,8 @@ static json_t *run_attempt(struct idem_activity_env *env, const struct attempt *
 	rc = activity_run(env, a->t, &o);
 	log_attempt(a->t, &o, rc, clock_mono_us() - start);
 	answer = answer_of(a, &o, rc);
+	if (answer != NULL && o.stderr_tail[0] != '\0')
+		json_object_set_new(answer, "stderr", json_string(o.stderr_tail));
 	json_decref(o.result);
 	return answer;
 }

@@ -6,8 +6,10 @@
 static const char *const supplier_keys[] = {"SUPPLIER_DATABASE", "SUPPLIER_SOCKET", NULL};
 
 /* The stand-in for the outside supplier API (supplier.c). */
-static const struct idem_helper supplier = {"supplier", "idem-supplier", supplier_keys,
-                                            "SUPPLIER_SOCKET"};
+static const struct idem_helper supplier = {.name = "supplier",
+                                            .program = "idem-supplier",
+                                            .keys = supplier_keys,
+                                            .socket_key = "SUPPLIER_SOCKET"};
 
 const struct idem_app inventory_app = {
     .name = "inventory",

@@ -16,8 +16,10 @@
 /* Checks the input with the activities' own check (inventory_input.h)
  * and records the reorder parameters in it, so that a later change of
  * REORDER_* in the config cannot change what a replay decides. */
-static int inventory_prepare(json_t *input, const struct idem_config *cfg, char *err, size_t errlen)
+static int inventory_prepare(const struct idem_workflow *type, json_t *input,
+                             const struct idem_config *cfg, char *err, size_t errlen)
 {
+	(void)type;
 	if (inventory_input_check(input, INVENTORY_START, err, errlen) != 0)
 		return -1;
 	if (json_object_get(input, "reorder_threshold") == NULL)
@@ -106,7 +108,11 @@ static enum idem_wf_outcome inventory_run(struct idem_wf_run *run)
 }
 
 const struct idem_workflow inventory_workflows[] = {
-    {"inventory", inventory_run, inventory_prepare, inventory_check_ids, "order_id"},
+    {.name = "inventory",
+     .run = inventory_run,
+     .prepare = inventory_prepare,
+     .check_ids = inventory_check_ids,
+     .id_field = "order_id"},
     {0},
 };
 

@@ -6,8 +6,10 @@
 
 /* Checks the input with the activities' own check (transfer_input.h).
  * Nothing of the config is read: a transfer's input is all it needs. */
-static int transfer_prepare(json_t *input, const struct idem_config *cfg, char *err, size_t errlen)
+static int transfer_prepare(const struct idem_workflow *type, json_t *input,
+                            const struct idem_config *cfg, char *err, size_t errlen)
 {
+	(void)type;
 	(void)cfg;
 	return transfer_input_check(input, err, errlen);
 }
@@ -49,7 +51,10 @@ static enum idem_wf_outcome transfer_run(struct idem_wf_run *run)
 }
 
 const struct idem_workflow transfer_workflows[] = {
-    {"transfer", transfer_run, transfer_prepare, NULL, "transfer_id"},
+    {.name = "transfer",
+     .run = transfer_run,
+     .prepare = transfer_prepare,
+     .id_field = "transfer_id"},
     {0},
 };
 

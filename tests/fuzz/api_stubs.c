@@ -213,7 +213,7 @@ enum engine_start_rc engine_start(struct engine *e, const char *ns, const char *
 	}
 	if (t->check_ids != NULL && t->check_ids(ns, workflow_id, err, errlen) != 0)
 		return START_INVALID;
-	if (t->prepare(input, &e->sup->cfg, err, errlen) != 0)
+	if (t->prepare(t, input, &e->sup->cfg, err, errlen) != 0)
 		return START_INVALID;
 	if (store_wf_lookup(NULL, ns, workflow_id, &id, err, errlen) < 0)
 		return START_FAILED;
