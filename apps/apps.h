@@ -10,6 +10,10 @@
 
 /* The app called name, or NULL. */
 const struct idem_app *apps_find(const char *name);
+/* The app APP names: a built-in app's name, or a path with a '/' (a
+ * directory holding idem.json, or the file: apps/file/file_app.h),
+ * loaded once. Returns NULL with err naming APP and the fix. */
+const struct idem_app *apps_load(const char *name, char *err, size_t errlen);
 /* "inventory, transfer": the names, for messages. */
 const char *apps_names(void);
 /* Adds every app's configuration keys to the config (config_add_keys):

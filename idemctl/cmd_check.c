@@ -1,6 +1,7 @@
 /* cmd_check.c — check: the invariants, from the supervisor (GET /v1/check)
  * or, with --offline, from the databases themselves; see cmd.h. */
 #include <stdio.h>
+#include <string.h>
 
 #include "apps.h"
 #include "check.h"
@@ -36,13 +37,11 @@ static int check_online(struct ctl *c, json_t **report)
 /* The checker run here on the configured databases, read-only. */
 static int check_offline(struct ctl *c, json_t **report)
 {
-	const struct idem_app *app = apps_find(c->cfg.app);
 	char err[1024];
+	const struct idem_app *app = apps_load(c->cfg.app, err, sizeof(err));
 
 	if (app == NULL)
-		return ctl_fail(IDEM_EXIT_USAGE,
-		                "check: APP=%s: no app of that name is built in (known: %s)",
-		                c->cfg.app, apps_names());
+		return ctl_fail(IDEM_EXIT_USAGE, "check: %s", err);
 	*report = check_run(app, c->cfg.state_database, c->cfg.database, &c->cfg, err, sizeof(err));
 	if (*report == NULL)
 		return ctl_fail(IDEM_EXIT_USAGE, "check: %s", err);
@@ -115,7 +114,13 @@ int cmd_check(struct ctl *c, int argc, char **argv)
 	if (c->json)
 		http_print_json(report);
 	else
-		check_print(apps_find(c->cfg.app), report, stdout);
+		check_print(
+		    c->app != NULL &&
+		            strcmp(c->app->name,
+		                   json_string_value(json_object_get(report, "app")) ?: "") == 0
+		        ? c->app
+		        : NULL,
+		    report, stdout);
 	rc = check_verdict(report);
 	json_decref(report);
 	return rc;

@@ -332,7 +332,8 @@ int main(int argc, char **argv)
 		goto done;
 	}
 	c.ns_given = namespace_given(&c.cfg, argc, argv);
-	c.app = apps_find(c.cfg.app);
+	/* NULL when APP names no app: the commands that need one say so. */
+	c.app = apps_load(c.cfg.app, err, sizeof(err));
 	snprintf(c.endpoint, sizeof(c.endpoint), "%s", c.cfg.socket);
 	rc = global_options(&c, argv, rest, nrest, &k);
 	if (rc < 0)

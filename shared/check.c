@@ -458,9 +458,10 @@ static json_t *report_of(const struct idem_check *c)
 		json_object_set_new(counts, c->kinds[k], json_integer(c->count[k]));
 		total += c->count[k];
 	}
-	return json_pack("{s:b, s:b, s:o, s:O, s:O, s:O}", "ok", total == 0 && c->running == 0,
+	return json_pack("{s:b, s:b, s:o, s:O, s:O, s:O, s:s}", "ok", total == 0 && c->running == 0,
 	                 "quiescent", c->running == 0, "counts", counts, "violations",
-	                 c->violations, "running_workflows", c->running_wf, "totals", c->totals);
+	                 c->violations, "running_workflows", c->running_wf, "totals", c->totals,
+	                 "app", c->app->name);
 }
 
 /* Fills c's lists from app: its databases with their paths, its kinds

@@ -46,7 +46,8 @@
  *    "running_workflows": ["default/C3", ...],   the first CHECK_MAX_LISTED
  *    "totals": {"workflows": {"running": N, "completed": N, "failed": N},
  *               "orders": N, "restocks": N, "products": N,
- *               "supplier_orders": N}}
+ *               "supplier_orders": N},
+ *    "app": "inventory"}                          whose rules ran
  * counts: "stuck", the app's check_kinds in order, "integrity"; totals:
  * "workflows", then the app's in the order its check sets them. Or NULL
  * with err when a database cannot be opened or read (a missing file is

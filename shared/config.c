@@ -67,9 +67,11 @@ static const struct key_def {
 	struct config_key key;
 	struct key_spec spec;
 } own_keys[] = {
-    {{"APP", "inventory", "the name of an app built into idem (inventory, transfer)",
+    {{"APP", "inventory",
+      "the name of an app built into idem (inventory, transfer), or the directory of an app "
+      "defined by its idem.json (a path with a '/': ./myapp)",
       "the app whose workflows the supervisor runs and whose activities the workers run"},
-     {K_NAME, FIELD(app), 0, 0, 0}},
+     {K_PATH, FIELD(app), 0, 0, 0}},
     {{"SOCKET", "run/idem.sock", "a Unix socket path of at most 107 bytes",
       "the supervisor's control API socket (HTTP+JSON)"},
      {K_SOCKET, FIELD(socket), 0, 0, 0}},

@@ -265,12 +265,9 @@ static int setup(struct run *r, char *err, size_t errlen)
 	struct sup *sup = &r->sup;
 	int rc;
 
-	sup->app = apps_find(sup->cfg.app);
-	if (sup->app == NULL) {
-		snprintf(err, errlen, "APP=%s: no app of that name is built in (known: %s)",
-		         sup->cfg.app, apps_names());
+	sup->app = apps_load(sup->cfg.app, err, errlen);
+	if (sup->app == NULL)
 		return IDEM_EXIT_USAGE;
-	}
 
 	if ((rc = take_lock(r, err, errlen)) != IDEM_EXIT_OK)
 		return rc;

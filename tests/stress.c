@@ -46,7 +46,9 @@
 #define MAX_KILLS 1000
 
 struct options {
-	const char *app; /* inventory | transfer: what the clients start (app_flags, start_one) */
+	const char
+	    *app;     /* inventory | transfer | a directory with idem.json (app_flags, start_one) */
+	json_t *plan; /* a file-defined app's "stress": what its clients start */
 	long workflows;
 	int concurrency;
 	int workers;
@@ -138,6 +140,103 @@ static double uniform(uint64_t seed, uint64_t what, uint64_t i)
 
 /* ---- options --------------------------------------------------------------- */
 
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+
+static char *fmt(const char *f, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, f);
+	if (vasprintf(&s, f, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+/* A file-defined app's "stress" member: {"workflow": TYPE, "input":
+ * TEMPLATE, "refusals": [ERROR_TYPE...]} (NEW). */
+static json_t *stress_plan(const char *dir)
+{
+	char *path = fmt("%s/idem.json", dir);
+	json_error_t jerr;
+	json_t *root = json_load_file(path, 0, &jerr), *plan;
+
+	if (root == NULL)
+		die("%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+	plan = json_object_get(root, "stress");
+	if (!json_is_object(plan) || !json_is_string(json_object_get(plan, "workflow")) ||
+	    !json_is_object(json_object_get(plan, "input")))
+		die("%s: no \"stress\" member to tell what to start: give {\"workflow\": TYPE, "
+		    "\"input\": {...}} (see docs/own-activities.md)",
+		    path);
+	json_incref(plan);
+	json_decref(root);
+	free(path);
+	return plan;
+}
+
+/* The input of workflow i from the plan's template: "{i}" in a string is
+ * i, "{id}" the workflow id (S<i>), {"$random": [LO, HI]} a whole number
+ * drawn from the seed (*k numbers each field's draw). NEW. */
+static json_t *instantiate(const json_t *t, uint64_t seed, long i, int *k)
+{
+	const json_t *range = json_object_get(t, "$random");
+	const char *key;
+	json_t *v, *out;
+	size_t at;
+
+	if (json_is_object(t) && json_object_size(t) == 1 && json_is_array(range)) {
+		json_int_t lo = json_integer_value(json_array_get(range, 0));
+		json_int_t hi = json_integer_value(json_array_get(range, 1));
+
+		(*k)++;
+		return json_integer(lo +
+		                    (json_int_t)(uniform(seed, 300 + (uint64_t)*k, (uint64_t)i) *
+		                                 (double)(hi - lo + 1)));
+	}
+	if (json_is_object(t)) {
+		out = json_object();
+		json_object_foreach((json_t *)t, key, v)
+		    json_object_set_new(out, key, instantiate(v, seed, i, k));
+		return out;
+	}
+	if (json_is_array(t)) {
+		out = json_array();
+		json_array_foreach(t, at, v) json_array_append_new(out, instantiate(v, seed, i, k));
+		return out;
+	}
+	if (json_is_string(t)) {
+		const char *s = json_string_value(t);
+		char *text = strdup(""), *next;
+
+		while (*s != '\0') {
+			const char *open = strchr(s, '{');
+			const char *with = NULL;
+			char num[32];
+
+			if (open != NULL && strncmp(open, "{i}", 3) == 0)
+				with = (snprintf(num, sizeof(num), "%ld", i), num);
+			else if (open != NULL && strncmp(open, "{id}", 4) == 0)
+				with = (snprintf(num, sizeof(num), "S%ld", i), num);
+			if (with == NULL) {
+				size_t n = open != NULL ? (size_t)(open - s) + 1 : strlen(s);
+				next = fmt("%s%.*s", text, (int)n, s);
+				s += n;
+			} else {
+				next = fmt("%s%.*s%s", text, (int)(open - s), s, with);
+				s = open + (open[2] == '}' ? 3 : 4);
+			}
+			free(text);
+			text = next;
+		}
+		out = json_string(text);
+		free(text);
+		return out;
+	}
+	return json_deep_copy(t);
+}
+
 static const char usage_text[] =
     "usage: scripts/stress [OPTIONS]\n"
     "\n"
@@ -228,7 +327,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 	    {"max-quantity", 1, 0, 'q'},  {"kill-rate", 1, 0, 'k'},
 	    {"kill-points", 1, 0, 'K'},   {"async-kill-rate", 1, 0, 'a'},
 	    {"error-rate", 1, 0, 'e'},    {"delay-rate", 1, 0, 'd'},
-	    {"peer-rate", 1, 0, 'u'}, {"supervisor-kills", 1, 0, 'S'},
+	    {"peer-rate", 1, 0, 'u'},     {"supervisor-kills", 1, 0, 'S'},
 	    {"seed", 1, 0, 'x'},          {"swarm", 0, 0, 'X'},
 	    {"naive", 0, 0, 'n'},         {"json", 1, 0, 'j'},
 	    {"time-budget", 1, 0, 'T'},   {"dir", 1, 0, 'D'},
@@ -245,9 +344,15 @@ static void parse_options(struct options *o, int argc, char **argv)
 
 		switch (c) {
 		case 'A':
-			if (strcmp(optarg, "inventory") != 0 && strcmp(optarg, "transfer") != 0)
-				die("--app %s: give inventory or transfer", optarg);
+			if (strcmp(optarg, "inventory") != 0 && strcmp(optarg, "transfer") != 0 &&
+			    strchr(optarg, '/') == NULL)
+				die("--app %s: give inventory, transfer, or the directory of an "
+				    "app's "
+				    "idem.json (a path with a '/': ./myapp)",
+				    optarg);
 			o->app = optarg;
+			if (strchr(optarg, '/') != NULL)
+				o->plan = stress_plan(optarg);
 			break;
 		case 'w':
 			o->workflows = parse_long("workflows", optarg, 1, 100000000);
@@ -369,19 +474,6 @@ static void draw_swarm(struct options *o)
 
 /* ---- the supervisor -------------------------------------------------------- */
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, f);
-	if (vasprintf(&s, f, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s;
-}
 
 /* --transfer-accounts=A0:STOCK,...: the transfer app's accounts. */
 static char *accounts(const struct options *o)
@@ -412,6 +504,8 @@ static int app_flags(const struct run *r, char **a, int n)
 {
 	const struct options *o = &r->o;
 
+	if (o->plan != NULL)
+		return n; /* its commands keep their state in the data directory */
 	if (strcmp(o->app, "transfer") == 0) {
 		a[n++] = accounts(o);
 		return n;
@@ -545,7 +639,25 @@ static void start_supervisor(struct run *r, struct kill_record *rec)
  * shelf, a transfer from an account without the funds. */
 static const char *refusal(const struct options *o)
 {
+	if (o->plan != NULL)
+		return json_string_value(json_array_get(json_object_get(o->plan, "refusals"), 0));
 	return strcmp(o->app, "transfer") == 0 ? "InsufficientFunds" : "InsufficientStock";
+}
+
+/* A file-defined app's start of workflow i (malloc'd JSON). */
+static char *plan_body(const struct run *r, long i)
+{
+	int k = 0;
+	json_t *body =
+	    json_pack("{s:O, s:o}", "type", json_object_get(r->o.plan, "workflow"), "input",
+	              instantiate(json_object_get(r->o.plan, "input"), r->o.seed, i, &k));
+	char id[32], *text;
+
+	snprintf(id, sizeof(id), "S%ld", i);
+	json_object_set_new(body, "workflow_id", json_string(id));
+	text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	return text;
 }
 
 static void workflow_of(const struct run *r, long i, int *product, int *quantity)
@@ -560,11 +672,15 @@ static void workflow_of(const struct run *r, long i, int *product, int *quantity
  * workflow) and *wf gets it (NEW), or NULL when the wait timed out. */
 static int start_one(struct run *r, struct httpc_session *s, long i, int wait, json_t **wf)
 {
-	char body[256], path[64];
+	char body[4096], path[64];
 	int product, quantity;
 
 	workflow_of(r, i, &product, &quantity);
-	if (strcmp(r->o.app, "transfer") == 0)
+	if (r->o.plan != NULL) {
+		char *text = plan_body(r, i);
+		snprintf(body, sizeof(body), "%s", text);
+		free(text);
+	} else if (strcmp(r->o.app, "transfer") == 0)
 		/* from account `product` to the next one, of `quantity` */
 		snprintf(body, sizeof(body),
 		         "{\"workflow_id\":\"S%ld\",\"type\":\"transfer\",\"input\":{"
@@ -646,7 +762,8 @@ static void *client(void *arg)
 		error = json_string_value(json_object_get(wf, "error"));
 		if (status != NULL && strcmp(status, "completed") == 0)
 			atomic_fetch_add(&r->completed, 1);
-		else if (error != NULL && strstr(error, refusal(&r->o)) != NULL)
+		else if (error != NULL && refusal(&r->o) != NULL &&
+		         strstr(error, refusal(&r->o)) != NULL)
 			atomic_fetch_add(&r->refused, 1);
 		else
 			atomic_fetch_add(&r->failed, 1);
@@ -1226,6 +1343,7 @@ int main(int argc, char **argv)
 	struct run *r = &run;
 	pthread_t *threads;
 	json_t *report, *check;
+	const struct idem_app *the_app = NULL;
 	char err[1024], *replay, *sseed;
 	double elapsed;
 	int rc, sup_rc;
@@ -1284,16 +1402,18 @@ int main(int argc, char **argv)
 		if (apps_add_config_keys(err, sizeof(err)) != 0)
 			die("%s", err);
 		config_defaults(&cfg);
-		if (config_set(&cfg, "SUPPLIER_DATABASE", sup, err, sizeof(err)) != 0)
+		if (config_set(&cfg, "SUPPLIER_DATABASE", sup, err, sizeof(err)) != 0 ||
+		    config_set(&cfg, "DATABASE", app, err, sizeof(err)) != 0 ||
+		    (the_app = apps_load(r->o.app, err, sizeof(err))) == NULL)
 			die("%s", err);
-		check = check_run(apps_find(r->o.app), st, app, &cfg, err, sizeof(err));
+		check = check_run(the_app, st, app, &cfg, err, sizeof(err));
 		free(st);
 		free(app);
 		free(sup);
 	}
 	if (check == NULL)
 		die("the checker could not run: %s", err);
-	check_print(apps_find(r->o.app), check, stdout);
+	check_print(the_app, check, stdout);
 	sseed = fmt("%" PRIu64, r->o.seed);
 	json_t *hist = history_counts(r);
 	long long attempts = json_integer_value(json_object_get(hist, "attempts"));
@@ -1311,7 +1431,8 @@ int main(int argc, char **argv)
 	    json_incref(check), "supervisor_exit",
 	    WIFEXITED(sup_rc) ? WEXITSTATUS(sup_rc) : 128 + WTERMSIG(sup_rc));
 	json_object_set_new(report, "app", json_string(r->o.app));
-	json_object_set_new(report, "refusal", json_string(refusal(&r->o)));
+	json_object_set_new(report, "refusal",
+	                    refusal(&r->o) != NULL ? json_string(refusal(&r->o)) : json_null());
 	print_report(report);
 	rc = verdict(r, report, check);
 	json_object_set_new(report, "exit", json_integer(rc));

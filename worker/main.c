@@ -511,7 +511,8 @@ static int run(const struct worker_args *a)
 	sqlite3 *db = NULL;
 	json_t *ready = NULL; /* new */
 	/* handle() adds each attempt's hooks and heartbeat callback. */
-	struct idem_activity_env env = {.app = apps_find(cfg.app), .naive = a->naive};
+	struct idem_activity_env env = {.app = apps_load(cfg.app, err, sizeof(err)),
+	                                .naive = a->naive};
 	int rc;
 
 	/* The worker leads a process group of its own, with the commands it
@@ -521,13 +522,12 @@ static int run(const struct worker_args *a)
 		log_error("cannot make the worker's process group", "error=\"%s\"", strerror(errno));
 		return IDEM_EXIT_FAIL;
 	}
-	if (env.app != NULL && env.app->peer_key != NULL)
-		env.peer = config_text(&cfg, env.app->peer_key);
 	if (env.app == NULL) {
-		log_error("no app of that name is built in", "app=%s known=\"%s\"",
-		          log_quote(q, sizeof(q), cfg.app), apps_names());
+		log_error("cannot load the app", "error=%s", log_quote(q, sizeof(q), err));
 		return IDEM_EXIT_USAGE;
 	}
+	if (env.app->peer_key != NULL)
+		env.peer = config_text(&cfg, env.app->peer_key);
 	storage_faults = setup_storage_faults(err, sizeof(err));
 	if (storage_faults < 0) {
 		log_error("cannot set up storage faults", "error=%s", log_quote(q, sizeof(q), err));
