@@ -12,6 +12,7 @@
 #include "ctl.h"
 #include "fmt.h"
 #include "http.h"
+#include "xalloc.h"
 
 #define HELP_WIDTH 76  /* --help's lines are at most this long */
 #define HELP_COLUMN 19 /* where a command's description starts */
@@ -322,9 +323,11 @@ static int dispatch(struct ctl *c, char **argv, const int *rest, int nrest)
 int main(int argc, char **argv)
 {
 	static struct ctl c; /* the config is large */
-	int *rest = calloc((size_t)argc + 1, sizeof(*rest)), nrest = 0, k = 0, rc;
+	int *rest = NULL, nrest = 0, k = 0, rc;
 	char err[1024];
 
+	xalloc_install_json(); /* before anything allocates (xalloc.h) */
+	rest = calloc((size_t)argc + 1, sizeof(*rest));
 	c.timeout_ms = CTL_TIMEOUT_MS;
 	if (apps_add_config_keys(err, sizeof(err)) != 0 ||
 	    config_load(&c.cfg, argc, argv, rest, &nrest, err, sizeof(err)) != 0) {

@@ -23,6 +23,7 @@
 #include "store.h"
 #include "sup.h"
 #include "timer.h"
+#include "xalloc.h"
 
 #define KILL_AFTER_MS 2000
 
@@ -369,6 +370,9 @@ int main(int argc, char **argv)
 	char err[1024] = "";
 	int rc;
 
+	/* Before anything allocates: out of memory aborts (xalloc.h). */
+	xalloc_install_json();
+	event_set_mem_functions(xmalloc, xrealloc, free);
 	rc = parse_args(&r, argc, argv);
 	if (rc != 0)
 		return rc > 0 ? IDEM_EXIT_OK : IDEM_EXIT_USAGE;

@@ -44,6 +44,7 @@
 #include "db.h"
 #include "exitcodes.h"
 #include "msg.h"
+#include "xalloc.h"
 
 struct options {
 	long workflows;
@@ -589,12 +590,15 @@ static void parse(struct options *o, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	struct options o;
-	json_t *out = json_object(), *modes = json_object();
+	json_t *out = NULL, *modes = NULL;
 	char self[512];
 	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	const char *tmp = getenv("TMPDIR");
 	FILE *json_out = NULL;
 
+	xalloc_install_json(); /* as the programs it measures (xalloc.h) */
+	out = json_object();
+	modes = json_object();
 	parse(&o, argc, argv);
 	/* With --json alone, stdout carries the JSON document only: what would
 	 * be printed for a person goes to stderr. */

@@ -40,6 +40,7 @@
 #include "appdb.h"
 #include "frame.h"
 #include "msg.h"
+#include "xalloc.h"
 
 #define EVIL_HEARTBEATS 5000
 #define EVIL_STALL_PAD (600 * 1024)
@@ -303,6 +304,7 @@ int main(int argc, char **argv)
 	sqlite3 *db = NULL;
 	char err[512];
 
+	xalloc_install_json(); /* as idem-worker, whose code it runs (xalloc.h) */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	signal(SIGPIPE, SIG_IGN);
 	/* No fork server here: the supervisor falls back to posix_spawn. */

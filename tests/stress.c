@@ -38,6 +38,7 @@
 #include "db.h"
 #include "exitcodes.h"
 #include "httpc.h"
+#include "xalloc.h"
 
 #define HTTP_TIMEOUT_MS 60000
 #define WAIT_POLL_S 20
@@ -1348,6 +1349,7 @@ int main(int argc, char **argv)
 	double elapsed;
 	int rc, sup_rc;
 
+	xalloc_install_json(); /* as the programs it drives (xalloc.h) */
 	parse_options(&r->o, argc, argv);
 	if (!r->o.seed_set && getrandom(&r->o.seed, sizeof(r->o.seed), 0) != sizeof(r->o.seed))
 		r->o.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);

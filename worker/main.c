@@ -56,6 +56,7 @@
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
+#include "xalloc.h"
 
 struct worker_args {
 	int channel_fd;
@@ -616,6 +617,7 @@ int main(int argc, char **argv)
 	char err[600];
 	int rc;
 
+	xalloc_install_json(); /* before anything allocates (xalloc.h) */
 	/* Die with the supervisor; if it is already gone, leave now. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (parse_args(argc, argv, &a, err, sizeof(err)) != 0) {

@@ -44,6 +44,7 @@
 #include "inventory.h"
 #include "inventory_input.h"
 #include "log.h"
+#include "xalloc.h"
 
 /* The longest Idempotency-Key: the supplier order keys the inventory
  * workflow derives are bounded by it at start (inventory_input.h). */
@@ -635,6 +636,9 @@ int main(int argc, char **argv)
 	int help = 0;
 	int rc = IDEM_EXIT_FAIL;
 
+	/* Before anything allocates: out of memory aborts (xalloc.h). */
+	xalloc_install_json();
+	event_set_mem_functions(xmalloc, xrealloc, free);
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (parse_args(argc, argv, &help, err, sizeof(err)) != 0) {
 		fprintf(stderr, "idem-supplier: %s\n", err);
