@@ -38,6 +38,7 @@
 #include <sqlite3.h>
 
 #include "db.h"
+#include "xalloc.h"
 
 /* The state DB and the app DB; the app's databases come after them. */
 enum { DB_STATE, DB_APP, DB_ENGINE_N };
@@ -336,10 +337,8 @@ static int integrity(struct idem_check *c, int i)
 static char *ro_uri(const char *path)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	char *uri = malloc(strlen(path) * 3 + 16), *o = uri;
+	char *uri = xmalloc(strlen(path) * 3 + 16), *o = uri;
 
-	if (uri == NULL)
-		return NULL;
 	o += sprintf(o, "file:");
 	while (path[0] == '/' && path[1] == '/') /* "file://" would name a host */
 		path++;
@@ -366,10 +365,6 @@ static int open_one(struct idem_check *c, int i)
 	char *uri = ro_uri(c->path[i]);
 	int rc;
 
-	if (uri == NULL) {
-		snprintf(c->err, c->errlen, "out of memory");
-		return -1;
-	}
 	if (i == DB_STATE) {
 		rc = sqlite3_open_v2(uri, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
 		if (rc == SQLITE_OK)
@@ -465,9 +460,9 @@ static json_t *report_of(const struct idem_check *c)
 }
 
 /* Fills c's lists from app: its databases with their paths, its kinds
- * between the engine's. Returns 0, or -1 out of memory. */
-static int setup(struct idem_check *c, const char *state_db, const char *app_db,
-                 const struct idem_config *cfg)
+ * between the engine's. */
+static void setup(struct idem_check *c, const char *state_db, const char *app_db,
+                  const struct idem_config *cfg)
 {
 	const struct idem_app *app = c->app;
 	int napp_dbs = 0, napp_kinds = 0;
@@ -478,18 +473,13 @@ static int setup(struct idem_check *c, const char *state_db, const char *app_db,
 		napp_kinds++;
 	c->ndbs = DB_ENGINE_N + napp_dbs;
 	c->nkinds = napp_kinds + 2;
-	c->dbs = calloc((size_t)c->ndbs, sizeof(*c->dbs));
-	c->path = calloc((size_t)c->ndbs, sizeof(*c->path));
-	c->kinds = calloc((size_t)c->nkinds, sizeof(*c->kinds));
-	c->count = calloc((size_t)c->nkinds, sizeof(*c->count));
+	c->dbs = xcalloc((size_t)c->ndbs, sizeof(*c->dbs));
+	c->path = xcalloc((size_t)c->ndbs, sizeof(*c->path));
+	c->kinds = xcalloc((size_t)c->nkinds, sizeof(*c->kinds));
+	c->count = xcalloc((size_t)c->nkinds, sizeof(*c->count));
 	c->violations = json_array();
 	c->running_wf = json_array();
 	c->totals = json_object();
-	if (c->dbs == NULL || c->path == NULL || c->kinds == NULL || c->count == NULL ||
-	    c->violations == NULL || c->running_wf == NULL || c->totals == NULL) {
-		snprintf(c->err, c->errlen, "out of memory");
-		return -1;
-	}
 	c->dbs[DB_STATE] = &engine_dbs[DB_STATE];
 	c->path[DB_STATE] = state_db;
 	c->dbs[DB_APP] = &engine_dbs[DB_APP];
@@ -502,7 +492,6 @@ static int setup(struct idem_check *c, const char *state_db, const char *app_db,
 	for (int k = 0; k < napp_kinds; k++)
 		c->kinds[K_STUCK + 1 + k] = app->check_kinds[k];
 	c->kinds[k_integrity(c)] = "integrity";
-	return 0;
 }
 
 json_t *check_run(const struct idem_app *app, const char *state_db, const char *app_db,
@@ -514,7 +503,8 @@ json_t *check_run(const struct idem_app *app, const char *state_db, const char *
 	int rc = -1;
 
 	assert(app != NULL);
-	if (setup(&c, state_db, app_db, cfg) != 0 || open_all(&c) != 0)
+	setup(&c, state_db, app_db, cfg);
+	if (open_all(&c) != 0)
 		goto out;
 	if (db_exec(c.db, "BEGIN", err, errlen) != 0)
 		goto out;

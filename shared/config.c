@@ -4,6 +4,7 @@
 #include "config.h"
 #include "faultvfs.h"
 #include "ids.h"
+#include "xalloc.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -679,9 +680,7 @@ static const char *intern(const char *v)
 	for (k = kept; k != NULL; k = k->next)
 		if (strcmp(k->text, v) == 0)
 			return k->text;
-	k = malloc(sizeof(*k) + len + 1);
-	if (k == NULL)
-		return NULL;
+	k = xmalloc(sizeof(*k) + len + 1);
 	memcpy(k->text, v, len + 1);
 	k->next = kept;
 	kept = k;
@@ -693,7 +692,6 @@ static int set_app_text(struct idem_config *c, const struct setting *s)
 	const struct config_app_key *d = app_defs[s->spec->app - 1];
 	char msg[MSG_MAX] = "";
 	size_t len = strlen(s->value);
-	const char *v;
 
 	if (d->kind == CONFIG_APP_SOCKET && len > SUN_PATH_LIMIT)
 		return fail(s,
@@ -706,12 +704,7 @@ static int set_app_text(struct idem_config *c, const struct setting *s)
 		return fail(s, "is too long (%zu bytes, limit %d)", len, CONFIG_PATH_MAX - 1);
 	if (d->check != NULL && d->check(s->value, msg, sizeof(msg)) != 0)
 		return fail(s, "%s", msg);
-	v = intern(s->value);
-	if (v == NULL) {
-		snprintf(s->err, s->errlen, "config: %s: out of memory", s->key->name);
-		return -1;
-	}
-	*(const char **)field(c, s->spec) = v;
+	*(const char **)field(c, s->spec) = intern(s->value);
 	return 0;
 }
 

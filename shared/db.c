@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "xalloc.h"
+
 int db_fail(sqlite3 *db, const char *what, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "%s: %s", what, db != NULL ? sqlite3_errmsg(db) : "out of memory");
@@ -35,11 +37,7 @@ int db_make_parent_dirs(const char *path, char *err, size_t errlen)
 
 	if (strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0)
 		return 0;
-	dir = strdup(path);
-	if (dir == NULL) {
-		snprintf(err, errlen, "cannot open database %s: out of memory", path);
-		return -1;
-	}
+	dir = xstrdup(path);
 	slash = strrchr(dir, '/');
 	if (slash == NULL || slash == dir)
 		goto out;
@@ -448,11 +446,7 @@ int db_sync_files(sqlite3 *db, char *err, size_t errlen)
 	if (sync_path(path, 0, 0, err, errlen) != 0 ||
 	    (wal != NULL && sync_path(wal, 0, 1, err, errlen) != 0))
 		return -1;
-	copy = strdup(path);
-	if (copy == NULL) {
-		snprintf(err, errlen, "cannot sync %s: out of memory", path);
-		return -1;
-	}
+	copy = xstrdup(path);
 	rc = sync_path(dirname(copy), 1, 0, err, errlen);
 	free(copy);
 	return rc;

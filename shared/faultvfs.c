@@ -15,6 +15,8 @@
 
 #include <sqlite3.h>
 
+#include "xalloc.h"
+
 #define FV_PATH_MAX 4096
 #define FV_NTH_MAX 1000000000L
 #define FV_IO_VERSIONS 3 /* the io_methods versions this shim knows */
@@ -262,11 +264,7 @@ int faultvfs_parse(const char *spec, struct faultvfs_spec *out, char *err, size_
 	memset(out, 0, sizeof(*out));
 	if (spec == NULL)
 		return 0;
-	copy = strdup(spec);
-	if (copy == NULL) {
-		snprintf(err, errlen, "FAULT_VFS: out of memory");
-		return -1;
-	}
+	copy = xstrdup(spec);
 	if (*trim(copy) == '\0') {
 		rc = 0;
 		goto out;

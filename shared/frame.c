@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "xalloc.h"
+
 #define FRAME_MIN_CAP ((size_t)4096)
 #define FRAME_READ_CHUNK ((size_t)64 * 1024)
 
@@ -52,12 +54,12 @@ static int frame_head_refused(const struct frame_decoder *d)
 }
 
 /* Makes room for n more bytes after d->len: first by moving the pending
- * bytes to the front, then by doubling the buffer. Returns 0 or -1. */
-static int frame_reserve(struct frame_decoder *d, size_t n)
+ * bytes to the front, then by doubling the buffer. */
+static void frame_reserve(struct frame_decoder *d, size_t n)
 {
 	size_t pending = frame_decoder_pending(d);
 	size_t cap = d->cap < FRAME_MIN_CAP ? FRAME_MIN_CAP : d->cap;
-	unsigned char *buf = NULL;
+	size_t need;
 
 	if (d->off > 0 && d->cap - d->len < n) {
 		memmove(d->buf, d->buf + d->off, pending);
@@ -65,32 +67,24 @@ static int frame_reserve(struct frame_decoder *d, size_t n)
 		d->off = 0;
 	}
 	if (d->buf != NULL && d->cap - d->len >= n)
-		return 0;
-	if (n > SIZE_MAX - d->len)
-		return -1;
-	while (cap < d->len + n) {
-		if (cap > SIZE_MAX / 2)
-			return -1;
-		cap *= 2;
-	}
-	buf = realloc(d->buf, cap);
-	if (buf == NULL)
-		return -1;
-	d->buf = buf;
+		return;
+	/* A size past SIZE_MAX saturates to it: no allocator has that much,
+	 * so xrealloc aborts as it does for any memory it cannot get. */
+	need = n > SIZE_MAX - d->len ? SIZE_MAX : d->len + n;
+	while (cap < need)
+		cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
+	d->buf = xrealloc(d->buf, cap);
 	d->cap = cap;
-	return 0;
 }
 
-int frame_decoder_feed(struct frame_decoder *d, const void *data, size_t n)
+void frame_decoder_feed(struct frame_decoder *d, const void *data, size_t n)
 {
 	/* A failed channel or a refused header: the bytes have nowhere to go. */
 	if (n == 0 || d->failed || frame_head_refused(d))
-		return 0;
-	if (frame_reserve(d, n) != 0)
-		return -1;
+		return;
+	frame_reserve(d, n);
 	memcpy(d->buf + d->len, data, n);
 	d->len += n;
-	return 0;
 }
 
 /* Marks the decoder failed; err has been filled. */
@@ -171,8 +165,8 @@ unsigned char *frame_encode(const json_t *msg, size_t max, size_t *len, char *er
 		goto cleanup;
 	}
 	text = json_dumps(msg, JSON_COMPACT);
-	if (text == NULL) {
-		snprintf(err, errlen, "frame: cannot encode the message (out of memory?)");
+	if (text == NULL) { /* an object that contains itself */
+		snprintf(err, errlen, "frame: jansson cannot encode the message");
 		goto cleanup;
 	}
 	n = strlen(text);
@@ -182,11 +176,7 @@ unsigned char *frame_encode(const json_t *msg, size_t max, size_t *len, char *er
 		*len = n;
 		goto cleanup;
 	}
-	buf = malloc(FRAME_HEADER_LEN + n);
-	if (buf == NULL) {
-		snprintf(err, errlen, "frame: out of memory for %zu bytes", n);
-		goto cleanup;
-	}
+	buf = xmalloc(FRAME_HEADER_LEN + n);
 	buf[0] = (unsigned char)(n >> 24);
 	buf[1] = (unsigned char)(n >> 16);
 	buf[2] = (unsigned char)(n >> 8);
@@ -268,10 +258,7 @@ int frame_read_fd(int fd, struct frame_decoder *d, json_t **out, char *err, size
 		if (rc != 0)
 			return rc;
 		/* Read straight into the decoder's buffer. */
-		if (frame_reserve(d, FRAME_READ_CHUNK) != 0) {
-			snprintf(err, errlen, "frame: out of memory");
-			return -1;
-		}
+		frame_reserve(d, FRAME_READ_CHUNK);
 		r = read(fd, d->buf + d->len, FRAME_READ_CHUNK);
 		if (r < 0 && errno == EINTR)
 			continue;

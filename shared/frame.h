@@ -24,8 +24,9 @@ struct frame_decoder {
 void frame_decoder_init(struct frame_decoder *d, size_t max);
 void frame_decoder_free(struct frame_decoder *d);
 
-/* Appends n bytes. Returns 0, or -1 when out of memory. */
-int frame_decoder_feed(struct frame_decoder *d, const void *data, size_t n);
+/* Appends n bytes (none after an error, or after a header that will be
+ * refused: they would only be dropped). */
+void frame_decoder_feed(struct frame_decoder *d, const void *data, size_t n);
 
 /* Takes the next whole frame. Returns 1 with *out a new reference, 0 when
  * more bytes are needed, -1 with err set ("frame: length 2000000 exceeds

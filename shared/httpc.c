@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "xalloc.h"
 
 #define HTTPC_MAX_BODY ((size_t)64 << 20)
 #define HTTPC_MAX_HEADER ((size_t)64 << 10)
@@ -64,33 +65,28 @@ struct head {
 	int close; /* the server closes after it: HTTP/1.0, Connection: close */
 };
 
-static int buf_reserve(struct buf *b, size_t more)
+static void buf_reserve(struct buf *b, size_t more)
 {
 	size_t cap = b->cap ? b->cap : 1024;
-	char *p = NULL;
 
 	if (b->len + more + 1 <= b->cap)
-		return 0;
+		return;
 	while (cap < b->len + more + 1)
 		cap *= 2;
-	p = realloc(b->p, cap);
-	if (p == NULL)
-		return -1;
-	b->p = p;
+	b->p = xrealloc(b->p, cap);
 	b->cap = cap;
-	return 0;
 }
 
-static int buf_add(struct buf *b, const void *data, size_t n)
+static void buf_add(struct buf *b, const void *data, size_t n)
 {
-	if (buf_reserve(b, n) != 0)
-		return -1;
+	buf_reserve(b, n);
 	memcpy(b->p + b->len, data, n);
 	b->len += n;
 	b->p[b->len] = '\0';
-	return 0;
 }
 
+/* Returns 0, or -1 when fmt cannot be formatted (vsnprintf's encoding
+ * error; nothing is added). */
 static int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int buf_printf(struct buf *b, const char *fmt, ...)
 {
@@ -100,8 +96,9 @@ static int buf_printf(struct buf *b, const char *fmt, ...)
 	va_start(ap, fmt);
 	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	if (n < 0 || buf_reserve(b, (size_t)n) != 0)
+	if (n < 0)
 		return -1;
+	buf_reserve(b, (size_t)n);
 	va_start(ap, fmt);
 	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
 	va_end(ap);
@@ -326,10 +323,10 @@ static int build_request(struct conn *c, const char *const *headers, const char 
 	if (body != NULL || (strcmp(c->method, "GET") != 0 && strcmp(c->method, "HEAD") != 0))
 		rc |= buf_printf(req, "Content-Length: %zu\r\n", body != NULL ? body_len : 0);
 	rc |= buf_printf(req, "%s\r\n", c->keep_alive ? "" : "Connection: close\r\n");
+	if (rc != 0) /* only a line over INT_MAX bytes */
+		return conn_fail(c, "cannot format the request line and headers");
 	if (body != NULL && body_len > 0)
-		rc |= buf_add(req, body, body_len);
-	if (rc != 0)
-		return conn_fail(c, "out of memory building the request");
+		buf_add(req, body, body_len);
 	return 0;
 }
 
@@ -503,8 +500,7 @@ static int chunked_feed(struct conn *c, struct chunked *ch, const char *raw, siz
 			size_t take = len - pos < ch->left ? len - pos : ch->left;
 			if (body->len + take > HTTPC_MAX_BODY)
 				return conn_fail(c, "response body exceeds the 64 MiB limit");
-			if (buf_add(body, raw + pos, take) != 0)
-				return conn_fail(c, "out of memory reading the response");
+			buf_add(body, raw + pos, take);
 			pos += take;
 			ch->left -= take;
 			if (ch->left > 0) {
@@ -594,8 +590,7 @@ static int reader_check(struct conn *c, struct reader *r)
 static int reader_read(struct conn *c, struct reader *r)
 {
 	for (;;) {
-		if (buf_reserve(&r->raw, HTTPC_READ_CHUNK) != 0)
-			return conn_fail(c, "out of memory reading the response");
+		buf_reserve(&r->raw, HTTPC_READ_CHUNK);
 		ssize_t n = recv(c->fd, r->raw.p + r->raw.len, HTTPC_READ_CHUNK, 0);
 		if (n > 0) {
 			r->raw.len += (size_t)n;
@@ -635,8 +630,8 @@ static int eof_error(struct conn *c, const struct reader *r)
 	                 r->raw.len - r->head.header_len, r->head.content_len);
 }
 
-/* Moves the decoded body into resp. */
-static int take_body(struct conn *c, struct reader *r, struct httpc_response *resp)
+/* Copies the decoded body into resp. */
+static void take_body(const struct reader *r, struct httpc_response *resp)
 {
 	const char *src = "";
 	size_t n = 0;
@@ -650,14 +645,11 @@ static int take_body(struct conn *c, struct reader *r, struct httpc_response *re
 		if (r->head.content_len >= 0 && (size_t)r->head.content_len < n)
 			n = (size_t)r->head.content_len;
 	}
-	resp->body = malloc(n + 1);
-	if (resp->body == NULL)
-		return conn_fail(c, "out of memory reading the response");
+	resp->body = xmalloc(n + 1);
 	memcpy(resp->body, src, n);
 	resp->body[n] = '\0';
 	resp->body_len = n;
 	resp->status = r->head.status;
-	return 0;
 }
 
 /* Whether the connection can carry another request after the response
@@ -710,8 +702,9 @@ static int receive(struct conn *c, struct httpc_response *resp, int *keep)
 			goto out;
 		}
 	}
-	rc = take_body(c, &r, resp);
-	*keep = rc == 0 && reusable(&r);
+	take_body(&r, resp);
+	rc = 0;
+	*keep = reusable(&r);
 out:
 	free(r.raw.p);
 	free(r.chunks.p);
@@ -768,12 +761,9 @@ struct httpc_session {
 
 struct httpc_session *httpc_session_new(const char *endpoint)
 {
-	struct httpc_session *s = calloc(1, sizeof(*s));
+	struct httpc_session *s = xcalloc(1, sizeof(*s));
 
-	if (s == NULL || (s->endpoint = strdup(endpoint != NULL ? endpoint : "")) == NULL) {
-		free(s);
-		return NULL;
-	}
+	s->endpoint = xstrdup(endpoint != NULL ? endpoint : "");
 	s->fd = -1;
 	return s;
 }

@@ -410,8 +410,7 @@ void log_at(enum log_level l, const char *msg, const char *kvfmt, ...)
 			va_end(ap);
 			kv.p[kv.len] = '\0';
 		}
-		build_json(&b, ts, l, msg, kv.oom ? "" : kv.p);
-		b.oom |= kv.oom;
+		build_json(&b, ts, l, msg, kv.p);
 		textbuf_free(&kv);
 	} else {
 		textbuf_printf(&b, "ts=%s level=%s role=%s pid=%ld msg=", ts, level_name(l),
@@ -425,23 +424,7 @@ void log_at(enum log_level l, const char *msg, const char *kvfmt, ...)
 		}
 	}
 	textbuf_putc(&b, '\n');
-	if (b.oom && log_fmt == LOG_FORMAT_JSON) {
-		/* A cut JSON line would not parse: say that one was lost. */
-		char lost[160];
-		int n = snprintf(lost, sizeof(lost),
-		                 "{\"ts\":\"%s\",\"level\":\"error\",\"pid\":%ld,\"msg\":"
-		                 "\"log line lost: out of memory\"}\n",
-		                 ts, (long)getpid());
-
-		write_all(STDERR_FILENO, lost, (size_t)n);
-	} else if (b.oom) {
-		/* Still say what fitted, and that the rest was lost. */
-		static const char lost[] = " (log line truncated: out of memory)\n";
-		write_all(STDERR_FILENO, b.p, b.len);
-		write_all(STDERR_FILENO, lost, sizeof(lost) - 1);
-	} else {
-		write_all(STDERR_FILENO, b.p, b.len);
-	}
+	write_all(STDERR_FILENO, b.p, b.len);
 	textbuf_free(&b);
 	errno = saved;
 }

@@ -291,9 +291,10 @@ int msg_parse_heartbeat(json_t *msg, struct msg_heartbeat *out, char *err, size_
 	return 0;
 }
 
-/* The constructors return a new reference, or NULL when out of memory or
- * when a required string or object is NULL. Objects passed in are
- * borrowed: json_pack's "O" takes the message's own reference. */
+/* The constructors return a new reference, or NULL when a required string
+ * or object is NULL or a string is not UTF-8 (json_pack refuses both; out
+ * of memory aborts, xalloc.h). Objects passed in are borrowed: json_pack's
+ * "O" takes the message's own reference. */
 
 json_t *msg_ready_new(long pid)
 {

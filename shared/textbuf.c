@@ -5,37 +5,30 @@
 #include <string.h>
 
 #include "textbuf.h"
+#include "xalloc.h"
 
 /* Room for n more bytes and the terminating NUL. */
-static int reserve(struct textbuf *b, size_t n)
+static void reserve(struct textbuf *b, size_t n)
 {
 	size_t cap;
 	char *p;
 
-	if (b->oom)
-		return -1;
 	if (b->len + n + 1 <= b->cap)
-		return 0;
+		return;
 	cap = b->cap ? b->cap : 256;
 	while (cap < b->len + n + 1)
 		cap *= 2;
-	p = b->heap ? realloc(b->p, cap) : malloc(cap);
-	if (p == NULL) {
-		b->oom = 1;
-		return -1;
-	}
+	p = b->heap ? xrealloc(b->p, cap) : xmalloc(cap);
 	if (!b->heap && b->len > 0)
 		memcpy(p, b->p, b->len);
 	b->p = p;
 	b->cap = cap;
 	b->heap = 1;
-	return 0;
 }
 
 void textbuf_put(struct textbuf *b, const char *s, size_t n)
 {
-	if (reserve(b, n) != 0)
-		return;
+	reserve(b, n);
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';
@@ -112,8 +105,9 @@ void textbuf_vprintf(struct textbuf *b, const char *fmt, va_list ap)
 	va_copy(ap2, ap);
 	n = vsnprintf(NULL, 0, fmt, ap2);
 	va_end(ap2);
-	if (n <= 0 || reserve(b, (size_t)n) != 0)
+	if (n <= 0)
 		return;
+	reserve(b, (size_t)n);
 	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
 	b->len += (size_t)n;
 }
@@ -129,20 +123,15 @@ void textbuf_printf(struct textbuf *b, const char *fmt, ...)
 
 char *textbuf_take(struct textbuf *b, size_t *len)
 {
-	char *p = NULL;
+	char *p = b->heap ? b->p : xmalloc(b->len + 1);
 
-	if (!b->oom) {
-		p = b->heap ? b->p : malloc(b->len + 1);
-		if (p != NULL && !b->heap) {
-			if (b->len > 0)
-				memcpy(p, b->p, b->len);
-			p[b->len] = '\0';
-		}
+	if (!b->heap) {
+		if (b->len > 0)
+			memcpy(p, b->p, b->len);
+		p[b->len] = '\0';
 	}
 	if (len != NULL)
-		*len = p != NULL ? b->len : 0;
-	if (p == NULL)
-		textbuf_free(b);
+		*len = b->len;
 	*b = (struct textbuf){0};
 	return p;
 }

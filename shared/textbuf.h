@@ -2,8 +2,7 @@
  * paths and for log lines. It may start in a caller's buffer (a stack
  * array: {.p = buf, .cap = sizeof(buf)}) and moves to the heap when it
  * outgrows it; {0} starts on the heap. The text stays NUL-terminated.
- * Appends never fail: out of memory keeps what fitted, refuses the rest
- * and sets oom, so callers check once at the end. */
+ * Appends never fail: out of memory aborts (xalloc.h). */
 #ifndef IDEM_TEXTBUF_H
 #define IDEM_TEXTBUF_H
 
@@ -15,7 +14,6 @@ struct textbuf {
 	char *p;
 	size_t len, cap;
 	int heap; /* p is malloc'd (else the caller's buffer, or NULL) */
-	int oom;
 };
 
 void textbuf_put(struct textbuf *b, const char *s, size_t n);
@@ -28,7 +26,7 @@ void textbuf_vprintf(struct textbuf *b, const char *fmt, va_list ap)
 /* s as a JSON string literal ("null" for NULL). */
 void textbuf_put_json_str(struct textbuf *b, const char *s);
 /* The text (NUL-terminated, NEW, *len its length when len is not NULL)
- * and an empty buffer; NULL when an append ran out of memory. */
+ * and an empty buffer. */
 char *textbuf_take(struct textbuf *b, size_t *len);
 /* Frees what the buffer allocated (not the caller's buffer). */
 void textbuf_free(struct textbuf *b);

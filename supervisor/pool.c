@@ -379,8 +379,7 @@ static void slot_read_cb(struct bufferevent *bev, void *arg)
 	json_t *msg = NULL;
 	int rc;
 
-	if (frame_decoder_feed(&sl->dec, evbuffer_pullup(in, (ev_ssize_t)n), n) != 0)
-		return protocol_error(sl, "out of memory buffering a frame");
+	frame_decoder_feed(&sl->dec, evbuffer_pullup(in, (ev_ssize_t)n), n);
 	evbuffer_drain(in, n);
 	while (sl->bev != NULL &&
 	       (rc = frame_decoder_next(&sl->dec, &msg, err, sizeof(err))) != 0) {
@@ -456,8 +455,7 @@ static void slot_drain(struct slot *sl)
 	slot_read_cb(sl->bev, sl);
 	while (sl->bev != NULL &&
 	       (n = recv(bufferevent_getfd(sl->bev), buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
-		if (frame_decoder_feed(&sl->dec, buf, (size_t)n) != 0)
-			break;
+		frame_decoder_feed(&sl->dec, buf, (size_t)n);
 		slot_read_cb(sl->bev, sl);
 	}
 }
