@@ -307,7 +307,7 @@ static int dispatch(struct ctl *c, char **argv, const int *rest, int nrest)
 		return ctl_fail(IDEM_EXIT_USAGE, "unknown command \"%s\" (commands: %s)", name,
 		                names);
 	}
-	args = calloc((size_t)nrest, sizeof(*args));
+	args = xcalloc((size_t)nrest, sizeof(*args));
 	for (int j = 1; j < nrest; j++)
 		args[j - 1] = argv[rest[j]];
 	if (cmd != NULL) {
@@ -327,7 +327,7 @@ int main(int argc, char **argv)
 	char err[1024];
 
 	xalloc_install_json(); /* before anything allocates (xalloc.h) */
-	rest = calloc((size_t)argc + 1, sizeof(*rest));
+	rest = xcalloc((size_t)argc + 1, sizeof(*rest));
 	c.timeout_ms = CTL_TIMEOUT_MS;
 	if (apps_add_config_keys(err, sizeof(err)) != 0 ||
 	    config_load(&c.cfg, argc, argv, rest, &nrest, err, sizeof(err)) != 0) {

@@ -4,15 +4,16 @@
 #include <string.h>
 
 #include "table.h"
+#include "xalloc.h"
 
 void table_add(struct table *t, const char *const *row)
 {
 	if (t->nrows == t->cap) {
 		t->cap = t->cap ? t->cap * 2 : 16;
-		t->cells = realloc(t->cells, (size_t)t->cap * (size_t)t->ncols * sizeof(char *));
+		t->cells = xrealloc(t->cells, (size_t)t->cap * (size_t)t->ncols * sizeof(char *));
 	}
 	for (int i = 0; i < t->ncols; i++) {
-		char *cell = strdup(row[i] ? row[i] : "");
+		char *cell = xstrdup(row[i] ? row[i] : "");
 		int w = (int)strlen(cell);
 
 		t->cells[t->nrows * t->ncols + i] = cell;
@@ -26,9 +27,9 @@ void table_line(struct table *t, const char *text)
 {
 	if (t->nrows == t->cap) {
 		t->cap = t->cap ? t->cap * 2 : 16;
-		t->cells = realloc(t->cells, (size_t)t->cap * (size_t)t->ncols * sizeof(char *));
+		t->cells = xrealloc(t->cells, (size_t)t->cap * (size_t)t->ncols * sizeof(char *));
 	}
-	t->cells[t->nrows * t->ncols] = strdup(text);
+	t->cells[t->nrows * t->ncols] = xstrdup(text);
 	for (int i = 1; i < t->ncols; i++)
 		t->cells[t->nrows * t->ncols + i] = NULL;
 	t->nrows++;

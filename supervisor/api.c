@@ -49,6 +49,7 @@
 #include "textbuf.h"
 #include "timer.h"
 #include "workflow.h"
+#include "xalloc.h"
 
 #define API_ID_MAX 128
 #define API_WAIT_DEFAULT_MS 30000
@@ -240,7 +241,7 @@ static void pending_watch(struct pending *p)
 
 static struct pending *pending_new(struct api *a, struct evhttp_request *req)
 {
-	struct pending *p = calloc(1, sizeof(*p));
+	struct pending *p = xcalloc(1, sizeof(*p));
 
 	p->api = a;
 	p->req = req;
@@ -431,23 +432,25 @@ static void wait_one_done(void *arg, int timed_out)
 {
 	struct pending *p = arg;
 	struct wf *held = engine_find(p->api->sup->engine, p->wf_id);
-	char err[512], *view, *text = NULL;
+	char err[512];
 	json_t *wf, *body;
 
 	p->waiter = NULL;
 	/* Held in memory (the common case: woken as it closes): written as
 	 * text from what the workflow keeps, not built and dumped. */
-	view = held != NULL ? wf_json_text(held) : NULL;
-	if (view != NULL) {
-		if (asprintf(&text, "{\"timed_out\":%s,\"workflow\":%s%s}",
-		             timed_out ? "true" : "false", view,
-		             p->status == 0 ? ""
-		             : p->created   ? ",\"created\":true"
-		                            : ",\"created\":false") < 0)
-			text = NULL;
+	if (held != NULL) {
+		struct textbuf text = {0};
+		char *view = wf_json_text(held);
+
+		textbuf_puts(&text, timed_out ? "{\"timed_out\":true,\"workflow\":"
+		                              : "{\"timed_out\":false,\"workflow\":");
+		textbuf_puts(&text, view);
+		textbuf_puts(&text, p->status == 0 ? "}"
+		                    : p->created   ? ",\"created\":true}"
+		                                   : ",\"created\":false}");
 		free(view);
-		if (text != NULL)
-			return pending_answer(p, p->status != 0 ? p->status : 200, NULL, text);
+		return pending_answer(p, p->status != 0 ? p->status : 200, NULL,
+		                      textbuf_take(&text, NULL));
 	}
 	wf = wf_view(p->api, p->wf_id, err, sizeof(err));
 	if (wf == NULL)
@@ -879,9 +882,7 @@ static struct req_clock *req_clock(struct api *a, evutil_socket_t fd)
 
 		while (n <= (size_t)fd)
 			n *= 2;
-		c = realloc(a->clocks, n * sizeof(*c));
-		if (c == NULL)
-			return NULL;
+		c = xrealloc(a->clocks, n * sizeof(*c));
 		for (size_t i = a->nclocks; i < n; i++)
 			c[i] = (struct req_clock){0, CLOCK_IDLE};
 		a->clocks = c;
@@ -1329,7 +1330,7 @@ static int api_listener(struct api *a, struct evhttp_bound_socket *bound)
 
 int api_start(struct sup *sup, struct api **out, char *err, size_t errlen)
 {
-	struct api *a = calloc(1, sizeof(*a));
+	struct api *a = xcalloc(1, sizeof(*a));
 
 	a->sup = sup;
 	a->unix_fd = -1;

@@ -22,8 +22,10 @@
 #include "pool.h"
 #include "store.h"
 #include "sup.h"
+#include "textbuf.h"
 #include "timer.h"
 #include "workflow.h"
+#include "xalloc.h"
 
 struct waiter {
 	struct engine *e;
@@ -122,17 +124,16 @@ static void event_text(struct engine *e, struct wf *wf, int seq, int attempt, co
 static void event_text(struct engine *e, struct wf *wf, int seq, int attempt, const char *kind,
                        long pid, const char *fmt, ...)
 {
-	char err[512], *detail = NULL;
+	char err[512], *detail;
+	struct textbuf b = {0};
 	va_list ap;
 
 	va_start(ap, fmt);
-	if (vasprintf(&detail, fmt, ap) < 0)
-		detail = NULL;
+	textbuf_vprintf(&b, fmt, ap);
 	va_end(ap);
-	if (detail == NULL)
-		db_failed(e, "state DB: out of memory building an event");
-	else if (store_event_text(e->store, wf->id, seq, attempt, kind, pid, detail, err,
-	                          sizeof(err)) != 0)
+	detail = textbuf_take(&b, NULL);
+	if (store_event_text(e->store, wf->id, seq, attempt, kind, pid, detail, err, sizeof(err)) !=
+	    0)
 		db_failed(e, err);
 	free(detail);
 }
@@ -144,7 +145,7 @@ static char *quoted(const char *s)
 	char *q = j != NULL ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
 
 	json_decref(j);
-	return q != NULL ? q : strdup("null");
+	return q != NULL ? q : xstrdup("null"); /* s is not UTF-8 */
 }
 
 /* "ns=NS wf=ID step=N attempt=N activity=NAME": the fields of every log
@@ -197,7 +198,7 @@ static void hash_grow(struct engine *e)
 	struct wf **prev = e->buckets;
 
 	e->nbuckets = old ? old * 2 : 1024;
-	e->buckets = calloc(e->nbuckets, sizeof(*e->buckets));
+	e->buckets = xcalloc(e->nbuckets, sizeof(*e->buckets));
 	for (size_t i = 0; i < old; i++) {
 		struct wf *wf = prev[i], *next;
 
@@ -307,8 +308,8 @@ static void set_error(struct step *st, const char *type, const char *message)
 {
 	free(st->error_type);
 	free(st->error_message);
-	st->error_type = strdup(type ? type : "Error");
-	st->error_message = strdup(message ? message : "");
+	st->error_type = xstrdup(type ? type : "Error");
+	st->error_message = xstrdup(message ? message : "");
 }
 
 /* Non-zero when name is in the comma list. */
@@ -488,7 +489,7 @@ static void on_result(void *arg, void *owner, const struct msg_result *m, long p
 	}
 	/* The worker committed without syncing: record the result once a
 	 * sync begun now has finished. */
-	r = calloc(1, sizeof(*r));
+	r = xcalloc(1, sizeof(*r));
 	r->st = st;
 	r->value = json_incref(m->result);
 	r->pid = pid;
@@ -616,7 +617,7 @@ static void replay(struct engine *e, struct wf *wf)
 		wf->result = ctx.run.result;
 		close_wf(e, wf, WF_COMPLETED);
 	} else if (out == IDEM_WF_FAIL) {
-		wf->error = strdup(ctx.run.error);
+		wf->error = xstrdup(ctx.run.error);
 		close_wf(e, wf, WF_FAILED);
 	}
 }
@@ -627,7 +628,7 @@ static void outgoing_push(struct engine *e, int sl, int64_t task_id, json_t *msg
 {
 	if (e->nout == e->capout) {
 		e->capout = e->capout ? e->capout * 2 : 16;
-		e->out = realloc(e->out, e->capout * sizeof(*e->out));
+		e->out = xrealloc(e->out, e->capout * sizeof(*e->out));
 	}
 	e->out[e->nout++] = (struct outgoing){sl, task_id, msg};
 }
@@ -817,7 +818,7 @@ static void send_early(struct engine *e)
 /* Takes what this turn lets out into a batch. */
 static struct batch *batch_take(struct engine *e)
 {
-	struct batch *b = calloc(1, sizeof(*b));
+	struct batch *b = xcalloc(1, sizeof(*b));
 
 	b->commit = store_committed(e->store);
 	b->out = e->out;
@@ -928,7 +929,7 @@ int engine_turn_end(struct engine *e, char *err, size_t errlen)
 
 void engine_defer(struct engine *e, engine_deferred_fn fn, void *arg)
 {
-	struct deferred *d = calloc(1, sizeof(*d));
+	struct deferred *d = xcalloc(1, sizeof(*d));
 
 	d->fn = fn;
 	d->arg = arg;
@@ -969,7 +970,7 @@ static void waiter_timeout_cb(evutil_socket_t fd, short what, void *arg)
 struct waiter *engine_wait(struct engine *e, struct wf *wf, int64_t timeout_ms, waiter_fn fn,
                            void *arg)
 {
-	struct waiter *w = calloc(1, sizeof(*w));
+	struct waiter *w = xcalloc(1, sizeof(*w));
 
 	w->e = e;
 	w->wf = wf;
@@ -1101,7 +1102,7 @@ enum engine_start_rc engine_start(struct engine *e, const char *ns, const char *
 
 int engine_new(struct sup *sup, struct engine **out, char *err, size_t errlen)
 {
-	struct engine *e = calloc(1, sizeof(*e));
+	struct engine *e = xcalloc(1, sizeof(*e));
 
 	e->sup = sup;
 	e->store = sup->store;

@@ -303,7 +303,7 @@ static void teardown(struct run *r)
 static int parse_args(struct run *r, int argc, char **argv)
 {
 	struct sup *sup = &r->sup;
-	int *rest = calloc((size_t)argc + 1, sizeof(int)), nrest = 0, rc = -1;
+	int *rest = xcalloc((size_t)argc + 1, sizeof(int)), nrest = 0, rc = -1;
 	char err[1024];
 
 	if (apps_add_config_keys(err, sizeof(err)) != 0 ||
@@ -354,8 +354,6 @@ static struct event_base *new_base(void)
 	struct event_config *cfg = event_config_new();
 	struct event_base *base;
 
-	if (cfg == NULL)
-		return NULL;
 	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
 	base = event_base_new_with_config(cfg);
 	event_config_free(cfg);

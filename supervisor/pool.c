@@ -33,6 +33,7 @@
 #include "pool_internal.h"
 #include "sup.h"
 #include "timer.h"
+#include "xalloc.h"
 
 #define HELPER_RESPAWN_MS 1000
 #define HELPER_START_WAIT_MS 3000
@@ -705,13 +706,13 @@ int pool_start(struct sup *sup, const struct pool_callbacks *cb, void *arg, stru
 	    (sup->app->helper != NULL &&
 	     check_program(sup->bindir, sup->app->helper->program, err, errlen) != 0))
 		return -1;
-	p = calloc(1, sizeof(*p));
+	p = xcalloc(1, sizeof(*p));
 	p->sup = sup;
 	p->cb = cb;
 	p->cb_arg = arg;
 	p->fs_fd = -1;
 	p->nslots = sup->cfg.workers;
-	p->slots = calloc((size_t)p->nslots, sizeof(*p->slots));
+	p->slots = xcalloc((size_t)p->nslots, sizeof(*p->slots));
 	p->helper_timer = evtimer_new(sup->base, helper_timer_cb, p);
 	*out = p;
 	sup->pool = p;
@@ -724,7 +725,7 @@ int pool_start(struct sup *sup, const struct pool_callbacks *cb, void *arg, stru
 	for (int i = 0; i < p->nslots; i++)
 		slot_init(sup, &p->slots[i], i);
 	if (sup->cfg.spare_worker) {
-		p->spare = calloc(1, sizeof(*p->spare));
+		p->spare = xcalloc(1, sizeof(*p->spare));
 		slot_init(sup, p->spare, p->nslots);
 	}
 	return 0;
@@ -782,8 +783,8 @@ int64_t pool_assign(struct pool *p, int i, const struct pool_task *task)
 	if (task->plan.kind == FAULT_KILL)
 		sl->cause = DEATH_PLANNED_KILL;
 	sl->task = (struct slot_task){.owner = task->owner,
-	                              .activity = strdup(task->activity),
-	                              .workflow_id = strdup(task->workflow_id),
+	                              .activity = xstrdup(task->activity),
+	                              .workflow_id = xstrdup(task->workflow_id),
 	                              .step = task->step,
 	                              .attempt = task->attempt,
 	                              .heartbeat_ms = task->heartbeat_ms,

@@ -34,6 +34,7 @@
 #include "store.h"
 #include "sup.h"
 #include "textbuf.h"
+#include "xalloc.h"
 
 #define STORE_BUSY_LOG_MS 5000 /* how often a wait for a locked state DB is logged */
 
@@ -261,20 +262,17 @@ static void syncer_free(struct syncer *y)
 
 static int syncer_new(struct store *s, sqlite3 *app, char *err, size_t errlen)
 {
-	struct syncer *y = calloc(1, sizeof(*y));
+	struct syncer *y = xcalloc(1, sizeof(*y));
 	const char *wal = sqlite3_filename_wal(sqlite3_db_filename(s->db, "main"));
 	const char *app_wal = sqlite3_filename_wal(sqlite3_db_filename(app, "main"));
 
-	if (y == NULL) {
-		snprintf(err, errlen, "state DB: out of memory");
-		return -1;
-	}
 	y->wal_fd = y->app_wal_fd = -1;
-	if (wal == NULL || app_wal == NULL || (y->wal_path = strdup(wal)) == NULL ||
-	    (y->app_wal_path = strdup(app_wal)) == NULL) {
-		snprintf(err, errlen, "state DB: out of memory");
+	if (wal == NULL || app_wal == NULL) {
+		snprintf(err, errlen, "state DB: SQLite names no WAL file to sync");
 		goto fail;
 	}
+	y->wal_path = xstrdup(wal);
+	y->app_wal_path = xstrdup(app_wal);
 	if (open_for_sync(y->wal_path, &y->wal_fd, err, errlen) != 0 ||
 	    open_for_sync(y->app_wal_path, &y->app_wal_fd, err, errlen) != 0)
 		goto fail;
@@ -412,11 +410,7 @@ static struct counter *counter_find(struct store *s, const char *name)
 			return &s->counters[i];
 	if (s->ncounters == s->capcounters) {
 		size_t cap = s->capcounters ? s->capcounters * 2 : 32;
-		struct counter *c = realloc(s->counters, cap * sizeof(*c));
-
-		if (c == NULL)
-			return NULL;
-		s->counters = c;
+		s->counters = xrealloc(s->counters, cap * sizeof(*s->counters));
 		s->capcounters = cap;
 	}
 	s->counters[s->ncounters] = (struct counter){.value = 0};
@@ -450,10 +444,8 @@ static void count(struct store *s, const char *group, const char *key, int64_t d
 	if (delta == 0)
 		return;
 	c = counter_of(s, group, key);
-	if (c != NULL) {
-		c->value += delta;
-		s->counters_dirty = 1;
-	}
+	c->value += delta;
+	s->counters_dirty = 1;
 }
 
 static int counters_load(struct store *s, char *err, size_t errlen)
@@ -473,10 +465,7 @@ static int counters_load(struct store *s, char *err, size_t errlen)
 	}
 	json_object_foreach(doc, name, v)
 	{
-		struct counter *c = counter_find(s, name);
-
-		if (c != NULL)
-			c->value = json_integer_value(v);
+		counter_find(s, name)->value = json_integer_value(v);
 	}
 	json_decref(doc);
 	return 0;
@@ -503,10 +492,6 @@ static int counters_write(struct store *s, char *err, size_t errlen)
 	}
 	textbuf_putc(&b, '}');
 	doc = textbuf_take(&b, &len);
-	if (doc == NULL) {
-		snprintf(err, errlen, "state DB: out of memory writing the counters");
-		return -1;
-	}
 	sqlite3_bind_text(st, 1, doc, (int)len, free);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -544,7 +529,7 @@ static int store_busy(void *arg, int tries)
 int store_open(const char *path, enum db_sync sync, sqlite3 *group_app, struct store **out,
                char *err, size_t errlen)
 {
-	struct store *s = calloc(1, sizeof(*s));
+	struct store *s = xcalloc(1, sizeof(*s));
 	int n = (int)(sizeof(store_migrations) / sizeof(store_migrations[0]));
 	int sync_thread = group_app != NULL && sync == DB_SYNC_FULL;
 
@@ -681,7 +666,7 @@ static char *column_strdup(sqlite3_stmt *st, int i)
 {
 	const char *text = (const char *)sqlite3_column_text(st, i);
 
-	return text ? strdup(text) : NULL;
+	return text ? xstrdup(text) : NULL;
 }
 
 int store_wf_lookup(struct store *s, const char *ns, const char *workflow_id, int64_t *id,

@@ -13,6 +13,7 @@
 
 #include "textbuf.h"
 #include "workflow.h"
+#include "xalloc.h"
 
 static const char *const wf_status_names[] = {"running", "completed", "failed"};
 static const char *const step_status_names[] = {"scheduled", "running", "completed", "failed"};
@@ -152,12 +153,12 @@ enum idem_wf_outcome wf_replay(struct wf *wf, const struct idem_workflow *type, 
 struct wf *wf_new(int64_t id, const char *ns, const char *workflow_id, const char *type,
                   json_t *input)
 {
-	struct wf *wf = calloc(1, sizeof(*wf));
+	struct wf *wf = xcalloc(1, sizeof(*wf));
 
 	wf->id = id;
-	wf->namespace_ = strdup(ns);
-	wf->workflow_id = strdup(workflow_id);
-	wf->type = strdup(type);
+	wf->namespace_ = xstrdup(ns);
+	wf->workflow_id = xstrdup(workflow_id);
+	wf->type = xstrdup(type);
 	wf->input = json_incref(input);
 	wf->status = WF_RUNNING;
 	TAILQ_INIT(&wf->waiters);
@@ -166,15 +167,15 @@ struct wf *wf_new(int64_t id, const char *ns, const char *workflow_id, const cha
 
 struct step *wf_add_step(struct wf *wf, const char *activity, json_t *input)
 {
-	struct step *st = calloc(1, sizeof(*st));
+	struct step *st = xcalloc(1, sizeof(*st));
 
 	if (wf->nsteps == wf->capsteps) {
 		wf->capsteps = wf->capsteps ? wf->capsteps * 2 : 4;
-		wf->steps = realloc(wf->steps, (size_t)wf->capsteps * sizeof(*wf->steps));
+		wf->steps = xrealloc(wf->steps, (size_t)wf->capsteps * sizeof(*wf->steps));
 	}
 	st->wf = wf;
 	st->seq = wf->nsteps;
-	st->activity = strdup(activity);
+	st->activity = xstrdup(activity);
 	st->input = input;
 	st->status = STEP_SCHEDULED;
 	st->slot = -1;

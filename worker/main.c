@@ -157,11 +157,7 @@ static int parse_args(int argc, char **argv, struct worker_args *a, char *err, s
 			return 0;
 		}
 	}
-	rest = calloc((size_t)argc, sizeof(*rest));
-	if (rest == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
+	rest = xcalloc((size_t)argc, sizeof(*rest));
 	if (apps_add_config_keys(err, errlen) == 0 &&
 	    config_load(&cfg, argc, argv, rest, &nrest, err, errlen) == 0)
 		rc = parse_rest(argc, argv, rest, nrest, a, err, errlen);
@@ -290,8 +286,8 @@ static int reply(int fd, json_t *msg, const struct attempt *a)
 {
 	char err[512], q[600];
 
-	if (msg == NULL) {
-		log_error("out of memory building the reply", "");
+	if (msg == NULL) { /* see msg.c's constructors */
+		log_error("cannot build the reply: a field is NULL or a string is not UTF-8", "");
 		return -1;
 	}
 	if (planned_kill_at(a, FAULT_MID_REPLY))
@@ -313,7 +309,7 @@ static int send_heartbeat(void *arg, json_t *details)
 	int rc = -1;
 
 	if (msg == NULL)
-		log_error("out of memory building a heartbeat", "task_id=%lld",
+		log_error("cannot build a heartbeat: no details", "task_id=%lld",
 		          (long long)a->t->task_id);
 	else if (frame_write_fd(a->fd, msg, cfg.max_frame, err, sizeof(err)) != 0)
 		log_error("cannot send a heartbeat", "task_id=%lld error=%s",
@@ -365,8 +361,9 @@ static int read_task(json_t *msg, struct msg_task *t)
 	return -1;
 }
 
-/* The answer (NEW ref, NULL when out of memory) of an attempt that has
- * run; a plan "error after_effect" replaces a success. */
+/* The answer (NEW ref; NULL when the outcome has a NULL field or a string
+ * that is not UTF-8) of an attempt that has run; a plan "error
+ * after_effect" replaces a success. */
 static json_t *answer_of(const struct attempt *a, const struct idem_activity_outcome *o, int rc)
 {
 	json_int_t id = a->t->task_id;
@@ -383,7 +380,7 @@ static json_t *answer_of(const struct attempt *a, const struct idem_activity_out
 }
 
 /* Runs the attempt under its plan (env is this attempt's copy). Returns
- * the answer (NEW ref, NULL when out of memory). */
+ * the answer (NEW ref, NULL as answer_of's). */
 static json_t *run_attempt(struct idem_activity_env *env, const struct attempt *a)
 {
 	const struct fault_plan *p = &a->plan;

@@ -177,11 +177,13 @@ static int insert_restock(sqlite3 *db, const struct restock_in *in, const char *
 
 /* ---- results ---- */
 
-static int set_result(struct idem_activity_outcome *out, json_t *result /* new, may be NULL */)
+/* result is NEW; NULL when json_pack refused a string read back from the
+ * app DB that is not UTF-8. */
+static int set_result(struct idem_activity_outcome *out, json_t *result)
 {
 	if (result == NULL)
 		return idem_activity_fail(out, "InternalError", 1,
-		                          "out of memory building the result");
+		                          "cannot build the result: a string is not UTF-8");
 	out->result = result;
 	return 0;
 }
@@ -373,13 +375,9 @@ static int supplier_call(const struct idem_activity_env *env, const struct msg_t
 		snprintf(fault, sizeof(fault), "Idem-Fault: %s", env->peer_fault);
 		headers[1] = fault;
 	}
+	/* product_id is the input's (checked): json_pack cannot refuse it. */
 	req = json_pack("{s:s, s:I}", "product_id", in->product_id, "quantity", in->quantity);
-	body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
-	if (body == NULL) {
-		idem_activity_fail(out, "InternalError", 1,
-		                   "supplier_order: out of memory building the request");
-		goto out;
-	}
+	body = json_dumps(req, JSON_COMPACT);
 	/* A supplier that is restarting (its own crash, or an injected one)
 	 * is back within milliseconds: wait for it rather than fail the
 	 * attempt, which would also shift every later attempt number. */

@@ -121,7 +121,8 @@ static const char *reason_of(int code)
 	return "Internal Server Error";
 }
 
-/* Sends body (stolen) as the JSON answer. */
+/* Sends body (stolen) as the JSON answer; NULL (json_pack refused a
+ * string that is not UTF-8) is a 500. */
 static void reply_json(struct evhttp_request *req, int code, json_t *body)
 {
 	struct evbuffer *out = evbuffer_new();
@@ -130,17 +131,14 @@ static void reply_json(struct evhttp_request *req, int code, json_t *body)
 	json_decref(body);
 	if (text == NULL) {
 		code = 500;
-		text = strdup("{\"error\":\"out of memory\"}");
+		text = xstrdup("{\"error\":\"the answer could not be encoded as JSON\"}");
 	}
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	                  "application/json");
-	if (out != NULL && text != NULL) {
-		evbuffer_add(out, text, strlen(text));
-		evbuffer_add(out, "\n", 1);
-	}
+	evbuffer_add(out, text, strlen(text));
+	evbuffer_add(out, "\n", 1);
 	evhttp_send_reply(req, code, reason_of(code), out);
-	if (out != NULL)
-		evbuffer_free(out);
+	evbuffer_free(out);
 	free(text);
 }
 
@@ -395,8 +393,7 @@ static json_t *ledger_list(sqlite3 *db, char *err, size_t errlen) /* new */
 	json_t *orders = json_array(); /* new */
 	int step;
 
-	if (orders == NULL ||
-	    db_prepare(db,
+	if (db_prepare(db,
 	               "SELECT id, idempotency_key, product_id, quantity, created_at"
 	               " FROM supplier_orders ORDER BY id",
 	               &st, err, errlen) != 0)
@@ -540,8 +537,8 @@ static int setup_events(struct supplier *s, char *err, size_t errlen)
 
 	s->base = event_base_new();
 	s->http = s->base != NULL ? evhttp_new(s->base) : NULL;
-	if (s->http == NULL) {
-		snprintf(err, errlen, "cannot set up libevent (out of memory?)");
+	if (s->http == NULL) { /* out of memory aborts: no backend could start */
+		snprintf(err, errlen, "cannot set up libevent (event_base_new failed)");
 		return -1;
 	}
 	evhttp_set_max_body_size(s->http, (ev_ssize_t)cfg.max_body);
@@ -611,11 +608,7 @@ static int parse_args(int argc, char **argv, int *help, char *err, size_t errlen
 			return 0;
 		}
 	}
-	rest = calloc((size_t)argc, sizeof(*rest));
-	if (rest == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
+	rest = xcalloc((size_t)argc, sizeof(*rest));
 	if (config_add_keys(inventory_keys, err, errlen) == 0 &&
 	    config_load(&cfg, argc, argv, rest, &nrest, err, errlen) == 0) {
 		rc = 0;

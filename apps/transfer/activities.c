@@ -235,9 +235,9 @@ static int set_result(struct idem_activity_outcome *out, const char *transfer_id
 	out->result =
 	    json_pack("{s:s, s:s, s:I, s:I, s:b}", "transfer_id", transfer_id, "account_id",
 	              account, "amount", amount, "balance", balance, "replayed", replayed);
-	if (out->result == NULL)
+	if (out->result == NULL) /* an account id read back from the app DB is not UTF-8 */
 		return idem_activity_fail(out, "InternalError", 1,
-		                          "out of memory building the result");
+		                          "cannot build the result: a string is not UTF-8");
 	return 0;
 }
 
