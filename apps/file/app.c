@@ -13,6 +13,7 @@
 #include "fault.h"
 #include "file_app_internal.h"
 #include "ids.h"
+#include "xalloc.h"
 
 #define ARGV_MAX 64    /* words of a command */
 #define MEMBER_MAX 200 /* activities, workflows, points, kinds, SQL rules */
@@ -25,21 +26,6 @@ struct loader {
 	char *err;
 	size_t errlen;
 };
-
-static void *must(void *p)
-{
-	if (p == NULL) {
-		static const char msg[] = "idem: out of memory loading the app file; aborting\n";
-		(void)!write(2, msg, sizeof(msg) - 1);
-		abort();
-	}
-	return p;
-}
-
-static char *dup_str(const char *s)
-{
-	return must(strdup(s));
-}
 
 /* "FILE: PATH: MESSAGE"; returns -1. */
 static int fail(struct loader *l, const char *path, const char *fmt, ...)
@@ -115,7 +101,7 @@ static char **argv_of(struct loader *l, const json_t *v, const char *path)
 		     ARGV_MAX);
 		return NULL;
 	}
-	argv = must(calloc(n + 1, sizeof(*argv)));
+	argv = xcalloc(n + 1, sizeof(*argv));
 	for (size_t i = 0; i < n; i++) {
 		const json_t *w = json_array_get(v, i);
 		char p[512];
@@ -125,7 +111,7 @@ static char **argv_of(struct loader *l, const json_t *v, const char *path)
 		    (i == 0 && json_string_length(w) == 0 &&
 		     fail(l, p, "is empty; give the program to run") != 0))
 			return NULL;
-		argv[i] = dup_str(json_string_value(w));
+		argv[i] = xstrdup(json_string_value(w));
 	}
 	return argv;
 }
@@ -218,7 +204,7 @@ static char **names_of(struct loader *l, const json_t *v, const char *path, int 
 		fail(l, path, "has %zu entries; at most %d", n, MEMBER_MAX);
 		return NULL;
 	}
-	out = must(calloc(n + 1, sizeof(*out)));
+	out = xcalloc(n + 1, sizeof(*out));
 	for (size_t i = 0; i < n; i++) {
 		const json_t *w = json_array_get(v, i);
 		char p[512];
@@ -235,7 +221,7 @@ static char **names_of(struct loader *l, const json_t *v, const char *path, int 
 				fail(l, p, "\"%s\" is listed twice", out[j]);
 				return NULL;
 			}
-		out[i] = dup_str(json_string_value(w));
+		out[i] = xstrdup(json_string_value(w));
 	}
 	return out;
 }
@@ -257,7 +243,7 @@ static char *comma_list(char **names)
 
 	for (char **n = names; *n != NULL; n++)
 		len += strlen(*n) + 1;
-	out = must(calloc(1, len));
+	out = xcalloc(1, len);
 	for (char **n = names; *n != NULL; n++) {
 		if (n != names)
 			strcat(out, ",");
@@ -293,7 +279,7 @@ static int activity_of(struct loader *l, const char *name, const json_t *v,
 	if (want(l, v, JSON_OBJECT, path, "an object with a \"command\"") != 0 ||
 	    known_members(l, v, path, known) != 0)
 		return -1;
-	fa->name = dup_str(name);
+	fa->name = xstrdup(name);
 	o->name = fa->name;
 	member_path(p, sizeof(p), path, ".command");
 	if ((fa->command = argv_of(l, json_object_get(v, "command"), p)) == NULL)
@@ -372,9 +358,9 @@ static int activities(struct loader *l, const json_t *root)
 		nbase_o = count_list(a->base->options, sizeof(*opts), 0);
 		nbase_a = count_list(a->base->activities, sizeof(*run), 0);
 	}
-	opts = must(calloc(nbase_o + n + 1, sizeof(*opts)));
-	run = must(calloc(nbase_a + n + 1, sizeof(*run)));
-	a->acts = must(calloc(n + 1, sizeof(*a->acts)));
+	opts = xcalloc(nbase_o + n + 1, sizeof(*opts));
+	run = xcalloc(nbase_a + n + 1, sizeof(*run));
+	a->acts = xcalloc(n + 1, sizeof(*a->acts));
 	if (nbase_o > 0)
 		memcpy(opts, a->base->options, nbase_o * sizeof(*opts));
 	if (nbase_a > 0)
@@ -422,7 +408,7 @@ static int workflows(struct loader *l, const json_t *root)
 	n = json_object_size(wfs);
 	if (n == 0 || n > MEMBER_MAX)
 		return fail(l, "workflows", "has %zu; give 1 to %d", n, MEMBER_MAX);
-	types = must(calloc(n + 1, sizeof(*types)));
+	types = xcalloc(n + 1, sizeof(*types));
 	json_object_foreach((json_t *)wfs, name, v)
 	{
 		char prefix[600];
@@ -437,7 +423,7 @@ static int workflows(struct loader *l, const json_t *root)
 		f = flow_parse(v, prefix, activity_known, &a->app, l->err, l->errlen);
 		if (f == NULL)
 			return -1;
-		types[i++] = (struct idem_workflow){.name = dup_str(name),
+		types[i++] = (struct idem_workflow){.name = xstrdup(name),
 		                                    .run = file_app_run_flow,
 		                                    .prepare = file_app_prepare,
 		                                    .id_field = flow_id_field(f),
@@ -481,10 +467,10 @@ static int helper(struct loader *l, const json_t *root)
 			            "\"%s\": give a path inside the data directory, e.g. "
 			            "\"service.sock\"",
 			            json_string_value(m));
-		a->helper_socket = dup_str(json_string_value(m));
+		a->helper_socket = xstrdup(json_string_value(m));
 	}
 	a->helper =
-	    (struct idem_helper){.name = dup_str(name != NULL ? json_string_value(name) : "helper"),
+	    (struct idem_helper){.name = xstrdup(name != NULL ? json_string_value(name) : "helper"),
 	                         .command = (const char *const *)argv,
 	                         .dir = a->dir};
 	a->app.helper = &a->helper;
@@ -560,13 +546,13 @@ static int check(struct loader *l, const json_t *root)
 		return fail(l, "check.sql", "has %zu queries; at most %d", nsql, MEMBER_MAX);
 	if (a->check == NULL && nsql == 0)
 		return fail(l, "check", "give a \"command\" or \"sql\" queries");
-	kinds = must(calloc(nbase_k + nk + nsql + 2, sizeof(*kinds)));
+	kinds = xcalloc(nbase_k + nk + nsql + 2, sizeof(*kinds));
 	if (nbase_k > 0)
 		memcpy(kinds, a->base->check_kinds, nbase_k * sizeof(*kinds));
 	for (size_t k = 0; k < nk; k++)
 		kinds[nbase_k + k] = declared[k];
 	nk += nbase_k;
-	rules = must(calloc(nbase_r + nsql + 1, sizeof(*rules)));
+	rules = xcalloc(nbase_r + nsql + 1, sizeof(*rules));
 	if (nbase_r > 0)
 		memcpy(rules, a->base->check_rules, nbase_r * sizeof(*rules));
 	for (size_t i = 0; i < nsql; i++) {
@@ -591,18 +577,18 @@ static int check(struct loader *l, const json_t *root)
 		         "a SELECT whose rows are violations: (message, workflows)") != 0)
 			return -1;
 		len = json_string_length(query) + 128;
-		wrapped = must(malloc(len));
+		wrapped = xmalloc(len);
 		/* The kind rides in the row: one row function for every query. */
 		snprintf(wrapped, len, "SELECT '%s', * FROM (%s)", json_string_value(kind),
 		         json_string_value(query));
 		snprintf(text, sizeof(text), "running check.sql[%zu] (%s)", i,
 		         json_string_value(kind));
-		rules[nbase_r + i] = (struct idem_check_rule){dup_str(text), wrapped, sql_row};
+		rules[nbase_r + i] = (struct idem_check_rule){xstrdup(text), wrapped, sql_row};
 		size_t k = 0;
 		while (k < nk && strcmp(kinds[k], json_string_value(kind)) != 0)
 			k++;
 		if (k == nk)
-			kinds[nk++] = dup_str(json_string_value(kind));
+			kinds[nk++] = xstrdup(json_string_value(kind));
 	}
 	if (a->check != NULL) {
 		size_t k = 0;
@@ -635,14 +621,14 @@ static int locate(struct loader *l, const char *path)
 	}
 	if (stat(real, &sb) == 0 && S_ISDIR(sb.st_mode)) {
 		snprintf(file, sizeof(file), "%s/%s", real, FILE_APP_NAME);
-		l->a->dir = dup_str(real);
+		l->a->dir = xstrdup(real);
 	} else {
 		snprintf(file, sizeof(file), "%s", real);
 		slash = strrchr(real, '/');
 		*slash = '\0';
-		l->a->dir = dup_str(real[0] != '\0' ? real : "/");
+		l->a->dir = xstrdup(real[0] != '\0' ? real : "/");
 	}
-	l->a->file = dup_str(file);
+	l->a->file = xstrdup(file);
 	return 0;
 }
 
@@ -691,11 +677,11 @@ static int top(struct loader *l, const json_t *root,
 	if (!ids_name_ok(json_string_value(name), 64))
 		return fail(l, "name", "\"%s\" is not a name (1..64 of A-Z a-z 0-9 _ . -)",
 		            json_string_value(name));
-	a->app.name = dup_str(json_string_value(name));
+	a->app.name = xstrdup(json_string_value(name));
 	m = json_object_get(root, "summary");
 	if (m != NULL && want(l, m, JSON_STRING, "summary", "one line saying what it does") != 0)
 		return -1;
-	a->app.summary = dup_str(m != NULL ? json_string_value(m) : a->file);
+	a->app.summary = xstrdup(m != NULL ? json_string_value(m) : a->file);
 	if ((m = json_object_get(root, "base")) != NULL) {
 		if (want(l, m, JSON_STRING, "base", "the name of an app built into idem") != 0)
 			return -1;
@@ -717,7 +703,7 @@ const struct idem_app *file_app_load(const char *path,
                                      char *err, size_t errlen)
 {
 	struct loader l = {
-	    .a = must(calloc(1, sizeof(struct file_app))), .err = err, .errlen = errlen};
+	    .a = xcalloc(1, sizeof(struct file_app)), .err = err, .errlen = errlen};
 	json_t *root = NULL;
 	int rc = -1;
 

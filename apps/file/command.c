@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "xalloc.h"
 
 extern char **environ;
 
@@ -54,11 +55,9 @@ static void envp_build(struct envp *e, const char *const *set, int control_fd, i
 		n++;
 	while (set != NULL && set[m] != NULL)
 		m++;
-	e->v = calloc((size_t)(n + m + 3), sizeof(*e->v));
+	e->v = xcalloc((size_t)(n + m + 3), sizeof(*e->v));
 	e->n = 0;
 	e->nowned = 0;
-	if (e->v == NULL)
-		abort();
 	for (int i = 0; i < n; i++)
 		if (!named_in(environ[i], set) &&
 		    strncmp(environ[i], "IDEM_CONTROL_FD=", 16) != 0 &&
@@ -70,11 +69,9 @@ static void envp_build(struct envp *e, const char *const *set, int control_fd, i
 		char buf[64];
 
 		snprintf(buf, sizeof(buf), "IDEM_CONTROL_FD=%d", control_fd);
-		e->v[e->n++] = e->owned[e->nowned++] = strdup(buf);
+		e->v[e->n++] = e->owned[e->nowned++] = xstrdup(buf);
 		snprintf(buf, sizeof(buf), "IDEM_LOG_FD=%d", log_fd);
-		e->v[e->n++] = e->owned[e->nowned++] = strdup(buf);
-		if (e->owned[0] == NULL || e->owned[1] == NULL)
-			abort();
+		e->v[e->n++] = e->owned[e->nowned++] = xstrdup(buf);
 	}
 	e->v[e->n] = NULL;
 }
@@ -170,9 +167,7 @@ static void keep_out(struct io *io, const struct command_spec *s, const char *bu
 	}
 	if (r->out_len + n + 1 > io->cap) {
 		io->cap = (r->out_len + n + 1) * 2;
-		r->out = realloc(r->out, io->cap);
-		if (r->out == NULL)
-			abort();
+		r->out = xrealloc(r->out, io->cap);
 	}
 	memcpy(r->out + r->out_len, buf, n);
 	r->out_len += n;
@@ -350,11 +345,8 @@ int command_run(const struct command_spec *s, struct command_result *r, char *er
 	       io.tail + (io.tail_len > IDEM_STDERR_TAIL ? io.tail_len - IDEM_STDERR_TAIL : 0),
 	       io.tail_len > IDEM_STDERR_TAIL ? IDEM_STDERR_TAIL : io.tail_len);
 	r->err_tail[io.tail_len > IDEM_STDERR_TAIL ? IDEM_STDERR_TAIL : io.tail_len] = '\0';
-	if (r->out == NULL) {
-		r->out = strdup("");
-		if (r->out == NULL)
-			abort();
-	}
+	if (r->out == NULL)
+		r->out = xstrdup("");
 	rc = 0;
 out:
 	envp_free(&envp);

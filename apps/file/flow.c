@@ -5,13 +5,15 @@
  * after flow_parse; flow_run keeps the engine's results (BORROWED) only
  * while it runs and builds each input anew (deep copies), so an input it
  * hands the engine shares nothing with the history, and the same history
- * gives the same calls. Out of memory aborts, in one place (must()). */
+ * gives the same calls. A jansson constructor that returns NULL aborts,
+ * in one place (must()): out of memory aborts in xalloc already. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "flow.h"
+#include "xalloc.h"
 
 #define PATH_LEN 512 /* the JSON path in a parse error (truncated beyond) */
 
@@ -133,7 +135,7 @@ static void *must(void *p)
 
 static void *alloc(size_t n, size_t size)
 {
-	return must(calloc(n > 0 ? n : 1, size));
+	return xcalloc(n > 0 ? n : 1, size);
 }
 
 static void ptr_clear(struct ptr *p)
@@ -381,7 +383,7 @@ static int ptr_split(struct parser *p, const char *text, const char *path, struc
 	out->tokens = alloc(n, sizeof(char *));
 	for (;;) {
 		size_t len = strcspn(s, "/");
-		char *tok = must(malloc(len + 1)), *o = tok;
+		char *tok = xmalloc(len + 1), *o = tok;
 
 		out->tokens[out->ntokens++] = tok;
 		for (size_t i = 0; i < len; i++) {
@@ -584,7 +586,7 @@ static struct tpl *tpl_object(struct parser *p, const json_t *v, char *path, int
 	{
 		size_t old = path_push(path, ".%s", key);
 
-		t->keys[i] = must(strdup(key));
+		t->keys[i] = xstrdup(key);
 		if (key[0] != '$')
 			t->kids[i] = tpl_compile(p, val, path, depth + 1);
 		else
@@ -799,7 +801,7 @@ static int activity_get(struct parser *p, const json_t *obj, char *path, char **
 	if (p->known != NULL && !p->known(p->arg, name))
 		return perr(p, path, ": unknown activity \"%s\"", name);
 	path[old] = '\0';
-	*out = must(strdup(name));
+	*out = xstrdup(name);
 	return 0;
 }
 
@@ -936,7 +938,7 @@ static int parse_fields(struct parser *p, const json_t *spec)
 		if (t < 0)
 			return perr(p, "input", ".%s: unknown type \"%s\" (use %s)", key,
 			            json_string_value(v), TYPES);
-		p->f->fields[p->f->nfields].name = must(strdup(key));
+		p->f->fields[p->f->nfields].name = xstrdup(key);
 		p->f->fields[p->f->nfields++].type = (enum field_type)t;
 	}
 	return 0;
@@ -977,7 +979,7 @@ static int parse_id_field(struct parser *p, const json_t *v)
 	if (!json_is_string(v) || json_string_length(v) == 0)
 		return perr(p, "id_field", " is %s; give the name of an input field",
 		            json_is_string(v) ? "empty" : kind_of(v));
-	p->f->id_field = must(strdup(json_string_value(v)));
+	p->f->id_field = xstrdup(json_string_value(v));
 	return 0;
 }
 

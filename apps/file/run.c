@@ -14,6 +14,8 @@
 
 #include "command.h"
 #include "file_app_internal.h"
+#include "textbuf.h"
+#include "xalloc.h"
 
 #define MAX_RESULT (1024 * 1024) /* bytes of stdout: one result */
 #define SETUP_TIMEOUT_MS (5 * 60 * 1000)
@@ -31,15 +33,14 @@ static void var(struct vars *vs, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void var(struct vars *vs, const char *name, const char *fmt, ...)
 {
-	char *value = NULL, *both = NULL;
+	struct textbuf b = {0};
 	va_list ap;
 
+	textbuf_printf(&b, "%s=", name);
 	va_start(ap, fmt);
-	if (vasprintf(&value, fmt, ap) < 0 || asprintf(&both, "%s=%s", name, value) < 0)
-		abort();
+	textbuf_vprintf(&b, fmt, ap);
 	va_end(ap);
-	free(value);
-	vs->v[vs->n++] = both;
+	vs->v[vs->n++] = textbuf_take(&b, NULL);
 	vs->v[vs->n] = NULL;
 }
 
@@ -52,10 +53,8 @@ static void vars_free(struct vars *vs)
 /* The directory of path, absolute ("." when it has none). */
 static char *dir_of(const char *path)
 {
-	char *copy = strdup(path), *slash, real[PATH_MAX];
+	char *copy = xstrdup(path), *slash, real[PATH_MAX];
 
-	if (copy == NULL)
-		abort();
 	slash = strrchr(copy, '/');
 	if (slash == copy)
 		slash[1] = '\0';
@@ -65,9 +64,7 @@ static char *dir_of(const char *path)
 		strcpy(copy, ".");
 	if (realpath(copy, real) != NULL) {
 		free(copy);
-		copy = strdup(real);
-		if (copy == NULL)
-			abort();
+		copy = xstrdup(real);
 	}
 	return copy;
 }
@@ -135,10 +132,10 @@ int file_app_open_db(const char *path, enum db_sync sync, const struct idem_conf
 		setenv("IDEM_APP_DIR", a->dir, 1);
 		setenv("IDEM_DATA_DIR", a->data_dir, 1);
 		if (a->helper_socket != NULL) {
-			char *sock = NULL;
+			size_t len = strlen(a->data_dir) + strlen(a->helper_socket) + 2;
+			char *sock = xmalloc(len);
 
-			if (asprintf(&sock, "%s/%s", a->data_dir, a->helper_socket) < 0)
-				abort();
+			snprintf(sock, len, "%s/%s", a->data_dir, a->helper_socket);
 			if (strlen(sock) > 107) {
 				snprintf(
 				    err, errlen,
@@ -349,9 +346,7 @@ int file_app_run_activity(const struct idem_activity_env *env, const struct msg_
 		                          t->activity);
 	s.argv = (const char *const *)(env->naive && fa->naive != NULL ? fa->naive : fa->command);
 	command_line(s.argv, cmd, sizeof(cmd));
-	input = json_dumps(t->input, JSON_COMPACT);
-	if (input == NULL)
-		abort();
+	input = json_dumps(t->input, JSON_COMPACT); /* an object: never NULL */
 	s.input = input;
 	s.input_len = strlen(input);
 	attempt_vars(&vs, env, t);
@@ -399,7 +394,8 @@ static void report_lines(struct idem_check *c, const struct file_app *a, char *o
 		n++;
 	}
 	if (n == 0)
-		idem_check_add(c, "check", NULL, "the check command exited 1 and named no violation");
+		idem_check_add(c, "check", NULL,
+		               "the check command exited 1 and named no violation");
 }
 
 int file_app_check(struct idem_check *c, const struct idem_config *cfg, const char *state_db,
