@@ -704,6 +704,7 @@ int pool_start(struct sup *sup, const struct pool_callbacks *cb, void *arg, stru
 
 	if (check_program(sup->bindir, "idem-worker", err, errlen) != 0 ||
 	    (sup->app->helper != NULL &&
+	     sup->app->helper->program != NULL &&
 	     check_program(sup->bindir, sup->app->helper->program, err, errlen) != 0))
 		return -1;
 	p = xcalloc(1, sizeof(*p));

@@ -47,9 +47,9 @@
 #define MAX_KILLS 1000
 
 struct options {
-	const char
-	    *app;     /* inventory | transfer | a directory with idem.json (app_flags, start_one) */
-	json_t *plan; /* a file-defined app's "stress": what its clients start */
+	const char *app;  /* inventory | transfer | an app's directory (app_flags, start_one) */
+	json_t *plan;     /* a file-defined app's "stress": what its clients start */
+	const char *base; /* the built-in app it stands on ("base"), or NULL */
 	long workflows;
 	int concurrency;
 	int workers;
@@ -157,7 +157,7 @@ static char *fmt(const char *f, ...)
 
 /* A file-defined app's "stress" member: {"workflow": TYPE, "input":
  * TEMPLATE, "refusals": [ERROR_TYPE...]} (NEW). */
-static json_t *stress_plan(const char *dir)
+static json_t *stress_plan(const char *dir, const char **base)
 {
 	char *path = fmt("%s/idem.json", dir);
 	json_error_t jerr;
@@ -172,14 +172,17 @@ static json_t *stress_plan(const char *dir)
 		    "\"input\": {...}} (see docs/own-activities.md)",
 		    path);
 	json_incref(plan);
+	if (json_is_string(json_object_get(root, "base")))
+		*base = strdup(json_string_value(json_object_get(root, "base")));
 	json_decref(root);
 	free(path);
 	return plan;
 }
 
 /* The input of workflow i from the plan's template: "{i}" in a string is
- * i, "{id}" the workflow id (S<i>), {"$random": [LO, HI]} a whole number
- * drawn from the seed (*k numbers each field's draw). NEW. */
+ * i, "{i%N}" i modulo N, "{id}" the workflow id (S<i>), {"$random": [LO,
+ * HI]} a whole number drawn from the seed (*k numbers each field's
+ * draw). NEW. */
 static json_t *instantiate(const json_t *t, uint64_t seed, long i, int *k)
 {
 	const json_t *range = json_object_get(t, "$random");
@@ -213,20 +216,23 @@ static json_t *instantiate(const json_t *t, uint64_t seed, long i, int *k)
 
 		while (*s != '\0') {
 			const char *open = strchr(s, '{');
-			const char *with = NULL;
+			const char *with = NULL, *close = open != NULL ? strchr(open, '}') : NULL;
 			char num[32];
+			long mod = 0;
 
-			if (open != NULL && strncmp(open, "{i}", 3) == 0)
+			if (close != NULL && strncmp(open, "{i}", 3) == 0)
 				with = (snprintf(num, sizeof(num), "%ld", i), num);
-			else if (open != NULL && strncmp(open, "{id}", 4) == 0)
+			else if (close != NULL && strncmp(open, "{id}", 4) == 0)
 				with = (snprintf(num, sizeof(num), "S%ld", i), num);
+			else if (close != NULL && sscanf(open, "{i%%%ld}", &mod) == 1 && mod > 0)
+				with = (snprintf(num, sizeof(num), "%ld", i % mod), num);
 			if (with == NULL) {
 				size_t n = open != NULL ? (size_t)(open - s) + 1 : strlen(s);
 				next = fmt("%s%.*s", text, (int)n, s);
 				s += n;
 			} else {
 				next = fmt("%s%.*s%s", text, (int)(open - s), s, with);
-				s = open + (open[2] == '}' ? 3 : 4);
+				s = close + 1;
 			}
 			free(text);
 			text = next;
@@ -353,7 +359,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 				    optarg);
 			o->app = optarg;
 			if (strchr(optarg, '/') != NULL)
-				o->plan = stress_plan(optarg);
+				o->plan = stress_plan(optarg, &o->base);
 			break;
 		case 'w':
 			o->workflows = parse_long("workflows", optarg, 1, 100000000);
@@ -475,7 +481,6 @@ static void draw_swarm(struct options *o)
 
 /* ---- the supervisor -------------------------------------------------------- */
 
-
 /* --transfer-accounts=A0:STOCK,...: the transfer app's accounts. */
 static char *accounts(const struct options *o)
 {
@@ -505,9 +510,9 @@ static int app_flags(const struct run *r, char **a, int n)
 {
 	const struct options *o = &r->o;
 
-	if (o->plan != NULL)
+	if (o->plan != NULL && o->base == NULL)
 		return n; /* its commands keep their state in the data directory */
-	if (strcmp(o->app, "transfer") == 0) {
+	if (strcmp(o->base != NULL ? o->base : o->app, "transfer") == 0) {
 		a[n++] = accounts(o);
 		return n;
 	}

@@ -27,6 +27,40 @@ struct loader {
 	size_t errlen;
 };
 
+/* Every allocation of a load is the app's (a->owned): kept for the
+ * process's life when the load succeeds, all freed when it fails. */
+static void *own(struct loader *l, void *p)
+{
+	struct file_app *a = l->a;
+
+	if (a->nowned == a->capowned) {
+		a->capowned = a->capowned ? a->capowned * 2 : 64;
+		a->owned = xrealloc(a->owned, a->capowned * sizeof(*a->owned));
+	}
+	a->owned[a->nowned++] = p;
+	return p;
+}
+
+static void *own_calloc(struct loader *l, size_t n, size_t size)
+{
+	return own(l, xcalloc(n, size));
+}
+
+static char *own_str(struct loader *l, const char *s)
+{
+	return own(l, xstrdup(s));
+}
+
+static void file_app_free(struct file_app *a)
+{
+	for (int i = 0; i < a->nflows; i++)
+		flow_free(a->flows[i]);
+	for (size_t i = 0; i < a->nowned; i++)
+		free(a->owned[i]);
+	free(a->owned);
+	free(a);
+}
+
 /* "FILE: PATH: MESSAGE"; returns -1. */
 static int fail(struct loader *l, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -101,7 +135,7 @@ static char **argv_of(struct loader *l, const json_t *v, const char *path)
 		     ARGV_MAX);
 		return NULL;
 	}
-	argv = xcalloc(n + 1, sizeof(*argv));
+	argv = own_calloc(l, n + 1, sizeof(*argv));
 	for (size_t i = 0; i < n; i++) {
 		const json_t *w = json_array_get(v, i);
 		char p[512];
@@ -111,7 +145,7 @@ static char **argv_of(struct loader *l, const json_t *v, const char *path)
 		    (i == 0 && json_string_length(w) == 0 &&
 		     fail(l, p, "is empty; give the program to run") != 0))
 			return NULL;
-		argv[i] = xstrdup(json_string_value(w));
+		argv[i] = own_str(l, json_string_value(w));
 	}
 	return argv;
 }
@@ -204,7 +238,7 @@ static char **names_of(struct loader *l, const json_t *v, const char *path, int 
 		fail(l, path, "has %zu entries; at most %d", n, MEMBER_MAX);
 		return NULL;
 	}
-	out = xcalloc(n + 1, sizeof(*out));
+	out = own_calloc(l, n + 1, sizeof(*out));
 	for (size_t i = 0; i < n; i++) {
 		const json_t *w = json_array_get(v, i);
 		char p[512];
@@ -221,7 +255,7 @@ static char **names_of(struct loader *l, const json_t *v, const char *path, int 
 				fail(l, p, "\"%s\" is listed twice", out[j]);
 				return NULL;
 			}
-		out[i] = xstrdup(json_string_value(w));
+		out[i] = own_str(l, json_string_value(w));
 	}
 	return out;
 }
@@ -236,14 +270,14 @@ static int error_type_ok(const char *s)
 	return ids_name_ok(s, 63);
 }
 
-static char *comma_list(char **names)
+static char *comma_list(struct loader *l, char **names)
 {
 	size_t len = 1;
 	char *out;
 
 	for (char **n = names; *n != NULL; n++)
 		len += strlen(*n) + 1;
-	out = xcalloc(1, len);
+	out = own_calloc(l, 1, len);
 	for (char **n = names; *n != NULL; n++) {
 		if (n != names)
 			strcat(out, ",");
@@ -279,7 +313,7 @@ static int activity_of(struct loader *l, const char *name, const json_t *v,
 	if (want(l, v, JSON_OBJECT, path, "an object with a \"command\"") != 0 ||
 	    known_members(l, v, path, known) != 0)
 		return -1;
-	fa->name = xstrdup(name);
+	fa->name = own_str(l, name);
 	o->name = fa->name;
 	member_path(p, sizeof(p), path, ".command");
 	if ((fa->command = argv_of(l, json_object_get(v, "command"), p)) == NULL)
@@ -315,7 +349,7 @@ static int activity_of(struct loader *l, const char *name, const json_t *v,
 
 		if (types == NULL)
 			return -1;
-		o->non_retryable = comma_list(types);
+		o->non_retryable = comma_list(l, types);
 	} else {
 		o->non_retryable = "";
 	}
@@ -344,9 +378,9 @@ static int activities(struct loader *l, const json_t *root)
 	const char *name;
 	json_t *v;
 
-	if (acts == NULL && a->base != NULL)
-		acts = json_object(); /* a leak of nothing: kept for the process */
-	if (want(l, acts, JSON_OBJECT, "activities",
+	/* With a base, the file may add none (the foreach below takes NULL). */
+	if ((acts != NULL || a->base == NULL) &&
+	    want(l, acts, JSON_OBJECT, "activities",
 	         "an object: {\"charge\": {\"command\": [\"python3\", \"charge.py\"]}}") != 0)
 		return -1;
 	n = json_object_size(acts);
@@ -358,9 +392,9 @@ static int activities(struct loader *l, const json_t *root)
 		nbase_o = count_list(a->base->options, sizeof(*opts), 0);
 		nbase_a = count_list(a->base->activities, sizeof(*run), 0);
 	}
-	opts = xcalloc(nbase_o + n + 1, sizeof(*opts));
-	run = xcalloc(nbase_a + n + 1, sizeof(*run));
-	a->acts = xcalloc(n + 1, sizeof(*a->acts));
+	opts = own_calloc(l, nbase_o + n + 1, sizeof(*opts));
+	run = own_calloc(l, nbase_a + n + 1, sizeof(*run));
+	a->acts = own_calloc(l, n + 1, sizeof(*a->acts));
 	if (nbase_o > 0)
 		memcpy(opts, a->base->options, nbase_o * sizeof(*opts));
 	if (nbase_a > 0)
@@ -408,7 +442,8 @@ static int workflows(struct loader *l, const json_t *root)
 	n = json_object_size(wfs);
 	if (n == 0 || n > MEMBER_MAX)
 		return fail(l, "workflows", "has %zu; give 1 to %d", n, MEMBER_MAX);
-	types = xcalloc(n + 1, sizeof(*types));
+	types = own_calloc(l, n + 1, sizeof(*types));
+	a->flows = own_calloc(l, n, sizeof(*a->flows));
 	json_object_foreach((json_t *)wfs, name, v)
 	{
 		char prefix[600];
@@ -423,7 +458,8 @@ static int workflows(struct loader *l, const json_t *root)
 		f = flow_parse(v, prefix, activity_known, &a->app, l->err, l->errlen);
 		if (f == NULL)
 			return -1;
-		types[i++] = (struct idem_workflow){.name = xstrdup(name),
+		a->flows[a->nflows++] = f;
+		types[i++] = (struct idem_workflow){.name = own_str(l, name),
 		                                    .run = file_app_run_flow,
 		                                    .prepare = file_app_prepare,
 		                                    .id_field = flow_id_field(f),
@@ -467,12 +503,12 @@ static int helper(struct loader *l, const json_t *root)
 			            "\"%s\": give a path inside the data directory, e.g. "
 			            "\"service.sock\"",
 			            json_string_value(m));
-		a->helper_socket = xstrdup(json_string_value(m));
+		a->helper_socket = own_str(l, json_string_value(m));
 	}
-	a->helper =
-	    (struct idem_helper){.name = xstrdup(name != NULL ? json_string_value(name) : "helper"),
-	                         .command = (const char *const *)argv,
-	                         .dir = a->dir};
+	a->helper = (struct idem_helper){
+	    .name = own_str(l, name != NULL ? json_string_value(name) : "helper"),
+	    .command = (const char *const *)argv,
+	    .dir = a->dir};
 	a->app.helper = &a->helper;
 	return 0;
 }
@@ -546,13 +582,13 @@ static int check(struct loader *l, const json_t *root)
 		return fail(l, "check.sql", "has %zu queries; at most %d", nsql, MEMBER_MAX);
 	if (a->check == NULL && nsql == 0)
 		return fail(l, "check", "give a \"command\" or \"sql\" queries");
-	kinds = xcalloc(nbase_k + nk + nsql + 2, sizeof(*kinds));
+	kinds = own_calloc(l, nbase_k + nk + nsql + 2, sizeof(*kinds));
 	if (nbase_k > 0)
 		memcpy(kinds, a->base->check_kinds, nbase_k * sizeof(*kinds));
 	for (size_t k = 0; k < nk; k++)
 		kinds[nbase_k + k] = declared[k];
 	nk += nbase_k;
-	rules = xcalloc(nbase_r + nsql + 1, sizeof(*rules));
+	rules = own_calloc(l, nbase_r + nsql + 1, sizeof(*rules));
 	if (nbase_r > 0)
 		memcpy(rules, a->base->check_rules, nbase_r * sizeof(*rules));
 	for (size_t i = 0; i < nsql; i++) {
@@ -577,18 +613,18 @@ static int check(struct loader *l, const json_t *root)
 		         "a SELECT whose rows are violations: (message, workflows)") != 0)
 			return -1;
 		len = json_string_length(query) + 128;
-		wrapped = xmalloc(len);
+		wrapped = own_calloc(l, 1, len);
 		/* The kind rides in the row: one row function for every query. */
 		snprintf(wrapped, len, "SELECT '%s', * FROM (%s)", json_string_value(kind),
 		         json_string_value(query));
 		snprintf(text, sizeof(text), "running check.sql[%zu] (%s)", i,
 		         json_string_value(kind));
-		rules[nbase_r + i] = (struct idem_check_rule){xstrdup(text), wrapped, sql_row};
+		rules[nbase_r + i] = (struct idem_check_rule){own_str(l, text), wrapped, sql_row};
 		size_t k = 0;
 		while (k < nk && strcmp(kinds[k], json_string_value(kind)) != 0)
 			k++;
 		if (k == nk)
-			kinds[nk++] = xstrdup(json_string_value(kind));
+			kinds[nk++] = own_str(l, json_string_value(kind));
 	}
 	if (a->check != NULL) {
 		size_t k = 0;
@@ -621,14 +657,14 @@ static int locate(struct loader *l, const char *path)
 	}
 	if (stat(real, &sb) == 0 && S_ISDIR(sb.st_mode)) {
 		snprintf(file, sizeof(file), "%s/%s", real, FILE_APP_NAME);
-		l->a->dir = xstrdup(real);
+		l->a->dir = own_str(l, real);
 	} else {
 		snprintf(file, sizeof(file), "%s", real);
 		slash = strrchr(real, '/');
 		*slash = '\0';
-		l->a->dir = xstrdup(real[0] != '\0' ? real : "/");
+		l->a->dir = own_str(l, real[0] != '\0' ? real : "/");
 	}
-	l->a->file = xstrdup(file);
+	l->a->file = own_str(l, file);
 	return 0;
 }
 
@@ -677,11 +713,11 @@ static int top(struct loader *l, const json_t *root,
 	if (!ids_name_ok(json_string_value(name), 64))
 		return fail(l, "name", "\"%s\" is not a name (1..64 of A-Z a-z 0-9 _ . -)",
 		            json_string_value(name));
-	a->app.name = xstrdup(json_string_value(name));
+	a->app.name = own_str(l, json_string_value(name));
 	m = json_object_get(root, "summary");
 	if (m != NULL && want(l, m, JSON_STRING, "summary", "one line saying what it does") != 0)
 		return -1;
-	a->app.summary = xstrdup(m != NULL ? json_string_value(m) : a->file);
+	a->app.summary = own_str(l, m != NULL ? json_string_value(m) : a->file);
 	if ((m = json_object_get(root, "base")) != NULL) {
 		if (want(l, m, JSON_STRING, "base", "the name of an app built into idem") != 0)
 			return -1;
@@ -702,8 +738,7 @@ const struct idem_app *file_app_load(const char *path,
                                      const struct idem_app *(*base_find)(const char *name),
                                      char *err, size_t errlen)
 {
-	struct loader l = {
-	    .a = xcalloc(1, sizeof(struct file_app)), .err = err, .errlen = errlen};
+	struct loader l = {.a = xcalloc(1, sizeof(struct file_app)), .err = err, .errlen = errlen};
 	json_t *root = NULL;
 	int rc = -1;
 
@@ -722,6 +757,8 @@ const struct idem_app *file_app_load(const char *path,
 	rc = 0;
 out:
 	json_decref(root);
-	/* What a failed load allocated is left: the program exits on it. */
-	return rc == 0 ? &l.a->app : NULL;
+	if (rc == 0)
+		return &l.a->app;
+	file_app_free(l.a);
+	return NULL;
 }

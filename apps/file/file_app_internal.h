@@ -25,6 +25,10 @@ struct file_app {
 	char *data_dir; /* the directory of DATABASE, once open_db has run */
 	struct idem_helper helper;
 	char *helper_socket; /* relative to the data directory */
+	struct flow **flows; /* the workflow types' definitions */
+	int nflows;
+	void **owned; /* every allocation of the load (app.c) */
+	size_t nowned, capowned;
 };
 
 /* The app this process loaded (one at most). */

@@ -326,6 +326,26 @@ static int outcome_of(const struct file_app *a, const char *name, const struct c
 	return -1;
 }
 
+/* The attempt lived through the point its plan killed it at: the
+ * command never called idem-point there. Said in the history, where a
+ * user looks for the kill that did not happen. */
+static void unreached(struct idem_activity_outcome *o, const char *point)
+{
+	size_t len = strlen(o->stderr_tail);
+	char note[200];
+	int n = snprintf(note, sizeof(note),
+	                 "%sidem: the fault plan killed this attempt at crash point %s, but the "
+	                 "command never called idem-point %s\n",
+	                 len > 0 && o->stderr_tail[len - 1] != '\n' ? "\n" : "", point, point);
+
+	if (len + (size_t)n >= sizeof(o->stderr_tail)) { /* keep the end, as for stderr */
+		size_t drop = len + (size_t)n - (sizeof(o->stderr_tail) - 1);
+		memmove(o->stderr_tail, o->stderr_tail + drop, len - drop + 1);
+		len -= drop;
+	}
+	memcpy(o->stderr_tail + len, note, (size_t)n + 1);
+}
+
 int file_app_run_activity(const struct idem_activity_env *env, const struct msg_task *t,
                           struct idem_activity_outcome *out)
 {
@@ -358,6 +378,8 @@ int file_app_run_activity(const struct idem_activity_env *env, const struct msg_
 		return idem_activity_fail(out, "WorkerError", 1, "activity %s: %s", t->activity,
 		                          err);
 	rc = outcome_of(file_app_loaded, t->activity, &r, cmd, out);
+	if (env->kill_at != NULL)
+		unreached(out, env->kill_at);
 	free(r.out);
 	return rc;
 }
@@ -390,6 +412,9 @@ static void report_lines(struct idem_check *c, const struct file_app *a, char *o
 		known = kind_known(a, word) && strcmp(word, "check") != 0;
 		if (a->check_kinds_declared && !known)
 			continue;
+		/* "duplicated x1: twice" is listed under duplicated as "x1: twice". */
+		if (known)
+			line += w + strspn(line + w, " \t:");
 		idem_check_add(c, known ? word : "check", NULL, "%s", line);
 		n++;
 	}
