@@ -858,21 +858,22 @@ static int inventory_known(void *arg, const char *name)
 
 static struct flow *inventory_flow(void)
 {
-	char *text = tu_read_file(IDEM_SOURCE_DIR "/tests/data/inventory-flow.json");
+	char *text = tu_read_file(IDEM_SOURCE_DIR "/examples/inventory-flow/idem.json");
 	json_error_t e;
-	json_t *def;
+	json_t *app, *def;
 	struct flow *f;
 	char err[512];
 
 	assert_non_null(text);
-	def = json_loads(text, 0, &e);
-	if (def == NULL)
-		fail_msg("tests/data/inventory-flow.json: %s (line %d)", e.text, e.line);
-	f = flow_parse(def, "tests/data/inventory-flow.json", inventory_known,
-	               (void *)apps_find("inventory"), err, sizeof(err));
+	app = json_loads(text, 0, &e);
+	if (app == NULL)
+		fail_msg("examples/inventory-flow/idem.json: %s (line %d)", e.text, e.line);
+	def = json_object_get(json_object_get(app, "workflows"), "inventory");
+	f = flow_parse(def, "examples/inventory-flow/idem.json: workflows.inventory",
+	               inventory_known, (void *)apps_find("inventory"), err, sizeof(err));
 	if (f == NULL)
 		fail_msg("%s", err);
-	json_decref(def);
+	json_decref(app);
 	free(text);
 	return f;
 }
