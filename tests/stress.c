@@ -1226,12 +1226,16 @@ static void print_report(const json_t *rep)
 
 	printf("\n== idem stress report (seed %s) ==\n",
 	       json_string_value(json_object_get(rep, "seed")));
-	printf("workflows     %lld started, %lld completed, %lld failed, %lld refused (%s)\n",
+	printf("workflows     %lld started, %lld completed, %lld failed, %lld refused%s%s%s\n",
 	       (long long)json_integer_value(json_object_get(w, "started")),
 	       (long long)json_integer_value(json_object_get(w, "completed")),
 	       (long long)json_integer_value(json_object_get(w, "failed")),
 	       (long long)json_integer_value(json_object_get(w, "refused")),
-	       json_string_value(json_object_get(rep, "refusal")));
+	       json_is_string(json_object_get(rep, "refusal")) ? " (" : "",
+	       json_is_string(json_object_get(rep, "refusal"))
+	           ? json_string_value(json_object_get(rep, "refusal"))
+	           : "",
+	       json_is_string(json_object_get(rep, "refusal")) ? ")" : "");
 	printf("attempts      %lld over %lld steps; %lld faulted (%.1f%%), %lld retries, %lld "
 	       "lost to dead or killed workers\n",
 	       (long long)json_integer_value(json_object_get(h, "attempts")),
@@ -1366,12 +1370,11 @@ int main(int argc, char **argv)
 	make_dir(r);
 	replay = replay_command(r, argc, argv);
 	printf("idem-stress: seed %" PRIu64 "; replay with: %s\n", r->o.seed, replay);
-	printf(
-	    "idem-stress: %ld workflows, %d in flight, %d workers, %d products; faults kill %.3f "
-	    "(%s) async %.3f error %.3f delay %.3f peer %.3f; %d supervisor kills%s; dir %s\n",
-	    r->o.workflows, r->o.concurrency, r->o.workers, r->o.products, r->o.kill_rate,
-	    r->o.kill_points, r->o.async_kill_rate, r->o.error_rate, r->o.delay_rate,
-	    r->o.peer_rate, r->o.supervisor_kills, r->o.naive ? "; NAIVE mode" : "", r->dir);
+	printf("idem-stress: %s: %ld workflows, %d in flight, %d workers; faults kill %.3f "
+	       "(%s) async %.3f error %.3f delay %.3f peer %.3f; %d supervisor kills%s; dir %s\n",
+	       r->o.app, r->o.workflows, r->o.concurrency, r->o.workers, r->o.kill_rate,
+	       r->o.kill_points, r->o.async_kill_rate, r->o.error_rate, r->o.delay_rate,
+	       r->o.peer_rate, r->o.supervisor_kills, r->o.naive ? "; NAIVE mode" : "", r->dir);
 	fflush(stdout);
 	build_argv(r);
 	pthread_mutex_init(&r->sup_lock, NULL);
