@@ -57,18 +57,20 @@ struct idem_check {
 	const char **kinds; /* owned array: "stuck", the app's, "integrity"; nkinds */
 	long long *count;   /* owned: per kind */
 	int nkinds;
-	int bad_kind;       /* the app added a kind it does not list: c->err says */
-	long long running;  /* workflows still running */
-	json_t *violations; /* owned */
-	json_t *running_wf; /* owned: the first CHECK_MAX_LISTED running workflows */
-	json_t *totals;     /* owned */
+	int bad_kind;                  /* the app added a kind it does not list: c->err says */
+	long long running;             /* workflows still running */
+	json_t *violations;            /* owned */
+	json_t *running_wf;            /* owned: the first CHECK_MAX_LISTED running workflows */
+	json_t *totals;                /* owned */
 	const struct idem_config *cfg; /* may be NULL */
 	const char *state_db;
 	char *err;
 	size_t errlen;
 };
 
-enum { K_STUCK }; /* the first kind; "integrity" is the last */
+/* The engine's kinds come first, then the app's (from K_APP); "integrity"
+ * is the last. */
+enum { K_STUCK, K_HISTORY, K_NONDETERMINISM, K_APP };
 
 static int k_integrity(const struct idem_check *c)
 {
@@ -128,7 +130,7 @@ static void add(struct idem_check *c, int k, json_t *workflows, const char *fmt,
 /* The index of the app's kind, or -1 when it lists no such kind. */
 static int app_kind(const struct idem_check *c, const char *kind)
 {
-	for (int k = K_STUCK + 1; k < k_integrity(c); k++)
+	for (int k = K_APP; k < k_integrity(c); k++)
 		if (strcmp(c->kinds[k], kind) == 0)
 			return k;
 	return -1;
@@ -251,6 +253,61 @@ static const char sql_stuck[] = "SELECT namespace || '/' || workflow_id, status 
                                 " WHERE status NOT IN ('running', 'completed', 'failed')"
                                 " OR (status = 'failed' AND coalesce(error, '') = '')"
                                 " ORDER BY id";
+
+/* The history of every closed workflow adds up, whatever the app: no
+ * step completed twice, each completed step of a completed workflow
+ * completed once, and every attempt that started ended (completed,
+ * failed, lost with its worker, timed out, or lost with the supervisor
+ * that ran it). */
+static void row_history(struct idem_check *c, sqlite3_stmt *st)
+{
+	const char *wf = idem_check_col(st, 0), *what = idem_check_col(st, 1);
+	int seq = sqlite3_column_int(st, 2), n = sqlite3_column_int(st, 3);
+
+	if (strcmp(what, "twice") == 0)
+		add(c, K_HISTORY, json_pack("[s]", wf),
+		    "step %d of %s completed %d times in its history", seq, wf, n);
+	else if (strcmp(what, "never") == 0)
+		add(c, K_HISTORY, json_pack("[s]", wf),
+		    "step %d of completed workflow %s is %s, with no completion in its history",
+		    seq, wf, idem_check_col(st, 4));
+	else
+		add(c, K_HISTORY, json_pack("[s]", wf),
+		    "attempt %d of step %d of closed workflow %s started and never ended", n, seq,
+		    wf);
+}
+
+#define OUTCOMES                                                                                   \
+	"('completed', 'failed', 'worker_lost', 'timed_out', 'worker_killed', 'attempt_lost')"
+
+static const char sql_history[] =
+    "SELECT w.namespace || '/' || w.workflow_id, 'twice', e.seq, count(*), ''"
+    " FROM main.events e JOIN main.workflows w ON w.id = e.wf"
+    " WHERE e.kind = 'completed' GROUP BY e.wf, e.seq HAVING count(*) > 1"
+    " UNION ALL "
+    "SELECT w.namespace || '/' || w.workflow_id, 'never', s.seq, 0, s.status"
+    " FROM main.steps s JOIN main.workflows w ON w.id = s.wf"
+    " WHERE w.status = 'completed' AND NOT EXISTS (SELECT 1 FROM main.events e"
+    "  WHERE e.wf = s.wf AND e.seq = s.seq AND e.kind = 'completed')"
+    " UNION ALL "
+    "SELECT w.namespace || '/' || w.workflow_id, 'unended', e.seq, e.attempt, ''"
+    " FROM main.events e JOIN main.workflows w ON w.id = e.wf"
+    " WHERE w.status IN ('completed', 'failed') AND e.kind = 'started' AND NOT EXISTS"
+    "  (SELECT 1 FROM main.events o WHERE o.wf = e.wf AND o.seq = e.seq"
+    "   AND o.attempt = e.attempt AND o.kind IN " OUTCOMES ")";
+
+/* A workflow failed because its code no longer matches its history. */
+static void row_nondeterminism(struct idem_check *c, sqlite3_stmt *st)
+{
+	const char *wf = idem_check_col(st, 0);
+
+	add(c, K_NONDETERMINISM, json_pack("[s]", wf), "workflow %s failed: %s", wf,
+	    idem_check_col(st, 1));
+}
+
+static const char sql_nondeterminism[] =
+    "SELECT namespace || '/' || workflow_id, error FROM main.workflows"
+    " WHERE status = 'failed' AND error LIKE 'nondeterminism%' ORDER BY id";
 
 /* Listed, not counted: totals.workflows.running has the number. */
 static void row_running(struct idem_check *c, sqlite3_stmt *st)
@@ -430,6 +487,8 @@ static int run(struct idem_check *c)
 	    run_rules(c, app->check_totals) != 0 ||
 	    check_rows(c, "finding stuck workflows", sql_stuck, row_stuck) != 0 ||
 	    check_rows(c, "listing running workflows", sql_running, row_running) != 0 ||
+	    check_rows(c, "reading the histories", sql_history, row_history) != 0 ||
+	    check_rows(c, "finding nondeterminism", sql_nondeterminism, row_nondeterminism) != 0 ||
 	    run_rules(c, app->check_rules) != 0 || c->bad_kind)
 		return -1;
 	/* The app's own check reads the files itself: only once nothing
@@ -472,7 +531,7 @@ static void setup(struct idem_check *c, const char *state_db, const char *app_db
 	while (app->check_kinds != NULL && app->check_kinds[napp_kinds] != NULL)
 		napp_kinds++;
 	c->ndbs = DB_ENGINE_N + napp_dbs;
-	c->nkinds = napp_kinds + 2;
+	c->nkinds = K_APP + napp_kinds + 1;
 	c->dbs = xcalloc((size_t)c->ndbs, sizeof(*c->dbs));
 	c->path = xcalloc((size_t)c->ndbs, sizeof(*c->path));
 	c->kinds = xcalloc((size_t)c->nkinds, sizeof(*c->kinds));
@@ -489,8 +548,10 @@ static void setup(struct idem_check *c, const char *state_db, const char *app_db
 		c->path[DB_ENGINE_N + i] = cfg != NULL ? app->dbs[i].path(cfg) : NULL;
 	}
 	c->kinds[K_STUCK] = "stuck";
+	c->kinds[K_HISTORY] = "history";
+	c->kinds[K_NONDETERMINISM] = "nondeterminism";
 	for (int k = 0; k < napp_kinds; k++)
-		c->kinds[K_STUCK + 1 + k] = app->check_kinds[k];
+		c->kinds[K_APP + k] = app->check_kinds[k];
 	c->kinds[k_integrity(c)] = "integrity";
 }
 

@@ -8,6 +8,13 @@
  *                completed or failed, or 'failed' with no error. A running
  *                workflow is not stuck, even with no supervisor (the next
  *                one resumes it): it is listed as running (see below)
+ *   history      the history of each closed workflow adds up: no step
+ *                completed twice, each completed step of a completed
+ *                workflow completed once, every attempt that started
+ *                ended (completed, failed, lost, timed out, or lost with
+ *                the supervisor that ran it)
+ *   nondeterminism  no workflow failed because its code no longer
+ *                matches its recorded history
  *   integrity    PRAGMA integrity_check is "ok" on each database
  *
  * and the app's own rules (struct idem_app's check, through the API of
@@ -37,7 +44,8 @@
  * and totals shown):
  *   {"ok": bool,          no violation and no workflow running
  *    "quiescent": bool,   no workflow running
- *    "counts": {"stuck": N, "lost": N, "failed_with_effects": N,
+ *    "counts": {"stuck": N, "history": N, "nondeterminism": N,
+ *               "lost": N, "failed_with_effects": N,
  *               "duplicated": N, "unexpected": N,
  *               "extra_supplier_orders": N, "missing_supplier_orders": N,
  *               "stock_mismatch": N, "integrity": N},
@@ -48,7 +56,7 @@
  *               "orders": N, "restocks": N, "products": N,
  *               "supplier_orders": N},
  *    "app": "inventory"}                          whose rules ran
- * counts: "stuck", the app's check_kinds in order, "integrity"; totals:
+ * counts: the engine's kinds, the app's check_kinds in order, "integrity"; totals:
  * "workflows", then the app's in the order its check sets them. Or NULL
  * with err when a database cannot be opened or read (a missing file is
  * an error naming it). */

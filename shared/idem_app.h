@@ -227,7 +227,8 @@ struct idem_app_command {
 
 /* The checker (shared/check.h) proves that nothing was lost and nothing
  * was applied twice. It checks what holds for every app (no workflow
- * stuck, every database's integrity); the app's check_rules add its
+ * stuck, each history adding up, no nondeterminism, every database's
+ * integrity); the app's check_rules add its
  * own. All run on one read-only connection, in one snapshot of every
  * file: the state DB is main, the app DB is attached as app and each of
  * the app's dbs under its schema name. A rule is one SQL query (no query

@@ -475,6 +475,76 @@ static void test_stuck(void **state)
 	json_decref(r);
 }
 
+/* One event of workflow id's history. */
+static void event(struct fx *f, const char *id, int seq, int attempt, const char *kind)
+{
+	sql(store_db(f->store),
+	    "INSERT INTO events(wf, seq, attempt, kind, ts, pid, detail)"
+	    " VALUES((SELECT id FROM workflows WHERE workflow_id = %Q), %d, %d, %Q, 1, 0, '{}')",
+	    id, seq, attempt, kind);
+}
+
+/* A completed workflow with its one step, its order and these events of
+ * attempt 1 of step 0 (NULL-ended). */
+static void closed_run(struct fx *f, const char *id, const char *status, ...)
+{
+	va_list ap;
+	const char *kind;
+	char owner[64];
+
+	snprintf(owner, sizeof(owner), "default/%s", id);
+	workflow(f, id, status, id, 1, strcmp(status, "completed") == 0 ? "{}" : NULL,
+	         strcmp(status, "failed") == 0 ? "UnknownProduct: unknown product" : NULL);
+	step(f, id, 0, "update_inventory", strcmp(status, "running") == 0 ? "running" : status);
+	if (strcmp(status, "completed") == 0)
+		order(f, id, 1, owner);
+	va_start(ap, status);
+	while ((kind = va_arg(ap, const char *)) != NULL)
+		event(f, id, 0, 1, kind);
+	va_end(ap);
+}
+
+/* The engine's own invariants, for every app: each step of a completed
+ * workflow completed once in its history, never twice; every attempt of
+ * a closed workflow that started ended; no workflow failed for
+ * nondeterminism. A running workflow's attempt in flight is none of it. */
+static void test_history_adds_up(void **state)
+{
+	struct fx *f = *state;
+	json_t *r;
+
+	seed_run(f);
+	closed_run(f, "H0", "completed", "started", "completed", NULL); /* clean */
+	closed_run(f, "H1", "completed", "started", "completed", "completed", NULL);
+	closed_run(f, "H2", "completed", "started", "worker_lost", NULL);
+	closed_run(f, "H3", "failed", "started", NULL);
+	closed_run(f, "H4", "running", "started", NULL);                /* in flight: fine */
+	closed_run(f, "H5", "failed", "started", "attempt_lost", NULL); /* clean */
+	workflow(f, "H6", "failed", "H6", 1, NULL,
+	         "nondeterminism: step 0 was recorded as supplier_order but the workflow code "
+	         "now calls update_inventory");
+	r = run_check(f);
+	assert_int_equal(count(r, "history"), 3);
+	assert_int_equal(count(r, "nondeterminism"), 1);
+	assert_int_equal(count(r, "stuck") + count(r, "lost") + count(r, "duplicated") +
+	                     count(r, "failed_with_effects") + count(r, "stock_mismatch"),
+	                 0);
+	expect_workflows(find(r, "history", "step 0 of default/H1 completed 2 times"), "default/H1",
+	                 NULL);
+	find(r, "history",
+	     "step 0 of completed workflow default/H2 is completed, with no completion in its "
+	     "history");
+	find(r, "history",
+	     "attempt 1 of step 0 of closed workflow default/H3 started and never "
+	     "ended");
+	expect_workflows(find(r, "nondeterminism",
+	                      "workflow default/H6 failed: nondeterminism: "
+	                      "step 0 was recorded as supplier_order"),
+	                 "default/H6", NULL);
+	assert_false(json_is_true(json_object_get(r, "ok")));
+	json_decref(r);
+}
+
 /* A workflow still running is reported as running, not as a violation:
  * the check is not final ("ok" false, "quiescent" false) until none runs.
  * C3's supplier order has no restock yet: its credit is on the way, so
@@ -860,6 +930,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_lost_order_of_other_workflow, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_restock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stuck, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_history_adds_up, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_running_is_not_stuck, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many_running, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_with_effects, setup, teardown),
