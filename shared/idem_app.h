@@ -27,6 +27,7 @@
 
 struct idem_app;
 struct idem_workflow;
+struct idem_activity_options;
 
 /* ---- workflows ---------------------------------------------------------- */
 
@@ -45,11 +46,12 @@ struct idem_wf_run {
 	const char *namespace_;
 	const char *workflow_id;
 	const struct idem_workflow *type; /* whose function runs (its data) */
-	int next_step;  /* the step number the next activity call gets */
-	json_t *result; /* NEW reference, set by the function before DONE */
+	int next_step;                    /* the step number the next activity call gets */
+	json_t *result;                   /* NEW reference, set by the function before DONE */
 	char error[512];
 	/* the engine's */
-	int (*call)(struct idem_wf_run *run, const char *activity, json_t *input, json_t **result);
+	int (*call)(struct idem_wf_run *run, const char *activity, json_t *input,
+	            const struct idem_activity_options *options, json_t **result);
 	void *engine;
 };
 
@@ -61,7 +63,17 @@ struct idem_wf_run {
 static inline int idem_wf_activity(struct idem_wf_run *run, const char *activity, json_t *input,
                                    json_t **result)
 {
-	return run->call(run, activity, input, result);
+	return run->call(run, activity, input, NULL, result);
+}
+
+/* The same, for a step with options of its own (its retry policy, its
+ * timeout) instead of its activity's: options (BORROWED) must live as
+ * long as the workflow type, and a replay must give the same. */
+static inline int idem_wf_activity_with(struct idem_wf_run *run, const char *activity,
+                                        const struct idem_activity_options *options, json_t *input,
+                                        json_t **result)
+{
+	return run->call(run, activity, input, options, result);
 }
 
 struct idem_workflow {
@@ -70,8 +82,8 @@ struct idem_workflow {
 	/* Checks a start's input (with the check its activities run) and
 	 * fills defaults from cfg, so that a replay sees them unchanged.
 	 * Returns 0, or -1 with err naming the field and what to give. */
-	int (*prepare)(const struct idem_workflow *type, json_t *input, const struct idem_config *cfg,
-	               char *err, size_t errlen);
+	int (*prepare)(const struct idem_workflow *type, json_t *input,
+	               const struct idem_config *cfg, char *err, size_t errlen);
 	/* Checks what the workflow derives from its namespace and id; NULL:
 	 * nothing to check. */
 	int (*check_ids)(const char *ns, const char *workflow_id, char *err, size_t errlen);
@@ -124,7 +136,7 @@ struct idem_activity_env {
 	 * offered the points through hooks. Killing the worker's process
 	 * group there is the kill. */
 	const char *kill_at;
-	int naive;              /* run without the idempotency guards */
+	int naive;                               /* run without the idempotency guards */
 	const struct idem_activity_hooks *hooks; /* may be NULL */
 	/* Checkpoints progress: details (BORROWED) reach the next attempt
 	 * as t->heartbeat. Returns 0 or -1; NULL = none. */
@@ -373,8 +385,8 @@ struct idem_app {
 	 * after check_rules with cfg and the state DB's path: it reports with
 	 * idem_check_add() like a rule. Returns 0, or -1 with err when it
 	 * could not run at all (the check then fails with err). NULL: none. */
-	int (*check_extra)(struct idem_check *c, const struct idem_config *cfg, const char *state_db,
-	                   char *err, size_t errlen);
+	int (*check_extra)(struct idem_check *c, const struct idem_config *cfg,
+	                   const char *state_db, char *err, size_t errlen);
 };
 
 #endif

@@ -365,7 +365,7 @@ static void step_fail(struct engine *e, struct step *st, const char *why)
 static const char *final_reason(struct engine *e, struct step *st, int retryable, const char *type,
                                 int64_t delay)
 {
-	const struct idem_activity_options *o = activity_options_find(e->sup->app, st->activity);
+	const struct idem_activity_options *o = step_options(e->sup->app, st);
 	struct retry_policy p = policy_of(e, o);
 	int64_t s2c = e->sup->cfg.schedule_to_close_ms;
 
@@ -386,7 +386,7 @@ static const char *final_reason(struct engine *e, struct step *st, int retryable
 static void attempt_failed(struct engine *e, struct step *st, int retryable, const char *type,
                            const char *message)
 {
-	struct retry_policy p = policy_of(e, activity_options_find(e->sup->app, st->activity));
+	struct retry_policy p = policy_of(e, step_options(e->sup->app, st));
 	int64_t delay = retry_delay_ms(&p, st->attempt);
 	char f[1200], q[300];
 	const char *why;
@@ -639,7 +639,7 @@ static void plan_fault(struct engine *e, struct step *st, long pid, struct fault
 	char text[96];
 	json_t *detail;
 
-	const struct idem_activity_options *o = activity_options_find(e->sup->app, st->activity);
+	const struct idem_activity_options *o = step_options(e->sup->app, st);
 
 	fault_plan_for(&e->sup->faults, st->wf->namespace_, st->wf->workflow_id, st->seq,
 	               st->attempt, st->activity, o->peer, o->points, plan);
@@ -661,7 +661,7 @@ static void plan_fault(struct engine *e, struct step *st, long pid, struct fault
  * heartbeats. */
 static int64_t heartbeat_ms(const struct engine *e, const struct step *st)
 {
-	return activity_options_find(e->sup->app, st->activity)->heartbeats
+	return step_options(e->sup->app, st)->heartbeats
 	           ? e->sup->cfg.heartbeat_timeout_ms
 	           : 0;
 }
@@ -691,7 +691,7 @@ static void assign(struct engine *e, int sl, struct step *st)
 	task.step = st->seq;
 	task.attempt = st->attempt;
 	task.heartbeat_ms = heartbeat_ms(e, st);
-	task.start_to_close_ms = activity_options_find(e->sup->app, st->activity)->start_to_close_ms;
+	task.start_to_close_ms = step_options(e->sup->app, st)->start_to_close_ms;
 	task_id = pool_assign(e->sup->pool, sl, &task);
 	st->slot = sl;
 	t.task_id = task_id;

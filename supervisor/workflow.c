@@ -90,10 +90,16 @@ const struct idem_activity_options *activity_options_find(const struct idem_app 
 	return &unknown;
 }
 
+const struct idem_activity_options *step_options(const struct idem_app *app, const struct step *st)
+{
+	return st->options != NULL ? st->options : activity_options_find(app, st->activity);
+}
+
 /* ---- replay -------------------------------------------------------------- */
 
 /* idem_wf_activity() of the apps' workflow functions. */
-static int wf_call(struct idem_wf_run *run, const char *name, json_t *input, json_t **result)
+static int wf_call(struct idem_wf_run *run, const char *name, json_t *input,
+                   const struct idem_activity_options *options, json_t **result)
 {
 	struct wf_ctx *ctx = (struct wf_ctx *)run;
 	struct wf *wf = ctx->wf;
@@ -102,12 +108,13 @@ static int wf_call(struct idem_wf_run *run, const char *name, json_t *input, jso
 
 	*result = NULL;
 	if (seq >= wf->nsteps) {
-		wf_add_step(wf, name, input);
+		wf_add_step(wf, name, input)->options = options;
 		ctx->scheduled++;
 		return 0;
 	}
 	json_decref(input);
 	st = wf->steps[seq];
+	st->options = options; /* a restarted supervisor learns them here */
 	if (strcmp(st->activity, name) != 0) {
 		snprintf(run->error, sizeof(run->error),
 		         "nondeterminism: step %d was recorded as %s but the workflow code now "

@@ -48,7 +48,10 @@ struct step {
 	int saved_attempt;
 	int result_pending; /* its result waits for the app DB's sync */
 	int slot;           /* worker slot running it, or -1 */
-	int dirty;          /* its row waits to be written before the turn's COMMIT */
+	/* the options its workflow called it with (a step's own retry or
+	 * timeout), or NULL: its activity's (step_options()) */
+	const struct idem_activity_options *options;
+	int dirty; /* its row waits to be written before the turn's COMMIT */
 	struct step *dirty_next;
 	TAILQ_ENTRY(step) ready;
 };
@@ -94,6 +97,9 @@ void wf_type_unknown(const struct idem_app *app, const char *name, char *err, si
 /* The options of activity name (a default entry for an unknown one). */
 const struct idem_activity_options *activity_options_find(const struct idem_app *app,
                                                           const char *name);
+/* The options st runs under: its workflow's for that step, else its
+ * activity's. */
+const struct idem_activity_options *step_options(const struct idem_app *app, const struct step *st);
 
 /* Runs wf's function (type, NULL when the app has none of that name)
  * once over its recorded steps; ctx->run.result or ctx->run.error say

@@ -854,6 +854,50 @@ static void test_check_cannot_run(void **state)
 	stop(f);
 }
 
+/* ---- 13. a step's own options ---------------------------------------------------- */
+
+/* A step's own retry and timeout win over its activity's: the same
+ * activity (30 s, unlimited attempts) times out at 300 ms twice in step
+ * "short", then fails the workflow, where step "long" would have waited. */
+static void test_step_options(void **state)
+{
+	struct tu_fixture *f = *state;
+	const char *acts = "\"slow\": {\"command\": [\"sh\", \"-c\", \"exec sleep 30\"], "
+	                   "\"timeout\": \"30s\"}";
+	const char *wfs = "\"w\": {\"steps\": ["
+	                  "{\"name\": \"short\", \"activity\": \"slow\", \"timeout\": \"300ms\","
+	                  " \"retry\": {\"maximum_attempts\": 2, \"initial_interval\": \"10ms\"}},"
+	                  "{\"name\": \"long\", \"activity\": \"slow\"}]}";
+	int64_t t0;
+
+	app(f, acts, wfs, "");
+	start(f, NULL);
+	t0 = now_ms();
+	start_wf(f, "w", "S1", "{}");
+	wait_all(f);
+	failed_like(f, "S1",
+	            "activity slow (step 0) failed after 2 attempts: StartToCloseTimeout: "
+	            "start_to_close timeout: no result within 300 ms",
+	            NULL);
+	assert_true(now_ms() - t0 < 10000);
+	assert_int_equal(events(f, "S1", "timed_out"), 2);
+	stop(f);
+}
+
+/* A step's own options are checked at start-up like the rest. */
+static void test_step_options_checked(void **state)
+{
+	struct tu_fixture *f = *state;
+	char *log;
+
+	app(f, "\"a\": {\"command\": [\"true\"]}",
+	    "\"w\": {\"steps\": [{\"name\": \"s\", \"activity\": \"a\", \"timeout\": \"soon\"}]}",
+	    "");
+	log = refused(f);
+	assert_in(log, "workflows.w.steps[0].timeout: \"soon\" is not a duration of 1ms..24h");
+	free(log);
+}
+
 int main(void)
 {
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, tu_fixture_teardown)
@@ -865,6 +909,8 @@ int main(void)
 	    T(test_bad_output),
 	    T(test_output_too_large),
 	    T(test_never_exits),
+	    T(test_step_options),
+	    T(test_step_options_checked),
 	    T(test_stderr_recorded),
 	    T(test_heartbeat_reaches_next_attempt),
 	    T(test_crash_point),

@@ -82,8 +82,10 @@ struct fake {
 };
 
 /* idem_wf_activity() as the engine's wf_call answers it. */
-static int fake_call(struct idem_wf_run *run, const char *activity, json_t *input, json_t **result)
+static int fake_call(struct idem_wf_run *run, const char *activity, json_t *input,
+                     const struct idem_activity_options *options, json_t **result)
 {
+	(void)options;
 	struct fake *fk = (struct fake *)run;
 	int seq = run->next_step++;
 	const struct hist *h = seq < fk->nhist ? &fk->hist[seq] : NULL;
@@ -648,7 +650,7 @@ static void test_parse_errors_members(void **state)
 {
 	assert_refused("{'steps': [{'name': 'a', 'activity': 'charge', 'retries': 3}]}",
 	               STEP0 ": unknown member \"retries\" (known: name, activity, input, when, "
-	                     "compensate)");
+	                     "compensate, retry, timeout)");
 	assert_refused("{'stepz': []}",
 	               PREFIX ": unknown member \"stepz\" (known: id_field, input, "
 	                      "defaults, steps, result)");

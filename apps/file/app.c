@@ -427,6 +427,42 @@ static int activity_known(void *arg, const char *name)
 	return 0;
 }
 
+/* The options of the app's activity name (it exists: flow_parse said so). */
+static const struct idem_activity_options *options_of(const struct file_app *a, const char *name)
+{
+	const struct idem_activity_options *o = a->app.options;
+
+	while (o->name != NULL && strcmp(o->name, name) != 0)
+		o++;
+	return o;
+}
+
+/* Each step of workflow type wf with a "retry" or "timeout" of its own
+ * gets its activity's options with those over them. */
+static int step_options(struct loader *l, struct flow *f, const char *wf)
+{
+	for (int i = 0; i < flow_step_count(f); i++) {
+		const json_t *ov = flow_step_overrides(f, i), *m;
+		struct idem_activity_options *o;
+		char path[256], p[320];
+
+		if (ov == NULL)
+			continue;
+		o = own_calloc(l, 1, sizeof(*o));
+		*o = *options_of(l->a, flow_step_activity(f, i));
+		snprintf(path, sizeof(path), "workflows.%s.steps[%d]", wf, i);
+		member_path(p, sizeof(p), path, ".retry");
+		if ((m = json_object_get(ov, "retry")) != NULL && retry_of(l, m, p, &o->retry) != 0)
+			return -1;
+		member_path(p, sizeof(p), path, ".timeout");
+		if ((m = json_object_get(ov, "timeout")) != NULL &&
+		    duration_of(l, m, p, &o->start_to_close_ms) != 0)
+			return -1;
+		flow_step_set_options(f, i, o);
+	}
+	return 0;
+}
+
 static int workflows(struct loader *l, const json_t *root)
 {
 	struct file_app *a = l->a;
@@ -459,6 +495,8 @@ static int workflows(struct loader *l, const json_t *root)
 		if (f == NULL)
 			return -1;
 		a->flows[a->nflows++] = f;
+		if (step_options(l, f, name) != 0)
+			return -1;
 		types[i++] = (struct idem_workflow){.name = own_str(l, name),
 		                                    .run = file_app_run_flow,
 		                                    .prepare = file_app_prepare,

@@ -19,10 +19,10 @@ struct file_app {
 	const struct idem_app *base;
 	struct file_activity *acts;
 	int nacts;
-	char **setup;   /* NULL-ended, or NULL */
-	char **check;   /* NULL-ended, or NULL */
+	char **setup;             /* NULL-ended, or NULL */
+	char **check;             /* NULL-ended, or NULL */
 	int check_kinds_declared; /* its lines are violations only under those kinds */
-	char *data_dir; /* the directory of DATABASE, once open_db has run */
+	char *data_dir;           /* the directory of DATABASE, once open_db has run */
 	struct idem_helper helper;
 	char *helper_socket; /* relative to the data directory */
 	struct flow **flows; /* the workflow types' definitions */

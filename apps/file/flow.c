@@ -113,6 +113,8 @@ struct flow_step {
 	struct cond *when;      /* NULL: always */
 	char *comp_activity;    /* NULL: nothing to compensate */
 	struct tpl *comp_input; /* NULL: the workflow input */
+	json_t *overrides;      /* its "retry" and "timeout" as written, or NULL */
+	const struct idem_activity_options *options; /* NULL: its activity's */
 };
 
 struct flow {
@@ -175,6 +177,26 @@ static void cond_free(struct cond *c)
 	free(c);
 }
 
+int flow_step_count(const struct flow *f)
+{
+	return f->nsteps;
+}
+
+const char *flow_step_activity(const struct flow *f, int i)
+{
+	return f->steps[i].activity;
+}
+
+const json_t *flow_step_overrides(const struct flow *f, int i)
+{
+	return f->steps[i].overrides;
+}
+
+void flow_step_set_options(struct flow *f, int i, const struct idem_activity_options *o)
+{
+	f->steps[i].options = o;
+}
+
 void flow_free(struct flow *f)
 {
 	if (f == NULL)
@@ -185,6 +207,7 @@ void flow_free(struct flow *f)
 		cond_free(f->steps[i].when);
 		free(f->steps[i].comp_activity);
 		tpl_free(f->steps[i].comp_input);
+		json_decref(f->steps[i].overrides);
 	}
 	for (int i = 0; i < f->nfields; i++)
 		free(f->fields[i].name);
@@ -809,8 +832,8 @@ static int activity_get(struct parser *p, const json_t *obj, char *path, char **
  * any step is read, so that a pointer may be told a later step's name. */
 static int step_head(struct parser *p, const json_t *v, int i, char *path)
 {
-	static const char *const members[] = {"name", "activity",   "input",
-	                                      "when", "compensate", NULL};
+	static const char *const members[] = {"name",       "activity", "input",   "when",
+	                                      "compensate", "retry",    "timeout", NULL};
 	const json_t *name = json_object_get(v, "name");
 	const char *s = json_string_value(name);
 	int dup;
@@ -872,6 +895,15 @@ static int step_body(struct parser *p, const json_t *v, int i, char *path)
 		if ((st->when = cond_compile(p, when, path, 1)) == NULL)
 			return -1;
 		path[old] = '\0';
+	}
+	/* The app's loader reads these (flow_step_overrides): they are
+	 * options, not the workflow's logic. */
+	if (json_object_get(v, "retry") != NULL || json_object_get(v, "timeout") != NULL) {
+		st->overrides = must(json_object());
+		if (json_object_get(v, "retry") != NULL)
+			json_object_set(st->overrides, "retry", json_object_get(v, "retry"));
+		if (json_object_get(v, "timeout") != NULL)
+			json_object_set(st->overrides, "timeout", json_object_get(v, "timeout"));
 	}
 	p->see = i + 1;
 	p->scope = COMP_SCOPE;
@@ -1264,7 +1296,8 @@ static int step_run(struct exec *x, int i)
 
 	if (s->when != NULL && !cond_eval(x, s->when))
 		return 1;
-	rc = idem_wf_activity(x->run, s->activity, tpl_build(x, s->input), &result);
+	rc =
+	    idem_wf_activity_with(x->run, s->activity, s->options, tpl_build(x, s->input), &result);
 	if (rc == 1) {
 		x->st[i].seq = seq;
 		x->st[i].result = result;

@@ -43,6 +43,8 @@
  *     compensate optional {"activity", "input" (a template, default: the
  *                whole workflow input)}: what undoes the step when a later
  *                step fails for good
+ *     retry      optional: this step's retry policy, over its activity's
+ *     timeout    optional: this step's start-to-close timeout
  *   result    optional template; default: {NAME: result} of each step that
  *             ran, in step order.
  *
@@ -108,6 +110,15 @@ struct flow *flow_parse(const json_t *def, const char *path_prefix,
                         int (*activity_known)(void *arg, const char *name), void *arg, char *err,
                         size_t errlen);
 void flow_free(struct flow *f);
+
+/* A step's own options: "retry" (the activity's retry members) and
+ * "timeout" (a duration), kept as written for the app's loader, which
+ * checks them and gives the step its merged options (BORROWED: they must
+ * outlive f). flow_run then calls the step's activity with them. */
+int flow_step_count(const struct flow *f);
+const char *flow_step_activity(const struct flow *f, int i);
+const json_t *flow_step_overrides(const struct flow *f, int i); /* NULL: none */
+void flow_step_set_options(struct flow *f, int i, const struct idem_activity_options *o);
 
 /* At a start: adds the defaults to input and checks it against the
  * "input" spec. Returns 0, or -1 with err naming the field and what to
