@@ -898,6 +898,69 @@ static void test_step_options_checked(void **state)
 	free(log);
 }
 
+/* ---- 14. a saga, and a check in SQL ------------------------------------------------- */
+
+/* A step that fails for good after an earlier one completed: the
+ * earlier one's compensation runs, and the workflow fails with no net
+ * effect (the ledger holds the effect and its undoing), saying so. */
+static void test_saga(void **state)
+{
+	struct tu_fixture *f = *state;
+	char *ledger = tu_fmt("%s/ledger.txt", f->dir), *text;
+	const char *acts =
+	    "\"add\": {\"command\": [\"sh\", \"-c\", \"echo \\\"+ $IDEM_IDEMPOTENCY_KEY\\\" >> "
+	    "\\\"$IDEM_DATA_DIR/ledger.txt\\\"; echo '{\\\"id\\\": 7}'\"]},"
+	    "\"undo\": {\"command\": [\"sh\", \"-c\", \"echo \\\"- $(cat)\\\" >> "
+	    "\\\"$IDEM_DATA_DIR/ledger.txt\\\"\"]},"
+	    "\"refuse\": {\"command\": [\"sh\", \"-c\", \"echo '{\\\"error\\\": {\\\"type\\\": "
+	    "\\\"Refused\\\", \\\"message\\\": \\\"no\\\"}}'; exit 65\"]}";
+	const char *wfs = "\"w\": {\"steps\": ["
+	                  "{\"name\": \"first\", \"activity\": \"add\", \"compensate\": "
+	                  "{\"activity\": \"undo\", \"input\": {\"id\": "
+	                  "{\"$ref\": \"/steps/first/result/id\"}}}},"
+	                  "{\"name\": \"second\", \"activity\": \"refuse\"}]}";
+
+	app(f, acts, wfs, "");
+	start(f, NULL);
+	start_wf(f, "w", "G1", "{}");
+	wait_all(f);
+	failed_like(f, "G1", "activity refuse (step 1) failed after 1 attempt: Refused: no",
+	            "; compensated: first", NULL);
+	assert_int_equal(events(f, "G1", "started"), 3); /* first, second, the undo */
+	text = tu_read_file(ledger);
+	assert_non_null(text);
+	assert_str(text, "+ default/G1/0\n- {\"id\":7}\n");
+	free(text);
+	free(ledger);
+	stop(f);
+}
+
+/* check.sql: each row of a query is a violation of its kind. */
+static void test_check_sql(void **state)
+{
+	struct tu_fixture *f = *state;
+	json_t *r = NULL, *v;
+
+	app(f, "\"a\": {\"command\": [\"sh\", \"-c\", \"cat >/dev/null\"]}", ONE_STEP("w", "a"),
+	    ",\n \"check\": {\"sql\": [{\"kind\": \"too_odd\", \"query\": \"SELECT 'workflow ' || "
+	    "workflow_id || ' is odd', namespace || '/' || workflow_id FROM main.workflows "
+	    "WHERE workflow_id LIKE 'odd%'\"}]}");
+	start(f, NULL);
+	start_wf(f, "w", "odd1", "{}");
+	start_wf(f, "w", "even1", "{}");
+	wait_all(f);
+	assert_int_equal(tu_http(&f->sup, "GET", "/v1/check", NULL, &r), 200);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(r, "counts"), "too_odd")), 1);
+	v = json_array_get(json_object_get(r, "violations"), 0);
+	assert_str(str(v, "kind"), "too_odd");
+	assert_str(str(v, "message"), "workflow odd1 is odd");
+	assert_str(json_string_value(json_array_get(json_object_get(v, "workflows"), 0)),
+	           "default/odd1");
+	json_decref(r);
+	stop(f);
+}
+
 int main(void)
 {
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, tu_fixture_teardown)
@@ -911,6 +974,8 @@ int main(void)
 	    T(test_never_exits),
 	    T(test_step_options),
 	    T(test_step_options_checked),
+	    T(test_saga),
+	    T(test_check_sql),
 	    T(test_stderr_recorded),
 	    T(test_heartbeat_reaches_next_attempt),
 	    T(test_crash_point),
