@@ -330,3 +330,24 @@ json_t *msg_heartbeat_new(json_int_t task_id, json_t *details)
 	return json_pack("{s:s, s:I, s:O}", "type", "heartbeat", "task_id", task_id, "details",
 	                 details);
 }
+
+const char *msg_json_kind(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+		return "an integer";
+	case JSON_REAL:
+		return "a real number";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean";
+	default:
+		return "null";
+	}
+}

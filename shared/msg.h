@@ -74,4 +74,9 @@ json_t *msg_result_error_new(json_int_t task_id, const char *type, const char *m
                              int retryable);
 json_t *msg_heartbeat_new(json_int_t task_id, json_t *details);
 
+/* What a JSON value is, for a message to a person: "a string", "an
+ * integer", "a real number", "a boolean", "an object", "an array",
+ * "null". */
+const char *msg_json_kind(const json_t *v);
+
 #endif

@@ -79,13 +79,6 @@ static int fail(struct loader *l, const char *path, const char *fmt, ...)
 	return -1;
 }
 
-static const char *type_name(const json_t *v)
-{
-	static const char *const names[] = {"an object", "an array", "a string", "an integer",
-	                                    "a number",  "true",     "false",    "null"};
-	return names[json_typeof(v)];
-}
-
 /* Every member of obj is one of known (NULL-ended). */
 static int known_members(struct loader *l, const json_t *obj, const char *path,
                          const char *const *known)
@@ -117,7 +110,7 @@ static int want(struct loader *l, const json_t *v, json_type t, const char *path
 		return 0;
 	if (v == NULL)
 		return fail(l, path, "missing (give %s)", what);
-	return fail(l, path, "is %s; give %s", type_name(v), what);
+	return fail(l, path, "is %s; give %s", msg_json_kind(v), what);
 }
 
 /* A command: a non-empty array of strings, the first one not empty.
@@ -291,7 +284,7 @@ static int bool_of(struct loader *l, const json_t *v, const char *path, int *out
 	if (v == NULL)
 		return 0;
 	if (!json_is_boolean(v))
-		return fail(l, path, "is %s; give true or false", type_name(v));
+		return fail(l, path, "is %s; give true or false", msg_json_kind(v));
 	*out = json_is_true(v);
 	return 0;
 }
@@ -724,7 +717,7 @@ static json_t *read_file(struct loader *l)
 	}
 	if (!json_is_object(root)) {
 		snprintf(l->err, l->errlen, "%s: the file holds %s; give an object", l->a->file,
-		         type_name(root));
+		         msg_json_kind(root));
 		json_decref(root);
 		return NULL;
 	}

@@ -224,28 +224,6 @@ const char *flow_id_field(const struct flow *f)
 	return f->id_field;
 }
 
-/* "a string", "an integer", ...: what a person is told a value is. */
-static const char *kind_of(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return "an object";
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_STRING:
-		return "a string";
-	case JSON_INTEGER:
-		return "an integer";
-	case JSON_REAL:
-		return "a real number";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "a boolean";
-	default:
-		return "null";
-	}
-}
-
 static int type_ok(enum field_type t, const json_t *v)
 {
 	switch (t) {
@@ -527,10 +505,10 @@ static int ref_list(struct parser *p, const json_t *v, char *path, struct tpl *t
 	for (int i = 0; i < t->nptrs; i++) {
 		const json_t *item = json_array_get(v, (size_t)i);
 		size_t old = path_push(path, "[%d]", i);
-		int rc =
-		    json_is_string(item)
-		        ? ptr_compile(p, json_string_value(item), path, &t->ptrs[i])
-		        : perr(p, path, " is %s; give a JSON pointer (a string)", kind_of(item));
+		int rc = json_is_string(item)
+		             ? ptr_compile(p, json_string_value(item), path, &t->ptrs[i])
+		             : perr(p, path, " is %s; give a JSON pointer (a string)",
+		                    msg_json_kind(item));
 
 		path[old] = '\0';
 		if (rc != 0)
@@ -556,7 +534,7 @@ static struct tpl *tpl_ref(struct parser *p, const json_t *v, char *path)
 		rc = perr(p, path,
 		          " is %s; give a JSON pointer (\"/input/FIELD\") or an array of them (the "
 		          "first that exists is used)",
-		          json_is_array(v) ? "an empty array" : kind_of(v));
+		          json_is_array(v) ? "an empty array" : msg_json_kind(v));
 	}
 	path[old] = '\0';
 	return tpl_done(t, rc);
@@ -570,7 +548,7 @@ static struct tpl *tpl_ran(struct parser *p, const json_t *v, char *path)
 	int rc = 0;
 
 	if (!json_is_string(v))
-		rc = perr(p, path, " is %s; give the name of a step", kind_of(v));
+		rc = perr(p, path, " is %s; give the name of a step", msg_json_kind(v));
 	else if ((t->step = step_ref(p, "refers to", json_string_value(v), path)) < 0)
 		rc = -1;
 	path[old] = '\0';
@@ -691,7 +669,7 @@ static int cond_operands(struct parser *p, struct cond *c, const json_t *v, char
 	size_t old;
 
 	if (!json_is_array(v))
-		return perr(p, path, " is %s; give two operands: [A, B]", kind_of(v));
+		return perr(p, path, " is %s; give two operands: [A, B]", msg_json_kind(v));
 	if (json_array_size(v) != 2)
 		return perr(p, path, " has %zu operands; give two: [A, B]", json_array_size(v));
 	old = path_push(path, "[0]");
@@ -709,7 +687,7 @@ static int cond_operands(struct parser *p, struct cond *c, const json_t *v, char
 static int cond_list(struct parser *p, struct cond *c, const json_t *v, char *path, int depth)
 {
 	if (!json_is_array(v))
-		return perr(p, path, " is %s; give an array of conditions", kind_of(v));
+		return perr(p, path, " is %s; give an array of conditions", msg_json_kind(v));
 	c->nkids = (int)json_array_size(v);
 	c->kids = alloc((size_t)c->nkids, sizeof(*c->kids));
 	for (int i = 0; i < c->nkids; i++) {
@@ -770,8 +748,8 @@ static struct cond *cond_compile(struct parser *p, const json_t *v, char *path, 
 		return NULL;
 	}
 	if (!json_is_object(v)) {
-		perr(p, path, " is %s; give true, false or {\"OPERATOR\": ...} (%s)", kind_of(v),
-		     OPERATORS);
+		perr(p, path, " is %s; give true, false or {\"OPERATOR\": ...} (%s)",
+		     msg_json_kind(v), OPERATORS);
 		return NULL;
 	}
 	if (json_object_size(v) != 1) {
@@ -820,7 +798,7 @@ static int activity_get(struct parser *p, const json_t *obj, char *path, char **
 		    ": missing \"activity\" (give the name of one of the app's activities)");
 	old = path_push(path, ".activity");
 	if (name == NULL)
-		return perr(p, path, " is %s; give the name of an activity", kind_of(v));
+		return perr(p, path, " is %s; give the name of an activity", msg_json_kind(v));
 	if (p->known != NULL && !p->known(p->arg, name))
 		return perr(p, path, ": unknown activity \"%s\"", name);
 	path[old] = '\0';
@@ -840,7 +818,7 @@ static int step_head(struct parser *p, const json_t *v, int i, char *path)
 
 	if (!json_is_object(v))
 		return perr(p, path, " is %s; give an object {\"name\", \"activity\", ...}",
-		            kind_of(v));
+		            msg_json_kind(v));
 	if (check_members(p, v, members, path) != 0)
 		return -1;
 	if (name == NULL)
@@ -848,7 +826,8 @@ static int step_head(struct parser *p, const json_t *v, int i, char *path)
 		            NAME_RULE);
 	path_push(path, ".name");
 	if (s == NULL)
-		return perr(p, path, " is %s; give a unique name: %s", kind_of(name), NAME_RULE);
+		return perr(p, path, " is %s; give a unique name: %s", msg_json_kind(name),
+		            NAME_RULE);
 	if (!name_ok(s))
 		return perr(p, path, ": \"%s\" is not a step name (use %s)", s, NAME_RULE);
 	if ((dup = step_index(p->f, s)) >= 0)
@@ -868,7 +847,7 @@ static int step_compensate(struct parser *p, const json_t *v, int i, char *path)
 	path_push(path, ".compensate");
 	if (!json_is_object(v))
 		return perr(p, path, " is %s; give {\"activity\": NAME, \"input\": TEMPLATE}",
-		            kind_of(v));
+		            msg_json_kind(v));
 	if (check_members(p, v, members, path) != 0)
 		return -1;
 	if (activity_get(p, v, path, &st->comp_activity) != 0)
@@ -919,7 +898,7 @@ static int parse_steps(struct parser *p, const json_t *steps, char *path)
 		            ": missing \"steps\" (give an array of steps, each {\"name\", "
 		            "\"activity\"})");
 	if (!json_is_array(steps))
-		return perr(p, "steps", " is %s; give an array of steps", kind_of(steps));
+		return perr(p, "steps", " is %s; give an array of steps", msg_json_kind(steps));
 	if (n > FLOW_MAX_STEPS)
 		return perr(p, "steps",
 		            " has %zu steps; at most %d are allowed (split the work into several "
@@ -958,14 +937,14 @@ static int parse_fields(struct parser *p, const json_t *spec)
 		return 0;
 	if (!json_is_object(spec))
 		return perr(p, "input", " is %s; give an object {FIELD: TYPE} (types: %s)",
-		            kind_of(spec), TYPES);
+		            msg_json_kind(spec), TYPES);
 	p->f->fields = alloc(json_object_size(spec), sizeof(*p->f->fields));
 	json_object_foreach((json_t *)spec, key, v)
 	{
 		int t = type_find(v);
 
 		if (!json_is_string(v))
-			return perr(p, "input", ".%s is %s; give a type: %s", key, kind_of(v),
+			return perr(p, "input", ".%s is %s; give a type: %s", key, msg_json_kind(v),
 			            TYPES);
 		if (t < 0)
 			return perr(p, "input", ".%s: unknown type \"%s\" (use %s)", key,
@@ -991,14 +970,15 @@ static int parse_defaults(struct parser *p, const json_t *v)
 	json_t *val;
 
 	if (v != NULL && !json_is_object(v))
-		return perr(p, "defaults", " is %s; give an object {FIELD: VALUE}", kind_of(v));
+		return perr(p, "defaults", " is %s; give an object {FIELD: VALUE}",
+		            msg_json_kind(v));
 	json_object_foreach((json_t *)v, key, val)
 	{
 		const struct field *fd = field_find(p->f, key);
 
 		if (fd != NULL && !type_ok(fd->type, val))
 			return perr(p, "defaults", ".%s is %s; give %s (the type of input.%s)", key,
-			            kind_of(val), field_types[fd->type].give, key);
+			            msg_json_kind(val), field_types[fd->type].give, key);
 	}
 	p->f->defaults = v != NULL ? must(json_deep_copy(v)) : must(json_object());
 	return 0;
@@ -1010,7 +990,7 @@ static int parse_id_field(struct parser *p, const json_t *v)
 		return 0;
 	if (!json_is_string(v) || json_string_length(v) == 0)
 		return perr(p, "id_field", " is %s; give the name of an input field",
-		            json_is_string(v) ? "empty" : kind_of(v));
+		            json_is_string(v) ? "empty" : msg_json_kind(v));
 	p->f->id_field = xstrdup(json_string_value(v));
 	return 0;
 }
@@ -1022,7 +1002,7 @@ static int parse_def(struct parser *p, const json_t *def, char *path)
 
 	if (!json_is_object(def))
 		return perr(p, "", ": the definition is %s; give an object with \"steps\"",
-		            def != NULL ? kind_of(def) : "missing");
+		            def != NULL ? msg_json_kind(def) : "missing");
 	if (check_members(p, def, members, "") != 0 ||
 	    parse_id_field(p, json_object_get(def, "id_field")) != 0 ||
 	    parse_fields(p, json_object_get(def, "input")) != 0 ||
@@ -1064,7 +1044,7 @@ int flow_prepare(const struct flow *f, json_t *input, char *err, size_t errlen)
 
 	if (!json_is_object(input)) {
 		snprintf(err, errlen, "input is %s; give a JSON object",
-		         input != NULL ? kind_of(input) : "missing");
+		         input != NULL ? msg_json_kind(input) : "missing");
 		return -1;
 	}
 	json_object_foreach(f->defaults, key, v) if (json_object_get(input, key) == NULL)
@@ -1079,8 +1059,8 @@ int flow_prepare(const struct flow *f, json_t *input, char *err, size_t errlen)
 			return -1;
 		}
 		if (!type_ok(fd->type, val)) {
-			snprintf(err, errlen, "input.%s is %s; give %s", fd->name, kind_of(val),
-			         field_types[fd->type].give);
+			snprintf(err, errlen, "input.%s is %s; give %s", fd->name,
+			         msg_json_kind(val), field_types[fd->type].give);
 			return -1;
 		}
 	}

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "msg.h"
 #include "textbuf.h"
 
 #define NAME_SHOWN_MAX 64 /* bytes of an unknown field's name put in a message */
@@ -61,28 +62,6 @@ static int failf(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
-/* What a JSON value is, for a message. */
-static const char *kind_of(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return "an object";
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_STRING:
-		return "a string";
-	case JSON_INTEGER:
-		return "an integer";
-	case JSON_REAL:
-		return "a real number";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "a boolean";
-	default:
-		return "null";
-	}
-}
-
 /* What to give for f: "a string of 1..128 bytes", "an integer 0..1000000000". */
 static void wanted(const struct field *f, char *buf, size_t len)
 {
@@ -102,7 +81,8 @@ static int check_field(const struct field *f, const json_t *v, char *err, size_t
 	if (v == NULL)
 		return failf(err, errlen, "input.%s is missing: give %s", f->name, want);
 	if (text ? !json_is_string(v) : !json_is_integer(v))
-		return failf(err, errlen, "input.%s is %s: give %s", f->name, kind_of(v), want);
+		return failf(err, errlen, "input.%s is %s: give %s", f->name, msg_json_kind(v),
+		             want);
 	n = text ? (json_int_t)strlen(json_string_value(v)) : json_integer_value(v);
 	if (n >= f->min && n <= f->max)
 		return 0;
@@ -151,7 +131,7 @@ int inventory_input_check(const json_t *input, enum inventory_schema schema, cha
 
 	if (!json_is_object(input))
 		return failf(err, errlen, "input is %s: give a JSON object",
-		             input != NULL ? kind_of(input) : "missing");
+		             input != NULL ? msg_json_kind(input) : "missing");
 	if (check_known(input, fields, err, errlen) != 0)
 		return -1;
 	for (; *fields != NULL; fields++) {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "msg.h"
 #include "textbuf.h"
 
 #define NAME_SHOWN_MAX 64 /* bytes of an unknown field's name put in a message */
@@ -41,28 +42,6 @@ static int failf(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
-/* What a JSON value is, for a message. */
-static const char *kind_of(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return "an object";
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_STRING:
-		return "a string";
-	case JSON_INTEGER:
-		return "an integer";
-	case JSON_REAL:
-		return "a real number";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "a boolean";
-	default:
-		return "null";
-	}
-}
-
 /* What to give for a field of kind k. */
 static const char *wanted(enum field_kind k)
 {
@@ -77,7 +56,7 @@ static int check_id(const char *name, const json_t *v, char *err, size_t errlen)
 	const char *s = json_string_value(v);
 
 	if (!json_is_string(v))
-		return failf(err, errlen, "input.%s is %s: give %s", name, kind_of(v),
+		return failf(err, errlen, "input.%s is %s: give %s", name, msg_json_kind(v),
 		             wanted(FIELD_ID));
 	/* An embedded NUL would hide the rest of the id from every check. */
 	if (strlen(s) != json_string_length(v) || !ids_name_ok(s, TRANSFER_ID_MAX))
@@ -92,7 +71,7 @@ static int check_amount(const char *name, const json_t *v, char *err, size_t err
 	json_int_t n = json_integer_value(v);
 
 	if (!json_is_integer(v))
-		return failf(err, errlen, "input.%s is %s: give %s", name, kind_of(v),
+		return failf(err, errlen, "input.%s is %s: give %s", name, msg_json_kind(v),
 		             wanted(FIELD_AMOUNT));
 	if (n < 1 || n > TRANSFER_AMOUNT_MAX)
 		return failf(err, errlen,
@@ -134,7 +113,7 @@ int transfer_input_check(const json_t *input, char *err, size_t errlen)
 
 	if (!json_is_object(input))
 		return failf(err, errlen, "input is %s: give a JSON object",
-		             input != NULL ? kind_of(input) : "missing");
+		             input != NULL ? msg_json_kind(input) : "missing");
 	if (check_known(input, err, errlen) != 0)
 		return -1;
 	for (size_t i = 0; i < NFIELDS; i++) {
