@@ -61,7 +61,7 @@ struct idem_config {
 	int64_t fault_async_kill_max_ms;                /* FAULT_ASYNC_KILL_MAX_DELAY */
 	double fault_error_rate;                        /* FAULT_ERROR_RATE */
 	double fault_delay_rate;                        /* FAULT_DELAY_RATE */
-	double fault_peer_rate;                     /* FAULT_PEER_RATE */
+	double fault_peer_rate;                         /* FAULT_PEER_RATE */
 	char fault_activities[256]; /* FAULT_ACTIVITIES: "" = all, else comma list */
 	int fault_max_attempt;      /* FAULT_MAX_ATTEMPT: 0 = any attempt */
 	char fault_vfs[256];        /* FAULT_VFS: storage faults (faultvfs.h), "" = off */

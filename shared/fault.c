@@ -175,8 +175,8 @@ void fault_plan_for(const struct fault_config *c, const char *ns, const char *wo
 		out->ms = c->delay_ms;
 	} else if (peer && ROLL("peer") < c->peer_rate) {
 		out->kind = FAULT_PEER;
-		out->mode = ROLL("peer_mode") < 0.5 ? FAULT_PEER_UNAVAILABLE
-		                                        : FAULT_PEER_RECORD_THEN_DIE;
+		out->mode =
+		    ROLL("peer_mode") < 0.5 ? FAULT_PEER_UNAVAILABLE : FAULT_PEER_RECORD_THEN_DIE;
 	}
 #undef ROLL
 }
@@ -237,11 +237,12 @@ int fault_plan_parse(const json_t *j, struct fault_plan *out, char *err, size_t 
 	}
 	if (out->kind == FAULT_KILL) {
 		if (point == NULL || !fault_point_name_ok(point)) {
-			snprintf(err, errlen,
-			         "fault: kill needs \"point\": before_effect, after_effect, "
-			         "after_commit, mid_reply or a point the activity names ([a-z0-9_], "
-			         "at most %d bytes)",
-			         FAULT_POINT_NAME_MAX - 1);
+			snprintf(
+			    err, errlen,
+			    "fault: kill needs \"point\": before_effect, after_effect, "
+			    "after_commit, mid_reply or a point the activity names ([a-z0-9_], "
+			    "at most %d bytes)",
+			    FAULT_POINT_NAME_MAX - 1);
 			return -1;
 		}
 		if (fault_point_parse(point, &out->point) != 0)

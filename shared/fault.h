@@ -65,11 +65,11 @@ struct fault_config {
 
 struct fault_plan {
 	enum fault_kind kind;
-	enum fault_point point;        /* kill */
+	enum fault_point point;                /* kill */
 	char point_name[FAULT_POINT_NAME_MAX]; /* kill: the point's name, standard or named */
-	int after_effect;              /* error: 0 before, 1 after the effect */
-	int64_t ms;                    /* async: delay; delay: sleep */
-	enum fault_peer_mode mode; /* peer */
+	int after_effect;                      /* error: 0 before, 1 after the effect */
+	int64_t ms;                            /* async: delay; delay: sleep */
+	enum fault_peer_mode mode;             /* peer */
 };
 
 /* A number in [0, 1) from the tuple; the same tuple always gives the same

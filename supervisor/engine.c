@@ -661,9 +661,7 @@ static void plan_fault(struct engine *e, struct step *st, long pid, struct fault
  * heartbeats. */
 static int64_t heartbeat_ms(const struct engine *e, const struct step *st)
 {
-	return step_options(e->sup->app, st)->heartbeats
-	           ? e->sup->cfg.heartbeat_timeout_ms
-	           : 0;
+	return step_options(e->sup->app, st)->heartbeats ? e->sup->cfg.heartbeat_timeout_ms : 0;
 }
 
 static void assign(struct engine *e, int sl, struct step *st)

@@ -643,8 +643,8 @@ static void wait_for_helper(struct pool *p)
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int64_t deadline = clock_mono_ms() + HELPER_START_WAIT_MS;
 	const struct idem_helper *h = p->sup->app->helper;
-	const char *path = h->socket_key != NULL ? config_text(&p->sup->cfg, h->socket_key)
-	                                         : h->socket_path;
+	const char *path =
+	    h->socket_key != NULL ? config_text(&p->sup->cfg, h->socket_key) : h->socket_path;
 
 	memcpy(sa.sun_path, path, strnlen(path, sizeof(sa.sun_path) - 1));
 	while (clock_mono_ms() < deadline) {
@@ -703,8 +703,7 @@ int pool_start(struct sup *sup, const struct pool_callbacks *cb, void *arg, stru
 	struct pool *p;
 
 	if (check_program(sup->bindir, "idem-worker", err, errlen) != 0 ||
-	    (sup->app->helper != NULL &&
-	     sup->app->helper->program != NULL &&
+	    (sup->app->helper != NULL && sup->app->helper->program != NULL &&
 	     check_program(sup->bindir, sup->app->helper->program, err, errlen) != 0))
 		return -1;
 	p = xcalloc(1, sizeof(*p));

@@ -128,7 +128,8 @@ static pid_t spawn_command(const struct idem_helper *h, char *path, size_t pathl
 		return -1;
 	rc = h->dir != NULL ? posix_spawn_file_actions_addchdir_np(&fa, h->dir) : 0;
 	if (rc == 0)
-		rc = posix_spawnp(&pid, h->command[0], &fa, NULL, (char *const *)h->command, environ);
+		rc = posix_spawnp(&pid, h->command[0], &fa, NULL, (char *const *)h->command,
+		                  environ);
 	posix_spawn_file_actions_destroy(&fa);
 	if (rc != 0) {
 		errno = rc;

@@ -316,7 +316,7 @@ static json_t *series(double *v, int n)
 /* ---- the measurements ----------------------------------------------------------- */
 
 static const char *const no_faults[] = {"--kill-rate",    "0", "--async-kill-rate", "0",
-                                        "--error-rate",   "0", "--peer-rate",   "0",
+                                        "--error-rate",   "0", "--peer-rate",       "0",
                                         "--products",     "1", "--stock",           "1000000000",
                                         "--max-quantity", "1"};
 

@@ -517,7 +517,8 @@ static int run(const struct worker_args *a)
 	 * runs for an app's command activities: the supervisor's kill, and a
 	 * command's planned kill at its own crash point, take them all. */
 	if (setpgid(0, 0) != 0) {
-		log_error("cannot make the worker's process group", "error=\"%s\"", strerror(errno));
+		log_error("cannot make the worker's process group", "error=\"%s\"",
+		          strerror(errno));
 		return IDEM_EXIT_FAIL;
 	}
 	if (env.app == NULL) {

@@ -48,7 +48,8 @@ int main(void)
 		idem_fail("InvalidInput", msg, 0);
 	}
 	if (key == NULL)
-		idem_fail("NoIdempotencyKey", "IDEM_IDEMPOTENCY_KEY is not set (run me under idem)", 0);
+		idem_fail("NoIdempotencyKey", "IDEM_IDEMPOTENCY_KEY is not set (run me under idem)",
+		          0);
 	path = marker_path(dir != NULL ? dir : ".", key);
 	if (path == NULL)
 		idem_fail("OutOfMemory", "cannot build the marker's path", 1);

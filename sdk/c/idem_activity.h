@@ -1,4 +1,5 @@
-/* idem_activity.h — the header-only C SDK of idem command activities: input, crash points, heartbeats, results (libc only).
+/* idem_activity.h — the header-only C SDK of idem command activities: input, crash points,
+ * heartbeats, results (libc only).
  *
  *   #include "idem_activity.h"
  *   int main(void) {
@@ -36,8 +37,8 @@
 #endif
 
 #define IDEM_EX_OK 0
-#define IDEM_EX_DATAERR 65  /* a non-retryable failure */
-#define IDEM_EX_TEMPFAIL 75 /* a retryable failure */
+#define IDEM_EX_DATAERR 65             /* a non-retryable failure */
+#define IDEM_EX_TEMPFAIL 75            /* a retryable failure */
 #define IDEM_MAX_HEARTBEAT (60 * 1024) /* bytes of heartbeat JSON */
 #define IDEM_MAX_POINT 63              /* bytes of a crash point's name */
 
@@ -125,7 +126,10 @@ static inline size_t idem__logfmt(char *buf, size_t o, size_t end, const char *s
 			esc[n++] = (char)*p;
 		} else if (*p == '"' || *p == '\\' || *p == '\n' || *p == '\r' || *p == '\t') {
 			esc[n++] = '\\';
-			esc[n++] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : *p == '\t' ? 't' : (char)*p;
+			esc[n++] = *p == '\n'   ? 'n'
+			           : *p == '\r' ? 'r'
+			           : *p == '\t' ? 't'
+			                        : (char)*p;
 		} else {
 			esc[n++] = '\\';
 			esc[n++] = 'x';
@@ -161,7 +165,8 @@ static inline void idem__kill_line(int fd, const char *point)
 		size_t t = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 		snprintf(ts + t, sizeof(ts) - t, ".%03ldZ", now.tv_nsec / 1000000L);
 	}
-	n = snprintf(line, 256, "ts=%s level=info role=worker pid=%ld msg=\"injected fault: kill\" point=%s",
+	n = snprintf(line, 256,
+	             "ts=%s level=info role=worker pid=%ld msg=\"injected fault: kill\" point=%s",
 	             ts, (long)getpid(), point);
 	o = n < 0 ? 0 : n < 256 ? (size_t)n : 255;
 	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) { /* at most 256 + 4 * 400 bytes */
@@ -307,8 +312,12 @@ static inline int idem_fputs_json(const char *s, FILE *f)
 			continue;
 		}
 		if (c < 0x20) {
-			const char *e = c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t"
-			              : c == '\b' ? "\\b" : c == '\f' ? "\\f" : NULL;
+			const char *e = c == '\n'   ? "\\n"
+			                : c == '\r' ? "\\r"
+			                : c == '\t' ? "\\t"
+			                : c == '\b' ? "\\b"
+			                : c == '\f' ? "\\f"
+			                            : NULL;
 			if ((e != NULL ? fputs(e, f) : fprintf(f, "\\u%04x", c)) < 0)
 				return EOF;
 			p++;
