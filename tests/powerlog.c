@@ -761,105 +761,104 @@ static mode_t pl_mode(int flags, va_list ap)
 	return pl_needs_mode(flags) ? va_arg(ap, mode_t) : 0;
 }
 
+/* The four opens that take a mode: one of *fn (a path) or *fn_at (a
+ * directory descriptor and a path) is the real call, read only after
+ * pl_existed() has looked the real functions up. */
+static int pl_open_mode(int (*const *fn)(const char *, int, ...),
+                        int (*const *fn_at)(int, const char *, int, ...), int dirfd,
+                        const char *path, int flags, mode_t mode)
+{
+	int existed = pl_existed(dirfd, path, flags);
+	int fd = fn != NULL ? (*fn)(path, flags, mode) : (*fn_at)(dirfd, path, flags, mode);
+
+	pl_opened(fd, dirfd, path, flags, existed);
+	return fd;
+}
+
 int open(const char *path, int flags, ...)
 {
 	va_list ap;
 	mode_t mode;
-	int existed, fd;
 
 	va_start(ap, flags);
 	mode = pl_mode(flags, ap);
 	va_end(ap);
-	existed = pl_existed(AT_FDCWD, path, flags);
-	fd = real.open(path, flags, mode);
-	pl_opened(fd, AT_FDCWD, path, flags, existed);
-	return fd;
+	return pl_open_mode(&real.open, NULL, AT_FDCWD, path, flags, mode);
 }
 
 int open64(const char *path, int flags, ...)
 {
 	va_list ap;
 	mode_t mode;
-	int existed, fd;
 
 	va_start(ap, flags);
 	mode = pl_mode(flags, ap);
 	va_end(ap);
-	existed = pl_existed(AT_FDCWD, path, flags);
-	fd = real.open64(path, flags, mode);
-	pl_opened(fd, AT_FDCWD, path, flags, existed);
-	return fd;
+	return pl_open_mode(&real.open64, NULL, AT_FDCWD, path, flags, mode);
 }
 
 int openat(int dirfd, const char *path, int flags, ...)
 {
 	va_list ap;
 	mode_t mode;
-	int existed, fd;
 
 	va_start(ap, flags);
 	mode = pl_mode(flags, ap);
 	va_end(ap);
-	existed = pl_existed(dirfd, path, flags);
-	fd = real.openat(dirfd, path, flags, mode);
-	pl_opened(fd, dirfd, path, flags, existed);
-	return fd;
+	return pl_open_mode(NULL, &real.openat, dirfd, path, flags, mode);
 }
 
 int openat64(int dirfd, const char *path, int flags, ...)
 {
 	va_list ap;
 	mode_t mode;
-	int existed, fd;
 
 	va_start(ap, flags);
 	mode = pl_mode(flags, ap);
 	va_end(ap);
-	existed = pl_existed(dirfd, path, flags);
-	fd = real.openat64(dirfd, path, flags, mode);
-	pl_opened(fd, dirfd, path, flags, existed);
-	return fd;
+	return pl_open_mode(NULL, &real.openat64, dirfd, path, flags, mode);
 }
 
 /* The fortified opens take no mode: they refuse O_CREAT. */
-static int pl_open_2(int (*fn)(const char *, int), const char *path, int flags)
+static int pl_open_2(int (*const *fn)(const char *, int), const char *path, int flags)
 {
 	int fd;
 
-	pl_on();
-	fd = fn(path, flags);
+	pl_on(); /* looks the real functions up: *fn only after it */
+	fd = (*fn)(path, flags);
 	pl_opened(fd, AT_FDCWD, path, flags, 1);
 	return fd;
 }
 
-static int pl_openat_2(int (*fn)(int, const char *, int), int dirfd, const char *path, int flags)
+static int pl_openat_2(int (*const *fn)(int, const char *, int), int dirfd, const char *path,
+                       int flags)
 {
 	int fd;
 
 	pl_on();
-	fd = fn(dirfd, path, flags);
+	fd = (*fn)(dirfd, path, flags);
 	pl_opened(fd, dirfd, path, flags, 1);
 	return fd;
 }
 
 int __open_2(const char *path, int flags)
 {
-	return pl_open_2(real.open_2, path, flags);
+	return pl_open_2(&real.open_2, path, flags);
 }
 
 int __open64_2(const char *path, int flags)
 {
-	return pl_open_2(real.open64_2, path, flags);
+	return pl_open_2(&real.open64_2, path, flags);
 }
 
 int __openat_2(int dirfd, const char *path, int flags)
 {
-	return pl_openat_2(real.openat_2, dirfd, path, flags);
+	return pl_openat_2(&real.openat_2, dirfd, path, flags);
 }
 
 int __openat64_2(int dirfd, const char *path, int flags)
 {
-	return pl_openat_2(real.openat64_2, dirfd, path, flags);
+	return pl_openat_2(&real.openat64_2, dirfd, path, flags);
 }
 
 int creat(const char *path, mode_t mode)
