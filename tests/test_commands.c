@@ -83,13 +83,8 @@ static void start(struct tu_fixture *f, const char *const *extra)
 	for (const char *const *e = extra; e != NULL && *e != NULL && n < 31; e++)
 		argv[n++] = *e;
 	argv[n] = NULL;
-	if (tu_sup_spawn(&f->sup, f->dir, argv, NULL) != 0 ||
-	    tu_wait_for_socket(f->sup.sock, 10000) != 0) {
-		char *log = tu_read_file(f->sup.log);
-		fprintf(stderr, "supervisor log:\n%s\n", log ? log : "(none)");
-		free(log);
+	if (tu_sup_start(&f->sup, f->dir, argv) != 0)
 		fail_msg("the supervisor did not start");
-	}
 	free(appflag);
 }
 

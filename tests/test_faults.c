@@ -32,12 +32,8 @@ static int setup(void **state)
 /* Starts a supervisor on a fresh directory with extra flags. */
 static void start(struct tu_fixture *f, const char *const *extra)
 {
-	if (tu_sup_start(&f->sup, f->dir, extra) != 0) {
-		char *log = tu_read_file(f->sup.log);
-		fprintf(stderr, "supervisor log:\n%s\n", log ? log : "(none)");
-		free(log);
+	if (tu_sup_start(&f->sup, f->dir, extra) != 0)
 		fail_msg("the supervisor did not start");
-	}
 }
 
 static void stop(struct tu_fixture *f)

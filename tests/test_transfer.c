@@ -44,13 +44,8 @@ static void start(struct tu_fixture *f, const char *const *extra)
 	for (; extra[n - 1] != NULL && n < 31; n++)
 		argv[n] = extra[n - 1];
 	argv[n] = NULL;
-	if (tu_sup_spawn(&f->sup, f->dir, argv, NULL) != 0 ||
-	    tu_wait_for_socket(f->sup.sock, 10000) != 0) {
-		char *log = tu_read_file(f->sup.log);
-		fprintf(stderr, "supervisor log:\n%s\n", log ? log : "(none)");
-		free(log);
+	if (tu_sup_start(&f->sup, f->dir, argv) != 0)
 		fail_msg("the supervisor did not start");
-	}
 }
 
 static long long db_int(struct tu_fixture *f, const char *db, const char *sql)

@@ -239,11 +239,15 @@ void tu_sleep_ms(int ms)
 
 int tu_sup_start(struct tu_sup *s, const char *dir, const char *const *extra)
 {
-	if (tu_sup_spawn(s, dir, extra, NULL) != 0)
-		return -1;
-	if (tu_wait_for_socket(s->sock, 10000) != 0)
-		return -1;
-	return 0;
+	char *log;
+
+	if (tu_sup_spawn(s, dir, extra, NULL) == 0 && tu_wait_for_socket(s->sock, 10000) == 0)
+		return 0;
+	log = tu_read_file(s->log);
+	fprintf(stderr, "the supervisor in %s did not start; its log:\n%s\n", dir,
+	        log != NULL ? log : "(none)");
+	free(log);
+	return -1;
 }
 
 int tu_sup_spawn(struct tu_sup *s, const char *dir, const char *const *extra,

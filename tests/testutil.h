@@ -54,7 +54,7 @@ struct tu_sup {
 
 /* Starts idem-supervisor with its databases and sockets under dir, the
  * given extra arguments (NULL-terminated list or NULL), and waits for its
- * socket. Returns 0, or -1 (the log says why). */
+ * socket. Returns 0, or -1 after printing its log on stderr. */
 int tu_sup_start(struct tu_sup *s, const char *dir, const char *const *extra);
 /* The same without waiting for the socket, with extra_env (NULL or a
  * NULL-terminated list of "KEY=VALUE") for the supervisor only. */
