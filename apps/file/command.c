@@ -365,22 +365,46 @@ out:
 	return rc;
 }
 
+/* The last non-empty line of text, at most len - 1 bytes of it. */
+static void last_line(const char *text, char *buf, size_t len)
+{
+	const char *end = text + strlen(text), *start;
+
+	while (end > text && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
+		end--;
+	start = end;
+	while (start > text && start[-1] != '\n')
+		start--;
+	snprintf(buf, len, "%.*s", (int)(end - start), start);
+}
+
 void command_describe(const struct command_result *r, char *buf, size_t len)
 {
+	char how[256], line[300];
+
 	if (r->exec_errno == ENOENT)
-		snprintf(buf, len,
+		snprintf(how, sizeof(how),
 		         "not found (not on PATH, or no such file in the app's directory)");
 	else if (r->exec_errno != 0)
-		snprintf(buf, len, "cannot be started: %s", strerror(r->exec_errno));
+		snprintf(how, sizeof(how), "cannot be started: %s", strerror(r->exec_errno));
 	else if (r->timed_out)
-		snprintf(buf, len, "killed after its time ran out");
+		snprintf(how, sizeof(how), "killed after its time ran out");
 	else if (WIFEXITED(r->status))
-		snprintf(buf, len, "exit %d", WEXITSTATUS(r->status));
+		snprintf(how, sizeof(how), "exit %d", WEXITSTATUS(r->status));
 	else if (WIFSIGNALED(r->status))
-		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(r->status),
+		snprintf(how, sizeof(how), "killed by signal %d (%s)", WTERMSIG(r->status),
 		         strsignal(WTERMSIG(r->status)));
 	else
-		snprintf(buf, len, "ended with status %d", r->status);
+		snprintf(how, sizeof(how), "ended with status %d", r->status);
+	last_line(r->err_tail, line, sizeof(line));
+	snprintf(buf, len, "%s%s%s", how, line[0] != '\0' ? ": " : "", line);
+}
+
+int command_exit_code(const struct command_result *r)
+{
+	if (r->exec_errno != 0 || r->timed_out || !WIFEXITED(r->status))
+		return -1;
+	return WEXITSTATUS(r->status);
 }
 
 void command_line(const char *const *argv, char *buf, size_t len)

@@ -46,9 +46,14 @@ struct command_result {
  * (pipes, fork). */
 int command_run(const struct command_spec *s, struct command_result *r, char *err, size_t errlen);
 
-/* "exit 3", "killed by signal 9 (Killed)", "not found on PATH" ...: how
- * r's command ended, for messages. */
+/* How r's command ended, for messages, with the last line it wrote on
+ * stderr when there is one: "exit 3: no such customer", "killed by
+ * signal 9 (Killed)", "not found (...)". */
 void command_describe(const struct command_result *r, char *buf, size_t len);
+
+/* r's exit code when the command ran and exited on its own; -1 when it
+ * could not start, was killed, or ran out of time. */
+int command_exit_code(const struct command_result *r);
 
 /* argv as one line for messages: "python3 charge.py --naive". */
 void command_line(const char *const *argv, char *buf, size_t len);

@@ -69,19 +69,6 @@ static char *dir_of(const char *path)
 	return copy;
 }
 
-/* The last non-empty line of text, at most len - 1 bytes of it. */
-static void last_line(const char *text, char *buf, size_t len)
-{
-	const char *end = text + strlen(text), *start;
-
-	while (end > text && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
-		end--;
-	start = end;
-	while (start > text && start[-1] != '\n')
-		start--;
-	snprintf(buf, len, "%.*s", (int)(end - start), start);
-}
-
 /* ---- the app DB and setup ---- */
 
 static int run_setup(struct file_app *a, char *err, size_t errlen)
@@ -92,20 +79,18 @@ static int run_setup(struct file_app *a, char *err, size_t errlen)
 	                         .own_group = 1,
 	                         .timeout_ms = SETUP_TIMEOUT_MS};
 	struct command_result r;
-	char how[256], line[256], cmd[512];
+	char how[600], cmd[512];
 
 	if (command_run(&s, &r, err, errlen) != 0)
 		return -1;
-	if (r.exec_errno == 0 && !r.timed_out && WIFEXITED(r.status) &&
-	    WEXITSTATUS(r.status) == 0) {
+	if (command_exit_code(&r) == 0) {
 		free(r.out);
 		return 0;
 	}
 	command_describe(&r, how, sizeof(how));
 	command_line(s.argv, cmd, sizeof(cmd));
-	last_line(r.err_tail, line, sizeof(line));
-	snprintf(err, errlen, "%s: setup command `%s` (in %s): %s%s%s; fix it, then start again",
-	         a->file, cmd, a->dir, how, line[0] != '\0' ? ": " : "", line);
+	snprintf(err, errlen, "%s: setup command `%s` (in %s): %s; fix it, then start again",
+	         a->file, cmd, a->dir, how);
 	free(r.out);
 	return -1;
 }
@@ -292,7 +277,7 @@ static int result_of(const char *name, const struct command_result *r, const cha
 static int outcome_of(const struct file_app *a, const char *name, const struct command_result *r,
                       const char *cmd, struct idem_activity_outcome *o)
 {
-	char how[256], line[300];
+	char how[600];
 	int code;
 
 	snprintf(o->stderr_tail, sizeof(o->stderr_tail), "%s", r->err_tail);
@@ -314,14 +299,12 @@ static int outcome_of(const struct file_app *a, const char *name, const struct c
 		    "result is one JSON object of at most 1 MiB (write logs to "
 		    "stderr)",
 		    name, cmd, MAX_RESULT);
-	if (WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0)
+	code = command_exit_code(r);
+	if (code == 0)
 		return result_of(name, r, cmd, o);
-	code = WIFEXITED(r->status) ? WEXITSTATUS(r->status) : -1;
 	command_describe(r, how, sizeof(how));
-	last_line(r->err_tail, line, sizeof(line));
 	idem_activity_fail(o, WIFSIGNALED(r->status) ? "CommandKilled" : "CommandFailed",
-	                   code != EXIT_NON_RETRYABLE, "activity %s: `%s`: %s%s%s", name, cmd, how,
-	                   line[0] != '\0' ? ": " : "", line);
+	                   code != EXIT_NON_RETRYABLE, "activity %s: `%s`: %s", name, cmd, how);
 	named_error(r->out, o);
 	return -1;
 }
@@ -434,9 +417,9 @@ int file_app_check(struct idem_check *c, const struct idem_config *cfg, const ch
 	                         .own_group = 1,
 	                         .timeout_ms = CHECK_TIMEOUT_MS};
 	struct command_result r;
-	char how[256], line[300], cmd[512], real[PATH_MAX];
+	char how[600], cmd[512], real[PATH_MAX];
 	char *data = dir_of(cfg != NULL ? cfg->database : state_db);
-	int rc = -1;
+	int rc = -1, code;
 
 	var(&vs, "IDEM_APP_DIR", "%s", a->dir);
 	var(&vs, "IDEM_DATA_DIR", "%s", data);
@@ -445,18 +428,17 @@ int file_app_check(struct idem_check *c, const struct idem_config *cfg, const ch
 	command_line(s.argv, cmd, sizeof(cmd));
 	if (command_run(&s, &r, err, errlen) != 0)
 		goto out;
-	if (r.exec_errno == 0 && !r.timed_out && WIFEXITED(r.status) &&
-	    WEXITSTATUS(r.status) <= 1) {
-		if (WEXITSTATUS(r.status) == 1)
+	code = command_exit_code(&r);
+	if (code == 0 || code == 1) {
+		if (code == 1)
 			report_lines(c, a, r.out);
 		rc = 0;
 	} else {
 		command_describe(&r, how, sizeof(how));
-		last_line(r.err_tail, line, sizeof(line));
 		snprintf(err, errlen,
-		         "%s: check command `%s` (in %s) could not check: %s%s%s (exit 0: the "
+		         "%s: check command `%s` (in %s) could not check: %s (exit 0: the "
 		         "invariants hold, 1: violated, one per line)",
-		         a->file, cmd, a->dir, how, line[0] != '\0' ? ": " : "", line);
+		         a->file, cmd, a->dir, how);
 	}
 	free(r.out);
 out:
