@@ -157,9 +157,12 @@ static char *fmt(const char *f, ...)
 
 /* A file-defined app's "stress" member: {"workflow": TYPE, "input":
  * TEMPLATE, "refusals": [ERROR_TYPE...]} (NEW). */
-static json_t *stress_plan(const char *dir, const char **base)
+static json_t *stress_plan(const char *app, const char **base)
 {
-	char *path = fmt("%s/idem.json", dir);
+	struct stat st;
+	/* APP is the app's directory or its file, as the loader takes it */
+	char *path =
+	    stat(app, &st) == 0 && !S_ISDIR(st.st_mode) ? strdup(app) : fmt("%s/idem.json", app);
 	json_error_t jerr;
 	json_t *root = json_load_file(path, 0, &jerr), *plan;
 
