@@ -55,6 +55,15 @@
  * (the other side may not be); offset 2 (RENAME_EXCHANGE) means the two
  * swapped. UNLINK: unlink, unlinkat, rmdir.
  *
+ * Hold: while DIR/hold exists, a sync of a recorded file or directory
+ * whose path ends with one of the file's lines (every one, when the file
+ * is empty) waits, polling every millisecond, before it begins, in
+ * whatever process or thread calls it; the rest of the process runs on.
+ * A driver writes the file to leave commits written but unsynced for as
+ * long as it likes (then kills the process, or watches what a process
+ * lets out before its syncs: the restart window), and removes it to let
+ * the syncs go.
+ *
  * Invariants: an intercepted call returns what the real one returned with
  * the errno it set (recording saves and restores errno); the mutex is never
  * held across a real call nor across fork() (pthread_atfork takes it); a
@@ -83,6 +92,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 enum pl_op {
@@ -175,6 +185,7 @@ static pthread_once_t pl_once = PTHREAD_ONCE_INIT;
 static int pl_active;          /* DIR and ROOT usable */
 static char pl_dir[PATH_MAX];  /* real path of DIR */
 static char pl_root[PATH_MAX]; /* real path of ROOT */
+static char pl_hold[PATH_MAX]; /* DIR/hold: while it exists, syncs wait */
 static size_t pl_root_len;     /* 0 when ROOT is "/" */
 static uint64_t *pl_seq;       /* DIR/seq, shared by every process */
 static pthread_mutex_t pl_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -333,6 +344,11 @@ static void pl_init(void)
 		return;
 	}
 	pl_root_len = strcmp(pl_root, "/") == 0 ? 0 : strlen(pl_root);
+	if ((size_t)snprintf(pl_hold, sizeof(pl_hold), "%.*s/hold", PATH_MAX - 6, pl_dir) >=
+	    sizeof(pl_hold)) {
+		pl_warn("IDEM_POWERLOG_DIR is too long; recording nothing", pl_dir);
+		return;
+	}
 	if (pl_map_seq() != 0) {
 		pl_warn("cannot create and map IDEM_POWERLOG_DIR/seq; recording nothing", pl_dir);
 		return;
@@ -1207,6 +1223,40 @@ int truncate64(const char *path, off64_t len)
 	return pl_truncated(path, (off_t)len, real.truncate64(path, len));
 }
 
+/* Whether DIR/hold exists and names path (see Hold above). */
+static int pl_hold_names(const char *path)
+{
+	char buf[1024], *save = NULL;
+	size_t n = 0;
+	ssize_t got;
+	int fd = real.open(pl_hold, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	while (n < sizeof(buf) - 1 && (got = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)got;
+	real.close(fd);
+	buf[n] = '\0';
+	if (n == 0)
+		return 1;
+	for (char *line = strtok_r(buf, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save))
+		if (pl_ends_with(path, line))
+			return 1;
+	return 0;
+}
+
+/* Waits while DIR/hold names path. */
+static void pl_held(const char *path)
+{
+	const struct timespec ms = {0, 1000000};
+	int saved = errno;
+
+	while (pl_hold_names(path))
+		nanosleep(&ms, NULL);
+	errno = saved;
+}
+
 /* fsync (data 0) or fdatasync (data 1): FSYNC of a file, DIRSYNC of a
  * directory, with the seq the sync certainly covers. */
 static int pl_sync(int (*fn)(int), int fd, int data)
@@ -1217,6 +1267,7 @@ static int pl_sync(int (*fn)(int), int fd, int data)
 
 	if (!pl_target(fd, &t))
 		return fn(fd);
+	pl_held(t.path);
 	before = pl_seq_now();
 	rc = fn(fd);
 	if (rc == 0)

@@ -22,6 +22,10 @@
  * 1..N between them and none twice. Without IDEM_POWERLOG_DIR the same
  * scenario leaves no log anywhere.
  *
+ * The hold (--hold ROOT OUT): while IDEM_POWERLOG_DIR/hold names a file,
+ * its sync waits and nothing of it is recorded; a sync of a file the hold
+ * does not name goes at once; the held one goes when the hold is removed.
+ *
  * Under ASan the library is not instrumented and is loaded before the ASan
  * runtime, hence verify_asan_link_order=0 for the scenario. */
 #include <dirent.h>
@@ -278,6 +282,26 @@ static int scenario(const char *root, const char *out)
 	scenario_unrecorded(root, out);
 	scenario_sqlite(root);
 	scenario_fork(root);
+	return 0;
+}
+
+/* Syncs ROOT/free, then ROOT/held.wal, noting OUT/free-synced and
+ * OUT/held-synced after each (the driver holds the second). */
+static int scenario_hold(const char *root, const char *out)
+{
+	const char *names[] = {"free", "held.wal"}, *notes[] = {"free-synced", "held-synced"};
+
+	for (int i = 0; i < 2; i++) {
+		char path[PATH_MAX], note[PATH_MAX];
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%s", root, names[i]);
+		snprintf(note, sizeof(note), "%s/%s", out, notes[i]);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		need(fd >= 0 && write(fd, "x", 1) == 1 && fdatasync(fd) == 0 && close(fd) == 0,
+		     names[i]);
+		put_file(note, "synced");
+	}
 	return 0;
 }
 
@@ -777,16 +801,73 @@ static void test_without_dir_records_nothing(void **state)
 	free(sub);
 }
 
+static void test_a_hold_holds_the_syncs_it_names(void **state)
+{
+	const struct fx *f = *state;
+	char self[PATH_MAX], *log = tu_fmt("%s/hold.log", f->top);
+	char *hold = tu_fmt("%s/hold", f->logs), *free_note = tu_fmt("%s/free-synced", f->out);
+	char *held_note = tu_fmt("%s/held-synced", f->out);
+	char *held = tu_fmt("%s/held.wal", f->root_real), *freed = tu_fmt("%s/free", f->root_real);
+	const char *asan = getenv("ASAN_OPTIONS");
+	char *env[] = {
+	    tu_fmt("LD_PRELOAD=%s/libidem_powerlog.so", IDEM_BIN_DIR),
+	    tu_fmt("ASAN_OPTIONS=%s%sverify_asan_link_order=0", asan ? asan : "", asan ? ":" : ""),
+	    tu_fmt("IDEM_POWERLOG_ROOT=%s", f->root),
+	    tu_fmt("IDEM_POWERLOG_DIR=%s", f->logs),
+	    NULL,
+	};
+	char *argv[] = {self, "--hold", f->root, f->out, NULL};
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	struct log lg = {0};
+	pid_t pid;
+
+	assert_true(n > 0);
+	self[n] = '\0';
+	assert_int_equal(tu_write_file(hold, "other.wal\nheld.wal\n"), 0);
+	pid = tu_spawn(argv, (const char *const *)env, log);
+	assert_true(pid > 0);
+	for (int ms = 0; access(free_note, F_OK) != 0 && ms < 20000; ms += 10)
+		tu_sleep_ms(10);
+	assert_int_equal(access(free_note, F_OK), 0); /* not named: not held */
+	tu_sleep_ms(300);
+	assert_int_not_equal(access(held_note, F_OK), 0); /* named: still waiting */
+	read_logs(f->logs, &lg);
+	assert_int_equal(count(&lg, OP_FSYNC, freed), 1);
+	assert_int_equal(count(&lg, OP_FSYNC, held), 0);
+	free_logs(&lg);
+	memset(&lg, 0, sizeof(lg));
+	assert_int_equal(unlink(hold), 0);
+	assert_int_equal(tu_wait_exit(pid, 20000), 0);
+	assert_int_equal(access(held_note, F_OK), 0);
+	read_logs(f->logs, &lg);
+	assert_int_equal(count(&lg, OP_FSYNC, held), 1);
+	/* the sync began when the hold ended: it covers the write before it */
+	assert_true(find(&lg, OP_FSYNC, held, 0)->len >= find(&lg, OP_WRITE, held, 0)->seq);
+	free_logs(&lg);
+	for (int i = 0; i < 4; i++)
+		free(env[i]);
+	free(log);
+	free(hold);
+	free(free_note);
+	free(held_note);
+	free(held);
+	free(freed);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_records_a_run, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_without_dir_records_nothing, fx_setup,
 	                                    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_a_hold_holds_the_syncs_it_names, fx_setup,
+	                                    fx_teardown),
 	};
 
 	if (argc == 4 && strcmp(argv[1], "--scenario") == 0)
 		return scenario(argv[2], argv[3]);
+	if (argc == 4 && strcmp(argv[1], "--hold") == 0)
+		return scenario_hold(argv[2], argv[3]);
 	/* This process is not recorded; neither may its scenarios be, but
 	 * by the environment each test gives them. */
 	unsetenv("IDEM_POWERLOG_DIR");
