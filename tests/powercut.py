@@ -2,27 +2,39 @@
 # powercut.py — power loss, simulated: records a run of the whole system (every process, through libidem_powerlog.so), then for cut points rebuilds the disk a power loss could leave, restarts idem on it, and checks that nothing acknowledged was lost and the checker passes.
 """
   powercut.py --bin BUILD/bin [--sync full|normal] [--workflows N] [--cuts N]
-              [--subsets K] [--seed S] [--keep] [--only CUT:SUBSET]
+              [--subsets K] [--supervisor-kills N] [--seed S] [--keep]
+              [--recording DIR --only CUT:SUBSET] [--expect-loss]
 
 A run: a supervisor (SYNC as given) under fault injection, its workers and
 its supplier, all with the recorder preloaded, takes N inventory orders
 from clients; every answer a client gets is noted with the recorder's
 sequence number at that moment ("told": a start acknowledged, a workflow
-completed with its result).
+completed with its result). The supervisor is SIGKILLed and restarted N
+times, with the syncs of the state WAL held (the recorder's DIR/hold) from
+just before the kill until the restarted one has run a while: the killed
+one leaves commits unsynced, and whatever the next one lets out before a
+sync of its own is on the record (the restart window).
 
 A cut at sequence C keeps every operation before C. The disk after a power
 loss at C holds, per file, what its last completed fsync/fdatasync covered,
-plus a subset of the writes after it: subset 0 none, subset 1 all of them
-(a process crash: the page cache survived), subsets 2.. a seeded choice,
-each kept write possibly torn at a 512-byte sector boundary, kept in a
-seeded order. On that disk a supervisor (no faults) recovers and finishes;
-then every start told before C must exist, every completion told before C
-must still be completed with the same result, and the checker (nothing
-lost or applied twice, each history adding up, integrity_check) must pass.
+plus none (subset 0), all (subset 1: a process crash, the page cache
+survived) or a seeded choice (subsets 2..) of the later writes, each kept
+write possibly torn at a 512-byte sector boundary, kept in a seeded order.
+A create, rename or unlink lasts only once a sync of its directory covered
+it (later ones: none, all, or a seeded prefix).
 
-Every random choice comes from --seed (printed); --only CUT:SUBSET replays
-one disk. Exit 0 when every disk passes, 1 when one loses what was told
-(or fails the checker), 2 when the harness itself cannot run.
+On each disk, before idem runs: every start told before C must be in the
+state DB, every completion told with its result. Then a supervisor (no
+faults) recovers and finishes, and the checker (nothing lost or applied
+twice, each history adding up, integrity_check) must pass.
+
+Cuts: each restart window at every point where the disk or what was told
+changes, then every Nth durability operation, just after answers, and
+seeded random ones. Every random choice comes from --seed (printed); a
+failing disk prints the command that replays it. Exit 0 when every disk
+passes, 1 when one loses what was told or fails after recovery, 2 when
+the harness itself cannot run. --expect-loss (the control, for
+SYNC=normal) inverts it: 0 only when some disk lost what was told.
 """
 import argparse
 import http.client
@@ -32,6 +44,7 @@ import random
 import shutil
 import signal
 import socket
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -42,6 +55,12 @@ import time
 OPEN_CREATE, WRITE, TRUNCATE, FSYNC, DIRSYNC, RENAME, UNLINK = range(1, 8)
 HEADER = struct.Struct("<QIIQQII")
 SECTOR = 512
+
+
+def die(why):
+    """The harness itself cannot run: exit 2, not 1 (which says idem lost something)."""
+    print(why, file=sys.stderr, flush=True)
+    sys.exit(2)
 
 
 class UnixHTTP(http.client.HTTPConnection):
@@ -104,7 +123,7 @@ def supervisor_args(bin_dir, run_dir, sock_dir, sync, faults, seed):
             f"--supplier-socket={sock_dir}/supplier.sock", "--workers=2", f"--sync={sync}",
             "--seed-stock=P0:40,P1:40,P2:40", "--reorder-threshold=5", "--reorder-quantity=20",
             "--retry-initial-interval=5ms", "--retry-maximum-interval=50ms",
-            "--start-to-close-timeout=2s", "--log-level=warn"]
+            "--start-to-close-timeout=2s", "--log-level=" + os.environ.get("POWERCUT_LOG", "warn")]
     if faults:
         args += [f"--fault-seed={seed}", "--fault-kill-rate=0.1", "--fault-error-rate=0.1",
                  "--fault-peer-rate=0.1"]
@@ -124,11 +143,11 @@ def record(o, work):
     log = open(os.path.join(work, "record.log"), "w")
     sock = os.path.join(sock_dir, "idem.sock")
 
-    def start():
+    def start(wait=True):
         p = subprocess.Popen(supervisor_args(o.bin, run_dir, sock_dir, o.sync, True, o.seed),
                              env=env, stdout=log, stderr=subprocess.STDOUT)
-        if not wait_socket(sock, p):
-            raise SystemExit(f"powercut: the recorded supervisor did not start; see {log.name}")
+        if wait and not wait_socket(sock, p):
+            die(f"powercut: the recorded supervisor did not start; see {log.name}")
         return p
 
     sup = [start()]
@@ -167,35 +186,48 @@ def record(o, work):
     threads = [threading.Thread(target=client, args=(orders[k::4],)) for k in range(4)]
     for t in threads:
         t.start()
-    # SIGKILL and restart the supervisor at even shares of the answers: the
+    # SIGKILL and restart the supervisor at even shares of the answers. The
     # page cache survives a process kill, so what the next one reads may
-    # never have been synced (the restart window).
+    # never have been synced: the restart window. The recorder holds the
+    # syncs of the state WAL (DIR/hold) from a seeded moment before the
+    # kill to one after the restart, so that the killed supervisor leaves
+    # commits unsynced (starts, results, completions) and the next one has
+    # time to let out whatever it would let out before a sync of its own
+    # covered them.
     kill_rng = random.Random(f"{o.seed}/kills")
+    hold = os.path.join(log_dir, "hold")
+    restarts = []
     for k in range(1, o.supervisor_kills + 1):
         while any(t.is_alive() for t in threads) and \
                 len(told) < 2 * o.workflows * k // (o.supervisor_kills + 1):
             time.sleep(0.005)
-        # not right after an answer (its commit is synced by then): a
-        # seeded moment later, likelier amid a commit not yet synced
-        time.sleep(kill_rng.uniform(0, 0.02))
+        with open(hold, "w") as f:
+            f.write("/state.db-wal\n")
+        time.sleep(kill_rng.uniform(0.01, 0.05))
         sup[0].kill()
         sup[0].wait()
-        sup[0] = start()
+        restarts.append(counter.now() + 1)
+        sup[0] = start(wait=False)
+        time.sleep(kill_rng.uniform(0.1, 0.3))
+        os.unlink(hold)
+        if not wait_socket(sock, sup[0]):
+            die(f"powercut: the restarted supervisor did not start; see {log.name}")
     for t in threads:
         t.join()
     sup[0].send_signal(signal.SIGTERM)
     sup[0].wait(timeout=30)
     log.close()
     with open(os.path.join(work, "told.json"), "w") as f:
-        json.dump({"root": run_dir, "told": told}, f)
-    return told, read_ops(log_dir, run_dir)
+        json.dump({"root": run_dir, "told": told, "restarts": restarts}, f)
+    return told, restarts, read_ops(log_dir, run_dir)
 
 
 def recorded(work):
     """A kept recording (--recording): what record() returned."""
     with open(os.path.join(work, "told.json")) as f:
         doc = json.load(f)
-    return [tuple(t) for t in doc["told"]], read_ops(os.path.join(work, "log"), doc["root"])
+    return ([tuple(t) for t in doc["told"]], doc.get("restarts", []),
+            read_ops(os.path.join(work, "log"), doc["root"]))
 
 
 def read_ops(log_dir, root):
@@ -236,49 +268,87 @@ def apply(buf, off, body):
 
 
 def disk_at(ops, cut, subset, seed):
-    """The files a power loss at `cut` leaves: {relative path: bytes}."""
-    durable, current, pending = {}, {}, {}
+    """The files a power loss at `cut` leaves: {relative path: bytes}.
+
+    Files are inodes with names. An inode's content is what its completed
+    syncs covered plus a choice of the later writes. A name (a create, a
+    rename, an unlink) is durable once a sync of its directory covered it,
+    as POSIX says: syncing a file does not make its name durable. Later
+    name changes survive as a seeded prefix per directory (a journaling
+    file system keeps their order): none for subset 0, all for subset 1."""
+    names, durable_names = {}, {}        # path -> inode, now / on the disk
+    name_ops = {}                        # directory -> [(seq, path, inode or None)]
+    durable, current, pending = {}, {}, {}  # inode -> content / [(seq, off, body)]
+    inodes = iter(range(1, 1 << 62))
+
+    def inode_of(path):
+        if path not in names:  # (a file from before the recording: durable)
+            ino = next(inodes)
+            names[path] = durable_names[path] = ino
+            durable[ino], current[ino], pending[ino] = bytearray(), bytearray(), []
+        return names[path]
+
+    def rename(path, ino, seq):
+        if ino is None:
+            names.pop(path, None)
+        else:
+            names[path] = ino
+        name_ops.setdefault(os.path.dirname(path), []).append((seq, path, ino))
+
     for seq, op, path, path2, off, length, body in ops:
         if seq >= cut:
             break
         if op == OPEN_CREATE:
-            current.setdefault(path, bytearray())
-            durable.setdefault(path, bytearray())
-            pending.setdefault(path, [])
+            ino = next(inodes)
+            durable[ino], current[ino], pending[ino] = bytearray(), bytearray(), []
+            rename(path, ino, seq)
         elif op == WRITE:
-            apply_write(current.setdefault(path, bytearray()), off, body)
-            pending.setdefault(path, []).append((seq, off, body))
+            ino = inode_of(path)
+            apply_write(current[ino], off, body)
+            pending[ino].append((seq, off, body))
         elif op == TRUNCATE:
-            del current.setdefault(path, bytearray())[off:]
-            pending.setdefault(path, []).append((seq, off, None))
+            ino = inode_of(path)
+            del current[ino][off:]
+            pending[ino].append((seq, off, None))
         elif op == FSYNC:
             # A sync covers what finished before it began (the recorder's
             # len: the counter then); a write racing it (the supervisor's
             # sync thread beside its loop) may be left out.
-            buf = durable.setdefault(path, bytearray())
-            rest = []
-            for w in pending.get(path, []):
-                if w[0] <= length:
-                    apply(buf, w[1], w[2])
+            ino = inode_of(path)
+            for w in [w for w in pending[ino] if w[0] <= length]:
+                apply(durable[ino], w[1], w[2])
+            pending[ino] = [w for w in pending[ino] if w[0] > length]
+        elif op == DIRSYNC:
+            d = os.path.normpath(path) if path != "." else ""
+            todo = name_ops.get(d, [])
+            for _, name, ino in [n for n in todo if n[0] <= length]:
+                if ino is None:
+                    durable_names.pop(name, None)
                 else:
-                    rest.append(w)
-            pending[path] = rest
+                    durable_names[name] = ino
+            name_ops[d] = [n for n in todo if n[0] > length]
         elif op == RENAME:
-            for d in (durable, current, pending):
-                if path in d:
-                    d[path2] = d.pop(path)
+            ino = inode_of(path)
+            rename(path, None, seq)
+            rename(path2, ino, seq)
         elif op == UNLINK:
-            for d in (durable, current, pending):
-                d.pop(path, None)
+            rename(path, None, seq)
     rng = random.Random(f"{seed}/{cut}/{subset}")
-    files = {}
-    for path in set(durable) | set(current):
-        buf = bytearray(durable.get(path, b""))
-        todo = pending.get(path, [])
+    left = dict(durable_names)
+    for todo in name_ops.values():
+        keep = len(todo) if subset == 1 else 0 if subset == 0 else rng.randrange(len(todo) + 1)
+        for _, name, ino in todo[:keep]:
+            if ino is None:
+                left.pop(name, None)
+            else:
+                left[name] = ino
+    contents = {}
+    for ino in set(left.values()):
+        buf = bytearray(durable[ino])
         if subset == 1:
-            buf = bytearray(current.get(path, b""))
+            buf = bytearray(current[ino])
         elif subset >= 2:
-            kept = [w for w in todo if rng.random() < 0.5]
+            kept = [w for w in pending[ino] if rng.random() < 0.5]
             rng.shuffle(kept)
             for _, off, body in kept:
                 if body is None:
@@ -287,12 +357,53 @@ def disk_at(ops, cut, subset, seed):
                 if len(body) > SECTOR and rng.random() < 0.3:  # torn at a sector
                     body = body[:SECTOR * rng.randrange(1, (len(body) + SECTOR - 1) // SECTOR)]
                 apply_write(buf, off, body)
-        files[path] = bytes(buf)
-    return files
+        contents[ino] = bytes(buf)
+    return {name: contents[ino] for name, ino in left.items()}
+
+
+def left_on_disk(base, run_dir, told, cut):
+    """What the power loss left, read before idem runs on it (a recovered
+    workflow that runs again could complete again and hide a lost
+    completion): every start told before the cut is in the state DB, every
+    completion told is there with its result. Read from a copy, so that
+    SQLite's own recovery of the copy changes nothing idem will see."""
+    look = os.path.join(base, "inspect")
+    os.makedirs(look)
+    for name in ("state.db", "state.db-wal"):
+        if os.path.exists(os.path.join(run_dir, name)):
+            shutil.copy(os.path.join(run_dir, name), look)
+    rows = {}
+    if os.path.exists(os.path.join(look, "state.db")):
+        db = sqlite3.connect(os.path.join(look, "state.db"))
+        try:
+            rows = {wf: (st, json.loads(res) if res is not None else None) for wf, st, res in
+                    db.execute("SELECT workflow_id, status, result FROM workflows "
+                               "WHERE namespace = 'default'")}
+        except sqlite3.OperationalError as e:
+            if "no such table" not in str(e):  # (else: cut before the schema was made)
+                return [f"the state DB left on the disk cannot be read: {e}"]
+        except sqlite3.DatabaseError as e:
+            return [f"the state DB left on the disk cannot be read: {e}"]
+        finally:
+            db.close()
+    problems = []
+    for seq, kind, wf, result in told:
+        if seq >= cut:
+            continue
+        if wf not in rows:
+            problems.append(f"{wf}: its start was acknowledged (seq {seq}); the disk lost it")
+        elif kind != "start" and rows[wf][0] != kind:
+            problems.append(f"{wf}: told {kind} (seq {seq}); the disk says {rows[wf][0]}")
+        elif kind == "completed" and rows[wf][1] != result:
+            problems.append(f"{wf}: told result {result} (seq {seq}); the disk has {rows[wf][1]}")
+    return problems
 
 
 def verify(o, work, files, told, cut, subset):
-    """Restarts idem on the disk; returns a list of problems (empty: it held)."""
+    """Checks what the disk kept, then restarts idem on it: returns (lost,
+    broke), the acknowledged starts and completions the power loss took
+    back, and what went wrong after (recovery, the checker); both empty:
+    it held."""
     base = os.path.join(work, f"cut-{cut}-{subset}")
     run_dir, sock_dir = os.path.join(base, "run"), os.path.join(base, "sock")
     shutil.rmtree(base, ignore_errors=True)
@@ -303,20 +414,21 @@ def verify(o, work, files, told, cut, subset):
         os.makedirs(os.path.dirname(full), exist_ok=True)
         with open(full, "wb") as f:
             f.write(data)
+    lost, problems = left_on_disk(base, run_dir, told, cut), []
+    gone = {p.split(":")[0] for p in lost}
     log = open(os.path.join(base, "supervisor.log"), "w")
     sup = subprocess.Popen(supervisor_args(o.bin, run_dir, sock_dir, "full", False, o.seed),
                            stdout=log, stderr=subprocess.STDOUT)
     sock = os.path.join(sock_dir, "idem.sock")
-    problems = []
     try:
         if not wait_socket(sock, sup):
             log.flush()
-            return [f"idem did not start on this disk: {open(log.name).read()[-400:]!r}"]
+            return lost, [f"idem did not start on this disk: {open(log.name).read()[-400:]!r}"]
         st, body = call(sock, "GET", "/v1/wait?timeout=30s", timeout=40)
         if st != 200 or (body or {}).get("timed_out"):
             problems.append("workflows still running 30 s after recovery")
         for seq, kind, wf, result in told:
-            if seq >= cut:
+            if seq >= cut or wf in gone:
                 continue
             st, body = call(sock, "GET", f"/v1/workflows/{wf}")
             if st != 200:
@@ -336,25 +448,51 @@ def verify(o, work, files, told, cut, subset):
         except subprocess.TimeoutExpired:
             sup.kill()
         log.close()
-    if not problems and not o.keep:
+    if not lost and not problems and not o.keep:
         shutil.rmtree(base, ignore_errors=True)
-    return problems
+    return lost, problems
 
 
-def cuts_of(ops, told, o):
-    """Every Nth durability operation's sequence, the moments just after each
-    acknowledgement, and seeded random ones."""
-    seqs = [s for s, op, *_ in ops if op in (FSYNC, WRITE, TRUNCATE)]
+def cuts_of(ops, told, restarts, o):
+    """The cuts to try, at most o.cuts: first the restart windows (from
+    each restart to its second sync of the state WAL: what a restarted
+    supervisor lets out there is where unsynced commits of the killed one
+    could leak), at each point where the disk or what was told changes -
+    the restart, just before and after each sync, just after each answer -
+    and a few seeded writes; then every Nth durability operation, the
+    moments just after each acknowledgement, and seeded random ones."""
+    seqs = [s for s, op, *_ in ops if op in (FSYNC, DIRSYNC, WRITE, TRUNCATE)]
     if not seqs:
         return []
     rng = random.Random(o.seed)
-    every = max(1, len(seqs) // max(1, o.cuts // 2))
-    chosen = set(seqs[::every])
+    aimed = []
+    for r in restarts:
+        end, state_syncs = None, 0
+        for s, op, path, *_ in ops:
+            if s >= r and op == FSYNC and path.endswith("state.db-wal"):
+                state_syncs += 1
+                if state_syncs == 2:
+                    end = s + 1
+                    break
+        end = end or seqs[-1] + 1
+        window = {r, end}
+        window |= {s + d for s, op, *_ in ops if r <= s < end and op in (FSYNC, DIRSYNC)
+                   for d in (0, 1)}
+        window |= {t[0] + 1 for t in told if r <= t[0] < end}
+        writes = [s + 1 for s in seqs if r <= s < end]
+        window |= set(rng.sample(writes, min(len(writes), 10)))
+        aimed += sorted(window)[:40]
+    chosen = set(aimed[:o.cuts])
+    rest = max(0, o.cuts - len(chosen))
+    every = max(1, len(seqs) // max(1, rest // 2))
+    others = set(seqs[::every])
     # just after each answer: the likeliest cut to lose what was told
-    chosen |= {t[0] + 1 for t in rng.sample(told, min(len(told), o.cuts // 2))}
-    while len(chosen) < o.cuts and len(chosen) < len(seqs) + len(told):
-        chosen.add(rng.choice(seqs))
-    return sorted(chosen)[:o.cuts]
+    others |= {t[0] + 1 for t in rng.sample(told, min(len(told), rest // 2))}
+    while len(others) < rest and len(others) < len(seqs) + len(told):
+        others.add(rng.choice(seqs))
+    pick = sorted(others - chosen)
+    chosen |= set(rng.sample(pick, min(len(pick), max(0, o.cuts - len(chosen)))))
+    return sorted(chosen)
 
 
 def main():
@@ -374,35 +512,39 @@ def main():
                     help="the control: exit 0 only when some disk lost what was told")
     o = ap.parse_args()
     o.bin = os.path.abspath(o.bin)
-    o.preload = o.preload or os.path.join(os.path.dirname(o.bin), "libidem_powerlog.so")
+    o.preload = os.path.abspath(o.preload or os.path.join(os.path.dirname(o.bin),
+                                                          "libidem_powerlog.so"))
     replay = (f"tests/powercut.py --bin {o.bin} --sync {o.sync} --workflows {o.workflows} "
               f"--supervisor-kills {o.supervisor_kills} --seed {o.seed}")
+    if o.preload != os.path.join(os.path.dirname(o.bin), "libidem_powerlog.so"):
+        replay += f" --preload {o.preload}"
     work = o.recording or tempfile.mkdtemp(prefix="idem-powercut-")
     replay += f" --recording {work} --only CUT:SUBSET"
     print(f"powercut: seed {o.seed}, SYNC={o.sync}; one disk again: {replay}", flush=True)
     t0 = time.monotonic()
-    told, ops = recorded(work) if o.recording else record(o, work)
+    told, restarts, ops = recorded(work) if o.recording else record(o, work)
     syncs = sum(1 for op in ops if op[1] == FSYNC)
     print(f"powercut: recorded {len(ops)} operations ({syncs} syncs) on "
           f"{len({op[2] for op in ops})} files; {len(told)} answers told", flush=True)
     if o.only:
         plan = [tuple(int(x) for x in o.only.split(":"))]
     else:
-        plan = [(c, s) for c in cuts_of(ops, told, o) for s in range(o.subsets)]
-    lost_disks, states = [], 0
+        plan = [(c, s) for c in cuts_of(ops, told, restarts, o) for s in range(o.subsets)]
+    lost_disks, broke_disks, lost_items = 0, 0, 0
     for cut, subset in plan:
-        problems = verify(o, work, disk_at(ops, cut, subset, o.seed), told, cut, subset)
-        states += 1
-        if problems:
-            lost_disks.append((cut, subset, problems))
-            print(f"powercut: cut {cut} subset {subset}: {len(problems)} problem(s): "
-                  f"{problems[0]}; again: {replay.replace('CUT:SUBSET', f'{cut}:{subset}')}",
-                  flush=True)
-    told_lost = sum(len(p) for _, _, p in lost_disks)
-    print(f"powercut: SYNC={o.sync}: {len({c for c, _ in plan})} cuts, {states} disks checked, "
-          f"{len(lost_disks)} lost or broke something ({told_lost} problems), "
+        lost, broke = verify(o, work, disk_at(ops, cut, subset, o.seed), told, cut, subset)
+        lost_disks += bool(lost)
+        broke_disks += bool(broke)
+        lost_items += len(lost)
+        if lost or broke:
+            print(f"powercut: cut {cut} subset {subset}: {len(lost)} acknowledged lost, "
+                  f"{len(broke)} other problem(s): {(lost + broke)[0]}; again: "
+                  f"{replay.replace('CUT:SUBSET', f'{cut}:{subset}')}", flush=True)
+    print(f"powercut: SYNC={o.sync}: {len({c for c, _ in plan})} cuts, {len(plan)} disks checked; "
+          f"acknowledged starts and completions lost: {lost_items} (on {lost_disks} disks); "
+          f"recovery or the checker failed on {broke_disks} disks; "
           f"{time.monotonic() - t0:.1f} s", flush=True)
-    if not o.keep and not lost_disks and not o.recording:
+    if not o.keep and not lost_disks and not broke_disks and not o.recording:
         shutil.rmtree(work, ignore_errors=True)
     else:
         print(f"powercut: files kept in {work}")
@@ -414,7 +556,7 @@ def main():
         print(f"powercut: SYNC={o.sync} lost nothing: the control did not show the loss it "
               "documents")
         return 1
-    return 1 if lost_disks else 0
+    return 1 if lost_disks or broke_disks else 0
 
 
 if __name__ == "__main__":
