@@ -43,6 +43,7 @@
 #include "ids.h"
 #include "log.h"
 #include "metrics.h"
+#include "offloop.h"
 #include "pool.h"
 #include "store.h"
 #include "sup.h"
@@ -93,6 +94,9 @@ struct api {
 	int paused;   /* listeners disabled until fd_timer */
 	long refused; /* connections refused in this shortage */
 	struct api_stats stats;
+	struct offloop *check;   /* the checker's child, while it runs */
+	struct pending **checks; /* the requests it will answer */
+	size_t nchecks, capchecks;
 };
 
 /* A request whose answer waits for a commit or a workflow: it follows the
@@ -841,19 +845,105 @@ static void handle_metrics(struct api *a, struct evhttp_request *req, struct que
 	evbuffer_free(buf);
 }
 
-/* The invariants over what is committed (the checker opens its own
- * read-only connection). 200 whether they hold or not: the report says. */
+/* ---- the checker, off the loop ---------------------------------------------- */
+
+#define CHECK_ARGS_MAX 48
+
+/* The checker's program: `idemctl check --offline --json` on this
+ * supervisor's databases and app keys, as flags (no .env: the values are
+ * the ones this supervisor runs with). texts holds the flags' text. */
+static void check_argv(const struct sup *sup, char *path, size_t pathlen, char **argv,
+                       char (*texts)[CONFIG_PATH_MAX + CONFIG_NAME_MAX + 4])
+{
+	const struct idem_config *c = &sup->cfg;
+	int n = 0, k = 0;
+
+	snprintf(path, pathlen, "%s/idemctl", sup->bindir);
+	argv[n++] = "idemctl";
+	argv[n++] = "--env=/dev/null";
+	argv[n++] = "--json";
+	argv[n++] = "--app";
+	argv[n++] = (char *)c->app;
+	argv[n++] = "--state-database";
+	argv[n++] = (char *)c->state_database;
+	argv[n++] = "--database";
+	argv[n++] = (char *)c->database;
+	for (const struct config_app_key *d = sup->app->keys;
+	     d != NULL && d->name != NULL && n < CHECK_ARGS_MAX - 4; d++) {
+		char flag[CONFIG_NAME_MAX], value[CONFIG_PATH_MAX];
+
+		if (config_format(c, d->name, value, sizeof(value)) != 0)
+			continue;
+		config_flag_name(d->name, flag, sizeof(flag));
+		snprintf(texts[k], sizeof(texts[k]), "--%s=%s", flag, value);
+		argv[n++] = texts[k++];
+	}
+	argv[n++] = "check";
+	argv[n++] = "--offline";
+	argv[n] = NULL;
+}
+
+/* Answers every request waiting on the check that ended. */
+static void check_done(json_t *report, const char *err, void *arg)
+{
+	struct api *a = arg;
+	struct pending **waiting = a->checks;
+	size_t n = a->nchecks;
+	char msg[1024];
+
+	if (report != NULL && !json_is_object(json_object_get(report, "counts"))) {
+		json_decref(report);
+		report = NULL;
+		err = "idemctl printed no check report";
+	}
+	/* idemctl's line is "idemctl: check: WHY" */
+	if (err != NULL && strncmp(err, "idemctl: ", 9) == 0)
+		err += 9;
+	snprintf(msg, sizeof(msg), "%s%s",
+	         err != NULL && strncmp(err, "check: ", 7) == 0 ? "" : "check: ",
+	         err != NULL ? err : "");
+	a->check = NULL;
+	a->checks = NULL;
+	a->nchecks = a->capchecks = 0;
+	if (report == NULL)
+		log_warn("the checker failed", "error=\"%s\"", msg);
+	for (size_t i = 0; i < n; i++) {
+		if (report != NULL)
+			pending_finish(waiting[i], 200, json_incref(report));
+		else
+			pending_finish(waiting[i], 500,
+			               json_pack("{s:s, s:i}", "error", msg, "status", 500));
+	}
+	free(waiting);
+	json_decref(report);
+}
+
+/* The invariants over what is committed. The checker reads the whole
+ * history, so it runs in a program of its own (offloop.h) and the loop
+ * goes on; a request that comes while one runs gets that one's report.
+ * 200 whether they hold or not: the report says. */
 static void handle_check(struct api *a, struct evhttp_request *req, struct query *q,
                          const char *unused)
 {
-	const struct idem_config *c = &a->sup->cfg;
-	char err[1024];
-	json_t *report =
-	    check_run(a->sup->app, c->state_database, c->database, c, err, sizeof(err));
+	char err[512], path[CONFIG_PATH_MAX + 16], *argv[CHECK_ARGS_MAX];
+	char texts[CHECK_ARGS_MAX][CONFIG_PATH_MAX + CONFIG_NAME_MAX + 4];
 
-	if (report == NULL)
-		return reply_error(req, 500, "check: %s", err);
-	reply(req, 200, report);
+	if (a->check == NULL) {
+		check_argv(a->sup, path, sizeof(path), argv, texts);
+		a->check = offloop_spawn(a->sup->base, path, argv, check_done, a, err, sizeof(err));
+		if (a->check == NULL)
+			return reply_error(
+			    req, 503,
+			    "check: %s (the checker is idemctl, beside idem-supervisor); "
+			    "try again",
+			    err);
+		log_debug("checker started", "pid=%ld", (long)offloop_pid(a->check));
+	}
+	if (a->nchecks == a->capchecks) {
+		a->capchecks = a->capchecks * 2 + 4;
+		a->checks = xrealloc(a->checks, a->capchecks * sizeof(*a->checks));
+	}
+	a->checks[a->nchecks++] = pending_new(a, req);
 }
 
 /* ---- request clocks ------------------------------------------------------ */
@@ -1389,6 +1479,16 @@ void api_free(struct api *a)
 {
 	if (a == NULL)
 		return;
+	if (a->check != NULL) {
+		offloop_cancel(a->check);
+		for (size_t i = 0; i < a->nchecks; i++)
+			pending_finish(
+			    a->checks[i], 503,
+			    json_pack("{s:s, s:i}", "error",
+			              "check: the supervisor is stopping; ask the next one",
+			              "status", 503));
+		free(a->checks);
+	}
 	evhttp_free(a->http);
 	if (a->unix_fd >= 0)
 		unlink(a->sup->cfg.socket);

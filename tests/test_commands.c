@@ -18,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -849,6 +852,95 @@ static void test_check_cannot_run(void **state)
 	stop(f);
 }
 
+/* A request sent and left to be answered later: the connected socket. */
+static int send_request(struct tu_fixture *f, const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char *req = tu_fmt("GET %s HTTP/1.1\r\nHost: idem\r\nConnection: close\r\n\r\n", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->sup.sock);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+	free(req);
+	return fd;
+}
+
+/* Whether fd has something to read within ms. */
+static int answered(int fd, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	return poll(&p, 1, ms) == 1;
+}
+
+/* The whole reply on fd (closed), as text. */
+static char *read_reply(int fd)
+{
+	char *text = NULL;
+	size_t len = 0;
+	char buf[4096];
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		text = realloc(text, len + (size_t)n + 1);
+		assert_non_null(text);
+		memcpy(text + len, buf, (size_t)n);
+		len += (size_t)n;
+		text[len] = '\0';
+	}
+	close(fd);
+	assert_non_null(text);
+	return text;
+}
+
+/* The checker runs beside the loop: while a check waits on a file, the
+ * supervisor answers health, takes a start and runs it to the end; a
+ * second check request asked meanwhile gets the same run's report. */
+static void test_check_beside_the_loop(void **state)
+{
+	struct tu_fixture *f = *state;
+	char *runs = tu_fmt("%s/app/runs", f->dir), *release = tu_fmt("%s/app/release", f->dir);
+	char *script = tu_fmt("echo run >> '%s'\nwhile [ ! -e '%s' ]; do sleep 0.02; done\n"
+	                      "exit 0\n",
+	                      runs, release);
+	char *first, *second, *count;
+	int c1, c2;
+
+	put(f, "check.sh", script);
+	app(f, "\"a\": {\"command\": [\"sh\", \"-c\", \"cat\"]}", ONE_STEP("w", "a"),
+	    ",\n \"check\": {\"command\": [\"sh\", \"check.sh\"], \"kinds\": [\"duplicated\"]}");
+	start(f, NULL);
+	c1 = send_request(f, "/v1/check");
+	for (int ms = 0; access(runs, F_OK) != 0 && ms < 20000; ms += 10)
+		tu_sleep_ms(10);
+	assert_int_equal(access(runs, F_OK), 0); /* the check command is running */
+	c2 = send_request(f, "/v1/check");
+	assert_int_equal(tu_http(&f->sup, "GET", "/v1/health", NULL, NULL), 200);
+	start_wf(f, "w", "K1", "{\"n\": 1}");
+	wait_all(f);
+	assert_false(answered(c1, 0));
+	assert_false(answered(c2, 0));
+	assert_int_equal(tu_write_file(release, "go"), 0);
+	assert_true(answered(c1, 20000));
+	first = read_reply(c1);
+	second = read_reply(c2);
+	assert_non_null(strstr(first, "HTTP/1.1 200"));
+	assert_non_null(strstr(first, "\"ok\":true"));
+	assert_non_null(strstr(second, "HTTP/1.1 200"));
+	assert_non_null(strstr(second, "\"ok\":true"));
+	count = tu_read_file(runs);
+	assert_string_equal(count, "run\n"); /* one run answered both */
+	free(count);
+	free(first);
+	free(second);
+	free(script);
+	free(runs);
+	free(release);
+	stop(f);
+}
+
 /* ---- 13. a step's own options ---------------------------------------------------- */
 
 /* A step's own retry and timeout win over its activity's: the same
@@ -977,6 +1069,7 @@ int main(void)
 	    T(test_bad_app_file),
 	    T(test_check_violations),
 	    T(test_check_cannot_run),
+	    T(test_check_beside_the_loop),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

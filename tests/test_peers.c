@@ -83,8 +83,9 @@ static void copy_file(const char *from, const char *to)
 	assert_int_equal(close(out), 0);
 }
 
-/* dir/bin: copies of idem-supervisor and idem-supplier, and the evil
- * worker as idem-worker (the supervisor runs the idem-worker beside it).
+/* dir/bin: copies of idem-supervisor, idem-supplier and idemctl (its
+ * checker), and the evil worker as idem-worker (the supervisor runs the
+ * idem-worker beside it).
  * Returns the supervisor's path (malloc'd). */
 static char *install_evil_bin(const char *dir)
 {
@@ -93,6 +94,9 @@ static char *install_evil_bin(const char *dir)
 	assert_int_equal(mkdir(bin, 0755), 0);
 	to = tu_fmt("%s/idem-supplier", bin);
 	copy_file(tu_bin("idem-supplier"), to);
+	free(to);
+	to = tu_fmt("%s/idemctl", bin);
+	copy_file(tu_bin("idemctl"), to);
 	free(to);
 	to = tu_fmt("%s/idem-worker", bin);
 	copy_file(tu_bin("idem-evil-worker"), to);
