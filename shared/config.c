@@ -47,6 +47,7 @@ enum kind {
 	K_VFS,
 	K_SYNC,
 	K_FORMAT,
+	K_RETENTIONS,
 };
 
 /* How to check and store one key: its kind, its field, and its limits. */
@@ -134,6 +135,13 @@ static const struct key_def {
     {{"HEARTBEAT_TIMEOUT", "0", "0 (none) or 1ms..24h",
       "an attempt of an activity that heartbeats is killed when silent this long"},
      {K_DURATION, FIELD(heartbeat_timeout_ms), 0, MS_DAY, 0}},
+    {{"RETENTION", "0", "0 (keep forever) or 1s..3650d",
+      "how long a closed workflow's history is kept in the state DB; then it is pruned, in "
+      "small batches beside the loop (the app's own rows stay)"},
+     {K_DURATION, FIELD(retention_ms), 0, 3650 * MS_DAY, 0}},
+    {{"RETENTION_NAMESPACES", "", "\"\" or a comma list of NAMESPACE=DURATION (0 or 1s..3650d)",
+      "the retention of these namespaces, instead of RETENTION: billing=30d,scratch=1h"},
+     {K_RETENTIONS, FIELD(retention_namespaces), 0, 0, 0}},
     {{"RETRY_NON_RETRYABLE", "", "comma list of error types, e.g. InjectedError",
       "error types that fail an activity at once, besides those the activity marks"},
      {K_LIST, FIELD(retry_non_retryable), 0, 0, 0}},
@@ -367,7 +375,7 @@ int config_parse_duration(const char *text, int64_t *ms)
 	static const struct {
 		const char *unit;
 		double mult;
-	} units[] = {{"ms", 1}, {"s", 1e3}, {"m", 6e4}, {"h", 3.6e6}, {"", 1e3}};
+	} units[] = {{"ms", 1}, {"s", 1e3}, {"m", 6e4}, {"h", 3.6e6}, {"d", 8.64e7}, {"", 1e3}};
 	double v;
 	const char *unit = text ? parse_decimal(text, &v) : NULL;
 
@@ -561,6 +569,134 @@ static int set_list(struct idem_config *c, const struct setting *s)
 	return 0;
 }
 
+/* One RETENTION_NAMESPACES entry "NS=DURATION" of len bytes at text:
+ * 0 with its namespace (in ns) and retention, or -1 with why in why. */
+static int retention_entry(const char *text, size_t len, char *ns, size_t nslen, int64_t *ms,
+                           char *why, size_t whylen)
+{
+	const char *eq = memchr(text, '=', len);
+	char dur[64];
+	size_t n = eq != NULL ? (size_t)(eq - text) : 0;
+
+	if (eq == NULL || n == 0 || n >= nslen || n >= CONFIG_NAME_MAX) {
+		snprintf(why, whylen, "has \"%.*s\", which is not NAMESPACE=DURATION", (int)len,
+		         text);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!is_name_char((unsigned char)text[i])) {
+			snprintf(why, whylen,
+			         "has namespace \"%.*s\" with '%c', which is not allowed", (int)n,
+			         text, text[i]);
+			return -1;
+		}
+	snprintf(ns, nslen, "%.*s", (int)n, text);
+	snprintf(dur, sizeof(dur), "%.*s", (int)(len - n - 1), eq + 1);
+	if (config_parse_duration(dur, ms) != 0 || (*ms != 0 && *ms < MS_SECOND) ||
+	    *ms > 3650 * MS_DAY) {
+		snprintf(why, whylen,
+		         "gives namespace %s the retention \"%s\" (allowed: 0 or 1s..3650d)", ns,
+		         dur);
+		return -1;
+	}
+	return 0;
+}
+
+/* Calls fn for each RETENTION_NAMESPACES entry of list until it returns
+ * non-zero; -1 with why on a bad entry. */
+static int retention_each(const char *list, int (*fn)(const char *ns, int64_t ms, void *arg),
+                          void *arg, char *why, size_t whylen)
+{
+	for (const char *p = list; *p != '\0';) {
+		size_t len = strcspn(p, ",");
+		char ns[CONFIG_NAME_MAX];
+		int64_t ms;
+
+		if (len > 0) {
+			if (retention_entry(p, len, ns, sizeof(ns), &ms, why, whylen) != 0)
+				return -1;
+			if (fn(ns, ms, arg) != 0)
+				return 1;
+		}
+		p += len + (p[len] == ',');
+	}
+	return 0;
+}
+
+static int retention_nothing(const char *ns, int64_t ms, void *arg)
+{
+	(void)ns;
+	(void)ms;
+	(void)arg;
+	return 0;
+}
+
+/* RETENTION_NAMESPACES: NS=DURATION entries, stored without spaces. */
+static int set_retentions(struct idem_config *c, const struct setting *s)
+{
+	char buf[sizeof(c->retention_namespaces)], why[MSG_MAX];
+	size_t n = 0;
+
+	for (const char *p = s->value; *p; p++) {
+		if (isspace((unsigned char)*p))
+			continue;
+		if (n + 1 >= sizeof(buf))
+			return fail(s, "is too long (limit %zu bytes)", sizeof(buf) - 1);
+		buf[n++] = *p;
+	}
+	buf[n] = '\0';
+	if (retention_each(buf, retention_nothing, NULL, why, sizeof(why)) != 0)
+		return fail(s, "%s; write NAMESPACE=DURATION entries, e.g. billing=30d,scratch=1h",
+		            why);
+	memcpy(field(c, s->spec), buf, n + 1);
+	return 0;
+}
+
+struct retention_find {
+	const char *ns;
+	int64_t ms;
+	int found;
+};
+
+static int retention_match(const char *ns, int64_t ms, void *arg)
+{
+	struct retention_find *f = arg;
+
+	if (strcmp(ns, f->ns) != 0)
+		return 0;
+	f->ms = ms;
+	f->found = 1;
+	return 1;
+}
+
+int64_t config_retention(const struct idem_config *c, const char *ns)
+{
+	struct retention_find f = {.ns = ns};
+	char why[MSG_MAX];
+
+	(void)retention_each(c->retention_namespaces, retention_match, &f, why, sizeof(why));
+	return f.found ? f.ms : c->retention_ms;
+}
+
+static int retention_least(const char *ns, int64_t ms, void *arg)
+{
+	int64_t *least = arg;
+
+	(void)ns;
+	if (ms > 0 && (*least == 0 || ms < *least))
+		*least = ms;
+	return 0;
+}
+
+int64_t config_retention_min(const struct idem_config *c)
+{
+	int64_t least = c->retention_ms;
+	char why[MSG_MAX];
+
+	(void)retention_each(c->retention_namespaces, retention_least, &least, why, sizeof(why));
+	return least;
+}
+
 /* SYNC: full (0) or normal (1), the values of enum db_sync. */
 static int set_sync(struct idem_config *c, const struct setting *s)
 {
@@ -711,12 +847,25 @@ static int set_app_text(struct idem_config *c, const struct setting *s)
 /* ---- keys ---- */
 
 static int (*const setters[])(struct idem_config *, const struct setting *) = {
-    [K_PATH] = set_path,         [K_SOCKET] = set_socket,    [K_NAME] = set_name,
-    [K_LISTEN] = set_listen,     [K_INT] = set_int,          [K_I64] = set_int,
-    [K_BYTES] = set_int,         [K_APPTEXT] = set_app_text, [K_LEVEL] = set_level,
-    [K_DURATION] = set_duration, [K_DOUBLE] = set_double,    [K_LIST] = set_list,
-    [K_MODE] = set_mode,         [K_U64] = set_u64,          [K_RATE] = set_rate,
-    [K_POINTS] = set_points,     [K_VFS] = set_vfs,          [K_SYNC] = set_sync,
+    [K_PATH] = set_path,
+    [K_SOCKET] = set_socket,
+    [K_NAME] = set_name,
+    [K_LISTEN] = set_listen,
+    [K_INT] = set_int,
+    [K_I64] = set_int,
+    [K_BYTES] = set_int,
+    [K_APPTEXT] = set_app_text,
+    [K_LEVEL] = set_level,
+    [K_DURATION] = set_duration,
+    [K_DOUBLE] = set_double,
+    [K_LIST] = set_list,
+    [K_RETENTIONS] = set_retentions,
+    [K_MODE] = set_mode,
+    [K_U64] = set_u64,
+    [K_RATE] = set_rate,
+    [K_POINTS] = set_points,
+    [K_VFS] = set_vfs,
+    [K_SYNC] = set_sync,
     [K_FORMAT] = set_format,
 };
 
@@ -1253,6 +1402,14 @@ static int check_config(const struct idem_config *c, char *err, size_t errlen)
 
 	if (check_kill_rates(c, err, errlen) != 0)
 		return -1;
+	if (c->retention_ms > 0 && c->retention_ms < MS_SECOND) {
+		format_duration(c->retention_ms, max, sizeof(max));
+		snprintf(err, errlen,
+		         "config: RETENTION=%s is out of range (allowed: 0 (keep forever) or "
+		         "1s..3650d)",
+		         max);
+		return -1;
+	}
 	if (c->retry_maximum_ms == 0 || c->retry_maximum_ms >= c->retry_initial_ms)
 		return 0;
 	format_duration(c->retry_maximum_ms, max, sizeof(max));

@@ -49,6 +49,8 @@ struct idem_config {
 	int64_t schedule_to_close_ms;   /* SCHEDULE_TO_CLOSE_TIMEOUT: 0 = none */
 	int64_t heartbeat_timeout_ms;   /* HEARTBEAT_TIMEOUT: 0 = none */
 	char retry_non_retryable[512];  /* RETRY_NON_RETRYABLE: comma list of error types */
+	int64_t retention_ms;           /* RETENTION: 0 = keep forever, else 1s..3650d */
+	char retention_namespaces[512]; /* RETENTION_NAMESPACES: NS=DURATION,... */
 	int naive;                      /* ACTIVITY_MODE: guarded (0) | naive (1) */
 	/* Fault injection: every rate 0..1, all off at 0 (see fault.h). */
 	uint64_t fault_seed; /* FAULT_SEED: "" = random (fault_seed_set 0) */
@@ -126,6 +128,13 @@ const char *config_text(const struct idem_config *c, const char *key);
 /* The value of an app's key as text (for a child's flags). Returns 0, or
  * -1 when key is not an app's. */
 int config_format(const struct idem_config *c, const char *key, char *buf, size_t len);
+
+/* The retention of namespace ns: its RETENTION_NAMESPACES entry, else
+ * RETENTION; 0 = kept forever. */
+int64_t config_retention(const struct idem_config *c, const char *ns);
+/* The shortest retention that is not 0 (0: every namespace is kept
+ * forever). */
+int64_t config_retention_min(const struct idem_config *c);
 
 /* A strict integer: [-]DIGITS. Returns 0, -1 (not a number) or -2 (too
  * large for 64 bits). */

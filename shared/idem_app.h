@@ -251,8 +251,22 @@ struct idem_app_command {
  * check_rules run, the engine checks each file's integrity. A rule may
  * read the state DB's main.workflows
  * (id, namespace, workflow_id, type, status, input, result, error) and
- * main.steps (wf, seq, activity, status). */
+ * main.steps (wf, seq, activity, status).
+ *
+ * With RETENTION, closed workflows leave the state DB; the app's rows
+ * stay. pruned (namespace, workflows, through) says per namespace how
+ * many left and the latest closed_at among them (wall-clock ms): a rule
+ * that reports an app's row whose workflow does not exist excuses it when
+ * the row was applied by then (IDEM_CHECK_PRUNED). Such a row is not
+ * checked any more: the checker vouches for the history it still has. */
 struct idem_check; /* one run of the checker: the engine's */
+
+/* SQL: true when the row whose workflow is named by the text WF
+ * ("namespace/workflow_id...") was applied at AT (wall-clock ms) no later
+ * than the last pruned workflow of that namespace closed. */
+#define IDEM_CHECK_PRUNED(WF, AT)                                                                  \
+	"EXISTS (SELECT 1 FROM pruned p WHERE substr(" WF ", 1, length(p.namespace) + 1) ="        \
+	" p.namespace || '/' AND " AT " <= p.through)"
 
 /* A database the app's rules read, ATTACHed read-only after the app DB,
  * in the order of the list (whose end has a NULL schema). Its snapshot is

@@ -20,6 +20,7 @@
 #include "lockfile.h"
 #include "log.h"
 #include "pool.h"
+#include "prune.h"
 #include "store.h"
 #include "sup.h"
 #include "timer.h"
@@ -42,7 +43,8 @@ static const char usage[] =
 
 struct run {
 	struct sup sup;
-	int lock_fd; /* STATE_DATABASE.lock, held for the whole run */
+	int lock_fd;         /* STATE_DATABASE.lock, held for the whole run */
+	struct prune *prune; /* RETENTION, or NULL */
 	struct event *grace;
 	int grace_over;
 	int pool_stopped;
@@ -282,6 +284,7 @@ static int setup(struct run *r, char *err, size_t errlen)
 	if (api_start(sup, &sup->api, err, errlen) != 0 ||
 	    pool_start(sup, &engine_pool_callbacks, sup->engine, &sup->pool, err, errlen) != 0)
 		return IDEM_EXIT_USAGE;
+	r->prune = prune_start(sup);
 	return IDEM_EXIT_OK;
 }
 
@@ -289,6 +292,7 @@ static void teardown(struct run *r)
 {
 	struct sup *sup = &r->sup;
 
+	prune_free(r->prune);
 	api_free(sup->api);
 	engine_free(sup->engine);
 	pool_free(sup->pool);

@@ -86,6 +86,15 @@ static const char *const store_migrations[] = {
     "  UNION ALL SELECT 'steps.' || status, count(*) FROM steps GROUP BY status"
     "  UNION ALL SELECT 'events.' || kind, count(*) FROM events GROUP BY kind"
     "  UNION ALL SELECT 'attempts.total', coalesce(sum(attempt), 0) FROM steps);",
+    /* 4: RETENTION. Closed workflows by the time they closed, for the
+     * pruner; and per namespace, how many were pruned and the latest
+     * closed_at among them (the checker excuses an app's row applied by
+     * then whose workflow is gone). */
+    "CREATE INDEX IF NOT EXISTS workflows_closed ON workflows(closed_at, id)"
+    "  WHERE closed_at IS NOT NULL;"
+    "CREATE TABLE IF NOT EXISTS pruned (namespace TEXT PRIMARY KEY,"
+    "  workflows INTEGER NOT NULL,"
+    "  through INTEGER NOT NULL);",
 };
 
 enum stmt_id {
@@ -1023,6 +1032,134 @@ json_t *store_list_json(struct store *s, const char *ns, const char *status, int
 	return json_pack("{s:o, s:I}", "workflows", arr, "next_after", (json_int_t)last);
 }
 
+/* ---- retention ---------------------------------------------------------------- */
+
+/* Runs sql with ?1 = ids (a JSON array), calling row for each result row. */
+static int each_row(struct store *s, const char *sql, const char *ids,
+                    void (*row)(struct store *s, sqlite3_stmt *st), const char *what, char *err,
+                    size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (db_prepare(s->db, sql, &st, err, errlen) != 0)
+		return -1;
+	sqlite3_bind_text(st, 1, ids, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (row != NULL)
+			row(s, st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(s->db, what, err, errlen);
+	return 0;
+}
+
+static void uncount_steps(struct store *s, sqlite3_stmt *st)
+{
+	count(s, "steps", (const char *)sqlite3_column_text(st, 0), -sqlite3_column_int64(st, 1));
+	count(s, "attempts", "total", -sqlite3_column_int64(st, 2));
+}
+
+static void uncount_events(struct store *s, sqlite3_stmt *st)
+{
+	count(s, "events", (const char *)sqlite3_column_text(st, 0), -sqlite3_column_int64(st, 1));
+}
+
+static void uncount_workflows(struct store *s, sqlite3_stmt *st)
+{
+	count(s, "workflows", (const char *)sqlite3_column_text(st, 0),
+	      -sqlite3_column_int64(st, 1));
+	count(s, "pruned", "workflows", sqlite3_column_int64(st, 1));
+}
+
+/* Deletes the workflows whose ids are in the JSON array ids, with their
+ * steps and events, in this turn's transaction; the counters follow. */
+static int prune_ids(struct store *s, const char *ids, char *err, size_t errlen)
+{
+#define IDS "(SELECT value FROM json_each(?1))"
+	static const struct {
+		const char *sql;
+		void (*row)(struct store *s, sqlite3_stmt *st);
+	} steps[] = {
+	    {"SELECT status, count(*), coalesce(sum(attempt), 0) FROM steps WHERE wf IN " IDS
+	     " GROUP BY status",
+	     uncount_steps},
+	    {"SELECT kind, count(*) FROM events WHERE wf IN " IDS " GROUP BY kind", uncount_events},
+	    {"SELECT status, count(*) FROM workflows WHERE id IN " IDS " GROUP BY status",
+	     uncount_workflows},
+	    {"INSERT INTO pruned (namespace, workflows, through)"
+	     " SELECT namespace, count(*), max(closed_at) FROM workflows WHERE id IN " IDS
+	     " GROUP BY namespace"
+	     " ON CONFLICT (namespace) DO UPDATE SET workflows = workflows + excluded.workflows,"
+	     " through = max(through, excluded.through)",
+	     NULL},
+	    {"DELETE FROM events WHERE wf IN " IDS, NULL},
+	    {"DELETE FROM steps WHERE wf IN " IDS, NULL},
+	    {"DELETE FROM workflows WHERE id IN " IDS, NULL},
+	};
+#undef IDS
+
+	if (store_write(s, err, errlen) != 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+		if (each_row(s, steps[i].sql, ids, steps[i].row, "state DB: prune", err, errlen) !=
+		    0)
+			return -1;
+	return 0;
+}
+
+int store_prune(struct store *s, int64_t now_ms, const struct idem_config *cfg,
+                struct store_prune_cursor *cur, int scan, int *pruned, char *err, size_t errlen)
+{
+	static const char sql[] =
+	    "SELECT id, namespace, closed_at FROM workflows INDEXED BY workflows_closed"
+	    " WHERE closed_at IS NOT NULL AND closed_at < ?1"
+	    " AND (closed_at > ?2 OR (closed_at = ?2 AND id > ?3))"
+	    " ORDER BY closed_at, id LIMIT ?4";
+	int64_t least = config_retention_min(cfg);
+	struct textbuf ids = {0};
+	sqlite3_stmt *st = NULL;
+	int rc, seen = 0, n = 0;
+	char *text;
+
+	*pruned = 0;
+	if (least == 0)
+		return 0;
+	if (db_prepare(s->db, sql, &st, err, errlen) != 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, now_ms - least);
+	sqlite3_bind_int64(st, 2, cur->closed_at);
+	sqlite3_bind_int64(st, 3, cur->id);
+	sqlite3_bind_int(st, 4, scan);
+	textbuf_putc(&ids, '[');
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0), closed = sqlite3_column_int64(st, 2);
+		int64_t keep = config_retention(cfg, (const char *)sqlite3_column_text(st, 1));
+
+		seen++;
+		cur->id = id;
+		cur->closed_at = closed;
+		if (keep == 0 || closed >= now_ms - keep)
+			continue; /* its namespace keeps it (longer) */
+		if (n++ > 0)
+			textbuf_putc(&ids, ',');
+		textbuf_put_int(&ids, id);
+	}
+	sqlite3_finalize(st);
+	textbuf_putc(&ids, ']');
+	text = textbuf_take(&ids, NULL);
+	if (rc != SQLITE_DONE) {
+		free(text);
+		return db_fail(s->db, "state DB: find workflows past their retention", err, errlen);
+	}
+	if (seen < scan) /* the end: the next pass starts from the oldest */
+		*cur = (struct store_prune_cursor){.closed_at = INT64_MIN};
+	rc = n > 0 ? prune_ids(s, text, err, errlen) : 0;
+	free(text);
+	*pruned = n;
+	return rc == 0 ? seen : -1;
+}
+
 json_t *store_counts_json(struct store *s, char *err, size_t errlen)
 {
 	json_t *out =
@@ -1041,6 +1178,8 @@ json_t *store_counts_json(struct store *s, char *err, size_t errlen)
 		snprintf(group, sizeof(group), "%.*s", (int)(dot - c->name), c->name);
 		if (strcmp(group, "attempts") == 0)
 			json_object_set_new(out, "attempts", json_integer(c->value));
+		else if (strcmp(group, "pruned") == 0)
+			json_object_set_new(out, "pruned", json_integer(c->value));
 		else if (json_object_get(out, group) != NULL &&
 		         (c->value != 0 || strcmp(group, "workflows") == 0))
 			json_object_set_new(json_object_get(out, group), dot + 1,

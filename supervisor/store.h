@@ -13,6 +13,8 @@
 #include "db.h"
 #include "workflow.h"
 
+struct idem_config;
+
 struct store;
 
 /* Opens the state DB with the durability of SYNC. With group_app (the
@@ -73,5 +75,19 @@ json_t *store_history_json(struct store *s, int64_t id, char *err, size_t errlen
 json_t *store_list_json(struct store *s, const char *ns, const char *status, int limit,
                         int64_t after, char *err, size_t errlen);
 json_t *store_counts_json(struct store *s, char *err, size_t errlen);
+
+/* Where the pruner's pass over closed workflows (oldest first) stands;
+ * {INT64_MIN, 0} starts a pass. */
+struct store_prune_cursor {
+	int64_t closed_at, id;
+};
+
+/* RETENTION: looks at the next scan closed workflows from cur on and
+ * deletes, in this turn's transaction, those past their namespace's
+ * retention (config_retention) with their steps and events; the counters
+ * and the pruned table follow. Returns the rows looked at (fewer than
+ * scan: the pass is over and cur starts again) with *pruned, or -1. */
+int store_prune(struct store *s, int64_t now_ms, const struct idem_config *cfg,
+                struct store_prune_cursor *cur, int scan, int *pruned, char *err, size_t errlen);
 
 #endif

@@ -233,12 +233,13 @@ static void test_key_table(void **state)
 	    "SYNC", "WORKERS", "SPARE_WORKER", "LOG_LEVEL", "MAX_FRAME", "MAX_BODY",
 	    "API_REQUEST_TIMEOUT", "SHUTDOWN_GRACE", "RETRY_INITIAL_INTERVAL",
 	    "RETRY_BACKOFF_COEFFICIENT", "RETRY_MAXIMUM_INTERVAL", "RETRY_MAXIMUM_ATTEMPTS",
-	    "START_TO_CLOSE_TIMEOUT", "SCHEDULE_TO_CLOSE_TIMEOUT", "HEARTBEAT_TIMEOUT",
-	    "RETRY_NON_RETRYABLE", "ACTIVITY_MODE", "FAULT_SEED", "FAULT_KILL_RATE",
-	    "FAULT_KILL_POINTS", "FAULT_KILL_RATE_BEFORE_EFFECT", "FAULT_KILL_RATE_AFTER_EFFECT",
-	    "FAULT_KILL_RATE_AFTER_COMMIT", "FAULT_KILL_RATE_MID_REPLY", "FAULT_ASYNC_KILL_RATE",
-	    "FAULT_ASYNC_KILL_MAX_DELAY", "FAULT_ERROR_RATE", "FAULT_DELAY_RATE", "FAULT_PEER_RATE",
-	    "FAULT_ACTIVITIES", "FAULT_MAX_ATTEMPT", "FAULT_VFS", "LOG_FORMAT",
+	    "START_TO_CLOSE_TIMEOUT", "SCHEDULE_TO_CLOSE_TIMEOUT", "HEARTBEAT_TIMEOUT", "RETENTION",
+	    "RETENTION_NAMESPACES", "RETRY_NON_RETRYABLE", "ACTIVITY_MODE", "FAULT_SEED",
+	    "FAULT_KILL_RATE", "FAULT_KILL_POINTS", "FAULT_KILL_RATE_BEFORE_EFFECT",
+	    "FAULT_KILL_RATE_AFTER_EFFECT", "FAULT_KILL_RATE_AFTER_COMMIT",
+	    "FAULT_KILL_RATE_MID_REPLY", "FAULT_ASYNC_KILL_RATE", "FAULT_ASYNC_KILL_MAX_DELAY",
+	    "FAULT_ERROR_RATE", "FAULT_DELAY_RATE", "FAULT_PEER_RATE", "FAULT_ACTIVITIES",
+	    "FAULT_MAX_ATTEMPT", "FAULT_VFS", "LOG_FORMAT",
 	    /* the inventory app's */
 	    "SUPPLIER_DATABASE", "SUPPLIER_SOCKET", "REORDER_THRESHOLD", "REORDER_QUANTITY",
 	    "SEED_STOCK",
@@ -379,7 +380,8 @@ static void test_duration_keys(void **state)
 	assert_int_equal(c->retry_maximum_ms, 86400000);
 	SET_FAILS(c, "START_TO_CLOSE_TIMEOUT", "0s", "START_TO_CLOSE_TIMEOUT=0s is out of range",
 	          "1ms..24h");
-	SET_FAILS(c, "START_TO_CLOSE_TIMEOUT", "1d", "START_TO_CLOSE_TIMEOUT=1d is not a duration");
+	SET_FAILS(c, "START_TO_CLOSE_TIMEOUT", "1w", "START_TO_CLOSE_TIMEOUT=1w is not a duration");
+	SET_FAILS(c, "START_TO_CLOSE_TIMEOUT", "2d", "START_TO_CLOSE_TIMEOUT=2d is out of range");
 	SET_FAILS(c, "START_TO_CLOSE_TIMEOUT", "99999999999h", "is out of range");
 	SET_OK(c, "START_TO_CLOSE_TIMEOUT", "250ms");
 	assert_int_equal(c->start_to_close_ms, 250);
@@ -918,6 +920,37 @@ static void test_load_flag_error(void **state)
 	assert_string_equal(f->err, "config: flag --workers needs a value (allowed: 1..256)");
 }
 
+/* RETENTION and its per-namespace overrides (config_retention). */
+static void test_retention(void **state)
+{
+	struct fixture *f = *state;
+	struct idem_config *c = &f->c;
+	char *below[] = {"prog", "--retention=500ms", NULL};
+	char *good[] = {"prog", "--retention=3d", "--retention-namespaces",
+	                " billing=30d, scratch=1h,keep=0", NULL};
+	int rest[8], nrest;
+
+	assert_int_equal(load(f, below, rest, &nrest), -1);
+	assert_string_equal(f->err, "config: RETENTION=500ms is out of range (allowed: 0 (keep "
+	                            "forever) or 1s..3650d)");
+	assert_int_equal(load(f, good, rest, &nrest), 0);
+	assert_int_equal(c->retention_ms, 3 * 86400000LL);
+	assert_string_equal(c->retention_namespaces, "billing=30d,scratch=1h,keep=0");
+	assert_int_equal(config_retention(c, "billing"), 30 * 86400000LL);
+	assert_int_equal(config_retention(c, "scratch"), 3600000);
+	assert_int_equal(config_retention(c, "keep"), 0);
+	assert_int_equal(config_retention(c, "default"), 3 * 86400000LL);
+	assert_int_equal(config_retention(c, "bill"), 3 * 86400000LL);
+	assert_int_equal(config_retention_min(c), 3600000);
+	SET_FAILS(c, "RETENTION_NAMESPACES", "billing", "RETENTION_NAMESPACES=billing has",
+	          "\"billing\", which is not NAMESPACE=DURATION", "e.g. billing=30d,scratch=1h");
+	SET_FAILS(c, "RETENTION_NAMESPACES", "a=1x", "gives namespace a the retention \"1x\"",
+	          "(allowed: 0 or 1s..3650d)");
+	SET_FAILS(c, "RETENTION_NAMESPACES", "a=10ms", "gives namespace a the retention \"10ms\"");
+	SET_FAILS(c, "RETENTION_NAMESPACES", "a/b=1h", "has namespace \"a/b\" with '/'");
+	SET_FAILS(c, "RETENTION", "3651d", "RETENTION=3651d is out of range");
+}
+
 static void test_retry_maximum_below_initial(void **state)
 {
 	struct fixture *f = *state;
@@ -973,6 +1006,8 @@ static const char *const not_default[] = {"transfer",
                                           "9s",
                                           "9s",
                                           "9s",
+                                          "9d",
+                                          "a=1h",
                                           "X,Y",
                                           "naive",
                                           "7",
@@ -1111,6 +1146,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fault_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_kill_rate_spread, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_key_table, setup, teardown),

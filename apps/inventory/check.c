@@ -17,7 +17,8 @@
  *                workflow's own history and is not one. A refusal that
  *                applied nothing (InsufficientStock) is not one either
  *   duplicated   each order id applied once; each restock key credited once
- *   unexpected   every orders row belongs to a workflow that exists
+ *   unexpected   every orders row belongs to a workflow that exists (or
+ *                was pruned: IDEM_CHECK_PRUNED)
  *   extra_supplier_orders    every supplier order has exactly one restock
  *                (a running workflow's, whose credit may be on its way,
  *                and a failed one's unfinished step's are left out)
@@ -339,7 +340,9 @@ static void row_unexpected_order(struct idem_check *c, sqlite3_stmt *st)
 static const char sql_unexpected_order[] =
     "SELECT order_id, workflow_id, count(*) FROM app.orders"
     " WHERE workflow_id NOT IN (SELECT namespace || '/' || workflow_id FROM main.workflows)"
-    " GROUP BY order_id, workflow_id ORDER BY order_id, workflow_id";
+    " AND NOT " IDEM_CHECK_PRUNED(
+        "workflow_id",
+        "applied_at") " GROUP BY order_id, workflow_id ORDER BY order_id, workflow_id";
 
 static void row_unexpected_restock(struct idem_check *c, sqlite3_stmt *st)
 {
@@ -358,7 +361,7 @@ static const char sql_unexpected_restock[] =
     "SELECT key FROM app.restocks"
     " WHERE rtrim(key, '0123456789') NOT IN"
     "   (SELECT namespace || '/' || workflow_id || '/' FROM main.workflows)"
-    " GROUP BY key ORDER BY key";
+    " AND NOT " IDEM_CHECK_PRUNED("key", "applied_at") " GROUP BY key ORDER BY key";
 
 static void row_extra(struct idem_check *c, sqlite3_stmt *st)
 {

@@ -13,9 +13,9 @@
  *   duplicated      each transfer debited at most once and credited at most
  *                   once: one per transfer and side, whatever the rows
  *   credit_without_debit  every credit has its own workflow's debit
- *   unexpected      every row belongs to a transfer workflow that exists,
- *                   and moves what its input says (transfer id, account,
- *                   amount)
+ *   unexpected      every row belongs to a transfer workflow that exists
+ *                   (or was pruned: IDEM_CHECK_PRUNED), and moves what its
+ *                   input says (transfer id, account, amount)
  *   balance_mismatch  for each account: balance = initial_balance - its
  *                   debits + its credits, each transfer counted once
  *   not_conserved   the sum of the balances is the sum of the initial
@@ -203,9 +203,10 @@ static void row_unexpected(struct idem_check *c, sqlite3_stmt *st)
  * by its unique (namespace, workflow_id), neither of which holds a '/'. */
 static const char sql_unexpected[] =
     "WITH x AS (SELECT 'debit' AS side, transfer_id, workflow_id, account_id, amount,"
-    "   count(*) AS n FROM app.debits GROUP BY transfer_id, workflow_id, account_id, amount"
-    "   UNION ALL SELECT 'credit', transfer_id, workflow_id, account_id, amount, count(*)"
-    "   FROM app.credits GROUP BY transfer_id, workflow_id, account_id, amount),"
+    "   count(*) AS n, max(applied_at) AS at FROM app.debits"
+    "   GROUP BY transfer_id, workflow_id, account_id, amount"
+    "   UNION ALL SELECT 'credit', transfer_id, workflow_id, account_id, amount, count(*),"
+    "   max(applied_at) FROM app.credits GROUP BY transfer_id, workflow_id, account_id, amount),"
     " y AS (SELECT x.*, w.id IS NULL AS missing,"
     "   json_extract(w.input, '$.transfer_id') AS want_tid,"
     "   json_extract(w.input, CASE x.side WHEN 'debit' THEN '$.from' ELSE '$.to' END)"
@@ -217,9 +218,12 @@ static const char sql_unexpected[] =
     "   AND w.type = 'transfer')"
     " SELECT side, transfer_id, workflow_id, account_id, amount, n, missing, want_tid,"
     "   want_account, want_amount FROM y"
-    " WHERE missing OR transfer_id IS NOT want_tid OR account_id IS NOT want_account"
-    "   OR amount IS NOT want_amount"
-    " ORDER BY workflow_id, side DESC, transfer_id";
+    " WHERE (missing AND NOT " IDEM_CHECK_PRUNED(
+        "workflow_id", "at") ")"
+                             "   OR (NOT missing AND (transfer_id IS NOT want_tid OR account_id IS "
+                             "NOT want_account"
+                             "   OR amount IS NOT want_amount))"
+                             " ORDER BY workflow_id, side DESC, transfer_id";
 
 static void row_balance(struct idem_check *c, sqlite3_stmt *st)
 {
