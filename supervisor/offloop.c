@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "offloop.h"
@@ -31,6 +32,8 @@ struct stream {
 
 struct offloop {
 	pid_t pid;
+	int pidfd;  /* -1 when the kernel has none (before 5.3): never killed */
+	int killed; /* SIGKILL sent */
 	struct stream out, err;
 	offloop_done done;
 	void *arg;
@@ -48,6 +51,8 @@ static void stream_close(struct stream *s)
 
 static void offloop_free(struct offloop *o)
 {
+	if (o->pidfd >= 0)
+		close(o->pidfd);
 	stream_close(&o->out);
 	stream_close(&o->err);
 	free(o->out.buf);
@@ -93,6 +98,46 @@ static void finish(struct offloop *o)
 	done(doc, doc != NULL ? NULL : err, arg);
 }
 
+/* Kills the child once, through its pidfd: the pool reaps with
+ * waitpid(-1), so by now its pid may have been reaped and given to
+ * another process (ESRCH through the pidfd instead). */
+static void offloop_kill(struct offloop *o)
+{
+	if (o->killed)
+		return;
+	o->killed = 1;
+	if (o->pidfd >= 0)
+		(void)syscall(SYS_pidfd_send_signal, o->pidfd, SIGKILL, NULL, 0);
+}
+
+/* Appends n bytes to s: stdout whole up to its limit (past it, a
+ * runaway: killed), stderr as its last limit bytes. */
+static void stream_add(struct offloop *o, struct stream *s, const char *data, size_t n)
+{
+	if (s == &o->out && s->len + n > s->limit) {
+		s->cut = 1;
+		offloop_kill(o);
+		return;
+	}
+	if (s->cap < s->limit) { /* the whole limit, once: no growth below */
+		s->cap = s->limit;
+		s->buf = xrealloc(s->buf, s->cap);
+	}
+	if (n >= s->limit) { /* only its tail stays */
+		memcpy(s->buf, data + n - s->limit, s->limit);
+		s->len = s->limit;
+		return;
+	}
+	if (s->len + n > s->limit) { /* make room: drop the oldest bytes */
+		size_t drop = s->len + n - s->limit;
+
+		memmove(s->buf, s->buf + drop, s->len - drop);
+		s->len -= drop;
+	}
+	memcpy(s->buf + s->len, data, n);
+	s->len += n;
+}
+
 static void readable_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct stream *s = arg;
@@ -100,36 +145,12 @@ static void readable_cb(evutil_socket_t fd, short what, void *arg)
 	char chunk[65536];
 	ssize_t n = read(fd, chunk, sizeof(chunk));
 
+	(void)what;
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
 	if (n > 0) {
-		size_t take = (size_t)n;
-
-		if (s->len + take > s->limit) {
-			if (s == &o->out) { /* a runaway: stop it */
-				s->cut = 1;
-				kill(o->pid, SIGKILL);
-				take = 0;
-			} else { /* stderr: keep the tail */
-				size_t drop = s->len + take - s->limit;
-
-				if (drop > s->len)
-					drop = s->len;
-				memmove(s->buf, s->buf + drop, s->len - drop);
-				s->len -= drop;
-				if (take > s->limit) {
-					memcpy(s->buf, chunk + take - s->limit, s->limit);
-					s->len = s->limit;
-					return;
-				}
-			}
-		}
-		if (s->len + take > s->cap) {
-			s->cap = s->cap * 2 + take;
-			s->buf = xrealloc(s->buf, s->cap);
-		}
-		memcpy(s->buf + s->len, chunk, take);
-		s->len += take;
+		if (!s->cut)
+			stream_add(o, s, chunk, (size_t)n);
 		return;
 	}
 	stream_close(s);
@@ -203,7 +224,7 @@ struct offloop *offloop_spawn(struct event_base *base, const char *path, char *c
 		return NULL;
 	}
 	o = xcalloc(1, sizeof(*o));
-	o->out.fd = o->err.fd = -1;
+	o->out.fd = o->err.fd = o->pidfd = -1;
 	o->done = done;
 	o->arg = arg;
 	rc = start(&o->pid, path, argv, out[1], errp[1]);
@@ -216,6 +237,10 @@ struct offloop *offloop_spawn(struct event_base *base, const char *path, char *c
 		free(o);
 		return NULL;
 	}
+	/* Not reaped yet: the loop has not run since the spawn. */
+	o->pidfd = (int)syscall(SYS_pidfd_open, o->pid, 0);
+	if (o->pidfd >= 0)
+		(void)fcntl(o->pidfd, F_SETFD, FD_CLOEXEC);
 	/* It yields the CPU to the loop (and the workers) when they want it;
 	 * it may have run a few instructions at the loop's priority by now. */
 	(void)setpriority(PRIO_PROCESS, (id_t)o->pid, OFFLOOP_NICE);
@@ -241,6 +266,6 @@ void offloop_cancel(struct offloop *o)
 {
 	if (o == NULL)
 		return;
-	kill(o->pid, SIGKILL);
+	offloop_kill(o);
 	offloop_free(o);
 }
