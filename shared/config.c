@@ -623,11 +623,32 @@ static int retention_each(const char *list, int (*fn)(const char *ns, int64_t ms
 	return 0;
 }
 
-static int retention_nothing(const char *ns, int64_t ms, void *arg)
+/* Sees each namespace once: arg is the list itself, and an entry whose
+ * namespace comes earlier in it is a duplicate (returns 1). */
+struct retention_seen {
+	const char *list;
+	char dup[CONFIG_NAME_MAX];
+	int n;
+};
+
+static int retention_once(const char *ns, int64_t ms, void *arg)
 {
-	(void)ns;
+	struct retention_seen *seen = arg;
+	size_t len = strlen(ns);
+	int i = 0;
+
 	(void)ms;
-	(void)arg;
+	for (const char *p = seen->list; *p != '\0' && i < seen->n; i++) {
+		size_t n = strcspn(p, "=");
+
+		if (n == len && strncmp(p, ns, len) == 0) {
+			snprintf(seen->dup, sizeof(seen->dup), "%s", ns);
+			return 1;
+		}
+		p += strcspn(p, ",");
+		p += *p == ',';
+	}
+	seen->n++;
 	return 0;
 }
 
@@ -635,7 +656,9 @@ static int retention_nothing(const char *ns, int64_t ms, void *arg)
 static int set_retentions(struct idem_config *c, const struct setting *s)
 {
 	char buf[sizeof(c->retention_namespaces)], why[MSG_MAX];
+	struct retention_seen seen = {0};
 	size_t n = 0;
+	int rc;
 
 	for (const char *p = s->value; *p; p++) {
 		if (isspace((unsigned char)*p))
@@ -645,9 +668,14 @@ static int set_retentions(struct idem_config *c, const struct setting *s)
 		buf[n++] = *p;
 	}
 	buf[n] = '\0';
-	if (retention_each(buf, retention_nothing, NULL, why, sizeof(why)) != 0)
+	seen.list = buf;
+	rc = retention_each(buf, retention_once, &seen, why, sizeof(why));
+	if (rc < 0)
 		return fail(s, "%s; write NAMESPACE=DURATION entries, e.g. billing=30d,scratch=1h",
 		            why);
+	if (rc > 0)
+		return fail(s, "names namespace %s twice; give each namespace one retention",
+		            seen.dup);
 	memcpy(field(c, s->spec), buf, n + 1);
 	return 0;
 }
@@ -1217,6 +1245,29 @@ int config_format(const struct idem_config *c, const char *key, char *buf, size_
 	else
 		snprintf(buf, len, "%s", v->text != NULL ? v->text : "");
 	return 0;
+}
+
+char *config_flag_arg(const struct idem_config *c, const char *key)
+{
+	const struct config_app_value *v = app_value(c, key);
+	char flag[CONFIG_NAME_MAX], num[24];
+	const char *value;
+	char *out;
+	size_t n;
+
+	if (v == NULL)
+		return NULL;
+	if (all_specs[key_index(key)].kind == K_I64) {
+		snprintf(num, sizeof(num), "%lld", (long long)v->i);
+		value = num;
+	} else {
+		value = v->text != NULL ? v->text : "";
+	}
+	config_flag_name(key, flag, sizeof(flag));
+	n = strlen(flag) + strlen(value) + 4;
+	out = xmalloc(n);
+	snprintf(out, n, "--%s=%s", flag, value);
+	return out;
 }
 
 const char *config_text(const struct idem_config *c, const char *key)

@@ -128,6 +128,10 @@ const char *config_text(const struct idem_config *c, const char *key);
 /* The value of an app's key as text (for a child's flags). Returns 0, or
  * -1 when key is not an app's. */
 int config_format(const struct idem_config *c, const char *key, char *buf, size_t len);
+/* The flag that gives a child an app's key's value, whole:
+ * "--supplier-database=run/supplier.db" (NEW, the caller frees it), or
+ * NULL when key is not an app's. */
+char *config_flag_arg(const struct idem_config *c, const char *key);
 
 /* The retention of namespace ns: its RETENTION_NAMESPACES entry, else
  * RETENTION; 0 = kept forever. */

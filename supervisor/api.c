@@ -80,6 +80,12 @@ struct req_clock {
 	int64_t start_ms; /* first byte of the request being read; CLOCK_IDLE, CLOCK_CUT */
 };
 
+/* Requests waiting on a check (handle_check). */
+struct check_queue {
+	struct pending **p;
+	size_t n, cap;
+};
+
 struct api {
 	struct sup *sup;
 	struct evhttp *http;
@@ -94,9 +100,10 @@ struct api {
 	int paused;   /* listeners disabled until fd_timer */
 	long refused; /* connections refused in this shortage */
 	struct api_stats stats;
-	struct offloop *check;   /* the checker's child, while it runs */
-	struct pending **checks; /* the requests it will answer */
-	size_t nchecks, capchecks;
+	struct offloop *check;      /* the checker's child, while it runs */
+	struct event *check_timer;  /* CHECK_TIMEOUT_MS after it started */
+	struct check_queue running; /* the requests it will answer */
+	struct check_queue next;    /* those that came since: the next check's */
 };
 
 /* A request whose answer waits for a commit or a workflow: it follows the
@@ -264,7 +271,9 @@ static void pending_answer(struct pending *p, int status, json_t *body, char *te
 		if (body != NULL)
 			reply(p->req, status, body);
 		else
-			reply_text(p->req, status, text);
+			reply_text(p->req, status,
+			           text != NULL ? text
+			                        : "{\"error\": \"no answer could be made\"}");
 	} else {
 		json_decref(body);
 	}
@@ -848,17 +857,56 @@ static void handle_metrics(struct api *a, struct evhttp_request *req, struct que
 /* ---- the checker, off the loop ---------------------------------------------- */
 
 #define CHECK_ARGS_MAX 48
+/* A check past this is killed: a file app's check command that never
+ * exits would otherwise hold every later check. */
+#define CHECK_TIMEOUT_MS (10 * 60 * 1000)
 
-/* The checker's program: `idemctl check --offline --json` on this
- * supervisor's databases and app keys, as flags (no .env: the values are
- * the ones this supervisor runs with). texts holds the flags' text. */
-static void check_argv(const struct sup *sup, char *path, size_t pathlen, char **argv,
-                       char (*texts)[CONFIG_PATH_MAX + CONFIG_NAME_MAX + 4])
+/* {"error": msg, "status": status}; msg's bytes that are not ASCII become
+ * '?' when they are not UTF-8 (a path in an error is the user's bytes). */
+static json_t *error_body(const char *msg, int status)
 {
-	const struct idem_config *c = &sup->cfg;
+	json_t *j = json_pack("{s:s, s:i}", "error", msg, "status", status);
+	char *ascii;
+
+	if (j != NULL)
+		return j;
+	ascii = xstrdup(msg);
+	for (char *p = ascii; *p != '\0'; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_pack("{s:s, s:i}", "error", ascii, "status", status);
+	free(ascii);
+	return j;
+}
+
+/* Answers every request of q with status and body (each a reference)
+ * and empties q. */
+static void check_answer(struct check_queue *q, int status, json_t *body)
+{
+	struct pending **waiting = q->p;
+	size_t n = q->n;
+
+	*q = (struct check_queue){0};
+	for (size_t i = 0; i < n; i++)
+		pending_finish(waiting[i], status, json_incref(body));
+	free(waiting);
+	json_decref(body);
+}
+
+static void check_done(json_t *report, const char *err, void *arg);
+
+/* Starts the checker for the requests in a->running: `idemctl check
+ * --offline --json` beside the supervisor, on its databases and its app's
+ * keys as flags, whole (no .env: the values are the ones this supervisor
+ * runs with). When it cannot start, they are answered 503. */
+static void check_start(struct api *a)
+{
+	const struct idem_config *c = &a->sup->cfg;
+	char err[512], path[CONFIG_PATH_MAX + 16], msg[1024], *argv[CHECK_ARGS_MAX];
+	char *flags[CHECK_ARGS_MAX] = {NULL};
 	int n = 0, k = 0;
 
-	snprintf(path, pathlen, "%s/idemctl", sup->bindir);
+	snprintf(path, sizeof(path), "%s/idemctl", a->sup->bindir);
 	argv[n++] = "idemctl";
 	argv[n++] = "--env=/dev/null";
 	argv[n++] = "--json";
@@ -868,82 +916,99 @@ static void check_argv(const struct sup *sup, char *path, size_t pathlen, char *
 	argv[n++] = (char *)c->state_database;
 	argv[n++] = "--database";
 	argv[n++] = (char *)c->database;
-	for (const struct config_app_key *d = sup->app->keys;
-	     d != NULL && d->name != NULL && n < CHECK_ARGS_MAX - 4; d++) {
-		char flag[CONFIG_NAME_MAX], value[CONFIG_PATH_MAX];
-
-		if (config_format(c, d->name, value, sizeof(value)) != 0)
-			continue;
-		config_flag_name(d->name, flag, sizeof(flag));
-		snprintf(texts[k], sizeof(texts[k]), "--%s=%s", flag, value);
-		argv[n++] = texts[k++];
-	}
+	for (const struct config_app_key *d = a->sup->app->keys;
+	     d != NULL && d->name != NULL && n < CHECK_ARGS_MAX - 4; d++)
+		if ((flags[k] = config_flag_arg(c, d->name)) != NULL)
+			argv[n++] = flags[k++];
 	argv[n++] = "check";
 	argv[n++] = "--offline";
 	argv[n] = NULL;
+	a->check = offloop_spawn(a->sup->base, path, argv, check_done, a, err, sizeof(err));
+	for (int i = 0; i < k; i++)
+		free(flags[i]);
+	if (a->check == NULL) {
+		snprintf(msg, sizeof(msg),
+		         "check: %s (the checker is idemctl, beside idem-supervisor); try again",
+		         err);
+		check_answer(&a->running, 503, error_body(msg, 503));
+		return;
+	}
+	timer_in(a->check_timer, CHECK_TIMEOUT_MS);
+	log_debug("checker started", "pid=%ld", (long)offloop_pid(a->check));
 }
 
-/* Answers every request waiting on the check that ended. */
+/* The requests that came while a check ran: their own check, whose
+ * snapshot is taken after they came. */
+static void check_next(struct api *a)
+{
+	if (a->next.n == 0 || a->sup->stopping)
+		return;
+	a->running = a->next;
+	a->next = (struct check_queue){0};
+	check_start(a);
+}
+
+/* Answers every request waiting on the check that ended, then starts the
+ * next one. */
 static void check_done(json_t *report, const char *err, void *arg)
 {
 	struct api *a = arg;
-	struct pending **waiting = a->checks;
-	size_t n = a->nchecks;
 	char msg[1024];
 
+	a->check = NULL;
+	evtimer_del(a->check_timer);
 	if (report != NULL && !json_is_object(json_object_get(report, "counts"))) {
 		json_decref(report);
 		report = NULL;
 		err = "idemctl printed no check report";
 	}
-	/* idemctl's line is "idemctl: check: WHY" */
-	if (err != NULL && strncmp(err, "idemctl: ", 9) == 0)
-		err += 9;
-	snprintf(msg, sizeof(msg), "%s%s",
-	         err != NULL && strncmp(err, "check: ", 7) == 0 ? "" : "check: ",
-	         err != NULL ? err : "");
-	a->check = NULL;
-	a->checks = NULL;
-	a->nchecks = a->capchecks = 0;
-	if (report == NULL)
+	if (report != NULL) {
+		check_answer(&a->running, 200, report);
+	} else {
+		/* idemctl's line is "idemctl: check: WHY" */
+		if (strncmp(err, "idemctl: ", 9) == 0)
+			err += 9;
+		snprintf(msg, sizeof(msg), "%s%s",
+		         strncmp(err, "check: ", 7) == 0 ? "" : "check: ", err);
 		log_warn("the checker failed", "error=\"%s\"", msg);
-	for (size_t i = 0; i < n; i++) {
-		if (report != NULL)
-			pending_finish(waiting[i], 200, json_incref(report));
-		else
-			pending_finish(waiting[i], 500,
-			               json_pack("{s:s, s:i}", "error", msg, "status", 500));
+		check_answer(&a->running, 500, error_body(msg, 500));
 	}
-	free(waiting);
-	json_decref(report);
+	check_next(a);
+}
+
+static void check_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct api *a = arg;
+	char msg[160];
+
+	(void)fd;
+	(void)what;
+	offloop_cancel(a->check);
+	a->check = NULL;
+	snprintf(msg, sizeof(msg), "check: the checker ran for more than %d minutes; it was killed",
+	         CHECK_TIMEOUT_MS / 60000);
+	log_warn("the checker ran too long; killed", "limit_ms=%d", CHECK_TIMEOUT_MS);
+	check_answer(&a->running, 504, error_body(msg, 504));
+	check_next(a);
 }
 
 /* The invariants over what is committed. The checker reads the whole
  * history, so it runs in a program of its own (offloop.h) and the loop
- * goes on; a request that comes while one runs gets that one's report.
- * 200 whether they hold or not: the report says. */
+ * goes on. A request waits for a check that starts after it came: the
+ * one it starts, or, while one runs, the next, which the requests that
+ * came meanwhile share. 200 whether they hold or not: the report says. */
 static void handle_check(struct api *a, struct evhttp_request *req, struct query *q,
                          const char *unused)
 {
-	char err[512], path[CONFIG_PATH_MAX + 16], *argv[CHECK_ARGS_MAX];
-	char texts[CHECK_ARGS_MAX][CONFIG_PATH_MAX + CONFIG_NAME_MAX + 4];
+	struct check_queue *queue = a->check != NULL ? &a->next : &a->running;
 
-	if (a->check == NULL) {
-		check_argv(a->sup, path, sizeof(path), argv, texts);
-		a->check = offloop_spawn(a->sup->base, path, argv, check_done, a, err, sizeof(err));
-		if (a->check == NULL)
-			return reply_error(
-			    req, 503,
-			    "check: %s (the checker is idemctl, beside idem-supervisor); "
-			    "try again",
-			    err);
-		log_debug("checker started", "pid=%ld", (long)offloop_pid(a->check));
+	if (queue->n == queue->cap) {
+		queue->cap = queue->cap * 2 + 4;
+		queue->p = xrealloc(queue->p, queue->cap * sizeof(*queue->p));
 	}
-	if (a->nchecks == a->capchecks) {
-		a->capchecks = a->capchecks * 2 + 4;
-		a->checks = xrealloc(a->checks, a->capchecks * sizeof(*a->checks));
-	}
-	a->checks[a->nchecks++] = pending_new(a, req);
+	queue->p[queue->n++] = pending_new(a, req);
+	if (a->check == NULL)
+		check_start(a);
 }
 
 /* ---- request clocks ------------------------------------------------------ */
@@ -1426,6 +1491,7 @@ int api_start(struct sup *sup, struct api **out, char *err, size_t errlen)
 	a->unix_fd = -1;
 	a->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	a->fd_timer = evtimer_new(sup->base, fd_timer_cb, a);
+	a->check_timer = evtimer_new(sup->base, check_timeout_cb, a);
 	a->http = evhttp_new(sup->base);
 	evhttp_set_max_body_size(a->http, (ev_ssize_t)sup->cfg.max_body);
 	evhttp_set_max_headers_size(a->http, API_MAX_HEADERS);
@@ -1479,16 +1545,13 @@ void api_free(struct api *a)
 {
 	if (a == NULL)
 		return;
-	if (a->check != NULL) {
-		offloop_cancel(a->check);
-		for (size_t i = 0; i < a->nchecks; i++)
-			pending_finish(
-			    a->checks[i], 503,
-			    json_pack("{s:s, s:i}", "error",
-			              "check: the supervisor is stopping; ask the next one",
-			              "status", 503));
-		free(a->checks);
-	}
+	offloop_cancel(a->check);
+	if (a->check_timer != NULL)
+		event_free(a->check_timer);
+	check_answer(&a->running, 503,
+	             error_body("check: the supervisor is stopping; ask the next one", 503));
+	check_answer(&a->next, 503,
+	             error_body("check: the supervisor is stopping; ask the next one", 503));
 	evhttp_free(a->http);
 	if (a->unix_fd >= 0)
 		unlink(a->sup->cfg.socket);

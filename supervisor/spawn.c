@@ -85,32 +85,23 @@ static pid_t spawn(const char *path, char **argv, int channel)
 	return pid;
 }
 
-/* Appends "--flag=VALUE" for the app's key to argv[*n] (the text in
- * buf, of len bytes). */
-static void key_flag(const struct idem_config *c, const char *key, char *buf, size_t len,
-                     char **argv, int *n)
-{
-	char flag[CONFIG_NAME_MAX], value[CONFIG_PATH_MAX];
-
-	if (config_format(c, key, value, sizeof(value)) != 0)
-		return;
-	config_flag_name(key, flag, sizeof(flag));
-	snprintf(buf, len, "--%s=%s", flag, value);
-	argv[(*n)++] = buf;
-}
-
 /* Every key of the app as "--flag=VALUE" from argv[n] on, so that its
- * activities read the supervisor's values; returns the new count. The
- * texts live until the next call (the spawn has copied them). */
+ * activities read the supervisor's values, whole; returns the new count.
+ * The texts live until the next call (the spawn has copied them). */
 static int app_key_flags(const struct idem_config *c, const struct idem_app *app, char **argv,
                          int n)
 {
-	static char flags[SPAWN_KEYS_MAX][CONFIG_PATH_MAX + CONFIG_NAME_MAX + 4];
+	static char *flags[SPAWN_KEYS_MAX];
 	int k = 0;
 
+	for (int i = 0; i < SPAWN_KEYS_MAX; i++) {
+		free(flags[i]);
+		flags[i] = NULL;
+	}
 	for (const struct config_app_key *d = app->keys;
-	     d != NULL && d->name != NULL && k < SPAWN_KEYS_MAX; d++, k++)
-		key_flag(c, d->name, flags[k], sizeof(flags[k]), argv, &n);
+	     d != NULL && d->name != NULL && k < SPAWN_KEYS_MAX; d++)
+		if ((flags[k] = config_flag_arg(c, d->name)) != NULL)
+			argv[n++] = flags[k++];
 	return n;
 }
 
@@ -148,9 +139,10 @@ pid_t spawn_helper(struct sup *sup, char *path, size_t pathlen)
 {
 	const struct idem_config *c = &sup->cfg;
 	const struct idem_helper *h = sup->app->helper;
-	char body[32], flags[SPAWN_KEYS_MAX][CONFIG_PATH_MAX + CONFIG_NAME_MAX + 4];
+	char body[32], *flags[SPAWN_KEYS_MAX] = {NULL};
 	char *argv[SPAWN_KEYS_MAX + 8];
-	int n = 0, nkeys = 0;
+	int n = 0, nkeys = 0, e;
+	pid_t pid;
 
 	if (h->program == NULL)
 		return spawn_command(h, path, pathlen);
@@ -158,14 +150,20 @@ pid_t spawn_helper(struct sup *sup, char *path, size_t pathlen)
 	snprintf(body, sizeof(body), "--max-body=%zu", c->max_body);
 	argv[n++] = (char *)h->program;
 	argv[n++] = "--env=/dev/null";
-	for (const char *const *k = h->keys; *k != NULL && nkeys < SPAWN_KEYS_MAX; k++, nkeys++)
-		key_flag(c, *k, flags[nkeys], sizeof(flags[nkeys]), argv, &n);
+	for (const char *const *k = h->keys; *k != NULL && nkeys < SPAWN_KEYS_MAX; k++)
+		if ((flags[nkeys] = config_flag_arg(c, *k)) != NULL)
+			argv[n++] = flags[nkeys++];
 	argv[n++] = body;
 	argv[n++] = "--log-level";
 	argv[n++] = (char *)config_log_level_name(c->log_level);
 	argv[n++] = c->log_format == LOG_FORMAT_JSON ? "--log-format=json" : "--log-format=logfmt";
 	argv[n] = NULL;
-	return spawn(path, argv, -1);
+	pid = spawn(path, argv, -1);
+	e = errno;
+	for (int i = 0; i < nkeys; i++)
+		free(flags[i]);
+	errno = e;
+	return pid;
 }
 
 /* idem-worker's path and arguments (NULL-terminated, room for one more

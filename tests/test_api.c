@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -977,6 +978,68 @@ static void test_wrong_method_is_405_with_allow(void **state)
 
 /* A method whose body evhttp does not read: the answer closes the
  * connection, so the body is not taken for a next request. */
+/* GET /v1/check runs idemctl with the supervisor's app keys whole (a
+ * SEED_STOCK past 511 bytes), and an error whose path is not UTF-8 is
+ * answered, not a crash. */
+static void test_check_long_keys_and_bad_bytes(void **state)
+{
+	char *d = tu_tmpdir("api-check"), *seed = NULL, *bad, *flag_seed, *flag_db, *app_db;
+	struct tu_sup c = {0};
+	json_t *r = NULL;
+	size_t len = 0;
+
+	(void)state;
+	assert_non_null(d);
+	for (int i = 0; i < 60; i++) {
+		char item[32];
+		int n = snprintf(item, sizeof(item), "%sPRODUCT%04d:10", i ? "," : "", i);
+
+		seed = realloc(seed, len + (size_t)n + 1);
+		assert_non_null(seed);
+		memcpy(seed + len, item, (size_t)n + 1);
+		len += (size_t)n;
+	}
+	assert_true(len > 600);
+	flag_seed = tu_fmt("--seed-stock=%s", seed);
+	{
+		const char *extra[] = {flag_seed, NULL};
+
+		assert_int_equal(tu_sup_start(&c, d, extra), 0);
+	}
+	assert_int_equal(tu_http(&c, "GET", "/v1/check", NULL, &r), 200);
+	assert_true(json_is_true(json_object_get(r, "ok")));
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(r, "totals"), "products")), 60);
+	json_decref(r);
+	assert_int_equal(tu_sup_stop(&c), 0);
+	tu_sup_free(&c);
+
+	bad = tu_fmt("%s/d\xff", d);
+	assert_int_equal(mkdir(bad, 0755), 0);
+	flag_db = tu_fmt("--database=%s/app.db", bad);
+	app_db = tu_fmt("%s/app.db", bad);
+	{
+		const char *extra[] = {flag_db, NULL};
+
+		assert_int_equal(tu_sup_start(&c, d, extra), 0);
+	}
+	assert_int_equal(unlink(app_db), 0);
+	r = NULL;
+	assert_int_equal(tu_http(&c, "GET", "/v1/check", NULL, &r), 500);
+	assert_non_null(strstr(json_string_value(json_object_get(r, "error")), "d?/app.db"));
+	json_decref(r);
+	assert_int_equal(tu_http(&c, "GET", "/v1/health", NULL, NULL), 200);
+	assert_int_equal(tu_sup_stop(&c), 0);
+	tu_sup_free(&c);
+	tu_rmrf(d);
+	free(d);
+	free(seed);
+	free(bad);
+	free(flag_seed);
+	free(flag_db);
+	free(app_db);
+}
+
 static void test_unread_body_closes(void **state)
 {
 	struct raw_reply r;
@@ -1013,6 +1076,7 @@ int main(void)
 	    cmocka_unit_test(test_start_ids_follow_one_rule),
 	    cmocka_unit_test(test_wrong_method_is_405_with_allow),
 	    cmocka_unit_test(test_unread_body_closes),
+	    cmocka_unit_test(test_check_long_keys_and_bad_bytes),
 	    cmocka_unit_test(test_wait_timeout_and_vanishing_client),
 	    cmocka_unit_test(test_start_and_wait),
 	    cmocka_unit_test(test_task_too_large),

@@ -949,6 +949,8 @@ static void test_retention(void **state)
 	SET_FAILS(c, "RETENTION_NAMESPACES", "a=10ms", "gives namespace a the retention \"10ms\"");
 	SET_FAILS(c, "RETENTION_NAMESPACES", "a/b=1h", "has namespace \"a/b\" with '/'");
 	SET_FAILS(c, "RETENTION", "3651d", "RETENTION=3651d is out of range");
+	SET_FAILS(c, "RETENTION_NAMESPACES", "a=1h,b=2h,a=3h", "names namespace a twice");
+	SET_OK(c, "RETENTION_NAMESPACES", "a=1h,ab=2h,b=3h");
 }
 
 static void test_retry_maximum_below_initial(void **state)
