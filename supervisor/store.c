@@ -1099,12 +1099,31 @@ static int prune_ids(struct store *s, const char *ids, char *err, size_t errlen)
 	};
 #undef IDS
 
+	struct counter *saved;
+	size_t nsaved;
+
 	if (store_write(s, err, errlen) != 0)
 		return -1;
+	/* All of the batch or none of it: a statement that fails alone (a
+	 * full disk) must not leave the events gone and the rows there, nor
+	 * counters that count what was not deleted. */
+	if (sqlite3_exec(s->db, "SAVEPOINT prune", NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(s->db, "state DB: prune", err, errlen);
+	nsaved = s->ncounters;
+	saved = xmalloc((nsaved ? nsaved : 1) * sizeof(*saved));
+	memcpy(saved, s->counters, nsaved * sizeof(*saved));
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
 		if (each_row(s, steps[i].sql, ids, steps[i].row, "state DB: prune", err, errlen) !=
-		    0)
+		    0) {
+			sqlite3_exec(s->db, "ROLLBACK TO prune; RELEASE prune", NULL, NULL, NULL);
+			memcpy(s->counters, saved, nsaved * sizeof(*saved));
+			s->ncounters = nsaved;
+			free(saved);
 			return -1;
+		}
+	free(saved);
+	if (sqlite3_exec(s->db, "RELEASE prune", NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(s->db, "state DB: prune", err, errlen);
 	return 0;
 }
 
