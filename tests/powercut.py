@@ -201,8 +201,9 @@ def record(o, work):
         while any(t.is_alive() for t in threads) and \
                 len(told) < 2 * o.workflows * k // (o.supervisor_kills + 1):
             time.sleep(0.005)
-        with open(hold, "w") as f:
-            f.write("/state.db-wal\n")
+        with open(hold + ".new", "w") as f:  # whole or not at all: an empty
+            f.write("/state.db-wal\n")      # hold would hold every sync
+        os.rename(hold + ".new", hold)
         time.sleep(kill_rng.uniform(0.01, 0.05))
         sup[0].kill()
         sup[0].wait()
@@ -288,12 +289,15 @@ def disk_at(ops, cut, subset, seed):
             durable[ino], current[ino], pending[ino] = bytearray(), bytearray(), []
         return names[path]
 
-    def rename(path, ino, seq):
-        if ino is None:
-            names.pop(path, None)
-        else:
-            names[path] = ino
-        name_ops.setdefault(os.path.dirname(path), []).append((seq, path, ino))
+    def rename(changes, seq):
+        """Name changes [(path, inode or None)] that last or not together."""
+        for path, ino in changes:
+            if ino is None:
+                names.pop(path, None)
+            else:
+                names[path] = ino
+        for d in {os.path.dirname(path) for path, _ in changes}:
+            name_ops.setdefault(d, []).append((seq, changes))
 
     for seq, op, path, path2, off, length, body in ops:
         if seq >= cut:
@@ -301,7 +305,7 @@ def disk_at(ops, cut, subset, seed):
         if op == OPEN_CREATE:
             ino = next(inodes)
             durable[ino], current[ino], pending[ino] = bytearray(), bytearray(), []
-            rename(path, ino, seq)
+            rename([(path, ino)], seq)
         elif op == WRITE:
             ino = inode_of(path)
             apply_write(current[ino], off, body)
@@ -321,27 +325,35 @@ def disk_at(ops, cut, subset, seed):
         elif op == DIRSYNC:
             d = os.path.normpath(path) if path != "." else ""
             todo = name_ops.get(d, [])
-            for _, name, ino in [n for n in todo if n[0] <= length]:
-                if ino is None:
-                    durable_names.pop(name, None)
-                else:
-                    durable_names[name] = ino
+            for _, changes in [n for n in todo if n[0] <= length]:
+                for name, ino in changes:
+                    if os.path.dirname(name) != d:
+                        continue  # (the other side of a rename: its own directory)
+                    if ino is None:
+                        durable_names.pop(name, None)
+                    else:
+                        durable_names[name] = ino
             name_ops[d] = [n for n in todo if n[0] > length]
         elif op == RENAME:
             ino = inode_of(path)
-            rename(path, None, seq)
-            rename(path2, ino, seq)
+            if off == 2:  # RENAME_EXCHANGE: the two swap
+                rename([(path, inode_of(path2)), (path2, ino)], seq)
+            else:
+                rename([(path, None), (path2, ino)], seq)
         elif op == UNLINK:
-            rename(path, None, seq)
+            rename([(path, None)], seq)
     rng = random.Random(f"{seed}/{cut}/{subset}")
     left = dict(durable_names)
-    for todo in name_ops.values():
+    for d, todo in name_ops.items():
         keep = len(todo) if subset == 1 else 0 if subset == 0 else rng.randrange(len(todo) + 1)
-        for _, name, ino in todo[:keep]:
-            if ino is None:
-                left.pop(name, None)
-            else:
-                left[name] = ino
+        for _, changes in todo[:keep]:
+            for name, ino in changes:
+                if os.path.dirname(name) != d:
+                    continue
+                if ino is None:
+                    left.pop(name, None)
+                else:
+                    left[name] = ino
     contents = {}
     for ino in set(left.values()):
         buf = bytearray(durable[ino])
@@ -379,11 +391,10 @@ def left_on_disk(base, run_dir, told, cut):
             rows = {wf: (st, json.loads(res) if res is not None else None) for wf, st, res in
                     db.execute("SELECT workflow_id, status, result FROM workflows "
                                "WHERE namespace = 'default'")}
-        except sqlite3.OperationalError as e:
-            if "no such table" not in str(e):  # (else: cut before the schema was made)
-                return [f"the state DB left on the disk cannot be read: {e}"]
         except sqlite3.DatabaseError as e:
-            return [f"the state DB left on the disk cannot be read: {e}"]
+            # (before the schema was made, nothing was told: no table is fine)
+            if any(t[0] < cut for t in told):
+                return [f"the state DB left on the disk cannot be read: {e}"]
         finally:
             db.close()
     problems = []
@@ -488,8 +499,8 @@ def cuts_of(ops, told, restarts, o):
     others = set(seqs[::every])
     # just after each answer: the likeliest cut to lose what was told
     others |= {t[0] + 1 for t in rng.sample(told, min(len(told), rest // 2))}
-    while len(others) < rest and len(others) < len(seqs) + len(told):
-        others.add(rng.choice(seqs))
+    left = sorted(set(seqs) - others)
+    others |= set(rng.sample(left, min(len(left), max(0, rest - len(others)))))
     pick = sorted(others - chosen)
     chosen |= set(rng.sample(pick, min(len(pick), max(0, o.cuts - len(chosen)))))
     return sorted(chosen)

@@ -61,6 +61,24 @@ class DiskModel(unittest.TestCase):
         self.assertEqual(pc.disk_at(moved, 6, 1, 1), {"b": b"old"})
         self.assertEqual(pc.disk_at(moved + [dirsync(6, 5)], 7, 0, 1), {"b": b"old"})
 
+    def test_a_rename_lasts_or_not_as_a_whole(self):
+        ops = [op(1, pc.OPEN_CREATE, "a"), write(2, "a", 0, b"old"), fsync(3, "a", 2),
+               dirsync(4, 3), op(5, pc.OPEN_CREATE, "c"), op(6, pc.RENAME, "a", path2="b"),
+               op(7, pc.UNLINK, "c")]
+        seen = set()
+        for seed in range(40):
+            disk = pc.disk_at(ops, 8, 2, seed)
+            self.assertIn({k: v for k, v in disk.items() if k != "c"},
+                          ({"a": b"old"}, {"b": b"old"}))
+            seen.add(tuple(sorted(disk)))
+        self.assertIn(("a",), seen)
+        self.assertIn(("b",), seen)
+        swapped = [op(1, pc.OPEN_CREATE, "x"), write(2, "x", 0, b"X"), fsync(3, "x", 2),
+                   op(4, pc.OPEN_CREATE, "y"), write(5, "y", 0, b"Y"), fsync(6, "y", 5),
+                   dirsync(7, 6), op(8, pc.RENAME, "x", 2, path2="y")]
+        self.assertEqual(pc.disk_at(swapped, 9, 0, 1), {"x": b"X", "y": b"Y"})
+        self.assertEqual(pc.disk_at(swapped, 9, 1, 1), {"x": b"Y", "y": b"X"})
+
     def test_a_recreated_name_is_a_new_file(self):
         ops = [op(1, pc.OPEN_CREATE, "w"), dirsync(2, 1), write(3, "w", 0, b"first"),
                fsync(4, "w", 3), op(5, pc.UNLINK, "w"), op(6, pc.OPEN_CREATE, "w"),
