@@ -52,6 +52,10 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "scripts"))
+from idem_http import call  # noqa: E402
+
 OPEN_CREATE, WRITE, TRUNCATE, FSYNC, DIRSYNC, RENAME, UNLINK = range(1, 8)
 HEADER = struct.Struct("<QIIQQII")
 SECTOR = 512
@@ -61,28 +65,6 @@ def die(why):
     """The harness itself cannot run: exit 2, not 1 (which says idem lost something)."""
     print(why, file=sys.stderr, flush=True)
     sys.exit(2)
-
-
-class UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path, timeout=60):
-        super().__init__("localhost", timeout=timeout)
-        self.path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.path)
-
-
-def call(sock, method, path, body=None, timeout=60):
-    c = UnixHTTP(sock, timeout)
-    try:
-        c.request(method, path, body=json.dumps(body) if body is not None else None,
-                  headers={"Content-Type": "application/json"})
-        r = c.getresponse()
-        return r.status, json.loads(r.read() or b"null")
-    finally:
-        c.close()
 
 
 def wait_socket(sock, proc, seconds=20):
