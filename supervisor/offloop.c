@@ -114,12 +114,21 @@ static void offloop_kill(struct offloop *o)
  * runaway: killed), stderr as its last limit bytes. */
 static void stream_add(struct offloop *o, struct stream *s, const char *data, size_t n)
 {
-	if (s == &o->out && s->len + n > s->limit) {
-		s->cut = 1;
-		offloop_kill(o);
+	if (s == &o->out) {
+		if (s->len + n > s->limit) {
+			s->cut = 1;
+			offloop_kill(o);
+			return;
+		}
+		if (s->len + n > s->cap) {
+			s->cap = s->cap * 2 > s->len + n ? s->cap * 2 : s->len + n;
+			s->buf = xrealloc(s->buf, s->cap);
+		}
+		memcpy(s->buf + s->len, data, n);
+		s->len += n;
 		return;
 	}
-	if (s->cap < s->limit) { /* the whole limit, once: no growth below */
+	if (s->cap < s->limit) { /* the tail's whole room, once */
 		s->cap = s->limit;
 		s->buf = xrealloc(s->buf, s->cap);
 	}
