@@ -508,11 +508,12 @@ static int fx_teardown(void **state)
 	return 0;
 }
 
-/* Runs the scenario with the library preloaded (logs: IDEM_POWERLOG_DIR,
- * or NULL to leave it unset); asserts it exits 0. Returns its pid. */
-static pid_t run_scenario(const struct fx *f, const char *logs)
+/* Starts this program as "mode ROOT OUT" (--scenario, --hold) with the
+ * library preloaded (logs: IDEM_POWERLOG_DIR, or NULL to leave it unset),
+ * its output in log. Returns its pid. */
+static pid_t spawn_scenario(const struct fx *f, const char *mode, const char *logs, const char *log)
 {
-	char self[PATH_MAX], *log = tu_fmt("%s/scenario.log", f->top);
+	char self[PATH_MAX];
 	const char *asan = getenv("ASAN_OPTIONS");
 	char *env[] = {
 	    tu_fmt("LD_PRELOAD=%s/libidem_powerlog.so", IDEM_BIN_DIR),
@@ -521,15 +522,27 @@ static pid_t run_scenario(const struct fx *f, const char *logs)
 	    logs != NULL ? tu_fmt("IDEM_POWERLOG_DIR=%s", logs) : NULL,
 	    NULL,
 	};
-	char *argv[] = {self, "--scenario", f->root, f->out, NULL};
+	char *argv[] = {self, (char *)mode, f->root, f->out, NULL};
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	pid_t pid;
-	int rc;
 
 	assert_true(n > 0);
 	self[n] = '\0';
 	pid = tu_spawn(argv, (const char *const *)env, log);
 	assert_true(pid > 0);
+	for (int i = 0; i < 4; i++)
+		free(env[i]);
+	return pid;
+}
+
+/* Runs the scenario with the library preloaded (logs: IDEM_POWERLOG_DIR,
+ * or NULL to leave it unset); asserts it exits 0. Returns its pid. */
+static pid_t run_scenario(const struct fx *f, const char *logs)
+{
+	char *log = tu_fmt("%s/scenario.log", f->top);
+	pid_t pid = spawn_scenario(f, "--scenario", logs, log);
+	int rc;
+
 	rc = tu_wait_exit(pid, 60000);
 	if (rc != 0) {
 		char *text = tu_read_file(log);
@@ -538,8 +551,6 @@ static pid_t run_scenario(const struct fx *f, const char *logs)
 		free(text);
 		fail_msg("the scenario exited %d", rc);
 	}
-	for (int i = 0; i < 4; i++)
-		free(env[i]);
 	free(log);
 	return pid;
 }
@@ -804,28 +815,15 @@ static void test_without_dir_records_nothing(void **state)
 static void test_a_hold_holds_the_syncs_it_names(void **state)
 {
 	const struct fx *f = *state;
-	char self[PATH_MAX], *log = tu_fmt("%s/hold.log", f->top);
+	char *log = tu_fmt("%s/hold.log", f->top);
 	char *hold = tu_fmt("%s/hold", f->logs), *free_note = tu_fmt("%s/free-synced", f->out);
 	char *held_note = tu_fmt("%s/held-synced", f->out);
 	char *held = tu_fmt("%s/held.wal", f->root_real), *freed = tu_fmt("%s/free", f->root_real);
-	const char *asan = getenv("ASAN_OPTIONS");
-	char *env[] = {
-	    tu_fmt("LD_PRELOAD=%s/libidem_powerlog.so", IDEM_BIN_DIR),
-	    tu_fmt("ASAN_OPTIONS=%s%sverify_asan_link_order=0", asan ? asan : "", asan ? ":" : ""),
-	    tu_fmt("IDEM_POWERLOG_ROOT=%s", f->root),
-	    tu_fmt("IDEM_POWERLOG_DIR=%s", f->logs),
-	    NULL,
-	};
-	char *argv[] = {self, "--hold", f->root, f->out, NULL};
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	struct log lg = {0};
 	pid_t pid;
 
-	assert_true(n > 0);
-	self[n] = '\0';
 	assert_int_equal(tu_write_file(hold, "other.wal\nheld.wal\n"), 0);
-	pid = tu_spawn(argv, (const char *const *)env, log);
-	assert_true(pid > 0);
+	pid = spawn_scenario(f, "--hold", f->logs, log);
 	for (int ms = 0; access(free_note, F_OK) != 0 && ms < 20000; ms += 10)
 		tu_sleep_ms(10);
 	assert_int_equal(access(free_note, F_OK), 0); /* not named: not held */
@@ -844,8 +842,6 @@ static void test_a_hold_holds_the_syncs_it_names(void **state)
 	/* the sync began when the hold ended: it covers the write before it */
 	assert_true(find(&lg, OP_FSYNC, held, 0)->len >= find(&lg, OP_WRITE, held, 0)->seq);
 	free_logs(&lg);
-	for (int i = 0; i < 4; i++)
-		free(env[i]);
 	free(log);
 	free(hold);
 	free(free_note);
