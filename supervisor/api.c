@@ -37,7 +37,6 @@
 #include <event2/listener.h>
 
 #include "api.h"
-#include "check.h"
 #include "clock.h"
 #include "engine.h"
 #include "ids.h"

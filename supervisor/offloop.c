@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,13 +12,12 @@
 #include <unistd.h>
 
 #include "offloop.h"
+#include "spawn_program.h"
 #include "xalloc.h"
 
 #define OFFLOOP_MAX_OUTPUT (64u << 20) /* a report is kilobytes; this is a runaway */
 #define OFFLOOP_ERR_TAIL 4096          /* stderr kept: its last bytes */
 #define OFFLOOP_NICE 10                /* its priority: below the loop's */
-
-extern char **environ;
 
 struct stream {
 	struct offloop *o;
@@ -178,44 +176,6 @@ static int stream_open(struct event_base *base, struct offloop *o, struct stream
 	return s->ev != NULL && event_add(s->ev, NULL) == 0 ? 0 : -1;
 }
 
-/* posix_spawn with out and errfd as stdout and stderr, stdin /dev/null,
- * every other descriptor closed, default signals. 0 or an errno. */
-static int start(pid_t *pid, const char *path, char *const argv[], int out, int errfd)
-{
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, dfl;
-	int rc;
-
-	if ((rc = posix_spawn_file_actions_init(&fa)) != 0)
-		return rc;
-	if ((rc = posix_spawnattr_init(&at)) != 0) {
-		posix_spawn_file_actions_destroy(&fa);
-		return rc;
-	}
-	sigemptyset(&none);
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGPIPE);
-	rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	if (rc == 0)
-		rc = posix_spawn_file_actions_adddup2(&fa, out, 1);
-	if (rc == 0)
-		rc = posix_spawn_file_actions_adddup2(&fa, errfd, 2);
-	if (rc == 0)
-		rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-	if (rc == 0)
-		rc = posix_spawnattr_setsigmask(&at, &none);
-	if (rc == 0)
-		rc = posix_spawnattr_setsigdefault(&at, &dfl);
-	if (rc == 0)
-		rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	if (rc == 0)
-		rc = posix_spawn(pid, path, &fa, &at, argv, environ);
-	posix_spawnattr_destroy(&at);
-	posix_spawn_file_actions_destroy(&fa);
-	return rc;
-}
-
 struct offloop *offloop_spawn(struct event_base *base, const char *path, char *const argv[],
                               offloop_done done, void *arg, char *err, size_t errlen)
 {
@@ -236,10 +196,11 @@ struct offloop *offloop_spawn(struct event_base *base, const char *path, char *c
 	o->out.fd = o->err.fd = o->pidfd = -1;
 	o->done = done;
 	o->arg = arg;
-	rc = start(&o->pid, path, argv, out[1], errp[1]);
+	o->pid = spawn_program(path, argv, (const int[][2]){{out[1], 1}, {errp[1], 2}}, 2, 1);
+	rc = errno;
 	close(out[1]);
 	close(errp[1]);
-	if (rc != 0) {
+	if (o->pid < 0) {
 		snprintf(err, errlen, "cannot run %s: %s", path, strerror(rc));
 		close(out[0]);
 		close(errp[0]);

@@ -9,6 +9,7 @@
  * it start over with posix_spawn. The slot that a worker is for takes it
  * in pool.c (slot_spawned). */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -27,6 +28,7 @@
 #include "pool_internal.h"
 #include "store.h"
 #include "sup.h"
+#include "spawn_program.h"
 #include "timer.h"
 
 #define SPAWN_KEYS_MAX 16 /* an app's keys a child is given as flags */
@@ -37,22 +39,18 @@
 
 /* ---- posix_spawn ---------------------------------------------------------- */
 
-/* Starts path with argv: channel (when >= 0) as CHANNEL_FD, every other
- * descriptor closed (they are CLOEXEC, but until the exec the child would
- * hold the API's listening socket, which outlives a supervisor killed then
- * and passes for a live one), SIGPIPE back to default, no signal blocked.
- * posix_spawn rather than fork + exec: glibc's clone(CLONE_VM|CLONE_VFORK)
+/* posix_spawn rather than fork + exec: glibc's clone(CLONE_VM|CLONE_VFORK)
  * copies no page tables and takes no copy-on-write faults, which under
  * fault injection (a worker respawned per kill, 200 a second) was a tenth
- * of the supervisor's CPU. Returns the pid, or -1 with errno (an exec
- * failure included). */
-static pid_t spawn(const char *path, char **argv, int channel)
+ * of the supervisor's CPU. */
+pid_t spawn_program(const char *path, char *const argv[], const int (*dups)[2], int ndups,
+                    int null_stdin)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	sigset_t none, dfl;
 	pid_t pid = -1;
-	int rc;
+	int rc, top = 2;
 
 	if (posix_spawn_file_actions_init(&fa) != 0)
 		return -1;
@@ -63,11 +61,15 @@ static pid_t spawn(const char *path, char **argv, int channel)
 	sigemptyset(&none);
 	sigemptyset(&dfl);
 	sigaddset(&dfl, SIGPIPE);
+	rc = null_stdin ? posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) : 0;
 	/* dup2 onto itself clears FD_CLOEXEC (glibc >= 2.29, POSIX 2024). */
-	rc = channel >= 0 ? posix_spawn_file_actions_adddup2(&fa, channel, CHANNEL_FD) : 0;
+	for (int i = 0; i < ndups && rc == 0; i++) {
+		rc = posix_spawn_file_actions_adddup2(&fa, dups[i][0], dups[i][1]);
+		if (dups[i][1] > top)
+			top = dups[i][1];
+	}
 	if (rc == 0)
-		rc = posix_spawn_file_actions_addclosefrom_np(&fa, channel >= 0 ? CHANNEL_FD + 1
-		                                                                : CHANNEL_FD);
+		rc = posix_spawn_file_actions_addclosefrom_np(&fa, top + 1);
 	if (rc == 0)
 		rc = posix_spawnattr_setsigmask(&at, &none);
 	if (rc == 0)
@@ -83,6 +85,14 @@ static pid_t spawn(const char *path, char **argv, int channel)
 		return -1;
 	}
 	return pid;
+}
+
+/* Starts path with argv: channel (when >= 0) as CHANNEL_FD (spawn_program). */
+static pid_t spawn(const char *path, char **argv, int channel)
+{
+	const int dup[1][2] = {{channel, CHANNEL_FD}};
+
+	return spawn_program(path, argv, dup, channel >= 0, 0);
 }
 
 /* Every key of the app as "--flag=VALUE" from argv[n] on, so that its
