@@ -44,6 +44,7 @@
 #include "metrics.h"
 #include "offloop.h"
 #include "pool.h"
+#include "spawn_program.h"
 #include "store.h"
 #include "sup.h"
 #include "textbuf.h"
@@ -855,7 +856,7 @@ static void handle_metrics(struct api *a, struct evhttp_request *req, struct que
 
 /* ---- the checker, off the loop ---------------------------------------------- */
 
-#define CHECK_ARGS_MAX 48
+#define CHECK_ARGS_MAX (12 + SPAWN_KEYS_MAX)
 /* A check past this is killed: a file app's check command that never
  * exits would otherwise hold every later check. */
 #define CHECK_TIMEOUT_MS (10 * 60 * 1000)
@@ -902,8 +903,8 @@ static void check_start(struct api *a)
 {
 	const struct idem_config *c = &a->sup->cfg;
 	char err[512], path[CONFIG_PATH_MAX + 16], msg[1024], *argv[CHECK_ARGS_MAX];
-	char *flags[CHECK_ARGS_MAX] = {NULL};
-	int n = 0, k = 0;
+	char *flags[SPAWN_KEYS_MAX] = {NULL};
+	int n = 0, k;
 
 	snprintf(path, sizeof(path), "%s/idemctl", a->sup->bindir);
 	argv[n++] = "idemctl";
@@ -915,10 +916,9 @@ static void check_start(struct api *a)
 	argv[n++] = (char *)c->state_database;
 	argv[n++] = "--database";
 	argv[n++] = (char *)c->database;
-	for (const struct config_app_key *d = a->sup->app->keys;
-	     d != NULL && d->name != NULL && n < CHECK_ARGS_MAX - 4; d++)
-		if ((flags[k] = config_flag_arg(c, d->name)) != NULL)
-			argv[n++] = flags[k++];
+	k = n;
+	n = spawn_app_flags(c, a->sup->app, argv, n, flags);
+	k = n - k;
 	argv[n++] = "check";
 	argv[n++] = "--offline";
 	argv[n] = NULL;

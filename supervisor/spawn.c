@@ -9,7 +9,6 @@
  * it start over with posix_spawn. The slot that a worker is for takes it
  * in pool.c (slot_spawned). */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -31,61 +30,11 @@
 #include "spawn_program.h"
 #include "timer.h"
 
-#define SPAWN_KEYS_MAX 16 /* an app's keys a child is given as flags */
-
 #define CHANNEL_FD 3
 /* How long the fork server has to say hello at start-up. */
 #define FORK_SERVER_WAIT_MS 2000
 
 /* ---- posix_spawn ---------------------------------------------------------- */
-
-/* posix_spawn rather than fork + exec: glibc's clone(CLONE_VM|CLONE_VFORK)
- * copies no page tables and takes no copy-on-write faults, which under
- * fault injection (a worker respawned per kill, 200 a second) was a tenth
- * of the supervisor's CPU. */
-pid_t spawn_program(const char *path, char *const argv[], const int (*dups)[2], int ndups,
-                    int null_stdin)
-{
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, dfl;
-	pid_t pid = -1;
-	int rc, top = 2;
-
-	if (posix_spawn_file_actions_init(&fa) != 0)
-		return -1;
-	if (posix_spawnattr_init(&at) != 0) {
-		posix_spawn_file_actions_destroy(&fa);
-		return -1;
-	}
-	sigemptyset(&none);
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGPIPE);
-	rc = null_stdin ? posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) : 0;
-	/* dup2 onto itself clears FD_CLOEXEC (glibc >= 2.29, POSIX 2024). */
-	for (int i = 0; i < ndups && rc == 0; i++) {
-		rc = posix_spawn_file_actions_adddup2(&fa, dups[i][0], dups[i][1]);
-		if (dups[i][1] > top)
-			top = dups[i][1];
-	}
-	if (rc == 0)
-		rc = posix_spawn_file_actions_addclosefrom_np(&fa, top + 1);
-	if (rc == 0)
-		rc = posix_spawnattr_setsigmask(&at, &none);
-	if (rc == 0)
-		rc = posix_spawnattr_setsigdefault(&at, &dfl);
-	if (rc == 0)
-		rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	if (rc == 0)
-		rc = posix_spawn(&pid, path, &fa, &at, argv, environ);
-	posix_spawnattr_destroy(&at);
-	posix_spawn_file_actions_destroy(&fa);
-	if (rc != 0) {
-		errno = rc;
-		return -1;
-	}
-	return pid;
-}
 
 /* Starts path with argv: channel (when >= 0) as CHANNEL_FD (spawn_program). */
 static pid_t spawn(const char *path, char **argv, int channel)
@@ -95,24 +44,18 @@ static pid_t spawn(const char *path, char **argv, int channel)
 	return spawn_program(path, argv, dup, channel >= 0, 0);
 }
 
-/* Every key of the app as "--flag=VALUE" from argv[n] on, so that its
- * activities read the supervisor's values, whole; returns the new count.
- * The texts live until the next call (the spawn has copied them). */
+/* spawn_app_flags, with texts that live until the next call (the spawn
+ * has copied them). */
 static int app_key_flags(const struct idem_config *c, const struct idem_app *app, char **argv,
                          int n)
 {
 	static char *flags[SPAWN_KEYS_MAX];
-	int k = 0;
 
 	for (int i = 0; i < SPAWN_KEYS_MAX; i++) {
 		free(flags[i]);
 		flags[i] = NULL;
 	}
-	for (const struct config_app_key *d = app->keys;
-	     d != NULL && d->name != NULL && k < SPAWN_KEYS_MAX; d++)
-		if ((flags[k] = config_flag_arg(c, d->name)) != NULL)
-			argv[n++] = flags[k++];
-	return n;
+	return spawn_app_flags(c, app, argv, n, flags);
 }
 
 /* A helper that is the app's own command: run in its directory, found

@@ -19,13 +19,11 @@
  *
  * When api.c starts calling a new back-end function, the fuzz build fails
  * to link: add its stand-in here. */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api_stubs.h"
 #include "check.h"
-#include "spawn_program.h"
 #include "timer.h"
 
 struct deferred {
@@ -274,18 +272,4 @@ const char *idem_check_col(sqlite3_stmt *st, int i)
 json_t *idem_check_col_array(sqlite3_stmt *st, int i)
 {
 	return json_array();
-}
-
-/* The checker's program (GET /v1/check) is not run: starting it fails as
- * an exec of a missing program would, and the request is answered 503. */
-pid_t spawn_program(const char *path, char *const argv[], const int (*dups)[2], int ndups,
-                    int null_stdin)
-{
-	(void)path;
-	(void)argv;
-	(void)dups;
-	(void)ndups;
-	(void)null_stdin;
-	errno = ENOENT;
-	return -1;
 }
