@@ -184,6 +184,24 @@ static void reply_text(struct evhttp_request *req, int status, const char *text)
 	send_json(req, status, text, strlen(text));
 }
 
+/* {"error": msg, "status": status}; msg's bytes that are not ASCII become
+ * '?' when they are not UTF-8 (a path in an error is the user's bytes). */
+static json_t *error_body(const char *msg, int status)
+{
+	json_t *j = json_pack("{s:s, s:i}", "error", msg, "status", status);
+	char *ascii;
+
+	if (j != NULL)
+		return j;
+	ascii = xstrdup(msg);
+	for (char *p = ascii; *p != '\0'; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_pack("{s:s, s:i}", "error", ascii, "status", status);
+	free(ascii);
+	return j;
+}
+
 static void reply_error(struct evhttp_request *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -195,7 +213,7 @@ static void reply_error(struct evhttp_request *req, int status, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	reply(req, status, json_pack("{s:s, s:i}", "error", msg, "status", status));
+	reply(req, status, error_body(msg, status));
 }
 
 /* ---- pending requests -------------------------------------------------------- */
@@ -467,7 +485,7 @@ static void wait_one_done(void *arg, int timed_out)
 	}
 	wf = wf_view(p->api, p->wf_id, err, sizeof(err));
 	if (wf == NULL)
-		return pending_finish(p, 500, json_pack("{s:s, s:i}", "error", err, "status", 500));
+		return pending_finish(p, 500, error_body(err, 500));
 	body = json_pack("{s:b, s:o}", "timed_out", timed_out, "workflow", wf);
 	if (p->status != 0)
 		json_object_set_new(body, "created", json_boolean(p->created));
@@ -610,7 +628,7 @@ static void handle_start(struct api *a, struct evhttp_request *req, struct query
 	                                   sizeof(err))];
 	json_decref(input);
 	if (out == NULL)
-		out = json_pack("{s:s, s:i}", "error", err, "status", status);
+		out = error_body(err, status);
 	else if (status >= 400)
 		json_object_set_new(out, "status", json_integer(status));
 	if (wait_ms > 0 && (status == 200 || status == 201))
@@ -690,7 +708,7 @@ static void wait_all_done(void *arg, int timed_out)
 	p->waiter = NULL;
 	c = counts(p->api, err, sizeof(err));
 	if (c == NULL)
-		return pending_finish(p, 500, json_pack("{s:s, s:i}", "error", err, "status", 500));
+		return pending_finish(p, 500, error_body(err, 500));
 	pending_finish(p, 200,
 	               json_pack("{s:b, s:i, s:o}", "timed_out", timed_out, "running",
 	                         engine_running_count(p->api->sup->engine), "counts", c));
@@ -860,24 +878,6 @@ static void handle_metrics(struct api *a, struct evhttp_request *req, struct que
 /* A check past this is killed: a file app's check command that never
  * exits would otherwise hold every later check. */
 #define CHECK_TIMEOUT_MS (10 * 60 * 1000)
-
-/* {"error": msg, "status": status}; msg's bytes that are not ASCII become
- * '?' when they are not UTF-8 (a path in an error is the user's bytes). */
-static json_t *error_body(const char *msg, int status)
-{
-	json_t *j = json_pack("{s:s, s:i}", "error", msg, "status", status);
-	char *ascii;
-
-	if (j != NULL)
-		return j;
-	ascii = xstrdup(msg);
-	for (char *p = ascii; *p != '\0'; p++)
-		if ((unsigned char)*p >= 0x80)
-			*p = '?';
-	j = json_pack("{s:s, s:i}", "error", ascii, "status", status);
-	free(ascii);
-	return j;
-}
 
 /* Answers every request of q with status and body (each a reference)
  * and empties q. */
