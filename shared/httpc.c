@@ -119,6 +119,17 @@ static int conn_fail(struct conn *c, const char *fmt, ...)
 	return -1;
 }
 
+/* The receive after a failed send failed too: keep what the receive saw
+ * (the peer closed, reset, answered garbage) and add why the send failed. */
+static void conn_send_failed(struct conn *c, int send_err)
+{
+	size_t n = strlen(c->err);
+
+	if (n < c->errlen)
+		snprintf(c->err + n, c->errlen - n, " (sending the request failed: %s)",
+		         strerror(send_err));
+}
+
 static int conn_timed_out(struct conn *c, const char *doing)
 {
 	return conn_fail(c, "timed out after %d ms %s", c->timeout_ms, doing);
@@ -746,7 +757,7 @@ int httpc_request(const char *endpoint, const char *method, const char *path,
 	 * (e.g. 413): read its answer before blaming the send. */
 	rc = receive(&c, resp, &keep);
 	if (rc != 0 && send_err != 0)
-		conn_fail(&c, "sending the request: %s", strerror(send_err));
+		conn_send_failed(&c, send_err);
 out:
 	if (c.fd >= 0)
 		close(c.fd);
@@ -821,7 +832,7 @@ int httpc_session_request(struct httpc_session *s, const char *method, const cha
 		} else {
 			rc = receive(&c, resp, &keep);
 			if (rc != 0 && send_err != 0)
-				conn_fail(&c, "sending the request: %s", strerror(send_err));
+				conn_send_failed(&c, send_err);
 		}
 		if (rc == 0 && keep)
 			break;

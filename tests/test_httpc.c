@@ -548,8 +548,11 @@ static void test_closed_without_response(void **state)
 	fake_start(f, &s, 0);
 	assert_int_equal(get(f, &r, err), -1);
 	assert_contains(err, "GET /x on ");
-	assert_true(strstr(err, "connection closed without a response") != NULL ||
-	            strstr(err, "Connection reset") != NULL);
+	/* The request may or may not be out before the close: the send then
+	 * fails with EPIPE, and the error still says what the reader saw. */
+	if (strstr(err, "connection closed without a response") == NULL &&
+	    strstr(err, "Connection reset") == NULL)
+		fail_msg("unexpected error: %s", err);
 	assert_int_equal(fake_exit(f), 0);
 }
 
