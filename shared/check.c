@@ -28,6 +28,7 @@
  * "integrity" too, whoever runs it. */
 #include "check.h"
 
+#include <errno.h>
 #include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,6 +39,8 @@
 #include <sqlite3.h>
 
 #include "db.h"
+#include "pgconn.h"
+#include "pgsnap.h"
 #include "xalloc.h"
 
 /* The state DB and the app DB; the app's databases come after them. */
@@ -584,15 +587,60 @@ static void setup(struct idem_check *c, const char *state_db, const char *app_db
 	c->kinds[k_integrity(c)] = "integrity";
 }
 
+static void remove_snapshot(const char *path)
+{
+	char side[4200];
+
+	unlink(path);
+	snprintf(side, sizeof(side), "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	unlink(side);
+}
+
+/* Copies the PostgreSQL state at url into a new file under TMPDIR, named
+ * in path. */
+static int snapshot_state(const char *url, char *path, size_t pathlen, char *err, size_t errlen)
+{
+	const char *tmp = getenv("TMPDIR");
+	char inner[1024], shown[1024];
+	int fd;
+
+	snprintf(path, pathlen, "%s/idem-check-XXXXXX", tmp != NULL && *tmp ? tmp : "/tmp");
+	fd = mkstemp(path);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot create the state snapshot %s: %s", path,
+		         strerror(errno));
+		path[0] = '\0';
+		return -1;
+	}
+	close(fd);
+	if (pgsnap_copy(url, path, inner, sizeof(inner)) != 0) {
+		pgconn_redact(url, shown, sizeof(shown));
+		snprintf(err, errlen, "STATE_DATABASE=%.400s: %.500s", shown, inner);
+		remove_snapshot(path);
+		path[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
 json_t *check_run(const struct idem_app *app, const char *state_db, const char *app_db,
                   const struct idem_config *cfg, char *err, size_t errlen)
 {
 	struct idem_check c = {
 	    .app = app, .cfg = cfg, .state_db = state_db, .err = err, .errlen = errlen};
 	json_t *report = NULL;
+	char snap[4096] = "";
 	int rc = -1;
 
 	assert(app != NULL);
+	/* PostgreSQL: the rules run on a snapshot of the state in SQLite. */
+	if (state_db != NULL && pgconn_is_url(state_db)) {
+		if (snapshot_state(state_db, snap, sizeof(snap), err, errlen) != 0)
+			return NULL;
+		state_db = c.state_db = snap;
+	}
 	setup(&c, state_db, app_db, cfg);
 	if (open_all(&c) != 0)
 		goto out;
@@ -611,6 +659,8 @@ out:
 	free(c.kinds);
 	free(c.count);
 	db_close(c.db);
+	if (snap[0] != '\0')
+		remove_snapshot(snap);
 	return report;
 }
 

@@ -89,8 +89,9 @@ static const struct key_def {
     {{"DATABASE", "run/inventory.db", "a file path",
       "the app database: the tables the app's activities change"},
      {K_PATH, FIELD(database), 0, 0, 0}},
-    {{"STATE_DATABASE", "run/state.db", "a file path",
-      "the state database: workflows, steps, events"},
+    {{"STATE_DATABASE", "run/state.db", "a file path, or a postgresql:// URL",
+      "the state database: workflows, steps, events; a postgresql:// URL (libpq's, with "
+      "the PG* environment for what it leaves out) puts them on PostgreSQL"},
      {K_PATH, FIELD(state_database), 0, 0, 0}},
     {{"SYNC", "full", "full|normal",
       "durability of the state and app DBs: full survives power loss, normal a process crash"},

@@ -19,6 +19,7 @@
 #include "faultvfs.h"
 #include "lockfile.h"
 #include "log.h"
+#include "pgconn.h"
 #include "pool.h"
 #include "prune.h"
 #include "store.h"
@@ -172,6 +173,14 @@ static int setup_storage_faults(struct run *r, char *err, size_t errlen)
 
 	if (faultvfs_parse(c->fault_vfs, &spec, err, errlen) != 0)
 		return -1;
+	if (spec.enabled && strcmp(spec.target, "state") == 0 && pgconn_is_url(c->state_database)) {
+		snprintf(err, errlen,
+		         "FAULT_VFS=%.200s targets the state DB, which is on PostgreSQL (FAULT_VFS "
+		         "fails SQLite's file calls); target the app DB, or use a SQLite "
+		         "STATE_DATABASE",
+		         c->fault_vfs);
+		return -1;
+	}
 	rc = faultvfs_install(&spec, "state", c->state_database, err, errlen);
 	if (rc < 0)
 		return -1;
@@ -194,7 +203,8 @@ static int take_lock(struct run *r, char *err, size_t errlen)
 	pid_t holder;
 
 	r->lock_fd = -1;
-	if (strcmp(c->state_database, ":memory:") == 0)
+	/* On PostgreSQL the store takes a lock of the server's instead. */
+	if (strcmp(c->state_database, ":memory:") == 0 || pgconn_is_url(c->state_database))
 		return IDEM_EXIT_OK;
 	snprintf(path, sizeof(path), "%s.lock", c->state_database);
 	snprintf(note, sizeof(note), "socket=%s", c->socket);
@@ -219,9 +229,17 @@ static int take_lock(struct run *r, char *err, size_t errlen)
  * message reads alike for STATE_DATABASE and DATABASE. */
 static int db_key_fail(const char *key, const char *path, char *err, size_t errlen)
 {
-	char inner[512];
+	char inner[512], url[CONFIG_PATH_MAX];
 
 	snprintf(inner, sizeof(inner), "%s", err);
+	if (pgconn_is_url(path)) {
+		pgconn_redact(path, url, sizeof(url));
+		snprintf(err, errlen,
+		         "%s=%.250s: %.450s (check the server, or the connection string and the "
+		         "PG* environment)",
+		         key, url, inner);
+		return IDEM_EXIT_DB;
+	}
 	snprintf(err, errlen, "%s=%.250s: %.450s (fix the file or point %s at another path)", key,
 	         path, inner, key);
 	return IDEM_EXIT_DB;
@@ -241,7 +259,8 @@ static int sync_previous_run(struct sup *sup, char *err, size_t errlen)
 		return IDEM_EXIT_OK;
 	if (db_sync_files(sup->appdb, err, errlen) != 0)
 		return db_key_fail("DATABASE", c->database, err, errlen);
-	if (db_sync_files(store_db(sup->store), err, errlen) != 0)
+	/* PostgreSQL's COMMIT returned durable: nothing of the state to sync. */
+	if (store_db(sup->store) != NULL && db_sync_files(store_db(sup->store), err, errlen) != 0)
 		return db_key_fail("STATE_DATABASE", c->state_database, err, errlen);
 	return IDEM_EXIT_OK;
 }
@@ -369,7 +388,7 @@ int main(int argc, char **argv)
 	struct run r = {.lock_fd = -1};
 	struct sup *sup = &r.sup;
 	struct event *sigs[3];
-	char err[1024] = "";
+	char err[1024] = "", state_db[CONFIG_PATH_MAX];
 	int rc;
 
 	/* Before anything allocates: out of memory aborts (xalloc.h). */
@@ -407,9 +426,10 @@ int main(int argc, char **argv)
 		log_error("cannot start", "error=\"%s\"", err);
 		goto out;
 	}
+	pgconn_redact(sup->cfg.state_database, state_db, sizeof(state_db));
 	log_info("idem-supervisor started",
 	         "workers=%d socket=%s state_db=%s app_db=%s mode=%s seed=%llu faults=%s",
-	         sup->cfg.workers, sup->cfg.socket, sup->cfg.state_database, sup->cfg.database,
+	         sup->cfg.workers, sup->cfg.socket, state_db, sup->cfg.database,
 	         sup->cfg.naive ? "naive" : "guarded", (unsigned long long)sup->faults.seed,
 	         fault_enabled(&sup->faults) ? "on" : "off");
 	if (fault_enabled(&sup->faults))

@@ -31,71 +31,16 @@
 #include "clock.h"
 #include "db.h"
 #include "log.h"
+#include "pgconn.h"
+#include "state_schema.h"
 #include "store.h"
+#include "store_internal.h"
 #include "sup.h"
 #include "textbuf.h"
 #include "xalloc.h"
 
 #define STORE_BUSY_LOG_MS 5000 /* how often a wait for a locked state DB is logged */
 
-static const char *const store_migrations[] = {
-    "CREATE TABLE workflows ("
-    "  id INTEGER PRIMARY KEY,"
-    "  namespace TEXT NOT NULL,"
-    "  workflow_id TEXT NOT NULL,"
-    "  type TEXT NOT NULL,"
-    "  input TEXT NOT NULL,"
-    "  status TEXT NOT NULL,"
-    "  result TEXT,"
-    "  error TEXT,"
-    "  created_at INTEGER NOT NULL,"
-    "  closed_at INTEGER,"
-    "  UNIQUE (namespace, workflow_id));"
-    "CREATE INDEX workflows_status ON workflows(status, id);"
-    "CREATE TABLE steps ("
-    "  wf INTEGER NOT NULL REFERENCES workflows(id),"
-    "  seq INTEGER NOT NULL,"
-    "  activity TEXT NOT NULL,"
-    "  input TEXT NOT NULL,"
-    "  status TEXT NOT NULL,"
-    "  attempt INTEGER NOT NULL,"
-    "  heartbeat TEXT,"
-    "  result TEXT,"
-    "  error_type TEXT,"
-    "  error_message TEXT,"
-    "  next_attempt_at INTEGER NOT NULL,"
-    "  PRIMARY KEY (wf, seq)) WITHOUT ROWID;"
-    "CREATE TABLE events ("
-    "  id INTEGER PRIMARY KEY,"
-    "  wf INTEGER NOT NULL REFERENCES workflows(id),"
-    "  seq INTEGER,"
-    "  attempt INTEGER,"
-    "  kind TEXT NOT NULL,"
-    "  ts INTEGER NOT NULL,"
-    "  pid INTEGER,"
-    "  detail TEXT);"
-    "CREATE INDEX events_wf ON events(wf, id);",
-    /* 2: when a step was first scheduled, for SCHEDULE_TO_CLOSE_TIMEOUT. */
-    "ALTER TABLE steps ADD COLUMN scheduled_at INTEGER NOT NULL DEFAULT 0;",
-    /* 3: the counts GET /v1/stats and /metrics show, kept up to date in
-     * each turn's transaction instead of counted over every row at each
-     * request (which blocked the loop for 0.15 s at 100,000 workflows). */
-    "CREATE TABLE counters (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL);"
-    "INSERT INTO counters SELECT 1, json_group_object(name, n) FROM ("
-    "  SELECT 'workflows.' || status AS name, count(*) AS n FROM workflows GROUP BY status"
-    "  UNION ALL SELECT 'steps.' || status, count(*) FROM steps GROUP BY status"
-    "  UNION ALL SELECT 'events.' || kind, count(*) FROM events GROUP BY kind"
-    "  UNION ALL SELECT 'attempts.total', coalesce(sum(attempt), 0) FROM steps);",
-    /* 4: RETENTION. Closed workflows by the time they closed, for the
-     * pruner; and per namespace, how many were pruned and the latest
-     * closed_at among them (the checker excuses an app's row applied by
-     * then whose workflow is gone). */
-    "CREATE INDEX IF NOT EXISTS workflows_closed ON workflows(closed_at, id)"
-    "  WHERE closed_at IS NOT NULL;"
-    "CREATE TABLE IF NOT EXISTS pruned (namespace TEXT PRIMARY KEY,"
-    "  workflows INTEGER NOT NULL,"
-    "  through INTEGER NOT NULL);",
-};
 
 enum stmt_id {
 	S_BEGIN,
@@ -179,25 +124,6 @@ static int open_for_sync(const char *path, int *fd, char *err, size_t errlen)
 	         strerror(errno));
 	return -1;
 }
-
-/* One of the counts of the counters row ("workflows.running", ...), held
- * in memory; the row is written again with a COMMIT that changed one. */
-struct counter {
-	char name[64];
-	int64_t value;
-};
-
-struct store {
-	sqlite3 *db;
-	sqlite3_stmt *stmt[S_NSTMTS];
-	int in_tx;
-	struct counter *counters;
-	size_t ncounters, capcounters;
-	int counters_dirty;
-	uint64_t committed;  /* commits so far */
-	struct syncer *sync; /* NULL: each COMMIT syncs (or SYNC=normal) */
-	int64_t busy_logged; /* mono ms of the last "locked" warning */
-};
 
 static void *sync_main(void *arg)
 {
@@ -412,7 +338,7 @@ int store_sync_wait(struct store *s, char *err, size_t errlen)
 
 static json_t *column_json(sqlite3_stmt *st, int i);
 
-static struct counter *counter_find(struct store *s, const char *name)
+struct counter *store_counter(struct store *s, const char *name)
 {
 	for (size_t i = 0; i < s->ncounters; i++)
 		if (strcmp(s->counters[i].name, name) == 0)
@@ -422,7 +348,7 @@ static struct counter *counter_find(struct store *s, const char *name)
 		s->counters = xrealloc(s->counters, cap * sizeof(*s->counters));
 		s->capcounters = cap;
 	}
-	s->counters[s->ncounters] = (struct counter){.value = 0};
+	s->counters[s->ncounters] = (struct counter){.value = 0, .written = 0};
 	snprintf(s->counters[s->ncounters].name, sizeof(s->counters[0].name), "%s", name);
 	return &s->counters[s->ncounters++];
 }
@@ -442,11 +368,10 @@ static struct counter *counter_of(struct store *s, const char *group, const char
 			return &s->counters[i];
 	}
 	snprintf(name, sizeof(name), "%s.%s", group, key);
-	return counter_find(s, name);
+	return store_counter(s, name);
 }
 
-/* Adds delta to counter "group.key"; written with the turn's COMMIT. */
-static void count(struct store *s, const char *group, const char *key, int64_t delta)
+void store_count(struct store *s, const char *group, const char *key, int64_t delta)
 {
 	struct counter *c;
 
@@ -474,7 +399,7 @@ static int counters_load(struct store *s, char *err, size_t errlen)
 	}
 	json_object_foreach(doc, name, v)
 	{
-		counter_find(s, name)->value = json_integer_value(v);
+		store_counter(s, name)->value = json_integer_value(v);
 	}
 	json_decref(doc);
 	return 0;
@@ -539,10 +464,19 @@ int store_open(const char *path, enum db_sync sync, sqlite3 *group_app, struct s
                char *err, size_t errlen)
 {
 	struct store *s = xcalloc(1, sizeof(*s));
-	int n = (int)(sizeof(store_migrations) / sizeof(store_migrations[0]));
+	int n = state_schema_sqlite_n;
 	int sync_thread = group_app != NULL && sync == DB_SYNC_FULL;
 
-	if (db_open_migrated(path, sync_thread ? DB_SYNC_NORMAL : sync, store_migrations, n, &s->db,
+	if (pgconn_is_url(path)) {
+		/* PostgreSQL's COMMIT returns once durable (synchronous_commit
+		 * on): no sync thread, and SYNC is the app DB's alone. */
+		if (pgstore_open(s, path, err, errlen) != 0)
+			goto fail;
+		*out = s;
+		return 0;
+	}
+	s->stmt = xcalloc(S_NSTMTS, sizeof(*s->stmt));
+	if (db_open_migrated(path, sync_thread ? DB_SYNC_NORMAL : sync, state_schema_sqlite, n, &s->db,
 	                     err, errlen) != 0)
 		goto fail;
 	sqlite3_busy_handler(s->db, store_busy, s);
@@ -566,10 +500,16 @@ void store_close(struct store *s)
 		return;
 	syncer_free(s->sync);
 	free(s->counters);
+	if (s->pg != NULL) {
+		pgstore_close(s);
+		free(s);
+		return;
+	}
 	if (s->in_tx)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-	for (int i = 0; i < S_NSTMTS; i++)
+	for (int i = 0; s->stmt != NULL && i < S_NSTMTS; i++)
 		sqlite3_finalize(s->stmt[i]);
+	free(s->stmt);
 	db_close(s->db);
 	free(s);
 }
@@ -596,8 +536,16 @@ static int step_done(struct store *s, sqlite3_stmt *st, const char *what, char *
 	return 0;
 }
 
-static int store_write(struct store *s, char *err, size_t errlen)
+int store_write(struct store *s, char *err, size_t errlen)
 {
+	if (s->pg != NULL) {
+		if (s->in_tx)
+			return 0;
+		if (pgstore_begin(s, err, errlen) != 0)
+			return -1;
+		s->in_tx = 1;
+		return 0;
+	}
 	/* An I/O error or a full disk inside a statement rolls the whole
 	 * transaction back: no later write of this turn may then commit on
 	 * its own. */
@@ -619,6 +567,13 @@ int store_commit(struct store *s, char *err, size_t errlen)
 {
 	if (!s->in_tx)
 		return 0;
+	if (s->pg != NULL) {
+		s->in_tx = 0;
+		if (pgstore_commit(s, err, errlen) != 0)
+			return -1;
+		s->committed++;
+		return 0;
+	}
 	if (counters_write(s, err, errlen) != 0) {
 		s->in_tx = 0;
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -681,9 +636,12 @@ static char *column_strdup(sqlite3_stmt *st, int i)
 int store_wf_lookup(struct store *s, const char *ns, const char *workflow_id, int64_t *id,
                     char *err, size_t errlen)
 {
-	sqlite3_stmt *st = s->stmt[S_WF_LOOKUP];
+	sqlite3_stmt *st;
 	int rc;
 
+	if (s->pg != NULL)
+		return pgstore_wf_lookup(s, ns, workflow_id, id, err, errlen);
+	st = s->stmt[S_WF_LOOKUP];
 	bind_text(st, 1, ns);
 	bind_text(st, 2, workflow_id);
 	rc = sqlite3_step(st);
@@ -700,10 +658,18 @@ int store_wf_lookup(struct store *s, const char *ns, const char *workflow_id, in
 
 int store_wf_insert(struct store *s, struct wf *wf, int64_t now, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = s->stmt[S_WF_INSERT];
+	sqlite3_stmt *st;
 
 	if (store_write(s, err, errlen) != 0)
 		return -1;
+	if (s->pg != NULL) {
+		if (pgstore_wf_insert(s, wf, now, err, errlen) != 0)
+			return -1;
+		store_count(s, "workflows", "running", 1);
+		wf->created_at = now;
+		return 0;
+	}
+	st = s->stmt[S_WF_INSERT];
 	bind_text(st, 1, wf->namespace_);
 	bind_text(st, 2, wf->workflow_id);
 	bind_text(st, 3, wf->type);
@@ -711,7 +677,7 @@ int store_wf_insert(struct store *s, struct wf *wf, int64_t now, char *err, size
 	sqlite3_bind_int64(st, 5, now);
 	if (step_done(s, st, "state DB: insert workflow", err, errlen) != 0)
 		return -1;
-	count(s, "workflows", "running", 1);
+	store_count(s, "workflows", "running", 1);
 	wf->id = sqlite3_last_insert_rowid(s->db);
 	wf->created_at = now;
 	return 0;
@@ -719,10 +685,15 @@ int store_wf_insert(struct store *s, struct wf *wf, int64_t now, char *err, size
 
 int store_wf_close(struct store *s, struct wf *wf, int64_t now, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = s->stmt[S_WF_CLOSE];
+	sqlite3_stmt *st = s->stmt != NULL ? s->stmt[S_WF_CLOSE] : NULL;
 
 	if (store_write(s, err, errlen) != 0)
 		return -1;
+	if (s->pg != NULL) {
+		if (pgstore_wf_close(s, wf, now, err, errlen) != 0)
+			return -1;
+		goto counted;
+	}
 	sqlite3_bind_int64(st, 1, wf->id);
 	bind_text(st, 2, wf_status_name(wf->status));
 	bind_static(st, 3, json_text(wf->result, &wf->result_text));
@@ -730,8 +701,9 @@ int store_wf_close(struct store *s, struct wf *wf, int64_t now, char *err, size_
 	sqlite3_bind_int64(st, 5, now);
 	if (step_done(s, st, "state DB: close workflow", err, errlen) != 0)
 		return -1;
-	count(s, "workflows", "running", -1);
-	count(s, "workflows", wf_status_name(wf->status), 1);
+counted:
+	store_count(s, "workflows", "running", -1);
+	store_count(s, "workflows", wf_status_name(wf->status), 1);
 	return 0;
 }
 
@@ -762,7 +734,12 @@ int store_step_save(struct store *s, struct step *stp, char *err, size_t errlen)
 
 	if (store_write(s, err, errlen) != 0)
 		return -1;
-	if (stp->saved) {
+	if (s->pg != NULL) {
+		if (pgstore_step_write(s, stp, err, errlen) != 0)
+			return -1;
+		updated = 1;
+	}
+	if (stp->saved && !updated) {
 		if (step_write(s, s->stmt[S_STEP_UPDATE], stp, err, errlen) != 0)
 			return -1;
 		updated = sqlite3_changes(s->db) == 1;
@@ -770,9 +747,9 @@ int store_step_save(struct store *s, struct step *stp, char *err, size_t errlen)
 	if (!updated && step_write(s, s->stmt[S_STEP_SAVE], stp, err, errlen) != 0)
 		return -1;
 	if (stp->saved)
-		count(s, "steps", step_status_name(stp->saved_status), -1);
-	count(s, "steps", step_status_name(stp->status), 1);
-	count(s, "attempts", "total", stp->attempt - (stp->saved ? stp->saved_attempt : 0));
+		store_count(s, "steps", step_status_name(stp->saved_status), -1);
+	store_count(s, "steps", step_status_name(stp->status), 1);
+	store_count(s, "attempts", "total", stp->attempt - (stp->saved ? stp->saved_attempt : 0));
 	stp->saved = 1;
 	stp->saved_status = stp->status;
 	stp->saved_attempt = stp->attempt;
@@ -792,10 +769,17 @@ int store_event(struct store *s, int64_t wf_id, int seq, int attempt, const char
 int store_event_text(struct store *s, int64_t wf_id, int seq, int attempt, const char *kind,
                      long pid, const char *detail, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = s->stmt[S_EVENT];
+	sqlite3_stmt *st;
 
 	if (store_write(s, err, errlen) != 0)
 		return -1;
+	if (s->pg != NULL) {
+		if (pgstore_event_text(s, wf_id, seq, attempt, kind, pid, detail, err, errlen) != 0)
+			return -1;
+		store_count(s, "events", kind, 1);
+		return 0;
+	}
+	st = s->stmt[S_EVENT];
 	sqlite3_bind_int64(st, 1, wf_id);
 	if (seq >= 0)
 		sqlite3_bind_int(st, 2, seq);
@@ -808,7 +792,7 @@ int store_event_text(struct store *s, int64_t wf_id, int seq, int attempt, const
 	bind_static(st, 7, detail);
 	if (step_done(s, st, "state DB: append event", err, errlen) != 0)
 		return -1;
-	count(s, "events", kind, 1);
+	store_count(s, "events", kind, 1);
 	return 0;
 }
 
@@ -853,9 +837,12 @@ static int load_steps(struct store *s, struct wf *wf, char *err, size_t errlen)
 int store_load_running(struct store *s, void (*fn)(void *arg, struct wf *wf), void *arg, char *err,
                        size_t errlen)
 {
-	sqlite3_stmt *st = s->stmt[S_RUNNING];
+	sqlite3_stmt *st;
 	int rc;
 
+	if (s->pg != NULL)
+		return pgstore_load_running(s, fn, arg, err, errlen);
+	st = s->stmt[S_RUNNING];
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		json_t *input = column_json(st, 4);
 		struct wf *wf =
@@ -939,10 +926,13 @@ static json_t *wf_row_json(sqlite3_stmt *st)
 
 json_t *store_wf_json(struct store *s, int64_t id, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = s->stmt[S_WF_GET];
+	sqlite3_stmt *st;
 	json_t *wf = NULL, *steps;
 	int rc;
 
+	if (s->pg != NULL)
+		return pgstore_wf_json(s, id, err, errlen);
+	st = s->stmt[S_WF_GET];
 	sqlite3_bind_int64(st, 1, id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
@@ -966,10 +956,14 @@ json_t *store_wf_json(struct store *s, int64_t id, char *err, size_t errlen)
 
 json_t *store_history_json(struct store *s, int64_t id, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = s->stmt[S_EVENTS_OF];
-	json_t *arr = json_array();
+	sqlite3_stmt *st;
+	json_t *arr;
 	int rc;
 
+	if (s->pg != NULL)
+		return pgstore_history_json(s, id, err, errlen);
+	st = s->stmt[S_EVENTS_OF];
+	arr = json_array();
 	sqlite3_bind_int64(st, 1, id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		json_array_append_new(
@@ -1011,6 +1005,8 @@ json_t *store_list_json(struct store *s, const char *ns, const char *status, int
 	int64_t last = after;
 	int rc;
 
+	if (s->pg != NULL)
+		return pgstore_list_json(s, ns, status, limit, after, err, errlen);
 	if (db_prepare(s->db, sql[status != NULL][ns != NULL], &st, err, errlen) != 0)
 		return NULL;
 	sqlite3_bind_int64(st, 1, after);
@@ -1056,20 +1052,20 @@ static int each_row(struct store *s, const char *sql, const char *ids,
 
 static void uncount_steps(struct store *s, sqlite3_stmt *st)
 {
-	count(s, "steps", (const char *)sqlite3_column_text(st, 0), -sqlite3_column_int64(st, 1));
-	count(s, "attempts", "total", -sqlite3_column_int64(st, 2));
+	store_count(s, "steps", (const char *)sqlite3_column_text(st, 0), -sqlite3_column_int64(st, 1));
+	store_count(s, "attempts", "total", -sqlite3_column_int64(st, 2));
 }
 
 static void uncount_events(struct store *s, sqlite3_stmt *st)
 {
-	count(s, "events", (const char *)sqlite3_column_text(st, 0), -sqlite3_column_int64(st, 1));
+	store_count(s, "events", (const char *)sqlite3_column_text(st, 0), -sqlite3_column_int64(st, 1));
 }
 
 static void uncount_workflows(struct store *s, sqlite3_stmt *st)
 {
-	count(s, "workflows", (const char *)sqlite3_column_text(st, 0),
+	store_count(s, "workflows", (const char *)sqlite3_column_text(st, 0),
 	      -sqlite3_column_int64(st, 1));
-	count(s, "pruned", "workflows", sqlite3_column_int64(st, 1));
+	store_count(s, "pruned", "workflows", sqlite3_column_int64(st, 1));
 }
 
 /* Deletes the workflows whose ids are in the JSON array ids, with their
@@ -1144,6 +1140,8 @@ int store_prune(struct store *s, int64_t now_ms, const struct idem_config *cfg,
 	*pruned = 0;
 	if (least == 0)
 		return 0;
+	if (s->pg != NULL)
+		return pgstore_prune(s, now_ms, cfg, cur, scan, pruned, err, errlen);
 	if (db_prepare(s->db, sql, &st, err, errlen) != 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, now_ms - least);

@@ -1,0 +1,116 @@
+/* pgsnap.c — see pgsnap.h. */
+#include <libpq-fe.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "pgconn.h"
+#include "pgsnap.h"
+#include "state_schema.h"
+
+#define PGSNAP_BATCH "5000" /* rows per FETCH: the copy's memory stays bounded */
+
+/* The tables the checker reads, column for column; every column is
+ * copied as text, or as an integer where ints says so (by position, 'i'
+ * for an integer). */
+static const struct {
+	const char *table, *cols, *ints;
+} copied[] = {
+    {"workflows",
+     "id, namespace, workflow_id, type, input, status, result, error, created_at, closed_at",
+     "i.......ii"},
+    {"steps",
+     "wf, seq, activity, input, status, attempt, heartbeat, result, error_type, "
+     "error_message, next_attempt_at, scheduled_at",
+     "ii...i....ii"},
+    {"events", "id, wf, seq, attempt, kind, ts, pid, detail", "iiii.ii."},
+    {"pruned", "namespace, workflows, through", ".ii"},
+};
+
+static int copy_table(PGconn *pg, sqlite3 *db, int t, char *err, size_t errlen)
+{
+	char sql[512], what[96];
+	const char *ints = copied[t].ints;
+	int ncols = (int)strlen(ints), rc = 0;
+	sqlite3_stmt *ins = NULL;
+	PGresult *r;
+
+	snprintf(what, sizeof(what), "state DB snapshot: %s", copied[t].table);
+	snprintf(sql, sizeof(sql), "DECLARE snap NO SCROLL CURSOR FOR SELECT %s FROM %s",
+	         copied[t].cols, copied[t].table);
+	if (pgconn_exec(pg, sql, what, err, errlen) != 0)
+		return -1;
+	{
+		int n = snprintf(sql, sizeof(sql), "INSERT INTO %s (%s) VALUES (", copied[t].table,
+		                 copied[t].cols);
+
+		for (int i = 0; i < ncols; i++)
+			n += snprintf(sql + n, sizeof(sql) - (size_t)n, "%s?%d", i ? ", " : "", i + 1);
+		snprintf(sql + n, sizeof(sql) - (size_t)n, ")");
+		if (db_prepare(db, sql, &ins, err, errlen) != 0)
+			return -1;
+	}
+	for (;;) {
+		int rows;
+
+		r = PQexec(pg, "FETCH " PGSNAP_BATCH " FROM snap");
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			rc = pgconn_fail(pg, r, what, err, errlen);
+			PQclear(r);
+			break;
+		}
+		rows = PQntuples(r);
+		for (int row = 0; row < rows && rc == 0; row++) {
+			for (int i = 0; i < ncols; i++) {
+				if (PQgetisnull(r, row, i))
+					sqlite3_bind_null(ins, i + 1);
+				else if (ints[i] == 'i')
+					sqlite3_bind_int64(ins, i + 1,
+					                   strtoll(PQgetvalue(r, row, i), NULL, 10));
+				else
+					sqlite3_bind_text(ins, i + 1, PQgetvalue(r, row, i), -1,
+					                  SQLITE_STATIC);
+			}
+			if (sqlite3_step(ins) != SQLITE_DONE)
+				rc = db_fail(db, what, err, errlen);
+			sqlite3_reset(ins);
+			sqlite3_clear_bindings(ins);
+		}
+		PQclear(r);
+		if (rc != 0 || rows == 0)
+			break;
+	}
+	sqlite3_finalize(ins);
+	if (rc == 0)
+		rc = pgconn_exec(pg, "CLOSE snap", what, err, errlen);
+	return rc;
+}
+
+int pgsnap_copy(const char *url, const char *path, char *err, size_t errlen)
+{
+	PGconn *pg = pgconn_open(url, 0, err, errlen);
+	sqlite3 *db = NULL;
+	int rc = -1;
+
+	if (pg == NULL)
+		return -1;
+	if (db_open_migrated(path, DB_SYNC_NORMAL, state_schema_sqlite, state_schema_sqlite_n, &db,
+	                     err, errlen) != 0)
+		goto out;
+	if (db_exec(db, "BEGIN", err, errlen) != 0 ||
+	    pgconn_exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+	                "state DB snapshot", err, errlen) != 0)
+		goto out;
+	for (size_t t = 0; t < sizeof(copied) / sizeof(copied[0]); t++)
+		if (copy_table(pg, db, (int)t, err, errlen) != 0)
+			goto out;
+	if (db_exec(db, "COMMIT", err, errlen) != 0)
+		goto out;
+	rc = 0;
+out:
+	PQfinish(pg);
+	db_close(db);
+	return rc;
+}
