@@ -38,6 +38,8 @@
 #include "db.h"
 #include "exitcodes.h"
 #include "httpc.h"
+#include "pgconn.h"
+#include "pgsnap.h"
 #include "xalloc.h"
 
 #define HTTP_TIMEOUT_MS 60000
@@ -67,6 +69,7 @@ struct options {
 	const char *json_path;
 	double time_budget_s;
 	const char *dir;
+	const char *state_db; /* --state-database: a PostgreSQL URL, else DIR/state.db */
 	int keep;
 	double progress_s;
 	const char *kill_points;
@@ -282,6 +285,7 @@ static const char usage_text[] =
     "  --keep                 keep the work directory even when all holds\n"
     "  --progress SECONDS     progress line interval (default 1; 0 = none)\n"
     "  --sync full|normal     SYNC of the state and app DBs (default full)\n"
+    "  --state-database URL   the state DB on PostgreSQL (an empty database)\n"
     "  --recovery-test N      instead: N workflows in flight (workers stopped), a\n"
     "                         supervisor SIGKILL, and the time to recover and finish\n"
     "\n"
@@ -343,7 +347,8 @@ static void parse_options(struct options *o, int argc, char **argv)
 	    {"time-budget", 1, 0, 'T'},   {"dir", 1, 0, 'D'},
 	    {"keep", 0, 0, 'P'},          {"progress", 1, 0, 'g'},
 	    {"help", 0, 0, 'h'},          {"sync", 1, 0, 'Y'},
-	    {"recovery-test", 1, 0, 'Z'}, {0, 0, 0, 0}};
+	    {"recovery-test", 1, 0, 'Z'}, {"state-database", 1, 0, 'B'},
+	    {0, 0, 0, 0}};
 	int c;
 
 	defaults(o);
@@ -447,6 +452,13 @@ static void parse_options(struct options *o, int argc, char **argv)
 				die("--sync %s is not one of full|normal", optarg);
 			o->sync = optarg;
 			break;
+		case 'B':
+			if (!pgconn_is_url(optarg))
+				die("--state-database %s: give a postgresql:// URL of an empty database "
+				    "(the default is a SQLite file in the work directory)",
+				    optarg);
+			o->state_db = optarg;
+			break;
 		case 'Z':
 			o->recovery_test = parse_long("recovery-test", optarg, 1, 10000000);
 			break;
@@ -538,7 +550,8 @@ static void build_argv(struct run *r)
 	a[n++] = fmt("--socket=%s", r->sock);
 	a[n++] = fmt("--app=%s", o->app);
 	a[n++] = fmt("--database=%s/app.db", r->dir);
-	a[n++] = fmt("--state-database=%s/state.db", r->dir);
+	a[n++] = o->state_db != NULL ? fmt("--state-database=%s", o->state_db)
+	                             : fmt("--state-database=%s/state.db", r->dir);
 	a[n++] = fmt("--workers=%d", o->workers);
 	n = app_flags(r, a, n);
 	a[n++] = fmt("--fault-seed=%" PRIu64, o->seed);
@@ -1409,6 +1422,11 @@ int main(int argc, char **argv)
 	waitpid(r->sup_pid, &sup_rc, 0);
 	{
 		char *st = fmt("%s/state.db", r->dir), *app = fmt("%s/app.db", r->dir);
+
+		/* On PostgreSQL: the checker reads it there, and the report's
+		 * history comes from a copy in the work directory. */
+		if (r->o.state_db != NULL && pgsnap_copy(r->o.state_db, st, err, sizeof(err)) != 0)
+			die("cannot copy the state DB: %s", err);
 		char *sup = fmt("%s/supplier.db", r->dir);
 		static struct idem_config cfg;
 
@@ -1419,7 +1437,8 @@ int main(int argc, char **argv)
 		    config_set(&cfg, "DATABASE", app, err, sizeof(err)) != 0 ||
 		    (the_app = apps_load(r->o.app, err, sizeof(err))) == NULL)
 			die("%s", err);
-		check = check_run(the_app, st, app, &cfg, err, sizeof(err));
+		check = check_run(the_app, r->o.state_db != NULL ? r->o.state_db : st, app, &cfg, err,
+		                  sizeof(err));
 		free(st);
 		free(app);
 		free(sup);

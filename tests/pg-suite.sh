@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# tests/pg-suite.sh BINDIR SRCDIR — the state DB on PostgreSQL, against a
+# private cluster (scripts/pg-cluster) in a temporary directory, stopped at
+# the end. Run by ctest as pg_store; scripts/nightly runs it long
+# (PG_WORKFLOWS). Each part gets a database of its own:
+#   recovery   idem-stress under worker faults and supervisor SIGKILLs
+#   transfer   the same for the second app
+#   naive      the control: without the guards the checker must find duplicates
+#   outage     PostgreSQL restarted under a running supervisor: the turn fails,
+#              the supervisor stops (exit 1, "state DB failed"); restarted, it
+#              finishes every acknowledged start exactly once
+#   badurl     a bad URL and a server that is down: exit 4, naming the key
+# Seeds derive from IDEM_TEST_SEED (random when unset), printed first.
+set -euo pipefail
+bin=$(cd "$1" && pwd)
+src=$(cd "$2" && pwd)
+master=${IDEM_TEST_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+workflows=${PG_WORKFLOWS:-600}
+echo "pg-suite: master seed $master (replay with IDEM_TEST_SEED=$master)"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/idem-pg-XXXXXX")
+chmod 755 "$tmp"
+cluster=$tmp/cluster
+sup_pid=""
+cleanup() {
+	[ -z "$sup_pid" ] || kill -9 "$sup_pid" 2>/dev/null || true
+	"$src/scripts/pg-cluster" stop "$cluster" >/dev/null 2>&1 || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() { echo "pg-suite: FAIL: $*" >&2; exit 1; }
+
+"$src/scripts/pg-cluster" start "$cluster" >/dev/null ||
+	fail "cannot start a private PostgreSQL cluster (scripts/build installs postgresql)"
+as_owner=()
+[ "$(id -u)" -ne 0 ] || as_owner=(runuser -u postgres --)
+psql=(${as_owner[@]+"${as_owner[@]}"} psql -h "$cluster" -p 5432 -U idem -v ON_ERROR_STOP=1 -Atq)
+
+# fresh NAME: an empty database; prints its URL.
+fresh() {
+	"${psql[@]}" -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" \
+		>/dev/null 2>&1
+	echo "postgresql://idem@/$1?host=$cluster&port=5432"
+}
+
+echo "== recovery (inventory): $workflows workflows, faults, 3 supervisor kills =="
+"$bin/idem-stress" --workflows "$workflows" --supervisor-kills 3 --progress 0 \
+	--seed "$master" --state-database "$(fresh recovery)" | tail -n 4
+
+echo "== recovery (transfer) =="
+"$bin/idem-stress" --app transfer --workflows "$workflows" --supervisor-kills 2 --progress 0 \
+	--seed "$((master + 1))" --state-database "$(fresh transfer)" | tail -n 3
+n=$("${psql[@]}" -d transfer -c "SELECT count(*) FROM workflows WHERE status = 'completed'")
+[ "$n" -ge 1 ] || fail "transfer: no completed workflow in PostgreSQL"
+
+echo "== naive (the control) =="
+json=$tmp/naive.json
+set +e
+"$bin/idem-stress" --naive --workflows 400 --kill-rate 0.3 --kill-points after_commit,mid_reply \
+	--progress 0 --seed "$((master + 2))" --json "$json" --state-database "$(fresh naive)" \
+	>/dev/null 2>&1
+rc=$?
+set -e
+dups=$(sed -n 's/.*"duplicated": \([0-9]*\).*/\1/p' "$json" | head -n1)
+[ "$rc" -eq 1 ] && [ "${dups:-0}" -ge 1 ] ||
+	fail "naive: expected exit 1 with duplicates, got exit $rc and ${dups:-no} duplicates"
+echo "naive: the checker caught $dups duplicated effects on PostgreSQL, as it must"
+
+echo "== outage: PostgreSQL restarted under a running supervisor =="
+url=$(fresh outage)
+w=$tmp/outage
+mkdir -p "$w"
+sup=("$bin/idem-supervisor" --env=/dev/null --socket="$w/sock" --state-database="$url"
+	--database="$w/app.db" --supplier-database="$w/supplier.db"
+	--supplier-socket="$w/supplier.sock" --seed-stock=123456:100000000 --workers=2
+	--fault-seed="$master" --fault-kill-rate=0.1 --fault-error-rate=0.1)
+ctl=("$bin/idemctl" --env=/dev/null --socket="$w/sock")
+"${sup[@]}" >"$w/sup1.log" 2>&1 &
+sup_pid=$!
+for _ in $(seq 100); do [ -S "$w/sock" ] && break; sleep 0.1; done
+# clients: each start acknowledged (exit 0) is noted; the rest may fail
+(
+	for i in $(seq 1 400); do
+		if "${ctl[@]}" start --order-id "O$i" --product-id 123456 --quantity 1 \
+			>/dev/null 2>&1; then
+			echo "O$i" >>"$w/acked"
+		fi
+	done
+) &
+clients=$!
+sleep 1
+"$src/scripts/pg-cluster" stop "$cluster" >/dev/null
+sleep 0.5
+"$src/scripts/pg-cluster" start "$cluster" >/dev/null
+set +e
+for _ in $(seq 150); do kill -0 "$sup_pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$sup_pid" 2>/dev/null; then
+	# idle through the outage: its next write meets the dead connection
+	"${ctl[@]}" start --order-id probe --product-id 123456 --quantity 1 >/dev/null 2>&1
+	for _ in $(seq 100); do kill -0 "$sup_pid" 2>/dev/null || break; sleep 0.1; done
+fi
+wait "$sup_pid"
+rc=$?
+set -e
+sup_pid=""
+[ "$rc" -eq 1 ] || { tail -n 5 "$w/sup1.log"; fail "outage: the supervisor exited $rc, not 1"; }
+grep -q "state DB failed; stopping" "$w/sup1.log" ||
+	{ tail -n 5 "$w/sup1.log"; fail "outage: no 'state DB failed; stopping' in its log"; }
+echo "outage: the supervisor stopped: $(grep -o 'error="[^"]*"' "$w/sup1.log" | head -n1)"
+"${sup[@]}" >"$w/sup2.log" 2>&1 &
+sup_pid=$!
+wait "$clients" || true
+for _ in $(seq 100); do "${ctl[@]}" stats >/dev/null 2>&1 && break; sleep 0.1; done
+"${ctl[@]}" wait --all --timeout 120 >/dev/null
+acked=$(sort -u "$w/acked" | wc -l)
+[ "$acked" -ge 10 ] || fail "outage: only $acked starts were acknowledged"
+missing=0
+while read -r id; do
+	st=$("${psql[@]}" -d outage -c "SELECT status FROM workflows WHERE workflow_id = '$id'")
+	[ "$st" = completed ] || { echo "outage: $id acknowledged, now '${st:-missing}'"; missing=$((missing + 1)); }
+done < <(sort -u "$w/acked")
+[ "$missing" -eq 0 ] || fail "outage: $missing acknowledged starts did not complete"
+"${ctl[@]}" check --offline --state-database "$url" --database "$w/app.db" \
+	--supplier-database "$w/supplier.db" >"$w/check.out" 2>&1 ||
+	{ cat "$w/check.out"; fail "outage: the checker found a violation"; }
+kill -TERM "$sup_pid"
+wait "$sup_pid" || true
+sup_pid=""
+echo "outage: $acked acknowledged starts, all completed once; $(head -n1 "$w/check.out")"
+
+echo "== badurl: clear errors, exit 4 =="
+set +e
+out=$("$bin/idem-supervisor" --env=/dev/null --socket="$tmp/b.sock" --database="$tmp/b.db" \
+	--state-database="postgresql://idem:secret@/nosuchdb?host=$cluster&port=5432" \
+	--supplier-database="$tmp/bs.db" --supplier-socket="$tmp/bs.sock" 2>&1)
+rc=$?
+set -e
+[ "$rc" -eq 4 ] || fail "badurl: exit $rc for an unknown database, not 4: $out"
+echo "$out" | grep -q 'STATE_DATABASE=postgresql://idem:\*\*\*@/nosuchdb' ||
+	fail "badurl: the error does not name STATE_DATABASE with the password hidden: $out"
+echo "$out" | grep -q 'secret' && fail "badurl: the password is in the error: $out"
+echo "$out" | grep -q 'nosuchdb' || fail "badurl: the error does not name the database: $out"
+echo "badurl: $(echo "$out" | grep -o 'error="[^"]*"' | head -n1)"
+"$src/scripts/pg-cluster" stop "$cluster" >/dev/null
+set +e
+t0=$(date +%s)
+out=$("$bin/idem-supervisor" --env=/dev/null --socket="$tmp/b.sock" --database="$tmp/b.db" \
+	--state-database="$url" --supplier-database="$tmp/bs.db" \
+	--supplier-socket="$tmp/bs.sock" 2>&1)
+rc=$?
+set -e
+[ "$rc" -eq 4 ] || fail "server down: exit $rc, not 4: $out"
+echo "$out" | grep -q 'cannot connect to PostgreSQL' || fail "server down: unclear error: $out"
+echo "server down: exit 4 after $(( $(date +%s) - t0 )) s of retries"
+echo "pg-suite: all parts passed"
