@@ -47,7 +47,8 @@ static int copy_table(PGconn *pg, sqlite3 *db, int t, char *err, size_t errlen)
 		                 copied[t].cols);
 
 		for (int i = 0; i < ncols; i++)
-			n += snprintf(sql + n, sizeof(sql) - (size_t)n, "%s?%d", i ? ", " : "", i + 1);
+			n += snprintf(sql + n, sizeof(sql) - (size_t)n, "%s?%d", i ? ", " : "",
+			              i + 1);
 		snprintf(sql + n, sizeof(sql) - (size_t)n, ")");
 		if (db_prepare(db, sql, &ins, err, errlen) != 0)
 			return -1;
@@ -67,8 +68,8 @@ static int copy_table(PGconn *pg, sqlite3 *db, int t, char *err, size_t errlen)
 				if (PQgetisnull(r, row, i))
 					sqlite3_bind_null(ins, i + 1);
 				else if (ints[i] == 'i')
-					sqlite3_bind_int64(ins, i + 1,
-					                   strtoll(PQgetvalue(r, row, i), NULL, 10));
+					sqlite3_bind_int64(
+					    ins, i + 1, strtoll(PQgetvalue(r, row, i), NULL, 10));
 				else
 					sqlite3_bind_text(ins, i + 1, PQgetvalue(r, row, i), -1,
 					                  SQLITE_STATIC);
@@ -100,8 +101,8 @@ int pgsnap_copy(const char *url, const char *path, char *err, size_t errlen)
 	                     err, errlen) != 0)
 		goto out;
 	if (db_exec(db, "BEGIN", err, errlen) != 0 ||
-	    pgconn_exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-	                "state DB snapshot", err, errlen) != 0)
+	    pgconn_exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "state DB snapshot",
+	                err, errlen) != 0)
 		goto out;
 	for (size_t t = 0; t < sizeof(copied) / sizeof(copied[0]); t++)
 		if (copy_table(pg, db, (int)t, err, errlen) != 0)

@@ -270,14 +270,18 @@ static int sync_previous_run(struct sup *sup, char *err, size_t errlen)
 static int open_dbs(struct sup *sup, char *err, size_t errlen)
 {
 	const struct idem_config *c = &sup->cfg;
+	int rc;
 
 	for (const struct idem_app_db *d = sup->app->dbs; d != NULL && d->schema != NULL; d++)
 		if (db_probe(d->path(c), err, errlen) != 0)
 			return db_key_fail(d->key, d->path(c), err, errlen);
 	if (sup->app->open_db(c->database, (enum db_sync)c->sync, c, &sup->appdb, err, errlen) != 0)
 		return db_key_fail("DATABASE", c->database, err, errlen);
-	if (store_open(c->state_database, (enum db_sync)c->sync,
-	               c->fault_vfs[0] == '\0' ? sup->appdb : NULL, &sup->store, err, errlen) != 0)
+	rc = store_open(c->state_database, (enum db_sync)c->sync,
+	                c->fault_vfs[0] == '\0' ? sup->appdb : NULL, &sup->store, err, errlen);
+	if (rc == STORE_HELD)
+		return IDEM_EXIT_USAGE; /* as for the lock file: exit 2 */
+	if (rc != 0)
 		return db_key_fail("STATE_DATABASE", c->state_database, err, errlen);
 	return sync_previous_run(sup, err, errlen);
 }

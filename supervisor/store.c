@@ -41,7 +41,6 @@
 
 #define STORE_BUSY_LOG_MS 5000 /* how often a wait for a locked state DB is logged */
 
-
 enum stmt_id {
 	S_BEGIN,
 	S_COMMIT,
@@ -470,14 +469,18 @@ int store_open(const char *path, enum db_sync sync, sqlite3 *group_app, struct s
 	if (pgconn_is_url(path)) {
 		/* PostgreSQL's COMMIT returns once durable (synchronous_commit
 		 * on): no sync thread, and SYNC is the app DB's alone. */
-		if (pgstore_open(s, path, err, errlen) != 0)
-			goto fail;
+		int rc = pgstore_open(s, path, err, errlen);
+
+		if (rc != 0) {
+			store_close(s);
+			return rc;
+		}
 		*out = s;
 		return 0;
 	}
 	s->stmt = xcalloc(S_NSTMTS, sizeof(*s->stmt));
-	if (db_open_migrated(path, sync_thread ? DB_SYNC_NORMAL : sync, state_schema_sqlite, n, &s->db,
-	                     err, errlen) != 0)
+	if (db_open_migrated(path, sync_thread ? DB_SYNC_NORMAL : sync, state_schema_sqlite, n,
+	                     &s->db, err, errlen) != 0)
 		goto fail;
 	sqlite3_busy_handler(s->db, store_busy, s);
 	for (int i = 0; i < S_NSTMTS; i++)
@@ -1052,19 +1055,21 @@ static int each_row(struct store *s, const char *sql, const char *ids,
 
 static void uncount_steps(struct store *s, sqlite3_stmt *st)
 {
-	store_count(s, "steps", (const char *)sqlite3_column_text(st, 0), -sqlite3_column_int64(st, 1));
+	store_count(s, "steps", (const char *)sqlite3_column_text(st, 0),
+	            -sqlite3_column_int64(st, 1));
 	store_count(s, "attempts", "total", -sqlite3_column_int64(st, 2));
 }
 
 static void uncount_events(struct store *s, sqlite3_stmt *st)
 {
-	store_count(s, "events", (const char *)sqlite3_column_text(st, 0), -sqlite3_column_int64(st, 1));
+	store_count(s, "events", (const char *)sqlite3_column_text(st, 0),
+	            -sqlite3_column_int64(st, 1));
 }
 
 static void uncount_workflows(struct store *s, sqlite3_stmt *st)
 {
 	store_count(s, "workflows", (const char *)sqlite3_column_text(st, 0),
-	      -sqlite3_column_int64(st, 1));
+	            -sqlite3_column_int64(st, 1));
 	store_count(s, "pruned", "workflows", sqlite3_column_int64(st, 1));
 }
 

@@ -23,6 +23,10 @@ struct store;
  * two WALs behind them (group commit): see store.c. */
 int store_open(const char *path, enum db_sync sync, sqlite3 *group_app, struct store **out,
                char *err, size_t errlen);
+/* store_open()'s return when another supervisor holds the database (on
+ * PostgreSQL; on SQLite the lock file beside it keeps a second one out
+ * before). */
+#define STORE_HELD (-2)
 /* Whether group commit is on. */
 int store_group_commit(const struct store *s);
 /* Group commit: a ticket whose sync covers every app-DB commit made so

@@ -45,7 +45,7 @@ void store_count(struct store *s, const char *group, const char *key, int64_t de
 int store_write(struct store *s, char *err, size_t errlen);
 
 /* The PostgreSQL back end: the same contracts as the store_* functions
- * of store.h that call them. */
+ * of store.h that call them (pgstore_open() may return STORE_HELD). */
 int pgstore_open(struct store *s, const char *url, char *err, size_t errlen);
 void pgstore_close(struct store *s);
 int pgstore_begin(struct store *s, char *err, size_t errlen);
@@ -66,7 +66,6 @@ json_t *pgstore_history_json(struct store *s, int64_t id, char *err, size_t errl
 json_t *pgstore_list_json(struct store *s, const char *ns, const char *status, int limit,
                           int64_t after, char *err, size_t errlen);
 int pgstore_prune(struct store *s, int64_t now_ms, const struct idem_config *cfg,
-                  struct store_prune_cursor *cur, int scan, int *pruned, char *err,
-                  size_t errlen);
+                  struct store_prune_cursor *cur, int scan, int *pruned, char *err, size_t errlen);
 
 #endif

@@ -76,10 +76,10 @@ static const char *const pg_migrations[] = {
     "  through BIGINT NOT NULL);",
 };
 
-#define WF_COLS                                                                              \
+#define WF_COLS                                                                                    \
 	"id, namespace, workflow_id, type, input, status, result, error, created_at, closed_at"
-#define STEP_COLS                                                                            \
-	"seq, activity, input, status, attempt, heartbeat, result, error_type, error_message, " \
+#define STEP_COLS                                                                                  \
+	"seq, activity, input, status, attempt, heartbeat, result, error_type, error_message, "    \
 	"next_attempt_at, scheduled_at"
 
 static const struct {
@@ -98,10 +98,9 @@ static const struct {
      "next_attempt_at = $11, scheduled_at = $12"},
     /* The same parameters; activity ($3) and input ($4) never change
      * once the step is recorded, and are not sent again. */
-    {"step_update",
-     "UPDATE steps SET status = $3, attempt = $4, heartbeat = $5, result = $6, "
-     "error_type = $7, error_message = $8, next_attempt_at = $9, scheduled_at = $10 "
-     "WHERE wf = $1 AND seq = $2"},
+    {"step_update", "UPDATE steps SET status = $3, attempt = $4, heartbeat = $5, result = $6, "
+                    "error_type = $7, error_message = $8, next_attempt_at = $9, scheduled_at = $10 "
+                    "WHERE wf = $1 AND seq = $2"},
     {"event", "INSERT INTO events (wf, seq, attempt, kind, ts, pid, detail) "
               "VALUES ($1, $2, $3, $4, $5, $6, $7)"},
     {"wf_get", "SELECT " WF_COLS " FROM workflows WHERE id = $1"},
@@ -141,10 +140,11 @@ static void p_int(struct params *p, int i, int64_t v)
 
 /* Runs prepared statement name; returns its result (the caller clears
  * it), or NULL with err. */
-static PGresult *run(struct store *s, const char *name, const struct params *p,
-                     const char *what, char *err, size_t errlen)
+static PGresult *run(struct store *s, const char *name, const struct params *p, const char *what,
+                     char *err, size_t errlen)
 {
-	PGresult *r = PQexecPrepared(s->pg->conn, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0);
+	PGresult *r =
+	    PQexecPrepared(s->pg->conn, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(r);
 
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
@@ -154,8 +154,8 @@ static PGresult *run(struct store *s, const char *name, const struct params *p,
 	return NULL;
 }
 
-static int run_done(struct store *s, const char *name, const struct params *p,
-                    const char *what, char *err, size_t errlen)
+static int run_done(struct store *s, const char *name, const struct params *p, const char *what,
+                    char *err, size_t errlen)
 {
 	PGresult *r = run(s, name, p, what, err, errlen);
 
@@ -164,11 +164,11 @@ static int run_done(struct store *s, const char *name, const struct params *p,
 }
 
 /* Runs parameterized SQL that is not prepared (rare statements). */
-static PGresult *run_sql(struct store *s, const char *sql, const struct params *p,
-                         const char *what, char *err, size_t errlen)
+static PGresult *run_sql(struct store *s, const char *sql, const struct params *p, const char *what,
+                         char *err, size_t errlen)
 {
-	PGresult *r = PQexecParams(s->pg->conn, sql, p ? p->n : 0, NULL, p ? p->v : NULL, NULL,
-	                           NULL, 0);
+	PGresult *r =
+	    PQexecParams(s->pg->conn, sql, p ? p->n : 0, NULL, p ? p->v : NULL, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(r);
 
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
@@ -296,22 +296,27 @@ static int take_lock(struct store *s, char *err, size_t errlen)
 	held = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 	PQclear(r);
 	if (!held) {
-		snprintf(err, errlen,
-		         "another idem-supervisor runs on this PostgreSQL database (it holds advisory "
-		         "lock %s); stop it first, or give this one another database",
-		         PG_SUPERVISOR_LOCK);
-		return -1;
+		snprintf(
+		    err, errlen,
+		    "another idem-supervisor runs on this PostgreSQL database (it holds advisory "
+		    "lock %s); stop it first, or give this one another database",
+		    PG_SUPERVISOR_LOCK);
+		return STORE_HELD;
 	}
 	return 0;
 }
 
 int pgstore_open(struct store *s, const char *url, char *err, size_t errlen)
 {
+	int rc;
+
 	s->pg = xcalloc(1, sizeof(*s->pg));
 	s->pg->conn = pgconn_open(url, PGCONN_WAIT_MS, err, errlen);
 	if (s->pg->conn == NULL)
 		return -1;
-	if (take_lock(s, err, errlen) != 0 || migrate(s, err, errlen) != 0)
+	if ((rc = take_lock(s, err, errlen)) != 0)
+		return rc;
+	if (migrate(s, err, errlen) != 0)
 		return -1;
 	for (size_t i = 0; i < sizeof(pg_stmts) / sizeof(pg_stmts[0]); i++) {
 		PGresult *r = PQprepare(s->pg->conn, pg_stmts[i].name, pg_stmts[i].sql, 0, NULL);
@@ -640,11 +645,11 @@ json_t *pgstore_history_json(struct store *s, int64_t id, char *err, size_t errl
 		return NULL;
 	arr = json_array();
 	for (int i = 0; i < PQntuples(r); i++)
-		json_array_append_new(
-		    arr, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id", v_int(r, i, 0),
-		                   "step", v_int(r, i, 1), "attempt", v_int(r, i, 2), "kind",
-		                   v_str(r, i, 3), "ts", v_int(r, i, 4), "pid", v_int(r, i, 5),
-		                   "detail", v_json(r, i, 6)));
+		json_array_append_new(arr, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id",
+		                                     v_int(r, i, 0), "step", v_int(r, i, 1),
+		                                     "attempt", v_int(r, i, 2), "kind",
+		                                     v_str(r, i, 3), "ts", v_int(r, i, 4), "pid",
+		                                     v_int(r, i, 5), "detail", v_json(r, i, 6)));
 	PQclear(r);
 	return arr;
 }
@@ -676,7 +681,8 @@ json_t *pgstore_list_json(struct store *s, const char *ns, const char *status, i
 	if (status != NULL)
 		p_text(&p, i++, status);
 	p_int(&p, i, limit);
-	r = run_sql(s, sql[status != NULL][ns != NULL], &p, "state DB: list workflows", err, errlen);
+	r = run_sql(s, sql[status != NULL][ns != NULL], &p, "state DB: list workflows", err,
+	            errlen);
 	if (r == NULL)
 		return NULL;
 	arr = json_array();
@@ -767,14 +773,12 @@ static int prune_ids(struct store *s, const char *ids, char *err, size_t errlen)
 }
 
 int pgstore_prune(struct store *s, int64_t now_ms, const struct idem_config *cfg,
-                  struct store_prune_cursor *cur, int scan, int *pruned, char *err,
-                  size_t errlen)
+                  struct store_prune_cursor *cur, int scan, int *pruned, char *err, size_t errlen)
 {
-	static const char sql[] =
-	    "SELECT id, namespace, closed_at FROM workflows"
-	    " WHERE closed_at IS NOT NULL AND closed_at < $1"
-	    " AND (closed_at > $2 OR (closed_at = $2 AND id > $3))"
-	    " ORDER BY closed_at, id LIMIT $4";
+	static const char sql[] = "SELECT id, namespace, closed_at FROM workflows"
+	                          " WHERE closed_at IS NOT NULL AND closed_at < $1"
+	                          " AND (closed_at > $2 OR (closed_at = $2 AND id > $3))"
+	                          " ORDER BY closed_at, id LIMIT $4";
 	int64_t least = config_retention_min(cfg);
 	struct textbuf ids = {0};
 	struct params p = {0};

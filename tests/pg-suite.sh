@@ -8,7 +8,8 @@
 #   naive      the control: without the guards the checker must find duplicates
 #   outage     PostgreSQL restarted under a running supervisor: the turn fails,
 #              the supervisor stops (exit 1, "state DB failed"); restarted, it
-#              finishes every acknowledged start exactly once
+#              finishes every acknowledged start exactly once; a second
+#              supervisor on that database exits 2
 #   badurl     a bad URL and a server that is down: exit 4, naming the key
 # Seeds derive from IDEM_TEST_SEED (random when unset), printed first.
 set -euo pipefail
@@ -106,7 +107,7 @@ sup_pid=""
 [ "$rc" -eq 1 ] || { tail -n 5 "$w/sup1.log"; fail "outage: the supervisor exited $rc, not 1"; }
 grep -q "state DB failed; stopping" "$w/sup1.log" ||
 	{ tail -n 5 "$w/sup1.log"; fail "outage: no 'state DB failed; stopping' in its log"; }
-echo "outage: the supervisor stopped: $(grep -o 'error="[^"]*"' "$w/sup1.log" | head -n1)"
+echo "outage: the supervisor stopped: $(grep "state DB failed" "$w/sup1.log" | sed "s/.*error=//" | head -n1)"
 "${sup[@]}" >"$w/sup2.log" 2>&1 &
 sup_pid=$!
 wait "$clients" || true
@@ -123,6 +124,15 @@ done < <(sort -u "$w/acked")
 "${ctl[@]}" check --offline --state-database "$url" --database "$w/app.db" \
 	--supplier-database "$w/supplier.db" >"$w/check.out" 2>&1 ||
 	{ cat "$w/check.out"; fail "outage: the checker found a violation"; }
+set +e
+out=$("$bin/idem-supervisor" --env=/dev/null --socket="$w/sock2" --state-database="$url" \
+	--database="$w/app2.db" --supplier-database="$w/supplier2.db" \
+	--supplier-socket="$w/supplier2.sock" 2>&1)
+rc=$?
+set -e
+[ "$rc" -eq 2 ] && echo "$out" | grep -q "another idem-supervisor runs on this PostgreSQL" ||
+	fail "outage: a second supervisor on the same database: exit $rc: $out"
+echo "outage: a second supervisor on the same database exits 2"
 kill -TERM "$sup_pid"
 wait "$sup_pid" || true
 sup_pid=""

@@ -333,22 +333,35 @@ static void defaults(struct options *o)
 
 static void parse_options(struct options *o, int argc, char **argv)
 {
-	static const struct option longs[] = {
-	    {"app", 1, 0, 'A'},           {"workflows", 1, 0, 'w'},
-	    {"concurrency", 1, 0, 'c'},   {"workers", 1, 0, 'W'},
-	    {"products", 1, 0, 'p'},      {"stock", 1, 0, 's'},
-	    {"threshold", 1, 0, 't'},     {"reorder", 1, 0, 'r'},
-	    {"max-quantity", 1, 0, 'q'},  {"kill-rate", 1, 0, 'k'},
-	    {"kill-points", 1, 0, 'K'},   {"async-kill-rate", 1, 0, 'a'},
-	    {"error-rate", 1, 0, 'e'},    {"delay-rate", 1, 0, 'd'},
-	    {"peer-rate", 1, 0, 'u'},     {"supervisor-kills", 1, 0, 'S'},
-	    {"seed", 1, 0, 'x'},          {"swarm", 0, 0, 'X'},
-	    {"naive", 0, 0, 'n'},         {"json", 1, 0, 'j'},
-	    {"time-budget", 1, 0, 'T'},   {"dir", 1, 0, 'D'},
-	    {"keep", 0, 0, 'P'},          {"progress", 1, 0, 'g'},
-	    {"help", 0, 0, 'h'},          {"sync", 1, 0, 'Y'},
-	    {"recovery-test", 1, 0, 'Z'}, {"state-database", 1, 0, 'B'},
-	    {0, 0, 0, 0}};
+	static const struct option longs[] = {{"app", 1, 0, 'A'},
+	                                      {"workflows", 1, 0, 'w'},
+	                                      {"concurrency", 1, 0, 'c'},
+	                                      {"workers", 1, 0, 'W'},
+	                                      {"products", 1, 0, 'p'},
+	                                      {"stock", 1, 0, 's'},
+	                                      {"threshold", 1, 0, 't'},
+	                                      {"reorder", 1, 0, 'r'},
+	                                      {"max-quantity", 1, 0, 'q'},
+	                                      {"kill-rate", 1, 0, 'k'},
+	                                      {"kill-points", 1, 0, 'K'},
+	                                      {"async-kill-rate", 1, 0, 'a'},
+	                                      {"error-rate", 1, 0, 'e'},
+	                                      {"delay-rate", 1, 0, 'd'},
+	                                      {"peer-rate", 1, 0, 'u'},
+	                                      {"supervisor-kills", 1, 0, 'S'},
+	                                      {"seed", 1, 0, 'x'},
+	                                      {"swarm", 0, 0, 'X'},
+	                                      {"naive", 0, 0, 'n'},
+	                                      {"json", 1, 0, 'j'},
+	                                      {"time-budget", 1, 0, 'T'},
+	                                      {"dir", 1, 0, 'D'},
+	                                      {"keep", 0, 0, 'P'},
+	                                      {"progress", 1, 0, 'g'},
+	                                      {"help", 0, 0, 'h'},
+	                                      {"sync", 1, 0, 'Y'},
+	                                      {"recovery-test", 1, 0, 'Z'},
+	                                      {"state-database", 1, 0, 'B'},
+	                                      {0, 0, 0, 0}};
 	int c;
 
 	defaults(o);
@@ -454,7 +467,8 @@ static void parse_options(struct options *o, int argc, char **argv)
 			break;
 		case 'B':
 			if (!pgconn_is_url(optarg))
-				die("--state-database %s: give a postgresql:// URL of an empty database "
+				die("--state-database %s: give a postgresql:// URL of an empty "
+				    "database "
 				    "(the default is a SQLite file in the work directory)",
 				    optarg);
 			o->state_db = optarg;
@@ -1437,8 +1451,8 @@ int main(int argc, char **argv)
 		    config_set(&cfg, "DATABASE", app, err, sizeof(err)) != 0 ||
 		    (the_app = apps_load(r->o.app, err, sizeof(err))) == NULL)
 			die("%s", err);
-		check = check_run(the_app, r->o.state_db != NULL ? r->o.state_db : st, app, &cfg, err,
-		                  sizeof(err));
+		check = check_run(the_app, r->o.state_db != NULL ? r->o.state_db : st, app, &cfg,
+		                  err, sizeof(err));
 		free(st);
 		free(app);
 		free(sup);
