@@ -41,6 +41,7 @@
 #include "db.h"
 #include "pgconn.h"
 #include "pgsnap.h"
+#include "state_schema.h"
 #include "xalloc.h"
 
 /* The state DB and the app DB; the app's databases come after them. */
@@ -67,6 +68,7 @@ struct idem_check {
 	json_t *totals;                /* owned */
 	const struct idem_config *cfg; /* may be NULL */
 	const char *state_db;
+	int state_rw; /* the state DB is a copy the check writes (PostgreSQL) */
 	char *err;
 	size_t errlen;
 };
@@ -454,7 +456,11 @@ static int open_one(struct idem_check *c, int i)
 	int rc;
 
 	if (i == DB_STATE) {
-		rc = sqlite3_open_v2(uri, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+		/* A copy of a PostgreSQL state DB is written in the check's
+		 * own transaction. */
+		rc = c->state_rw ? sqlite3_open_v2(c->path[i], &c->db, SQLITE_OPEN_READWRITE, NULL)
+		                 : sqlite3_open_v2(uri, &c->db,
+		                                   SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
 		if (rc == SQLITE_OK)
 			rc = sqlite3_busy_timeout(c->db, DB_BUSY_TIMEOUT_MS);
 	} else {
@@ -598,12 +604,12 @@ static void remove_snapshot(const char *path)
 	unlink(side);
 }
 
-/* Copies the PostgreSQL state at url into a new file under TMPDIR, named
- * in path. */
-static int snapshot_state(const char *url, char *path, size_t pathlen, char *err, size_t errlen)
+/* A new file under TMPDIR with the state DB's tables, named in path, for
+ * a copy of a PostgreSQL state DB. */
+static int snapshot_file(char *path, size_t pathlen, char *err, size_t errlen)
 {
 	const char *tmp = getenv("TMPDIR");
-	char inner[1024], shown[1024];
+	sqlite3 *db = NULL;
 	int fd;
 
 	snprintf(path, pathlen, "%s/idem-check-XXXXXX", tmp != NULL && *tmp ? tmp : "/tmp");
@@ -615,14 +621,31 @@ static int snapshot_state(const char *url, char *path, size_t pathlen, char *err
 		return -1;
 	}
 	close(fd);
-	if (pgsnap_copy(url, path, inner, sizeof(inner)) != 0) {
-		pgconn_redact(url, shown, sizeof(shown));
-		snprintf(err, errlen, "STATE_DATABASE=%.400s: %.500s", shown, inner);
+	if (db_open_migrated(path, DB_SYNC_NORMAL, state_schema_sqlite, state_schema_sqlite_n, &db,
+	                     err, errlen) != 0) {
 		remove_snapshot(path);
 		path[0] = '\0';
 		return -1;
 	}
+	db_close(db);
 	return 0;
+}
+
+/* PostgreSQL: its snapshot first, then the app DBs' (the first read of
+ * each, at once), then the copy: the two sides are as far apart as on
+ * SQLite, where they are taken one after the other too, not the length
+ * of a copy. */
+static int snapshot_pg(struct idem_check *c, PGconn *pg)
+{
+	char sql[160];
+
+	for (int i = 1; i < c->ndbs; i++) {
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s.sqlite_master",
+		         c->dbs[i]->schema);
+		if (db_exec(c->db, sql, c->err, c->errlen) != 0)
+			return -1;
+	}
+	return pgsnap_fill(pg, c->db, c->err, c->errlen);
 }
 
 json_t *check_run(const struct idem_app *app, const char *state_db, const char *app_db,
@@ -631,20 +654,31 @@ json_t *check_run(const struct idem_app *app, const char *state_db, const char *
 	struct idem_check c = {
 	    .app = app, .cfg = cfg, .state_db = state_db, .err = err, .errlen = errlen};
 	json_t *report = NULL;
+	PGconn *pg = NULL;
 	char snap[4096] = "";
 	int rc = -1;
 
 	assert(app != NULL);
-	/* PostgreSQL: the rules run on a snapshot of the state in SQLite. */
+	/* PostgreSQL: the rules run on a copy of the state in SQLite. */
 	if (state_db != NULL && pgconn_is_url(state_db)) {
-		if (snapshot_state(state_db, snap, sizeof(snap), err, errlen) != 0)
+		char inner[1024], shown[1024];
+
+		pg = pgsnap_begin(state_db, inner, sizeof(inner));
+		if (pg == NULL || snapshot_file(snap, sizeof(snap), inner, sizeof(inner)) != 0) {
+			pgconn_redact(state_db, shown, sizeof(shown));
+			snprintf(err, errlen, "STATE_DATABASE=%.400s: %.500s", shown, inner);
+			pgsnap_end(pg);
 			return NULL;
+		}
 		state_db = c.state_db = snap;
+		c.state_rw = 1;
 	}
 	setup(&c, state_db, app_db, cfg);
 	if (open_all(&c) != 0)
 		goto out;
 	if (db_exec(c.db, "BEGIN", err, errlen) != 0)
+		goto out;
+	if (pg != NULL && snapshot_pg(&c, pg) != 0)
 		goto out;
 	rc = run(&c);
 	sqlite3_exec(c.db, rc == 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
@@ -659,6 +693,8 @@ out:
 	free(c.kinds);
 	free(c.count);
 	db_close(c.db);
+	if (pg != NULL)
+		pgsnap_end(pg);
 	if (snap[0] != '\0')
 		remove_snapshot(snap);
 	return report;

@@ -13,31 +13,44 @@ int pgconn_is_url(const char *s)
 
 void pgconn_redact(const char *url, char *out, size_t outlen)
 {
-	const char *auth = strstr(url, "://"), *end, *at, *colon, *pw;
-	size_t n;
+	char *perr = NULL;
+	PQconninfoOption *opts = PQconninfoParse(url, &perr);
+	const char *user = "", *host = "", *port = "", *db = "";
+	int secret = 0;
 
-	snprintf(out, outlen, "%s", url);
-	if (auth == NULL)
+	PQfreemem(perr);
+	if (opts == NULL) {
+		/* Not parsed: nothing of it is shown, for it may hold a password. */
+		snprintf(out, outlen, "%s... (not a valid connection string)",
+		         strncmp(url, "postgres://", 11) == 0 ? "postgres://" : "postgresql://");
 		return;
-	auth += 3;
-	end = auth + strcspn(auth, "/?");
-	at = memchr(auth, '@', (size_t)(end - auth));
-	colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-	if (colon != NULL) {
-		n = (size_t)(colon + 1 - url);
-		snprintf(out, outlen, "%.*s***%s", (int)n, url, at);
 	}
-	/* ?password=... or &password=... in the query */
-	pw = strstr(out, "password=");
-	if (pw != NULL && pw > out && (pw[-1] == '?' || pw[-1] == '&')) {
-		const char *stop = pw + 9 + strcspn(pw + 9, "&");
-		char tail[1024];
+	for (const PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+		const char *v = o->val != NULL ? o->val : "";
 
-		snprintf(tail, sizeof(tail), "%s", stop);
-		n = (size_t)(pw + 9 - out);
-		if (n + 3 < outlen)
-			snprintf(out + n, outlen - n, "***%s", tail);
+		if ((strcmp(o->keyword, "password") == 0 ||
+		     strcmp(o->keyword, "sslpassword") == 0) &&
+		    *v != '\0')
+			secret = 1;
+		else if (strcmp(o->keyword, "user") == 0)
+			user = v;
+		else if (strcmp(o->keyword, "host") == 0)
+			host = v;
+		else if (strcmp(o->keyword, "port") == 0)
+			port = v;
+		else if (strcmp(o->keyword, "dbname") == 0)
+			db = v;
 	}
+	if (!secret)
+		snprintf(out, outlen, "%s", url);
+	else if (*host == '/' || *host == '\0')
+		snprintf(out, outlen, "postgresql://%s:***@/%s%s%s%s%s", user, db,
+		         *host ? "?host=" : "", host, *port ? (*host ? "&port=" : "?port=") : "",
+		         port);
+	else
+		snprintf(out, outlen, "postgresql://%s:***@%s%s%s/%s", user, host, *port ? ":" : "",
+		         port, db);
+	PQconninfoFree(opts);
 }
 
 int pgconn_fail(PGconn *c, const PGresult *r, const char *what, char *err, size_t errlen)
@@ -88,14 +101,12 @@ PGconn *pgconn_open(const char *url, int wait_ms, char *err, size_t errlen)
 	PGconn *c;
 
 	if (opts == NULL) {
-		snprintf(err, errlen, "not a valid PostgreSQL connection string: %s",
-		         perr != NULL ? perr : "out of memory");
-		if (perr != NULL) {
-			size_t n = strlen(err);
-			while (n > 0 && err[n - 1] == '\n')
-				err[--n] = '\0';
-		}
+		/* libpq's message may quote the password: not shown. */
 		PQfreemem(perr);
+		snprintf(err, errlen,
+		         "not a valid PostgreSQL connection string (the form is "
+		         "postgresql://[user[:password]@][host][:port][/dbname][?param=value&...], "
+		         "with %%-encoding inside each part)");
 		return NULL;
 	}
 	PQconninfoFree(opts);

@@ -89,9 +89,37 @@ static int copy_table(PGconn *pg, sqlite3 *db, int t, char *err, size_t errlen)
 	return rc;
 }
 
-int pgsnap_copy(const char *url, const char *path, char *err, size_t errlen)
+PGconn *pgsnap_begin(const char *url, char *err, size_t errlen)
 {
 	PGconn *pg = pgconn_open(url, 0, err, errlen);
+
+	if (pg == NULL)
+		return NULL;
+	/* REPEATABLE READ takes its snapshot at the first query. */
+	if (pgconn_exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1",
+	                "state DB snapshot", err, errlen) != 0) {
+		PQfinish(pg);
+		return NULL;
+	}
+	return pg;
+}
+
+int pgsnap_fill(PGconn *pg, sqlite3 *db, char *err, size_t errlen)
+{
+	for (size_t t = 0; t < sizeof(copied) / sizeof(copied[0]); t++)
+		if (copy_table(pg, db, (int)t, err, errlen) != 0)
+			return -1;
+	return 0;
+}
+
+void pgsnap_end(PGconn *pg)
+{
+	PQfinish(pg);
+}
+
+int pgsnap_copy(const char *url, const char *path, char *err, size_t errlen)
+{
+	PGconn *pg = pgsnap_begin(url, err, errlen);
 	sqlite3 *db = NULL;
 	int rc = -1;
 
@@ -100,18 +128,12 @@ int pgsnap_copy(const char *url, const char *path, char *err, size_t errlen)
 	if (db_open_migrated(path, DB_SYNC_NORMAL, state_schema_sqlite, state_schema_sqlite_n, &db,
 	                     err, errlen) != 0)
 		goto out;
-	if (db_exec(db, "BEGIN", err, errlen) != 0 ||
-	    pgconn_exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "state DB snapshot",
-	                err, errlen) != 0)
-		goto out;
-	for (size_t t = 0; t < sizeof(copied) / sizeof(copied[0]); t++)
-		if (copy_table(pg, db, (int)t, err, errlen) != 0)
-			goto out;
-	if (db_exec(db, "COMMIT", err, errlen) != 0)
+	if (db_exec(db, "BEGIN", err, errlen) != 0 || pgsnap_fill(pg, db, err, errlen) != 0 ||
+	    db_exec(db, "COMMIT", err, errlen) != 0)
 		goto out;
 	rc = 0;
 out:
-	PQfinish(pg);
+	pgsnap_end(pg);
 	db_close(db);
 	return rc;
 }

@@ -8,8 +8,20 @@
 
 #include <stddef.h>
 
-/* Writes the state at url into a new SQLite file at path (which must not
- * exist). Returns 0, or -1 with err. */
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
+/* Writes the state at url into a new SQLite file at path (an empty or
+ * missing file). Returns 0, or -1 with err. */
 int pgsnap_copy(const char *url, const char *path, char *err, size_t errlen);
+
+/* The same in steps, for a reader that must take other snapshots right
+ * after PostgreSQL's (the checker's app DBs): pgsnap_begin() connects and
+ * takes the snapshot; pgsnap_fill() copies it into db's main schema,
+ * whose tables state_schema.h made (within db's open transaction, if
+ * any); pgsnap_end() closes. */
+PGconn *pgsnap_begin(const char *url, char *err, size_t errlen);
+int pgsnap_fill(PGconn *pg, sqlite3 *db, char *err, size_t errlen);
+void pgsnap_end(PGconn *pg);
 
 #endif
