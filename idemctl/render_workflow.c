@@ -47,6 +47,16 @@ void render_wf_header(const json_t *wf)
 	printf("workflow   %s (namespace %s, type %s)\n", ctl_str(wf, "workflow_id", "?"),
 	       ctl_str(wf, "namespace", "?"), ctl_str(wf, "type", "?"));
 	printf("status     %s\n", ctl_str(wf, "status", "?"));
+	if (json_is_object(json_object_get(wf, "owner"))) {
+		const json_t *o = json_object_get(wf, "owner");
+		long long adoptions = ctl_int(o, "adoptions", 0);
+
+		printf("owner      %s (run %lld", ctl_str(o, "supervisor", "?"),
+		       ctl_int(o, "run", 0));
+		if (adoptions > 0)
+			printf("; adopted %lld time%s", adoptions, adoptions == 1 ? "" : "s");
+		printf(")\n");
+	}
 	printf("input      %s\n", input ? input : "-");
 	free(input);
 	if (json_is_string(json_object_get(wf, "error"))) {

@@ -31,6 +31,7 @@ enum kind {
 	K_PATH,
 	K_SOCKET,
 	K_NAME,
+	K_OPTNAME,
 	K_LISTEN,
 	K_INT,
 	K_I64,
@@ -93,6 +94,15 @@ static const struct key_def {
       "the state database: workflows, steps, events; a postgresql:// URL (libpq's, with "
       "the PG* environment for what it leaves out) puts them on PostgreSQL"},
      {K_PATH, FIELD(state_database), 0, 0, 0}},
+    {{"SUPERVISOR_NAME", "", "\"\" (HOST:DIR/SOCKET) or 1..127 characters of A-Z a-z 0-9 _ . -",
+      "on a PostgreSQL STATE_DATABASE, this supervisor among those sharing it: one runs per "
+      "name, and a restart takes back its own running workflows at once"},
+     {K_OPTNAME, FIELD(supervisor_name), 0, 0, 0}},
+    {{"LEASE", "10s", "1s..1h",
+      "on a PostgreSQL STATE_DATABASE, how long a supervisor owns its running workflows "
+      "without renewing (every loop turn that writes, and every LEASE/3); once it lapses, "
+      "the other supervisors adopt them and its writes are refused"},
+     {K_DURATION, FIELD(lease_ms), 1000, MS_HOUR, 0}},
     {{"SYNC", "full", "full|normal",
       "durability of the state and app DBs: full survives power loss, normal a process crash"},
      {K_SYNC, FIELD(sync), 0, 0, 0}},
@@ -408,6 +418,13 @@ static int store_text(struct idem_config *c, const struct setting *s)
 		return fail(s, "is too long (%zu bytes, limit %zu)", len, s->spec->size - 1);
 	memcpy(field(c, s->spec), s->value, len + 1);
 	return 0;
+}
+
+static int set_optname(struct idem_config *c, const struct setting *s)
+{
+	if (*s->value != '\0' && !ids_name_ok(s->value, s->spec->size - 1))
+		return fail(s, "is not a valid name (allowed: %s)", s->key->allowed);
+	return store_text(c, s);
 }
 
 static int set_path(struct idem_config *c, const struct setting *s)
@@ -876,25 +893,16 @@ static int set_app_text(struct idem_config *c, const struct setting *s)
 /* ---- keys ---- */
 
 static int (*const setters[])(struct idem_config *, const struct setting *) = {
-    [K_PATH] = set_path,
-    [K_SOCKET] = set_socket,
-    [K_NAME] = set_name,
-    [K_LISTEN] = set_listen,
-    [K_INT] = set_int,
-    [K_I64] = set_int,
-    [K_BYTES] = set_int,
-    [K_APPTEXT] = set_app_text,
-    [K_LEVEL] = set_level,
-    [K_DURATION] = set_duration,
-    [K_DOUBLE] = set_double,
-    [K_LIST] = set_list,
-    [K_RETENTIONS] = set_retentions,
-    [K_MODE] = set_mode,
-    [K_U64] = set_u64,
-    [K_RATE] = set_rate,
-    [K_POINTS] = set_points,
-    [K_VFS] = set_vfs,
-    [K_SYNC] = set_sync,
+    [K_PATH] = set_path,         [K_SOCKET] = set_socket,
+    [K_NAME] = set_name,         [K_LISTEN] = set_listen,
+    [K_INT] = set_int,           [K_I64] = set_int,
+    [K_BYTES] = set_int,         [K_APPTEXT] = set_app_text,
+    [K_OPTNAME] = set_optname,   [K_LEVEL] = set_level,
+    [K_DURATION] = set_duration, [K_DOUBLE] = set_double,
+    [K_LIST] = set_list,         [K_RETENTIONS] = set_retentions,
+    [K_MODE] = set_mode,         [K_U64] = set_u64,
+    [K_RATE] = set_rate,         [K_POINTS] = set_points,
+    [K_VFS] = set_vfs,           [K_SYNC] = set_sync,
     [K_FORMAT] = set_format,
 };
 

@@ -50,8 +50,10 @@ struct idem_config {
 	int64_t heartbeat_timeout_ms;   /* HEARTBEAT_TIMEOUT: 0 = none */
 	char retry_non_retryable[512];  /* RETRY_NON_RETRYABLE: comma list of error types */
 	int64_t retention_ms;           /* RETENTION: 0 = keep forever, else 1s..3650d */
-	char retention_namespaces[512]; /* RETENTION_NAMESPACES: NS=DURATION,... */
-	int naive;                      /* ACTIVITY_MODE: guarded (0) | naive (1) */
+	int64_t lease_ms;               /* LEASE: 1s..1h (PostgreSQL state DB) */
+	char supervisor_name[CONFIG_NAME_MAX]; /* SUPERVISOR_NAME: "" = HOST:DIR/SOCKET */
+	char retention_namespaces[512];        /* RETENTION_NAMESPACES: NS=DURATION,... */
+	int naive;                             /* ACTIVITY_MODE: guarded (0) | naive (1) */
 	/* Fault injection: every rate 0..1, all off at 0 (see fault.h). */
 	uint64_t fault_seed; /* FAULT_SEED: "" = random (fault_seed_set 0) */
 	int fault_seed_set;

@@ -38,6 +38,7 @@
 
 #include "api.h"
 #include "clock.h"
+#include "pgconn.h"
 #include "engine.h"
 #include "ids.h"
 #include "log.h"
@@ -117,6 +118,8 @@ struct pending {
 	int created;          /* a start that waits: whether it created the workflow */
 	json_t *body;         /* NEW ref to send after the commit */
 	struct event *hangup; /* watches a long-poll's client, or NULL */
+	struct event *poll;   /* a wait for a workflow another supervisor runs */
+	int64_t poll_until;   /* mono ms: that wait's end */
 };
 
 /* ---- replies --------------------------------------------------------------- */
@@ -229,6 +232,10 @@ static void pending_closed(struct evhttp_connection *conn, void *arg)
 	}
 	if (p->waiter != NULL) {
 		engine_unwait(p->api->sup->engine, p->waiter);
+		json_decref(p->body);
+		free(p);
+	} else if (p->poll != NULL) {
+		event_free(p->poll);
 		json_decref(p->body);
 		free(p);
 	}
@@ -432,7 +439,12 @@ static int find_wf(struct api *a, struct evhttp_request *req, struct query *q, c
 {
 	char err[512];
 	const char *ns = query_namespace(a, q);
-	int rc = store_wf_lookup(a->sup->store, ns, id, out, err, sizeof(err));
+	/* An id or namespace no start would accept names no workflow, and
+	 * is not sent to the state DB (PostgreSQL refuses bytes that are not
+	 * UTF-8, and the error would fail the turn's transaction). */
+	int rc = ids_workflow_id_ok(id, API_ID_MAX) && ids_name_ok(ns, CONFIG_NAME_MAX - 1)
+	             ? store_wf_lookup(a->sup->store, ns, id, out, err, sizeof(err))
+	             : 0;
 
 	if (rc < 0)
 		reply_error(req, 500, "%s", err);
@@ -452,8 +464,17 @@ static int find_wf(struct api *a, struct evhttp_request *req, struct query *q, c
 static json_t *wf_view(struct api *a, int64_t id, char *err, size_t errlen)
 {
 	struct wf *wf = engine_find(a->sup->engine, id);
+	json_t *view;
 
-	return wf != NULL ? wf_json(wf) : store_wf_json(a->sup->store, id, err, errlen);
+	if (wf == NULL)
+		return store_wf_json(a->sup->store, id, err, errlen);
+	view = wf_json(wf);
+	if (store_shared(a->sup->store))
+		json_object_set_new(view, "owner",
+		                    json_pack("{s:I, s:s}", "run",
+		                              (json_int_t)store_run_id(a->sup->store), "supervisor",
+		                              store_run_name(a->sup->store)));
+	return view;
 }
 
 /* A long-poll's answer (GET .../wait, or a start that waits: that one
@@ -490,6 +511,65 @@ static void wait_one_done(void *arg, int timed_out)
 	if (p->status != 0)
 		json_object_set_new(body, "created", json_boolean(p->created));
 	pending_finish(p, p->status != 0 ? p->status : 200, body);
+}
+
+/* ---- workflows another supervisor runs ------------------------------------------- */
+
+/* Several supervisors on one state DB: a workflow that is not in this
+ * one's memory may be running in another's. A wait for it polls the
+ * state DB until it closes (or this supervisor adopts it, and waits as
+ * for its own). */
+#define API_REMOTE_POLL_MS 100
+
+/* Whether workflow id runs in another supervisor. */
+static int runs_elsewhere(struct api *a, int64_t id)
+{
+	char err[512];
+	json_t *wf;
+	const char *status;
+	int running;
+
+	if (!store_shared(a->sup->store) || engine_find(a->sup->engine, id) != NULL)
+		return 0;
+	wf = store_wf_json(a->sup->store, id, err, sizeof(err));
+	status = json_string_value(json_object_get(wf, "status"));
+	running = status != NULL && strcmp(status, "running") == 0;
+	json_decref(wf);
+	return running;
+}
+
+static void remote_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pending *p = arg;
+	struct wf *mine = engine_find(p->api->sup->engine, p->wf_id);
+	int64_t left = p->poll_until - clock_mono_ms();
+	int running = mine == NULL && runs_elsewhere(p->api, p->wf_id);
+
+	(void)fd;
+	(void)what;
+	if (running && left > 0) {
+		struct timeval tv = {0, API_REMOTE_POLL_MS * 1000};
+
+		event_add(p->poll, &tv);
+		return;
+	}
+	event_free(p->poll);
+	p->poll = NULL;
+	if (mine != NULL && mine->status == WF_RUNNING && left > 0) {
+		p->waiter = engine_wait(p->api->sup->engine, mine, left, wait_one_done, p);
+		return;
+	}
+	wait_one_done(p, running);
+}
+
+static void wait_elsewhere(struct pending *p, int64_t timeout_ms)
+{
+	struct timeval tv = {0, API_REMOTE_POLL_MS * 1000};
+
+	p->poll_until = clock_mono_ms() + timeout_ms;
+	p->poll = evtimer_new(p->api->sup->base, remote_poll_cb, p);
+	event_add(p->poll, &tv);
+	pending_watch(p);
 }
 
 /* Whether field is a valid workflow id (or, with name, a valid name: the
@@ -559,6 +639,15 @@ static void start_and_wait(struct api *a, struct evhttp_request *req, int64_t wa
 	struct wf *wf = engine_find(a->sup->engine, id);
 	struct pending *p;
 
+	if (wf == NULL && runs_elsewhere(a, id)) {
+		p = pending_new(a, req);
+		p->wf_id = id;
+		p->status = status;
+		p->created = json_is_true(json_object_get(body, "created"));
+		json_decref(body);
+		wait_elsewhere(p, wait_ms);
+		return;
+	}
 	if (wf == NULL || wf->status != WF_RUNNING) {
 		/* Closed already (a start of a finished workflow): answer
 		 * after this turn's commit, as any start. */
@@ -683,6 +772,10 @@ static void handle_wait(struct api *a, struct evhttp_request *req, struct query 
 	wf = engine_find(a->sup->engine, wid);
 	p = pending_new(a, req);
 	p->wf_id = wid;
+	if (wf == NULL && runs_elsewhere(a, wid)) {
+		wait_elsewhere(p, timeout);
+		return;
+	}
 	if (wf == NULL) {
 		/* Closed and durable: a workflow stays in memory until the
 		 * commit that closed it. One closed in this very turn is waited
@@ -758,6 +851,11 @@ static void handle_list(struct api *a, struct evhttp_request *req, struct query 
 			                   "previous page)",
 			                   v);
 	}
+	if ((v = query_get(q, "namespace")) != NULL && !ids_name_ok(v, CONFIG_NAME_MAX - 1))
+		return reply_error(req, 400,
+		                   "bad namespace=%s (allowed: 1..%d characters of A-Z a-z "
+		                   "0-9 _ . -)",
+		                   v, CONFIG_NAME_MAX - 1);
 	list = store_list_json(a->sup->store, query_get(q, "namespace"), status, (int)limit, after,
 	                       err, sizeof(err));
 	if (list == NULL)
@@ -912,8 +1010,15 @@ static void check_start(struct api *a)
 	argv[n++] = "--json";
 	argv[n++] = "--app";
 	argv[n++] = (char *)c->app;
-	argv[n++] = "--state-database";
-	argv[n++] = (char *)c->state_database;
+	/* A PostgreSQL URL may hold a password: it goes through the
+	 * environment, which only this user can read, not through argv,
+	 * which anyone's ps shows. */
+	if (pgconn_is_url(c->state_database)) {
+		setenv("STATE_DATABASE", c->state_database, 1);
+	} else {
+		argv[n++] = "--state-database";
+		argv[n++] = (char *)c->state_database;
+	}
 	argv[n++] = "--database";
 	argv[n++] = (char *)c->database;
 	k = n;

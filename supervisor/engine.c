@@ -896,6 +896,8 @@ int engine_turn_end(struct engine *e, char *err, size_t errlen)
 	}
 	dispatch(e);
 	write_steps(e);
+	if (e->fatal[0] == '\0' && store_broken(e->store, err, errlen))
+		db_failed(e, err);
 	if (e->fatal[0] != '\0') {
 		snprintf(err, errlen, "%s", e->fatal);
 		return -1;
@@ -1209,6 +1211,26 @@ static void adopt(void *arg, struct wf *wf)
 		}
 	}
 	mark_runnable(e, wf);
+}
+
+void engine_adopt_lapsed(struct engine *e)
+{
+	char err[512];
+	int n;
+
+	if (e->fatal[0] != '\0')
+		return;
+	if (e->sup->stopping) { /* no new work: only keep the lease */
+		if (store_renew(e->store, err, sizeof(err)) != 0)
+			db_failed(e, err);
+		return;
+	}
+	n = store_adopt(e->store, adopt, e, err, sizeof(err));
+	if (n < 0)
+		db_failed(e, err);
+	else if (n > 0)
+		log_info("adopted the running workflows of a supervisor whose lease lapsed",
+		         "count=%d", n);
 }
 
 int engine_recover(struct engine *e, char *err, size_t errlen)

@@ -41,6 +41,11 @@ int engine_new(struct sup *sup, struct engine **out, char *err, size_t errlen);
 void engine_free(struct engine *e);
 /* Loads running workflows and requeues attempts that were in flight. */
 int engine_recover(struct engine *e, char *err, size_t errlen);
+/* Several supervisors (store_shared()): renews this one's lease and
+ * takes over, as engine_recover() does at start-up, the running
+ * workflows of supervisors whose lease lapsed (while stopping: only
+ * renews). A state-DB error, a lapsed lease among them, fails the turn. */
+void engine_adopt_lapsed(struct engine *e);
 /* Replay, dispatch, commit, then release what waited for the commit.
  * Returns 0, or -1 when the state DB failed (fatal). */
 int engine_turn_end(struct engine *e, char *err, size_t errlen);

@@ -46,6 +46,7 @@ struct run {
 	struct sup sup;
 	int lock_fd;         /* STATE_DATABASE.lock, held for the whole run */
 	struct prune *prune; /* RETENTION, or NULL */
+	struct event *lease; /* several supervisors: renew the lease, adopt */
 	struct event *grace;
 	int grace_over;
 	int pool_stopped;
@@ -265,6 +266,38 @@ static int sync_previous_run(struct sup *sup, char *err, size_t errlen)
 	return IDEM_EXIT_OK;
 }
 
+/* SUPERVISOR_NAME, or HOST:DIR/SOCKET: what tells this supervisor from
+ * the others sharing a PostgreSQL state DB, across its restarts. */
+static void supervisor_name(const struct idem_config *c, char *out, size_t outlen)
+{
+	char host[256] = "", dir[CONFIG_PATH_MAX] = ".";
+
+	if (c->supervisor_name[0] != '\0') {
+		snprintf(out, outlen, "%s", c->supervisor_name);
+		return;
+	}
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		snprintf(host, sizeof(host), "localhost");
+	if (c->socket[0] != '/' && getcwd(dir, sizeof(dir)) == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	if (c->socket[0] == '/')
+		snprintf(out, outlen, "%s:%s", host, c->socket);
+	else
+		snprintf(out, outlen, "%s:%s/%s", host, dir, c->socket);
+}
+
+/* Several supervisors: every LEASE/3 a turn that renews the lease (when
+ * no other turn wrote) and adopts the workflows of supervisors whose
+ * lease lapsed. */
+static void lease_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct run *r = arg;
+
+	(void)fd;
+	(void)what;
+	engine_adopt_lapsed(r->sup.engine);
+}
+
 /* Opens the two databases the supervisor uses, and checks the ones only
  * the app's helper opens (the app's dbs), each error naming its key. */
 static int open_dbs(struct sup *sup, char *err, size_t errlen)
@@ -279,6 +312,16 @@ static int open_dbs(struct sup *sup, char *err, size_t errlen)
 		return db_key_fail("DATABASE", c->database, err, errlen);
 	rc = store_open(c->state_database, (enum db_sync)c->sync,
 	                c->fault_vfs[0] == '\0' ? sup->appdb : NULL, &sup->store, err, errlen);
+	if (rc == 0 && store_shared(sup->store)) {
+		char name[CONFIG_PATH_MAX * 2];
+
+		supervisor_name(c, name, sizeof(name));
+		rc = store_join(sup->store, name, c->lease_ms, err, errlen);
+		if (rc == 0)
+			log_info("joined the supervisors sharing the state DB",
+			         "name=\"%s\" run=%lld lease_ms=%lld", name,
+			         (long long)store_run_id(sup->store), (long long)c->lease_ms);
+	}
 	if (rc == STORE_HELD)
 		return IDEM_EXIT_USAGE; /* as for the lock file: exit 2 */
 	if (rc != 0)
@@ -308,6 +351,13 @@ static int setup(struct run *r, char *err, size_t errlen)
 	    pool_start(sup, &engine_pool_callbacks, sup->engine, &sup->pool, err, errlen) != 0)
 		return IDEM_EXIT_USAGE;
 	r->prune = prune_start(sup);
+	if (store_shared(sup->store)) {
+		struct timeval tv = {.tv_sec = sup->cfg.lease_ms / 3000,
+		                     .tv_usec = (sup->cfg.lease_ms / 3 % 1000) * 1000};
+
+		r->lease = event_new(sup->base, -1, EV_PERSIST, lease_cb, r);
+		event_add(r->lease, &tv);
+	}
 	return IDEM_EXIT_OK;
 }
 
@@ -316,6 +366,8 @@ static void teardown(struct run *r)
 	struct sup *sup = &r->sup;
 
 	prune_free(r->prune);
+	if (r->lease != NULL)
+		event_free(r->lease);
 	api_free(sup->api);
 	engine_free(sup->engine);
 	pool_free(sup->pool);

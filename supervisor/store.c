@@ -517,6 +517,45 @@ void store_close(struct store *s)
 	free(s);
 }
 
+int store_broken(const struct store *s, char *err, size_t errlen)
+{
+	if (s->pg == NULL || !pgstore_lost(s))
+		return 0;
+	snprintf(err, errlen, "state DB: the connection to PostgreSQL was lost");
+	return 1;
+}
+
+int store_shared(const struct store *s)
+{
+	return s->pg != NULL;
+}
+
+int store_join(struct store *s, const char *name, int64_t lease_ms, char *err, size_t errlen)
+{
+	return s->pg != NULL ? pgstore_join(s, name, lease_ms, err, errlen) : 0;
+}
+
+int store_adopt(struct store *s, void (*fn)(void *arg, struct wf *wf), void *arg, char *err,
+                size_t errlen)
+{
+	return s->pg != NULL ? pgstore_adopt(s, fn, arg, err, errlen) : 0;
+}
+
+int store_renew(struct store *s, char *err, size_t errlen)
+{
+	return s->pg != NULL ? store_write(s, err, errlen) : 0;
+}
+
+int64_t store_run_id(const struct store *s)
+{
+	return s->pg != NULL ? pgstore_me(s) : 0;
+}
+
+const char *store_run_name(const struct store *s)
+{
+	return s->pg != NULL ? pgstore_name(s) : "";
+}
+
 sqlite3 *store_db(struct store *s)
 {
 	return s->db;
@@ -542,6 +581,12 @@ static int step_done(struct store *s, sqlite3_stmt *st, const char *what, char *
 int store_write(struct store *s, char *err, size_t errlen)
 {
 	if (s->pg != NULL) {
+		if (s->in_tx && pgstore_tx_failed(s)) {
+			snprintf(
+			    err, errlen,
+			    "state DB: this turn's transaction was aborted by an earlier error");
+			return -1;
+		}
 		if (s->in_tx)
 			return 0;
 		if (pgstore_begin(s, err, errlen) != 0)
@@ -1182,16 +1227,33 @@ int store_prune(struct store *s, int64_t now_ms, const struct idem_config *cfg,
 	return rc == 0 ? seen : -1;
 }
 
+/* Several supervisors: the counts of all of them, which their turns add
+ * to the database's rows (this one's memory has only its own). */
+static json_t *counts_json(const struct counter *counters, size_t n);
+
 json_t *store_counts_json(struct store *s, char *err, size_t errlen)
+{
+	struct counter *all;
+	size_t n;
+	json_t *out;
+
+	if (s->pg == NULL)
+		return counts_json(s->counters, s->ncounters);
+	if (pgstore_counters(s, &all, &n, err, errlen) != 0)
+		return NULL;
+	out = counts_json(all, n);
+	free(all);
+	return out;
+}
+
+static json_t *counts_json(const struct counter *counters, size_t n)
 {
 	json_t *out =
 	    json_pack("{s:{s:i, s:i, s:i}, s:{}, s:{}, s:I}", "workflows", "running", 0,
 	              "completed", 0, "failed", 0, "steps", "events", "attempts", (json_int_t)0);
 
-	(void)err;
-	(void)errlen;
-	for (size_t i = 0; i < s->ncounters; i++) {
-		const struct counter *c = &s->counters[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct counter *c = &counters[i];
 		const char *dot = strchr(c->name, '.');
 		char group[64];
 

@@ -49,6 +49,30 @@ int store_sync_wait(struct store *s, char *err, size_t errlen);
 void store_close(struct store *s);
 sqlite3 *store_db(struct store *s);
 
+/* Several supervisors on one state DB (PostgreSQL; on SQLite these do
+ * nothing and store_shared() is 0). store_join() registers this run
+ * under name with its lease, before store_load_running(), which then
+ * adopts the running workflows of runs whose lease lapsed and of this
+ * name's earlier runs, and loads those this run owns. Returns 0,
+ * STORE_HELD when a live run has the name, or -1. */
+int store_shared(const struct store *s);
+int store_join(struct store *s, const char *name, int64_t lease_ms, char *err, size_t errlen);
+/* Adopts, in this turn's transaction, the running workflows of runs
+ * whose lease lapsed; calls fn for each (fn owns the wf). Returns how
+ * many, or -1. */
+int store_adopt(struct store *s, void (*fn)(void *arg, struct wf *wf), void *arg, char *err,
+                size_t errlen);
+/* Renews the lease in this turn's transaction (which it opens). */
+int store_renew(struct store *s, char *err, size_t errlen);
+/* This run's id among the supervisors (0 on SQLite), and its name. */
+int64_t store_run_id(const struct store *s);
+const char *store_run_name(const struct store *s);
+
+/* Whether the store can no longer be used: the connection to PostgreSQL
+ * was lost (seen by any statement, a read too). A new connection would
+ * not do: this turn's transaction is gone with the old one. */
+int store_broken(const struct store *s, char *err, size_t errlen);
+
 /* Writes join the turn's transaction, opened on the first write. */
 int store_commit(struct store *s, char *err, size_t errlen);
 int store_dirty(const struct store *s);

@@ -49,6 +49,10 @@ int store_write(struct store *s, char *err, size_t errlen);
 int pgstore_open(struct store *s, const char *url, char *err, size_t errlen);
 void pgstore_close(struct store *s);
 int pgstore_begin(struct store *s, char *err, size_t errlen);
+/* Whether the connection was lost. */
+int pgstore_lost(const struct store *s);
+/* Whether an error aborted the open transaction. */
+int pgstore_tx_failed(const struct store *s);
 int pgstore_commit(struct store *s, char *err, size_t errlen);
 int pgstore_wf_lookup(struct store *s, const char *ns, const char *workflow_id, int64_t *id,
                       char *err, size_t errlen);
@@ -61,6 +65,13 @@ int pgstore_event_text(struct store *s, int64_t wf_id, int seq, int attempt, con
                        long pid, const char *detail, char *err, size_t errlen);
 int pgstore_load_running(struct store *s, void (*fn)(void *arg, struct wf *wf), void *arg,
                          char *err, size_t errlen);
+int pgstore_join(struct store *s, const char *name, int64_t lease_ms, char *err, size_t errlen);
+int pgstore_adopt(struct store *s, void (*fn)(void *arg, struct wf *wf), void *arg, char *err,
+                  size_t errlen);
+int64_t pgstore_me(const struct store *s);
+const char *pgstore_name(const struct store *s);
+/* The counters' rows (every supervisor's turns add to them), NEW array. */
+int pgstore_counters(struct store *s, struct counter **out, size_t *n, char *err, size_t errlen);
 json_t *pgstore_wf_json(struct store *s, int64_t id, char *err, size_t errlen);
 json_t *pgstore_history_json(struct store *s, int64_t id, char *err, size_t errlen);
 json_t *pgstore_list_json(struct store *s, const char *ns, const char *status, int limit,

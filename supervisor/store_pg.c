@@ -8,14 +8,20 @@
  * turn), and the supervisor stops; a restart resumes from the last
  * commit.
  *
- * One supervisor per database: the connection holds a session advisory
- * lock, released by PostgreSQL when the connection ends (a killed
- * supervisor's too). */
+ * Several supervisors, one database: each run registers in supervisors
+ * and owns the running workflows it starts or adopts while its lease runs
+ * (LEASE). Each turn renews the lease first, with the run's row locked
+ * until the turn commits; a lapsed lease fails the turn (the fence), and
+ * the others adopt the workflows of a run whose lease lapsed. One run per
+ * SUPERVISOR_NAME, by a session advisory lock that PostgreSQL drops with
+ * the connection (a killed supervisor's too), so a restart takes back its
+ * name's workflows at once. */
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "config.h"
@@ -24,7 +30,8 @@
 #include "textbuf.h"
 #include "xalloc.h"
 
-/* The key of the session advisory lock one supervisor holds. */
+/* The seed of the hash of a supervisor's name that keys its session
+ * advisory lock. */
 #define PG_SUPERVISOR_LOCK "7593254938290001"
 /* The key of the transaction lock migrations run under. */
 #define PG_MIGRATE_LOCK "7593254938290002"
@@ -74,6 +81,18 @@ static const char *const pg_migrations[] = {
     "CREATE TABLE pruned (namespace TEXT PRIMARY KEY,"
     "  workflows BIGINT NOT NULL,"
     "  through BIGINT NOT NULL);",
+    /* 2: several supervisors. Each run of a supervisor is a row here; it
+     * owns the running workflows whose owner it is while its lease runs.
+     * fence counts the adoptions of a workflow. */
+    "CREATE TABLE supervisors ("
+    "  id BIGSERIAL PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  pid BIGINT NOT NULL,"
+    "  started_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),"
+    "  lease_until TIMESTAMPTZ NOT NULL,"
+    "  stopped_at TIMESTAMPTZ);"
+    "ALTER TABLE workflows ADD COLUMN owner BIGINT, ADD COLUMN fence BIGINT NOT NULL DEFAULT 0;"
+    "CREATE INDEX workflows_owner ON workflows(owner) WHERE status = 'running';",
 };
 
 #define WF_COLS                                                                                    \
@@ -87,9 +106,9 @@ static const struct {
 } pg_stmts[] = {
     {"wf_lookup", "SELECT id FROM workflows WHERE namespace = $1 AND workflow_id = $2"},
     {"wf_insert", "INSERT INTO workflows (namespace, workflow_id, type, input, status, "
-                  "created_at) VALUES ($1, $2, $3, $4, 'running', $5) RETURNING id"},
+                  "created_at, owner) VALUES ($1, $2, $3, $4, 'running', $5, $6) RETURNING id"},
     {"wf_close", "UPDATE workflows SET status = $2, result = $3, error = $4, closed_at = $5 "
-                 "WHERE id = $1"},
+                 "WHERE id = $1 AND owner = $6"},
     {"step_save",
      "INSERT INTO steps (wf, seq, activity, input, status, attempt, heartbeat, result, "
      "error_type, error_message, next_attempt_at, scheduled_at) VALUES ($1, $2, $3, $4, $5, "
@@ -103,12 +122,26 @@ static const struct {
                     "WHERE wf = $1 AND seq = $2"},
     {"event", "INSERT INTO events (wf, seq, attempt, kind, ts, pid, detail) "
               "VALUES ($1, $2, $3, $4, $5, $6, $7)"},
-    {"wf_get", "SELECT " WF_COLS " FROM workflows WHERE id = $1"},
+    {"wf_get", "SELECT " WF_COLS ", owner, fence, (SELECT name FROM supervisors "
+               "WHERE supervisors.id = owner) FROM workflows WHERE id = $1"},
     {"steps_of", "SELECT " STEP_COLS " FROM steps WHERE wf = $1 ORDER BY seq"},
     {"events_of", "SELECT id, seq, attempt, kind, ts, pid, detail FROM events "
                   "WHERE wf = $1 ORDER BY id"},
     {"running", "SELECT id, namespace, workflow_id, type, input, created_at FROM workflows "
-                "WHERE status = 'running' ORDER BY id"},
+                "WHERE status = 'running' AND owner = $1 ORDER BY id"},
+    {"owned", "SELECT id, namespace, workflow_id, type, input, created_at FROM workflows "
+              "WHERE id = ANY($1::bigint[]) AND status = 'running' AND owner = $2 ORDER BY id"},
+    /* The running workflows of supervisors whose lease lapsed, and of
+     * the earlier runs of this supervisor's name (dead: this run holds
+     * the name's lock), or of none (a state DB from before migration
+     * 2). A supervisor in a turn holds its row: SKIP LOCKED passes it by
+     * rather than wait, and its turn commits whole before anyone adopts. */
+    {"adopt", "WITH dead AS (UPDATE supervisors SET stopped_at = clock_timestamp() "
+              "  WHERE id IN (SELECT id FROM supervisors WHERE id <> $1 AND stopped_at IS NULL "
+              "    AND (lease_until < clock_timestamp() OR name = $2) "
+              "    FOR UPDATE SKIP LOCKED) RETURNING id) "
+              "UPDATE workflows SET owner = $1, fence = fence + 1 WHERE status = 'running' "
+              "AND (owner IN (SELECT id FROM dead) OR owner IS NULL) RETURNING id"},
     {"counters_add",
      "INSERT INTO counters (name, n) SELECT * FROM unnest($1::text[], $2::bigint[]) "
      "ON CONFLICT (name) DO UPDATE SET n = counters.n + excluded.n"},
@@ -116,6 +149,9 @@ static const struct {
 
 struct pgstore {
 	PGconn *conn;
+	int64_t me;       /* this run's row in supervisors; 0 before store_join() */
+	int64_t lease_ms; /* LEASE */
+	char name[256];
 };
 
 /* Up to 12 parameters as text; numbers are formatted into num. */
@@ -265,6 +301,25 @@ fail:
 	return -1;
 }
 
+int pgstore_counters(struct store *s, struct counter **out, size_t *n, char *err, size_t errlen)
+{
+	PGresult *r = PQexec(s->pg->conn, "SELECT name, n FROM counters");
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		pgconn_fail(s->pg->conn, r, "state DB: read counters", err, errlen);
+		PQclear(r);
+		return -1;
+	}
+	*n = (size_t)PQntuples(r);
+	*out = xcalloc(*n ? *n : 1, sizeof(**out));
+	for (size_t i = 0; i < *n; i++) {
+		snprintf((*out)[i].name, sizeof((*out)[i].name), "%s", PQgetvalue(r, (int)i, 0));
+		(*out)[i].value = get_int(r, (int)i, 1);
+	}
+	PQclear(r);
+	return 0;
+}
+
 static int counters_load(struct store *s, char *err, size_t errlen)
 {
 	PGresult *r = PQexec(s->pg->conn, "SELECT name, n FROM counters");
@@ -283,39 +338,12 @@ static int counters_load(struct store *s, char *err, size_t errlen)
 	return 0;
 }
 
-static int take_lock(struct store *s, char *err, size_t errlen)
-{
-	PGresult *r = PQexec(s->pg->conn, "SELECT pg_try_advisory_lock(" PG_SUPERVISOR_LOCK ")");
-	int held;
-
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		pgconn_fail(s->pg->conn, r, "state DB: take the supervisor's lock", err, errlen);
-		PQclear(r);
-		return -1;
-	}
-	held = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-	PQclear(r);
-	if (!held) {
-		snprintf(
-		    err, errlen,
-		    "another idem-supervisor runs on this PostgreSQL database (it holds advisory "
-		    "lock %s); stop it first, or give this one another database",
-		    PG_SUPERVISOR_LOCK);
-		return STORE_HELD;
-	}
-	return 0;
-}
-
 int pgstore_open(struct store *s, const char *url, char *err, size_t errlen)
 {
-	int rc;
-
 	s->pg = xcalloc(1, sizeof(*s->pg));
 	s->pg->conn = pgconn_open(url, PGCONN_WAIT_MS, err, errlen);
 	if (s->pg->conn == NULL)
 		return -1;
-	if ((rc = take_lock(s, err, errlen)) != 0)
-		return rc;
 	if (migrate(s, err, errlen) != 0)
 		return -1;
 	for (size_t i = 0; i < sizeof(pg_stmts) / sizeof(pg_stmts[0]); i++) {
@@ -346,9 +374,53 @@ void pgstore_close(struct store *s)
 
 /* ---- the turn's transaction ------------------------------------------------ */
 
+/* Every turn's transaction begins by renewing this run's lease, which
+ * must not have lapsed: the fence. The row stays locked until the turn
+ * commits, so no other supervisor adopts a workflow in the middle of a
+ * turn that writes it; once the lease has lapsed, or another supervisor
+ * marked this run stopped, no turn of it writes anything. */
 int pgstore_begin(struct store *s, char *err, size_t errlen)
 {
-	return pgconn_exec(s->pg->conn, "BEGIN", "state DB: BEGIN", err, errlen);
+	char sql[320];
+	PGresult *r;
+	int renewed;
+
+	if (s->pg->me == 0)
+		return pgconn_exec(s->pg->conn, "BEGIN", "state DB: BEGIN", err, errlen);
+	snprintf(sql, sizeof(sql),
+	         "BEGIN; UPDATE supervisors SET lease_until = clock_timestamp() + interval "
+	         "'%" PRId64 " milliseconds' WHERE id = %" PRId64
+	         " AND stopped_at IS NULL AND lease_until > clock_timestamp()",
+	         s->pg->lease_ms, s->pg->me);
+	r = PQexec(s->pg->conn, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		pgconn_fail(s->pg->conn, r, "state DB: BEGIN", err, errlen);
+		PQclear(r);
+		PQclear(PQexec(s->pg->conn, "ROLLBACK"));
+		return -1;
+	}
+	renewed = strcmp(PQcmdTuples(r), "1") == 0;
+	PQclear(r);
+	if (!renewed) {
+		PQclear(PQexec(s->pg->conn, "ROLLBACK"));
+		snprintf(err, errlen,
+		         "state DB: this supervisor's lease (LEASE=%" PRId64
+		         " ms) lapsed before it could renew it; other supervisors may have adopted "
+		         "its workflows, so it writes nothing more",
+		         s->pg->lease_ms);
+		return -1;
+	}
+	return 0;
+}
+
+int pgstore_lost(const struct store *s)
+{
+	return PQstatus(s->pg->conn) != CONNECTION_OK;
+}
+
+int pgstore_tx_failed(const struct store *s)
+{
+	return PQtransactionStatus(s->pg->conn) == PQTRANS_INERROR;
 }
 
 /* The changed counters as two array literals, names and deltas. */
@@ -422,6 +494,16 @@ int pgstore_commit(struct store *s, char *err, size_t errlen)
 
 /* ---- writes ----------------------------------------------------------------- */
 
+/* A write that found the workflow owned by another supervisor. */
+static int fenced(struct store *s, int64_t id, char *err, size_t errlen)
+{
+	snprintf(err, errlen,
+	         "state DB: workflow %lld is no longer this supervisor's (run %" PRId64
+	         "): another supervisor adopted it",
+	         (long long)id, s->pg->me);
+	return -1;
+}
+
 int pgstore_wf_lookup(struct store *s, const char *ns, const char *workflow_id, int64_t *id,
                       char *err, size_t errlen)
 {
@@ -451,6 +533,7 @@ int pgstore_wf_insert(struct store *s, struct wf *wf, int64_t now, char *err, si
 	p_text(&p, 2, wf->type);
 	p_text(&p, 3, json_text(wf->input, &wf->input_text));
 	p_int(&p, 4, now);
+	p_int(&p, 5, s->pg->me);
 	r = run(s, "wf_insert", &p, "state DB: insert workflow", err, errlen);
 	if (r == NULL)
 		return -1;
@@ -462,25 +545,39 @@ int pgstore_wf_insert(struct store *s, struct wf *wf, int64_t now, char *err, si
 int pgstore_wf_close(struct store *s, struct wf *wf, int64_t now, char *err, size_t errlen)
 {
 	struct params p = {0};
+	PGresult *r;
+	int owned;
 
 	p_int(&p, 0, wf->id);
 	p_text(&p, 1, wf_status_name(wf->status));
 	p_text(&p, 2, json_text(wf->result, &wf->result_text));
 	p_text(&p, 3, wf->error);
 	p_int(&p, 4, now);
-	return run_done(s, "wf_close", &p, "state DB: close workflow", err, errlen);
+	p_int(&p, 5, s->pg->me);
+	r = run(s, "wf_close", &p, "state DB: close workflow", err, errlen);
+	if (r == NULL)
+		return -1;
+	owned = strcmp(PQcmdTuples(r), "1") == 0;
+	PQclear(r);
+	if (!owned)
+		return fenced(s, wf->id, err, errlen);
+	return 0;
 }
 
-int pgstore_step_write(struct store *s, struct step *stp, char *err, size_t errlen)
+/* Writes the step's row: whole (step_save), or its changing columns
+ * (step_update); *rows says how many rows it wrote. */
+static int step_write(struct store *s, struct step *stp, int whole, int *rows, char *err,
+                      size_t errlen)
 {
 	struct params p = {0};
 	char *heartbeat =
 	    stp->heartbeat ? json_dumps(stp->heartbeat, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-	int i = 2, rc;
+	PGresult *r;
+	int i = 2;
 
 	p_int(&p, 0, stp->wf->id);
 	p_int(&p, 1, stp->seq);
-	if (!stp->saved) {
+	if (whole) {
 		p_text(&p, i++, stp->activity);
 		p_text(&p, i++, json_text(stp->input, &stp->input_text));
 	}
@@ -492,10 +589,26 @@ int pgstore_step_write(struct store *s, struct step *stp, char *err, size_t errl
 	p_text(&p, i++, stp->error_message);
 	p_int(&p, i++, stp->next_attempt_at);
 	p_int(&p, i, stp->scheduled_at);
-	rc = run_done(s, stp->saved ? "step_update" : "step_save", &p, "state DB: save step", err,
-	              errlen);
+	r = run(s, whole ? "step_save" : "step_update", &p, "state DB: save step", err, errlen);
 	free(heartbeat);
-	return rc;
+	if (r == NULL)
+		return -1;
+	*rows = atoi(PQcmdTuples(r));
+	PQclear(r);
+	return 0;
+}
+
+/* A recorded step changes in place; should its row be missing, it is
+ * written whole (as on SQLite). */
+int pgstore_step_write(struct store *s, struct step *stp, char *err, size_t errlen)
+{
+	int rows = 0;
+
+	if (stp->saved && step_write(s, stp, 0, &rows, err, errlen) != 0)
+		return -1;
+	if (rows == 0 && step_write(s, stp, 1, &rows, err, errlen) != 0)
+		return -1;
+	return 0;
 }
 
 int pgstore_event_text(struct store *s, int64_t wf_id, int seq, int attempt, const char *kind,
@@ -560,13 +673,11 @@ static int load_steps(struct store *s, struct wf *wf, char *err, size_t errlen)
 	return 0;
 }
 
-int pgstore_load_running(struct store *s, void (*fn)(void *arg, struct wf *wf), void *arg,
-                         char *err, size_t errlen)
+/* Loads the workflows of r (id, namespace, workflow_id, type, input,
+ * created_at) with their steps; fn owns each. */
+static int load_rows(struct store *s, PGresult *r, void (*fn)(void *arg, struct wf *wf), void *arg,
+                     char *err, size_t errlen)
 {
-	PGresult *r = run(s, "running", NULL, "state DB: load running workflows", err, errlen);
-
-	if (r == NULL)
-		return -1;
 	for (int i = 0; i < PQntuples(r); i++) {
 		json_t *input = get_json(r, i, 4);
 		struct wf *wf = wf_new(get_int(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
@@ -576,13 +687,150 @@ int pgstore_load_running(struct store *s, void (*fn)(void *arg, struct wf *wf), 
 		wf->created_at = get_int(r, i, 5);
 		if (load_steps(s, wf, err, errlen) != 0) {
 			wf_free(wf);
-			PQclear(r);
 			return -1;
 		}
 		fn(arg, wf);
 	}
+	return 0;
+}
+
+/* Adopts, in this turn's transaction, what adopt finds; returns how
+ * many workflows, with their ids as a bigint[] literal in *ids (NEW). */
+static int adopt(struct store *s, char **ids, char *err, size_t errlen)
+{
+	struct params p = {0};
+	struct textbuf b = {0};
+	PGresult *r;
+	int n;
+
+	if (store_write(s, err, errlen) != 0)
+		return -1;
+	p_int(&p, 0, s->pg->me);
+	p_text(&p, 1, s->pg->name);
+	r = run(s, "adopt", &p, "state DB: adopt workflows", err, errlen);
+	if (r == NULL)
+		return -1;
+	n = PQntuples(r);
+	textbuf_putc(&b, '{');
+	for (int i = 0; i < n; i++) {
+		if (i > 0)
+			textbuf_putc(&b, ',');
+		textbuf_puts(&b, PQgetvalue(r, i, 0));
+	}
+	textbuf_putc(&b, '}');
+	PQclear(r);
+	*ids = textbuf_take(&b, NULL);
+	return n;
+}
+
+int pgstore_load_running(struct store *s, void (*fn)(void *arg, struct wf *wf), void *arg,
+                         char *err, size_t errlen)
+{
+	struct params p = {0};
+	char *ids = NULL;
+	PGresult *r;
+	int rc;
+
+	if (s->pg->me == 0) {
+		snprintf(err, errlen, "state DB: store_join() was not called");
+		return -1;
+	}
+	if (adopt(s, &ids, err, errlen) < 0)
+		return -1;
+	free(ids);
+	p_int(&p, 0, s->pg->me);
+	r = run(s, "running", &p, "state DB: load running workflows", err, errlen);
+	if (r == NULL)
+		return -1;
+	rc = load_rows(s, r, fn, arg, err, errlen);
+	PQclear(r);
+	return rc;
+}
+
+int pgstore_adopt(struct store *s, void (*fn)(void *arg, struct wf *wf), void *arg, char *err,
+                  size_t errlen)
+{
+	struct params p = {0};
+	char *ids = NULL;
+	PGresult *r;
+	int n = adopt(s, &ids, err, errlen);
+
+	if (n <= 0) {
+		free(ids);
+		return n;
+	}
+	p_text(&p, 0, ids);
+	p_int(&p, 1, s->pg->me);
+	r = run(s, "owned", &p, "state DB: load adopted workflows", err, errlen);
+	free(ids);
+	if (r == NULL)
+		return -1;
+	if (load_rows(s, r, fn, arg, err, errlen) != 0)
+		n = -1;
+	PQclear(r);
+	return n;
+}
+
+/* The name's lock: one run per name (a restart takes back its name's
+ * workflows at once, so no two runs may have it). */
+int pgstore_join(struct store *s, const char *name, int64_t lease_ms, char *err, size_t errlen)
+{
+	struct params p = {0};
+	char pid[24];
+	PGresult *r;
+	int held;
+
+	snprintf(s->pg->name, sizeof(s->pg->name), "%s", name);
+	s->pg->lease_ms = lease_ms;
+	p_text(&p, 0, name);
+	r = run_sql(s, "SELECT pg_try_advisory_lock(hashtextextended($1, " PG_SUPERVISOR_LOCK "))",
+	            &p, "state DB: take the supervisor name's lock", err, errlen);
+	if (r == NULL)
+		return -1;
+	held = strcmp(PQgetvalue(r, 0, 0), "t") != 0;
+	PQclear(r);
+	if (held) {
+		snprintf(err, errlen,
+		         "another idem-supervisor named \"%s\" runs on this PostgreSQL database; "
+		         "stop it first, or give this one another SUPERVISOR_NAME",
+		         name);
+		return STORE_HELD;
+	}
+	/* A supervisor whose turn hangs open (stopped, or cut off) would
+	 * keep its row locked and its workflows from adoption: the server
+	 * ends such a session after a lease. */
+	{
+		char sql[128];
+
+		snprintf(sql, sizeof(sql), "SET idle_in_transaction_session_timeout = %" PRId64,
+		         lease_ms);
+		if (pgconn_exec(s->pg->conn, sql, "state DB: session set-up", err, errlen) != 0)
+			return -1;
+	}
+	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+	p = (struct params){0};
+	p_text(&p, 0, name);
+	p_text(&p, 1, pid);
+	p_int(&p, 2, lease_ms);
+	r = run_sql(s,
+	            "INSERT INTO supervisors (name, pid, lease_until) VALUES ($1, $2::bigint, "
+	            "clock_timestamp() + $3::bigint * interval '1 millisecond') RETURNING id",
+	            &p, "state DB: register this supervisor", err, errlen);
+	if (r == NULL)
+		return -1;
+	s->pg->me = get_int(r, 0, 0);
 	PQclear(r);
 	return 0;
+}
+
+int64_t pgstore_me(const struct store *s)
+{
+	return s->pg->me;
+}
+
+const char *pgstore_name(const struct store *s)
+{
+	return s->pg->name;
 }
 
 /* ---- API views ---------------------------------------------------------------- */
@@ -612,6 +860,11 @@ json_t *pgstore_wf_json(struct store *s, int64_t id, char *err, size_t errlen)
 		return NULL;
 	}
 	wf = wf_row_json(r, 0);
+	if (!PQgetisnull(r, 0, 10))
+		json_object_set_new(wf, "owner",
+		                    json_pack("{s:o, s:o, s:o}", "run", v_int(r, 0, 10),
+		                              "supervisor", v_str(r, 0, 12), "adoptions",
+		                              v_int(r, 0, 11)));
 	PQclear(r);
 	r = run(s, "steps_of", &p, "state DB: read steps", err, errlen);
 	if (r == NULL) {

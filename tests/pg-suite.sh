@@ -9,7 +9,12 @@
 #   outage     PostgreSQL restarted under a running supervisor: the turn fails,
 #              the supervisor stops (exit 1, "state DB failed"); restarted, it
 #              finishes every acknowledged start exactly once; a second
-#              supervisor on that database exits 2
+#              supervisor of the same SUPERVISOR_NAME exits 2
+#   several    three supervisors on one database and one app DB (transfer),
+#              worker faults: one is SIGKILLed with its workers (a host
+#              dies), one is stopped past its lease (a host cut off) and must
+#              stop itself once resumed; the others adopt their workflows, and
+#              every acknowledged start completes exactly once
 #   badurl     a bad URL and a server that is down: exit 4, naming the key
 # Seeds derive from IDEM_TEST_SEED (random when unset), printed first.
 set -euo pipefail
@@ -23,8 +28,12 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/idem-pg-XXXXXX")
 chmod 755 "$tmp"
 cluster=$tmp/cluster
 sup_pid=""
+clients=""
+groups=()
 cleanup() {
+	[ -z "$clients" ] || kill "$clients" 2>/dev/null || true
 	[ -z "$sup_pid" ] || kill -9 "$sup_pid" 2>/dev/null || true
+	for g in ${groups[@]+"${groups[@]}"}; do kill -9 -- "-$g" 2>/dev/null || true; done
 	"$src/scripts/pg-cluster" stop "$cluster" >/dev/null 2>&1 || true
 	rm -rf "$tmp"
 }
@@ -38,9 +47,10 @@ as_owner=()
 psql=(${as_owner[@]+"${as_owner[@]}"} psql -h "$cluster" -p 5432 -U idem -v ON_ERROR_STOP=1 -Atq)
 
 # fresh NAME: an empty database; prints its URL.
+export PGOPTIONS="-c client_min_messages=warning"
 fresh() {
-	"${psql[@]}" -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" \
-		>/dev/null 2>&1
+	"${psql[@]}" -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >&2 ||
+		fail "cannot create database $1"
 	echo "postgresql://idem@/$1?host=$cluster&port=5432"
 }
 
@@ -72,6 +82,7 @@ url=$(fresh outage)
 w=$tmp/outage
 mkdir -p "$w"
 sup=("$bin/idem-supervisor" --env=/dev/null --socket="$w/sock" --state-database="$url"
+	--supervisor-name=outage
 	--database="$w/app.db" --supplier-database="$w/supplier.db"
 	--supplier-socket="$w/supplier.sock" --seed-stock=123456:100000000 --workers=2
 	--fault-seed="$master" --fault-kill-rate=0.1 --fault-error-rate=0.1)
@@ -93,13 +104,12 @@ sleep 1
 "$src/scripts/pg-cluster" stop "$cluster" >/dev/null
 sleep 0.5
 "$src/scripts/pg-cluster" start "$cluster" >/dev/null
+# busy or idle, it meets the dead connection within a lease renewal
+# (LEASE/3, 3.3 s by default)
+for _ in $(seq 300); do kill -0 "$sup_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$sup_pid" 2>/dev/null &&
+	{ tail -n 5 "$w/sup1.log"; fail "outage: the supervisor still runs 30 s after the restart"; }
 set +e
-for _ in $(seq 150); do kill -0 "$sup_pid" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$sup_pid" 2>/dev/null; then
-	# idle through the outage: its next write meets the dead connection
-	"${ctl[@]}" start --order-id probe --product-id 123456 --quantity 1 >/dev/null 2>&1
-	for _ in $(seq 100); do kill -0 "$sup_pid" 2>/dev/null || break; sleep 0.1; done
-fi
 wait "$sup_pid"
 rc=$?
 set -e
@@ -111,8 +121,10 @@ echo "outage: the supervisor stopped: $(grep "state DB failed" "$w/sup1.log" | s
 "${sup[@]}" >"$w/sup2.log" 2>&1 &
 sup_pid=$!
 wait "$clients" || true
+clients=""
 for _ in $(seq 100); do "${ctl[@]}" stats >/dev/null 2>&1 && break; sleep 0.1; done
-"${ctl[@]}" wait --all --timeout 120 >/dev/null
+"${ctl[@]}" wait --all --timeout 120 >/dev/null || fail "outage: workflows still running after 120 s"
+touch "$w/acked"
 acked=$(sort -u "$w/acked" | wc -l)
 [ "$acked" -ge 10 ] || fail "outage: only $acked starts were acknowledged"
 missing=0
@@ -125,18 +137,106 @@ done < <(sort -u "$w/acked")
 	--supplier-database "$w/supplier.db" >"$w/check.out" 2>&1 ||
 	{ cat "$w/check.out"; fail "outage: the checker found a violation"; }
 set +e
-out=$("$bin/idem-supervisor" --env=/dev/null --socket="$w/sock2" --state-database="$url" \
-	--database="$w/app2.db" --supplier-database="$w/supplier2.db" \
-	--supplier-socket="$w/supplier2.sock" 2>&1)
+out=$(timeout 30 "$bin/idem-supervisor" --env=/dev/null --socket="$w/sock2" \
+	--state-database="$url" --supervisor-name=outage --database="$w/app2.db" \
+	--supplier-database="$w/supplier2.db" --supplier-socket="$w/supplier2.sock" 2>&1)
 rc=$?
 set -e
-[ "$rc" -eq 2 ] && echo "$out" | grep -q "another idem-supervisor runs on this PostgreSQL" ||
-	fail "outage: a second supervisor on the same database: exit $rc: $out"
-echo "outage: a second supervisor on the same database exits 2"
+[ "$rc" -eq 2 ] && echo "$out" | grep -q 'another idem-supervisor named "outage" runs' ||
+	fail "outage: a second supervisor of the same name: exit $rc: $out"
+echo "outage: a second supervisor of the same SUPERVISOR_NAME exits 2"
 kill -TERM "$sup_pid"
 wait "$sup_pid" || true
 sup_pid=""
 echo "outage: $acked acknowledged starts, all completed once; $(head -n1 "$w/check.out")"
+
+echo "== several: three supervisors, one database, one app DB; a host killed, one cut off =="
+url=$(fresh several)
+w=$tmp/several
+mkdir -p "$w"
+lease=2
+nwf=${PG_SEVERAL_WORKFLOWS:-300}
+# start_sup I: supervisor I in a session of its own (its "host": it, its
+# workers, its fork server), logging to sup-I.log
+start_sup() {
+	setsid "$bin/idem-supervisor" --env=/dev/null --app=transfer --socket="$w/s$1.sock" \
+		--supervisor-name="host$1" --lease="${lease}s" --state-database="$url" \
+		--database="$w/app.db" --transfer-accounts=A0:1000000000,A1:1000000000 --workers=2 \
+		--fault-seed="$((master + 10 + $1))" --fault-kill-rate=0.1 --fault-error-rate=0.05 \
+		>>"$w/sup-$1.log" 2>&1 &
+	pids[$1]=$!
+	groups+=("$!")
+	for _ in $(seq 100); do [ -S "$w/s$1.sock" ] && return; sleep 0.1; done
+	fail "several: supervisor $1 did not start: $(tail -n 3 "$w/sup-$1.log")"
+}
+sctl() { "$bin/idemctl" --env=/dev/null --app=transfer --socket="$w/s$1.sock" "${@:2}"; }
+declare -a pids
+for i in 1 2 3; do start_sup "$i"; done
+(
+	for i in $(seq 1 "$nwf"); do
+		# each start goes to one supervisor, then, when that one fails, the
+		# next; every fifth also to a second one (idempotent across them)
+		for k in 0 1 2; do
+			j=$(( (i + k) % 3 + 1 ))
+			if sctl "$j" start --transfer-id "T$i" --from A0 --to A1 --amount 1 \
+				>/dev/null 2>&1; then
+				echo "T$i" >>"$w/acked"
+				[ $((i % 5)) -ne 0 ] ||
+					sctl "$(( j % 3 + 1 ))" start --transfer-id "T$i" --from A0 --to A1 \
+						--amount 1 >/dev/null 2>&1 || true
+				break
+			fi
+		done
+	done
+) &
+clients=$!
+sleep 1.5
+kill -9 -- "-${pids[1]}"
+echo "several: host 1 killed (the supervisor and its workers)"
+sleep 1
+kill -STOP "${pids[2]}"
+echo "several: host 2 stopped for $((3 * lease)) s (a lease is ${lease} s)"
+sleep $((3 * lease))
+kill -CONT "${pids[2]}"
+# its next turn, or its lease timer's (LEASE/3), finds the lease lapsed
+for _ in $(seq 100); do kill -0 "${pids[2]}" 2>/dev/null || break; sleep 0.1; done
+kill -0 "${pids[2]}" 2>/dev/null && fail "several: host 2 still runs 10 s after it was resumed"
+set +e
+wait "${pids[2]}"
+rc=$?
+set -e
+[ "$rc" -eq 1 ] && grep -q "lease (LEASE=2000 ms) lapsed" "$w/sup-2.log" ||
+	fail "several: host 2, resumed after its lease lapsed, exited $rc: $(tail -n 2 "$w/sup-2.log")"
+echo "several: host 2 resumed, found its lease lapsed, and stopped (exit 1)"
+wait "$clients" || true
+clients=""
+start_sup 1
+start_sup 2
+for i in 1 2 3; do sctl "$i" wait --all --timeout 120 >/dev/null ||
+	fail "several: supervisor $i still runs workflows after 120 s"; done
+touch "$w/acked"
+acked=$(sort -u "$w/acked" | wc -l)
+[ "$acked" -ge 20 ] || fail "several: only $acked starts were acknowledged"
+notdone=$("${psql[@]}" -d several -c "SELECT count(*) FROM workflows WHERE status <> 'completed'")
+done_n=$("${psql[@]}" -d several -c "SELECT count(*) FROM workflows WHERE status = 'completed'")
+missing=0
+while read -r id; do
+	st=$("${psql[@]}" -d several -c "SELECT status FROM workflows WHERE workflow_id = '$id'")
+	[ "$st" = completed ] || { echo "several: $id acknowledged, now '${st:-missing}'"; missing=$((missing + 1)); }
+done < <(sort -u "$w/acked")
+[ "$missing" -eq 0 ] && [ "$notdone" -eq 0 ] ||
+	fail "several: $missing acknowledged starts not completed, $notdone workflows not completed"
+adopted=$("${psql[@]}" -d several -c "SELECT count(*) FROM workflows WHERE fence > 0")
+[ "$adopted" -ge 1 ] || fail "several: no workflow was adopted"
+"$bin/idemctl" --env=/dev/null --app=transfer --state-database="$url" --database="$w/app.db" \
+	check --offline >"$w/check.out" 2>&1 ||
+	{ cat "$w/check.out"; fail "several: the checker found a violation"; }
+sctl 3 get T1 | grep -q '^owner ' || fail "several: idemctl get shows no owner"
+for i in 1 2 3; do kill -TERM "${pids[$i]}"; done
+for i in 1 2 3; do wait "${pids[$i]}" || true; done
+groups=()
+echo "several: $acked acknowledged starts ($done_n workflows), all completed once, $adopted adopted;" \
+	"$(head -n1 "$w/check.out")"
 
 echo "== badurl: clear errors, exit 4 =="
 set +e

@@ -172,6 +172,24 @@ int store_wf_lookup(struct store *s, const char *ns, const char *workflow_id, in
 	return *id != 0;
 }
 
+int store_shared(const struct store *s)
+{
+	(void)s;
+	return 0;
+}
+
+int64_t store_run_id(const struct store *s)
+{
+	(void)s;
+	return 0;
+}
+
+const char *store_run_name(const struct store *s)
+{
+	(void)s;
+	return "";
+}
+
 json_t *store_wf_json(struct store *s, int64_t id, char *err, size_t errlen)
 {
 	return json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:i}, s:[]}", "namespace", "default",
