@@ -15,8 +15,11 @@
 #              dies), one is stopped past its lease (a host cut off) and must
 #              stop itself once resumed; the others adopt their workflows, and
 #              every acknowledged start completes exactly once
+#   retention  RETENTION=1s prunes closed workflows; the checker excuses their effects
 #   badurl     a bad URL and a server that is down: exit 4, naming the key
-# Seeds derive from IDEM_TEST_SEED (random when unset), printed first.
+# Seeds derive from IDEM_TEST_SEED (random when unset), printed first;
+# PG_PARTS picks parts by name (recovery transfer naive outage several
+# retention badurl).
 set -euo pipefail
 bin=$(cd "$1" && pwd)
 src=$(cd "$2" && pwd)
@@ -39,6 +42,8 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "pg-suite: FAIL: $*" >&2; exit 1; }
+# PG_PARTS="outage several": only those parts (default: all)
+want() { [ -z "${PG_PARTS:-}" ] || [[ " $PG_PARTS " == *" $1 "* ]]; }
 
 "$src/scripts/pg-cluster" start "$cluster" >/dev/null ||
 	fail "cannot start a private PostgreSQL cluster (scripts/build installs postgresql)"
@@ -54,212 +59,260 @@ fresh() {
 	echo "postgresql://idem@/$1?host=$cluster&port=5432"
 }
 
-echo "== recovery (inventory): $workflows workflows, faults, 3 supervisor kills =="
-"$bin/idem-stress" --workflows "$workflows" --supervisor-kills 3 --progress 0 \
-	--seed "$master" --state-database "$(fresh recovery)" | tail -n 4
+if want recovery; then
+	echo "== recovery (inventory): $workflows workflows, faults, 3 supervisor kills =="
+	"$bin/idem-stress" --workflows "$workflows" --supervisor-kills 3 --progress 0 \
+		--seed "$master" --state-database "$(fresh recovery)" | tail -n 4
+fi
 
-echo "== recovery (transfer) =="
-"$bin/idem-stress" --app transfer --workflows "$workflows" --supervisor-kills 2 --progress 0 \
-	--seed "$((master + 1))" --state-database "$(fresh transfer)" | tail -n 3
-n=$("${psql[@]}" -d transfer -c "SELECT count(*) FROM workflows WHERE status = 'completed'")
-[ "$n" -ge 1 ] || fail "transfer: no completed workflow in PostgreSQL"
+if want transfer; then
+	echo "== recovery (transfer) =="
+	"$bin/idem-stress" --app transfer --workflows "$workflows" --supervisor-kills 2 --progress 0 \
+		--seed "$((master + 1))" --state-database "$(fresh transfer)" | tail -n 3
+	n=$("${psql[@]}" -d transfer -c "SELECT count(*) FROM workflows WHERE status = 'completed'")
+	[ "$n" -ge 1 ] || fail "transfer: no completed workflow in PostgreSQL"
+fi
 
-echo "== naive (the control) =="
-json=$tmp/naive.json
-set +e
-"$bin/idem-stress" --naive --workflows 400 --kill-rate 0.3 --kill-points after_commit,mid_reply \
-	--progress 0 --seed "$((master + 2))" --json "$json" --state-database "$(fresh naive)" \
-	>/dev/null 2>&1
-rc=$?
-set -e
-dups=$(sed -n 's/.*"duplicated": \([0-9]*\).*/\1/p' "$json" | head -n1)
-[ "$rc" -eq 1 ] && [ "${dups:-0}" -ge 1 ] ||
-	fail "naive: expected exit 1 with duplicates, got exit $rc and ${dups:-no} duplicates"
-echo "naive: the checker caught $dups duplicated effects on PostgreSQL, as it must"
+if want naive; then
+	echo "== naive (the control) =="
+	json=$tmp/naive.json
+	set +e
+	"$bin/idem-stress" --naive --workflows 400 --kill-rate 0.3 --kill-points after_commit,mid_reply \
+		--progress 0 --seed "$((master + 2))" --json "$json" --state-database "$(fresh naive)" \
+		>/dev/null 2>&1
+	rc=$?
+	set -e
+	dups=$(sed -n 's/.*"duplicated": \([0-9]*\).*/\1/p' "$json" | head -n1)
+	[ "$rc" -eq 1 ] && [ "${dups:-0}" -ge 1 ] ||
+		fail "naive: expected exit 1 with duplicates, got exit $rc and ${dups:-no} duplicates"
+	echo "naive: the checker caught $dups duplicated effects on PostgreSQL, as it must"
+fi
 
-echo "== outage: PostgreSQL restarted under a running supervisor =="
-url=$(fresh outage)
-w=$tmp/outage
-mkdir -p "$w"
-sup=("$bin/idem-supervisor" --env=/dev/null --socket="$w/sock" --state-database="$url"
-	--supervisor-name=outage
-	--database="$w/app.db" --supplier-database="$w/supplier.db"
-	--supplier-socket="$w/supplier.sock" --seed-stock=123456:100000000 --workers=2
-	--fault-seed="$master" --fault-kill-rate=0.1 --fault-error-rate=0.1)
-ctl=("$bin/idemctl" --env=/dev/null --socket="$w/sock")
-"${sup[@]}" >"$w/sup1.log" 2>&1 &
-sup_pid=$!
-for _ in $(seq 100); do [ -S "$w/sock" ] && break; sleep 0.1; done
-# clients: each start acknowledged (exit 0) is noted; the rest may fail
-(
-	for i in $(seq 1 400); do
-		if "${ctl[@]}" start --order-id "O$i" --product-id 123456 --quantity 1 \
-			>/dev/null 2>&1; then
-			echo "O$i" >>"$w/acked"
-		fi
-	done
-) &
-clients=$!
-sleep 1
-"$src/scripts/pg-cluster" stop "$cluster" >/dev/null
-sleep 0.5
-"$src/scripts/pg-cluster" start "$cluster" >/dev/null
-# busy or idle, it meets the dead connection within a lease renewal
-# (LEASE/3, 3.3 s by default)
-for _ in $(seq 300); do kill -0 "$sup_pid" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$sup_pid" 2>/dev/null &&
-	{ tail -n 5 "$w/sup1.log"; fail "outage: the supervisor still runs 30 s after the restart"; }
-set +e
-wait "$sup_pid"
-rc=$?
-set -e
-sup_pid=""
-[ "$rc" -eq 1 ] || { tail -n 5 "$w/sup1.log"; fail "outage: the supervisor exited $rc, not 1"; }
-grep -q "state DB failed; stopping" "$w/sup1.log" ||
-	{ tail -n 5 "$w/sup1.log"; fail "outage: no 'state DB failed; stopping' in its log"; }
-echo "outage: the supervisor stopped: $(grep "state DB failed" "$w/sup1.log" | sed "s/.*error=//" | head -n1)"
-"${sup[@]}" >"$w/sup2.log" 2>&1 &
-sup_pid=$!
-wait "$clients" || true
-clients=""
-for _ in $(seq 100); do "${ctl[@]}" stats >/dev/null 2>&1 && break; sleep 0.1; done
-"${ctl[@]}" wait --all --timeout 120 >/dev/null || fail "outage: workflows still running after 120 s"
-touch "$w/acked"
-acked=$(sort -u "$w/acked" | wc -l)
-[ "$acked" -ge 10 ] || fail "outage: only $acked starts were acknowledged"
-missing=0
-while read -r id; do
-	st=$("${psql[@]}" -d outage -c "SELECT status FROM workflows WHERE workflow_id = '$id'")
-	[ "$st" = completed ] || { echo "outage: $id acknowledged, now '${st:-missing}'"; missing=$((missing + 1)); }
-done < <(sort -u "$w/acked")
-[ "$missing" -eq 0 ] || fail "outage: $missing acknowledged starts did not complete"
-"${ctl[@]}" check --offline --state-database "$url" --database "$w/app.db" \
-	--supplier-database "$w/supplier.db" >"$w/check.out" 2>&1 ||
-	{ cat "$w/check.out"; fail "outage: the checker found a violation"; }
-set +e
-out=$(timeout 30 "$bin/idem-supervisor" --env=/dev/null --socket="$w/sock2" \
-	--state-database="$url" --supervisor-name=outage --database="$w/app2.db" \
-	--supplier-database="$w/supplier2.db" --supplier-socket="$w/supplier2.sock" 2>&1)
-rc=$?
-set -e
-[ "$rc" -eq 2 ] && echo "$out" | grep -q 'another idem-supervisor named "outage" runs' ||
-	fail "outage: a second supervisor of the same name: exit $rc: $out"
-echo "outage: a second supervisor of the same SUPERVISOR_NAME exits 2"
-kill -TERM "$sup_pid"
-wait "$sup_pid" || true
-sup_pid=""
-echo "outage: $acked acknowledged starts, all completed once; $(head -n1 "$w/check.out")"
-
-echo "== several: three supervisors, one database, one app DB; a host killed, one cut off =="
-url=$(fresh several)
-w=$tmp/several
-mkdir -p "$w"
-lease=2
-nwf=${PG_SEVERAL_WORKFLOWS:-300}
-# start_sup I: supervisor I in a session of its own (its "host": it, its
-# workers, its fork server), logging to sup-I.log
-start_sup() {
-	setsid "$bin/idem-supervisor" --env=/dev/null --app=transfer --socket="$w/s$1.sock" \
-		--supervisor-name="host$1" --lease="${lease}s" --state-database="$url" \
-		--database="$w/app.db" --transfer-accounts=A0:1000000000,A1:1000000000 --workers=2 \
-		--fault-seed="$((master + 10 + $1))" --fault-kill-rate=0.1 --fault-error-rate=0.05 \
-		>>"$w/sup-$1.log" 2>&1 &
-	pids[$1]=$!
-	groups+=("$!")
-	for _ in $(seq 100); do [ -S "$w/s$1.sock" ] && return; sleep 0.1; done
-	fail "several: supervisor $1 did not start: $(tail -n 3 "$w/sup-$1.log")"
-}
-sctl() { "$bin/idemctl" --env=/dev/null --app=transfer --socket="$w/s$1.sock" "${@:2}"; }
-declare -a pids
-for i in 1 2 3; do start_sup "$i"; done
-(
-	for i in $(seq 1 "$nwf"); do
-		# each start goes to one supervisor, then, when that one fails, the
-		# next; every fifth also to a second one (idempotent across them)
-		for k in 0 1 2; do
-			j=$(( (i + k) % 3 + 1 ))
-			if sctl "$j" start --transfer-id "T$i" --from A0 --to A1 --amount 1 \
+if want outage; then
+	echo "== outage: PostgreSQL restarted under a running supervisor =="
+	url=$(fresh outage)
+	w=$tmp/outage
+	mkdir -p "$w"
+	sup=("$bin/idem-supervisor" --env=/dev/null --socket="$w/sock" --state-database="$url"
+		--supervisor-name=outage
+		--database="$w/app.db" --supplier-database="$w/supplier.db"
+		--supplier-socket="$w/supplier.sock" --seed-stock=123456:100000000 --workers=2
+		--fault-seed="$master" --fault-kill-rate=0.1 --fault-error-rate=0.1)
+	ctl=("$bin/idemctl" --env=/dev/null --socket="$w/sock")
+	"${sup[@]}" >"$w/sup1.log" 2>&1 &
+	sup_pid=$!
+	for _ in $(seq 100); do [ -S "$w/sock" ] && break; sleep 0.1; done
+	# clients: each start acknowledged (exit 0) is noted; the rest may fail
+	(
+		for i in $(seq 1 400); do
+			if "${ctl[@]}" start --order-id "O$i" --product-id 123456 --quantity 1 \
 				>/dev/null 2>&1; then
-				echo "T$i" >>"$w/acked"
-				[ $((i % 5)) -ne 0 ] ||
-					sctl "$(( j % 3 + 1 ))" start --transfer-id "T$i" --from A0 --to A1 \
-						--amount 1 >/dev/null 2>&1 || true
-				break
+				echo "O$i" >>"$w/acked"
 			fi
 		done
-	done
-) &
-clients=$!
-sleep 1.5
-kill -9 -- "-${pids[1]}"
-echo "several: host 1 killed (the supervisor and its workers)"
-sleep 1
-kill -STOP "${pids[2]}"
-echo "several: host 2 stopped for $((3 * lease)) s (a lease is ${lease} s)"
-sleep $((3 * lease))
-kill -CONT "${pids[2]}"
-# its next turn, or its lease timer's (LEASE/3), finds the lease lapsed
-for _ in $(seq 100); do kill -0 "${pids[2]}" 2>/dev/null || break; sleep 0.1; done
-kill -0 "${pids[2]}" 2>/dev/null && fail "several: host 2 still runs 10 s after it was resumed"
-set +e
-wait "${pids[2]}"
-rc=$?
-set -e
-[ "$rc" -eq 1 ] && grep -q "lease (LEASE=2000 ms) lapsed" "$w/sup-2.log" ||
-	fail "several: host 2, resumed after its lease lapsed, exited $rc: $(tail -n 2 "$w/sup-2.log")"
-echo "several: host 2 resumed, found its lease lapsed, and stopped (exit 1)"
-wait "$clients" || true
-clients=""
-start_sup 1
-start_sup 2
-for i in 1 2 3; do sctl "$i" wait --all --timeout 120 >/dev/null ||
-	fail "several: supervisor $i still runs workflows after 120 s"; done
-touch "$w/acked"
-acked=$(sort -u "$w/acked" | wc -l)
-[ "$acked" -ge 20 ] || fail "several: only $acked starts were acknowledged"
-notdone=$("${psql[@]}" -d several -c "SELECT count(*) FROM workflows WHERE status <> 'completed'")
-done_n=$("${psql[@]}" -d several -c "SELECT count(*) FROM workflows WHERE status = 'completed'")
-missing=0
-while read -r id; do
-	st=$("${psql[@]}" -d several -c "SELECT status FROM workflows WHERE workflow_id = '$id'")
-	[ "$st" = completed ] || { echo "several: $id acknowledged, now '${st:-missing}'"; missing=$((missing + 1)); }
-done < <(sort -u "$w/acked")
-[ "$missing" -eq 0 ] && [ "$notdone" -eq 0 ] ||
-	fail "several: $missing acknowledged starts not completed, $notdone workflows not completed"
-adopted=$("${psql[@]}" -d several -c "SELECT count(*) FROM workflows WHERE fence > 0")
-[ "$adopted" -ge 1 ] || fail "several: no workflow was adopted"
-"$bin/idemctl" --env=/dev/null --app=transfer --state-database="$url" --database="$w/app.db" \
-	check --offline >"$w/check.out" 2>&1 ||
-	{ cat "$w/check.out"; fail "several: the checker found a violation"; }
-sctl 3 get T1 | grep -q '^owner ' || fail "several: idemctl get shows no owner"
-for i in 1 2 3; do kill -TERM "${pids[$i]}"; done
-for i in 1 2 3; do wait "${pids[$i]}" || true; done
-groups=()
-echo "several: $acked acknowledged starts ($done_n workflows), all completed once, $adopted adopted;" \
-	"$(head -n1 "$w/check.out")"
+	) &
+	clients=$!
+	sleep 1
+	"$src/scripts/pg-cluster" stop "$cluster" >/dev/null
+	sleep 0.5
+	"$src/scripts/pg-cluster" start "$cluster" >/dev/null
+	# busy or idle, it meets the dead connection within a lease renewal
+	# (LEASE/3, 3.3 s by default)
+	for _ in $(seq 300); do kill -0 "$sup_pid" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$sup_pid" 2>/dev/null &&
+		{ tail -n 5 "$w/sup1.log"; fail "outage: the supervisor still runs 30 s after the restart"; }
+	set +e
+	wait "$sup_pid"
+	rc=$?
+	set -e
+	sup_pid=""
+	[ "$rc" -eq 1 ] || { tail -n 5 "$w/sup1.log"; fail "outage: the supervisor exited $rc, not 1"; }
+	grep -q "state DB failed; stopping" "$w/sup1.log" ||
+		{ tail -n 5 "$w/sup1.log"; fail "outage: no 'state DB failed; stopping' in its log"; }
+	echo "outage: the supervisor stopped: $(grep "state DB failed" "$w/sup1.log" | sed "s/.*error=//" | head -n1)"
+	"${sup[@]}" >"$w/sup2.log" 2>&1 &
+	sup_pid=$!
+	wait "$clients" || true
+	clients=""
+	for _ in $(seq 100); do "${ctl[@]}" stats >/dev/null 2>&1 && break; sleep 0.1; done
+	"${ctl[@]}" wait --all --timeout 120 >/dev/null || fail "outage: workflows still running after 120 s"
+	touch "$w/acked"
+	acked=$(sort -u "$w/acked" | wc -l)
+	[ "$acked" -ge 10 ] || fail "outage: only $acked starts were acknowledged"
+	missing=0
+	while read -r id; do
+		st=$("${psql[@]}" -d outage -c "SELECT status FROM workflows WHERE workflow_id = '$id'")
+		[ "$st" = completed ] || { echo "outage: $id acknowledged, now '${st:-missing}'"; missing=$((missing + 1)); }
+	done < <(sort -u "$w/acked")
+	[ "$missing" -eq 0 ] || fail "outage: $missing acknowledged starts did not complete"
+	"${ctl[@]}" check --offline --state-database "$url" --database "$w/app.db" \
+		--supplier-database "$w/supplier.db" >"$w/check.out" 2>&1 ||
+		{ cat "$w/check.out"; fail "outage: the checker found a violation"; }
+	set +e
+	out=$(timeout 30 "$bin/idem-supervisor" --env=/dev/null --socket="$w/sock2" \
+		--state-database="$url" --supervisor-name=outage --database="$w/app2.db" \
+		--supplier-database="$w/supplier2.db" --supplier-socket="$w/supplier2.sock" 2>&1)
+	rc=$?
+	set -e
+	[ "$rc" -eq 2 ] && echo "$out" | grep -q 'another idem-supervisor named "outage" runs' ||
+		fail "outage: a second supervisor of the same name: exit $rc: $out"
+	echo "outage: a second supervisor of the same SUPERVISOR_NAME exits 2"
+	kill -TERM "$sup_pid"
+	wait "$sup_pid" || true
+	sup_pid=""
+	echo "outage: $acked acknowledged starts, all completed once; $(head -n1 "$w/check.out")"
+fi
 
-echo "== badurl: clear errors, exit 4 =="
-set +e
-out=$("$bin/idem-supervisor" --env=/dev/null --socket="$tmp/b.sock" --database="$tmp/b.db" \
-	--state-database="postgresql://idem:secret@/nosuchdb?host=$cluster&port=5432" \
-	--supplier-database="$tmp/bs.db" --supplier-socket="$tmp/bs.sock" 2>&1)
-rc=$?
-set -e
-[ "$rc" -eq 4 ] || fail "badurl: exit $rc for an unknown database, not 4: $out"
-echo "$out" | grep -q 'STATE_DATABASE=postgresql://idem:\*\*\*@/nosuchdb' ||
-	fail "badurl: the error does not name STATE_DATABASE with the password hidden: $out"
-echo "$out" | grep -q 'secret' && fail "badurl: the password is in the error: $out"
-echo "$out" | grep -q 'nosuchdb' || fail "badurl: the error does not name the database: $out"
-echo "badurl: $(echo "$out" | grep -o 'error="[^"]*"' | head -n1)"
-"$src/scripts/pg-cluster" stop "$cluster" >/dev/null
-set +e
-t0=$(date +%s)
-out=$("$bin/idem-supervisor" --env=/dev/null --socket="$tmp/b.sock" --database="$tmp/b.db" \
-	--state-database="$url" --supplier-database="$tmp/bs.db" \
-	--supplier-socket="$tmp/bs.sock" 2>&1)
-rc=$?
-set -e
-[ "$rc" -eq 4 ] || fail "server down: exit $rc, not 4: $out"
-echo "$out" | grep -q 'cannot connect to PostgreSQL' || fail "server down: unclear error: $out"
-echo "server down: exit 4 after $(( $(date +%s) - t0 )) s of retries"
+if want several; then
+	echo "== several: three supervisors, one database, one app DB; a host killed, one cut off =="
+	url=$(fresh several)
+	w=$tmp/several
+	mkdir -p "$w"
+	lease=2
+	nwf=${PG_SEVERAL_WORKFLOWS:-300}
+	# start_sup I: supervisor I in a session of its own (its "host": it, its
+	# workers, its fork server), logging to sup-I.log
+	start_sup() {
+		setsid "$bin/idem-supervisor" --env=/dev/null --app=transfer --socket="$w/s$1.sock" \
+			--supervisor-name="host$1" --lease="${lease}s" --state-database="$url" \
+			--database="$w/app.db" --transfer-accounts=A0:1000000000,A1:1000000000 --workers=2 \
+			--fault-seed="$((master + 10 + $1))" --fault-kill-rate=0.1 --fault-error-rate=0.05 \
+			>>"$w/sup-$1.log" 2>&1 &
+		pids[$1]=$!
+		groups+=("$!")
+		for _ in $(seq 100); do [ -S "$w/s$1.sock" ] && return; sleep 0.1; done
+		fail "several: supervisor $1 did not start: $(tail -n 3 "$w/sup-$1.log")"
+	}
+	sctl() { "$bin/idemctl" --env=/dev/null --app=transfer --socket="$w/s$1.sock" "${@:2}"; }
+	declare -a pids
+	for i in 1 2 3; do start_sup "$i"; done
+	(
+		for i in $(seq 1 "$nwf"); do
+			# each start goes to one supervisor, then, when that one fails, the
+			# next; every fifth also to a second one (idempotent across them)
+			for k in 0 1 2; do
+				j=$(( (i + k) % 3 + 1 ))
+				if sctl "$j" start --transfer-id "T$i" --from A0 --to A1 --amount 1 \
+					>/dev/null 2>&1; then
+					echo "T$i" >>"$w/acked"
+					[ $((i % 5)) -ne 0 ] ||
+						sctl "$(( j % 3 + 1 ))" start --transfer-id "T$i" --from A0 --to A1 \
+							--amount 1 >/dev/null 2>&1 || true
+					break
+				fi
+			done
+		done
+	) &
+	clients=$!
+	sleep 1.5
+	kill -9 -- "-${pids[1]}"
+	echo "several: host 1 killed (the supervisor and its workers)"
+	sleep 1
+	kill -STOP "${pids[2]}"
+	echo "several: host 2 stopped for $((3 * lease)) s (a lease is ${lease} s)"
+	sleep $((3 * lease))
+	kill -CONT "${pids[2]}"
+	# its next turn, or its lease timer's (LEASE/3), finds the lease lapsed
+	for _ in $(seq 100); do kill -0 "${pids[2]}" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "${pids[2]}" 2>/dev/null && fail "several: host 2 still runs 10 s after it was resumed"
+	set +e
+	wait "${pids[2]}"
+	rc=$?
+	set -e
+	[ "$rc" -eq 1 ] && grep -q "lease (LEASE=2000 ms) lapsed" "$w/sup-2.log" ||
+		fail "several: host 2, resumed after its lease lapsed, exited $rc: $(tail -n 2 "$w/sup-2.log")"
+	echo "several: host 2 resumed, found its lease lapsed, and stopped (exit 1)"
+	wait "$clients" || true
+	clients=""
+	start_sup 1
+	start_sup 2
+	for i in 1 2 3; do sctl "$i" wait --all --timeout 120 >/dev/null ||
+		fail "several: supervisor $i still runs workflows after 120 s"; done
+	touch "$w/acked"
+	acked=$(sort -u "$w/acked" | wc -l)
+	[ "$acked" -ge 20 ] || fail "several: only $acked starts were acknowledged"
+	notdone=$("${psql[@]}" -d several -c "SELECT count(*) FROM workflows WHERE status <> 'completed'")
+	done_n=$("${psql[@]}" -d several -c "SELECT count(*) FROM workflows WHERE status = 'completed'")
+	missing=0
+	while read -r id; do
+		st=$("${psql[@]}" -d several -c "SELECT status FROM workflows WHERE workflow_id = '$id'")
+		[ "$st" = completed ] || { echo "several: $id acknowledged, now '${st:-missing}'"; missing=$((missing + 1)); }
+	done < <(sort -u "$w/acked")
+	[ "$missing" -eq 0 ] && [ "$notdone" -eq 0 ] ||
+		fail "several: $missing acknowledged starts not completed, $notdone workflows not completed"
+	adopted=$("${psql[@]}" -d several -c "SELECT count(*) FROM workflows WHERE fence > 0")
+	[ "$adopted" -ge 1 ] || fail "several: no workflow was adopted"
+	"$bin/idemctl" --env=/dev/null --app=transfer --state-database="$url" --database="$w/app.db" \
+		check --offline >"$w/check.out" 2>&1 ||
+		{ cat "$w/check.out"; fail "several: the checker found a violation"; }
+	sctl 3 get T1 | grep -q '^owner ' || fail "several: idemctl get shows no owner"
+	for i in 1 2 3; do kill -TERM "${pids[$i]}"; done
+	for i in 1 2 3; do wait "${pids[$i]}" || true; done
+	groups=()
+	echo "several: $acked acknowledged starts ($done_n workflows), all completed once, $adopted adopted;" \
+		"$(head -n1 "$w/check.out")"
+fi
+
+if want retention; then
+	echo "== retention: closed workflows pruned from PostgreSQL =="
+	url=$(fresh retention)
+	w=$tmp/retention
+	mkdir -p "$w"
+	"$bin/idem-supervisor" --env=/dev/null --app=transfer --socket="$w/sock" --state-database="$url" \
+		--database="$w/app.db" --transfer-accounts=A0:1000,A1:1000 --retention=1s \
+		>"$w/sup.log" 2>&1 &
+	sup_pid=$!
+	rctl=("$bin/idemctl" --env=/dev/null --app=transfer --socket="$w/sock")
+	for _ in $(seq 100); do [ -S "$w/sock" ] && break; sleep 0.1; done
+	for i in $(seq 1 30); do
+		"${rctl[@]}" start --transfer-id "R$i" --from A0 --to A1 --amount 1 >/dev/null ||
+			fail "retention: start R$i failed"
+	done
+	"${rctl[@]}" wait --all --timeout 60 >/dev/null || fail "retention: workflows still running"
+	for _ in $(seq 150); do
+		left=$("${psql[@]}" -d retention -c "SELECT count(*) FROM workflows")
+		[ "$left" -eq 0 ] && break
+		sleep 0.1
+	done
+	pruned=$("${psql[@]}" -d retention -c "SELECT coalesce(sum(workflows), 0) FROM pruned")
+	[ "$left" -eq 0 ] && [ "$pruned" -eq 30 ] ||
+		fail "retention: $left workflows left, $pruned recorded as pruned (want 0 and 30)"
+	"${rctl[@]}" stats | grep -q "0 running, 0 completed" || fail "retention: stats still count them"
+	"$bin/idemctl" --env=/dev/null --app=transfer --state-database="$url" --database="$w/app.db" \
+		check --offline >"$w/check.out" 2>&1 || { cat "$w/check.out"; fail "retention: check failed"; }
+	grep -q "30 more pruned" "$w/check.out" || fail "retention: $(head -n1 "$w/check.out")"
+	kill -TERM "$sup_pid"
+	wait "$sup_pid" || true
+	sup_pid=""
+	echo "retention: 30 closed workflows pruned within a few seconds; $(head -n1 "$w/check.out")"
+fi
+
+if want badurl; then
+	echo "== badurl: clear errors, exit 4 =="
+	url=$(fresh badurl)
+	set +e
+	out=$("$bin/idem-supervisor" --env=/dev/null --socket="$tmp/b.sock" --database="$tmp/b.db" \
+		--state-database="postgresql://idem:secret@/nosuchdb?host=$cluster&port=5432" \
+		--supplier-database="$tmp/bs.db" --supplier-socket="$tmp/bs.sock" 2>&1)
+	rc=$?
+	set -e
+	[ "$rc" -eq 4 ] || fail "badurl: exit $rc for an unknown database, not 4: $out"
+	echo "$out" | grep -q 'STATE_DATABASE=postgresql://idem:\*\*\*@/nosuchdb' ||
+		fail "badurl: the error does not name STATE_DATABASE with the password hidden: $out"
+	echo "$out" | grep -q 'secret' && fail "badurl: the password is in the error: $out"
+	echo "$out" | grep -q 'nosuchdb' || fail "badurl: the error does not name the database: $out"
+	echo "badurl: $(echo "$out" | grep -o 'error="[^"]*"' | head -n1)"
+	"$src/scripts/pg-cluster" stop "$cluster" >/dev/null
+	set +e
+	t0=$(date +%s)
+	out=$("$bin/idem-supervisor" --env=/dev/null --socket="$tmp/b.sock" --database="$tmp/b.db" \
+		--state-database="$url" --supplier-database="$tmp/bs.db" \
+		--supplier-socket="$tmp/bs.sock" 2>&1)
+	rc=$?
+	set -e
+	[ "$rc" -eq 4 ] || fail "server down: exit $rc, not 4: $out"
+	echo "$out" | grep -q 'cannot connect to PostgreSQL' || fail "server down: unclear error: $out"
+	echo "server down: exit 4 after $(( $(date +%s) - t0 )) s of retries"
+fi
+
 echo "pg-suite: all parts passed"
