@@ -33,6 +33,8 @@
 /* The seed of the hash of a supervisor's name that keys its session
  * advisory lock. */
 #define PG_SUPERVISOR_LOCK "7593254938290001"
+/* The key of the transaction lock a pruning batch runs under. */
+#define PG_PRUNE_LOCK "7593254938290003"
 /* The key of the transaction lock migrations run under. */
 #define PG_MIGRATE_LOCK "7593254938290002"
 
@@ -996,15 +998,29 @@ static int prune_step(struct store *s, int i, const char *ids, char *err, size_t
 	return 0;
 }
 
-/* Deletes the workflows ids with their steps and events, all or none. */
+/* Deletes the workflows ids with their steps and events, all or none;
+ * 1 when another supervisor is pruning (nothing done). */
 static int prune_ids(struct store *s, const char *ids, char *err, size_t errlen)
 {
 	struct counter *saved;
 	size_t nsaved = s->ncounters;
-	int rc = 0;
+	PGresult *r;
+	int rc = 0, mine;
 
 	if (store_write(s, err, errlen) != 0)
 		return -1;
+	/* One supervisor prunes at a time: two deleting the same batch would
+	 * both take it off the counters. The others skip their batch. */
+	r = PQexec(s->pg->conn, "SELECT pg_try_advisory_xact_lock(" PG_PRUNE_LOCK ")");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		pgconn_fail(s->pg->conn, r, "state DB: prune", err, errlen);
+		PQclear(r);
+		return -1;
+	}
+	mine = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	if (!mine)
+		return 1;
 	if (pgconn_exec(s->pg->conn, "SAVEPOINT prune", "state DB: prune", err, errlen) != 0)
 		return -1;
 	saved = xmalloc((nsaved ? nsaved : 1) * sizeof(*saved));
@@ -1067,6 +1083,6 @@ int pgstore_prune(struct store *s, int64_t now_ms, const struct idem_config *cfg
 		*cur = (struct store_prune_cursor){.closed_at = INT64_MIN};
 	rc = n > 0 ? prune_ids(s, text, err, errlen) : 0;
 	free(text);
-	*pruned = n;
-	return rc == 0 ? seen : -1;
+	*pruned = rc == 0 ? n : 0;
+	return rc >= 0 ? seen : -1;
 }
