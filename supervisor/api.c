@@ -525,17 +525,10 @@ static void wait_one_done(void *arg, int timed_out)
 static int runs_elsewhere(struct api *a, int64_t id)
 {
 	char err[512];
-	json_t *wf;
-	const char *status;
-	int running;
 
 	if (!store_shared(a->sup->store) || engine_find(a->sup->engine, id) != NULL)
 		return 0;
-	wf = store_wf_json(a->sup->store, id, err, sizeof(err));
-	status = json_string_value(json_object_get(wf, "status"));
-	running = status != NULL && strcmp(status, "running") == 0;
-	json_decref(wf);
-	return running;
+	return store_wf_running(a->sup->store, id, err, sizeof(err)) > 0;
 }
 
 static void remote_poll_cb(evutil_socket_t fd, short what, void *arg)
@@ -559,7 +552,7 @@ static void remote_poll_cb(evutil_socket_t fd, short what, void *arg)
 		p->waiter = engine_wait(p->api->sup->engine, mine, left, wait_one_done, p);
 		return;
 	}
-	wait_one_done(p, running);
+	wait_one_done(p, running || (mine != NULL && mine->status == WF_RUNNING));
 }
 
 static void wait_elsewhere(struct pending *p, int64_t timeout_ms)
@@ -1001,8 +994,8 @@ static void check_start(struct api *a)
 {
 	const struct idem_config *c = &a->sup->cfg;
 	char err[512], path[CONFIG_PATH_MAX + 16], msg[1024], *argv[CHECK_ARGS_MAX];
-	char *flags[SPAWN_KEYS_MAX] = {NULL};
-	int n = 0, k;
+	char *flags[SPAWN_KEYS_MAX] = {NULL}, *saved_env = NULL;
+	int n = 0, k, env_set = 0;
 
 	snprintf(path, sizeof(path), "%s/idemctl", a->sup->bindir);
 	argv[n++] = "idemctl";
@@ -1014,7 +1007,11 @@ static void check_start(struct api *a)
 	 * environment, which only this user can read, not through argv,
 	 * which anyone's ps shows. */
 	if (pgconn_is_url(c->state_database)) {
+		const char *had = getenv("STATE_DATABASE");
+
+		saved_env = had != NULL ? xstrdup(had) : NULL;
 		setenv("STATE_DATABASE", c->state_database, 1);
+		env_set = 1;
 	} else {
 		argv[n++] = "--state-database";
 		argv[n++] = (char *)c->state_database;
@@ -1028,6 +1025,15 @@ static void check_start(struct api *a)
 	argv[n++] = "--offline";
 	argv[n] = NULL;
 	a->check = offloop_spawn(a->sup->base, path, argv, check_done, a, err, sizeof(err));
+	/* Only the checker gets it: workers and helpers started later must
+	 * not inherit a password. */
+	if (env_set) {
+		if (saved_env != NULL)
+			setenv("STATE_DATABASE", saved_env, 1);
+		else
+			unsetenv("STATE_DATABASE");
+		free(saved_env);
+	}
 	for (int i = 0; i < k; i++)
 		free(flags[i]);
 	if (a->check == NULL) {

@@ -1073,16 +1073,32 @@ enum engine_start_rc engine_start(struct engine *e, const char *ns, const char *
 	rc = t->prepare(t, input, &e->sup->cfg, err, errlen) != 0
 	         ? START_INVALID
 	         : start_lookup(e, ns, workflow_id, asked, body, id, err, errlen);
+	if (rc == START_CREATED) {
+		int inserted;
+
+		wf = wf_new(0, ns, workflow_id, type, input);
+		inserted = store_wf_insert(e->store, wf, clock_wall_ms(), err, errlen);
+		if (inserted != 0) {
+			wf_free(wf);
+			wf = NULL;
+		}
+		/* Another supervisor sharing the state DB started it meanwhile:
+		 * answered as any start of an existing workflow. */
+		if (inserted > 0)
+			rc = start_lookup(e, ns, workflow_id, asked, body, id, err, errlen);
+		else if (inserted < 0)
+			rc = START_FAILED;
+		if (inserted > 0 && rc == START_CREATED) {
+			snprintf(err, errlen, "workflow %s was started elsewhere and is gone",
+			         workflow_id);
+			rc = START_FAILED;
+		}
+	}
 	json_decref(asked);
-	if (rc != START_CREATED) {
+	if (wf == NULL) {
 		if (rc != START_EXISTS)
 			*id = 0;
 		return rc;
-	}
-	wf = wf_new(0, ns, workflow_id, type, input);
-	if (store_wf_insert(e->store, wf, clock_wall_ms(), err, errlen) != 0) {
-		wf_free(wf);
-		return START_FAILED;
 	}
 	quoted_type = quoted(type);
 	event_text(e, wf, -1, 0, "workflow_started", 0, "{\"type\":%s,\"input\":%s}", quoted_type,

@@ -347,6 +347,11 @@ static int setup(struct run *r, char *err, size_t errlen)
 	if (engine_new(sup, &sup->engine, err, errlen) != 0 ||
 	    engine_recover(sup->engine, err, errlen) != 0)
 		return IDEM_EXIT_FAIL;
+	/* Several supervisors: recovery's transaction holds this run's row
+	 * and lease; it must not stay open while the helpers and workers
+	 * start (seconds), which a short LEASE would not outlast. */
+	if (store_shared(sup->store) && store_commit(sup->store, err, errlen) != 0)
+		return IDEM_EXIT_FAIL;
 	if (api_start(sup, &sup->api, err, errlen) != 0 ||
 	    pool_start(sup, &engine_pool_callbacks, sup->engine, &sup->pool, err, errlen) != 0)
 		return IDEM_EXIT_USAGE;

@@ -525,6 +525,11 @@ int store_broken(const struct store *s, char *err, size_t errlen)
 	return 1;
 }
 
+int store_wf_running(struct store *s, int64_t id, char *err, size_t errlen)
+{
+	return s->pg != NULL ? pgstore_wf_running(s, id, err, errlen) : 0;
+}
+
 int store_shared(const struct store *s)
 {
 	return s->pg != NULL;
@@ -711,8 +716,10 @@ int store_wf_insert(struct store *s, struct wf *wf, int64_t now, char *err, size
 	if (store_write(s, err, errlen) != 0)
 		return -1;
 	if (s->pg != NULL) {
-		if (pgstore_wf_insert(s, wf, now, err, errlen) != 0)
-			return -1;
+		int rc = pgstore_wf_insert(s, wf, now, err, errlen);
+
+		if (rc != 0)
+			return rc;
 		store_count(s, "workflows", "running", 1);
 		wf->created_at = now;
 		return 0;

@@ -77,10 +77,17 @@ int store_broken(const struct store *s, char *err, size_t errlen);
 int store_commit(struct store *s, char *err, size_t errlen);
 int store_dirty(const struct store *s);
 
+/* Whether workflow id runs (1), does not (0), or -1; on PostgreSQL only
+ * (another supervisor's), 0 on SQLite. */
+int store_wf_running(struct store *s, int64_t id, char *err, size_t errlen);
+
 /* Returns 1 with *id and *status when (ns, workflow_id) exists, 0 when
  * not, -1 on error. */
 int store_wf_lookup(struct store *s, const char *ns, const char *workflow_id, int64_t *id,
                     char *err, size_t errlen);
+/* Returns 0, -1 with err, or 1 when (namespace, workflow_id) was taken
+ * meanwhile by another supervisor sharing the state DB (nothing
+ * written). */
 int store_wf_insert(struct store *s, struct wf *wf, int64_t now, char *err, size_t errlen);
 int store_wf_close(struct store *s, struct wf *wf, int64_t now, char *err, size_t errlen);
 int store_step_save(struct store *s, struct step *st, char *err, size_t errlen);

@@ -69,6 +69,7 @@ int pgstore_join(struct store *s, const char *name, int64_t lease_ms, char *err,
 int pgstore_adopt(struct store *s, void (*fn)(void *arg, struct wf *wf), void *arg, char *err,
                   size_t errlen);
 int64_t pgstore_me(const struct store *s);
+int pgstore_wf_running(struct store *s, int64_t id, char *err, size_t errlen);
 const char *pgstore_name(const struct store *s);
 /* The counters' rows (every supervisor's turns add to them), NEW array. */
 int pgstore_counters(struct store *s, struct counter **out, size_t *n, char *err, size_t errlen);

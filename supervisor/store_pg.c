@@ -33,6 +33,9 @@
 /* The seed of the hash of a supervisor's name that keys its session
  * advisory lock. */
 #define PG_SUPERVISOR_LOCK "7593254938290001"
+/* The lock an earlier idem held alone on the database; held shared by
+ * every supervisor now. */
+#define PG_ALONE_LOCK "7593254938290001"
 /* The key of the transaction lock a pruning batch runs under. */
 #define PG_PRUNE_LOCK "7593254938290003"
 /* The key of the transaction lock migrations run under. */
@@ -108,7 +111,8 @@ static const struct {
 } pg_stmts[] = {
     {"wf_lookup", "SELECT id FROM workflows WHERE namespace = $1 AND workflow_id = $2"},
     {"wf_insert", "INSERT INTO workflows (namespace, workflow_id, type, input, status, "
-                  "created_at, owner) VALUES ($1, $2, $3, $4, 'running', $5, $6) RETURNING id"},
+                  "created_at, owner) VALUES ($1, $2, $3, $4, 'running', $5, $6) "
+                  "ON CONFLICT (namespace, workflow_id) DO NOTHING RETURNING id"},
     {"wf_close", "UPDATE workflows SET status = $2, result = $3, error = $4, closed_at = $5 "
                  "WHERE id = $1 AND owner = $6"},
     {"step_save",
@@ -124,6 +128,7 @@ static const struct {
                     "WHERE wf = $1 AND seq = $2"},
     {"event", "INSERT INTO events (wf, seq, attempt, kind, ts, pid, detail) "
               "VALUES ($1, $2, $3, $4, $5, $6, $7)"},
+    {"wf_running", "SELECT 1 FROM workflows WHERE id = $1 AND status = 'running'"},
     {"wf_get", "SELECT " WF_COLS ", owner, fence, (SELECT name FROM supervisors "
                "WHERE supervisors.id = owner) FROM workflows WHERE id = $1"},
     {"steps_of", "SELECT " STEP_COLS " FROM steps WHERE wf = $1 ORDER BY seq"},
@@ -133,27 +138,31 @@ static const struct {
                 "WHERE status = 'running' AND owner = $1 ORDER BY id"},
     {"owned", "SELECT id, namespace, workflow_id, type, input, created_at FROM workflows "
               "WHERE id = ANY($1::bigint[]) AND status = 'running' AND owner = $2 ORDER BY id"},
-    /* The running workflows of supervisors whose lease lapsed, and of
-     * the earlier runs of this supervisor's name (dead: this run holds
-     * the name's lock), or of none (a state DB from before migration
-     * 2). A supervisor in a turn holds its row: SKIP LOCKED passes it by
-     * rather than wait, and its turn commits whole before anyone adopts. */
-    {"adopt", "WITH dead AS (UPDATE supervisors SET stopped_at = clock_timestamp() "
-              "  WHERE id IN (SELECT id FROM supervisors WHERE id <> $1 AND stopped_at IS NULL "
-              "    AND (lease_until < clock_timestamp() OR name = $2) "
-              "    FOR UPDATE SKIP LOCKED) RETURNING id) "
-              "UPDATE workflows SET owner = $1, fence = fence + 1 WHERE status = 'running' "
-              "AND (owner IN (SELECT id FROM dead) OR owner IS NULL) RETURNING id"},
+    /* Marks stopped the runs whose lease lapsed and the earlier runs of
+     * this supervisor's name (dead: this run holds the name's lock). A
+     * run in a turn holds its row: SKIP LOCKED passes it by rather than
+     * wait, and its turn commits whole before anyone adopts. */
+    {"lapsed", "UPDATE supervisors SET stopped_at = clock_timestamp() "
+               "WHERE id IN (SELECT id FROM supervisors WHERE id <> $1 AND stopped_at IS NULL "
+               "  AND (lease_until < clock_timestamp() OR name = $2) "
+               "  FOR UPDATE SKIP LOCKED) RETURNING id"},
+    /* A statement of its own, so that its snapshot is taken once the
+     * lapsed runs' rows are locked (and their last turns committed). It
+     * also takes what a stopped run still owns (none should) and what
+     * no run owns (a state DB from before migration 2). */
+    {"adopt", "UPDATE workflows SET owner = $1, fence = fence + 1 WHERE status = 'running' "
+              "AND (owner IS NULL OR owner IN (SELECT id FROM supervisors "
+              "  WHERE stopped_at IS NOT NULL)) RETURNING id"},
     {"counters_add",
      "INSERT INTO counters (name, n) SELECT * FROM unnest($1::text[], $2::bigint[]) "
-     "ON CONFLICT (name) DO UPDATE SET n = counters.n + excluded.n"},
+     "ORDER BY 1 ON CONFLICT (name) DO UPDATE SET n = counters.n + excluded.n"},
 };
 
 struct pgstore {
 	PGconn *conn;
 	int64_t me;       /* this run's row in supervisors; 0 before store_join() */
 	int64_t lease_ms; /* LEASE */
-	char name[256];
+	char name[1100];  /* SUPERVISOR_NAME, or HOST:DIR/SOCKET (main.c) */
 };
 
 /* Up to 12 parameters as text; numbers are formatted into num. */
@@ -467,12 +476,29 @@ static int counters_write(struct store *s, char *err, size_t errlen)
 	return rc;
 }
 
+/* The lease runs from the end of the turn, not its start: a turn longer
+ * than the lease (a big recovery, a slow disk) would else commit a lease
+ * already lapsed. The row is this turn's since its BEGIN: nobody adopted
+ * meanwhile. */
+static int renew_at_commit(struct store *s, char *err, size_t errlen)
+{
+	char sql[192];
+
+	if (s->pg->me == 0)
+		return 0;
+	snprintf(sql, sizeof(sql),
+	         "UPDATE supervisors SET lease_until = clock_timestamp() + interval '%" PRId64
+	         " milliseconds' WHERE id = %" PRId64,
+	         s->pg->lease_ms, s->pg->me);
+	return pgconn_exec(s->pg->conn, sql, "state DB: renew the lease", err, errlen);
+}
+
 int pgstore_commit(struct store *s, char *err, size_t errlen)
 {
 	PGresult *r;
 	int ok;
 
-	if (counters_write(s, err, errlen) != 0) {
+	if (counters_write(s, err, errlen) != 0 || renew_at_commit(s, err, errlen) != 0) {
 		PQclear(PQexec(s->pg->conn, "ROLLBACK"));
 		return -1;
 	}
@@ -529,6 +555,7 @@ int pgstore_wf_insert(struct store *s, struct wf *wf, int64_t now, char *err, si
 {
 	struct params p = {0};
 	PGresult *r;
+	int taken;
 
 	p_text(&p, 0, wf->namespace_);
 	p_text(&p, 1, wf->workflow_id);
@@ -539,9 +566,11 @@ int pgstore_wf_insert(struct store *s, struct wf *wf, int64_t now, char *err, si
 	r = run(s, "wf_insert", &p, "state DB: insert workflow", err, errlen);
 	if (r == NULL)
 		return -1;
-	wf->id = get_int(r, 0, 0);
+	taken = PQntuples(r) == 0; /* another supervisor's start came first */
+	if (!taken)
+		wf->id = get_int(r, 0, 0);
 	PQclear(r);
-	return 0;
+	return taken;
 }
 
 int pgstore_wf_close(struct store *s, struct wf *wf, int64_t now, char *err, size_t errlen)
@@ -709,6 +738,11 @@ static int adopt(struct store *s, char **ids, char *err, size_t errlen)
 		return -1;
 	p_int(&p, 0, s->pg->me);
 	p_text(&p, 1, s->pg->name);
+	r = run(s, "lapsed", &p, "state DB: find lapsed supervisors", err, errlen);
+	if (r == NULL)
+		return -1;
+	PQclear(r);
+	p.n = 1;
 	r = run(s, "adopt", &p, "state DB: adopt workflows", err, errlen);
 	if (r == NULL)
 		return -1;
@@ -784,6 +818,24 @@ int pgstore_join(struct store *s, const char *name, int64_t lease_ms, char *err,
 
 	snprintf(s->pg->name, sizeof(s->pg->name), "%s", name);
 	s->pg->lease_ms = lease_ms;
+	/* The first idem on PostgreSQL ran one supervisor per database
+	 * under this key, exclusively, and knows nothing of leases: the two
+	 * kinds must not run together. */
+	r = PQexec(s->pg->conn, "SELECT pg_try_advisory_lock_shared(" PG_ALONE_LOCK ")");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		pgconn_fail(s->pg->conn, r, "state DB: take the shared lock", err, errlen);
+		PQclear(r);
+		return -1;
+	}
+	held = strcmp(PQgetvalue(r, 0, 0), "t") != 0;
+	PQclear(r);
+	if (held) {
+		snprintf(err, errlen,
+		         "an idem-supervisor of an earlier version, which runs alone, runs on this "
+		         "PostgreSQL database (advisory lock %s); stop it first",
+		         PG_ALONE_LOCK);
+		return STORE_HELD;
+	}
 	p_text(&p, 0, name);
 	r = run_sql(s, "SELECT pg_try_advisory_lock(hashtextextended($1, " PG_SUPERVISOR_LOCK "))",
 	            &p, "state DB: take the supervisor name's lock", err, errlen);
@@ -823,6 +875,21 @@ int pgstore_join(struct store *s, const char *name, int64_t lease_ms, char *err,
 	s->pg->me = get_int(r, 0, 0);
 	PQclear(r);
 	return 0;
+}
+
+int pgstore_wf_running(struct store *s, int64_t id, char *err, size_t errlen)
+{
+	struct params p = {0};
+	PGresult *r;
+	int running;
+
+	p_int(&p, 0, id);
+	r = run(s, "wf_running", &p, "state DB: read workflow", err, errlen);
+	if (r == NULL)
+		return -1;
+	running = PQntuples(r) > 0;
+	PQclear(r);
+	return running;
 }
 
 int64_t pgstore_me(const struct store *s)

@@ -178,6 +178,15 @@ int store_shared(const struct store *s)
 	return 0;
 }
 
+int store_wf_running(struct store *s, int64_t id, char *err, size_t errlen)
+{
+	(void)s;
+	(void)id;
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+
 int64_t store_run_id(const struct store *s)
 {
 	(void)s;
