@@ -476,33 +476,27 @@ static int counters_write(struct store *s, char *err, size_t errlen)
 	return rc;
 }
 
-/* The lease runs from the end of the turn, not its start: a turn longer
- * than the lease (a big recovery, a slow disk) would else commit a lease
- * already lapsed. The row is this turn's since its BEGIN: nobody adopted
- * meanwhile. */
-static int renew_at_commit(struct store *s, char *err, size_t errlen)
-{
-	char sql[192];
-
-	if (s->pg->me == 0)
-		return 0;
-	snprintf(sql, sizeof(sql),
-	         "UPDATE supervisors SET lease_until = clock_timestamp() + interval '%" PRId64
-	         " milliseconds' WHERE id = %" PRId64,
-	         s->pg->lease_ms, s->pg->me);
-	return pgconn_exec(s->pg->conn, sql, "state DB: renew the lease", err, errlen);
-}
-
 int pgstore_commit(struct store *s, char *err, size_t errlen)
 {
+	char sql[224] = "COMMIT";
 	PGresult *r;
 	int ok;
 
-	if (counters_write(s, err, errlen) != 0 || renew_at_commit(s, err, errlen) != 0) {
+	if (counters_write(s, err, errlen) != 0) {
 		PQclear(PQexec(s->pg->conn, "ROLLBACK"));
 		return -1;
 	}
-	r = PQexec(s->pg->conn, "COMMIT");
+	/* The lease runs from the end of the turn, not its start: a turn
+	 * longer than the lease (a big recovery, a slow disk) would else
+	 * commit one already lapsed. The row is this turn's since its BEGIN:
+	 * nobody adopted meanwhile. Sent with the COMMIT: one round trip. */
+	if (s->pg->me != 0)
+		snprintf(
+		    sql, sizeof(sql),
+		    "UPDATE supervisors SET lease_until = clock_timestamp() + interval '%" PRId64
+		    " milliseconds' WHERE id = %" PRId64 "; COMMIT",
+		    s->pg->lease_ms, s->pg->me);
+	r = PQexec(s->pg->conn, sql);
 	/* A transaction that had failed answers COMMIT with "ROLLBACK". */
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
 	if (!ok) {
