@@ -24,10 +24,9 @@ void idem_activity_at(const struct idem_activity_env *env, enum fault_point p,
 		env->hooks->at(env->hooks->arg, p, t);
 }
 
-void idem_activity_rollback(sqlite3 *db)
+void idem_activity_rollback(struct appconn *db)
 {
-	if (!sqlite3_get_autocommit(db))
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	appconn_rollback(db);
 }
 
 int idem_activity_db_error(const struct idem_activity_env *env, struct idem_activity_outcome *out,

@@ -69,6 +69,7 @@ struct idem_check {
 	const struct idem_config *cfg; /* may be NULL */
 	const char *state_db;
 	int state_rw; /* the state DB is a copy the check writes (PostgreSQL) */
+	int app_rw;   /* so is the app DB */
 	char *err;
 	size_t errlen;
 };
@@ -459,8 +460,14 @@ static int open_one(struct idem_check *c, int i)
 		/* A copy of a PostgreSQL state DB is written in the check's
 		 * own transaction. */
 		rc = c->state_rw ? sqlite3_open_v2(c->path[i], &c->db, SQLITE_OPEN_READWRITE, NULL)
-		                 : sqlite3_open_v2(uri, &c->db,
-		                                   SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+		                 /* mode=ro keeps the file read-only; the connection's
+		                  * flags are those of what is attached: a copy of a
+		                  * PostgreSQL app DB is written. */
+		                 : sqlite3_open_v2(
+		                       uri, &c->db,
+		                       (c->app_rw ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) |
+		                           SQLITE_OPEN_URI,
+		                       NULL);
 		if (rc == SQLITE_OK)
 			rc = sqlite3_busy_timeout(c->db, DB_BUSY_TIMEOUT_MS);
 	} else {
@@ -469,7 +476,8 @@ static int open_one(struct idem_check *c, int i)
 		snprintf(sql, sizeof(sql), "ATTACH ?1 AS %s", c->dbs[i]->schema);
 		rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
 		if (rc == SQLITE_OK) {
-			sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 1, i == DB_APP && c->app_rw ? c->path[i] : uri, -1,
+			                  SQLITE_STATIC);
 			rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
 		}
 	}
@@ -604,48 +612,75 @@ static void remove_snapshot(const char *path)
 	unlink(side);
 }
 
-/* A new file under TMPDIR with the state DB's tables, named in path, for
- * a copy of a PostgreSQL state DB. */
-static int snapshot_file(char *path, size_t pathlen, char *err, size_t errlen)
+/* A new file under TMPDIR named in path, for a copy of a PostgreSQL
+ * database: with the state DB's tables, or with app's (app not NULL). */
+static int snapshot_file(const struct idem_app *app, char *path, size_t pathlen, char *err,
+                         size_t errlen)
 {
 	const char *tmp = getenv("TMPDIR");
-	sqlite3 *db = NULL;
-	int fd;
+	int fd, rc;
 
 	snprintf(path, pathlen, "%s/idem-check-XXXXXX", tmp != NULL && *tmp ? tmp : "/tmp");
 	fd = mkstemp(path);
 	if (fd < 0) {
-		snprintf(err, errlen, "cannot create the state snapshot %s: %s", path,
+		snprintf(err, errlen, "cannot create the snapshot file %s: %s", path,
 		         strerror(errno));
 		path[0] = '\0';
 		return -1;
 	}
 	close(fd);
-	if (db_open_migrated(path, DB_SYNC_NORMAL, state_schema_sqlite, state_schema_sqlite_n, &db,
-	                     err, errlen) != 0) {
+	if (app != NULL) {
+		struct appconn *conn = NULL;
+
+		rc = app->open_db(path, DB_SYNC_NORMAL, NULL, &conn, err, errlen);
+		appconn_close(conn);
+	} else {
+		sqlite3 *db = NULL;
+
+		rc = db_open_migrated(path, DB_SYNC_NORMAL, state_schema_sqlite,
+		                      state_schema_sqlite_n, &db, err, errlen);
+		db_close(db);
+	}
+	if (rc != 0) {
 		remove_snapshot(path);
 		path[0] = '\0';
 		return -1;
 	}
-	db_close(db);
 	return 0;
 }
 
-/* PostgreSQL: its snapshot first, then the app DBs' (the first read of
- * each, at once), then the copy: the two sides are as far apart as on
- * SQLite, where they are taken one after the other too, not the length
- * of a copy. */
-static int snapshot_pg(struct idem_check *c, PGconn *pg)
+/* Copies of PostgreSQL (pg: the state's snapshot, pg_app: the app's, each
+ * may be NULL): the SQLite files' first reads at once, right after those
+ * snapshots, then the copies. The sides are as far apart as on SQLite,
+ * where they are taken one after the other too, not the length of a
+ * copy. */
+static int snapshot_pg(struct idem_check *c, PGconn *pg, PGconn *pg_app)
 {
 	char sql[160];
 
 	for (int i = 1; i < c->ndbs; i++) {
+		if (i == DB_APP && c->app_rw)
+			continue;
 		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s.sqlite_master",
 		         c->dbs[i]->schema);
 		if (db_exec(c->db, sql, c->err, c->errlen) != 0)
 			return -1;
 	}
-	return pgsnap_fill(pg, c->db, c->err, c->errlen);
+	if (pg != NULL && pgsnap_fill(pg, c->db, c->err, c->errlen) != 0)
+		return -1;
+	if (pg_app != NULL && pgsnap_fill_tables(pg_app, c->db, "app", c->err, c->errlen) != 0)
+		return -1;
+	return 0;
+}
+
+/* err = "KEY=URL (password hidden): inner". Returns -1. */
+static int url_fail(const char *key, const char *url, const char *inner, char *err, size_t errlen)
+{
+	char shown[1024];
+
+	pgconn_redact(url, shown, sizeof(shown));
+	snprintf(err, errlen, "%s=%.400s: %.500s", key, shown, inner);
+	return -1;
 }
 
 json_t *check_run(const struct idem_app *app, const char *state_db, const char *app_db,
@@ -654,31 +689,48 @@ json_t *check_run(const struct idem_app *app, const char *state_db, const char *
 	struct idem_check c = {
 	    .app = app, .cfg = cfg, .state_db = state_db, .err = err, .errlen = errlen};
 	json_t *report = NULL;
-	PGconn *pg = NULL;
-	char snap[4096] = "";
+	PGconn *pg = NULL, *pg_app = NULL;
+	const char *app_url = NULL;
+	char snap[4096] = "", app_snap[4096] = "", inner[1024];
 	int rc = -1;
 
 	assert(app != NULL);
-	/* PostgreSQL: the rules run on a copy of the state in SQLite. */
+	/* PostgreSQL: the rules run on a copy in SQLite. */
 	if (state_db != NULL && pgconn_is_url(state_db)) {
-		char inner[1024], shown[1024];
-
 		pg = pgsnap_begin(state_db, inner, sizeof(inner));
-		if (pg == NULL || snapshot_file(snap, sizeof(snap), inner, sizeof(inner)) != 0) {
-			pgconn_redact(state_db, shown, sizeof(shown));
-			snprintf(err, errlen, "STATE_DATABASE=%.400s: %.500s", shown, inner);
-			pgsnap_end(pg);
-			return NULL;
+		if (pg == NULL ||
+		    snapshot_file(NULL, snap, sizeof(snap), inner, sizeof(inner)) != 0) {
+			url_fail("STATE_DATABASE", state_db, inner, err, errlen);
+			goto out;
 		}
 		state_db = c.state_db = snap;
 		c.state_rw = 1;
+	}
+	if (app_db != NULL && pgconn_is_url(app_db)) {
+		if (snapshot_file(app, app_snap, sizeof(app_snap), inner, sizeof(inner)) != 0) {
+			url_fail("DATABASE", app_db, inner, err, errlen);
+			goto out;
+		}
+		app_url = app_db;
+		app_db = app_snap;
+		c.app_rw = 1;
 	}
 	setup(&c, state_db, app_db, cfg);
 	if (open_all(&c) != 0)
 		goto out;
 	if (db_exec(c.db, "BEGIN", err, errlen) != 0)
 		goto out;
-	if (pg != NULL && snapshot_pg(&c, pg) != 0)
+	if (app_url != NULL) {
+		/* The state's snapshot comes first: on SQLite its first read. */
+		if (pg == NULL && schema_check(&c, DB_STATE) != 0)
+			goto out;
+		pg_app = pgsnap_begin(app_url, inner, sizeof(inner));
+		if (pg_app == NULL) {
+			url_fail("DATABASE", app_url, inner, err, errlen);
+			goto out;
+		}
+	}
+	if ((pg != NULL || pg_app != NULL) && snapshot_pg(&c, pg, pg_app) != 0)
 		goto out;
 	rc = run(&c);
 	sqlite3_exec(c.db, rc == 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
@@ -695,8 +747,12 @@ out:
 	db_close(c.db);
 	if (pg != NULL)
 		pgsnap_end(pg);
+	if (pg_app != NULL)
+		pgsnap_end(pg_app);
 	if (snap[0] != '\0')
 		remove_snapshot(snap);
+	if (app_snap[0] != '\0')
+		remove_snapshot(app_snap);
 	return report;
 }
 

@@ -335,8 +335,8 @@ static int newer_error(sqlite3 *db, int found, int n, char *err, size_t errlen)
 /* Applies migrations[v] to the version found inside the transaction, so
  * that two processes migrating at once do it only once. Sets *done when
  * the schema is already at n. */
-static int migrate_step(sqlite3 *db, const char *const *migrations, int n, int *done, char *err,
-                        size_t errlen)
+static int migrate_step(sqlite3 *db, const char *const *migrations, int n,
+                        db_on_create_fn on_create, void *arg, int *done, char *err, size_t errlen)
 {
 	char sql[64];
 	int v = 0;
@@ -354,8 +354,14 @@ static int migrate_step(sqlite3 *db, const char *const *migrations, int n, int *
 		return db_exec(db, "COMMIT", err, errlen);
 	}
 	snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", v + 1);
-	if (db_exec(db, migrations[v], err, errlen) != 0 || db_exec(db, sql, err, errlen) != 0 ||
-	    db_exec(db, "COMMIT", err, errlen) != 0) {
+	if (db_exec(db, migrations[v], err, errlen) != 0) {
+		snprintf(err, errlen, "migrating %s to schema version %d: %s", db_name(db), v + 1,
+		         sqlite3_errmsg(db));
+		goto fail;
+	}
+	if (v == 0 && on_create != NULL && on_create(db, arg, err, errlen) != 0)
+		goto fail;
+	if (db_exec(db, sql, err, errlen) != 0 || db_exec(db, "COMMIT", err, errlen) != 0) {
 		snprintf(err, errlen, "migrating %s to schema version %d: %s", db_name(db), v + 1,
 		         sqlite3_errmsg(db));
 		goto fail;
@@ -370,6 +376,12 @@ fail:
 int db_migrate(sqlite3 *db, const char *const *migrations, int n, int *from, char *err,
                size_t errlen)
 {
+	return db_migrate_new(db, migrations, n, from, NULL, NULL, err, errlen);
+}
+
+int db_migrate_new(sqlite3 *db, const char *const *migrations, int n, int *from,
+                   db_on_create_fn on_create, void *arg, char *err, size_t errlen)
+{
 	int v = 0;
 	int done = 0;
 
@@ -382,7 +394,7 @@ int db_migrate(sqlite3 *db, const char *const *migrations, int n, int *from, cha
 	if (v == n)
 		return 0;
 	while (!done) {
-		if (migrate_step(db, migrations, n, &done, err, errlen) != 0)
+		if (migrate_step(db, migrations, n, on_create, arg, &done, err, errlen) != 0)
 			return -1;
 	}
 	return 0;

@@ -23,6 +23,13 @@ int db_open(const char *path, enum db_sync sync, sqlite3 **out, char *err, size_
 int db_migrate(sqlite3 *db, const char *const *migrations, int n, int *from, char *err,
                size_t errlen);
 
+/* db_migrate(), calling on_create (when not NULL) inside the transaction
+ * of the first migration, after it, when that one creates the schema:
+ * what fills a new database lands with its creation or not at all. */
+typedef int (*db_on_create_fn)(sqlite3 *db, void *arg, char *err, size_t errlen);
+int db_migrate_new(sqlite3 *db, const char *const *migrations, int n, int *from,
+                   db_on_create_fn on_create, void *arg, char *err, size_t errlen);
+
 /* db_open() then db_migrate(): *out is the migrated database, or NULL
  * (and -1 with err) when either step failed. */
 int db_open_migrated(const char *path, enum db_sync sync, const char *const *migrations, int n,

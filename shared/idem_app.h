@@ -19,6 +19,7 @@
 #include <sqlite3.h>
 #include <stddef.h>
 
+#include "appconn.h"
 #include "config.h"
 #include "db.h"
 #include "fault.h"
@@ -127,7 +128,7 @@ struct idem_activity_hooks {
 /* What one attempt runs with. */
 struct idem_activity_env {
 	const struct idem_app *app; /* whose activity it is (activity_run) */
-	sqlite3 *db;                /* the app DB, opened by the worker */
+	struct appconn *db;         /* the app DB, opened by the worker */
 	const char *peer;       /* the app's outside service: a Unix socket or http://HOST:PORT */
 	int peer_timeout_ms;    /* 0: the activity's own default */
 	const char *peer_fault; /* the attempt's planned peer fault (fault.h), or NULL */
@@ -174,7 +175,7 @@ int idem_activity_fail(struct idem_activity_outcome *out, const char *type, int 
 void idem_activity_at(const struct idem_activity_env *env, enum fault_point p,
                       const struct msg_task *t);
 /* Rolls back db's open transaction, if one is open. */
-void idem_activity_rollback(sqlite3 *db);
+void idem_activity_rollback(struct appconn *db);
 /* A failed app DB step: rolls back and fails retryable (SQLITE_BUSY is
  * the usual cause) with DatabaseError "ACTIVITY: app DB: ERR". */
 int idem_activity_db_error(const struct idem_activity_env *env, struct idem_activity_outcome *out,
@@ -334,8 +335,8 @@ json_t *idem_check_col_array(sqlite3_stmt *st, int i);
 struct idem_app_route {
 	const char *path;
 	const char *method;
-	int (*handle)(sqlite3 *db, const char *arg, const json_t *body, json_t **reply, char *err,
-	              size_t errlen);
+	int (*handle)(struct appconn *db, const char *arg, const json_t *body, json_t **reply,
+	              char *err, size_t errlen);
 };
 
 /* ---- the app's helper process ------------------------------------------------ */
@@ -368,11 +369,12 @@ struct idem_app {
 	const struct idem_workflow *workflows;
 	const struct idem_activity_options *options;
 	const struct idem_activity *activities;
-	/* Opens (creating and migrating) the app DB at path. With fill_cfg
-	 * (the supervisor's; NULL in a worker) a database that this call
-	 * creates is filled from it in the same transaction. */
-	int (*open_db)(const char *path, enum db_sync sync, const struct idem_config *fill_cfg,
-	               sqlite3 **out, char *err, size_t errlen);
+	/* Opens (creating and migrating) the app DB at where, a path or a
+	 * postgresql:// URL (appconn.h). With fill_cfg (the supervisor's;
+	 * NULL in a worker) a database that this call creates is filled from
+	 * it in the same transaction. */
+	int (*open_db)(const char *where, enum db_sync sync, const struct idem_config *fill_cfg,
+	               struct appconn **out, char *err, size_t errlen);
 	const struct idem_app_route *routes;
 	const struct config_app_key *keys; /* its configuration keys (config.h) */
 	/* idemctl's: start's flags (ending with a NULL flag) and the app's

@@ -29,22 +29,24 @@ static const struct {
     {"pruned", "namespace, workflows, through", ".ii"},
 };
 
-static int copy_table(PGconn *pg, sqlite3 *db, int t, char *err, size_t errlen)
+/* Copies table's columns cols (ints: 'i' where a column is an integer)
+ * from PostgreSQL into schema.table of db, in batches. */
+static int copy_table(PGconn *pg, sqlite3 *db, const char *schema, const char *table,
+                      const char *cols, const char *ints, char *err, size_t errlen)
 {
-	char sql[512], what[96];
-	const char *ints = copied[t].ints;
+	char sql[2048], what[160];
 	int ncols = (int)strlen(ints), rc = 0;
 	sqlite3_stmt *ins = NULL;
 	PGresult *r;
 
-	snprintf(what, sizeof(what), "state DB snapshot: %s", copied[t].table);
-	snprintf(sql, sizeof(sql), "DECLARE snap NO SCROLL CURSOR FOR SELECT %s FROM %s",
-	         copied[t].cols, copied[t].table);
+	snprintf(what, sizeof(what), "snapshot of %s", table);
+	snprintf(sql, sizeof(sql), "DECLARE snap NO SCROLL CURSOR FOR SELECT %s FROM %s", cols,
+	         table);
 	if (pgconn_exec(pg, sql, what, err, errlen) != 0)
 		return -1;
 	{
-		int n = snprintf(sql, sizeof(sql), "INSERT INTO %s (%s) VALUES (", copied[t].table,
-		                 copied[t].cols);
+		int n = snprintf(sql, sizeof(sql), "INSERT INTO %s.%s (%s) VALUES (", schema, table,
+		                 cols);
 
 		for (int i = 0; i < ncols; i++)
 			n += snprintf(sql + n, sizeof(sql) - (size_t)n, "%s?%d", i ? ", " : "",
@@ -89,6 +91,66 @@ static int copy_table(PGconn *pg, sqlite3 *db, int t, char *err, size_t errlen)
 	return rc;
 }
 
+/* The columns of schema.table in db, as copy_table takes them. Returns
+ * 0, or -1 with err. */
+static int columns_of(sqlite3 *db, const char *schema, const char *table, char *cols,
+                      size_t colslen, char *ints, size_t intslen, char *err, size_t errlen)
+{
+	char sql[256];
+	sqlite3_stmt *st = NULL;
+	size_t nc = 0, ni = 0;
+	int rc;
+
+	snprintf(sql, sizeof(sql), "PRAGMA %.64s.table_info(%.64s)", schema, table);
+	if (db_prepare(db, sql, &st, err, errlen) != 0)
+		return -1;
+	cols[0] = ints[0] = '\0';
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && ni + 1 < intslen) {
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+		const char *type = (const char *)sqlite3_column_text(st, 2);
+
+		nc += (size_t)snprintf(cols + nc, colslen > nc ? colslen - nc : 0, "%s%s",
+		                       nc ? ", " : "", name != NULL ? name : "");
+		ints[ni++] = type != NULL && strcmp(type, "INTEGER") == 0 ? 'i' : '.';
+		ints[ni] = '\0';
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE || nc >= colslen || ni == 0) {
+		snprintf(err, errlen, "snapshot: cannot list the columns of %s.%s", schema, table);
+		return -1;
+	}
+	return 0;
+}
+
+int pgsnap_fill_tables(PGconn *pg, sqlite3 *db, const char *schema, char *err, size_t errlen)
+{
+	char sql[256], cols[1024], ints[64];
+	char tables[32][64];
+	sqlite3_stmt *st = NULL;
+	int n = 0, rc;
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT name FROM %s.sqlite_master WHERE type = 'table' AND name NOT LIKE "
+	         "'sqlite_%%' ORDER BY name",
+	         schema);
+	if (db_prepare(db, sql, &st, err, errlen) != 0)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < 32)
+		snprintf(tables[n++], sizeof(tables[0]), "%s", sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		snprintf(err, errlen, "snapshot: cannot list the tables of %s (%d of at most 32)",
+		         schema, n);
+		return -1;
+	}
+	for (int t = 0; t < n; t++)
+		if (columns_of(db, schema, tables[t], cols, sizeof(cols), ints, sizeof(ints), err,
+		               errlen) != 0 ||
+		    copy_table(pg, db, schema, tables[t], cols, ints, err, errlen) != 0)
+			return -1;
+	return 0;
+}
+
 PGconn *pgsnap_begin(const char *url, char *err, size_t errlen)
 {
 	PGconn *pg = pgconn_open(url, 0, err, errlen);
@@ -97,7 +159,7 @@ PGconn *pgsnap_begin(const char *url, char *err, size_t errlen)
 		return NULL;
 	/* REPEATABLE READ takes its snapshot at the first query. */
 	if (pgconn_exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1",
-	                "state DB snapshot", err, errlen) != 0) {
+	                "taking a snapshot", err, errlen) != 0) {
 		PQfinish(pg);
 		return NULL;
 	}
@@ -107,7 +169,8 @@ PGconn *pgsnap_begin(const char *url, char *err, size_t errlen)
 int pgsnap_fill(PGconn *pg, sqlite3 *db, char *err, size_t errlen)
 {
 	for (size_t t = 0; t < sizeof(copied) / sizeof(copied[0]); t++)
-		if (copy_table(pg, db, (int)t, err, errlen) != 0)
+		if (copy_table(pg, db, "main", copied[t].table, copied[t].cols, copied[t].ints, err,
+		               errlen) != 0)
 			return -1;
 	return 0;
 }

@@ -1,5 +1,5 @@
-/* pgsnap.h — a consistent copy of a PostgreSQL state DB into a SQLite
- * file of the same tables (state_schema.h), for the checker: its rules
+/* pgsnap.h — a consistent copy of a PostgreSQL state DB (or an app DB)
+ * into a SQLite file of the same tables (state_schema.h), for the checker: its rules
  * are SQL over the state and app DBs together, which it runs on SQLite.
  * The copy reads one REPEATABLE READ snapshot through its own
  * connection, so a supervisor that keeps running changes nothing of it. */
@@ -22,6 +22,10 @@ int pgsnap_copy(const char *url, const char *path, char *err, size_t errlen);
  * any); pgsnap_end() closes. */
 PGconn *pgsnap_begin(const char *url, char *err, size_t errlen);
 int pgsnap_fill(PGconn *pg, sqlite3 *db, char *err, size_t errlen);
+/* For an app DB on PostgreSQL: copies every table of db's schema (made
+ * by the app's SQLite migrations) from the snapshot of pg, the columns
+ * by name. Returns 0, or -1 with err. */
+int pgsnap_fill_tables(PGconn *pg, sqlite3 *db, const char *schema, char *err, size_t errlen);
 void pgsnap_end(PGconn *pg);
 
 #endif

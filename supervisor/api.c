@@ -1016,8 +1016,10 @@ static void check_start(struct api *a)
 		argv[n++] = "--state-database";
 		argv[n++] = (char *)c->state_database;
 	}
-	argv[n++] = "--database";
-	argv[n++] = (char *)c->database;
+	if (!pgconn_is_url(c->database)) { /* else in the environment: main.c */
+		argv[n++] = "--database";
+		argv[n++] = (char *)c->database;
+	}
 	k = n;
 	n = spawn_app_flags(c, a->sup->app, argv, n, flags);
 	k = n - k;

@@ -174,6 +174,14 @@ static int setup_storage_faults(struct run *r, char *err, size_t errlen)
 
 	if (faultvfs_parse(c->fault_vfs, &spec, err, errlen) != 0)
 		return -1;
+	if (spec.enabled && strcmp(spec.target, "app") == 0 && pgconn_is_url(c->database)) {
+		snprintf(err, errlen,
+		         "FAULT_VFS=%.200s targets the app DB, which is on PostgreSQL (FAULT_VFS "
+		         "fails SQLite's file calls); target the state DB, or use a SQLite "
+		         "DATABASE",
+		         c->fault_vfs);
+		return -1;
+	}
 	if (spec.enabled && strcmp(spec.target, "state") == 0 && pgconn_is_url(c->state_database)) {
 		snprintf(err, errlen,
 		         "FAULT_VFS=%.200s targets the state DB, which is on PostgreSQL (FAULT_VFS "
@@ -258,7 +266,8 @@ static int sync_previous_run(struct sup *sup, char *err, size_t errlen)
 
 	if (c->sync != DB_SYNC_FULL)
 		return IDEM_EXIT_OK;
-	if (db_sync_files(sup->appdb, err, errlen) != 0)
+	if (appconn_sqlite(sup->appdb) != NULL &&
+	    db_sync_files(appconn_sqlite(sup->appdb), err, errlen) != 0)
 		return db_key_fail("DATABASE", c->database, err, errlen);
 	/* PostgreSQL's COMMIT returned durable: nothing of the state to sync. */
 	if (store_db(sup->store) != NULL && db_sync_files(store_db(sup->store), err, errlen) != 0)
@@ -311,7 +320,8 @@ static int open_dbs(struct sup *sup, char *err, size_t errlen)
 	if (sup->app->open_db(c->database, (enum db_sync)c->sync, c, &sup->appdb, err, errlen) != 0)
 		return db_key_fail("DATABASE", c->database, err, errlen);
 	rc = store_open(c->state_database, (enum db_sync)c->sync,
-	                c->fault_vfs[0] == '\0' ? sup->appdb : NULL, &sup->store, err, errlen);
+	                c->fault_vfs[0] == '\0' ? appconn_sqlite(sup->appdb) : NULL, &sup->store,
+	                err, errlen);
 	if (rc == 0 && store_shared(sup->store)) {
 		char name[CONFIG_PATH_MAX * 2];
 
@@ -342,6 +352,13 @@ static int setup(struct run *r, char *err, size_t errlen)
 		return rc;
 	if (setup_storage_faults(r, err, errlen) != 0)
 		return IDEM_EXIT_DB;
+	/* A PostgreSQL URL may hold a password: the workers and the checker
+	 * read DATABASE from the environment, only this user's to see, not
+	 * from their argv, anyone's (spawn.c, api.c). */
+	if (pgconn_is_url(sup->cfg.database) && setenv("DATABASE", sup->cfg.database, 1) != 0) {
+		snprintf(err, errlen, "cannot set DATABASE for the workers: %s", strerror(errno));
+		return IDEM_EXIT_FAIL;
+	}
 	if ((rc = open_dbs(sup, err, errlen)) != IDEM_EXIT_OK)
 		return rc;
 	if (engine_new(sup, &sup->engine, err, errlen) != 0 ||
@@ -377,7 +394,7 @@ static void teardown(struct run *r)
 	engine_free(sup->engine);
 	pool_free(sup->pool);
 	store_close(sup->store);
-	db_close(sup->appdb);
+	appconn_close(sup->appdb);
 	if (r->grace != NULL)
 		event_free(r->grace);
 	if (r->lock_fd >= 0)
@@ -449,7 +466,7 @@ int main(int argc, char **argv)
 	struct run r = {.lock_fd = -1};
 	struct sup *sup = &r.sup;
 	struct event *sigs[3];
-	char err[1024] = "", state_db[CONFIG_PATH_MAX];
+	char err[1024] = "", state_db[CONFIG_PATH_MAX], app_db[CONFIG_PATH_MAX];
 	int rc;
 
 	/* Before anything allocates: out of memory aborts (xalloc.h). */
@@ -488,9 +505,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	pgconn_redact(sup->cfg.state_database, state_db, sizeof(state_db));
+	pgconn_redact(sup->cfg.database, app_db, sizeof(app_db));
 	log_info("idem-supervisor started",
 	         "workers=%d socket=%s state_db=%s app_db=%s mode=%s seed=%llu faults=%s",
-	         sup->cfg.workers, sup->cfg.socket, state_db, sup->cfg.database,
+	         sup->cfg.workers, sup->cfg.socket, state_db, app_db,
 	         sup->cfg.naive ? "naive" : "guarded", (unsigned long long)sup->faults.seed,
 	         fault_enabled(&sup->faults) ? "on" : "off");
 	if (fault_enabled(&sup->faults))

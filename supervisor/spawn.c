@@ -24,6 +24,7 @@
 #include "forkserver.h"
 #include "idem_app.h"
 #include "log.h"
+#include "pgconn.h"
 #include "pool_internal.h"
 #include "store.h"
 #include "sup.h"
@@ -134,8 +135,10 @@ static int worker_argv(struct sup *sup, char *path, size_t pathlen, char *frame,
 	argv[n++] = "--env=/dev/null";
 	argv[n++] = "--app";
 	argv[n++] = (char *)c->app;
-	argv[n++] = "--database";
-	argv[n++] = (char *)c->database;
+	if (!pgconn_is_url(c->database)) { /* else in the environment: main.c */
+		argv[n++] = "--database";
+		argv[n++] = (char *)c->database;
+	}
 	n = app_key_flags(c, sup->app, argv, n);
 	argv[n++] = "--max-frame";
 	argv[n++] = frame;

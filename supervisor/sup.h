@@ -33,7 +33,7 @@ struct sup {
 	char env_path[512];         /* the .env it read, passed on to children */
 	struct event_base *base;
 	struct store *store;
-	sqlite3 *appdb; /* for seeding and the operator's stock API */
+	struct appconn *appdb; /* for seeding and the app's endpoints */
 	struct pool *pool;
 	struct engine *engine;
 	struct api *api;

@@ -118,12 +118,12 @@ static void checkpoint(sqlite3 *db, sqlite3_stmt *ins, const char *wf, const cha
 
 /* The baseline's app DB: the inventory's with product B1, the
  * transfer's with accounts B1 and B2, each with room for any n. */
-static sqlite3 *baseline_app_db(const char *path, enum db_sync sync)
+static struct appconn *baseline_app_db(const char *path, enum db_sync sync)
 {
 	static struct idem_config cfg;
 	struct name_value initial_stock = {"B1", INT64_C(1000000000000)};
 	const struct idem_app *app = apps_find(app_name);
-	sqlite3 *db = NULL;
+	struct appconn *db = NULL;
 	char err[512];
 	int rc;
 
@@ -192,7 +192,8 @@ static double run_baseline(long n, enum db_sync sync)
 {
 	char *dir = fmt("%s/baseline", workdir), *app = fmt("%s/app.db", dir);
 	char *state = fmt("%s/state.db", dir), err[512];
-	sqlite3 *adb = NULL, *sdb = NULL;
+	struct appconn *adb = NULL;
+	sqlite3 *sdb = NULL;
 	sqlite3_stmt *ins = NULL;
 	struct idem_activity_env env = {.app = apps_find(app_name)};
 	int64_t t0;
@@ -212,7 +213,7 @@ static double run_baseline(long n, enum db_sync sync)
 	secs = (double)(clock_mono_us() - t0) / 1e6;
 	sqlite3_finalize(ins);
 	db_close(sdb);
-	db_close(adb);
+	appconn_close(adb);
 	rmrf(dir);
 	free(dir);
 	free(app);

@@ -137,7 +137,7 @@ static int send_heartbeat(void *arg, json_t *details)
 }
 
 /* The answer (NEW ref) of the real activity. */
-static json_t *run_activity(sqlite3 *db, const struct evil *e, const struct msg_task *t)
+static json_t *run_activity(struct appconn *db, const struct evil *e, const struct msg_task *t)
 {
 	struct attempt a = {e, t->task_id};
 	struct idem_activity_env env = {.app = apps_find("inventory"),
@@ -178,7 +178,7 @@ static void stall_setup(const struct evil *e, const struct msg_task *t)
 /* The misbehaviour of case (the text after "EVIL-"). Returns only when the
  * worker carries on: 1 when the task has been answered, 0 when it is to
  * be answered normally. */
-static int misbehave(sqlite3 *db, const struct evil *e, const struct msg_task *t,
+static int misbehave(struct appconn *db, const struct evil *e, const struct msg_task *t,
                      const char *evil_case)
 {
 	static const char notjson[] = "this is not JSON";
@@ -262,7 +262,7 @@ static json_t *read_task(const struct evil *e)
 	return msg;
 }
 
-static void serve(sqlite3 *db, const struct evil *e)
+static void serve(struct appconn *db, const struct evil *e)
 {
 	json_t *msg;
 
@@ -301,7 +301,7 @@ int main(int argc, char **argv)
 	struct evil e = {.database = flag(argc, argv, "--database"),
 	                 .supplier = flag(argc, argv, "--supplier-socket")};
 	const char *mute = getenv("IDEM_EVIL_MUTE");
-	sqlite3 *db = NULL;
+	struct appconn *db = NULL;
 	char err[512];
 
 	xalloc_install_json(); /* as idem-worker, whose code it runs (xalloc.h) */
@@ -332,6 +332,6 @@ int main(int argc, char **argv)
 	}
 	send_msg(&e, msg_ready_new((long)getpid()));
 	serve(db, &e);
-	db_close(db);
+	appconn_close(db);
 	return 0;
 }

@@ -4,19 +4,21 @@
 # the end. Run by ctest as pg_store; scripts/nightly runs it long
 # (PG_WORKFLOWS). Each part gets a database of its own:
 #   recovery   idem-stress under worker faults and supervisor SIGKILLs
-#   transfer   the same for the second app
-#   naive      the control: without the guards the checker must find duplicates
+#   transfer   the same for the second app, its app DB on PostgreSQL too
+#   naive      the control (both DBs on PostgreSQL): without the guards the
+#              checker must find duplicates
 #   outage     PostgreSQL restarted under a running supervisor: the turn fails,
 #              the supervisor stops (exit 1, "state DB failed"); restarted, it
 #              finishes every acknowledged start exactly once; a second
 #              supervisor of the same SUPERVISOR_NAME exits 2
-#   several    three supervisors on one database and one app DB (transfer),
+#   several    three supervisors on one database, the state's and the app's (transfer),
 #              worker faults: one is SIGKILLed with its workers (a host
 #              dies), one is stopped past its lease (a host cut off) and must
 #              stop itself once resumed; the others adopt their workflows, and
 #              every acknowledged start completes exactly once
 #   retention  RETENTION=1s prunes closed workflows; the checker excuses their effects
-#   badurl     a bad URL and a server that is down: exit 4, naming the key
+#   badurl     bad URLs (STATE_DATABASE, DATABASE) and a server that is down:
+#              exit 4, naming the key
 # Seeds derive from IDEM_TEST_SEED (random when unset), printed first;
 # PG_PARTS picks parts by name (recovery transfer naive outage several
 # retention badurl).
@@ -66,20 +68,24 @@ if want recovery; then
 fi
 
 if want transfer; then
-	echo "== recovery (transfer) =="
+	echo "== recovery (transfer), its app DB on PostgreSQL too =="
+	url=$(fresh transfer)
 	"$bin/idem-stress" --app transfer --workflows "$workflows" --supervisor-kills 2 --progress 0 \
-		--seed "$((master + 1))" --state-database "$(fresh transfer)" | tail -n 3
+		--seed "$((master + 1))" --state-database "$url" --database "$url" | tail -n 3
+	n=$("${psql[@]}" -d transfer -c "SELECT count(*) FROM debits")
+	[ "$n" -ge 1 ] || fail "transfer: no debit in the app DB on PostgreSQL"
 	n=$("${psql[@]}" -d transfer -c "SELECT count(*) FROM workflows WHERE status = 'completed'")
 	[ "$n" -ge 1 ] || fail "transfer: no completed workflow in PostgreSQL"
 fi
 
 if want naive; then
-	echo "== naive (the control) =="
+	echo "== naive (the control), both DBs on PostgreSQL =="
 	json=$tmp/naive.json
+	url=$(fresh naive)
 	set +e
 	"$bin/idem-stress" --naive --workflows 400 --kill-rate 0.3 --kill-points after_commit,mid_reply \
-		--progress 0 --seed "$((master + 2))" --json "$json" --state-database "$(fresh naive)" \
-		>/dev/null 2>&1
+		--progress 0 --seed "$((master + 2))" --json "$json" --state-database "$url" \
+		--database "$url" >/dev/null 2>&1
 	rc=$?
 	set -e
 	dups=$(sed -n 's/.*"duplicated": \([0-9]*\).*/\1/p' "$json" | head -n1)
@@ -164,7 +170,7 @@ if want outage; then
 fi
 
 if want several; then
-	echo "== several: three supervisors, one database, one app DB; a host killed, one cut off =="
+	echo "== several: three supervisors, one database for the state and the app; a host killed, one cut off =="
 	url=$(fresh several)
 	w=$tmp/several
 	mkdir -p "$w"
@@ -177,7 +183,7 @@ if want several; then
 		rm -f "$w/s$1.sock" # a killed one's
 		setsid "$bin/idem-supervisor" --env=/dev/null --app=transfer --socket="$w/s$1.sock" \
 			--supervisor-name="host$1" --lease="${lease}s" --state-database="$url" \
-			--database="$w/app.db" --transfer-accounts=A0:1000000000,A1:1000000000 --workers=2 \
+			--database="$url" --transfer-accounts=A0:1000000000,A1:1000000000 --workers=2 \
 			--fault-seed="$((master + 10 + $1))" --fault-kill-rate=0.1 --fault-error-rate=0.05 \
 			>>"$w/sup-$1.log" 2>&1 &
 		pids[$1]=$!
@@ -273,7 +279,7 @@ if want several; then
 		-c "SELECT count(*) FROM workflows WHERE workflow_id LIKE 'H%' AND fence > 0")
 	[ "$held" -eq 10 ] ||
 		fail "several: $held of the 10 workflows held on hosts 1 and 2 (H1-*, H2-*) were adopted"
-	"$bin/idemctl" --env=/dev/null --app=transfer --state-database="$url" --database="$w/app.db" \
+	"$bin/idemctl" --env=/dev/null --app=transfer --state-database="$url" --database="$url" \
 		check --offline >"$w/check.out" 2>&1 ||
 		{ cat "$w/check.out"; fail "several: the checker found a violation"; }
 	shown=$(sctl 3 get T1)
@@ -334,6 +340,17 @@ if want badurl; then
 		fail "badurl: the error does not name STATE_DATABASE with the password hidden: $out"
 	echo "$out" | grep -q 'secret' && fail "badurl: the password is in the error: $out"
 	echo "$out" | grep -q 'nosuchdb' || fail "badurl: the error does not name the database: $out"
+	echo "badurl: $(echo "$out" | grep -o 'error="[^"]*"' | head -n1)"
+	set +e
+	out=$("$bin/idem-supervisor" --env=/dev/null --socket="$tmp/b.sock" --state-database="$url" \
+		--database="postgresql://idem:secret@/noappdb?host=$cluster&port=5432" \
+		--supplier-database="$tmp/bs.db" --supplier-socket="$tmp/bs.sock" 2>&1)
+	rc=$?
+	set -e
+	[ "$rc" -eq 4 ] || fail "badurl: exit $rc for an unknown app database, not 4: $out"
+	echo "$out" | grep -q 'DATABASE=postgresql://idem:\*\*\*@/noappdb' ||
+		fail "badurl: the error does not name DATABASE with the password hidden: $out"
+	echo "$out" | grep -q 'secret' && fail "badurl: the password is in the error: $out"
 	echo "badurl: $(echo "$out" | grep -o 'error="[^"]*"' | head -n1)"
 	"$src/scripts/pg-cluster" stop "$cluster" >/dev/null
 	set +e

@@ -70,6 +70,7 @@ struct options {
 	double time_budget_s;
 	const char *dir;
 	const char *state_db; /* --state-database: a PostgreSQL URL, else DIR/state.db */
+	const char *app_db;   /* --database: a PostgreSQL URL, else DIR/app.db */
 	int keep;
 	double progress_s;
 	const char *kill_points;
@@ -286,6 +287,7 @@ static const char usage_text[] =
     "  --progress SECONDS     progress line interval (default 1; 0 = none)\n"
     "  --sync full|normal     SYNC of the state and app DBs (default full)\n"
     "  --state-database URL   the state DB on PostgreSQL (an empty database)\n"
+    "  --database URL         the app DB on PostgreSQL (one without the app's tables)\n"
     "  --recovery-test N      instead: N workflows in flight (workers stopped), a\n"
     "                         supervisor SIGKILL, and the time to recover and finish\n"
     "\n"
@@ -333,35 +335,22 @@ static void defaults(struct options *o)
 
 static void parse_options(struct options *o, int argc, char **argv)
 {
-	static const struct option longs[] = {{"app", 1, 0, 'A'},
-	                                      {"workflows", 1, 0, 'w'},
-	                                      {"concurrency", 1, 0, 'c'},
-	                                      {"workers", 1, 0, 'W'},
-	                                      {"products", 1, 0, 'p'},
-	                                      {"stock", 1, 0, 's'},
-	                                      {"threshold", 1, 0, 't'},
-	                                      {"reorder", 1, 0, 'r'},
-	                                      {"max-quantity", 1, 0, 'q'},
-	                                      {"kill-rate", 1, 0, 'k'},
-	                                      {"kill-points", 1, 0, 'K'},
-	                                      {"async-kill-rate", 1, 0, 'a'},
-	                                      {"error-rate", 1, 0, 'e'},
-	                                      {"delay-rate", 1, 0, 'd'},
-	                                      {"peer-rate", 1, 0, 'u'},
-	                                      {"supervisor-kills", 1, 0, 'S'},
-	                                      {"seed", 1, 0, 'x'},
-	                                      {"swarm", 0, 0, 'X'},
-	                                      {"naive", 0, 0, 'n'},
-	                                      {"json", 1, 0, 'j'},
-	                                      {"time-budget", 1, 0, 'T'},
-	                                      {"dir", 1, 0, 'D'},
-	                                      {"keep", 0, 0, 'P'},
-	                                      {"progress", 1, 0, 'g'},
-	                                      {"help", 0, 0, 'h'},
-	                                      {"sync", 1, 0, 'Y'},
-	                                      {"recovery-test", 1, 0, 'Z'},
-	                                      {"state-database", 1, 0, 'B'},
-	                                      {0, 0, 0, 0}};
+	static const struct option longs[] = {
+	    {"app", 1, 0, 'A'},           {"workflows", 1, 0, 'w'},
+	    {"concurrency", 1, 0, 'c'},   {"workers", 1, 0, 'W'},
+	    {"products", 1, 0, 'p'},      {"stock", 1, 0, 's'},
+	    {"threshold", 1, 0, 't'},     {"reorder", 1, 0, 'r'},
+	    {"max-quantity", 1, 0, 'q'},  {"kill-rate", 1, 0, 'k'},
+	    {"kill-points", 1, 0, 'K'},   {"async-kill-rate", 1, 0, 'a'},
+	    {"error-rate", 1, 0, 'e'},    {"delay-rate", 1, 0, 'd'},
+	    {"peer-rate", 1, 0, 'u'},     {"supervisor-kills", 1, 0, 'S'},
+	    {"seed", 1, 0, 'x'},          {"swarm", 0, 0, 'X'},
+	    {"naive", 0, 0, 'n'},         {"json", 1, 0, 'j'},
+	    {"time-budget", 1, 0, 'T'},   {"dir", 1, 0, 'D'},
+	    {"keep", 0, 0, 'P'},          {"progress", 1, 0, 'g'},
+	    {"help", 0, 0, 'h'},          {"sync", 1, 0, 'Y'},
+	    {"recovery-test", 1, 0, 'Z'}, {"state-database", 1, 0, 'B'},
+	    {"database", 1, 0, 'b'},      {0, 0, 0, 0}};
 	int c;
 
 	defaults(o);
@@ -473,6 +462,13 @@ static void parse_options(struct options *o, int argc, char **argv)
 				    optarg);
 			o->state_db = optarg;
 			break;
+		case 'b':
+			if (!pgconn_is_url(optarg))
+				die("--database %s: give a postgresql:// URL (the default is a "
+				    "SQLite file in the work directory)",
+				    optarg);
+			o->app_db = optarg;
+			break;
 		case 'Z':
 			o->recovery_test = parse_long("recovery-test", optarg, 1, 10000000);
 			break;
@@ -563,7 +559,8 @@ static void build_argv(struct run *r)
 	a[n++] = strdup("--env=/dev/null");
 	a[n++] = fmt("--socket=%s", r->sock);
 	a[n++] = fmt("--app=%s", o->app);
-	a[n++] = fmt("--database=%s/app.db", r->dir);
+	a[n++] = o->app_db != NULL ? fmt("--database=%s", o->app_db)
+	                           : fmt("--database=%s/app.db", r->dir);
 	a[n++] = o->state_db != NULL ? fmt("--state-database=%s", o->state_db)
 	                             : fmt("--state-database=%s/state.db", r->dir);
 	a[n++] = fmt("--workers=%d", o->workers);
@@ -1435,7 +1432,8 @@ int main(int argc, char **argv)
 	kill(r->sup_pid, SIGTERM);
 	waitpid(r->sup_pid, &sup_rc, 0);
 	{
-		char *st = fmt("%s/state.db", r->dir), *app = fmt("%s/app.db", r->dir);
+		char *st = fmt("%s/state.db", r->dir);
+		char *app = r->o.app_db != NULL ? fmt("%s", r->o.app_db) : fmt("%s/app.db", r->dir);
 
 		/* On PostgreSQL: the checker reads it there, and the report's
 		 * history comes from a copy in the work directory. */

@@ -41,7 +41,7 @@ struct fx {
 	char *log;
 	char *bin;
 	pid_t sup_pid;
-	sqlite3 *db;
+	struct appconn *db;
 	struct idem_activity_env env;
 };
 
@@ -98,7 +98,7 @@ static int teardown(void **state)
 
 	if (f->sup_pid > 0)
 		tu_stop_child(f->sup_pid, 5000);
-	db_close(f->db);
+	appconn_close(f->db);
 	tu_rmrf(f->dir);
 	free(f->dir);
 	free(f->app_db);
@@ -189,12 +189,12 @@ static long long stock_of(struct fx *f, const char *product)
 
 static long long orders_rows(struct fx *f)
 {
-	return query_int(f->db, "SELECT count(*) FROM orders");
+	return query_int(appconn_sqlite(f->db), "SELECT count(*) FROM orders");
 }
 
 static long long restocks_rows(struct fx *f)
 {
-	return query_int(f->db, "SELECT count(*) FROM restocks");
+	return query_int(appconn_sqlite(f->db), "SELECT count(*) FROM restocks");
 }
 
 /* Orders in the supplier's ledger, via GET /orders. */
@@ -220,13 +220,14 @@ static size_t ledger_orders(struct fx *f)
 static void assert_invariant(struct fx *f)
 {
 	assert_int_equal(
-	    query_int(f->db, "SELECT count(*) FROM products p WHERE p.stock != p.initial_stock"
-	                     " + (SELECT coalesce(sum(new_stock - old_stock), 0) FROM adjustments a"
-	                     "    WHERE a.product_id = p.product_id)"
-	                     " - (SELECT coalesce(sum(quantity), 0) FROM orders o"
-	                     "    WHERE o.product_id = p.product_id)"
-	                     " + (SELECT coalesce(sum(quantity), 0) FROM restocks r"
-	                     "    WHERE r.product_id = p.product_id)"),
+	    query_int(appconn_sqlite(f->db),
+	              "SELECT count(*) FROM products p WHERE p.stock != p.initial_stock"
+	              " + (SELECT coalesce(sum(new_stock - old_stock), 0) FROM adjustments a"
+	              "    WHERE a.product_id = p.product_id)"
+	              " - (SELECT coalesce(sum(quantity), 0) FROM orders o"
+	              "    WHERE o.product_id = p.product_id)"
+	              " + (SELECT coalesce(sum(quantity), 0) FROM restocks r"
+	              "    WHERE r.product_id = p.product_id)"),
 	    0);
 }
 
@@ -286,8 +287,9 @@ static void test_seed_scenario(void **state)
 	assert_int_equal(int_of(r2, "stock"), 1001);
 	assert_false(replayed(r2));
 	assert_int_equal(stock_of(f, "123456"), 1001);
-	assert_int_equal(
-	    query_int(f->db, "SELECT count(*) FROM orders WHERE workflow_id = 'ns/A12'"), 1);
+	assert_int_equal(query_int(appconn_sqlite(f->db),
+	                           "SELECT count(*) FROM orders WHERE workflow_id = 'ns/A12'"),
+	                 1);
 	assert_invariant(f);
 	json_decref(r1);
 	json_decref(r2);
@@ -537,7 +539,7 @@ static int crash_attempt(struct fx *f, const struct msg_task *t, enum fault_poin
 
 	assert_int_equal(pipe(hb), 0);
 	/* No SQLite connection crosses the fork: close ours, reopen after. */
-	db_close(f->db);
+	appconn_close(f->db);
 	f->db = NULL;
 	pid = fork();
 	assert_true(pid >= 0);
@@ -546,7 +548,7 @@ static int crash_attempt(struct fx *f, const struct msg_task *t, enum fault_poin
 		struct idem_activity_outcome o;
 		struct idem_activity_hooks hooks = {.at = die_at, .arg = &point};
 		struct idem_activity_env env = f->env;
-		sqlite3 *db = NULL;
+		struct appconn *db = NULL;
 		close(hb[0]);
 		if (appdb_open(f->app_db, DB_SYNC_NORMAL, NULL, 0, &db, err, sizeof(err)) != 0)
 			_exit(2);
@@ -669,7 +671,8 @@ static void test_naive_applies_twice(void **state)
 		json_decref(r);
 	}
 	assert_int_equal(restocks_rows(f), 2);
-	assert_int_equal(query_int(f->db, "SELECT count(*) FROM restocks WHERE key = 'ns/A12/1'"),
+	assert_int_equal(query_int(appconn_sqlite(f->db),
+	                           "SELECT count(*) FROM restocks WHERE key = 'ns/A12/1'"),
 	                 2);
 	assert_int_equal(ledger_orders(f), 2);
 	assert_int_equal(stock_of(f, "123456"), 2980);
@@ -877,7 +880,9 @@ static void test_heartbeat_resumes_without_calling(void **state)
 	assert_int_equal(ledger_orders(f), 0);
 	assert_int_equal(restocks_rows(f), 1);
 	assert_int_equal(
-	    query_int(f->db, "SELECT count(*) FROM restocks WHERE supplier_order_id = 'SO-77'"), 1);
+	    query_int(appconn_sqlite(f->db),
+	              "SELECT count(*) FROM restocks WHERE supplier_order_id = 'SO-77'"),
+	    1);
 	assert_invariant(f);
 	json_decref(r);
 	json_decref(hb);
@@ -1072,7 +1077,7 @@ static void test_busy_database_is_retryable(void **state)
 
 	assert_int_equal(db_open(f->app_db, DB_SYNC_NORMAL, &other, err, sizeof(err)), 0);
 	assert_int_equal(db_exec(other, "BEGIN IMMEDIATE", err, sizeof(err)), 0);
-	sqlite3_busy_timeout(f->db, 50);
+	sqlite3_busy_timeout(appconn_sqlite(f->db), 50);
 	o = run_fail(&f->env, &t, "DatabaseError", 1);
 	assert_contains(o.error_message, "locked");
 	assert_int_equal(db_exec(other, "ROLLBACK", err, sizeof(err)), 0);
@@ -1095,17 +1100,19 @@ static void test_stock_set_and_get(void **state)
 	assert_int_equal(old, 1000);
 	assert_int_equal(appdb_stock_get(f->db, "123456", &stock, err, sizeof(err)), 1);
 	assert_int_equal(stock, 50);
-	assert_int_equal(query_int(f->db, "SELECT count(*) FROM adjustments WHERE product_id ="
-	                                  " '123456' AND old_stock = 1000 AND new_stock = 50"
-	                                  " AND reason = 'recount'"),
+	assert_int_equal(query_int(appconn_sqlite(f->db),
+	                           "SELECT count(*) FROM adjustments WHERE product_id ="
+	                           " '123456' AND old_stock = 1000 AND new_stock = 50"
+	                           " AND reason = 'recount'"),
 	                 1);
 	assert_int_equal(appdb_stock_set(f->db, "777", 5, "new product", &old, err, sizeof(err)),
 	                 0);
 	assert_int_equal(old, 0);
 	assert_int_equal(appdb_stock_get(f->db, "777", &stock, err, sizeof(err)), 1);
 	assert_int_equal(stock, 5);
-	assert_int_equal(
-	    query_int(f->db, "SELECT initial_stock FROM products WHERE product_id = '777'"), 0);
+	assert_int_equal(query_int(appconn_sqlite(f->db),
+	                           "SELECT initial_stock FROM products WHERE product_id = '777'"),
+	                 0);
 	assert_int_equal(appdb_stock_get(f->db, "nope", &stock, err, sizeof(err)), 0);
 	assert_invariant(f);
 }
@@ -1118,7 +1125,7 @@ static void test_reopen_does_not_reseed(void **state)
 	int64_t stock = -1;
 
 	assert_int_equal(appdb_stock_set(f->db, "123456", 7, "test", NULL, err, sizeof(err)), 0);
-	db_close(f->db);
+	appconn_close(f->db);
 	f->db = NULL;
 	assert_int_equal(appdb_open(f->app_db, DB_SYNC_FULL, other, 2, &f->db, err, sizeof(err)),
 	                 0);
@@ -1127,11 +1134,12 @@ static void test_reopen_does_not_reseed(void **state)
 	assert_int_equal(appdb_stock_get(f->db, "123456", &stock, err, sizeof(err)), 1);
 	assert_int_equal(stock, 7);
 	assert_int_equal(appdb_stock_get(f->db, "555", &stock, err, sizeof(err)), 0);
-	assert_int_equal(query_int(f->db, "PRAGMA user_version"), 1);
-	assert_int_equal(query_int(f->db, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
-	                                  " AND name IN ('orders_order_id', 'restocks_key')"),
+	assert_int_equal(query_int(appconn_sqlite(f->db), "PRAGMA user_version"), 1);
+	assert_int_equal(query_int(appconn_sqlite(f->db),
+	                           "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+	                           " AND name IN ('orders_order_id', 'restocks_key')"),
 	                 2);
-	assert_int_equal(db_integrity_check(f->db, err, sizeof(err)), 0);
+	assert_int_equal(db_integrity_check(appconn_sqlite(f->db), err, sizeof(err)), 0);
 }
 
 /* Workers and the supervisor may open a new app DB at the same moment:
@@ -1141,7 +1149,7 @@ static void test_concurrent_first_open_seeds_once(void **state)
 	struct fx *f = *state;
 	char *path = tu_fmt("%s/fresh/app.db", f->dir); /* not f->db's file */
 	char err[ERRLEN] = "";
-	sqlite3 *db = NULL;
+	struct appconn *db = NULL;
 	pid_t pids[8];
 
 	for (int i = 0; i < 8; i++) {
@@ -1152,17 +1160,18 @@ static void test_concurrent_first_open_seeds_once(void **state)
 			    appdb_open(path, DB_SYNC_FULL, initial_stock, 1, &db, err, sizeof(err));
 			if (rc != 0)
 				fprintf(stderr, "child %d: %s\n", i, err);
-			db_close(db);
+			appconn_close(db);
 			_exit(rc == 0 ? 0 : 1);
 		}
 	}
 	for (int i = 0; i < 8; i++)
 		assert_int_equal(tu_wait_exit(pids[i], 30000), 0);
 	assert_int_equal(appdb_open(path, DB_SYNC_FULL, NULL, 0, &db, err, sizeof(err)), 0);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM products"), 1);
-	assert_int_equal(query_int(db, "SELECT stock FROM products WHERE product_id = '123456'"),
-	                 1000);
-	db_close(db);
+	assert_int_equal(query_int(appconn_sqlite(db), "SELECT count(*) FROM products"), 1);
+	assert_int_equal(
+	    query_int(appconn_sqlite(db), "SELECT stock FROM products WHERE product_id = '123456'"),
+	    1000);
+	appconn_close(db);
 	free(path);
 }
 
@@ -1170,9 +1179,10 @@ static void test_newer_schema_is_refused(void **state)
 {
 	struct fx *f = *state;
 	char err[ERRLEN] = "";
-	sqlite3 *db = NULL;
+	struct appconn *db = NULL;
 
-	assert_int_equal(db_exec(f->db, "PRAGMA user_version = 9", err, sizeof(err)), 0);
+	assert_int_equal(
+	    db_exec(appconn_sqlite(f->db), "PRAGMA user_version = 9", err, sizeof(err)), 0);
 	assert_int_equal(
 	    appdb_open(f->app_db, DB_SYNC_FULL, initial_stock, 1, &db, err, sizeof(err)), -1);
 	assert_null(db);

@@ -39,7 +39,7 @@ struct fx {
 	char *dir;
 	char *state_path, *app_path, *ledger_path;
 	struct store *store;
-	sqlite3 *app;
+	struct appconn *app;
 	sqlite3 *ledger;
 };
 
@@ -67,10 +67,11 @@ static int setup(void **state)
 static void close_all(struct fx *f)
 {
 	store_close(f->store);
-	db_close(f->app);
+	appconn_close(f->app);
 	db_close(f->ledger);
 	f->store = NULL;
-	f->app = f->ledger = NULL;
+	f->app = NULL;
+	f->ledger = NULL;
 }
 
 static int teardown(void **state)
@@ -117,7 +118,7 @@ static void workflow(struct fx *f, const char *id, const char *status, const cha
 /* One application of update_inventory: the row and the decrement. */
 static void order(struct fx *f, const char *order_id, long qty, const char *owner)
 {
-	sql(f->app,
+	sql(appconn_sqlite(f->app),
 	    "UPDATE products SET stock = stock - %ld WHERE product_id = '123456';"
 	    "INSERT INTO orders(order_id, product_id, quantity, stock_after, workflow_id,"
 	    " applied_at) VALUES(%Q, '123456', %ld,"
@@ -128,7 +129,7 @@ static void order(struct fx *f, const char *order_id, long qty, const char *owne
 /* One credit of supplier_order: the row and the increment. */
 static void restock(struct fx *f, const char *key, long qty, const char *so)
 {
-	sql(f->app,
+	sql(appconn_sqlite(f->app),
 	    "UPDATE products SET stock = stock + %ld WHERE product_id = '123456';"
 	    "INSERT INTO restocks(key, product_id, quantity, supplier_order_id, stock_after,"
 	    " applied_at) VALUES(%Q, '123456', %ld, %Q,"
@@ -810,7 +811,7 @@ static void test_adjustment_keeps_stock_invariant(void **state)
 	json_decref(r);
 
 	/* A change behind the checker's back is not an adjustment. */
-	sql(f->app, "UPDATE products SET stock = 13 WHERE product_id = '777'");
+	sql(appconn_sqlite(f->app), "UPDATE products SET stock = 13 WHERE product_id = '777'");
 	r = run_check(f);
 	expect_counts(r, 0, 0, 0, 0, 0, 0, 0, 1, 0);
 	find(r, "stock_mismatch",

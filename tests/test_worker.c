@@ -167,7 +167,7 @@ static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	char err[ERRLEN] = "";
-	sqlite3 *db = NULL;
+	struct appconn *db = NULL;
 
 	assert_non_null(f);
 	f->dir = tu_tmpdir("worker");
@@ -184,7 +184,7 @@ static int setup(void **state)
 	/* Seeded, then closed: no connection crosses the forks. */
 	if (appdb_open(f->app_db, DB_SYNC_NORMAL, initial_stock, 1, &db, err, sizeof(err)) != 0)
 		fail_msg("%s", err);
-	db_close(db);
+	appconn_close(db);
 	supplier_start(f);
 	*state = f;
 	return 0;

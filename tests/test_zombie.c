@@ -220,14 +220,21 @@ static void install_burn(struct fx *f, const char *table)
 	exec_sql(f, sql);
 }
 
-/* The control's stock: an operator's adjustment, as idemctl would make. */
+/* The control's stock: an operator's adjustment, as idemctl would make,
+ * through a connection of the app's own (f->lock is a raw one). */
 static void set_stock(struct fx *f, int64_t v)
 {
 	char err[ERRLEN] = "";
+	struct appconn *db = NULL;
 
-	if (appdb_stock_set(f->lock, "123456", v, "zombie control: room for two orders", NULL, err,
-	                    sizeof(err)) != 0)
+	if (appdb_open(f->app_db, DB_SYNC_NORMAL, NULL, 0, &db, err, sizeof(err)) != 0)
 		FAIL("%s", err);
+	if (appdb_stock_set(db, "123456", v, "zombie control: room for two orders", NULL, err,
+	                    sizeof(err)) != 0) {
+		appconn_close(db);
+		FAIL("%s", err);
+	}
+	appconn_close(db);
 }
 
 /* ---- processes ---- */
@@ -441,7 +448,7 @@ static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	char err[ERRLEN] = "";
-	sqlite3 *db = NULL;
+	struct appconn *db = NULL;
 
 	assert_non_null(f);
 	current = f;
@@ -466,7 +473,7 @@ static int setup(void **state)
 	 * crosses the exec of a worker). */
 	if (appdb_open(f->app_db, DB_SYNC_NORMAL, initial_stock, 1, &db, err, sizeof(err)) != 0)
 		FAIL("%s", err);
-	db_close(db);
+	appconn_close(db);
 	assert_int_equal(sqlite3_open_v2(f->app_db, &f->lock, SQLITE_OPEN_READWRITE, NULL),
 	                 SQLITE_OK);
 	sqlite3_busy_timeout(f->lock, 0);

@@ -445,7 +445,7 @@ static int handle(int fd, const struct idem_activity_env *base, json_t *msg)
 	}
 	rc = reply(fd, answer, &a);
 	json_decref(answer);
-	if (rc == 0 && !sqlite3_get_autocommit(base->db)) {
+	if (rc == 0 && appconn_in_tx(base->db)) {
 		log_error("the app DB is still inside a transaction after the attempt (the "
 		          "rollback failed); exiting so that a new worker opens it afresh",
 		          "task_id=%lld wf=%s step=%lld attempt=%lld", (long long)t.task_id,
@@ -506,7 +506,7 @@ static int setup_storage_faults(char *err, size_t errlen)
 static int run(const struct worker_args *a)
 {
 	char err[600], q[700];
-	sqlite3 *db = NULL;
+	struct appconn *db = NULL;
 	json_t *ready = NULL; /* new */
 	/* handle() adds each attempt's hooks and heartbeat callback. */
 	struct idem_activity_env env = {.app = apps_load(cfg.app, err, sizeof(err)),
@@ -539,13 +539,13 @@ static int run(const struct worker_args *a)
 	}
 	env.db = db;
 	log_debug("worker started", "database=%s peer=%s naive=%s",
-	          log_quote(err, sizeof(err), cfg.database),
+	          log_quote(err, sizeof(err), appconn_name(db)),
 	          log_quote(q, sizeof(q), env.peer != NULL ? env.peer : ""),
 	          a->naive ? "true" : "false");
 	ready = msg_ready_new((long)getpid());
 	rc = reply(a->channel_fd, ready, NULL) == 0 ? serve(a->channel_fd, &env) : IDEM_EXIT_FAIL;
 	json_decref(ready);
-	db_close(db);
+	appconn_close(db);
 	return rc;
 }
 

@@ -36,7 +36,7 @@ extern struct file_app *file_app_loaded;
 
 /* run.c */
 int file_app_open_db(const char *path, enum db_sync sync, const struct idem_config *fill_cfg,
-                     sqlite3 **out, char *err, size_t errlen);
+                     struct appconn **out, char *err, size_t errlen);
 int file_app_run_activity(const struct idem_activity_env *env, const struct msg_task *t,
                           struct idem_activity_outcome *out);
 int file_app_check(struct idem_check *c, const struct idem_config *cfg, const char *state_db,

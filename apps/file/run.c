@@ -14,6 +14,7 @@
 
 #include "command.h"
 #include "file_app_internal.h"
+#include "pgconn.h"
 #include "textbuf.h"
 #include "xalloc.h"
 
@@ -103,14 +104,27 @@ static const char *const schema[] = {
 };
 
 int file_app_open_db(const char *path, enum db_sync sync, const struct idem_config *fill_cfg,
-                     sqlite3 **out, char *err, size_t errlen)
+                     struct appconn **out, char *err, size_t errlen)
 {
+	static const struct appconn_schema own = {"file", schema, 1, NULL, 0};
 	struct file_app *a = file_app_loaded;
-	int rc = a->base != NULL ? a->base->open_db(path, sync, fill_cfg, out, err, errlen)
-	                         : db_open_migrated(path, sync, schema, 1, out, err, errlen);
+	int rc;
+
+	*out = NULL;
+	if (pgconn_is_url(path)) {
+		/* Its commands' data directory is DATABASE's. */
+		snprintf(err, errlen,
+		         "%s: an app of an idem.json keeps its DATABASE in SQLite: give a file "
+		         "path (its directory is the commands' IDEM_DATA_DIR)",
+		         a->file);
+		return -1;
+	}
+	rc = a->base != NULL ? a->base->open_db(path, sync, fill_cfg, out, err, errlen)
+	                     : appconn_open(path, sync, &own, NULL, NULL, out, err, errlen);
 
 	if (rc != 0)
 		return -1;
+
 	if (a->data_dir == NULL) {
 		a->data_dir = dir_of(path);
 		/* What the helper and setup inherit (and every command gets). */
@@ -128,7 +142,7 @@ int file_app_open_db(const char *path, enum db_sync sync, const struct idem_conf
 				    "socket path; give a shorter socket name or DATABASE directory",
 				    a->file, sock, strlen(sock));
 				free(sock);
-				db_close(*out);
+				appconn_close(*out);
 				*out = NULL;
 				return -1;
 			}
@@ -136,7 +150,7 @@ int file_app_open_db(const char *path, enum db_sync sync, const struct idem_conf
 		}
 	}
 	if (fill_cfg != NULL && a->setup != NULL && run_setup(a, err, errlen) != 0) {
-		db_close(*out);
+		appconn_close(*out);
 		*out = NULL;
 		return -1;
 	}

@@ -86,28 +86,26 @@ static int parse_restock(const json_t *input, struct restock_in *in,
 /* Looks up the first effect recorded under a key. sql selects product_id,
  * quantity, stock_after, supplier_order_id (or '') and the owning workflow
  * (or '') for ?1. Returns 1 with *a, 0 when none, -1 with err. */
-static int find_applied(sqlite3 *db, const char *sql, const char *key, struct applied *a, char *err,
-                        size_t errlen)
+static int find_applied(struct appconn *db, const char *sql, const char *key, struct applied *a,
+                        char *err, size_t errlen)
 {
-	sqlite3_stmt *st = NULL;
-	int rc;
+	struct appconn_row row;
+	int rc =
+	    appconn_query(db, &row, "looking up an applied effect", err, errlen, sql, "s", key);
 
-	if (db_stmt(db, sql, &st, err, errlen) != 0)
-		return -1;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	rc = db_step_row(db, st, "looking up an applied effect", err, errlen);
 	if (rc == 1) {
-		db_column_copy(st, 0, a->product_id, sizeof(a->product_id));
-		a->quantity = sqlite3_column_int64(st, 1);
-		a->stock_after = sqlite3_column_int64(st, 2);
-		db_column_copy(st, 3, a->supplier_order_id, sizeof(a->supplier_order_id));
-		db_column_copy(st, 4, a->owner, sizeof(a->owner));
+		snprintf(a->product_id, sizeof(a->product_id), "%s", appconn_text(&row, 0));
+		a->quantity = appconn_int(&row, 1);
+		a->stock_after = appconn_int(&row, 2);
+		snprintf(a->supplier_order_id, sizeof(a->supplier_order_id), "%s",
+		         appconn_text(&row, 3));
+		snprintf(a->owner, sizeof(a->owner), "%s", appconn_text(&row, 4));
+		appconn_row_done(&row);
 	}
-	db_stmt_done(st);
 	return rc;
 }
 
-static int find_order(sqlite3 *db, const char *order_id, struct applied *a, char *err,
+static int find_order(struct appconn *db, const char *order_id, struct applied *a, char *err,
                       size_t errlen)
 {
 	return find_applied(db,
@@ -116,7 +114,8 @@ static int find_order(sqlite3 *db, const char *order_id, struct applied *a, char
 	                    order_id, a, err, errlen);
 }
 
-static int find_restock(sqlite3 *db, const char *key, struct applied *a, char *err, size_t errlen)
+static int find_restock(struct appconn *db, const char *key, struct applied *a, char *err,
+                        size_t errlen)
 {
 	return find_applied(db,
 	                    "SELECT product_id, quantity, stock_after, supplier_order_id, ''"
@@ -124,55 +123,39 @@ static int find_restock(sqlite3 *db, const char *key, struct applied *a, char *e
 	                    key, a, err, errlen);
 }
 
-static int add_stock(sqlite3 *db, const char *product_id, json_int_t delta, char *err,
+static int add_stock(struct appconn *db, const char *product_id, json_int_t delta, char *err,
                      size_t errlen)
 {
-	sqlite3_stmt *st = NULL;
-
-	if (db_stmt(db, "UPDATE products SET stock = stock + ?2 WHERE product_id = ?1", &st, err,
-	            errlen) != 0)
-		return -1;
-	sqlite3_bind_text(st, 1, product_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, delta);
-	return db_stmt_step_done(db, st, "updating the stock", err, errlen);
+	return appconn_exec(db, "updating the stock", err, errlen,
+	                    "UPDATE products SET stock = stock + ?2 WHERE product_id = ?1", "sI",
+	                    product_id, (int64_t)delta) < 0
+	           ? -1
+	           : 0;
 }
 
-static int insert_order(sqlite3 *db, const struct order_in *in, const char *workflow_id,
+static int insert_order(struct appconn *db, const struct order_in *in, const char *workflow_id,
                         json_int_t stock_after, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = NULL;
-
-	if (db_stmt(db,
-	            "INSERT INTO orders(order_id, product_id, quantity, stock_after,"
-	            " workflow_id, applied_at) VALUES(?, ?, ?, ?, ?, ?)",
-	            &st, err, errlen) != 0)
-		return -1;
-	sqlite3_bind_text(st, 1, in->order_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, in->product_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, in->quantity);
-	sqlite3_bind_int64(st, 4, stock_after);
-	sqlite3_bind_text(st, 5, workflow_id != NULL ? workflow_id : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, clock_wall_ms());
-	return db_stmt_step_done(db, st, "recording the order", err, errlen);
+	return appconn_exec(db, "recording the order", err, errlen,
+	                    "INSERT INTO orders(order_id, product_id, quantity, stock_after,"
+	                    " workflow_id, applied_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+	                    "ssIIsI", in->order_id, in->product_id, (int64_t)in->quantity,
+	                    (int64_t)stock_after, workflow_id != NULL ? workflow_id : "",
+	                    clock_wall_ms()) < 0
+	           ? -1
+	           : 0;
 }
 
-static int insert_restock(sqlite3 *db, const struct restock_in *in, const char *so_id,
+static int insert_restock(struct appconn *db, const struct restock_in *in, const char *so_id,
                           json_int_t stock_after, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = NULL;
-
-	if (db_stmt(db,
-	            "INSERT INTO restocks(key, product_id, quantity, supplier_order_id,"
-	            " stock_after, applied_at) VALUES(?, ?, ?, ?, ?, ?)",
-	            &st, err, errlen) != 0)
-		return -1;
-	sqlite3_bind_text(st, 1, in->key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, in->product_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, in->quantity);
-	sqlite3_bind_text(st, 4, so_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, stock_after);
-	sqlite3_bind_int64(st, 6, clock_wall_ms());
-	return db_stmt_step_done(db, st, "recording the restock", err, errlen);
+	return appconn_exec(db, "recording the restock", err, errlen,
+	                    "INSERT INTO restocks(key, product_id, quantity, supplier_order_id,"
+	                    " stock_after, applied_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+	                    "ssIsII", in->key, in->product_id, (int64_t)in->quantity, so_id,
+	                    (int64_t)stock_after, clock_wall_ms()) < 0
+	           ? -1
+	           : 0;
 }
 
 /* ---- results ---- */
@@ -265,7 +248,7 @@ static int update_inventory(const struct idem_activity_env *env, const struct ms
 	if (parse_order(t->input, &in, out) != 0)
 		return -1;
 	idem_activity_at(env, FAULT_BEFORE_EFFECT, t);
-	if (db_run(env->db, "BEGIN IMMEDIATE", err, sizeof(err)) != 0)
+	if (appconn_begin(env->db, err, sizeof(err)) != 0)
 		return idem_activity_db_error(env, out, "update_inventory", err);
 	snprintf(owner, sizeof(owner), "%s/%s", t->namespace_, t->workflow_id);
 	if (!env->naive) {
@@ -287,7 +270,7 @@ static int update_inventory(const struct idem_activity_env *env, const struct ms
 		return -1;
 	if (found == 0)
 		idem_activity_at(env, FAULT_AFTER_EFFECT, t);
-	if (db_run(env->db, "COMMIT", err, sizeof(err)) != 0)
+	if (appconn_commit(env->db, err, sizeof(err)) != 0)
 		return idem_activity_db_error(env, out, "update_inventory", err);
 	idem_activity_at(env, FAULT_AFTER_COMMIT, t);
 	if (found)
@@ -445,7 +428,7 @@ static int credit(const struct idem_activity_env *env, const struct msg_task *t,
 	char err[512];
 	int found = 0;
 
-	if (db_run(env->db, "BEGIN IMMEDIATE", err, sizeof(err)) != 0)
+	if (appconn_begin(env->db, err, sizeof(err)) != 0)
 		return idem_activity_db_error(env, out, "supplier_order", err);
 	if (!env->naive) {
 		found = find_restock(env->db, in->key, &prev, err, sizeof(err));
@@ -456,7 +439,7 @@ static int credit(const struct idem_activity_env *env, const struct msg_task *t,
 		return -1;
 	if (found == 0)
 		idem_activity_at(env, FAULT_AFTER_EFFECT, t);
-	if (db_run(env->db, "COMMIT", err, sizeof(err)) != 0)
+	if (appconn_commit(env->db, err, sizeof(err)) != 0)
 		return idem_activity_db_error(env, out, "supplier_order", err);
 	idem_activity_at(env, FAULT_AFTER_COMMIT, t);
 	if (found)

@@ -1,8 +1,8 @@
-/* appdb.h — the inventory app's database (DATABASE): what its activities
- * change. Opened by the workers (activities), the supervisor (seeding
- * and the operator's stock endpoint, stock.c) and the checker.
+/* appdb.h — the inventory app's database (DATABASE, SQLite or
+ * PostgreSQL: appconn.h): what its activities change. Opened by the workers (activities), the
+ * supervisor (seeding and the operator's stock endpoint, stock.c) and the checker.
  *
- * Schema (user_version 1):
+ * Schema (version 1; BIGINT and BIGSERIAL on PostgreSQL):
  *   products(product_id TEXT PRIMARY KEY, stock INTEGER NOT NULL,
  *            initial_stock INTEGER NOT NULL)
  *   orders(id INTEGER PRIMARY KEY, order_id TEXT NOT NULL,
@@ -29,12 +29,11 @@
 #ifndef IDEM_APPDB_H
 #define IDEM_APPDB_H
 
-#include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "appconn.h"
 #include "config.h"
-#include "db.h"
 #include "inventory_input.h"
 #include "namelist.h"
 
@@ -50,18 +49,19 @@ int inventory_stock_parse(const char *text, struct name_value *entries, size_t *
 /* Opens and migrates the app DB. When the schema is created by this call,
  * the products of entries[0..nentries) are inserted in the same transaction
  * (SEED_STOCK applies on first creation only). entries may be NULL. */
-int appdb_open(const char *path, enum db_sync sync, const struct name_value *entries,
-               size_t nentries, sqlite3 **out, char *err, size_t errlen);
+int appdb_open(const char *where, enum db_sync sync, const struct name_value *entries,
+               size_t nentries, struct appconn **out, char *err, size_t errlen);
 
 /* Returns 1 with *stock when the product exists, 0 when it does not,
  * -1 on error (err set). */
-int appdb_stock_get(sqlite3 *db, const char *product_id, int64_t *stock, char *err, size_t errlen);
+int appdb_stock_get(struct appconn *db, const char *product_id, int64_t *stock, char *err,
+                    size_t errlen);
 
 /* An operator's adjustment outside workflows: sets the stock (creating the
  * product with initial_stock 0 when missing) and records an adjustments
  * row with reason, in one transaction. *old (may be NULL) receives the
  * previous stock, or 0 for a new product. Returns 0, or -1 with err. */
-int appdb_stock_set(sqlite3 *db, const char *product_id, int64_t stock, const char *reason,
+int appdb_stock_set(struct appconn *db, const char *product_id, int64_t stock, const char *reason,
                     int64_t *old, char *err, size_t errlen);
 
 #endif

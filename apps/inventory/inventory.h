@@ -48,8 +48,8 @@ extern const struct idem_start_flag inventory_start_flags[];
 extern const struct idem_app_command inventory_commands[];
 
 /* open_db() of the app: appdb_open() with the products of SEED_STOCK. */
-int inventory_open_db(const char *path, enum db_sync sync, const struct idem_config *fill_cfg,
-                      sqlite3 **out, char *err, size_t errlen);
+int inventory_open_db(const char *where, enum db_sync sync, const struct idem_config *fill_cfg,
+                      struct appconn **out, char *err, size_t errlen);
 
 /* The checker's rules (check.c): the kinds, the supplier's ledger, the
  * totals and the rules. */

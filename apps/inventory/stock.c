@@ -22,7 +22,7 @@ static int product_ok(const char *p, char *err, size_t errlen)
 	return ok;
 }
 
-static int stock_get(sqlite3 *db, const char *product, const json_t *body, json_t **reply,
+static int stock_get(struct appconn *db, const char *product, const json_t *body, json_t **reply,
                      char *err, size_t errlen)
 {
 	int64_t now = 0;
@@ -42,7 +42,7 @@ static int stock_get(sqlite3 *db, const char *product, const json_t *body, json_
 	return 200;
 }
 
-static int stock_put(sqlite3 *db, const char *product, const json_t *body, json_t **reply,
+static int stock_put(struct appconn *db, const char *product, const json_t *body, json_t **reply,
                      char *err, size_t errlen)
 {
 	const char *reason = "operator";

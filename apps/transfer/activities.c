@@ -72,53 +72,42 @@ static int parse_input(const char *activity, const json_t *input, struct transfe
 
 /* The first row of transfer_id in the side's table. Returns 1 with *a, 0
  * when none, -1 with err. */
-static int find_applied(sqlite3 *db, const struct side *s, const char *transfer_id,
+static int find_applied(struct appconn *db, const struct side *s, const char *transfer_id,
                         struct applied *a, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = NULL;
-	int rc;
+	struct appconn_row row;
+	int rc = appconn_query(db, &row, "looking up an applied effect", err, errlen, s->find_sql,
+	                       "s", transfer_id);
 
-	if (db_stmt(db, s->find_sql, &st, err, errlen) != 0)
-		return -1;
-	sqlite3_bind_text(st, 1, transfer_id, -1, SQLITE_STATIC);
-	rc = db_step_row(db, st, "looking up an applied effect", err, errlen);
 	if (rc == 1) {
-		db_column_copy(st, 0, a->account_id, sizeof(a->account_id));
-		a->amount = sqlite3_column_int64(st, 1);
-		a->balance_after = sqlite3_column_int64(st, 2);
-		db_column_copy(st, 3, a->owner, sizeof(a->owner));
+		snprintf(a->account_id, sizeof(a->account_id), "%s", appconn_text(&row, 0));
+		a->amount = appconn_int(&row, 1);
+		a->balance_after = appconn_int(&row, 2);
+		snprintf(a->owner, sizeof(a->owner), "%s", appconn_text(&row, 3));
+		appconn_row_done(&row);
 	}
-	db_stmt_done(st);
 	return rc;
 }
 
-static int add_balance(sqlite3 *db, const char *account, json_int_t delta, char *err, size_t errlen)
+static int add_balance(struct appconn *db, const char *account, json_int_t delta, char *err,
+                       size_t errlen)
 {
-	sqlite3_stmt *st = NULL;
-
-	if (db_stmt(db, "UPDATE accounts SET balance = balance + ?2 WHERE account_id = ?1", &st,
-	            err, errlen) != 0)
-		return -1;
-	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, delta);
-	return db_stmt_step_done(db, st, "updating the balance", err, errlen);
+	return appconn_exec(db, "updating the balance", err, errlen,
+	                    "UPDATE accounts SET balance = balance + ?2 WHERE account_id = ?1",
+	                    "sI", account, (int64_t)delta) < 0
+	           ? -1
+	           : 0;
 }
 
-static int insert_row(sqlite3 *db, const struct side *s, const struct transfer_in *in,
+static int insert_row(struct appconn *db, const struct side *s, const struct transfer_in *in,
                       const char *account, const char *owner, json_int_t balance_after, char *err,
                       size_t errlen)
 {
-	sqlite3_stmt *st = NULL;
-
-	if (db_stmt(db, s->insert_sql, &st, err, errlen) != 0)
-		return -1;
-	sqlite3_bind_text(st, 1, in->transfer_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, account, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, in->amount);
-	sqlite3_bind_int64(st, 4, balance_after);
-	sqlite3_bind_text(st, 5, owner, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, clock_wall_ms());
-	return db_stmt_step_done(db, st, "recording the effect", err, errlen);
+	return appconn_exec(db, "recording the effect", err, errlen, s->insert_sql, "ssIIsI",
+	                    in->transfer_id, account, (int64_t)in->amount, (int64_t)balance_after,
+	                    owner, clock_wall_ms()) < 0
+	           ? -1
+	           : 0;
 }
 
 /* ---- what each side refuses ---- */
@@ -166,19 +155,17 @@ static int debit_admit(const struct attempt *a, const char **account, int64_t *b
 }
 
 /* Whether workflow owner has debited transfer_id: 1, 0, or -1 with err. */
-static int debited_by(sqlite3 *db, const char *transfer_id, const char *owner, char *err,
+static int debited_by(struct appconn *db, const char *transfer_id, const char *owner, char *err,
                       size_t errlen)
 {
-	sqlite3_stmt *st = NULL;
-	int rc;
+	struct appconn_row row;
+	int rc = appconn_query(
+	    db, &row, "looking up the debit", err, errlen,
+	    "SELECT 1 FROM debits WHERE transfer_id = ?1 AND workflow_id = ?2 LIMIT 1", "ss",
+	    transfer_id, owner);
 
-	if (db_stmt(db, "SELECT 1 FROM debits WHERE transfer_id = ?1 AND workflow_id = ?2 LIMIT 1",
-	            &st, err, errlen) != 0)
-		return -1;
-	sqlite3_bind_text(st, 1, transfer_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
-	rc = db_step_row(db, st, "looking up the debit", err, errlen);
-	db_stmt_done(st);
+	if (rc == 1)
+		appconn_row_done(&row);
 	return rc;
 }
 
@@ -212,7 +199,7 @@ static const struct side debit_side = {
     "SELECT account_id, amount, balance_after, workflow_id FROM debits"
     " WHERE transfer_id = ?1 ORDER BY id LIMIT 1",
     "INSERT INTO debits(transfer_id, account_id, amount, balance_after, workflow_id,"
-    " applied_at) VALUES(?, ?, ?, ?, ?, ?)",
+    " applied_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     -1,
     debit_admit,
 };
@@ -222,7 +209,7 @@ static const struct side credit_side = {
     "SELECT account_id, amount, balance_after, workflow_id FROM credits"
     " WHERE transfer_id = ?1 ORDER BY id LIMIT 1",
     "INSERT INTO credits(transfer_id, account_id, amount, balance_after, workflow_id,"
-    " applied_at) VALUES(?, ?, ?, ?, ?, ?)",
+    " applied_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     1,
     credit_admit,
 };
@@ -276,7 +263,7 @@ static int run_side(const struct side *s, const struct idem_activity_env *env,
 		return -1;
 	snprintf(owner, sizeof(owner), "%s/%s", t->namespace_, t->workflow_id);
 	idem_activity_at(env, FAULT_BEFORE_EFFECT, t);
-	if (db_run(env->db, "BEGIN IMMEDIATE", err, sizeof(err)) != 0)
+	if (appconn_begin(env->db, err, sizeof(err)) != 0)
 		return idem_activity_db_error(env, out, s->activity, err);
 	if (!env->naive) {
 		found = find_applied(env->db, s, in.transfer_id, &prev, err, sizeof(err));
@@ -295,7 +282,7 @@ static int run_side(const struct side *s, const struct idem_activity_env *env,
 		return -1;
 	if (!found)
 		idem_activity_at(env, FAULT_AFTER_EFFECT, t);
-	if (db_run(env->db, "COMMIT", err, sizeof(err)) != 0)
+	if (appconn_commit(env->db, err, sizeof(err)) != 0)
 		return idem_activity_db_error(env, out, s->activity, err);
 	idem_activity_at(env, FAULT_AFTER_COMMIT, t);
 	if (found)

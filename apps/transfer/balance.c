@@ -9,7 +9,7 @@
 #include "transfer.h"
 #include "transfer_db.h"
 
-static int balance_get(sqlite3 *db, const char *account, const json_t *body, json_t **reply,
+static int balance_get(struct appconn *db, const char *account, const json_t *body, json_t **reply,
                        char *err, size_t errlen)
 {
 	int64_t balance = 0;

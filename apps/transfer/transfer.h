@@ -42,8 +42,8 @@ extern const struct idem_app_command transfer_commands[];
 
 /* open_db() of the app: transfer_db_open() with the accounts of
  * TRANSFER_ACCOUNTS. */
-int transfer_open_db(const char *path, enum db_sync sync, const struct idem_config *seed_cfg,
-                     sqlite3 **out, char *err, size_t errlen);
+int transfer_open_db(const char *where, enum db_sync sync, const struct idem_config *seed_cfg,
+                     struct appconn **out, char *err, size_t errlen);
 
 /* The checker's rules (check.c): the kinds, the totals and the rules. */
 extern const char *const transfer_check_kinds[];

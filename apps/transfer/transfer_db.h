@@ -1,8 +1,8 @@
-/* transfer_db.h — the transfer app's database (DATABASE): what its
- * activities change. Opened by the workers (activities), the supervisor
- * (seeding and the balance endpoint, balance.c) and the checker.
+/* transfer_db.h — the transfer app's database (DATABASE, SQLite or
+ * PostgreSQL: appconn.h): what its activities change. Opened by the workers (activities), the
+ * supervisor (seeding and the balance endpoint, balance.c) and the checker.
  *
- * Schema (user_version 1):
+ * Schema (version 1; BIGINT and BIGSERIAL on PostgreSQL):
  *   accounts(account_id TEXT PRIMARY KEY, balance INTEGER NOT NULL,
  *            initial_balance INTEGER NOT NULL)
  *   debits(id INTEGER PRIMARY KEY, transfer_id TEXT NOT NULL,
@@ -23,11 +23,10 @@
 #ifndef IDEM_TRANSFER_DB_H
 #define IDEM_TRANSFER_DB_H
 
-#include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "db.h"
+#include "appconn.h"
 #include "namelist.h"
 #include "transfer_input.h"
 
@@ -44,12 +43,12 @@ int transfer_accounts_parse(const char *text, struct name_value *accounts, size_
 /* Opens and migrates the app DB. When the schema is created by this call,
  * accounts[0..n) are inserted in the same transaction (TRANSFER_ACCOUNTS
  * applies on first creation only). accounts may be NULL. */
-int transfer_db_open(const char *path, enum db_sync sync, const struct name_value *accounts,
-                     size_t n, sqlite3 **out, char *err, size_t errlen);
+int transfer_db_open(const char *where, enum db_sync sync, const struct name_value *accounts,
+                     size_t n, struct appconn **out, char *err, size_t errlen);
 
 /* Returns 1 with *balance when the account exists, 0 when it does not,
  * -1 on error (err set). */
-int transfer_balance_get(sqlite3 *db, const char *account_id, int64_t *balance, char *err,
+int transfer_balance_get(struct appconn *db, const char *account_id, int64_t *balance, char *err,
                          size_t errlen);
 
 #endif

@@ -34,6 +34,7 @@
 
 #include <event2/event.h>
 
+#include "appconn.h"
 #include "apps.h"
 #include "db.h"
 #include "api_stubs.h"
@@ -72,7 +73,7 @@ static void teardown(void)
 	api_free(api);
 	stub_engine_free(sup.engine);
 	event_base_free(sup.base);
-	db_close(sup.appdb);
+	appconn_close(sup.appdb);
 }
 
 static void setup(void)
