@@ -24,6 +24,7 @@ struct appconn {
 	char name[1100]; /* appconn_name() */
 	appconn_fill_fn fill;
 	const void *fill_arg;
+	int in_tx; /* PostgreSQL: between appconn_begin and its commit or rollback */
 };
 
 /* ---- SQLite ---- */
@@ -59,18 +60,22 @@ static int pg_ok(struct appconn *c, PGresult *r, const char *what, char *err, si
 }
 
 /* The schema version of the app, under the migrations' lock: the
- * transaction stays open. Returns 0 with *v, or -1. */
+ * transaction stays open. Returns 0 with *v, or -1. READ COMMITTED
+ * whatever the server's default: what is read after the lock must be
+ * what the previous holder committed. */
 static int pg_version(struct appconn *c, const char *app, int *v, char *err, size_t errlen)
 {
 	const char *params[1] = {app};
 	PGresult *r;
 
 	if (pgconn_exec(c->pg,
-	                "BEGIN; SELECT pg_advisory_xact_lock(" APPCONN_MIGRATE_LOCK ");"
+	                "BEGIN ISOLATION LEVEL READ COMMITTED;"
+	                " SELECT pg_advisory_xact_lock(" APPCONN_MIGRATE_LOCK ");"
 	                " CREATE TABLE IF NOT EXISTS idem_app_schema(app TEXT PRIMARY KEY,"
 	                " version INTEGER NOT NULL)",
 	                "reading the schema version", err, errlen) != 0)
 		return -1;
+	c->in_tx = 1;
 	r = PQexecParams(c->pg, "SELECT version FROM idem_app_schema WHERE app = $1", 1, NULL,
 	                 params, NULL, NULL, 0);
 	if (pg_ok(c, r, "reading the schema version", err, errlen) != 0)
@@ -80,6 +85,21 @@ static int pg_version(struct appconn *c, const char *app, int *v, char *err, siz
 	return 0;
 }
 
+/* Whether the app's tables are at version n already: then nothing is
+ * locked or written (every worker opens the app DB, and a role without
+ * CREATE may run them). */
+static int pg_current(struct appconn *c, const char *app, int n)
+{
+	const char *params[1] = {app};
+	PGresult *r = PQexecParams(c->pg, "SELECT version FROM idem_app_schema WHERE app = $1", 1,
+	                           NULL, params, NULL, NULL, 0);
+	int current = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 &&
+	              atoi(PQgetvalue(r, 0, 0)) == n;
+
+	PQclear(r);
+	return current;
+}
+
 static int pg_migrate(struct appconn *c, const struct appconn_schema *s, char *err, size_t errlen)
 {
 	char n[16];
@@ -87,6 +107,8 @@ static int pg_migrate(struct appconn *c, const struct appconn_schema *s, char *e
 	PGresult *r;
 	int v = 0;
 
+	if (pg_current(c, s->app, s->n_pg))
+		return 0;
 	if (pg_version(c, s->app, &v, err, errlen) != 0)
 		goto fail;
 	if (v > s->n_pg) {
@@ -102,9 +124,10 @@ static int pg_migrate(struct appconn *c, const struct appconn_schema *s, char *e
 		snprintf(what, sizeof(what), "migrating to schema version %d", i + 1);
 		if (pgconn_exec(c->pg, s->pg[i], what, err, errlen) != 0)
 			goto fail;
+		/* after the first migration, as on SQLite (db_migrate_new) */
+		if (i == 0 && c->fill != NULL && c->fill(c, c->fill_arg, err, errlen) != 0)
+			goto fail;
 	}
-	if (v == 0 && c->fill != NULL && c->fill(c, c->fill_arg, err, errlen) != 0)
-		goto fail;
 	snprintf(n, sizeof(n), "%d", s->n_pg);
 	r = PQexecParams(c->pg,
 	                 "INSERT INTO idem_app_schema(app, version) VALUES($1, $2)"
@@ -130,16 +153,26 @@ static int pg_connect(struct appconn *c, const char *app, int wait_ms, char *err
 	if (c->pg == NULL)
 		return -1;
 	/* A process cut off inside a transaction holds the app's lock until
-	 * the server ends its session: not for longer than this. */
-	if (pgconn_exec(c->pg, "SET idle_in_transaction_session_timeout = '" APPCONN_IDLE_TX "'",
-	                "PostgreSQL session set-up", err, errlen) != 0)
+	 * the server ends its session: not for longer than this. And a wait
+	 * for the lock is bounded like SQLite's busy timeout (DB_BUSY_TIMEOUT_MS):
+	 * the supervisor's endpoints wait on its loop. */
+	if (pgconn_exec(c->pg,
+	                "SET idle_in_transaction_session_timeout = '" APPCONN_IDLE_TX "';"
+	                " SET lock_timeout = '5s'",
+	                "PostgreSQL session set-up", err, errlen) != 0) {
+		PQfinish(c->pg);
+		c->pg = NULL;
 		return -1;
+	}
 	if (c->lock[0] != '\0')
 		return 0;
 	snprintf(lockname, sizeof(lockname), "idem app %s", app);
 	r = PQexecParams(c->pg, "SELECT hashtextextended($1, 0)", 1, NULL, params, NULL, NULL, 0);
-	if (pg_ok(c, r, "naming the app's lock", err, errlen) != 0)
+	if (pg_ok(c, r, "naming the app's lock", err, errlen) != 0) {
+		PQfinish(c->pg);
+		c->pg = NULL;
 		return -1;
+	}
 	snprintf(c->lock, sizeof(c->lock), "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return 0;
@@ -156,18 +189,41 @@ static char *pg_sql(const char *sql)
 	return out;
 }
 
+/* A connection found lost (or never made again) outside a transaction is
+ * made again; inside one, the transaction is gone with it: an error.
+ * Returns 0, or -1 with err. */
+static int pg_usable(struct appconn *c, char *err, size_t errlen)
+{
+	if (c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK)
+		return 0;
+	if (c->in_tx) {
+		snprintf(err, errlen, "the connection to PostgreSQL was lost inside a transaction");
+		return -1;
+	}
+	if (c->pg != NULL)
+		PQfinish(c->pg);
+	c->pg = NULL;
+	return pg_connect(c, NULL, 0, err, errlen);
+}
+
 /* Runs sql with the parameters of types/ap. Returns the result (OK), or
- * NULL with err. */
+ * NULL with err. Outside a transaction, a connection that turns out lost
+ * is made again and the statement run once more. */
 static PGresult *pg_run(struct appconn *c, const char *what, char *err, size_t errlen,
                         const char *sql, const char *types, va_list ap)
 {
 	char ints[APPCONN_PARAMS_MAX][24];
 	const char *values[APPCONN_PARAMS_MAX];
 	int n = (int)strlen(types);
-	char *text = pg_sql(sql);
+	char *text;
 	PGresult *r;
 
-	for (int i = 0; i < n && i < APPCONN_PARAMS_MAX; i++) {
+	if (n > APPCONN_PARAMS_MAX) {
+		snprintf(err, errlen, "%s: %d parameters, over the %d appconn takes", what, n,
+		         APPCONN_PARAMS_MAX);
+		return NULL;
+	}
+	for (int i = 0; i < n; i++) {
 		if (types[i] == 'I') {
 			snprintf(ints[i], sizeof(ints[i]), "%" PRId64, va_arg(ap, int64_t));
 			values[i] = ints[i];
@@ -175,8 +231,20 @@ static PGresult *pg_run(struct appconn *c, const char *what, char *err, size_t e
 			values[i] = va_arg(ap, const char *);
 		}
 	}
+	if (pg_usable(c, err, errlen) != 0)
+		return NULL;
+	text = pg_sql(sql);
 	r = PQexecParams(c->pg, text, n, NULL, values, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK &&
+	    PQstatus(c->pg) != CONNECTION_OK && !c->in_tx) {
+		PQclear(r);
+		r = NULL;
+		if (pg_usable(c, err, errlen) == 0)
+			r = PQexecParams(c->pg, text, n, NULL, values, NULL, NULL, 0);
+	}
 	free(text);
+	if (r == NULL && c->pg == NULL)
+		return NULL; /* err says why the connection could not be made */
 	return pg_ok(c, r, what, err, errlen) == 0 ? r : NULL;
 }
 
@@ -263,16 +331,18 @@ const char *appconn_name(const struct appconn *c)
 
 int appconn_begin(struct appconn *c, char *err, size_t errlen)
 {
-	char sql[96];
+	char sql[160];
 
 	if (c->lite != NULL)
 		return db_run(c->lite, "BEGIN IMMEDIATE", err, errlen);
-	if (PQstatus(c->pg) != CONNECTION_OK) {
-		PQfinish(c->pg);
-		if (pg_connect(c, NULL, 0, err, errlen) != 0)
-			return -1;
-	}
-	snprintf(sql, sizeof(sql), "BEGIN; SELECT pg_advisory_xact_lock(%s)", c->lock);
+	c->in_tx = 0;
+	if (pg_usable(c, err, errlen) != 0)
+		return -1;
+	/* READ COMMITTED whatever the server's default: each statement after
+	 * the lock sees what the lock's previous holder committed. */
+	snprintf(sql, sizeof(sql),
+	         "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(%s)", c->lock);
+	c->in_tx = 1;
 	if (pgconn_exec(c->pg, sql, "BEGIN", err, errlen) != 0) {
 		appconn_rollback(c);
 		return -1;
@@ -286,6 +356,11 @@ int appconn_commit(struct appconn *c, char *err, size_t errlen)
 
 	if (c->lite != NULL)
 		return db_run(c->lite, "COMMIT", err, errlen);
+	c->in_tx = 0;
+	if (c->pg == NULL) {
+		snprintf(err, errlen, "COMMIT: no connection to PostgreSQL");
+		return -1;
+	}
 	r = PQexec(c->pg, "COMMIT");
 	if (pg_ok(c, r, "COMMIT", err, errlen) != 0)
 		return -1;
@@ -304,16 +379,20 @@ void appconn_rollback(struct appconn *c)
 	if (c->lite != NULL) {
 		if (!sqlite3_get_autocommit(c->lite))
 			sqlite3_exec(c->lite, "ROLLBACK", NULL, NULL, NULL);
-	} else if (c->pg != NULL && PQtransactionStatus(c->pg) != PQTRANS_IDLE &&
-	           PQtransactionStatus(c->pg) != PQTRANS_UNKNOWN) {
-		PQclear(PQexec(c->pg, "ROLLBACK"));
+		return;
 	}
+	c->in_tx = 0;
+	if (c->pg != NULL && PQtransactionStatus(c->pg) != PQTRANS_IDLE &&
+	    PQtransactionStatus(c->pg) != PQTRANS_UNKNOWN)
+		PQclear(PQexec(c->pg, "ROLLBACK"));
 }
 
 int appconn_in_tx(const struct appconn *c)
 {
 	if (c->lite != NULL)
 		return !sqlite3_get_autocommit(c->lite);
+	if (c->pg == NULL)
+		return 0;
 	return PQtransactionStatus(c->pg) == PQTRANS_INTRANS ||
 	       PQtransactionStatus(c->pg) == PQTRANS_INERROR;
 }

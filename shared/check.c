@@ -690,24 +690,29 @@ json_t *check_run(const struct idem_app *app, const char *state_db, const char *
 	    .app = app, .cfg = cfg, .state_db = state_db, .err = err, .errlen = errlen};
 	json_t *report = NULL;
 	PGconn *pg = NULL, *pg_app = NULL;
-	const char *app_url = NULL;
+	const char *app_url = NULL, *state_url = NULL;
 	char snap[4096] = "", app_snap[4096] = "", inner[1024];
 	int rc = -1;
 
 	assert(app != NULL);
-	/* PostgreSQL: the rules run on a copy in SQLite. */
+	/* PostgreSQL: the rules run on a copy in SQLite. Everything slow
+	 * (connections, files) comes first; the snapshots then follow one
+	 * another at once, state first. */
 	if (state_db != NULL && pgconn_is_url(state_db)) {
-		pg = pgsnap_begin(state_db, inner, sizeof(inner));
+		pg = pgsnap_connect(state_db, inner, sizeof(inner));
 		if (pg == NULL ||
 		    snapshot_file(NULL, snap, sizeof(snap), inner, sizeof(inner)) != 0) {
 			url_fail("STATE_DATABASE", state_db, inner, err, errlen);
 			goto out;
 		}
+		state_url = state_db;
 		state_db = c.state_db = snap;
 		c.state_rw = 1;
 	}
 	if (app_db != NULL && pgconn_is_url(app_db)) {
-		if (snapshot_file(app, app_snap, sizeof(app_snap), inner, sizeof(inner)) != 0) {
+		pg_app = pgsnap_connect(app_db, inner, sizeof(inner));
+		if (pg_app == NULL ||
+		    snapshot_file(app, app_snap, sizeof(app_snap), inner, sizeof(inner)) != 0) {
 			url_fail("DATABASE", app_db, inner, err, errlen);
 			goto out;
 		}
@@ -720,15 +725,15 @@ json_t *check_run(const struct idem_app *app, const char *state_db, const char *
 		goto out;
 	if (db_exec(c.db, "BEGIN", err, errlen) != 0)
 		goto out;
-	if (app_url != NULL) {
-		/* The state's snapshot comes first: on SQLite its first read. */
-		if (pg == NULL && schema_check(&c, DB_STATE) != 0)
-			goto out;
-		pg_app = pgsnap_begin(app_url, inner, sizeof(inner));
-		if (pg_app == NULL) {
-			url_fail("DATABASE", app_url, inner, err, errlen);
-			goto out;
-		}
+	if (pg != NULL && pgsnap_take(pg, inner, sizeof(inner)) != 0) {
+		url_fail("STATE_DATABASE", state_url, inner, err, errlen);
+		goto out;
+	}
+	if (pg == NULL && pg_app != NULL && schema_check(&c, DB_STATE) != 0)
+		goto out; /* the state's snapshot: its first read */
+	if (pg_app != NULL && pgsnap_take(pg_app, inner, sizeof(inner)) != 0) {
+		url_fail("DATABASE", app_url, inner, err, errlen);
+		goto out;
 	}
 	if ((pg != NULL || pg_app != NULL) && snapshot_pg(&c, pg, pg_app) != 0)
 		goto out;

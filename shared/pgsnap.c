@@ -151,15 +151,23 @@ int pgsnap_fill_tables(PGconn *pg, sqlite3 *db, const char *schema, char *err, s
 	return 0;
 }
 
+PGconn *pgsnap_connect(const char *url, char *err, size_t errlen)
+{
+	return pgconn_open(url, 0, err, errlen);
+}
+
+int pgsnap_take(PGconn *pg, char *err, size_t errlen)
+{
+	/* REPEATABLE READ takes its snapshot at the first query. */
+	return pgconn_exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1",
+	                   "taking a snapshot", err, errlen);
+}
+
 PGconn *pgsnap_begin(const char *url, char *err, size_t errlen)
 {
-	PGconn *pg = pgconn_open(url, 0, err, errlen);
+	PGconn *pg = pgsnap_connect(url, err, errlen);
 
-	if (pg == NULL)
-		return NULL;
-	/* REPEATABLE READ takes its snapshot at the first query. */
-	if (pgconn_exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1",
-	                "taking a snapshot", err, errlen) != 0) {
+	if (pg != NULL && pgsnap_take(pg, err, errlen) != 0) {
 		PQfinish(pg);
 		return NULL;
 	}

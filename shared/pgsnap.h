@@ -21,6 +21,10 @@ int pgsnap_copy(const char *url, const char *path, char *err, size_t errlen);
  * whose tables state_schema.h made (within db's open transaction, if
  * any); pgsnap_end() closes. */
 PGconn *pgsnap_begin(const char *url, char *err, size_t errlen);
+/* pgsnap_begin() in its two steps, for a reader that takes several
+ * snapshots back to back: the connection first, the snapshot later. */
+PGconn *pgsnap_connect(const char *url, char *err, size_t errlen);
+int pgsnap_take(PGconn *pg, char *err, size_t errlen);
 int pgsnap_fill(PGconn *pg, sqlite3 *db, char *err, size_t errlen);
 /* For an app DB on PostgreSQL: copies every table of db's schema (made
  * by the app's SQLite migrations) from the snapshot of pg, the columns

@@ -56,6 +56,7 @@
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
+#include "pgconn.h"
 #include "xalloc.h"
 
 struct worker_args {
@@ -496,6 +497,12 @@ static int setup_storage_faults(char *err, size_t errlen)
 
 	if (faultvfs_parse(cfg.fault_vfs, &spec, err, errlen) != 0)
 		return -1;
+	if (spec.enabled && strcmp(spec.target, "app") == 0 && pgconn_is_url(cfg.database)) {
+		snprintf(err, errlen,
+		         "FAULT_VFS targets the app DB, which is on PostgreSQL (FAULT_VFS fails "
+		         "SQLite's file calls)");
+		return -1;
+	}
 	rc = faultvfs_install(&spec, "app", cfg.database, err, errlen);
 	if (rc > 0)
 		log_info("storage fault injection on (FAULT_VFS)", "role=app db=%s spec=\"%s\"",
