@@ -30,14 +30,15 @@ def call(sock, method, path, body=None, timeout=600):
         c.close()
 
 
-def supervisor(bin_dir, work, extra=(), log_name="supervisor.log"):
-    """idem-supervisor on work's databases (scripts/stress's names), SYNC=normal;
-    returns (process, socket) once the socket answers."""
+def supervisor(bin_dir, work, extra=(), log_name="supervisor.log", state_db=None):
+    """idem-supervisor on work's databases (scripts/stress's names; the state
+    DB at state_db when given), SYNC=normal; returns (process, socket) once
+    the socket answers."""
     sock = os.path.join(work, "bench.sock")
     log = open(os.path.join(work, log_name), "w")
     p = subprocess.Popen(
         [os.path.join(bin_dir, "idem-supervisor"), "--env=/dev/null", f"--socket={sock}",
-         f"--database={work}/app.db", f"--state-database={work}/state.db",
+         f"--database={work}/app.db", f"--state-database={state_db or work + '/state.db'}",
          f"--supplier-database={work}/supplier.db", f"--supplier-socket={work}/bench-sup.sock",
          "--reorder-threshold=15", "--reorder-quantity=30", "--sync=normal",
          "--log-level=warn", *extra], stdout=log, stderr=subprocess.STDOUT)

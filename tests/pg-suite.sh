@@ -16,12 +16,16 @@
 #              dies), one is stopped past its lease (a host cut off) and must
 #              stop itself once resumed; the others adopt their workflows, and
 #              every acknowledged start completes exactly once
+#   diskfull   PostgreSQL's data directory (a 64 MB tmpfs, root only) fills
+#              under a running supervisor: it stops (exit 1, "state DB
+#              failed"); with space again, restarted, it finishes every
+#              acknowledged start exactly once
 #   retention  RETENTION=1s prunes closed workflows; the checker excuses their effects
 #   badurl     bad URLs (STATE_DATABASE, DATABASE) and a server that is down:
 #              exit 4, naming the key
 # Seeds derive from IDEM_TEST_SEED (random when unset), printed first;
 # PG_PARTS picks parts by name (recovery transfer naive outage several
-# retention badurl).
+# diskfull retention badurl).
 set -euo pipefail
 bin=$(cd "$1" && pwd)
 src=$(cd "$2" && pwd)
@@ -289,6 +293,86 @@ if want several; then
 	groups=()
 	echo "several: $acked acknowledged starts ($done_n workflows), all completed once, $adopted adopted;" \
 		"$(head -n1 "$w/check.out")"
+fi
+
+if want diskfull; then
+	echo "== diskfull: PostgreSQL's disk fills under a running supervisor =="
+	[ "$(id -u)" -eq 0 ] || fail "diskfull: needs root (a small tmpfs in a mount namespace)"
+	w=$tmp/diskfull
+	dcl=$w/cluster
+	mkdir -p "$dcl/data"
+	chown postgres: "$dcl" "$dcl/data"
+	# a mount namespace held by a sleeping process, with a 64 MB tmpfs as
+	# the cluster's data directory; the server runs inside it, its socket
+	# (in $dcl) is seen from outside
+	setsid unshare --mount --propagation private bash -c \
+		"mount -t tmpfs -o size=64m,mode=0700 tmpfs '$dcl/data' && chown postgres: '$dcl/data' &&
+		exec sleep 100000" &
+	holder=$!
+	groups+=("$holder")
+	for _ in $(seq 50); do nsenter -t "$holder" -m -- mountpoint -q "$dcl/data" && break; sleep 0.1; done
+	indisk() { nsenter -t "$holder" -m -- "$@"; }
+	indisk "$src/scripts/pg-cluster" start "$dcl" >/dev/null || fail "diskfull: cannot start the cluster"
+	durl="postgresql://idem@/idem?host=$dcl&port=5432"
+	sup=("$bin/idem-supervisor" --env=/dev/null --socket="$w/sock" --state-database="$durl"
+		--supervisor-name=diskfull --database="$w/app.db" --supplier-database="$w/supplier.db"
+		--supplier-socket="$w/supplier.sock" --seed-stock=123456:100000000 --workers=2
+		--fault-seed="$master" --fault-kill-rate=0.05)
+	ctl=("$bin/idemctl" --env=/dev/null --socket="$w/sock")
+	"${sup[@]}" >"$w/sup1.log" 2>&1 &
+	sup_pid=$!
+	for _ in $(seq 100); do [ -S "$w/sock" ] && break; sleep 0.1; done
+	(
+		for i in $(seq 1 3000); do
+			if "${ctl[@]}" start --order-id "F$i" --product-id 123456 --quantity 1 \
+				>/dev/null 2>&1; then
+				echo "F$i" >>"$w/acked"
+			fi
+		done
+	) &
+	clients=$!
+	sleep 1
+	# all but 256 KB of what is left
+	free=$(indisk df -B1 --output=avail "$dcl/data" | tail -n1)
+	indisk fallocate -l "$((free - 262144))" "$dcl/data/filler" ||
+		fail "diskfull: cannot fill the tmpfs"
+	for _ in $(seq 600); do kill -0 "$sup_pid" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$sup_pid" 2>/dev/null &&
+		{ tail -n 5 "$w/sup1.log"; fail "diskfull: the supervisor still runs 60 s after the disk filled"; }
+	set +e
+	wait "$sup_pid"
+	rc=$?
+	set -e
+	sup_pid=""
+	[ "$rc" -eq 1 ] && grep -q "state DB failed; stopping" "$w/sup1.log" ||
+		{ tail -n 5 "$w/sup1.log"; fail "diskfull: the supervisor exited $rc without 'state DB failed'"; }
+	echo "diskfull: the supervisor stopped: $(grep "state DB failed" "$w/sup1.log" | sed "s/.*error=//" | head -n1)"
+	kill "$clients" 2>/dev/null || true
+	wait "$clients" 2>/dev/null || true
+	clients=""
+	indisk rm -f "$dcl/data/filler"
+	# a server that panicked on its WAL is started again
+	indisk "$src/scripts/pg-cluster" start "$dcl" >/dev/null 2>&1 || true
+	"${sup[@]}" >"$w/sup2.log" 2>&1 &
+	sup_pid=$!
+	for _ in $(seq 150); do "${ctl[@]}" stats >/dev/null 2>&1 && break; sleep 0.1; done
+	"${ctl[@]}" wait --all --timeout 120 >/dev/null || fail "diskfull: workflows still running after 120 s"
+	touch "$w/acked"
+	acked=$(sort -u "$w/acked" | wc -l)
+	[ "$acked" -ge 10 ] || fail "diskfull: only $acked starts were acknowledged"
+	dpsql=(runuser -u postgres -- psql -h "$dcl" -p 5432 -U idem -d idem -Atq)
+	missing=0
+	while read -r id; do
+		st=$("${dpsql[@]}" -c "SELECT status FROM workflows WHERE workflow_id = '$id'")
+		[ "$st" = completed ] || { echo "diskfull: $id acknowledged, now '${st:-missing}'"; missing=$((missing + 1)); }
+	done < <(sort -u "$w/acked")
+	[ "$missing" -eq 0 ] || fail "diskfull: $missing acknowledged starts did not complete"
+	"${ctl[@]}" check >"$w/check.out" 2>&1 || { cat "$w/check.out"; fail "diskfull: check failed"; }
+	kill -TERM "$sup_pid"
+	wait "$sup_pid" || true
+	sup_pid=""
+	indisk "$src/scripts/pg-cluster" stop "$dcl" >/dev/null 2>&1 || true
+	echo "diskfull: $acked acknowledged starts all completed once; $(head -n1 "$w/check.out")"
 fi
 
 if want retention; then
