@@ -613,6 +613,17 @@ static void helper_log(int level, const struct pool *p, const char *what, const 
 	log_at((enum log_level)level, msg, "%s", fields);
 }
 
+/* Whether the app's helper is a service of its own, on another host:
+ * its socket key holds http://HOST:PORT rather than a Unix socket path. */
+static int helper_elsewhere(const struct sup *sup)
+{
+	const char *at = sup->app->helper->socket_key != NULL
+	                     ? config_text(&sup->cfg, sup->app->helper->socket_key)
+	                     : NULL;
+
+	return at != NULL && strncmp(at, "http://", 7) == 0;
+}
+
 static void helper_start(struct pool *p)
 {
 	char path[600];
@@ -716,7 +727,10 @@ int pool_start(struct sup *sup, const struct pool_callbacks *cb, void *arg, stru
 	p->helper_timer = evtimer_new(sup->base, helper_timer_cb, p);
 	*out = p;
 	sup->pool = p;
-	if (sup->app->helper != NULL) {
+	if (sup->app->helper != NULL && helper_elsewhere(sup)) {
+		helper_log(LOG_INFO, p, "the {} runs elsewhere: not started here", "at=%s",
+		           config_text(&sup->cfg, sup->app->helper->socket_key));
+	} else if (sup->app->helper != NULL) {
 		helper_start(p);
 		if (sup->app->helper->socket_key != NULL || sup->app->helper->socket_path != NULL)
 			wait_for_helper(p);

@@ -36,8 +36,11 @@ static int stock_check(const char *value, char *msg, size_t len)
 const struct config_app_key inventory_keys[] = {
     {"SUPPLIER_DATABASE", "run/supplier.db", "a file path", "the supplier's ledger",
      CONFIG_APP_PATH, 0, 0, NULL, 0, 0},
-    {"SUPPLIER_SOCKET", "run/supplier.sock", "a Unix socket path of at most 107 bytes",
-     "the supplier service's HTTP socket", CONFIG_APP_SOCKET, 0, 0, NULL, 0, 0},
+    {"SUPPLIER_SOCKET", "run/supplier.sock",
+     "a Unix socket path of at most 107 bytes, or http://HOST:PORT",
+     "the supplier service's HTTP socket (http://HOST:PORT: a supplier on another host, "
+     "which the supervisor does not start)",
+     CONFIG_APP_SOCKET, 0, 0, NULL, 0, 0},
     {"REORDER_THRESHOLD", "2", "0..1000000000",
      "order from the supplier when stock falls below this", CONFIG_APP_INT, 0, 1000000000, NULL, 0,
      0},

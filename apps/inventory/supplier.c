@@ -35,6 +35,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/util.h>
 #include <jansson.h>
 
 #include "clock.h"
@@ -523,6 +524,42 @@ static int listen_unix(struct supplier *s, const char *path, char *err, size_t e
 	return fd;
 }
 
+/* Binds and listens on http://HOST:PORT (a supplier on a host of its
+ * own, which the supervisors reach over TCP). */
+static int listen_tcp(const char *url, char *err, size_t errlen)
+{
+	char host[256];
+	const char *h = url + strlen("http://"), *colon = strrchr(h, ':');
+	struct evutil_addrinfo hints = {
+	    .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = EVUTIL_AI_PASSIVE};
+	struct evutil_addrinfo *ai = NULL;
+	char *end = NULL;
+	long port = colon != NULL ? strtol(colon + 1, &end, 10) : 0;
+	int fd = -1, one = 1;
+
+	if (colon == NULL || colon == h || (size_t)(colon - h) >= sizeof(host) || *end != '\0' ||
+	    port < 1 || port > 65535) {
+		snprintf(err, errlen, "SUPPLIER_SOCKET %s: expected http://HOST:PORT", url);
+		return -1;
+	}
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - h), h);
+	if (evutil_getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL) {
+		snprintf(err, errlen, "SUPPLIER_SOCKET %s: cannot resolve %s", url, host);
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 128) != 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", url, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	evutil_freeaddrinfo(ai);
+	return fd;
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct supplier *s = arg;
@@ -547,7 +584,10 @@ static int setup_events(struct supplier *s, char *err, size_t errlen)
 	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 	                                        EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(s->http, route, s);
-	fd = listen_unix(s, config_text(&cfg, "SUPPLIER_SOCKET"), err, errlen);
+	if (strncmp(config_text(&cfg, "SUPPLIER_SOCKET"), "http://", 7) == 0)
+		fd = listen_tcp(config_text(&cfg, "SUPPLIER_SOCKET"), err, errlen);
+	else
+		fd = listen_unix(s, config_text(&cfg, "SUPPLIER_SOCKET"), err, errlen);
 	if (fd < 0)
 		return -1;
 	if (evhttp_accept_socket(s->http, fd) != 0) {
