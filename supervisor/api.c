@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -105,6 +107,7 @@ struct api {
 	struct event *check_timer;  /* CHECK_TIMEOUT_MS after it started */
 	struct check_queue running; /* the requests it will answer */
 	struct check_queue next;    /* those that came since: the next check's */
+	int tcp_port;               /* HTTP_LISTEN's port, as bound; 0: off */
 };
 
 /* A request whose answer waits for a commit or a workflow: it follows the
@@ -1430,6 +1433,86 @@ static const struct endpoint *endpoint_find(struct api *a, struct evhttp_request
 	return NULL;
 }
 
+/* ---- browsers ----------------------------------------------------------------------- */
+
+/* Whether req came over HTTP_LISTEN (TCP), where a browser can reach the
+ * API; the Unix socket is out of a web page's reach. */
+static int over_tcp(struct evhttp_request *req)
+{
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	const struct sockaddr *sa = conn != NULL ? evhttp_connection_get_addr(conn) : NULL;
+
+	return sa != NULL && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6);
+}
+
+/* Whether text is one of this supervisor's loopback names with its port:
+ * "localhost:PORT", "127.0.0.1:PORT" or "[::1]:PORT" (the port may be left
+ * out when it is 80). */
+static int own_authority(const struct api *a, const char *text, size_t len)
+{
+	static const char *const names[] = {"localhost", "127.0.0.1", "[::1]"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		size_t n = strlen(names[i]);
+		char port[16];
+
+		if (len < n || strncasecmp(text, names[i], n) != 0)
+			continue;
+		if (len == n)
+			return a->tcp_port == 80;
+		snprintf(port, sizeof(port), ":%d", a->tcp_port);
+		if (len - n == strlen(port) && strncmp(text + n, port, len - n) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* What keeps a web page on another origin from using the API through a
+ * user's browser (DNS rebinding, CSRF), over TCP only: the Host must be
+ * this supervisor's loopback address, an Origin must be its own, and a
+ * change must be sent as application/json, which a cross-origin page can
+ * only send after a CORS preflight that idem never grants (no
+ * Access-Control-Allow-* header is ever sent; OPTIONS is not served).
+ * Returns 1 to go on, or 0 after the refusal. */
+static int browser_safe(struct api *a, struct evhttp_request *req, const struct method *m)
+{
+	const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const char *host = evhttp_find_header(h, "Host");
+	const char *origin = evhttp_find_header(h, "Origin");
+	const char *type = evhttp_find_header(h, "Content-Type");
+
+	if (!over_tcp(req))
+		return 1;
+	if (host == NULL || !own_authority(a, host, strlen(host))) {
+		reply_error(req, 403,
+		            "Host \"%.100s\" is not this supervisor's address (HTTP_LISTEN=%s): "
+		            "over TCP idem answers requests for localhost, 127.0.0.1 or [::1] at "
+		            "port %d only, so that a web page whose name now points here (DNS "
+		            "rebinding) cannot use it",
+		            host != NULL ? host : "", a->sup->cfg.http_listen, a->tcp_port);
+		return 0;
+	}
+	if (origin != NULL && (strncmp(origin, "http://", 7) != 0 ||
+	                       !own_authority(a, origin + 7, strlen(origin + 7)))) {
+		reply_error(req, 403,
+		            "cross-origin request refused: Origin \"%.100s\" is not this "
+		            "supervisor's (http://%s); a web page elsewhere may not use the "
+		            "control API through a user's browser",
+		            origin, a->sup->cfg.http_listen);
+		return 0;
+	}
+	if ((m->cmd & (EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH)) &&
+	    (type == NULL || strncasecmp(type, "application/json", 16) != 0 ||
+	     (type[16] != '\0' && type[16] != ';' && type[16] != ' '))) {
+		reply_error(req, 415,
+		            "a %s over TCP must be sent with Content-Type: application/json (got "
+		            "\"%.60s\"); nothing was changed",
+		            m->name, type != NULL ? type : "none");
+		return 0;
+	}
+	return 1;
+}
+
 static void route(struct evhttp_request *req, void *arg)
 {
 	struct api *a = arg;
@@ -1449,6 +1532,8 @@ static void route(struct evhttp_request *req, void *arg)
 		return reply_error(req, 501,
 		                   "method not implemented: the control API answers GET, POST and "
 		                   "PUT");
+	if (!browser_safe(a, req, m))
+		return;
 	if ((ep = endpoint_find(a, req, m, path ? path : "/", seg, n, &id, &app_route)) == NULL)
 		return;
 	TAILQ_INIT(&q.kv);
@@ -1630,12 +1715,23 @@ int api_start(struct sup *sup, struct api **out, char *err, size_t errlen)
 			memmove(host, host + 1, strlen(host));
 			host[strlen(host) - 1] = '\0';
 		}
-		if (api_listener(
-		        a, evhttp_bind_socket_with_handle(a->http, host, (ev_uint16_t)port)) != 0) {
+		struct evhttp_bound_socket *bound =
+		    evhttp_bind_socket_with_handle(a->http, host, (ev_uint16_t)port);
+		struct sockaddr_storage ss;
+		socklen_t sslen = sizeof(ss);
+
+		if (api_listener(a, bound) != 0) {
 			snprintf(err, errlen, "cannot listen on HTTP_LISTEN=%s: %s",
 			         sup->cfg.http_listen, strerror(errno));
 			goto fail;
 		}
+		/* the port as bound (HTTP_LISTEN may say 0): what Host must name */
+		a->tcp_port = port;
+		if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss,
+		                &sslen) == 0)
+			a->tcp_port =
+			    ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+			                                   : ((struct sockaddr_in *)&ss)->sin_port);
 	}
 	log_info("control API listening", "socket=%s http=%s", sup->cfg.socket,
 	         sup->cfg.http_listen[0] ? sup->cfg.http_listen : "off");

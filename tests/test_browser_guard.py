@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+# test_browser_guard.py — the control API over HTTP_LISTEN (loopback TCP)
+# against a web page on another origin (supervisor/api.c, browser_safe):
+# a Host that is not the supervisor's (DNS rebinding) and a foreign Origin
+# are refused (403), a change not sent as application/json is refused (415)
+# and creates nothing, a CORS preflight is never granted; the same requests
+# from the page's own origin, and over the Unix socket, work.
+# Run by ctest (IDEM_BIN_DIR: the build's bin/ parent).
+import http.client
+import os
+import socket
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from idem_http import call, stop, supervisor  # noqa: E402
+
+BIN = os.path.join(os.environ.get("IDEM_BIN_DIR", os.path.join(ROOT, "build")), "bin")
+failures = []
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def tcp(port, method, path, body=None, headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+    for k, v in (headers or {}).items():
+        c.putheader(k, v)
+    data = body.encode() if body is not None else b""
+    c.putheader("Content-Length", str(len(data)))
+    c.endheaders(data)
+    r = c.getresponse()
+    out = (r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read().decode())
+    c.close()
+    return out
+
+
+def expect(what, got, want, text=None):
+    status, headers, body = got
+    ok = status == want and (text is None or text in body)
+    if any(k.startswith("access-control-allow") for k in headers):
+        ok = False
+        body += " [has an Access-Control-Allow header]"
+    print(f"{'ok  ' if ok else 'FAIL'} {what}: {status} {body[:160]}")
+    if not ok:
+        failures.append(what)
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="idem-browser-guard-")
+    port = free_port()
+    sup, sock = supervisor(BIN, work, extra=[f"--http-listen=127.0.0.1:{port}"])
+    own = f"127.0.0.1:{port}"
+    start = '{"input": {"order_id": "%s", "product_id": "123456", "quantity": 1}}'
+    try:
+        expect("GET with its own Host", tcp(port, "GET", "/v1/health", None, {"Host": own}), 200)
+        expect("GET as localhost", tcp(port, "GET", "/v1/health", None,
+                                       {"Host": f"localhost:{port}"}), 200)
+        expect("a rebound name in Host", tcp(port, "GET", "/v1/stats", None,
+                                             {"Host": f"evil.example:{port}"}), 403,
+               "DNS rebinding")
+        expect("no Host", tcp(port, "GET", "/v1/stats"), 403, "is not this supervisor's address")
+        expect("another port in Host", tcp(port, "GET", "/v1/stats", None,
+                                           {"Host": f"127.0.0.1:{port + 1}"}), 403)
+        expect("a start from another origin",
+               tcp(port, "POST", "/v1/workflows", start % "X1",
+                   {"Host": own, "Origin": "http://evil.example",
+                    "Content-Type": "application/json"}), 403, "cross-origin request refused")
+        expect("a read from another origin",
+               tcp(port, "GET", "/v1/workflows", None,
+                   {"Host": own, "Origin": "http://evil.example"}), 403)
+        expect("a start as a form (no preflight)",
+               tcp(port, "POST", "/v1/workflows", start % "X2",
+                   {"Host": own, "Content-Type": "text/plain"}), 415, "application/json")
+        expect("a stock change as a form",
+               tcp(port, "PUT", "/v1/stock/123456", '{"stock": 5}',
+                   {"Host": own, "Content-Type": "application/x-www-form-urlencoded"}), 415)
+        expect("a CORS preflight",
+               tcp(port, "OPTIONS", "/v1/workflows", None,
+                   {"Host": own, "Origin": "http://evil.example",
+                    "Access-Control-Request-Method": "POST"}), 403)
+        st, r = call(sock, "GET", "/v1/workflows")
+        listed = [w["workflow_id"] for w in (r or {}).get("workflows", [])]
+        if st != 200 or listed:
+            failures.append("refused starts created nothing")
+        print(f"{'ok  ' if not listed else 'FAIL'} the refused starts created nothing: {listed}")
+        expect("a start from its own origin",
+               tcp(port, "POST", "/v1/workflows", start % "X3",
+                   {"Host": own, "Origin": f"http://{own}",
+                    "Content-Type": "application/json; charset=utf-8"}), 201)
+        st, r = call(sock, "GET", "/v1/stock/123456")
+        expect("the stock over the Unix socket, as before", (st, {}, str(r)), 200)
+    finally:
+        stop(sup)
+    if failures:
+        print(f"test_browser_guard: {len(failures)} failed: {failures}; files in {work}")
+        return 1
+    print("test_browser_guard: all passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
