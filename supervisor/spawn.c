@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -112,8 +113,15 @@ pid_t spawn_helper(struct sup *sup, char *path, size_t pathlen)
 	argv[n++] = (char *)config_log_level_name(c->log_level);
 	argv[n++] = c->log_format == LOG_FORMAT_JSON ? "--log-format=json" : "--log-format=logfmt";
 	argv[n] = NULL;
+	/* The app's helper gets its keys as flags: not a PostgreSQL DATABASE,
+	 * password and all, that main.c put in the environment for the
+	 * workers and the checker. */
+	if (pgconn_is_url(c->database))
+		unsetenv("DATABASE");
 	pid = spawn(path, argv, -1);
 	e = errno;
+	if (pgconn_is_url(c->database))
+		setenv("DATABASE", c->database, 1);
 	for (int i = 0; i < nkeys; i++)
 		free(flags[i]);
 	errno = e;
