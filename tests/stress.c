@@ -79,6 +79,7 @@ struct options {
 };
 
 struct kill_record {
+	double at_s;        /* when it was killed, seconds since the first start */
 	long at_completed;  /* completed workflows when it was killed */
 	double recovery_ms; /* restart until the API answered */
 	long running_after; /* running workflows it resumed */
@@ -108,6 +109,7 @@ struct run {
 	long rss_kib;        /* the supervisor's peak RSS */
 	long state_commits;  /* state-DB commits of the last supervisor run */
 	double *latency_ms;  /* per workflow, submit to completion */
+	double *closed_s;    /* per workflow, when it closed (s since t0); 0: not */
 	int64_t t0;
 	long worker_respawns_before; /* pool restarts of earlier incarnations */
 	long worker_respawns_last;
@@ -791,6 +793,7 @@ static void *client(void *arg)
 		if (wf == NULL)
 			wf = wait_one(r, s, i);
 		r->latency_ms[i] = (double)(clock_mono_us() - t) / 1000.0;
+		r->closed_s[i] = (double)(clock_mono_us() - r->t0) / 1e6;
 		status = json_string_value(json_object_get(wf, "status"));
 		error = json_string_value(json_object_get(wf, "error"));
 		if (status != NULL && strcmp(status, "completed") == 0)
@@ -832,6 +835,7 @@ static void kill_and_restart(struct run *r)
 	r->worker_respawns_before += r->worker_respawns_last;
 	r->worker_respawns_last = 0;
 	rec->at_completed = closed(r);
+	rec->at_s = (double)(clock_mono_us() - r->t0) / 1e6;
 	pthread_mutex_lock(&r->sup_lock);
 	kill(r->sup_pid, SIGKILL);
 	waitpid(r->sup_pid, NULL, 0);
@@ -1067,6 +1071,8 @@ static void recovery_test(struct run *r)
 	r->o.workflows = n;
 	r->latency_ms = realloc(r->latency_ms, sizeof(double) * (size_t)n);
 	memset(r->latency_ms, 0, sizeof(double) * (size_t)n);
+	r->closed_s = realloc(r->closed_s, sizeof(double) * (size_t)n);
+	memset(r->closed_s, 0, sizeof(double) * (size_t)n);
 	signal_workers(r, SIGSTOP);
 	r->start_only = 1;
 	run_clients(r);
@@ -1190,8 +1196,50 @@ static json_t *latency_json(struct run *r)
 	qsort(v, (size_t)n, sizeof(*v), cmp_double);
 	json_t *out = json_pack("{s:f, s:f, s:f}", "p50_ms", percentile(v, n, 0.5), "p99_ms",
 	                        percentile(v, n, 0.99), "max_ms", n ? v[n - 1] : 0.0);
+	json_t *hist = json_array();
+
+	/* how many took at most 1, 2, 4, ... ms (each bucket's own, not
+	 * cumulative), up to the slowest */
+	for (double le = 1, prev = 0; n > 0; prev = le, le *= 2) {
+		long k = 0;
+
+		for (long i = 0; i < n; i++)
+			k += v[i] > prev && v[i] <= le;
+		json_array_append_new(hist,
+		                      json_pack("{s:f, s:I}", "le_ms", le, "n", (json_int_t)k));
+		if (le >= v[n - 1])
+			break;
+	}
+	json_object_set_new(out, "histogram", hist);
 	free(v);
 	return out;
+}
+
+/* {"bucket_s", "closed": [workflows that closed in each bucket]}: about
+ * 100 buckets over the run, for the report's throughput chart. */
+static json_t *timeline_json(struct run *r, double elapsed)
+{
+	double bucket = elapsed > 0 ? elapsed / 100 : 0.01;
+	json_t *counts = json_array();
+	long nb;
+
+	if (bucket < 0.01)
+		bucket = 0.01;
+	nb = (long)(elapsed / bucket) + 1;
+	for (long b = 0; b < nb; b++)
+		json_array_append_new(counts, json_integer(0));
+	for (long i = 0; i < r->o.workflows; i++) {
+		long b = (long)(r->closed_s[i] / bucket);
+
+		if (r->closed_s[i] <= 0)
+			continue;
+		if (b >= nb)
+			b = nb - 1;
+		json_array_set_new(
+		    counts, (size_t)b,
+		    json_integer(json_integer_value(json_array_get(counts, (size_t)b)) + 1));
+	}
+	return json_pack("{s:f, s:o}", "bucket_s", bucket, "closed", counts);
 }
 
 static json_t *kills_json(struct run *r)
@@ -1199,11 +1247,11 @@ static json_t *kills_json(struct run *r)
 	json_t *arr = json_array();
 
 	for (int i = 0; i < r->restarts; i++)
-		json_array_append_new(arr,
-		                      json_pack("{s:I, s:f, s:I}", "at_closed",
-		                                (json_int_t)r->kills[i].at_completed, "recovery_ms",
-		                                r->kills[i].recovery_ms, "running_after",
-		                                (json_int_t)r->kills[i].running_after));
+		json_array_append_new(
+		    arr, json_pack("{s:f, s:I, s:f, s:I}", "at_s", r->kills[i].at_s, "at_closed",
+		                   (json_int_t)r->kills[i].at_completed, "recovery_ms",
+		                   r->kills[i].recovery_ms, "running_after",
+		                   (json_int_t)r->kills[i].running_after));
 	return arr;
 }
 
@@ -1406,6 +1454,7 @@ int main(int argc, char **argv)
 	build_argv(r);
 	pthread_mutex_init(&r->sup_lock, NULL);
 	r->latency_ms = calloc((size_t)r->o.workflows, sizeof(double));
+	r->closed_s = calloc((size_t)r->o.workflows, sizeof(double));
 	plan_kills(r);
 	start_supervisor(r, NULL);
 
@@ -1475,6 +1524,7 @@ int main(int argc, char **argv)
 	    json_incref(check), "supervisor_exit",
 	    WIFEXITED(sup_rc) ? WEXITSTATUS(sup_rc) : 128 + WTERMSIG(sup_rc));
 	json_object_set_new(report, "app", json_string(r->o.app));
+	json_object_set_new(report, "timeline", timeline_json(r, elapsed));
 	json_object_set_new(report, "refusal",
 	                    refusal(&r->o) != NULL ? json_string(refusal(&r->o)) : json_null());
 	print_report(report);
