@@ -48,8 +48,14 @@ def main():
         int(sys.argv[5])
     os.makedirs(work, exist_ok=True)
     sups = []
-    for i in range(1, n + 1):  # one at a time: the first creates the app DB
-        sups.append(start(bin_dir, work, url, i, n))
+    try:
+        for i in range(1, n + 1):  # one at a time: the first creates the app DB
+            sups.append(start(bin_dir, work, url, i, n))
+    except SystemExit:
+        for p, _ in sups:
+            p.terminate()
+            p.wait(30)
+        raise
     socks = [s for _, s in sups]
     nxt = [0]
     lock = threading.Lock()

@@ -80,7 +80,7 @@ def bars(title, pairs, unit=""):
 def main():
     if len(sys.argv) != 3:
         sys.exit("usage: report.py REPORT.json OUT.html")
-    rep = json.load(open(sys.argv[1]))
+    rep = json.load(open(sys.argv[1], encoding="utf-8"))
     check = rep.get("check") or {}
     ok = bool(check.get("ok"))
     hist = rep.get("history") or {}
@@ -139,7 +139,7 @@ def main():
         + "</ul>",
         "</body></html>",
     ]
-    with open(sys.argv[2], "w") as f:
+    with open(sys.argv[2], "w", encoding="utf-8") as f:
         f.write("\n".join(parts))
 
 

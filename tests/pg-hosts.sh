@@ -43,18 +43,29 @@ cluster=$tmp/cluster
 tag=$$
 ns_db=idem-db-$tag
 clients=""
+watchdog=""
 declare -a pids
 cleanup() {
 	[ -z "$clients" ] || kill "$clients" 2>/dev/null || true
 	for i in 1 2 3; do [ -z "${pids[$i]:-}" ] || pkill -9 -s "${pids[$i]}" 2>/dev/null || true; done
 	ip netns exec "$ns_db" "$src/scripts/pg-cluster" stop "$cluster" >/dev/null 2>&1 || true
 	[ -z "${supplier:-}" ] || pkill -9 -s "$supplier" 2>/dev/null || true
+	[ -z "$watchdog" ] || { pkill -P "$watchdog" 2>/dev/null; kill "$watchdog" 2>/dev/null; } || true
 	for ns in "$ns_db" "idem-h1-$tag" "idem-h2-$tag" "idem-h3-$tag" "idem-sp-$tag"; do
 		ip netns del "$ns" 2>/dev/null || true
 	done
 	[ -n "${HOSTS_KEEP:-}" ] && echo "pg-hosts: kept $tmp" || rm -rf "$tmp"
 }
 trap cleanup EXIT
+# ctest's TIMEOUT would SIGKILL the script and leave its namespaces and the
+# supplier's restart loop behind: end it first, through the trap
+deadline=${HOSTS_DEADLINE:-270}
+# (the sleep's own output is /dev/null: a sleep outliving a killed watchdog
+# must not hold ctest's pipe)
+(sleep "$deadline" >/dev/null 2>&1 </dev/null && echo "pg-hosts: FAIL: over ${deadline} s" >&2 &&
+	kill -TERM $$) &
+watchdog=$!
+trap 'exit 1' TERM
 
 # ---- the network ----
 ip netns add "$ns_db" || cannot "cannot make a network namespace here (ip netns add)"

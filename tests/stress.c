@@ -1284,6 +1284,13 @@ static char *replay_command(const struct run *r, int argc, char **argv)
 			i++;
 			continue;
 		}
+		if (pgconn_is_url(argv[i])) { /* a PostgreSQL URL's password stays hidden */
+			char shown[1024];
+
+			pgconn_redact(argv[i], shown, sizeof(shown));
+			n += (size_t)snprintf(s + n, cap - n, " %s", shown);
+			continue;
+		}
 		n += (size_t)snprintf(s + n, cap - n, " %s", argv[i]);
 	}
 	if (!seeded && n < cap)

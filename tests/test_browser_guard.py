@@ -8,6 +8,7 @@
 # Run by ctest (IDEM_BIN_DIR: the build's bin/ parent).
 import http.client
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -63,6 +64,14 @@ def main():
         expect("GET with its own Host", tcp(port, "GET", "/v1/health", None, {"Host": own}), 200)
         expect("GET as localhost", tcp(port, "GET", "/v1/health", None,
                                        {"Host": f"localhost:{port}"}), 200)
+        expect("GET as LOCALHOST (names are case-blind)",
+               tcp(port, "GET", "/v1/health", None, {"Host": f"LOCALHOST:{port}"}), 200)
+        expect("a name that only starts like localhost",
+               tcp(port, "GET", "/v1/health", None, {"Host": f"localhost.evil.example:{port}"}),
+               403)
+        expect("Origin null (a sandboxed page, a file)",
+               tcp(port, "POST", "/v1/workflows", start % "X0",
+                   {"Host": own, "Origin": "null", "Content-Type": "application/json"}), 403)
         expect("a rebound name in Host", tcp(port, "GET", "/v1/stats", None,
                                              {"Host": f"evil.example:{port}"}), 403,
                "DNS rebinding")
@@ -102,6 +111,7 @@ def main():
     if failures:
         print(f"test_browser_guard: {len(failures)} failed: {failures}; files in {work}")
         return 1
+    shutil.rmtree(work, ignore_errors=True)
     print("test_browser_guard: all passed")
     return 0
 

@@ -93,7 +93,7 @@ def main():
     check("the faulty run passed its checker", r.returncode == 0, f"exit {r.returncode}")
     subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "report.py"), js, page],
                    check=True)
-    rep, text = json.load(open(js)), open(page).read()
+    rep, text = json.load(open(js)), open(page, encoding="utf-8").read()
 
     check("the verdict is the checker's", ("OK: nothing lost" in text) == rep["check"]["ok"])
     check("the replay command is shown", rep["replay"] in text.replace("&amp;", "&"))
@@ -117,10 +117,14 @@ def main():
               "(scripts/build installs it where the package archive has it)")
         return 1 if failures else 77
     shot = os.path.join(OUT, "report.png")
-    b = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
-                        "--hide-scrollbars", "--window-size=900,1700", "--enable-logging=stderr",
-                        "--v=0", f"--screenshot={shot}", "file://" + page],
-                       capture_output=True, text=True, timeout=120)
+    try:
+        b = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                            "--disable-dev-shm-usage", "--hide-scrollbars",
+                            "--window-size=900,1700", "--enable-logging=stderr", "--v=0",
+                            f"--screenshot={shot}", "file://" + page],
+                           capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        b = subprocess.CompletedProcess([], 1, "", "chromium did not finish within 120 s")
     check("chromium rendered the page", b.returncode == 0 and os.path.exists(shot),
           b.stderr[-300:])
     console = [ln for ln in b.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]

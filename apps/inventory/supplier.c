@@ -543,6 +543,10 @@ static int listen_tcp(const char *url, char *err, size_t errlen)
 		return -1;
 	}
 	snprintf(host, sizeof(host), "%.*s", (int)(colon - h), h);
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') { /* [::1] */
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
 	if (evutil_getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL) {
 		snprintf(err, errlen, "SUPPLIER_SOCKET %s: cannot resolve %s", url, host);
 		return -1;
