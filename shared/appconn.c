@@ -48,17 +48,6 @@ static int lite_open(struct appconn *c, const char *path, enum db_sync sync,
 
 /* ---- PostgreSQL ---- */
 
-static int pg_ok(struct appconn *c, PGresult *r, const char *what, char *err, size_t errlen)
-{
-	ExecStatusType st = PQresultStatus(r);
-
-	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-		return 0;
-	pgconn_fail(c->pg, r, what, err, errlen);
-	PQclear(r);
-	return -1;
-}
-
 /* The schema version of the app, under the migrations' lock: the
  * transaction stays open. Returns 0 with *v, or -1. READ COMMITTED
  * whatever the server's default: what is read after the lock must be
@@ -78,7 +67,7 @@ static int pg_version(struct appconn *c, const char *app, int *v, char *err, siz
 	c->in_tx = 1;
 	r = PQexecParams(c->pg, "SELECT version FROM idem_app_schema WHERE app = $1", 1, NULL,
 	                 params, NULL, NULL, 0);
-	if (pg_ok(c, r, "reading the schema version", err, errlen) != 0)
+	if (pgconn_ok(c->pg, r, "reading the schema version", err, errlen) == NULL)
 		return -1;
 	*v = PQntuples(r) > 0 ? atoi(PQgetvalue(r, 0, 0)) : 0;
 	PQclear(r);
@@ -133,7 +122,7 @@ static int pg_migrate(struct appconn *c, const struct appconn_schema *s, char *e
 	                 "INSERT INTO idem_app_schema(app, version) VALUES($1, $2)"
 	                 " ON CONFLICT (app) DO UPDATE SET version = excluded.version",
 	                 2, NULL, params, NULL, NULL, 0);
-	if (pg_ok(c, r, "writing the schema version", err, errlen) != 0)
+	if (pgconn_ok(c->pg, r, "writing the schema version", err, errlen) == NULL)
 		goto fail;
 	PQclear(r);
 	return appconn_commit(c, err, errlen);
@@ -168,7 +157,7 @@ static int pg_connect(struct appconn *c, const char *app, int wait_ms, char *err
 		return 0;
 	snprintf(lockname, sizeof(lockname), "idem app %s", app);
 	r = PQexecParams(c->pg, "SELECT hashtextextended($1, 0)", 1, NULL, params, NULL, NULL, 0);
-	if (pg_ok(c, r, "naming the app's lock", err, errlen) != 0) {
+	if (pgconn_ok(c->pg, r, "naming the app's lock", err, errlen) == NULL) {
 		PQfinish(c->pg);
 		c->pg = NULL;
 		return -1;
@@ -245,7 +234,7 @@ static PGresult *pg_run(struct appconn *c, const char *what, char *err, size_t e
 	free(text);
 	if (r == NULL && c->pg == NULL)
 		return NULL; /* err says why the connection could not be made */
-	return pg_ok(c, r, what, err, errlen) == 0 ? r : NULL;
+	return pgconn_ok(c->pg, r, what, err, errlen);
 }
 
 /* ---- SQLite statements ---- */
@@ -362,7 +351,7 @@ int appconn_commit(struct appconn *c, char *err, size_t errlen)
 		return -1;
 	}
 	r = PQexec(c->pg, "COMMIT");
-	if (pg_ok(c, r, "COMMIT", err, errlen) != 0)
+	if (pgconn_ok(c->pg, r, "COMMIT", err, errlen) == NULL)
 		return -1;
 	/* A transaction that failed earlier answers COMMIT with ROLLBACK. */
 	if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {

@@ -67,16 +67,23 @@ int pgconn_fail(PGconn *c, const PGresult *r, const char *what, char *err, size_
 	return -1;
 }
 
+PGresult *pgconn_ok(PGconn *c, PGresult *r, const char *what, char *err, size_t errlen)
+{
+	ExecStatusType st = PQresultStatus(r);
+
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return r;
+	pgconn_fail(c, r, what, err, errlen);
+	PQclear(r);
+	return NULL;
+}
+
 int pgconn_exec(PGconn *c, const char *sql, const char *what, char *err, size_t errlen)
 {
-	PGresult *r = PQexec(c, sql);
-	ExecStatusType st = PQresultStatus(r);
-	int rc = 0;
+	PGresult *r = pgconn_ok(c, PQexec(c, sql), what, err, errlen);
 
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-		rc = pgconn_fail(c, r, what, err, errlen);
 	PQclear(r);
-	return rc;
+	return r != NULL ? 0 : -1;
 }
 
 /* Whether a failed connection may succeed later: the server is down or

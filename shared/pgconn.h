@@ -24,6 +24,10 @@ void pgconn_redact(const char *url, char *out, size_t outlen);
  * and UTC. Returns the connection, or NULL with err naming the server. */
 PGconn *pgconn_open(const char *url, int wait_ms, char *err, size_t errlen);
 
+/* r when it succeeded (PGRES_COMMAND_OK or PGRES_TUPLES_OK); else NULL,
+ * with err "what: message" and r cleared. */
+PGresult *pgconn_ok(PGconn *c, PGresult *r, const char *what, char *err, size_t errlen);
+
 /* Runs sql with no parameters; 0, or -1 with err "what: message". */
 int pgconn_exec(PGconn *c, const char *sql, const char *what, char *err, size_t errlen);
 

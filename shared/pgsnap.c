@@ -58,10 +58,10 @@ static int copy_table(PGconn *pg, sqlite3 *db, const char *schema, const char *t
 	for (;;) {
 		int rows;
 
-		r = PQexec(pg, "FETCH " PGSNAP_BATCH " FROM snap");
-		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-			rc = pgconn_fail(pg, r, what, err, errlen);
-			PQclear(r);
+		r = pgconn_ok(pg, PQexec(pg, "FETCH " PGSNAP_BATCH " FROM snap"), what, err,
+		              errlen);
+		if (r == NULL) {
+			rc = -1;
 			break;
 		}
 		rows = PQntuples(r);

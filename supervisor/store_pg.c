@@ -190,15 +190,10 @@ static void p_int(struct params *p, int i, int64_t v)
 static PGresult *run(struct store *s, const char *name, const struct params *p, const char *what,
                      char *err, size_t errlen)
 {
-	PGresult *r =
-	    PQexecPrepared(s->pg->conn, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(r);
-
-	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-		return r;
-	pgconn_fail(s->pg->conn, r, what, err, errlen);
-	PQclear(r);
-	return NULL;
+	return pgconn_ok(
+	    s->pg->conn,
+	    PQexecPrepared(s->pg->conn, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0), what,
+	    err, errlen);
 }
 
 static int run_done(struct store *s, const char *name, const struct params *p, const char *what,
@@ -214,15 +209,10 @@ static int run_done(struct store *s, const char *name, const struct params *p, c
 static PGresult *run_sql(struct store *s, const char *sql, const struct params *p, const char *what,
                          char *err, size_t errlen)
 {
-	PGresult *r =
-	    PQexecParams(s->pg->conn, sql, p ? p->n : 0, NULL, p ? p->v : NULL, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(r);
-
-	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-		return r;
-	pgconn_fail(s->pg->conn, r, what, err, errlen);
-	PQclear(r);
-	return NULL;
+	return pgconn_ok(
+	    s->pg->conn,
+	    PQexecParams(s->pg->conn, sql, p ? p->n : 0, NULL, p ? p->v : NULL, NULL, NULL, 0),
+	    what, err, errlen);
 }
 
 static int64_t get_int(const PGresult *r, int row, int col)
@@ -282,12 +272,10 @@ static int migrate(struct store *s, char *err, size_t errlen)
 	                " CREATE TABLE IF NOT EXISTS idem_schema (version INTEGER NOT NULL)",
 	                "state DB: migrate", err, errlen) != 0)
 		goto fail;
-	r = PQexec(c, "SELECT coalesce(max(version), 0) FROM idem_schema");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		pgconn_fail(c, r, "state DB: read the schema version", err, errlen);
-		PQclear(r);
+	r = pgconn_ok(c, PQexec(c, "SELECT coalesce(max(version), 0) FROM idem_schema"),
+	              "state DB: read the schema version", err, errlen);
+	if (r == NULL)
 		goto fail;
-	}
 	version = (int)get_int(r, 0, 0);
 	PQclear(r);
 	if (version > n) {
@@ -314,13 +302,11 @@ fail:
 
 int pgstore_counters(struct store *s, struct counter **out, size_t *n, char *err, size_t errlen)
 {
-	PGresult *r = PQexec(s->pg->conn, "SELECT name, n FROM counters");
+	PGresult *r = run_sql(s, "SELECT name, n FROM counters", NULL, "state DB: read counters",
+	                      err, errlen);
 
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		pgconn_fail(s->pg->conn, r, "state DB: read counters", err, errlen);
-		PQclear(r);
+	if (r == NULL)
 		return -1;
-	}
 	*n = (size_t)PQntuples(r);
 	*out = xcalloc(*n ? *n : 1, sizeof(**out));
 	for (size_t i = 0; i < *n; i++) {
@@ -333,19 +319,17 @@ int pgstore_counters(struct store *s, struct counter **out, size_t *n, char *err
 
 static int counters_load(struct store *s, char *err, size_t errlen)
 {
-	PGresult *r = PQexec(s->pg->conn, "SELECT name, n FROM counters");
+	struct counter *all = NULL;
+	size_t n = 0;
 
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		pgconn_fail(s->pg->conn, r, "state DB: read counters", err, errlen);
-		PQclear(r);
+	if (pgstore_counters(s, &all, &n, err, errlen) != 0)
 		return -1;
-	}
-	for (int i = 0; i < PQntuples(r); i++) {
-		struct counter *c = store_counter(s, PQgetvalue(r, i, 0));
+	for (size_t i = 0; i < n; i++) {
+		struct counter *c = store_counter(s, all[i].name);
 
-		c->value = c->written = get_int(r, i, 1);
+		c->value = c->written = all[i].value;
 	}
-	PQclear(r);
+	free(all);
 	return 0;
 }
 
@@ -358,14 +342,13 @@ int pgstore_open(struct store *s, const char *url, char *err, size_t errlen)
 	if (migrate(s, err, errlen) != 0)
 		return -1;
 	for (size_t i = 0; i < sizeof(pg_stmts) / sizeof(pg_stmts[0]); i++) {
-		PGresult *r = PQprepare(s->pg->conn, pg_stmts[i].name, pg_stmts[i].sql, 0, NULL);
-		int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		PGresult *r = pgconn_ok(
+		    s->pg->conn, PQprepare(s->pg->conn, pg_stmts[i].name, pg_stmts[i].sql, 0, NULL),
+		    "state DB: prepare", err, errlen);
 
-		if (!ok)
-			pgconn_fail(s->pg->conn, r, "state DB: prepare", err, errlen);
-		PQclear(r);
-		if (!ok)
+		if (r == NULL)
 			return -1;
+		PQclear(r);
 	}
 	return counters_load(s, err, errlen);
 }
@@ -403,10 +386,8 @@ int pgstore_begin(struct store *s, char *err, size_t errlen)
 	         "'%" PRId64 " milliseconds' WHERE id = %" PRId64
 	         " AND stopped_at IS NULL AND lease_until > clock_timestamp()",
 	         s->pg->lease_ms, s->pg->me);
-	r = PQexec(s->pg->conn, sql);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		pgconn_fail(s->pg->conn, r, "state DB: BEGIN", err, errlen);
-		PQclear(r);
+	r = pgconn_ok(s->pg->conn, PQexec(s->pg->conn, sql), "state DB: BEGIN", err, errlen);
+	if (r == NULL) {
 		PQclear(PQexec(s->pg->conn, "ROLLBACK"));
 		return -1;
 	}
@@ -815,12 +796,10 @@ int pgstore_join(struct store *s, const char *name, int64_t lease_ms, char *err,
 	/* The first idem on PostgreSQL ran one supervisor per database
 	 * under this key, exclusively, and knows nothing of leases: the two
 	 * kinds must not run together. */
-	r = PQexec(s->pg->conn, "SELECT pg_try_advisory_lock_shared(" PG_ALONE_LOCK ")");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		pgconn_fail(s->pg->conn, r, "state DB: take the shared lock", err, errlen);
-		PQclear(r);
+	r = run_sql(s, "SELECT pg_try_advisory_lock_shared(" PG_ALONE_LOCK ")", NULL,
+	            "state DB: take the shared lock", err, errlen);
+	if (r == NULL)
 		return -1;
-	}
 	held = strcmp(PQgetvalue(r, 0, 0), "t") != 0;
 	PQclear(r);
 	if (held) {
@@ -1072,12 +1051,10 @@ static int prune_ids(struct store *s, const char *ids, char *err, size_t errlen)
 		return -1;
 	/* One supervisor prunes at a time: two deleting the same batch would
 	 * both take it off the counters. The others skip their batch. */
-	r = PQexec(s->pg->conn, "SELECT pg_try_advisory_xact_lock(" PG_PRUNE_LOCK ")");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		pgconn_fail(s->pg->conn, r, "state DB: prune", err, errlen);
-		PQclear(r);
+	r = run_sql(s, "SELECT pg_try_advisory_xact_lock(" PG_PRUNE_LOCK ")", NULL,
+	            "state DB: prune", err, errlen);
+	if (r == NULL)
 		return -1;
-	}
 	mine = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 	PQclear(r);
 	if (!mine)
