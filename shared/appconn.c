@@ -431,6 +431,19 @@ int appconn_exec(struct appconn *c, const char *what, char *err, size_t errlen, 
 	return rc;
 }
 
+int appconn_row_next(struct appconn_row *row, const char *what, char *err, size_t errlen)
+{
+	int rc;
+
+	if (row->st != NULL)
+		rc = db_step_row(row->c->lite, row->st, what, err, errlen);
+	else
+		rc = row->r != NULL && ++row->i < PQntuples(row->r);
+	if (rc != 1)
+		appconn_row_done(row);
+	return rc;
+}
+
 const char *appconn_text(const struct appconn_row *row, int i)
 {
 	if (row->st != NULL) {
@@ -438,14 +451,14 @@ const char *appconn_text(const struct appconn_row *row, int i)
 
 		return t != NULL ? (const char *)t : "";
 	}
-	return PQgetvalue(row->r, 0, i);
+	return PQgetvalue(row->r, row->i, i);
 }
 
 int64_t appconn_int(const struct appconn_row *row, int i)
 {
 	if (row->st != NULL)
 		return sqlite3_column_int64(row->st, i);
-	return strtoll(PQgetvalue(row->r, 0, i), NULL, 10);
+	return strtoll(PQgetvalue(row->r, row->i, i), NULL, 10);
 }
 
 void appconn_row_done(struct appconn_row *row)

@@ -63,6 +63,7 @@ struct appconn_row {
 	struct appconn *c;
 	sqlite3_stmt *st;
 	PGresult *r;
+	int i; /* PostgreSQL: the row of r */
 };
 
 /* Runs sql with parameters ?1..?n from types, one letter each: 's' a
@@ -76,6 +77,9 @@ int appconn_query(struct appconn *c, struct appconn_row *row, const char *what, 
  * or -1 with err. */
 int appconn_exec(struct appconn *c, const char *what, char *err, size_t errlen, const char *sql,
                  const char *types, ...);
+/* Moves to the query's next row: 1, or 0 when there is none (the row is
+ * given back), or -1 with err (given back too). */
+int appconn_row_next(struct appconn_row *row, const char *what, char *err, size_t errlen);
 /* Column i of the row: text ("" when NULL) or an integer. */
 const char *appconn_text(const struct appconn_row *row, int i);
 int64_t appconn_int(const struct appconn_row *row, int i);

@@ -339,6 +339,17 @@ struct idem_app_route {
 	              char *err, size_t errlen);
 };
 
+/* A panel of the app's on the dashboard: one of its GET routes without
+ * a placeholder, whose JSON the page shows under title, refreshed while
+ * the overview is open. An array of objects is drawn as a table (the
+ * first object's keys are the columns), an object as its keys and
+ * values. */
+struct idem_app_panel {
+	const char *title;
+	const char *path;  /* "/v1/stock" */
+	const char *about; /* one line under the title */
+};
+
 /* ---- the app's helper process ------------------------------------------------ */
 
 /* A process the supervisor runs for the app beside the workers (the
@@ -403,6 +414,9 @@ struct idem_app {
 	 * could not run at all (the check then fails with err). NULL: none. */
 	int (*check_extra)(struct idem_check *c, const struct idem_config *cfg,
 	                   const char *state_db, char *err, size_t errlen);
+	/* Its panels on the dashboard, ending with a NULL title; NULL: none
+	 * (the dashboard still shows every workflow's input and result). */
+	const struct idem_app_panel *panels;
 };
 
 #endif

@@ -47,11 +47,13 @@
 #include "metrics.h"
 #include "offloop.h"
 #include "pool.h"
+#include "series.h"
 #include "spawn_program.h"
 #include "store.h"
 #include "sup.h"
 #include "textbuf.h"
 #include "timer.h"
+#include "ui.h"
 #include "workflow.h"
 #include "xalloc.h"
 
@@ -108,6 +110,7 @@ struct api {
 	struct check_queue running; /* the requests it will answer */
 	struct check_queue next;    /* those that came since: the next check's */
 	int tcp_port;               /* HTTP_LISTEN's port, as bound; 0: off */
+	struct series *series;      /* the last minutes, for the dashboard */
 };
 
 /* A request whose answer waits for a commit or a workflow: it follows the
@@ -852,8 +855,31 @@ static void handle_list(struct api *a, struct evhttp_request *req, struct query 
 		                   "bad namespace=%s (allowed: 1..%d characters of A-Z a-z "
 		                   "0-9 _ . -)",
 		                   v, CONFIG_NAME_MAX - 1);
-	list = store_list_json(a->sup->store, query_get(q, "namespace"), status, (int)limit, after,
-	                       err, sizeof(err));
+	if ((v = query_get(q, "prefix")) != NULL) {
+		const char *after_id = query_get(q, "after_id");
+
+		if (status != NULL || query_get(q, "after") != NULL)
+			return reply_error(req, 400,
+			                   "prefix= is a search by id: it takes namespace=, "
+			                   "limit= and after_id= (not status= or after=)");
+		if (*v == '\0' || !ids_workflow_id_ok(v, API_ID_MAX))
+			return reply_error(req, 400,
+			                   "bad prefix=%.140s (the start of a workflow id: 1..%d "
+			                   "printable ASCII characters, no space, /, \" or \\)",
+			                   v, API_ID_MAX);
+		if (after_id != NULL && !ids_workflow_id_ok(after_id, API_ID_MAX))
+			return reply_error(req, 400,
+			                   "bad after_id=%.140s (a next_after_id value from a "
+			                   "previous page)",
+			                   after_id);
+		list = store_search_json(a->sup->store,
+		                         query_get(q, "namespace") ? query_get(q, "namespace")
+		                                                   : a->sup->cfg.namespace_,
+		                         v, after_id, (int)limit, err, sizeof(err));
+	} else {
+		list = store_list_json(a->sup->store, query_get(q, "namespace"), status, (int)limit,
+		                       after, err, sizeof(err));
+	}
 	if (list == NULL)
 		return reply_error(req, 500, "%s", err);
 	reply_after_commit(a, req, 200, list);
@@ -929,6 +955,66 @@ static void handle_stats(struct api *a, struct evhttp_request *req, struct query
 	                    json_string(a->sup->cfg.naive ? "naive" : "guarded"));
 	json_object_set_new(c, "stopping", json_boolean(a->sup->stopping));
 	reply(req, 200, c);
+}
+
+/* GET /v1/series?seconds=N: the last N seconds, per second (series.h). */
+static void handle_series(struct api *a, struct evhttp_request *req, struct query *q,
+                          const char *unused)
+{
+	const char *v = query_get(q, "seconds");
+	long seconds = 300;
+	char *end;
+
+	if (v != NULL) {
+		seconds = strtol(v, &end, 10);
+		if (*v == '\0' || *end != '\0' || seconds < 1 || seconds > SERIES_LEN)
+			return reply_error(req, 400, "bad seconds=%.40s (allowed: 1..%d)", v,
+			                   SERIES_LEN);
+	}
+	reply(req, 200, series_json(a->series, (int)seconds));
+}
+
+/* The planned fault rates in force, as FAULT_* keys say them. */
+static json_t *fault_rates_json(const struct fault_config *f)
+{
+	json_t *points = json_object();
+
+	for (int p = 0; p < FAULT_NPOINTS; p++)
+		json_object_set_new(points, fault_point_name((enum fault_point)p),
+		                    json_real(f->kill_rate[p]));
+	return json_pack("{s:I, s:o, s:f, s:I, s:f, s:f, s:f, s:i, s:s}", "seed",
+	                 (json_int_t)f->seed, "kill_rate_by_point", points, "async_kill_rate",
+	                 f->async_kill_rate, "async_kill_max_ms", (json_int_t)f->async_kill_max_ms,
+	                 "error_rate", f->error_rate, "delay_rate", f->delay_rate, "peer_rate",
+	                 f->peer_rate, "max_attempt", f->max_attempt, "activities",
+	                 f->activities[0] ? f->activities : "all");
+}
+
+/* GET /v1/app: what the dashboard shows of the app and this supervisor
+ * (its workflow types, activities, panels, store and fault plan). */
+static void handle_app_info(struct api *a, struct evhttp_request *req, struct query *q,
+                            const char *unused)
+{
+	const struct idem_app *app = a->sup->app;
+	const struct idem_config *c = &a->sup->cfg;
+	json_t *types = json_array(), *acts = json_array(), *panels = json_array();
+
+	for (const struct idem_workflow *w = app->workflows; w != NULL && w->name != NULL; w++)
+		json_array_append_new(
+		    types, json_pack("{s:s, s:s?}", "type", w->name, "id_field", w->id_field));
+	for (const struct idem_activity *x = app->activities; x != NULL && x->name != NULL; x++)
+		json_array_append_new(acts, json_string(x->name));
+	for (const struct idem_app_panel *p = app->panels; p != NULL && p->title != NULL; p++)
+		json_array_append_new(panels, json_pack("{s:s, s:s, s:s?}", "title", p->title,
+		                                        "path", p->path, "about", p->about));
+	reply(req, 200,
+	      json_pack("{s:s, s:s?, s:o, s:o, s:o, s:s, s:s, s:s, s:s?, s:s, s:o}", "app",
+	                app->name, "summary", app->summary, "workflows", types, "activities", acts,
+	                "panels", panels, "namespace", c->namespace_, "task_queue", c->taskqueue,
+	                "state_store", store_shared(a->sup->store) ? "postgresql" : "sqlite",
+	                "supervisor", store_run_name(a->sup->store), "activity_mode",
+	                c->naive ? "naive" : "guarded", "faults",
+	                fault_rates_json(&a->sup->faults)));
 }
 
 /* An endpoint of the app's (struct idem_app_route), on the app DB. */
@@ -1303,6 +1389,8 @@ static const struct endpoint {
     {"/v1/stats", EVHTTP_REQ_GET, handle_stats},
     {"/v1/check", EVHTTP_REQ_GET, handle_check},
     {"/v1/health", EVHTTP_REQ_GET, handle_health},
+    {"/v1/series", EVHTTP_REQ_GET, handle_series},
+    {"/v1/app", EVHTTP_REQ_GET, handle_app_info},
     {"/metrics", EVHTTP_REQ_GET, handle_metrics},
 };
 
@@ -1523,6 +1611,7 @@ static void route(struct evhttp_request *req, void *arg)
 	int n = split_path(path ? path : "/", seg);
 	const struct endpoint *ep;
 	const struct idem_app_route *app_route = NULL;
+	const struct ui_asset *asset;
 	struct query q;
 
 	req_clock_stop(a, req);
@@ -1534,6 +1623,8 @@ static void route(struct evhttp_request *req, void *arg)
 		                   "PUT");
 	if (!browser_safe(a, req, m))
 		return;
+	if (m->cmd == EVHTTP_REQ_GET && (asset = ui_find(path ? path : "/")) != NULL)
+		return ui_send(req, asset);
 	if ((ep = endpoint_find(a, req, m, path ? path : "/", seg, n, &id, &app_route)) == NULL)
 		return;
 	TAILQ_INIT(&q.kv);
@@ -1689,6 +1780,7 @@ int api_start(struct sup *sup, struct api **out, char *err, size_t errlen)
 	a->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	a->fd_timer = evtimer_new(sup->base, fd_timer_cb, a);
 	a->check_timer = evtimer_new(sup->base, check_timeout_cb, a);
+	a->series = series_new(sup);
 	a->http = evhttp_new(sup->base);
 	evhttp_set_max_body_size(a->http, (ev_ssize_t)sup->cfg.max_body);
 	evhttp_set_max_headers_size(a->http, API_MAX_HEADERS);
@@ -1766,6 +1858,7 @@ void api_free(struct api *a)
 	if (a->reserve_fd >= 0)
 		close(a->reserve_fd);
 	event_free(a->fd_timer);
+	series_free(a->series);
 	free(a->clocks);
 	if (listening_api == a)
 		listening_api = NULL;

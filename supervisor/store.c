@@ -1083,6 +1083,70 @@ json_t *store_list_json(struct store *s, const char *ns, const char *status, int
 	return json_pack("{s:o, s:I}", "workflows", arr, "next_after", (json_int_t)last);
 }
 
+void store_search_bounds(const char *prefix, const char *after, const char **lo, int *lo_after,
+                         char *hi, size_t hilen)
+{
+	size_t n = strlen(prefix);
+
+	/* Ids are printable ASCII (ids.h), so the last byte + 1 is the
+	 * first id past every one that starts with prefix. */
+	snprintf(hi, hilen, "%s", prefix);
+	if (n > 0 && n < hilen)
+		hi[n - 1] = (char)(hi[n - 1] + 1);
+	*lo_after = after != NULL && strcmp(after, prefix) >= 0;
+	*lo = *lo_after ? after : prefix;
+}
+
+json_t *store_search_json(struct store *s, const char *ns, const char *prefix, const char *after,
+                          int limit, char *err, size_t errlen)
+{
+	/* One bound each side, so that the index range is exactly the page. */
+	static const char *const sql[2] = {
+	    "SELECT id, namespace, workflow_id, type, input, status, result, error, created_at, "
+	    "closed_at FROM workflows WHERE namespace = ?1 AND workflow_id >= ?2 AND "
+	    "workflow_id < ?3 ORDER BY namespace, workflow_id LIMIT ?4",
+	    "SELECT id, namespace, workflow_id, type, input, status, result, error, created_at, "
+	    "closed_at FROM workflows WHERE namespace = ?1 AND workflow_id > ?2 AND "
+	    "workflow_id < ?3 ORDER BY namespace, workflow_id LIMIT ?4",
+	};
+	char hi[512];
+	const char *lo;
+	int lo_after, rc;
+	sqlite3_stmt *st = NULL;
+	json_t *arr, *last = json_null();
+
+	if (s->pg != NULL)
+		return pgstore_search_json(s, ns, prefix, after, limit, err, errlen);
+	store_search_bounds(prefix, after, &lo, &lo_after, hi, sizeof(hi));
+	if (db_prepare(s->db, sql[lo_after], &st, err, errlen) != 0)
+		return NULL;
+	bind_text(st, 1, ns);
+	bind_text(st, 2, lo);
+	bind_text(st, 3, hi);
+	sqlite3_bind_int(st, 4, limit);
+	arr = json_array();
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *row = wf_row_json(st);
+
+		json_decref(last);
+		last = json_incref(json_object_get(row, "workflow_id"));
+		json_array_append_new(arr, row);
+	}
+	if (rc != SQLITE_DONE) {
+		db_fail(s->db, "state DB: search workflows", err, errlen);
+		json_decref(arr);
+		json_decref(last);
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	sqlite3_finalize(st);
+	if (json_array_size(arr) < (size_t)limit) {
+		json_decref(last);
+		last = json_null();
+	}
+	return json_pack("{s:o, s:o}", "workflows", arr, "next_after_id", last);
+}
+
 /* ---- retention ---------------------------------------------------------------- */
 
 /* Runs sql with ?1 = ids (a JSON array), calling row for each result row. */

@@ -109,6 +109,12 @@ json_t *store_wf_json(struct store *s, int64_t id, char *err, size_t errlen);
 json_t *store_history_json(struct store *s, int64_t id, char *err, size_t errlen);
 json_t *store_list_json(struct store *s, const char *ns, const char *status, int limit,
                         int64_t after, char *err, size_t errlen);
+/* The workflows of namespace ns whose id starts with prefix, in id
+ * order, after the id after (NULL: from the first): {"workflows": [...],
+ * "next_after_id": the last id or null}. Walks the (namespace,
+ * workflow_id) index, so a page costs the same at any size. */
+json_t *store_search_json(struct store *s, const char *ns, const char *prefix, const char *after,
+                          int limit, char *err, size_t errlen);
 json_t *store_counts_json(struct store *s, char *err, size_t errlen);
 
 /* Where the pruner's pass over closed workflows (oldest first) stands;

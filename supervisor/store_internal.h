@@ -77,6 +77,12 @@ json_t *pgstore_wf_json(struct store *s, int64_t id, char *err, size_t errlen);
 json_t *pgstore_history_json(struct store *s, int64_t id, char *err, size_t errlen);
 json_t *pgstore_list_json(struct store *s, const char *ns, const char *status, int limit,
                           int64_t after, char *err, size_t errlen);
+json_t *pgstore_search_json(struct store *s, const char *ns, const char *prefix, const char *after,
+                            int limit, char *err, size_t errlen);
+/* The bounds of store_search_json's range: *lo (inclusive unless
+ * *lo_after) to hi (exclusive, prefix with its last byte raised). */
+void store_search_bounds(const char *prefix, const char *after, const char **lo, int *lo_after,
+                         char *hi, size_t hilen);
 int pgstore_prune(struct store *s, int64_t now_ms, const struct idem_config *cfg,
                   struct store_prune_cursor *cur, int scan, int *pruned, char *err, size_t errlen);
 

@@ -989,6 +989,45 @@ json_t *pgstore_list_json(struct store *s, const char *ns, const char *status, i
 	return json_pack("{s:o, s:I}", "workflows", arr, "next_after", (json_int_t)last);
 }
 
+json_t *pgstore_search_json(struct store *s, const char *ns, const char *prefix, const char *after,
+                            int limit, char *err, size_t errlen)
+{
+	/* The range walks the (namespace, workflow_id) index in the
+	 * database's collation; starts_with() keeps out what a collation
+	 * other than C would put inside it without the prefix. */
+	static const char *const sql[2] = {
+	    "SELECT " WF_COLS " FROM workflows WHERE namespace = $1 AND workflow_id >= $2 AND "
+	    "workflow_id < $3 AND starts_with(workflow_id, $4) ORDER BY namespace, workflow_id "
+	    "LIMIT $5",
+	    "SELECT " WF_COLS " FROM workflows WHERE namespace = $1 AND workflow_id > $2 AND "
+	    "workflow_id < $3 AND starts_with(workflow_id, $4) ORDER BY namespace, workflow_id "
+	    "LIMIT $5",
+	};
+	struct params p = {0};
+	char hi[512];
+	const char *lo;
+	int lo_after;
+	PGresult *r;
+	json_t *arr, *last = json_null();
+
+	store_search_bounds(prefix, after, &lo, &lo_after, hi, sizeof(hi));
+	p_text(&p, 0, ns);
+	p_text(&p, 1, lo);
+	p_text(&p, 2, hi);
+	p_text(&p, 3, prefix);
+	p_int(&p, 4, limit);
+	r = run_sql(s, sql[lo_after], &p, "state DB: search workflows", err, errlen);
+	if (r == NULL)
+		return NULL;
+	arr = json_array();
+	for (int row = 0; row < PQntuples(r); row++)
+		json_array_append_new(arr, wf_row_json(r, row));
+	if (PQntuples(r) == limit)
+		last = json_string(PQgetvalue(r, limit - 1, 2));
+	PQclear(r);
+	return json_pack("{s:o, s:o}", "workflows", arr, "next_after_id", last);
+}
+
 /* ---- retention -------------------------------------------------------------------- */
 
 /* Runs one of the pruning statements over ids (a bigint[] literal),

@@ -30,4 +30,5 @@ const struct idem_app inventory_app = {
     .check_rules = inventory_check_rules,
     .helper = &supplier,
     .peer_key = "SUPPLIER_SOCKET",
+    .panels = inventory_panels,
 };

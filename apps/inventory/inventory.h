@@ -42,6 +42,7 @@ extern const struct idem_workflow inventory_workflows[];
 extern const struct idem_activity_options inventory_options[];
 extern const struct idem_activity inventory_activities[];
 extern const struct idem_app_route inventory_routes[];
+extern const struct idem_app_panel inventory_panels[];
 extern const struct config_app_key inventory_keys[];
 /* idemctl's: start's flags and the stock command (ctl.c). */
 extern const struct idem_start_flag inventory_start_flags[];

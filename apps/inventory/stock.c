@@ -1,7 +1,9 @@
-/* stock.c — the inventory app's endpoint of the control API:
+/* stock.c — the inventory app's endpoints of the control API:
  * GET /v1/stock/PRODUCT and PUT /v1/stock/PRODUCT {"stock": N,
  * "reason"?: S}, an operator's look at a product and adjustment of it
- * (an adjustments row, so that the checker's arithmetic still holds). */
+ * (an adjustments row, so that the checker's arithmetic still holds);
+ * GET /v1/stock, every product, and GET /v1/orders/latest, the last
+ * orders and restocks applied: the dashboard's panels. */
 #include <stdio.h>
 #include <string.h>
 
@@ -72,7 +74,76 @@ static int stock_put(struct appconn *db, const char *product, const json_t *body
 	return 200;
 }
 
+#define LIST_MAX 1000 /* products listed */
+#define LATEST 20     /* orders and restocks shown */
+
+static int stock_list(struct appconn *db, const char *unused, const json_t *body, json_t **reply,
+                      char *err, size_t errlen)
+{
+	struct appconn_row row;
+	json_t *arr = json_array();
+	int rc = appconn_query(db, &row, "app DB: list products", err, errlen,
+	                       "SELECT product_id, stock, initial_stock FROM products "
+	                       "ORDER BY product_id LIMIT ?1",
+	                       "I", (int64_t)LIST_MAX);
+
+	for (; rc == 1; rc = appconn_row_next(&row, "app DB: list products", err, errlen))
+		json_array_append_new(
+		    arr, json_pack("{s:s, s:I, s:I}", "product_id", appconn_text(&row, 0), "stock",
+		                   (json_int_t)appconn_int(&row, 1), "initial_stock",
+		                   (json_int_t)appconn_int(&row, 2)));
+	if (rc < 0) {
+		json_decref(arr);
+		return 500;
+	}
+	*reply = arr;
+	return 200;
+}
+
+/* The last LATEST orders and restocks, newest first, as one list. */
+static int orders_latest(struct appconn *db, const char *unused, const json_t *body, json_t **reply,
+                         char *err, size_t errlen)
+{
+	static const char *const what = "app DB: latest orders";
+	struct appconn_row row;
+	json_t *arr = json_array();
+	int rc = appconn_query(
+	    db, &row, what, err, errlen,
+	    "SELECT kind, ref, product_id, quantity, stock_after, applied_at FROM ("
+	    " SELECT * FROM (SELECT 'order' AS kind, order_id AS ref, product_id, quantity,"
+	    "  stock_after, applied_at, id FROM orders ORDER BY id DESC LIMIT ?1) AS o"
+	    " UNION ALL"
+	    " SELECT * FROM (SELECT 'restock' AS kind, key AS ref, product_id, quantity,"
+	    "  stock_after, applied_at, id FROM restocks ORDER BY id DESC LIMIT ?1) AS r"
+	    ") AS latest ORDER BY applied_at DESC, kind LIMIT ?1",
+	    "I", (int64_t)LATEST);
+
+	for (; rc == 1; rc = appconn_row_next(&row, what, err, errlen))
+		json_array_append_new(arr,
+		                      json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "kind",
+		                                appconn_text(&row, 0), "key", appconn_text(&row, 1),
+		                                "product_id", appconn_text(&row, 2), "quantity",
+		                                (json_int_t)appconn_int(&row, 3), "stock_after",
+		                                (json_int_t)appconn_int(&row, 4), "applied_at",
+		                                (json_int_t)appconn_int(&row, 5)));
+	if (rc < 0) {
+		json_decref(arr);
+		return 500;
+	}
+	*reply = arr;
+	return 200;
+}
+
+const struct idem_app_panel inventory_panels[] = {
+    {"Stock", "/v1/stock", "every product's stock now, and what it started with"},
+    {"Latest orders and restocks", "/v1/orders/latest",
+     "the last effects applied to the app DB, newest first"},
+    {0},
+};
+
 const struct idem_app_route inventory_routes[] = {
+    {"/v1/stock", "GET", stock_list},
+    {"/v1/orders/latest", "GET", orders_latest},
     {"/v1/stock/PRODUCT", "GET", stock_get},
     {"/v1/stock/PRODUCT", "PUT", stock_put},
     {0},

@@ -21,4 +21,5 @@ const struct idem_app transfer_app = {
     .check_total_labels = transfer_check_total_labels,
     .check_totals = transfer_check_totals,
     .check_rules = transfer_check_rules,
+    .panels = transfer_panels,
 };

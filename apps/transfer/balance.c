@@ -1,5 +1,6 @@
-/* balance.c — the transfer app's endpoint of the control API:
- * GET /v1/balance/ACCOUNT, an operator's look at an account. There is no
+/* balance.c — the transfer app's endpoints of the control API:
+ * GET /v1/balance/ACCOUNT, an operator's look at an account, and GET
+ * /v1/balance, every account (the dashboard's panel). There is no
  * way to set one: money enters only through TRANSFER_ACCOUNTS, so that
  * the checker's sums need no adjustments. */
 #include <stdio.h>
@@ -36,7 +37,39 @@ static int balance_get(struct appconn *db, const char *account, const json_t *bo
 	return 200;
 }
 
+#define LIST_MAX 1000 /* accounts listed */
+
+static int balance_list(struct appconn *db, const char *unused, const json_t *body, json_t **reply,
+                        char *err, size_t errlen)
+{
+	static const char *const what = "app DB: list accounts";
+	struct appconn_row row;
+	json_t *arr = json_array();
+	int rc = appconn_query(db, &row, what, err, errlen,
+	                       "SELECT account_id, balance, initial_balance FROM accounts "
+	                       "ORDER BY account_id LIMIT ?1",
+	                       "I", (int64_t)LIST_MAX);
+
+	for (; rc == 1; rc = appconn_row_next(&row, what, err, errlen))
+		json_array_append_new(
+		    arr, json_pack("{s:s, s:I, s:I}", "account_id", appconn_text(&row, 0),
+		                   "balance", (json_int_t)appconn_int(&row, 1), "initial_balance",
+		                   (json_int_t)appconn_int(&row, 2)));
+	if (rc < 0) {
+		json_decref(arr);
+		return 500;
+	}
+	*reply = arr;
+	return 200;
+}
+
+const struct idem_app_panel transfer_panels[] = {
+    {"Accounts", "/v1/balance", "every account's balance now, and what it started with"},
+    {0},
+};
+
 const struct idem_app_route transfer_routes[] = {
+    {"/v1/balance", "GET", balance_list},
     {"/v1/balance/ACCOUNT", "GET", balance_get},
     {0},
 };

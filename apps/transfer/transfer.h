@@ -35,6 +35,7 @@ extern const struct idem_workflow transfer_workflows[];
 extern const struct idem_activity_options transfer_options[];
 extern const struct idem_activity transfer_activities[];
 extern const struct idem_app_route transfer_routes[];
+extern const struct idem_app_panel transfer_panels[];
 extern const struct config_app_key transfer_keys[];
 /* idemctl's: start's flags and the balance command (ctl.c). */
 extern const struct idem_start_flag transfer_start_flags[];

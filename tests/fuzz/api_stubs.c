@@ -218,6 +218,12 @@ json_t *store_list_json(struct store *s, const char *ns, const char *status, int
 	return json_pack("{s:[], s:n}", "workflows", "next_after");
 }
 
+json_t *store_search_json(struct store *s, const char *ns, const char *prefix, const char *after,
+                          int limit, char *err, size_t errlen)
+{
+	return json_pack("{s:[], s:n}", "workflows", "next_after_id");
+}
+
 json_t *store_counts_json(struct store *s, char *err, size_t errlen)
 {
 	return json_pack("{s:{s:i, s:i, s:i}}", "workflows", "running", 1, "completed", 1, "failed",

@@ -1,0 +1,312 @@
+#!/usr/bin/env python3
+# test_dashboard.py — the dashboard (supervisor/ui) in Debian's Chromium,
+# headless, driven through DevTools (tests/cdp.py), against a live
+# supervisor that ran a seeded faulty run. It checks what a person would:
+# the overview's counts are /v1/stats's and its fault chart adds up to the
+# faults planned; the list pages and searches like /v1/workflows; a
+# workflow's timeline shows the kill its history has; the checker's
+# verdict shows, OK for a guarded run and FAILED with the duplicates of a
+# naive one (kills after the effect's commit). Then, from pages on other origins in the same browser: a
+# rebound name is refused and a cross-origin page can neither start a
+# workflow nor set stock nor read the API. A screenshot of each page goes
+# to IDEM_DASH_OUT. Without Chromium it says so and exits 77 (ctest: Skipped).
+import http.server
+import json
+import os
+import random
+import socket
+import sys
+import tempfile
+import threading
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from idem_http import UnixHTTP, call, stop, supervisor  # noqa: E402
+import cdp  # noqa: E402
+
+BIN = os.path.join(os.environ.get("IDEM_BIN_DIR", os.path.join(ROOT, "build")), "bin")
+OUT = os.environ.get("IDEM_DASH_OUT", os.path.join(ROOT, "build", "tests", "dashboard-out"))
+SEED = int(os.environ.get("IDEM_TEST_SEED") or random.SystemRandom().randrange(1, 1 << 31))
+failures = []
+
+
+def check(what, ok, detail=""):
+    print(f"{'ok  ' if ok else 'FAIL'} {what}{'' if ok else ': ' + str(detail)}")
+    if not ok:
+        failures.append(what)
+    return ok
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_run(sock, prefix, n):
+    for i in range(n):
+        wid = f"{prefix}{i:03d}"
+        st, body = call(sock, "POST", "/v1/workflows",
+                        {"input": {"order_id": wid, "product_id": "123456", "quantity": 1}})
+        if st != 201:
+            raise SystemExit(f"start {wid}: {st} {body}")
+    st, body = call(sock, "GET", "/v1/wait?timeout=120s", timeout=130)
+    if st != 200 or body.get("timed_out"):
+        raise SystemExit(f"the run did not finish: {st} {body}")
+
+
+def rows(b, table):
+    return b.eval(f"[...document.querySelectorAll('[data-testid={table}] tbody tr')]"
+                  ".map(r => r.dataset.workflow || r.dataset.rule || r.dataset.kind || r.innerText)")
+
+
+def overview(b, base, sock):
+    b.goto(base + "/")
+    st = call(sock, "GET", "/v1/stats")[1]
+    want = {k: st["workflows"].get(k, 0) for k in ("running", "completed", "failed")}
+    shown = b.wait_for("(() => { const t = k => document.querySelector(`[data-testid=count-${k}]`)"
+                       "?.textContent; return t('completed') && {running: t('running'), "
+                       "completed: t('completed'), failed: t('failed')}; })()")
+    shown = {k: int(v.replace(",", "")) for k, v in shown.items()}
+    check("the overview's counts are /v1/stats's", shown == want, f"page {shown}, API {want}")
+    # The series lags by up to a second: wait for its kill bars to add up.
+    kills = st["faults"]["by_kind"]["kill"]
+    expr = ("[...document.querySelectorAll('[data-testid=chart-faults] rect.f-kill')]"
+            ".reduce((a, r) => a + Number(r.dataset.v), 0)")
+    try:
+        charted = b.wait_for(f"{expr} === {kills} && {kills}", timeout=10)
+    except TimeoutError:
+        charted = b.eval(expr)
+    check("the fault chart's kill bars add up to the kills planned", charted == kills,
+          f"charted {charted}, /v1/stats {kills}")
+    bars = b.eval("document.querySelectorAll('[data-testid=chart-throughput] rect.s-completed').length")
+    check("the throughput chart has bars", bars > 0, f"{bars} bars")
+    slots = b.eval("document.querySelectorAll('[data-testid=slots] tbody tr').length")
+    check("one row per worker slot", slots == len(st["pool"]["slots"]), f"{slots} rows")
+    stock = call(sock, "GET", "/v1/stock/123456")[1]["stock"]
+    cell = b.wait_for("[...document.querySelectorAll('[data-panel=\"/v1/stock\"] td')]"
+                      ".map(td => td.textContent).join(' ')", what="the stock panel")
+    check("the app's stock panel shows the stock", f"123456 {stock} " in cell + " ", cell)
+    b.screenshot(os.path.join(OUT, "overview.png"))
+
+
+def workflows(b, base, sock):
+    b.goto(base + "/#/workflows")
+    api = [w["workflow_id"] for w in call(sock, "GET", "/v1/workflows?limit=50")[1]["workflows"]]
+    page = b.wait_for(f"(() => {{ const r = [...document.querySelectorAll('[data-testid=workflows] "
+                      f"tbody tr[data-workflow]')].map(r => r.dataset.workflow); "
+                      f"return r.length === {len(api)} && r; }})()", what="the first page")
+    check("the list's first page is /v1/workflows's", page == api)
+    b.screenshot(os.path.join(OUT, "workflows.png"), full=False)
+    after = call(sock, "GET", "/v1/workflows?limit=50")[1]["next_after"]
+    api2 = [w["workflow_id"] for w in
+            call(sock, "GET", f"/v1/workflows?limit=50&after={after}")[1]["workflows"]]
+    b.eval("document.querySelector('[data-testid=next]').click()")
+    page2 = b.wait_for(f"(() => {{ const r = [...document.querySelectorAll('[data-testid=workflows] "
+                       f"tbody tr[data-workflow]')].map(r => r.dataset.workflow); "
+                       f"return r[0] === {json.dumps(api2[0])} && r; }})()", what="the next page")
+    check("next shows the API's next page", page2 == api2, f"{len(page2)} rows")
+    b.eval("(() => { const i = document.querySelector('[data-testid=search]'); i.value = 'W01';"
+           " i.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter'})); })()")
+    found = b.wait_for("(() => { const r = [...document.querySelectorAll('[data-testid=workflows] "
+                       "tbody tr[data-workflow]')].map(r => r.dataset.workflow); "
+                       "return location.hash.includes('prefix=W01') && r.length && r; })()",
+                       what="the search")
+    api3 = [w["workflow_id"] for w in
+            call(sock, "GET", "/v1/workflows?prefix=W01&limit=50")[1]["workflows"]]
+    check("searching W01 lists W010..W019", found == api3 == [f"W01{i}" for i in range(10)],
+          found)
+    b.eval("document.querySelector('[data-filter=completed]').click()")
+    done = b.wait_for("(() => { const r = document.querySelectorAll('[data-testid=workflows] "
+                      "tbody [data-status]'); return location.hash.includes('status=completed')"
+                      " && r.length && [...r].map(x => x.dataset.status); })()")
+    check("the completed filter lists completed workflows", set(done) == {"completed"})
+
+
+def timeline(b, base, sock, ids):
+    for wid in ids:
+        events = call(sock, "GET", f"/v1/workflows/{wid}/history")[1]["events"]
+        kill = next((e for e in events if e["kind"] == "fault_injected"
+                     and e["detail"]["kind"] == "kill"), None)
+        if kill:
+            break
+    if not check("the run has a workflow hit by a kill", kill is not None):
+        return
+    end = next(e for e in events if e["step"] == kill["step"] and e["attempt"] == kill["attempt"]
+               and e["kind"] in ("worker_lost", "worker_killed", "attempt_lost", "failed"))
+    started = [e for e in events if e["kind"] == "started"]
+    b.goto(f"{base}/#/workflow/{wid}")
+    atts = b.wait_for("(() => { const g = [...document.querySelectorAll('[data-testid=timeline] "
+                      "g.attempt')]; return g.length && g.map(x => ({step: +x.dataset.step, "
+                      "attempt: +x.dataset.attempt, outcome: x.dataset.outcome, "
+                      "fault: x.dataset.fault})); })()", what="the timeline")
+    check(f"{wid}'s timeline has a bar per attempt started", len(atts) == len(started),
+          f"{len(atts)} bars, {len(started)} started")
+    hit = [a for a in atts if a["step"] == kill["step"] and a["attempt"] == kill["attempt"]]
+    want = f"kill at {kill['detail']['point']}"
+    check(f"{wid}'s timeline shows the kill its history has",
+          hit and hit[0]["fault"] == want and hit[0]["outcome"] == end["kind"],
+          f"bar {hit}, history: {want}, {end['kind']}")
+    n = b.eval("document.querySelectorAll('[data-testid=events] tbody tr').length")
+    check(f"{wid}'s raw events are listed", n == len(events), f"{n} rows, {len(events)} events")
+    b.screenshot(os.path.join(OUT, "workflow.png"))
+
+
+def checker(b, base, sock, name):
+    b.goto(base + "/#/checker")
+    b.wait_for("!!document.querySelector('[data-testid=run-check]')")
+    b.eval("document.querySelector('[data-testid=run-check]').click()")
+    v = b.wait_for("(() => { const v = document.querySelector('[data-testid=verdict]');"
+                   " return v && {ok: v.dataset.ok, text: v.textContent}; })()", timeout=60,
+                   what="the checker's verdict")
+    rep = call(sock, "GET", "/v1/check", timeout=120)[1]
+    check(f"the checker's verdict shows ({name})", v["ok"] == str(rep["ok"]).lower()
+          and v["text"].startswith("OK" if rep["ok"] else "FAILED"), v)
+    shown = rows(b, "rules")
+    check("every rule is listed", shown == list(rep["counts"]), shown)
+    b.screenshot(os.path.join(OUT, f"checker-{name}.png"))
+    return rep
+
+
+EVIL = """<!doctype html><title>elsewhere</title><body><script>
+window.results = {};
+const T = "http://127.0.0.1:%d", start = id => JSON.stringify(
+  {workflow_id: id, input: {order_id: id, product_id: "123456", quantity: 1}});
+async function attempt(name, f) {
+  try { const r = await f(); results[name] = r.type === "opaque" ? "sent" : "status " + r.status; }
+  catch (e) { results[name] = "blocked"; }
+}
+(async () => {
+  await attempt("text", () => fetch(T + "/v1/workflows", {method: "POST", mode: "no-cors",
+    headers: {"Content-Type": "text/plain"}, body: start("EVIL1")}));
+  await attempt("json", () => fetch(T + "/v1/workflows", {method: "POST",
+    headers: {"Content-Type": "application/json"}, body: start("EVIL2")}));
+  await attempt("stock", () => fetch(T + "/v1/stock/123456", {method: "PUT",
+    headers: {"Content-Type": "application/json"}, body: '{"stock": 0}'}));
+  await attempt("read", () => fetch(T + "/v1/stats"));
+  const f = document.createElement("form"), i = document.createElement("input"),
+    sink = document.createElement("iframe");
+  f.method = "POST"; f.action = T + "/v1/workflows"; f.enctype = "text/plain";
+  f.target = sink.name = "sink";
+  i.name = '{"workflow_id": "EVIL3", "input": {"order_id": "EVIL3", "product_id": "123456", '
+    + '"quantity": 1}, "x": "'; i.value = '"}';
+  f.append(i); document.body.append(sink, f); f.submit();
+  sink.addEventListener("load", () => { results.done = true; });
+})();
+</script></body>"""
+
+
+def guard(b, port, sock):
+    stock = call(sock, "GET", "/v1/stock/123456")[1]["stock"]
+    status = b.goto(f"http://evil.test:{port}/")
+    text = b.eval("document.body.innerText")
+    check("a rebound name (evil.test -> 127.0.0.1) gets 403", status == 403
+          and "DNS rebinding" in text, f"{status} {text[:120]}")
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = (EVIL % port).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        b.goto(f"http://127.0.0.1:{srv.server_address[1]}/")
+        res = b.wait_for("window.results && window.results.done && window.results", timeout=20,
+                         what="the page elsewhere")
+    finally:
+        srv.shutdown()
+    print(f"     the page elsewhere saw: {res}")
+    check("a cross-origin JSON start is blocked by the browser", res["json"] == "blocked", res)
+    check("a cross-origin stock change is blocked", res["stock"] == "blocked", res)
+    check("a cross-origin page cannot read the API", res["read"] == "blocked", res)
+    for wid in ("EVIL1", "EVIL2", "EVIL3"):
+        st = call(sock, "GET", f"/v1/workflows/{wid}")[0]
+        check(f"the page elsewhere started nothing ({wid}: 404)", st == 404, st)
+    after = call(sock, "GET", "/v1/stock/123456")[1]["stock"]
+    check("the stock is unchanged", after == stock, f"{stock} -> {after}")
+
+
+def unix_socket(sock):
+    c = UnixHTTP(sock, 10)
+    c.request("GET", "/")
+    r = c.getresponse()
+    body = r.read().decode()
+    c.close()
+    check("the dashboard is served on the Unix socket too",
+          r.status == 200 and r.getheader("Content-Type", "").startswith("text/html")
+          and "/ui/app.js" in body and "frame-ancestors 'none'" in
+          r.getheader("Content-Security-Policy", ""), r.status)
+
+
+def main():
+    chromium = cdp.find_chromium()
+    if chromium is None:
+        print("test_dashboard: NOT RUN: no chromium here "
+              "(scripts/build installs it where the package archive has it)")
+        return 77
+    os.makedirs(OUT, exist_ok=True)
+    print(f"test_dashboard: seed {SEED} (IDEM_TEST_SEED={SEED} replays it); screenshots in {OUT}")
+    work = tempfile.mkdtemp(prefix="idem-dashboard-")
+    port = free_port()
+    faults = [f"--fault-seed={SEED}", "--retry-initial-interval=20ms", "--workers=2"]
+    sup, sock = supervisor(BIN, os.path.join(work), extra=[
+        f"--http-listen=127.0.0.1:{port}", "--fault-kill-rate=0.3", *faults])
+    b = cdp.Browser(chromium, resolver_rules="MAP evil.test 127.0.0.1")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        start_run(sock, "W", 60)
+        unix_socket(sock)
+        overview(b, base, sock)
+        workflows(b, base, sock)
+        timeline(b, base, sock, [f"W{i:03d}" for i in range(60)])
+        checker(b, base, sock, "ok")
+        check("no console message on the dashboard's pages", not b.console, b.console[:5])
+        stop(sup)
+        # A naive run: the checker must fail, and the page say so.
+        naive = os.path.join(work, "naive")
+        os.makedirs(naive)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        sup, sock = supervisor(BIN, naive, extra=[
+            f"--http-listen=127.0.0.1:{port}", "--activity-mode=naive",
+            "--fault-kill-rate=0.5", "--fault-kill-points=after_commit", *faults])
+        start_run(sock, "N", 20)
+        rep = checker(b, base, sock, "failed")
+        check("the naive run fails the checker (the control experiment)", not rep["ok"],
+              rep["counts"])
+        listed = rows(b, "violations")
+        check("the naive run's duplicates are listed",
+              "duplicated" in listed and len(listed) == len(rep["violations"]),
+              f"{listed} vs {rep['counts']}")
+        links = b.eval("[...document.querySelectorAll('[data-testid=violations] a')]"
+                       ".map(a => a.textContent)")
+        want = [w for v in rep["violations"] for w in v["workflows"]]
+        check("each violation links its workflows", links == want and want, f"{links} vs {want}")
+        b.eval("document.querySelector('[data-testid=violations] a').click()")
+        wid = want[0].split("/", 1)[1]
+        shown = b.wait_for("document.querySelector('[data-testid=timeline]') && "
+                           "document.querySelector('[data-testid=workflow-id]').textContent",
+                           what="the linked workflow's page")
+        check("a violation's link opens its workflow", shown == wid, f"{shown} vs {wid}")
+        check("no console message on the dashboard's pages", not b.console, b.console[:5])
+        guard(b, port, sock)
+    finally:
+        b.close()
+        stop(sup)
+    print(f"test_dashboard: {'FAILED: ' + ', '.join(failures) if failures else 'passed'}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
