@@ -17,7 +17,7 @@
  * recovery of 10,000 in-flight workflows after a supervisor SIGKILL,
  * scaling with WORKERS = 1, 2, 4, 8, 16 in both modes, and the supervisor's
  * peak RSS over a long run. Everything it measured goes to --json FILE
- * too.
+ * too, with its options and the machine it ran on.
  *
  * idem runs with --workers workers (16 unless told): a worker spends most
  * of a task's round trip waiting for the supervisor (its result to be
@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -486,6 +487,48 @@ static json_t *rss(const struct options *o)
 
 /* ---- output ------------------------------------------------------------------------ */
 
+/* The value of the first line of file that starts with key, after its ':'
+ * or '=', blanks and quotes trimmed (/proc/cpuinfo, /etc/os-release); ""
+ * when there is none. */
+static json_t *file_field(const char *file, const char *key)
+{
+	FILE *f = fopen(file, "r");
+	char line[512], *v = NULL, *e;
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, key, strlen(key)) != 0 || (v = strpbrk(line, ":=")) == NULL)
+			continue;
+		v += strspn(v + 1, " \t\"") + 1;
+		for (e = v + strlen(v); e > v && strchr(" \t\n\"", e[-1]) != NULL; e--)
+			;
+		*e = '\0';
+		break;
+	}
+	if (f != NULL)
+		fclose(f);
+	return json_string(v ? v : "");
+}
+
+/* Where and how it ran: the figures are this machine's, with these options. */
+static json_t *run_info(const struct options *o)
+{
+	struct utsname u;
+	char kernel[3 * sizeof(u.release)] = "";
+
+	if (uname(&u) == 0)
+		snprintf(kernel, sizeof(kernel), "%s %s %s", u.sysname, u.release, u.machine);
+	return json_pack("{s:{s:s, s:I, s:i, s:i, s:i, s:s, s:b, s:b, s:b, s:b, s:I},"
+	                 " s:{s:I, s:o, s:o, s:s}}",
+	                 "options", "app", app_name, "workflows", (json_int_t)o->workflows,
+	                 "concurrency", o->concurrency, "workers", o->workers, "reps", o->reps,
+	                 "modes", o->modes, "quick", o->quick, "skip_faults", o->skip_faults,
+	                 "skip_recovery", o->skip_recovery, "skip_scaling", o->skip_scaling, "rss",
+	                 (json_int_t)o->rss_workflows, "machine", "cpus",
+	                 (json_int_t)sysconf(_SC_NPROCESSORS_ONLN), "cpu",
+	                 file_field("/proc/cpuinfo", "model name"), "os",
+	                 file_field("/etc/os-release", "PRETTY_NAME"), "kernel", kernel);
+}
+
 static void print_table(const json_t *modes, int workers)
 {
 	const char *k;
@@ -591,7 +634,7 @@ static void parse(struct options *o, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	struct options o;
-	json_t *out = NULL, *modes = NULL;
+	json_t *out = NULL, *modes = NULL, *info;
 	char self[512];
 	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	const char *tmp = getenv("TMPDIR");
@@ -621,6 +664,9 @@ int main(int argc, char **argv)
 	        "idem-bench: %ld workflows, %d in flight, %d workers, %d repetitions, modes %s\n",
 	        o.workflows, o.concurrency, o.workers, o.reps, o.modes);
 	json_object_set_new(out, "workers", json_integer(o.workers));
+	info = run_info(&o);
+	json_object_update(out, info);
+	json_decref(info);
 	for (const char *m = o.modes; *m;) {
 		char mode[16];
 		size_t l = strcspn(m, ",");
