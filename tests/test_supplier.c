@@ -309,6 +309,26 @@ static void test_command_line(void **state)
 	assert_int_equal(access(s->env, F_OK), 0);
 }
 
+static void assert_log_contains(struct sup *s, const char *frag);
+
+/* A supplier whose supervisor died before it could ask to be stopped
+ * with it (PR_SET_PDEATHSIG) does not start: its parent is not the
+ * supervisor named in IDEM_SUPERVISOR_PID. */
+static void test_orphan_at_birth(void **state)
+{
+	struct sup *s = *state;
+	char *const argv[] = {
+	    s->bin, "--env", s->env, "--supplier-socket", s->sock, "--supplier-database",
+	    s->db,  NULL};
+	const char *const env[] = {"IDEM_SUPERVISOR_PID=1", NULL};
+	pid_t pid = tu_spawn(argv, env, s->log);
+
+	assert_true(pid > 0);
+	assert_int_equal(tu_wait_exit(pid, 5000), IDEM_EXIT_OK);
+	assert_log_contains(s, "its supervisor (pid 1) is gone; not starting");
+	assert_int_not_equal(access(s->sock, F_OK), 0);
+}
+
 /* POST /orders with Idem-Fault: fault. Returns the status and the body
  * (new ref), or -1 with *doc NULL when no answer came. */
 static int post_fault(struct sup *s, const char *key, const char *fault, json_t **doc)
@@ -415,15 +435,11 @@ static void test_fault_bad_value(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    T(test_order_then_replay),
-	    T(test_bad_key),
-	    T(test_bad_body),
-	    T(test_ledger_survives_restart),
-	    T(test_other_endpoints),
-	    T(test_replaces_stale_socket),
-	    T(test_command_line),
-	    T(test_fault_unavailable),
-	    T(test_fault_record_then_die),
+	    T(test_order_then_replay), T(test_bad_key),
+	    T(test_bad_body),          T(test_ledger_survives_restart),
+	    T(test_other_endpoints),   T(test_replaces_stale_socket),
+	    T(test_command_line),      T(test_orphan_at_birth),
+	    T(test_fault_unavailable), T(test_fault_record_then_die),
 	    T(test_fault_bad_value),
 	};
 

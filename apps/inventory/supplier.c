@@ -677,6 +677,15 @@ int main(int argc, char **argv)
 	xalloc_install_json();
 	event_set_mem_functions(xmalloc, xrealloc, free);
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	/* Started by a supervisor that died before the line above: nothing
+	 * would ever stop this process (IDEM_SUPERVISOR_PID: spawn.c). */
+	if (getenv("IDEM_SUPERVISOR_PID") != NULL &&
+	    strtol(getenv("IDEM_SUPERVISOR_PID"), NULL, 10) != (long)getppid()) {
+		fprintf(stderr, "idem-supplier: its supervisor (pid %s) is gone; not starting\n",
+		        getenv("IDEM_SUPERVISOR_PID"));
+		return IDEM_EXIT_OK;
+	}
+	unsetenv("IDEM_SUPERVISOR_PID");
 	if (parse_args(argc, argv, &help, err, sizeof(err)) != 0) {
 		fprintf(stderr, "idem-supplier: %s\n", err);
 		return IDEM_EXIT_USAGE;
