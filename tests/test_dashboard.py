@@ -6,7 +6,9 @@
 # faults planned; the list pages and searches like /v1/workflows; a
 # workflow's timeline shows the kill its history has; the checker's
 # verdict shows, OK for a guarded run and FAILED with the duplicates of a
-# naive one (kills after the effect's commit). Then, from pages on other origins in the same browser: a
+# naive one (kills after the effect's commit); the supervisor SIGKILLed
+# under the open page is shown as down, and the page comes back with the
+# next one; the transfer app's panel and results. Then, from pages on other origins in the same browser: a
 # rebound name is refused and a cross-origin page can neither start a
 # workflow nor set stock nor read the API. A screenshot of each page goes
 # to IDEM_DASH_OUT. Without Chromium it says so and exits 77 (ctest: Skipped).
@@ -15,9 +17,11 @@ import json
 import os
 import random
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
@@ -237,6 +241,71 @@ def guard(b, port, sock):
     check("the stock is unchanged", after == stock, f"{stock} -> {after}")
 
 
+def outage(b, base, work, extra):
+    """The supervisor SIGKILLed under the open page, then started again."""
+    b.goto(base + "/#/")
+    b.wait_for("!!document.querySelector('[data-testid=count-completed]')")
+    before = b.eval("document.getElementById('live').textContent")
+    b.pump(1.5)
+    after = b.eval("document.getElementById('live').textContent")
+    check("the overview updates by itself", before != after, f"{before} -> {after}")
+    extra[0].kill()
+    extra[0].wait()
+    banner = b.wait_for("!document.getElementById('banner').hidden && "
+                        "document.getElementById('banner').textContent", timeout=10,
+                        what="the banner")
+    check("a killed supervisor is shown as not answering", "does not answer" in banner, banner)
+    b.screenshot(os.path.join(OUT, "overview-down.png"), full=False)
+    sup, sock = supervisor(BIN, work, extra=extra[1])
+    back = b.wait_for("document.getElementById('banner').hidden && "
+                      "document.querySelector('[data-testid=count-completed]')?.textContent",
+                      timeout=15, what="the page back")
+    want = call(sock, "GET", "/v1/stats")[1]["workflows"]["completed"]
+    check("the page comes back with the new supervisor", back == f"{want:,}", f"{back} vs {want}")
+    b.console.clear()  # the refused requests of the outage
+    return sup, sock
+
+
+def transfer_panel(b, work):
+    """Another app: its panel, its workflows' input and result as JSON."""
+    port = free_port()
+    d = os.path.join(work, "transfer")
+    os.makedirs(d)
+    log = open(os.path.join(d, "supervisor.log"), "w")
+    sock = os.path.join(d, "idem.sock")
+    p = subprocess.Popen([os.path.join(BIN, "idem-supervisor"), "--env=/dev/null",
+                          "--app=transfer", f"--socket={sock}", f"--database={d}/app.db",
+                          f"--state-database={d}/state.db", "--sync=normal",
+                          "--transfer-accounts=A:100,B:50", f"--http-listen=127.0.0.1:{port}",
+                          "--log-level=warn"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(500):
+            try:
+                if call(sock, "GET", "/v1/health", timeout=5)[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.02)
+        st, body = call(sock, "POST", "/v1/workflows?wait=30s", {
+            "type": "transfer", "input": {"transfer_id": "T1", "from": "A", "to": "B",
+                                          "amount": 30}})
+        wf = body.get("workflow") or {}
+        check("a transfer completes", st == 201 and wf.get("status") == "completed", body)
+        base = f"http://127.0.0.1:{port}"
+        b.goto(base + "/")
+        cells = b.wait_for("[...document.querySelectorAll('[data-panel=\"/v1/balance\"] td')]"
+                           ".map(td => td.textContent).join(' ')", what="the accounts panel")
+        check("the transfer app's accounts panel shows the balances",
+              cells == "A 70 100 B 80 50", cells)
+        b.goto(base + "/#/workflow/T1")
+        res = b.wait_for("document.querySelector('[data-testid=timeline]') && "
+                         "document.querySelector('[data-testid=result]').textContent")
+        check("a transfer's result is shown as JSON", json.loads(res) == wf.get("result"), res)
+        b.screenshot(os.path.join(OUT, "transfer.png"), full=False)
+    finally:
+        p.terminate()
+        p.wait(30)
+
+
 def unix_socket(sock):
     c = UnixHTTP(sock, 10)
     c.request("GET", "/")
@@ -260,8 +329,8 @@ def main():
     work = tempfile.mkdtemp(prefix="idem-dashboard-")
     port = free_port()
     faults = [f"--fault-seed={SEED}", "--retry-initial-interval=20ms", "--workers=2"]
-    sup, sock = supervisor(BIN, os.path.join(work), extra=[
-        f"--http-listen=127.0.0.1:{port}", "--fault-kill-rate=0.3", *faults])
+    first = [f"--http-listen=127.0.0.1:{port}", "--fault-kill-rate=0.3", *faults]
+    sup, sock = supervisor(BIN, work, extra=first)
     b = cdp.Browser(chromium, resolver_rules="MAP evil.test 127.0.0.1")
     base = f"http://127.0.0.1:{port}"
     try:
@@ -272,7 +341,11 @@ def main():
         timeline(b, base, sock, [f"W{i:03d}" for i in range(60)])
         checker(b, base, sock, "ok")
         check("no console message on the dashboard's pages", not b.console, b.console[:5])
+        sup, sock = outage(b, base, work, [sup, first])
+        b.goto("about:blank")  # so that no poll meets the stopped supervisor
         stop(sup)
+        b.console.clear()
+        transfer_panel(b, work)
         # A naive run: the checker must fail, and the page say so.
         naive = os.path.join(work, "naive")
         os.makedirs(naive)
