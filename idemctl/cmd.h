@@ -3,7 +3,7 @@
  * the exit code (ctl.h). By group:
  *   cmd_workflow.c  start, show, get, list, wait
  *   cmd_stats.c     stats (and stats --watch), top
- *   cmd_check.c     check (online, --offline, --wait) */
+ *   cmd_check.c     check (online, --offline, --wait), panel */
 #ifndef IDEMCTL_CMD_H
 #define IDEMCTL_CMD_H
 
@@ -22,5 +22,6 @@ int cmd_top(struct ctl *c, int argc, char **argv);
 /* Exits 0 when every invariant holds and no workflow runs, 1 when one is
  * violated, 6 when none is but some workflow still runs. */
 int cmd_check(struct ctl *c, int argc, char **argv);
+int cmd_panel(struct ctl *c, int argc, char **argv);
 
 #endif

@@ -1,5 +1,6 @@
 /* cmd_check.c — check: the invariants, from the supervisor (GET /v1/check)
- * or, with --offline, from the databases themselves; see cmd.h. */
+ * or, with --offline, from the databases themselves; panel: an app's
+ * dashboard panel, likewise; see cmd.h. */
 #include <stdio.h>
 #include <string.h>
 
@@ -124,4 +125,49 @@ int cmd_check(struct ctl *c, int argc, char **argv)
 	rc = check_verdict(report);
 	json_decref(report);
 	return rc;
+}
+
+/* panel N: the app's panel N as JSON, from the supervisor (GET
+ * /v1/panels/N) or, with --offline, made here by the app (its command):
+ * what the supervisor runs, off its loop, to answer that request. */
+int cmd_panel(struct ctl *c, int argc, char **argv)
+{
+	int offline = 0, npos, rc, n = 0;
+	const char *pos[1];
+	const struct opt opts[] = {{"--offline", NULL, &offline}, {NULL, NULL, NULL}};
+	const struct idem_app *app;
+	char err[1024], path[64];
+	json_t *doc = NULL;
+	long long index;
+
+	if ((rc = ctl_parse_args("panel", argc, argv, opts, pos, 1, &npos)) != 0)
+		return rc;
+	if (npos != 1)
+		return ctl_fail(IDEM_EXIT_USAGE,
+		                "panel: which panel? idemctl panel N (0, 1, ...: GET /v1/app lists "
+		                "them)");
+	if ((rc = ctl_parse_number("panel", "N", pos[0], 0, 63, &index)) != 0)
+		return rc;
+	if (!offline) {
+		snprintf(path, sizeof(path), "/v1/panels/%lld", index);
+		if ((rc = http_get(c, path, CTL_CHECK_MS, &doc)) != 0)
+			return rc;
+		http_print_json(doc);
+		json_decref(doc);
+		return IDEM_EXIT_OK;
+	}
+	if ((app = apps_load(c->cfg.app, err, sizeof(err))) == NULL)
+		return ctl_fail(IDEM_EXIT_USAGE, "panel: %s", err);
+	while (app->panels != NULL && app->panels[n].title != NULL)
+		n++;
+	if (index >= n || app->panels[index].run == NULL)
+		return ctl_fail(IDEM_EXIT_USAGE,
+		                "panel: the app %s has no panel %lld made by a command (it has %d "
+		                "panel%s)",
+		                app->name, index, n, n == 1 ? "" : "s");
+	if (app->panels[index].run((int)index, &c->cfg, &doc, err, sizeof(err)) != 0)
+		return ctl_fail(IDEM_EXIT_FAIL, "panel: %s", err);
+	http_print_json(doc);
+	json_decref(doc);
+	return IDEM_EXIT_OK;
 }

@@ -50,6 +50,9 @@ static const char usage_tail[] =
     "                   final only once none runs: --wait first waits for that\n"
     "                   (as wait --all); --offline reads STATE_DATABASE,\n"
     "                   DATABASE and the app's other databases itself\n"
+    "  panel N [--offline]\n"
+    "                   the app's dashboard panel N as JSON (GET /v1/panels/N);\n"
+    "                   --offline runs the panel's command here\n"
     "                   (--database PATH, ...)\n"
     "Every command accepts --namespace NS (default: NAMESPACE; list: all).\n"
     "\n"
@@ -80,9 +83,9 @@ static const struct command {
 	const char *name;
 	int (*run)(struct ctl *c, int argc, char **argv);
 } commands[] = {
-    {"start", cmd_start}, {"show", cmd_show}, {"get", cmd_get},
-    {"list", cmd_list},   {"wait", cmd_wait}, {"stats", cmd_stats},
-    {"top", cmd_top},     {NULL, NULL},       {"check", cmd_check},
+    {"start", cmd_start}, {"show", cmd_show},   {"get", cmd_get}, {"list", cmd_list},
+    {"wait", cmd_wait},   {"stats", cmd_stats}, {"top", cmd_top}, {NULL, NULL},
+    {"check", cmd_check}, {"panel", cmd_panel},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

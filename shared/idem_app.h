@@ -348,6 +348,12 @@ struct idem_app_panel {
 	const char *title;
 	const char *path;  /* "/v1/stock" */
 	const char *about; /* one line under the title */
+	/* Or, for an app whose data only its own programs read (an idem.json
+	 * app's command): path NULL, and run makes panel `index`'s document
+	 * into *out (NEW ref), or returns -1 with err. It may take seconds,
+	 * so the supervisor calls it off its loop, through `idemctl panel
+	 * INDEX --offline`, at GET /v1/panels/INDEX. */
+	int (*run)(int index, const struct idem_config *cfg, json_t **out, char *err, size_t errlen);
 };
 
 /* ---- the app's helper process ------------------------------------------------ */

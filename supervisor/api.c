@@ -22,6 +22,7 @@
  * workflow close. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,17 @@ struct check_queue {
 	size_t n, cap;
 };
 
+/* A panel the app makes by a command (idem_app_panel.run): `idemctl
+ * panel N --offline` off the loop; the requests that come while it runs
+ * share its answer. */
+struct panel_run {
+	struct api *api;
+	int index;
+	struct offloop *o;
+	struct event *timer; /* PANEL_TIMEOUT_MS after it started */
+	struct check_queue waiting;
+};
+
 struct api {
 	struct sup *sup;
 	struct evhttp *http;
@@ -111,6 +123,8 @@ struct api {
 	struct check_queue next;    /* those that came since: the next check's */
 	int tcp_port;               /* HTTP_LISTEN's port, as bound; 0: off */
 	struct series *series;      /* the last minutes, for the dashboard */
+	struct panel_run *panels;   /* one per panel of the app's */
+	int npanels;
 };
 
 /* A request whose answer waits for a commit or a workflow: it follows the
@@ -139,18 +153,26 @@ static const char *reason_of(int status)
 		return "Created";
 	case 400:
 		return "Bad Request";
+	case 403:
+		return "Forbidden";
 	case 404:
 		return "Not Found";
 	case 405:
 		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
 	case 409:
 		return "Conflict";
 	case 413:
 		return "Payload Too Large";
+	case 415:
+		return "Unsupported Media Type";
 	case 501:
 		return "Not Implemented";
 	case 503:
 		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
 	default:
 		return "Internal Server Error";
 	}
@@ -978,15 +1000,18 @@ static void handle_series(struct api *a, struct evhttp_request *req, struct quer
 static json_t *fault_rates_json(const struct fault_config *f)
 {
 	json_t *points = json_object();
+	char seed[24];
 
 	for (int p = 0; p < FAULT_NPOINTS; p++)
 		json_object_set_new(points, fault_point_name((enum fault_point)p),
 		                    json_real(f->kill_rate[p]));
-	return json_pack("{s:I, s:o, s:f, s:I, s:f, s:f, s:f, s:i, s:s}", "seed",
-	                 (json_int_t)f->seed, "kill_rate_by_point", points, "async_kill_rate",
-	                 f->async_kill_rate, "async_kill_max_ms", (json_int_t)f->async_kill_max_ms,
-	                 "error_rate", f->error_rate, "delay_rate", f->delay_rate, "peer_rate",
-	                 f->peer_rate, "max_attempt", f->max_attempt, "activities",
+	/* As text: a 64-bit seed is past what a JavaScript number holds. */
+	snprintf(seed, sizeof(seed), "%" PRIu64, f->seed);
+	return json_pack("{s:s, s:o, s:f, s:I, s:f, s:f, s:f, s:i, s:s}", "seed", seed,
+	                 "kill_rate_by_point", points, "async_kill_rate", f->async_kill_rate,
+	                 "async_kill_max_ms", (json_int_t)f->async_kill_max_ms, "error_rate",
+	                 f->error_rate, "delay_rate", f->delay_rate, "peer_rate", f->peer_rate,
+	                 "max_attempt", f->max_attempt, "activities",
 	                 f->activities[0] ? f->activities : "all");
 }
 
@@ -1004,9 +1029,15 @@ static void handle_app_info(struct api *a, struct evhttp_request *req, struct qu
 		    types, json_pack("{s:s, s:s?}", "type", w->name, "id_field", w->id_field));
 	for (const struct idem_activity *x = app->activities; x != NULL && x->name != NULL; x++)
 		json_array_append_new(acts, json_string(x->name));
-	for (const struct idem_app_panel *p = app->panels; p != NULL && p->title != NULL; p++)
+	for (int i = 0; app->panels != NULL && app->panels[i].title != NULL; i++) {
+		const struct idem_app_panel *p = &app->panels[i];
+		char path[32];
+
+		snprintf(path, sizeof(path), "/v1/panels/%d", i);
 		json_array_append_new(panels, json_pack("{s:s, s:s, s:s?}", "title", p->title,
-		                                        "path", p->path, "about", p->about));
+		                                        "path", p->run != NULL ? path : p->path,
+		                                        "about", p->about));
+	}
 	reply(req, 200,
 	      json_pack("{s:s, s:s?, s:o, s:o, s:o, s:s, s:s, s:s, s:s?, s:s, s:o}", "app",
 	                app->name, "summary", app->summary, "workflows", types, "activities", acts,
@@ -1079,12 +1110,18 @@ static void check_done(json_t *report, const char *err, void *arg);
  * --offline --json` beside the supervisor, on its databases and its app's
  * keys as flags, whole (no .env: the values are the ones this supervisor
  * runs with). When it cannot start, they are answered 503. */
-static void check_start(struct api *a)
+/* Starts idemctl beside the supervisor, off the loop (offloop.h), on
+ * its databases and its app's keys as flags, whole (no .env: the values
+ * are the ones this supervisor runs with), with tail (the command and its
+ * arguments) last. NULL with err when it cannot start. */
+static struct offloop *ctl_spawn(struct api *a, const char *const *tail, offloop_done done,
+                                 void *arg, char *err, size_t errlen)
 {
 	const struct idem_config *c = &a->sup->cfg;
-	char err[512], path[CONFIG_PATH_MAX + 16], msg[1024], *argv[CHECK_ARGS_MAX];
+	char path[CONFIG_PATH_MAX + 16], *argv[CHECK_ARGS_MAX];
 	char *flags[SPAWN_KEYS_MAX] = {NULL}, *saved_env = NULL;
 	int n = 0, k, env_set = 0;
+	struct offloop *o;
 
 	snprintf(path, sizeof(path), "%s/idemctl", a->sup->bindir);
 	argv[n++] = "idemctl";
@@ -1112,11 +1149,11 @@ static void check_start(struct api *a)
 	k = n;
 	n = spawn_app_flags(c, a->sup->app, argv, n, flags);
 	k = n - k;
-	argv[n++] = "check";
-	argv[n++] = "--offline";
+	for (int i = 0; tail[i] != NULL && n < CHECK_ARGS_MAX - 1; i++)
+		argv[n++] = (char *)tail[i];
 	argv[n] = NULL;
-	a->check = offloop_spawn(a->sup->base, path, argv, check_done, a, err, sizeof(err));
-	/* Only the checker gets it: workers and helpers started later must
+	o = offloop_spawn(a->sup->base, path, argv, done, arg, err, errlen);
+	/* Only this child gets it: workers and helpers started later must
 	 * not inherit a password. */
 	if (env_set) {
 		if (saved_env != NULL)
@@ -1127,6 +1164,18 @@ static void check_start(struct api *a)
 	}
 	for (int i = 0; i < k; i++)
 		free(flags[i]);
+	return o;
+}
+
+/* Starts the checker for the requests in a->running: `idemctl check
+ * --offline --json` (ctl_spawn). When it cannot start, they are answered
+ * 503. */
+static void check_start(struct api *a)
+{
+	static const char *const tail[] = {"check", "--offline", NULL};
+	char err[512], msg[1024];
+
+	a->check = ctl_spawn(a, tail, check_done, a, err, sizeof(err));
 	if (a->check == NULL) {
 		snprintf(msg, sizeof(msg),
 		         "check: %s (the checker is idemctl, beside idem-supervisor); try again",
@@ -1210,6 +1259,108 @@ static void handle_check(struct api *a, struct evhttp_request *req, struct query
 	queue->p[queue->n++] = pending_new(a, req);
 	if (a->check == NULL)
 		check_start(a);
+}
+
+/* ---- an app's panels made by a command ---------------------------------------- */
+
+/* Longer than the file app's own limit on a panel's command (10 s), so
+ * that its error, which names the command, is what a request gets. */
+#define PANEL_TIMEOUT_MS (30 * 1000)
+
+static void panel_done(json_t *doc, const char *err, void *arg)
+{
+	struct panel_run *pr = arg;
+	char msg[1200];
+
+	pr->o = NULL;
+	evtimer_del(pr->timer);
+	if (doc != NULL)
+		return check_answer(&pr->waiting, 200, doc);
+	if (strncmp(err, "idemctl: ", 9) == 0) /* idemctl's line: "idemctl: panel: WHY" */
+		err += 9;
+	snprintf(msg, sizeof(msg), "%s", err);
+	log_warn("an app's panel failed", "panel=%d error=\"%s\"", pr->index, msg);
+	check_answer(&pr->waiting, 500, error_body(msg, 500));
+}
+
+static void panel_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct panel_run *pr = arg;
+	char msg[160];
+
+	(void)fd;
+	(void)what;
+	offloop_cancel(pr->o);
+	pr->o = NULL;
+	snprintf(msg, sizeof(msg), "panel %d: its command ran for more than %d s; it was killed",
+	         pr->index, PANEL_TIMEOUT_MS / 1000);
+	check_answer(&pr->waiting, 504, error_body(msg, 504));
+}
+
+/* GET /v1/panels/N: an app's panel that its command makes (the dashboard
+ * asks every few seconds while the overview is open). */
+static void handle_panel(struct api *a, struct evhttp_request *req, struct query *q, const char *id)
+{
+	char *end, err[512], msg[700], index[16];
+	long n = strtol(id, &end, 10);
+	const struct idem_app_panel *p;
+	struct panel_run *pr;
+	const char *tail[] = {"panel", index, "--offline", NULL};
+
+	if (*id == '\0' || *end != '\0' || n < 0 || n >= a->npanels)
+		return reply_error(req, 404,
+		                   "no panel \"%.40s\": the app %s has %d (GET /v1/app lists them)",
+		                   id, a->sup->app->name, a->npanels);
+	p = &a->sup->app->panels[n];
+	if (p->run == NULL)
+		return reply_error(req, 404, "panel %ld (%s) is served at %s", n, p->title,
+		                   p->path);
+	pr = &a->panels[n];
+	if (pr->waiting.n == pr->waiting.cap) {
+		pr->waiting.cap = pr->waiting.cap * 2 + 4;
+		pr->waiting.p = xrealloc(pr->waiting.p, pr->waiting.cap * sizeof(*pr->waiting.p));
+	}
+	pr->waiting.p[pr->waiting.n++] = pending_new(a, req);
+	if (pr->o != NULL)
+		return;
+	snprintf(index, sizeof(index), "%ld", n);
+	pr->o = ctl_spawn(a, tail, panel_done, pr, err, sizeof(err));
+	if (pr->o == NULL) {
+		snprintf(msg, sizeof(msg),
+		         "panel %ld: %s (panels are made by idemctl, beside "
+		         "idem-supervisor); try again",
+		         n, err);
+		return check_answer(&pr->waiting, 503, error_body(msg, 503));
+	}
+	timer_in(pr->timer, PANEL_TIMEOUT_MS);
+}
+
+static void panels_new(struct api *a)
+{
+	const struct idem_app_panel *p = a->sup->app->panels;
+
+	while (p != NULL && p[a->npanels].title != NULL)
+		a->npanels++;
+	a->panels = xcalloc((size_t)a->npanels + 1, sizeof(*a->panels));
+	for (int i = 0; i < a->npanels; i++) {
+		a->panels[i].api = a;
+		a->panels[i].index = i;
+		a->panels[i].timer = evtimer_new(a->sup->base, panel_timeout_cb, &a->panels[i]);
+	}
+}
+
+static void panels_free(struct api *a)
+{
+	for (int i = 0; i < a->npanels; i++) {
+		struct panel_run *pr = &a->panels[i];
+
+		offloop_cancel(pr->o);
+		check_answer(
+		    &pr->waiting, 503,
+		    error_body("panel: the supervisor is stopping; ask the next one", 503));
+		event_free(pr->timer);
+	}
+	free(a->panels);
 }
 
 /* ---- request clocks ------------------------------------------------------ */
@@ -1391,6 +1542,7 @@ static const struct endpoint {
     {"/v1/health", EVHTTP_REQ_GET, handle_health},
     {"/v1/series", EVHTTP_REQ_GET, handle_series},
     {"/v1/app", EVHTTP_REQ_GET, handle_app_info},
+    {"/v1/panels/ID", EVHTTP_REQ_GET, handle_panel},
     {"/metrics", EVHTTP_REQ_GET, handle_metrics},
 };
 
@@ -1557,17 +1709,21 @@ static int own_authority(const struct api *a, const char *text, size_t len)
 
 /* What keeps a web page on another origin from using the API through a
  * user's browser (DNS rebinding, CSRF), over TCP only: the Host must be
- * this supervisor's loopback address, an Origin must be its own, and a
- * change must be sent as application/json, which a cross-origin page can
+ * this supervisor's loopback address, an Origin must be its own (and a
+ * browser's Sec-Fetch-Site must not say another site), and a change must
+ * be sent as application/json, which a cross-origin page can
  * only send after a CORS preflight that idem never grants (no
  * Access-Control-Allow-* header is ever sent; OPTIONS is not served).
  * Returns 1 to go on, or 0 after the refusal. */
-static int browser_safe(struct api *a, struct evhttp_request *req, const struct method *m)
+static int browser_safe(struct api *a, struct evhttp_request *req, const struct method *m,
+                        const char *path)
 {
 	const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
 	const char *host = evhttp_find_header(h, "Host");
 	const char *origin = evhttp_find_header(h, "Origin");
 	const char *type = evhttp_find_header(h, "Content-Type");
+	const char *site = evhttp_find_header(h, "Sec-Fetch-Site");
+	const char *mode = evhttp_find_header(h, "Sec-Fetch-Mode");
 
 	if (!over_tcp(req))
 		return 1;
@@ -1578,6 +1734,19 @@ static int browser_safe(struct api *a, struct evhttp_request *req, const struct 
 		            "port %d only, so that a web page whose name now points here (DNS "
 		            "rebinding) cannot use it",
 		            host != NULL ? host : "", a->sup->cfg.http_listen, a->tcp_port);
+		return 0;
+	}
+	/* A page elsewhere can still make a browser send a GET without an
+	 * Origin (<img src>, <script src>): browsers say where it comes from
+	 * in Sec-Fetch-Site. Only a link to the dashboard's page may come
+	 * from another site: it starts nothing. */
+	if (site != NULL && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0 &&
+	    !(m->cmd == EVHTTP_REQ_GET && ui_find(path) != NULL && mode != NULL &&
+	      strcmp(mode, "navigate") == 0)) {
+		reply_error(req, 403,
+		            "cross-site request refused (Sec-Fetch-Site: %.40s): a web page "
+		            "elsewhere may not use the control API through a user's browser",
+		            site);
 		return 0;
 	}
 	if (origin != NULL && (strncmp(origin, "http://", 7) != 0 ||
@@ -1621,7 +1790,7 @@ static void route(struct evhttp_request *req, void *arg)
 		return reply_error(req, 501,
 		                   "method not implemented: the control API answers GET, POST and "
 		                   "PUT");
-	if (!browser_safe(a, req, m))
+	if (!browser_safe(a, req, m, path ? path : "/"))
 		return;
 	if (m->cmd == EVHTTP_REQ_GET && (asset = ui_find(path ? path : "/")) != NULL)
 		return ui_send(req, asset);
@@ -1781,6 +1950,7 @@ int api_start(struct sup *sup, struct api **out, char *err, size_t errlen)
 	a->fd_timer = evtimer_new(sup->base, fd_timer_cb, a);
 	a->check_timer = evtimer_new(sup->base, check_timeout_cb, a);
 	a->series = series_new(sup);
+	panels_new(a);
 	a->http = evhttp_new(sup->base);
 	evhttp_set_max_body_size(a->http, (ev_ssize_t)sup->cfg.max_body);
 	evhttp_set_max_headers_size(a->http, API_MAX_HEADERS);
@@ -1852,6 +2022,7 @@ void api_free(struct api *a)
 	             error_body("check: the supervisor is stopping; ask the next one", 503));
 	check_answer(&a->next, 503,
 	             error_body("check: the supervisor is stopping; ask the next one", 503));
+	panels_free(a);
 	evhttp_free(a->http);
 	if (a->unix_fd >= 0)
 		unlink(a->sup->cfg.socket);

@@ -55,7 +55,7 @@ class Browser:
         page = next(t for t in targets if t["type"] == "page")
         self.session = self.call("Target.attachToTarget", targetId=page["targetId"],
                                  flatten=True)["sessionId"]
-        for domain in ("Page", "Runtime", "Log"):
+        for domain in ("Page", "Runtime", "Log", "Network"):
             self.call(f"{domain}.enable", session=True)
 
     def _read(self, timeout):
@@ -97,6 +97,21 @@ class Browser:
                 return m["result"]
             if "method" in m:
                 self._event(m)
+
+    def responses(self, part):
+        """The HTTP statuses of the responses, since the last goto, whose
+        URL contains part (any request of the page: a fetch, an image)."""
+        urls, status = {}, {}
+        for e in self.events:
+            m, p = e.get("method"), e.get("params", {})
+            if m == "Network.requestWillBeSent":
+                urls[p["requestId"]] = p["request"]["url"]
+            elif m == "Network.responseReceived":
+                status[p["requestId"]] = p["response"]["status"]
+            elif m == "Network.responseReceivedExtraInfo":
+                # also sent for a response the browser then blocks (ORB)
+                status.setdefault(p["requestId"], p["statusCode"])
+        return [status.get(r) for r, u in urls.items() if part in u]
 
     def pump(self, seconds):
         """Reads events for a while (console messages of a page's own

@@ -21,11 +21,13 @@
 #              failed"); with space again, restarted, it finishes every
 #              acknowledged start exactly once
 #   retention  RETENTION=1s prunes closed workflows; the checker excuses their effects
+#   search     the id search (GET /v1/workflows?prefix=) in byte order in a
+#              database collated en-US, paged, on its index
 #   badurl     bad URLs (STATE_DATABASE, DATABASE) and a server that is down:
 #              exit 4, naming the key
 # Seeds derive from IDEM_TEST_SEED (random when unset), printed first;
 # PG_PARTS picks parts by name (recovery transfer naive outage several
-# diskfull retention badurl).
+# diskfull retention search badurl).
 set -euo pipefail
 bin=$(cd "$1" && pwd)
 src=$(cd "$2" && pwd)
@@ -419,6 +421,44 @@ if want retention; then
 	wait "$sup_pid" || true
 	sup_pid=""
 	echo "retention: 30 closed workflows pruned within a few seconds; $(head -n1 "$w/check.out")"
+fi
+
+if want search; then
+	echo "== search: the id search in byte order, in a database collated en-US =="
+	# In en-US (ICU) punctuation sorts before digits: "order-95" comes
+	# after "order-:", so a range in the database's collation would miss it.
+	"${psql[@]}" -d postgres -c "DROP DATABASE IF EXISTS search" \
+		-c "CREATE DATABASE search TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'" >&2 ||
+		fail "search: cannot create a database collated en-US (ICU)"
+	url="postgresql://idem@/search?host=$cluster&port=5432"
+	w=$tmp/search
+	mkdir -p "$w"
+	"$bin/idem-supervisor" --env=/dev/null --app=transfer --socket="$w/sock" --state-database="$url" \
+		--database="$w/app.db" --transfer-accounts=A0:1000,A1:1000 >"$w/sup.log" 2>&1 &
+	sup_pid=$!
+	sctl=("$bin/idemctl" --env=/dev/null --app=transfer --socket="$w/sock")
+	for _ in $(seq 100); do [ -S "$w/sock" ] && break; sleep 0.1; done
+	n=0
+	for id in order-9 order-95 order-9a order-9Z order-:x order-8 order-A Order-9b; do
+		n=$((n + 1))
+		"${sctl[@]}" start --workflow-id "$id" --transfer-id "t$n" --from A0 --to A1 --amount 1 \
+			>/dev/null || fail "search: start $id failed"
+	done
+	got=$(curl -s --unix-socket "$w/sock" "http://idem/v1/workflows?prefix=order-9&limit=2" |
+		python3 -c 'import json,sys; d=json.load(sys.stdin); print(" ".join(w["workflow_id"] for w in d["workflows"]), d["next_after_id"])')
+	[ "$got" = "order-9 order-95 order-95" ] || fail "search: first page of prefix order-9: $got"
+	got=$(curl -s --unix-socket "$w/sock" "http://idem/v1/workflows?prefix=order-9&limit=2&after_id=order-95" |
+		python3 -c 'import json,sys; d=json.load(sys.stdin); print(" ".join(w["workflow_id"] for w in d["workflows"]), d["next_after_id"])')
+	[ "$got" = "order-9Z order-9a order-9a" ] || fail "search: second page of prefix order-9: $got"
+	got=$(curl -s --unix-socket "$w/sock" "http://idem/v1/workflows?prefix=order-9&limit=2&after_id=order-9a" |
+		python3 -c 'import json,sys; d=json.load(sys.stdin); print(" ".join(w["workflow_id"] for w in d["workflows"]) or "-", d["next_after_id"])')
+	[ "$got" = "- None" ] || fail "search: third page of prefix order-9: $got"
+	plan=$("${psql[@]}" -d search -c "EXPLAIN SELECT id FROM workflows WHERE namespace = 'default' AND workflow_id COLLATE \"C\" >= 'order-9' AND workflow_id COLLATE \"C\" < 'order-:' ORDER BY namespace, workflow_id COLLATE \"C\" LIMIT 50")
+	case $plan in *workflows_id_bytes*) ;; *) fail "search: the search does not walk workflows_id_bytes: $plan" ;; esac
+	kill -TERM "$sup_pid"
+	wait "$sup_pid" || true
+	sup_pid=""
+	echo "search: prefix order-9 pages as order-9 order-95 | order-9Z order-9a in an en-US database, on workflows_id_bytes"
 fi
 
 if want badurl; then

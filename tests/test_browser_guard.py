@@ -78,6 +78,25 @@ def main():
         expect("no Host", tcp(port, "GET", "/v1/stats"), 403, "is not this supervisor's address")
         expect("another port in Host", tcp(port, "GET", "/v1/stats", None,
                                            {"Host": f"127.0.0.1:{port + 1}"}), 403)
+        expect("a GET another site's page makes (Sec-Fetch-Site: cross-site)",
+               tcp(port, "GET", "/v1/check", None, {"Host": own, "Sec-Fetch-Site": "cross-site",
+                                                    "Sec-Fetch-Mode": "no-cors"}), 403,
+               "cross-site request refused")
+        expect("a GET from another port of this host (same-site)",
+               tcp(port, "GET", "/v1/stats", None, {"Host": own, "Sec-Fetch-Site": "same-site",
+                                                    "Sec-Fetch-Mode": "cors"}), 403)
+        expect("the dashboard's own fetch (same-origin)",
+               tcp(port, "GET", "/v1/stats", None, {"Host": own, "Sec-Fetch-Site": "same-origin",
+                                                    "Sec-Fetch-Mode": "cors"}), 200)
+        expect("a link from another site to the dashboard",
+               tcp(port, "GET", "/", None, {"Host": own, "Sec-Fetch-Site": "cross-site",
+                                            "Sec-Fetch-Mode": "navigate"}), 200)
+        expect("a link from another site to an endpoint",
+               tcp(port, "GET", "/v1/stats", None, {"Host": own, "Sec-Fetch-Site": "cross-site",
+                                                    "Sec-Fetch-Mode": "navigate"}), 403)
+        expect("the address typed in (Sec-Fetch-Site: none)",
+               tcp(port, "GET", "/v1/stats", None, {"Host": own, "Sec-Fetch-Site": "none",
+                                                    "Sec-Fetch-Mode": "navigate"}), 200)
         expect("a start from another origin",
                tcp(port, "POST", "/v1/workflows", start % "X1",
                    {"Host": own, "Origin": "http://evil.example",

@@ -8,7 +8,8 @@
 # verdict shows, OK for a guarded run and FAILED with the duplicates of a
 # naive one (kills after the effect's commit); the supervisor SIGKILLed
 # under the open page is shown as down, and the page comes back with the
-# next one; the transfer app's panel and results. Then, from pages on other origins in the same browser: a
+# next one; the transfer app's panel and results, and the panels an
+# idem.json app's own commands make (examples/payments). Then, from pages on other origins in the same browser: a
 # rebound name is refused and a cross-origin page can neither start a
 # workflow nor set stock nor read the API. A screenshot of each page goes
 # to IDEM_DASH_OUT. Without Chromium it says so and exits 77 (ctest: Skipped).
@@ -113,6 +114,11 @@ def workflows(b, base, sock):
                        f"tbody tr[data-workflow]')].map(r => r.dataset.workflow); "
                        f"return r[0] === {json.dumps(api2[0])} && r; }})()", what="the next page")
     check("next shows the API's next page", page2 == api2, f"{len(page2)} rows")
+    b.eval("document.querySelector('[data-testid=prev]').click()")
+    page1 = b.wait_for(f"(() => {{ const r = [...document.querySelectorAll('[data-testid=workflows] "
+                       f"tbody tr[data-workflow]')].map(r => r.dataset.workflow); "
+                       f"return r[0] === {json.dumps(api[0])} && r; }})()", what="the page before")
+    check("previous goes back to the first page", page1 == api, f"{len(page1)} rows")
     b.eval("(() => { const i = document.querySelector('[data-testid=search]'); i.value = 'W01';"
            " i.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter'})); })()")
     found = b.wait_for("(() => { const r = [...document.querySelectorAll('[data-testid=workflows] "
@@ -198,6 +204,9 @@ async function attempt(name, f) {
   i.name = '{"workflow_id": "EVIL3", "input": {"order_id": "EVIL3", "product_id": "123456", '
     + '"quantity": 1}, "x": "'; i.value = '"}';
   f.append(i); document.body.append(sink, f); f.submit();
+  // GETs a page may send anywhere without an Origin: the checker's run.
+  const img = document.createElement("img");
+  img.src = T + "/v1/check"; document.body.append(img);
   sink.addEventListener("load", () => { results.done = true; });
 })();
 </script></body>"""
@@ -231,6 +240,9 @@ def guard(b, port, sock):
     finally:
         srv.shutdown()
     print(f"     the page elsewhere saw: {res}")
+    b.pump(1)
+    got = b.responses(f":{port}/v1/check")
+    check("an <img> elsewhere cannot run the checker (Sec-Fetch-Site: 403)", got == [403], got)
     check("a cross-origin JSON start is blocked by the browser", res["json"] == "blocked", res)
     check("a cross-origin stock change is blocked", res["stock"] == "blocked", res)
     check("a cross-origin page cannot read the API", res["read"] == "blocked", res)
@@ -279,12 +291,7 @@ def transfer_panel(b, work):
                           "--transfer-accounts=A:100,B:50", f"--http-listen=127.0.0.1:{port}",
                           "--log-level=warn"], stdout=log, stderr=subprocess.STDOUT)
     try:
-        for _ in range(500):
-            try:
-                if call(sock, "GET", "/v1/health", timeout=5)[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.02)
+        wait_health(sock)
         st, body = call(sock, "POST", "/v1/workflows?wait=30s", {
             "type": "transfer", "input": {"transfer_id": "T1", "from": "A", "to": "B",
                                           "amount": 30}})
@@ -302,8 +309,55 @@ def transfer_panel(b, work):
         check("a transfer's result is shown as JSON", json.loads(res) == wf.get("result"), res)
         b.screenshot(os.path.join(OUT, "transfer.png"), full=False)
     finally:
+        b.goto("about:blank")  # so that no poll meets the stopped supervisor
         p.terminate()
         p.wait(30)
+
+
+def file_app_panels(b, work):
+    """An app of the user's (idem.json): panels its own commands make."""
+    port = free_port()
+    d = os.path.join(work, "payments")
+    os.makedirs(d)
+    log = open(os.path.join(d, "supervisor.log"), "w")
+    sock = os.path.join(d, "idem.sock")
+    p = subprocess.Popen([os.path.join(BIN, "idem-supervisor"), "--env=/dev/null",
+                          f"--app={ROOT}/examples/payments/idem.json", f"--socket={sock}",
+                          f"--database={d}/app.db", f"--state-database={d}/state.db",
+                          "--sync=normal", f"--http-listen=127.0.0.1:{port}",
+                          "--log-level=warn"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_health(sock)
+        for i, (who, amount) in enumerate((("alice", 30), ("bob", 5), ("alice", 12))):
+            st, body = call(sock, "POST", "/v1/workflows?wait=30s", {"input": {
+                "payment_id": f"P{i}", "customer": who, "amount": amount}})
+            check(f"payment P{i} completes", st == 201 and
+                  (body.get("workflow") or {}).get("status") == "completed", body)
+        b.goto(f"http://127.0.0.1:{port}/")
+        cells = b.wait_for("[...document.querySelectorAll('[data-panel=\"/v1/panels/0\"] tbody tr')]"
+                           ".map(r => r.innerText.split('\\t').join(' ')).join('; ')",
+                           what="the Customers panel")
+        check("the app's own command fills its Customers panel",
+              cells.startswith("alice 958 1000 2 42; bob 995 1000 1 5; carol 1000"), cells)
+        latest = b.wait_for("[...document.querySelectorAll('[data-panel=\"/v1/panels/1\"] "
+                            "tbody tr')].length", what="the Latest payments panel")
+        check("its Latest payments panel lists the three", latest == 3, latest)
+        check("no console message on the payments app's overview", not b.console, b.console[:5])
+        b.screenshot(os.path.join(OUT, "payments.png"), full=False)
+    finally:
+        b.goto("about:blank")  # so that no poll meets the stopped supervisor
+        p.terminate()
+        p.wait(30)
+
+
+def wait_health(sock):
+    for _ in range(500):
+        try:
+            if call(sock, "GET", "/v1/health", timeout=5)[0] == 200:
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise SystemExit(f"no supervisor answered on {sock}")
 
 
 def unix_socket(sock):
@@ -346,6 +400,7 @@ def main():
         stop(sup)
         b.console.clear()
         transfer_panel(b, work)
+        file_app_panels(b, work)
         # A naive run: the checker must fail, and the page say so.
         naive = os.path.join(work, "naive")
         os.makedirs(naive)

@@ -17,6 +17,7 @@
 
 #define ARGV_MAX 64    /* words of a command */
 #define MEMBER_MAX 200 /* activities, workflows, points, kinds, SQL rules */
+#define PANELS_MAX 8   /* an app's own panels on the dashboard */
 
 struct file_app *file_app_loaded;
 
@@ -724,11 +725,66 @@ static json_t *read_file(struct loader *l)
 	return root;
 }
 
+/* panels: [{"title", "about"?, "command": [...]}], after the base app's. */
+static int panels(struct loader *l, const json_t *root)
+{
+	static const char *const known[] = {"title", "about", "command", NULL};
+	struct file_app *a = l->a;
+	const json_t *ps = json_object_get(root, "panels");
+	size_t nbase = a->base != NULL ? count_list(a->base->panels, sizeof(*a->panels), 0) : 0;
+	size_t n = json_array_size(ps);
+
+	if (ps == NULL) {
+		a->app.panels = a->base != NULL ? a->base->panels : NULL;
+		return 0;
+	}
+	if (want(l, ps, JSON_ARRAY, "panels", "an array of {\"title\": ..., \"command\": [...]}") !=
+	    0)
+		return -1;
+	if (n > PANELS_MAX)
+		return fail(l, "panels", "has %zu; at most %d", n, PANELS_MAX);
+	a->panels = own_calloc(l, nbase + n + 1, sizeof(*a->panels));
+	a->panel_cmds = own_calloc(l, n + 1, sizeof(*a->panel_cmds));
+	if (nbase > 0)
+		memcpy(a->panels, a->base->panels, nbase * sizeof(*a->panels));
+	a->nbase_panels = (int)nbase;
+	for (size_t i = 0; i < n; i++) {
+		const json_t *p = json_array_get(ps, i), *title, *about;
+		char where[64], key[80];
+
+		snprintf(where, sizeof(where), "panels[%zu]", i);
+		if (want(l, p, JSON_OBJECT, where,
+		         "{\"title\": ..., \"about\"?: ..., \"command\": [...]}") != 0 ||
+		    known_members(l, p, where, known) != 0)
+			return -1;
+		title = json_object_get(p, "title");
+		about = json_object_get(p, "about");
+		snprintf(key, sizeof(key), "%s.title", where);
+		if (want(l, title, JSON_STRING, key, "what the panel shows, e.g. \"Balances\"") !=
+		    0)
+			return -1;
+		snprintf(key, sizeof(key), "%s.about", where);
+		if (about != NULL &&
+		    want(l, about, JSON_STRING, key, "one line under the title") != 0)
+			return -1;
+		snprintf(key, sizeof(key), "%s.command", where);
+		if ((a->panel_cmds[i] = argv_of(l, json_object_get(p, "command"), key)) == NULL)
+			return -1;
+		a->panels[nbase + i] = (struct idem_app_panel){
+		    .title = own_str(l, json_string_value(title)),
+		    .about = about != NULL ? own_str(l, json_string_value(about)) : NULL,
+		    .run = file_app_panel};
+	}
+	a->app.panels = a->panels;
+	return 0;
+}
+
 static int top(struct loader *l, const json_t *root,
                const struct idem_app *(*base_find)(const char *name))
 {
-	static const char *const known[] = {"name",       "summary",   "base",  "setup",  "helper",
-	                                    "activities", "workflows", "check", "stress", NULL};
+	static const char *const known[] = {"name",   "summary",    "base",      "setup",
+	                                    "helper", "activities", "workflows", "check",
+	                                    "stress", "panels",     NULL};
 	struct file_app *a = l->a;
 	const json_t *name = json_object_get(root, "name"), *m;
 
@@ -782,7 +838,7 @@ const struct idem_app *file_app_load(const char *path,
 	l.a->app.open_db = file_app_open_db;
 	if (top(&l, root, base_find) != 0 || activities(&l, root) != 0 ||
 	    command_member(&l, root, "setup", &l.a->setup) != 0 || helper(&l, root) != 0 ||
-	    workflows(&l, root) != 0 || check(&l, root) != 0)
+	    workflows(&l, root) != 0 || check(&l, root) != 0 || panels(&l, root) != 0)
 		goto out;
 	file_app_loaded = l.a;
 	rc = 0;

@@ -27,6 +27,11 @@ struct file_app {
 	char *helper_socket; /* relative to the data directory */
 	struct flow **flows; /* the workflow types' definitions */
 	int nflows;
+	/* Its panels: the base app's first (nbase_panels), then its own,
+	 * each a command (panel_cmds[i - nbase_panels]). */
+	struct idem_app_panel *panels;
+	int nbase_panels;
+	char ***panel_cmds;
 	void **owned; /* every allocation of the load (app.c) */
 	size_t nowned, capowned;
 };
@@ -41,6 +46,8 @@ int file_app_run_activity(const struct idem_activity_env *env, const struct msg_
                           struct idem_activity_outcome *out);
 int file_app_check(struct idem_check *c, const struct idem_config *cfg, const char *state_db,
                    char *err, size_t errlen);
+int file_app_panel(int index, const struct idem_config *cfg, json_t **out, char *err,
+                   size_t errlen);
 enum idem_wf_outcome file_app_run_flow(struct idem_wf_run *run);
 int file_app_prepare(const struct idem_workflow *type, json_t *input, const struct idem_config *cfg,
                      char *err, size_t errlen);

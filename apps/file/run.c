@@ -21,8 +21,9 @@
 #define MAX_RESULT (1024 * 1024) /* bytes of stdout: one result */
 #define SETUP_TIMEOUT_MS (5 * 60 * 1000)
 #define CHECK_TIMEOUT_MS (10 * 60 * 1000)
-#define EXIT_RETRYABLE 75     /* EX_TEMPFAIL */
-#define EXIT_NON_RETRYABLE 65 /* EX_DATAERR */
+#define PANEL_TIMEOUT_MS (10 * 1000) /* a panel is looked at every few seconds */
+#define EXIT_RETRYABLE 75            /* EX_TEMPFAIL */
+#define EXIT_NON_RETRYABLE 65        /* EX_DATAERR */
 
 /* A list of "NAME=VALUE" strings, NULL-ended. */
 struct vars {
@@ -453,6 +454,53 @@ int file_app_check(struct idem_check *c, const struct idem_config *cfg, const ch
 		         "%s: check command `%s` (in %s) could not check: %s (exit 0: the "
 		         "invariants hold, 1: violated, one per line)",
 		         a->file, cmd, a->dir, how);
+	}
+	free(r.out);
+out:
+	vars_free(&vs);
+	free(data);
+	return rc;
+}
+
+/* A panel's command: run in the app directory with IDEM_APP_DIR and
+ * IDEM_DATA_DIR, as the check command is; it prints one JSON document. */
+int file_app_panel(int index, const struct idem_config *cfg, json_t **out, char *err, size_t errlen)
+{
+	struct file_app *a = file_app_loaded;
+	int own = index - a->nbase_panels;
+	struct vars vs = {.n = 0};
+	struct command_spec s = {.dir = a->dir,
+	                         .max_stdout = MAX_RESULT,
+	                         .own_group = 1,
+	                         .timeout_ms = PANEL_TIMEOUT_MS};
+	struct command_result r;
+	char how[600], cmd[512];
+	char *data = dir_of(cfg->database);
+	json_error_t jerr;
+	int rc = -1;
+
+	*out = NULL;
+	s.argv = (const char *const *)a->panel_cmds[own];
+	var(&vs, "IDEM_APP_DIR", "%s", a->dir);
+	var(&vs, "IDEM_DATA_DIR", "%s", data);
+	s.env = (const char *const *)vs.v;
+	command_line(s.argv, cmd, sizeof(cmd));
+	if (command_run(&s, &r, err, errlen) != 0)
+		goto out;
+	if (command_exit_code(&r) != 0 || r.out_too_large) {
+		if (r.out_too_large)
+			snprintf(how, sizeof(how), "it printed more than %d bytes", MAX_RESULT);
+		else
+			command_describe(&r, how, sizeof(how));
+		snprintf(err, errlen, "%s: panel \"%s\": command `%s` (in %s) failed: %s", a->file,
+		         a->panels[index].title, cmd, a->dir, how);
+	} else if ((*out = json_loadb(r.out, r.out_len, 0, &jerr)) == NULL) {
+		snprintf(err, errlen,
+		         "%s: panel \"%s\": command `%s` printed no JSON document (line %d, "
+		         "column %d: %s); print one object or array of objects",
+		         a->file, a->panels[index].title, cmd, jerr.line, jerr.column, jerr.text);
+	} else {
+		rc = 0;
 	}
 	free(r.out);
 out:

@@ -135,9 +135,12 @@ static int orders_latest(struct appconn *db, const char *unused, const json_t *b
 }
 
 const struct idem_app_panel inventory_panels[] = {
-    {"Stock", "/v1/stock", "every product's stock now, and what it started with"},
-    {"Latest orders and restocks", "/v1/orders/latest",
-     "the last effects applied to the app DB, newest first"},
+    {.title = "Stock",
+     .path = "/v1/stock",
+     .about = "every product's stock now, and what it started with"},
+    {.title = "Latest orders and restocks",
+     .path = "/v1/orders/latest",
+     .about = "the last effects applied to the app DB, newest first"},
     {0},
 };
 

@@ -64,7 +64,9 @@ static int balance_list(struct appconn *db, const char *unused, const json_t *bo
 }
 
 const struct idem_app_panel transfer_panels[] = {
-    {"Accounts", "/v1/balance", "every account's balance now, and what it started with"},
+    {.title = "Accounts",
+     .path = "/v1/balance",
+     .about = "every account's balance now, and what it started with"},
     {0},
 };
 

@@ -81,7 +81,7 @@ function legend(items) {
 
 // ---- the frame: navigation, liveness, who this is -------------------------
 
-const state = { namespace: "default", app: null, timers: [], page: 0 };
+const state = { namespace: "default", app: null, timers: [], page: 0, uptime: 0 };
 
 function setLive(ok, text) {
   const l = document.getElementById("live");
@@ -94,19 +94,21 @@ function setLive(ok, text) {
     "a supervisor killed in a crash test comes back with its workflows.";
 }
 
+// Calls fn now and every ms while this page is shown (not while the tab
+// is hidden); stops when fn returns false or another page is shown.
 function every(ms, fn) {
-  let stopped = false;
-  const page = state.page;
+  const page = state.page, loop = { handle: null };
+  state.timers.push(loop);
   const run = async () => {
-    if (stopped || page !== state.page) return;
-    if (!document.hidden) await fn();
-    if (!stopped && page === state.page) state.timers.push(setTimeout(run, ms));
+    if (page !== state.page) return;
+    const more = document.hidden ? true : await fn();
+    if (more !== false && page === state.page) loop.handle = setTimeout(run, ms);
   };
   run();
 }
 
 function clearTimers() {
-  for (const t of state.timers) clearTimeout(t);
+  for (const loop of state.timers) clearTimeout(loop.handle);
   state.timers = [];
 }
 
@@ -147,17 +149,19 @@ const CW = 560, CH = 170, PL = 40, PB = 22, PT = 8;
 
 // Stacked bars over time: series = [[cssClass, values[]], ...], one bar
 // per second; line = [cssClass, values[]] drawn over them.
+const SLOTS = 300; // seconds on a chart's axis, the newest at the right
+
 function timeChart(label, t, series, line) {
-  const n = t.length;
+  const n = t.length, off = Math.max(SLOTS - n, 0);
   const s = svg("svg", { width: "100%", viewBox: `0 0 ${CW} ${CH}`, role: "img",
     "aria-label": label, "data-chart": label });
-  let top = 1;
+  let top = 2;
   for (let i = 0; i < n; i++) {
     let sum = 0;
     for (const [, v] of series) sum += v[i] || 0;
     top = Math.max(top, sum, line ? line[1][i] || 0 : 0);
   }
-  const w = (CW - PL - 6) / Math.max(n, 1), h = CH - PB - PT;
+  const w = (CW - PL - 6) / Math.max(n, SLOTS), h = CH - PB - PT;
   for (const f of [0.5, 1]) {
     const y = PT + h - h * f;
     s.append(svg("line", { x1: PL, x2: CW - 4, y1: y, y2: y, class: "grid" }));
@@ -172,18 +176,16 @@ function timeChart(label, t, series, line) {
       const bh = h * (v[i] || 0) / top;
       if (bh <= 0) continue;
       y -= bh;
-      s.append(svg("rect", { x: PL + i * w, y, width: Math.max(w - 0.5, 1), height: bh,
+      s.append(svg("rect", { x: PL + (off + i) * w, y, width: Math.max(w - 0.5, 1), height: bh,
         class: cls, "data-t": t[i], "data-v": v[i] }));
     }
   }
   if (line) {
-    const pts = line[1].map((v, i) => `${PL + i * w + w / 2},${PT + h - h * (v || 0) / top}`);
+    const pts = line[1].map((v, i) => `${PL + (off + i) * w + w / 2},${PT + h - h * (v || 0) / top}`);
     if (pts.length) s.append(svg("polyline", { points: pts.join(" "), class: line[0] }));
   }
-  if (n) {
-    s.append(svg("text", { x: PL, y: CH - 6, text: `${Math.round((t[n - 1] - t[0]) / 1000)} s ago` }));
-    s.append(svg("text", { x: CW - 4, y: CH - 6, "text-anchor": "end", text: "now" }));
-  }
+  s.append(svg("text", { x: PL, y: CH - 6, text: `${Math.max(n, SLOTS)} s ago` }));
+  s.append(svg("text", { x: CW - 4, y: CH - 6, "text-anchor": "end", text: "now" }));
   return s;
 }
 
@@ -282,7 +284,15 @@ function overviewPage(main) {
         card("retries", "retries since start", since.retries),
         card("restarts", "worker restarts", st.worker_restarts),
         card("queue", "ready, waiting for a worker", st.queue_depth));
-      about.textContent = `up ${fmtMs(st.uptime_ms)} · fault seed ${st.fault_seed} · ` +
+      // A new supervisor (a restart, a crash test's kill): its plan anew;
+      // and the app, if the first ask failed.
+      if (!state.app || st.uptime_ms < state.uptime) {
+        await loadApp();
+        if (state.app && !panels.childElementCount) addPanels(panels);
+      }
+      state.uptime = st.uptime_ms;
+      const seed = state.app ? state.app.faults.seed : st.fault_seed;
+      about.textContent = `up ${fmtMs(st.uptime_ms)} · fault seed ${seed} · ` +
         `${st.activity_mode} activities · task queue ${st.task_queue}` +
         (st.pruned ? ` · ${fmtInt(st.pruned)} pruned` : "") + (st.stopping ? " · stopping" : "");
       tput.lastChild.replaceChildren(timeChart("throughput", se.t,
@@ -299,6 +309,11 @@ function overviewPage(main) {
     }
   });
 
+  addPanels(panels);
+}
+
+// The app's panels, each refreshed every PANEL_MS.
+function addPanels(panels) {
   for (const p of (state.app && state.app.panels) || []) {
     const box = el("div");
     panels.append(el("div", { class: "panel", "data-panel": p.path }, el("h2", { text: p.title }),
@@ -316,7 +331,9 @@ function overviewPage(main) {
 function workflowsPage(main, q) {
   const status = q.get("status") || "", prefix = q.get("prefix") || "";
   const cursor = q.get("after") || q.get("after_id") || "";
-  const back = (q.get("back") || "").split(",").filter(Boolean);
+  // The cursors of the pages before this one, "/"-separated: no
+  // workflow id holds a "/" (a comma it may).
+  const back = (q.get("back") || "").split("/").filter(Boolean);
   const go = (params) => {
     const u = new URLSearchParams();
     for (const [k, v] of Object.entries(params)) if (v) u.set(k, v);
@@ -332,7 +349,8 @@ function workflowsPage(main, q) {
   });
   const table = el("tbody");
   const info = el("span", { class: "muted" });
-  const prev = el("button", { text: "← previous", disabled: back.length === 0 && !cursor });
+  const prev = el("button", { text: "← previous", disabled: back.length === 0 && !cursor,
+    "data-testid": "prev" });
   const next = el("button", { text: "next →", disabled: true, "data-testid": "next" });
   main.append(el("h1", { text: "Workflows" }),
     el("div", { class: "toolbar" }, ...filters, search,
@@ -344,7 +362,7 @@ function workflowsPage(main, q) {
   prev.addEventListener("click", () => {
     const b = back.slice(0, -1);
     const key = prefix ? "after_id" : "after";
-    go({ status, prefix, [key]: back[back.length - 1] || "", back: b.join(",") });
+    go({ status, prefix, [key]: back[back.length - 1] || "", back: b.join("/") });
   });
 
   (async () => {
@@ -370,7 +388,7 @@ function workflowsPage(main, q) {
       if (more) {
         next.disabled = false;
         next.addEventListener("click", () => go({ status, prefix,
-          [prefix ? "after_id" : "after"]: more, back: [...back, cursor].join(",") }));
+          [prefix ? "after_id" : "after"]: more, back: [...back, cursor].join("/") }));
       }
     } catch (e) {
       info.textContent = e.message;
@@ -410,6 +428,10 @@ function gather(wf, events) {
       s.attempts.set(e.attempt, { n: e.attempt, start: null, end: null, pid: e.pid, outcome: "running",
         fault: null, retry: null, heartbeats: [], detail: null });
     const a = s.attempts.get(e.attempt);
+    // A step's deadline that passes between attempts is logged with the
+    // last attempt's number: the step's note, not that attempt's end.
+    if (ENDS.has(e.kind) && a.end) { s.notes.push(e); continue; }
+    a.last = e.ts;
     if (e.kind === "started") { a.start = e.ts; a.pid = e.pid; }
     else if (e.kind === "fault_injected") a.fault = e.detail;
     else if (e.kind === "heartbeat") a.heartbeats.push(e.ts);
@@ -417,6 +439,10 @@ function gather(wf, events) {
     else if (ENDS.has(e.kind)) { a.end = e.ts; a.outcome = e.kind; a.detail = e.detail; }
     else s.notes.push(e);
   }
+  // An attempt of a closed workflow with no end the page knows: its
+  // last event ends it, as "unknown" (an event kind newer than the page).
+  for (const s of steps.values()) for (const a of s.attempts.values())
+    if (!a.end && wf.status !== "running") { a.end = a.last; a.outcome = "unknown"; }
   return [...steps.values()].sort((a, b) => a.seq - b.seq);
 }
 
@@ -444,7 +470,10 @@ function timeline(wf, steps, now) {
     if (st.scheduled) s.append(svg("circle", { cx: x(st.scheduled), cy: y + 14, r: 3, class: "axis" }));
     const atts = [...st.attempts.values()].sort((a, b) => a.n - b.n);
     atts.forEach((a, j) => {
-      const start = a.start || st.scheduled || t0;
+      // No "started" seen (pruned, or lost): after the previous attempt.
+      const prev = atts[j - 1];
+      const start = a.start || (prev && ((prev.retry && prev.retry.next_attempt_at) || prev.end)) ||
+        st.scheduled || t0;
       const stop = a.end || (wf.closed_at ? start : now);
       const bx = x(start), bw = Math.max(x(stop) - bx, 4);
       const g = svg("g", { class: "attempt", "data-step": st.seq, "data-attempt": a.n,
@@ -533,7 +562,7 @@ function workflowPage(main, id, q) {
     }
   };
   // A running workflow is followed until it closes.
-  every(POLL_MS, async () => { if (!(await load())) clearTimers(); });
+  every(POLL_MS, load);
 }
 
 // ---- the checker ------------------------------------------------------------------
