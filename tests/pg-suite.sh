@@ -22,7 +22,8 @@
 #              acknowledged start exactly once
 #   retention  RETENTION=1s prunes closed workflows; the checker excuses their effects
 #   search     the id search (GET /v1/workflows?prefix=) in byte order in a
-#              database collated en-US, paged, on its index
+#              database collated en-US, paged, on its index; the dashboard
+#              panels' endpoints on PostgreSQL app DBs
 #   badurl     bad URLs (STATE_DATABASE, DATABASE) and a server that is down:
 #              exit 4, naming the key
 # Seeds derive from IDEM_TEST_SEED (random when unset), printed first;
@@ -434,7 +435,7 @@ if want search; then
 	w=$tmp/search
 	mkdir -p "$w"
 	"$bin/idem-supervisor" --env=/dev/null --app=transfer --socket="$w/sock" --state-database="$url" \
-		--database="$w/app.db" --transfer-accounts=A0:1000,A1:1000 >"$w/sup.log" 2>&1 &
+		--database="$url" --transfer-accounts=A0:1000,A1:1000 >"$w/sup.log" 2>&1 &
 	sup_pid=$!
 	sctl=("$bin/idemctl" --env=/dev/null --app=transfer --socket="$w/sock")
 	for _ in $(seq 100); do [ -S "$w/sock" ] && break; sleep 0.1; done
@@ -455,10 +456,38 @@ if want search; then
 	[ "$got" = "- None" ] || fail "search: third page of prefix order-9: $got"
 	plan=$("${psql[@]}" -d search -c "EXPLAIN SELECT id FROM workflows WHERE namespace = 'default' AND workflow_id COLLATE \"C\" >= 'order-9' AND workflow_id COLLATE \"C\" < 'order-:' ORDER BY namespace, workflow_id COLLATE \"C\" LIMIT 50")
 	case $plan in *workflows_id_bytes*) ;; *) fail "search: the search does not walk workflows_id_bytes: $plan" ;; esac
+	"${sctl[@]}" wait --all --timeout 60 >/dev/null || fail "search: transfers still running"
+	# The dashboard's panels on a PostgreSQL app DB: the transfer's accounts...
+	got=$(curl -s --unix-socket "$w/sock" http://idem/v1/balance)
+	[ "$got" = '[{"account_id":"A0","balance":992,"initial_balance":1000},{"account_id":"A1","balance":1008,"initial_balance":1000}]' ] ||
+		fail "search: GET /v1/balance on PostgreSQL: $got"
 	kill -TERM "$sup_pid"
 	wait "$sup_pid" || true
 	sup_pid=""
-	echo "search: prefix order-9 pages as order-9 order-95 | order-9Z order-9a in an en-US database, on workflows_id_bytes"
+	# ... and the inventory's products and latest orders and restocks.
+	url=$(fresh panels)
+	"$bin/idem-supervisor" --env=/dev/null --socket="$w/isock" --state-database="$url" \
+		--database="$url" --supplier-database="$w/supplier.db" --supplier-socket="$w/supplier.sock" \
+		--seed-stock=123456:10,777:5 --reorder-threshold=5 --reorder-quantity=100 \
+		>"$w/isup.log" 2>&1 &
+	sup_pid=$!
+	ictl=("$bin/idemctl" --env=/dev/null --socket="$w/isock")
+	for _ in $(seq 100); do [ -S "$w/isock" ] && break; sleep 0.1; done
+	for i in 1 2 3; do
+		"${ictl[@]}" start --order-id "I$i" --product-id 123456 --quantity 3 --wait 30 >/dev/null ||
+			fail "search: order I$i did not complete"
+	done
+	got=$(curl -s --unix-socket "$w/isock" http://idem/v1/stock)
+	[ "$got" = '[{"product_id":"123456","stock":101,"initial_stock":10},{"product_id":"777","stock":5,"initial_stock":5}]' ] ||
+		fail "search: GET /v1/stock on PostgreSQL: $got"
+	got=$(curl -s --unix-socket "$w/isock" http://idem/v1/orders/latest |
+		python3 -c 'import json,sys; print(" ".join("%s:%s:%s" % (r["kind"], r["key"], r["stock_after"]) for r in json.load(sys.stdin)))')
+	[ "$got" = "order:I3:101 restock:default/I2/1:104 order:I2:4 order:I1:7" ] ||
+		fail "search: GET /v1/orders/latest on PostgreSQL: $got"
+	kill -TERM "$sup_pid"
+	wait "$sup_pid" || true
+	sup_pid=""
+	echo "search: prefix order-9 pages as order-9 order-95 | order-9Z order-9a in an en-US database, on workflows_id_bytes; the panels' endpoints answer from PostgreSQL app DBs"
 fi
 
 if want badurl; then

@@ -100,7 +100,9 @@ static int stock_list(struct appconn *db, const char *unused, const json_t *body
 	return 200;
 }
 
-/* The last LATEST orders and restocks, newest first, as one list. */
+/* The last LATEST orders and restocks, newest first, as one list (a
+ * restock applied in the same millisecond as its order comes first: it
+ * came after it). */
 static int orders_latest(struct appconn *db, const char *unused, const json_t *body, json_t **reply,
                          char *err, size_t errlen)
 {
@@ -115,7 +117,7 @@ static int orders_latest(struct appconn *db, const char *unused, const json_t *b
 	    " UNION ALL"
 	    " SELECT * FROM (SELECT 'restock' AS kind, key AS ref, product_id, quantity,"
 	    "  stock_after, applied_at, id FROM restocks ORDER BY id DESC LIMIT ?1) AS r"
-	    ") AS latest ORDER BY applied_at DESC, kind LIMIT ?1",
+	    ") AS latest ORDER BY applied_at DESC, kind DESC, id DESC LIMIT ?1",
 	    "I", (int64_t)LATEST);
 
 	for (; rc == 1; rc = appconn_row_next(&row, what, err, errlen))
