@@ -375,8 +375,8 @@ function workflowsPage(main, q) {
       const ms = performance.now() - t0;
       table.replaceChildren(...r.workflows.map((w) => el("tr", { "data-workflow": w.workflow_id },
         el("td", {}, wfLink(w.namespace, w.workflow_id)), el("td", { text: w.type }),
-        el("td", {}, statusBadge(w.status)), el("td", { text: fmtTime(w.created_at) }),
-        el("td", { text: w.closed_at ? fmtMs(w.closed_at - w.created_at) : "–" }),
+        el("td", {}, statusBadge(w.status)), el("td", { class: "nowrap", text: fmtTime(w.created_at) }),
+        el("td", { class: "nowrap", text: w.closed_at ? fmtMs(w.closed_at - w.created_at) : "–" }),
         el("td", { class: "json", title: compact(w.input), text: compact(w.input) }),
         el("td", { class: "json", title: compact(w.result ?? w.error),
           text: compact(w.result ?? w.error) }))));
