@@ -13,6 +13,7 @@
 #include "fmt.h"
 #include "http.h"
 #include "xalloc.h"
+#include "version.h"
 
 #define HELP_WIDTH 76  /* --help's lines are at most this long */
 #define HELP_COLUMN 19 /* where a command's description starts */
@@ -269,7 +270,7 @@ static int global_options(struct ctl *c, char **argv, const int *rest, int nrest
 		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
 			return print_usage(c, stdout), IDEM_EXIT_OK;
 		if (strcmp(arg, "--version") == 0)
-			return printf("idemctl %s\n", IDEM_VERSION), IDEM_EXIT_OK;
+			return printf("idemctl %s\n", idem_version()), IDEM_EXIT_OK;
 		if (strcmp(arg, "--json") == 0)
 			c->json = 1;
 		else if (n == 6 && strncmp(arg, "--http", n) == 0)

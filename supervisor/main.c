@@ -26,6 +26,7 @@
 #include "sup.h"
 #include "timer.h"
 #include "xalloc.h"
+#include "version.h"
 
 #define KILL_AFTER_MS 2000
 
@@ -33,6 +34,7 @@ _Static_assert(FAULT_NPOINTS == CONFIG_FAULT_POINTS, "config and fault planner d
 
 static const char usage[] =
     "usage: idem-supervisor [--env FILE] [--key VALUE ...] [--seed N]\n"
+    "       idem-supervisor --help | --version\n"
     "\n"
     "Runs idem: a pool of idem-worker processes, the app's helper process, the\n"
     "state DB and the control API. Every configuration key can be given as a\n"
@@ -469,6 +471,7 @@ int main(int argc, char **argv)
 	char err[1024] = "", state_db[CONFIG_PATH_MAX], app_db[CONFIG_PATH_MAX];
 	int rc;
 
+	idem_version_exit(argc, argv, "idem-supervisor");
 	/* Before anything allocates: out of memory aborts (xalloc.h). */
 	xalloc_install_json();
 	event_set_mem_functions(xmalloc, xrealloc, free);

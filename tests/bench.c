@@ -46,6 +46,7 @@
 #include "exitcodes.h"
 #include "msg.h"
 #include "xalloc.h"
+#include "version.h"
 
 struct options {
 	long workflows;
@@ -640,6 +641,7 @@ int main(int argc, char **argv)
 	const char *tmp = getenv("TMPDIR");
 	FILE *json_out = NULL;
 
+	idem_version_exit(argc, argv, "idem-bench");
 	xalloc_install_json(); /* as the programs it measures (xalloc.h) */
 	out = json_object();
 	modes = json_object();

@@ -41,6 +41,7 @@
 #include "pgconn.h"
 #include "pgsnap.h"
 #include "xalloc.h"
+#include "version.h"
 
 #define HTTP_TIMEOUT_MS 60000
 #define WAIT_POLL_S 20
@@ -1440,6 +1441,7 @@ int main(int argc, char **argv)
 	double elapsed;
 	int rc, sup_rc;
 
+	idem_version_exit(argc, argv, "idem-stress");
 	xalloc_install_json(); /* as the programs it drives (xalloc.h) */
 	parse_options(&r->o, argc, argv);
 	if (!r->o.seed_set && getrandom(&r->o.seed, sizeof(r->o.seed), 0) != sizeof(r->o.seed))

@@ -58,6 +58,7 @@
 #include "msg.h"
 #include "pgconn.h"
 #include "xalloc.h"
+#include "version.h"
 
 struct worker_args {
 	int channel_fd;
@@ -94,7 +95,8 @@ static void usage(FILE *f)
 	      "  --database PATH    the app DB (DATABASE)\n"
 	      "  --max-frame BYTES, --log-level LEVEL, and the app's keys, ...\n"
 	      "                     any key of .env-dist, lower-cased with '-' for '_'\n"
-	      "  -h, --help         show this help\n",
+	      "  -h, --help         show this help\n"
+	      "  --version          print the version (and git commit) and exit\n",
 	      f);
 }
 
@@ -622,6 +624,7 @@ int main(int argc, char **argv)
 	char err[600];
 	int rc;
 
+	idem_version_exit(argc, argv, "idem-worker");
 	xalloc_install_json(); /* before anything allocates (xalloc.h) */
 	/* Die with the supervisor; if it is already gone, leave now. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);

@@ -25,6 +25,7 @@
 
 #include "fault.h"
 #include "log.h"
+#include "version.h"
 
 #define DATAGRAM_MAX 65000
 
@@ -112,6 +113,7 @@ int main(int argc, char **argv)
 	const char *name = strrchr(argv[0], '/');
 
 	name = name != NULL ? name + 1 : argv[0];
+	idem_version_exit(argc, argv, name);
 	if (strcmp(name, "idem-heartbeat") == 0)
 		return heartbeat(argc, argv);
 	return point(argc, argv);

@@ -46,6 +46,7 @@
 #include "inventory_input.h"
 #include "log.h"
 #include "xalloc.h"
+#include "version.h"
 
 /* The longest Idempotency-Key: the supplier order keys the inventory
  * workflow derives are bounded by it at start (inventory_input.h). */
@@ -91,6 +92,7 @@ static void usage(FILE *f)
 	      "  --max-body BYTES, --log-level LEVEL, ...\n"
 	      "                             any key of .env-dist, lower-cased with '-' for '_'\n"
 	      "  -h, --help                 show this help\n"
+	      "  --version                  print the version (and git commit) and exit\n"
 	      "\n"
 	      "  POST /orders (header Idempotency-Key, body {\"product_id\":S,\"quantity\":N})\n"
 	      "    optional header Idem-Fault: unavailable | record_then_die (fault injection:\n"
@@ -673,6 +675,7 @@ int main(int argc, char **argv)
 	int help = 0;
 	int rc = IDEM_EXIT_FAIL;
 
+	idem_version_exit(argc, argv, "idem-supplier");
 	/* Before anything allocates: out of memory aborts (xalloc.h). */
 	xalloc_install_json();
 	event_set_mem_functions(xmalloc, xrealloc, free);
