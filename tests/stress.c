@@ -293,6 +293,7 @@ static const char usage_text[] =
     "  --database URL         the app DB on PostgreSQL (one without the app's tables)\n"
     "  --recovery-test N      instead: N workflows in flight (workers stopped), a\n"
     "                         supervisor SIGKILL, and the time to recover and finish\n"
+    "  --help, --version      this text; the version (and git commit)\n"
     "\n"
     "Exit: 0 every invariant holds; 1 a violation (or --naive); 2 usage or set-up.\n";
 

@@ -108,12 +108,36 @@ static int heartbeat(int argc, char **argv)
 	return 0;
 }
 
+static const char help_point[] =
+    "usage: idem-point NAME\n"
+    "       idem-point --help | --version\n"
+    "\n"
+    "Called by a command activity at its crash point NAME (1..63 of [a-z0-9_]):\n"
+    "when the attempt's fault plan kills there (IDEM_KILL_AT), it logs one line\n"
+    "on idem's log and SIGKILLs the attempt's process group, the worker and the\n"
+    "command, as a crash would; otherwise it tells the worker the point was\n"
+    "reached and returns at once. Outside idem it does nothing and exits 0.\n"
+    "Exit 2: a usage error.\n";
+
+static const char help_heartbeat[] =
+    "usage: idem-heartbeat DETAILS\n"
+    "       idem-heartbeat --help | --version\n"
+    "\n"
+    "Called by a command activity to checkpoint its progress: DETAILS (JSON, at\n"
+    "most 65000 bytes) reaches the next attempt of the step as IDEM_HEARTBEAT, and\n"
+    "each call resets HEARTBEAT_TIMEOUT. Outside idem it does nothing and exits 0.\n"
+    "Exit 2: a usage error.\n";
+
 int main(int argc, char **argv)
 {
 	const char *name = strrchr(argv[0], '/');
 
 	name = name != NULL ? name + 1 : argv[0];
 	idem_version_exit(argc, argv, name);
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		fputs(strcmp(name, "idem-heartbeat") == 0 ? help_heartbeat : help_point, stdout);
+		return 0;
+	}
 	if (strcmp(name, "idem-heartbeat") == 0)
 		return heartbeat(argc, argv);
 	return point(argc, argv);

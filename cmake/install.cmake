@@ -1,0 +1,59 @@
+# install.cmake — what `cmake --install` puts where (GNUInstallDirs): the
+# programs, a man page for each (help2man, from its --help and --version),
+# the C SDK's header with a pkg-config file, the Python SDK, the examples
+# and .env-dist as an example configuration. The dashboard is inside
+# idem-supervisor. Included by the top-level CMakeLists.txt.
+include(GNUInstallDirs)
+
+# Each program with the line its man page's NAME section gives it.
+set(IDEM_INSTALLED_PROGRAMS
+  "idem-supervisor|run idem: workers, the app's helper, the state DB, the control API and dashboard"
+  "idem-worker|run an idem app's activities, one attempt at a time (started by idem-supervisor)"
+  "idem-supplier|the inventory app's supplier, an outside service that de-duplicates by Idempotency-Key"
+  "idemctl|the command-line client of idem-supervisor's control API"
+  "idem-point|a crash point of an idem command activity"
+  "idem-heartbeat|a heartbeat of an idem command activity"
+  "idem-stress|crash-test an idem app: workflows under faults and supervisor kills, then the checker")
+
+set(programs "")
+set(pages "")
+find_program(HELP2MAN help2man)
+foreach(entry IN LISTS IDEM_INSTALLED_PROGRAMS)
+  string(REPLACE "|" ";" parts "${entry}")
+  list(GET parts 0 p)
+  list(GET parts 1 summary)
+  list(APPEND programs ${p})
+  if(HELP2MAN)
+    set(page ${CMAKE_BINARY_DIR}/man/${p}.1)
+    # In the build directory, which holds no .env: a program reads
+    # ./.env before it looks at --help.
+    add_custom_command(OUTPUT ${page}
+      COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/man
+      COMMAND ${HELP2MAN} --no-info --no-discard-stderr --version-string=${PROJECT_VERSION}
+              --name=${summary} --output=${page} $<TARGET_FILE:${p}>
+      WORKING_DIRECTORY ${CMAKE_BINARY_DIR}
+      DEPENDS ${p}
+      COMMENT "Man page of ${p}" VERBATIM)
+    list(APPEND pages ${page})
+  endif()
+endforeach()
+if(HELP2MAN)
+  add_custom_target(idem_man ALL DEPENDS ${pages})
+  install(FILES ${pages} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+else()
+  message(STATUS "help2man not found: no man pages (scripts/build installs it)")
+endif()
+
+install(TARGETS ${programs} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(FILES ${CMAKE_SOURCE_DIR}/sdk/c/idem_activity.h
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/idem)
+configure_file(${CMAKE_SOURCE_DIR}/cmake/idem.pc.in ${CMAKE_BINARY_DIR}/idem.pc @ONLY)
+install(FILES ${CMAKE_BINARY_DIR}/idem.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+# Where Debian's python3 finds the modules of packages (with --prefix /usr).
+install(FILES ${CMAKE_SOURCE_DIR}/sdk/python/idem.py
+  DESTINATION lib/python3/dist-packages)
+install(FILES ${CMAKE_SOURCE_DIR}/.env-dist DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples
+  RENAME idem.env)
+install(DIRECTORY ${CMAKE_SOURCE_DIR}/examples/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples
+  PATTERN "__pycache__" EXCLUDE)
+install(FILES ${CMAKE_SOURCE_DIR}/sdk/c/example.c DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples/sdk)
