@@ -57,3 +57,20 @@ install(FILES ${CMAKE_SOURCE_DIR}/.env-dist DESTINATION ${CMAKE_INSTALL_DOCDIR}/
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/examples/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples
   PATTERN "__pycache__" EXCLUDE)
 install(FILES ${CMAKE_SOURCE_DIR}/sdk/c/example.c DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples/sdk)
+
+# A Debian package of the same install (cpack -G DEB in the build
+# directory: idem_VERSION_ARCH.deb), for /usr. The configuration is the
+# operator's: copy share/doc/idem/examples/idem.env to /etc/idem/.
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME idem)
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
+  "durable execution that proves activities idempotent under crash retries")
+set(CPACK_PACKAGE_CONTACT "idem developers")
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_SECTION admin)
+set(CPACK_DEBIAN_PACKAGE_DEPENDS
+  "libc6, libevent-2.1-7, libevent-pthreads-2.1-7, libjansson4, libsqlite3-0, libpq5")
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "python3")
+include(CPack)
