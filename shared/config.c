@@ -9,6 +9,7 @@
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -49,6 +50,7 @@ enum kind {
 	K_SYNC,
 	K_FORMAT,
 	K_RETENTIONS,
+	K_GROUP,
 };
 
 /* How to check and store one key: its kind, its field, and its limits. */
@@ -78,6 +80,10 @@ static const struct key_def {
     {{"SOCKET", "run/idem.sock", "a Unix socket path of at most 107 bytes",
       "the supervisor's control API socket (HTTP+JSON)"},
      {K_SOCKET, FIELD(socket), 0, 0, 0}},
+    {{"SOCKET_GROUP", "", "\"\" (the supervisor's own group) or a group of this machine",
+      "the group that may use the control socket (it is made 0660: owner and group); the "
+      "databases and the run directory are the owner's alone"},
+     {K_GROUP, FIELD(socket_group), 0, 0, 0}},
     {{"HTTP_LISTEN", "", "\"\" (off), 127.0.0.1:PORT, localhost:PORT or [::1]:PORT",
       "also serve the control API on this TCP loopback address"},
      {K_LISTEN, FIELD(http_listen), 0, 0, 0}},
@@ -424,6 +430,14 @@ static int set_optname(struct idem_config *c, const struct setting *s)
 {
 	if (*s->value != '\0' && !ids_name_ok(s->value, s->spec->size - 1))
 		return fail(s, "is not a valid name (allowed: %s)", s->key->allowed);
+	return store_text(c, s);
+}
+
+static int set_group(struct idem_config *c, const struct setting *s)
+{
+	if (*s->value != '\0' && getgrnam(s->value) == NULL)
+		return fail(s, "is not a group of this machine (see /etc/group; allowed: %s)",
+		            s->key->allowed);
 	return store_text(c, s);
 }
 
@@ -893,16 +907,13 @@ static int set_app_text(struct idem_config *c, const struct setting *s)
 /* ---- keys ---- */
 
 static int (*const setters[])(struct idem_config *, const struct setting *) = {
-    [K_PATH] = set_path,         [K_SOCKET] = set_socket,
-    [K_NAME] = set_name,         [K_LISTEN] = set_listen,
-    [K_INT] = set_int,           [K_I64] = set_int,
-    [K_BYTES] = set_int,         [K_APPTEXT] = set_app_text,
-    [K_OPTNAME] = set_optname,   [K_LEVEL] = set_level,
-    [K_DURATION] = set_duration, [K_DOUBLE] = set_double,
-    [K_LIST] = set_list,         [K_RETENTIONS] = set_retentions,
-    [K_MODE] = set_mode,         [K_U64] = set_u64,
-    [K_RATE] = set_rate,         [K_POINTS] = set_points,
-    [K_VFS] = set_vfs,           [K_SYNC] = set_sync,
+    [K_PATH] = set_path,       [K_SOCKET] = set_socket, [K_NAME] = set_name,
+    [K_LISTEN] = set_listen,   [K_GROUP] = set_group,   [K_INT] = set_int,
+    [K_I64] = set_int,         [K_BYTES] = set_int,     [K_APPTEXT] = set_app_text,
+    [K_OPTNAME] = set_optname, [K_LEVEL] = set_level,   [K_DURATION] = set_duration,
+    [K_DOUBLE] = set_double,   [K_LIST] = set_list,     [K_RETENTIONS] = set_retentions,
+    [K_MODE] = set_mode,       [K_U64] = set_u64,       [K_RATE] = set_rate,
+    [K_POINTS] = set_points,   [K_VFS] = set_vfs,       [K_SYNC] = set_sync,
     [K_FORMAT] = set_format,
 };
 

@@ -22,6 +22,7 @@
  * workflow close. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1829,7 +1830,50 @@ static int unix_in_use(const struct sockaddr_un *sa)
 }
 
 /* Binds the Unix socket, refusing to steal one a live supervisor answers on. */
-static int listen_unix(const char *path, char *err, size_t errlen)
+/* Who may use the control socket: its owner and group (0660), the group
+ * SOCKET_GROUP when set. That group may then pass through the socket's
+ * directory (g+x, not g+r: it cannot list the databases beside it), which
+ * the supervisor made 0700 when it made it (umask 077: main.c). */
+static int socket_access(const char *path, const char *group, char *err, size_t errlen)
+{
+	char dir[CONFIG_PATH_MAX], *slash;
+	const struct group *g;
+	struct stat st;
+
+	if (chmod(path, 0660) != 0) {
+		snprintf(err, errlen, "SOCKET=%s: cannot make it 0660: %s", path, strerror(errno));
+		return -1;
+	}
+	if (group[0] == '\0')
+		return 0;
+	if ((g = getgrnam(group)) == NULL || chown(path, (uid_t)-1, g->gr_gid) != 0) {
+		snprintf(err, errlen,
+		         "SOCKET_GROUP=%s: cannot give SOCKET=%s to it: %s (the supervisor's user "
+		         "must be a member of the group)",
+		         group, path, g == NULL ? "no such group" : strerror(errno));
+		return -1;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	/* Only a directory of ours, and only when the group cannot pass yet. */
+	if (stat(dir, &st) == 0 && st.st_uid == geteuid() &&
+	    (st.st_gid != g->gr_gid || !(st.st_mode & S_IXGRP)) &&
+	    (chown(dir, (uid_t)-1, g->gr_gid) != 0 ||
+	     chmod(dir, (st.st_mode & 07777) | S_IXGRP) != 0)) {
+		snprintf(err, errlen, "SOCKET_GROUP=%s: cannot let it into %s: %s", group, dir,
+		         strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int listen_unix(const char *path, const char *group, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -1857,8 +1901,13 @@ static int listen_unix(const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    listen(fd, API_LISTEN_BACKLOG) != 0)
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		goto fail;
+	if (socket_access(path, group, err, errlen) != 0) {
+		close(fd);
+		return -1;
+	}
+	if (listen(fd, API_LISTEN_BACKLOG) != 0)
 		goto fail;
 	return fd;
 fail:
@@ -1962,7 +2011,7 @@ int api_start(struct sup *sup, struct api **out, char *err, size_t errlen)
 	evhttp_set_gencb(a->http, route, a);
 	evhttp_set_bevcb(a->http, api_bevcb, a);
 	listening_api = a;
-	a->unix_fd = listen_unix(sup->cfg.socket, err, errlen);
+	a->unix_fd = listen_unix(sup->cfg.socket, sup->cfg.socket_group, err, errlen);
 	if (a->unix_fd < 0 ||
 	    api_listener(a, evhttp_accept_socket_with_handle(a->http, a->unix_fd)) != 0)
 		goto fail;

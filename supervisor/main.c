@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -472,6 +473,11 @@ int main(int argc, char **argv)
 	int rc;
 
 	idem_version_exit(argc, argv, "idem-supervisor");
+	/* Every file and directory this run makes (and its workers, helper
+	 * and checker) is its user's alone: the databases hold every
+	 * workflow's input and result. The control socket is opened to its
+	 * group by api.c (SOCKET_GROUP). */
+	umask(077);
 	/* Before anything allocates: out of memory aborts (xalloc.h). */
 	xalloc_install_json();
 	event_set_mem_functions(xmalloc, xrealloc, free);

@@ -1,0 +1,63 @@
+#!/bin/sh
+# permissions.sh — who may touch a running supervisor's files: its run
+# directory and every database are its user's alone (0700 / 0600), the
+# control socket is 0660 and, with SOCKET_GROUP, that group's, which may
+# pass through the directory to it but not read the databases. Checked
+# with two users the test makes: one in the group (uses the socket, cannot
+# read a database), one outside it (can do neither). Root only (it makes
+# users): exit 77 otherwise (ctest: Skipped), saying why.
+#   tests/permissions.sh BIN_DIR
+set -eu
+bin=$(cd "$1" && pwd)
+[ "$(id -u)" -eq 0 ] || { echo "permissions: NOT RUN: making users needs root"; exit 77; }
+command -v useradd >/dev/null && command -v runuser >/dev/null ||
+	{ echo "permissions: NOT RUN: no useradd or runuser here"; exit 77; }
+group=idemg$$
+member=idemm$$
+other=idemo$$
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/idem-perm-XXXXXX")
+sup=""
+cleanup() {
+	[ -z "$sup" ] || kill -9 "$sup" 2>/dev/null || true
+	userdel "$member" 2>/dev/null || true
+	userdel "$other" 2>/dev/null || true
+	groupdel "$group" 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() { echo "permissions: FAIL: $*" >&2; exit 1; }
+groupadd "$group"
+useradd -M -N -g nogroup -G "$group" -s /bin/sh "$member"
+useradd -M -N -g nogroup -s /bin/sh "$other"
+chmod 0711 "$tmp"
+cd "$tmp"
+umask 022 # the caller's: the supervisor must not depend on it
+"$bin/idem-supervisor" --env=/dev/null --socket-group="$group" >"$tmp/supervisor.log" 2>&1 &
+sup=$!
+for _ in $(seq 100); do [ -S run/idem.sock ] && break; sleep 0.1; done
+[ -S run/idem.sock ] || { cat "$tmp/supervisor.log"; fail "no socket"; }
+"$bin/idemctl" --env=/dev/null --socket run/idem.sock start --order-id A12 --product-id 123456 \
+	--quantity 999 --wait 30 >/dev/null || fail "the owner's start"
+
+mode() { stat -c '%a %G' "$1"; }
+[ "$(mode run)" = "710 $group" ] || fail "run/ is $(mode run), not 710 $group"
+[ "$(mode run/idem.sock)" = "660 $group" ] || fail "the socket is $(mode run/idem.sock)"
+for f in run/state.db run/inventory.db run/supplier.db run/state.db-wal run/state.db.lock; do
+	[ "$(stat -c '%a' "$f")" = 600 ] || fail "$f is $(stat -c '%a' "$f"), not 600"
+done
+ctl_as() { runuser -u "$1" -- "$bin/idemctl" --env=/dev/null --socket "$tmp/run/idem.sock" stats; }
+ctl_as "$member" >/dev/null 2>"$tmp/member.err" || { cat "$tmp/member.err"; fail "$member (in $group) cannot use the socket"; }
+if runuser -u "$member" -- cat "$tmp/run/state.db" >/dev/null 2>&1; then
+	fail "$member can read the state DB"
+fi
+if ctl_as "$other" >/dev/null 2>"$tmp/other.err"; then
+	fail "$other (not in $group) can use the socket"
+fi
+grep -q 'Permission denied' "$tmp/other.err" || fail "$other: $(cat "$tmp/other.err")"
+if runuser -u "$other" -- cat "$tmp/run/state.db" >/dev/null 2>&1; then
+	fail "$other can read the state DB"
+fi
+kill -TERM "$sup"
+wait "$sup" || fail "the supervisor did not stop cleanly"
+sup=""
+echo "permissions: run/ 710 and the socket 660 of $group; databases 600; $member uses the socket but cannot read a database; $other can do neither ($(cat "$tmp/other.err"))"
