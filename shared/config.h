@@ -26,13 +26,13 @@ struct config_app_value {
 };
 
 struct idem_config {
-	char app[CONFIG_PATH_MAX];         /* APP: the app it runs (apps/apps.h) */
-	char socket[CONFIG_PATH_MAX];      /* SOCKET: control API Unix socket */
+	char app[CONFIG_PATH_MAX];          /* APP: the app it runs (apps/apps.h) */
+	char socket[CONFIG_PATH_MAX];       /* SOCKET: control API Unix socket */
 	char socket_group[CONFIG_NAME_MAX]; /* SOCKET_GROUP: the socket's group, "" = ours */
-	char http_listen[CONFIG_NAME_MAX]; /* HTTP_LISTEN: optional loopback host:port, "" = off */
-	char namespace_[CONFIG_NAME_MAX];  /* NAMESPACE */
-	char taskqueue[CONFIG_NAME_MAX];   /* TASKQUEUE */
-	char database[CONFIG_PATH_MAX];    /* DATABASE: the app DB (its tables are the app's) */
+	char http_listen[CONFIG_NAME_MAX];  /* HTTP_LISTEN: optional loopback host:port, "" = off */
+	char namespace_[CONFIG_NAME_MAX];   /* NAMESPACE */
+	char taskqueue[CONFIG_NAME_MAX];    /* TASKQUEUE */
+	char database[CONFIG_PATH_MAX];     /* DATABASE: the app DB (its tables are the app's) */
 	char state_database[CONFIG_PATH_MAX]; /* STATE_DATABASE: workflows, steps, events */
 	int sync;                       /* SYNC: 0 full, 1 normal (the values of enum db_sync) */
 	int workers;                    /* WORKERS: 1..256 */
