@@ -353,7 +353,8 @@ struct idem_app_panel {
 	 * into *out (NEW ref), or returns -1 with err. It may take seconds,
 	 * so the supervisor calls it off its loop, through `idemctl panel
 	 * INDEX --offline`, at GET /v1/panels/INDEX. */
-	int (*run)(int index, const struct idem_config *cfg, json_t **out, char *err, size_t errlen);
+	int (*run)(int index, const struct idem_config *cfg, json_t **out, char *err,
+	           size_t errlen);
 };
 
 /* ---- the app's helper process ------------------------------------------------ */

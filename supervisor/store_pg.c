@@ -1001,10 +1001,10 @@ json_t *pgstore_search_json(struct store *s, const char *ns, const char *prefix,
 	 * with the prefix. */
 #define ID_BYTES "workflow_id COLLATE \"C\""
 	static const char *const sql[2] = {
-	    "SELECT " WF_COLS " FROM workflows WHERE namespace = $1 AND " ID_BYTES " >= $2 AND "
-	    ID_BYTES " < $3 ORDER BY namespace, " ID_BYTES " LIMIT $4",
-	    "SELECT " WF_COLS " FROM workflows WHERE namespace = $1 AND " ID_BYTES " > $2 AND "
-	    ID_BYTES " < $3 ORDER BY namespace, " ID_BYTES " LIMIT $4",
+	    "SELECT " WF_COLS " FROM workflows WHERE namespace = $1 AND " ID_BYTES
+	    " >= $2 AND " ID_BYTES " < $3 ORDER BY namespace, " ID_BYTES " LIMIT $4",
+	    "SELECT " WF_COLS " FROM workflows WHERE namespace = $1 AND " ID_BYTES
+	    " > $2 AND " ID_BYTES " < $3 ORDER BY namespace, " ID_BYTES " LIMIT $4",
 	};
 #undef ID_BYTES
 	struct params p = {0};

@@ -273,9 +273,10 @@ static void test_usage_errors(void **state)
 	check(IDEM_EXIT_USAGE, "err", "idemctl: panel: which panel? idemctl panel N", "panel");
 	check(IDEM_EXIT_USAGE, "err", "idemctl: panel: N x is not", "panel x");
 	/* The inventory's panels are its own endpoints, no command to run. */
-	check(IDEM_EXIT_USAGE, "err",
-	      "idemctl: panel: the app inventory has no panel 0 made by a command (it has 2 panels)",
-	      "panel 0 --offline");
+	check(
+	    IDEM_EXIT_USAGE, "err",
+	    "idemctl: panel: the app inventory has no panel 0 made by a command (it has 2 panels)",
+	    "panel 0 --offline");
 	check(IDEM_EXIT_USAGE, "err", "idemctl: start: --quantity abc is not a positive integer",
 	      "start --order-id X --product-id 123456 --quantity abc");
 	check(IDEM_EXIT_USAGE, "err", "--order-id ID is required",
