@@ -53,6 +53,15 @@ def supervisor(bin_dir, work, extra=(), log_name="supervisor.log", state_db=None
     raise SystemExit(f"idem-supervisor did not answer; see {log.name}")
 
 
+def free_port():
+    """A loopback TCP port free now (for HTTP_LISTEN)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def stop(p):
     p.terminate()
     p.wait(30)

@@ -1,8 +1,9 @@
 # cdp.py — Debian's Chromium, headless, driven through its DevTools
 # protocol over a pipe (--remote-debugging-pipe: commands in on fd 3,
 # answers and events out on fd 4, each a JSON text ended by a NUL byte),
-# so that the tests need no driver and no WebSocket client. Used by
-# test_dashboard.py.
+# so that the tests need no driver and no WebSocket client; and its
+# screenshots decoded (png_pixels, count_colors). Used by the browser
+# tests: test_dashboard.py, test_report.py, test_bench_report.py.
 import base64
 import json
 import os
@@ -10,7 +11,9 @@ import select
 import shutil
 import subprocess
 import tempfile
+import struct
 import time
+import zlib
 
 
 def find_chromium():
@@ -182,3 +185,58 @@ class Browser:
         os.close(self._out_r)
         self.log.close()
         shutil.rmtree(self.profile, ignore_errors=True)
+
+
+# ---- screenshots ------------------------------------------------------------------
+
+def png_pixels(path):
+    """(width, height, bytes per pixel, rows) of an 8-bit RGB or RGBA PNG."""
+    data = open(path, "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, w = 8, b"", 0
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            w, h, depth, ctype = struct.unpack(">IIBB", body[:10])
+            assert depth == 8 and ctype in (2, 6), f"PNG depth {depth} type {ctype}"
+            bpp = 3 if ctype == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    raw, rows, prev = zlib.decompress(idat), [], bytearray(w * bpp)
+    stride = w * bpp
+    for y in range(h):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        if f == 2:
+            line = bytearray((a + b) & 255 for a, b in zip(line, prev))
+        elif f:
+            for i in range(stride):
+                a = line[i - bpp] if i >= bpp else 0
+                b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+                if f == 1:
+                    line[i] = (line[i] + a) & 255
+                elif f == 3:
+                    line[i] = (line[i] + (a + b) // 2) & 255
+                elif f == 4:
+                    p = a + b - c
+                    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                    pr = a if pa <= pb and pa <= pc else b if pb <= pc else c
+                    line[i] = (line[i] + pr) & 255
+        rows.append(line)
+        prev = line
+    return w, h, bpp, rows
+
+
+def count_colors(img, colors, tol=24):
+    w, h, bpp, rows = img
+    counts = [0] * len(colors)
+    for line in rows:
+        for x in range(0, w * bpp, bpp):
+            r, g, b = line[x], line[x + 1], line[x + 2]
+            if r == g == b:
+                continue  # white, black and the greys of text
+            for i, c in enumerate(colors):
+                if abs(r - c[0]) <= tol and abs(g - c[1]) <= tol and abs(b - c[2]) <= tol:
+                    counts[i] += 1
+    return counts

@@ -27,7 +27,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from idem_http import UnixHTTP, call, stop, supervisor  # noqa: E402
+from idem_http import UnixHTTP, call, free_port, stop, supervisor  # noqa: E402
 import cdp  # noqa: E402
 
 BIN = os.path.join(os.environ.get("IDEM_BIN_DIR", os.path.join(ROOT, "build")), "bin")
@@ -41,14 +41,6 @@ def check(what, ok, detail=""):
     if not ok:
         failures.append(what)
     return ok
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def start_run(sock, prefix, n):
@@ -280,18 +272,8 @@ def outage(b, base, work, extra):
 
 def transfer_panel(b, work):
     """Another app: its panel, its workflows' input and result as JSON."""
-    port = free_port()
-    d = os.path.join(work, "transfer")
-    os.makedirs(d)
-    log = open(os.path.join(d, "supervisor.log"), "w")
-    sock = os.path.join(d, "idem.sock")
-    p = subprocess.Popen([os.path.join(BIN, "idem-supervisor"), "--env=/dev/null",
-                          "--app=transfer", f"--socket={sock}", f"--database={d}/app.db",
-                          f"--state-database={d}/state.db", "--sync=normal",
-                          "--transfer-accounts=A:100,B:50", f"--http-listen=127.0.0.1:{port}",
-                          "--log-level=warn"], stdout=log, stderr=subprocess.STDOUT)
+    p, sock, port = app_supervisor(work, "transfer", "--transfer-accounts=A:100,B:50")
     try:
-        wait_health(sock)
         st, body = call(sock, "POST", "/v1/workflows?wait=30s", {
             "type": "transfer", "input": {"transfer_id": "T1", "from": "A", "to": "B",
                                           "amount": 30}})
@@ -316,18 +298,8 @@ def transfer_panel(b, work):
 
 def file_app_panels(b, work):
     """An app of the user's (idem.json): panels its own commands make."""
-    port = free_port()
-    d = os.path.join(work, "payments")
-    os.makedirs(d)
-    log = open(os.path.join(d, "supervisor.log"), "w")
-    sock = os.path.join(d, "idem.sock")
-    p = subprocess.Popen([os.path.join(BIN, "idem-supervisor"), "--env=/dev/null",
-                          f"--app={ROOT}/examples/payments/idem.json", f"--socket={sock}",
-                          f"--database={d}/app.db", f"--state-database={d}/state.db",
-                          "--sync=normal", f"--http-listen=127.0.0.1:{port}",
-                          "--log-level=warn"], stdout=log, stderr=subprocess.STDOUT)
+    p, sock, port = app_supervisor(work, f"{ROOT}/examples/payments/idem.json")
     try:
-        wait_health(sock)
         for i, (who, amount) in enumerate((("alice", 30), ("bob", 5), ("alice", 12))):
             st, body = call(sock, "POST", "/v1/workflows?wait=30s", {"input": {
                 "payment_id": f"P{i}", "customer": who, "amount": amount}})
@@ -350,14 +322,27 @@ def file_app_panels(b, work):
         p.wait(30)
 
 
-def wait_health(sock):
+def app_supervisor(work, app, *extra):
+    """A supervisor of app (a name or an idem.json) in a directory of its
+    own under work, on HTTP_LISTEN too: (process, socket, port) once it
+    answers."""
+    port = free_port()
+    d = os.path.join(work, os.path.basename(os.path.dirname(app)) if "/" in app else app)
+    os.makedirs(d)
+    log = open(os.path.join(d, "supervisor.log"), "w")
+    sock = os.path.join(d, "idem.sock")
+    p = subprocess.Popen([os.path.join(BIN, "idem-supervisor"), "--env=/dev/null",
+                          f"--app={app}", f"--socket={sock}", f"--database={d}/app.db",
+                          f"--state-database={d}/state.db", "--sync=normal",
+                          f"--http-listen=127.0.0.1:{port}", "--log-level=warn", *extra],
+                         stdout=log, stderr=subprocess.STDOUT)
     for _ in range(500):
         try:
             if call(sock, "GET", "/v1/health", timeout=5)[0] == 200:
-                return
+                return p, sock, port
         except OSError:
             time.sleep(0.02)
-    raise SystemExit(f"no supervisor answered on {sock}")
+    raise SystemExit(f"no supervisor answered on {sock}; see {log.name}")
 
 
 def unix_socket(sock):

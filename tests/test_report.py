@@ -15,11 +15,11 @@ import os
 import random
 import re
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
-import zlib
+
+import cdp  # beside this file: the screenshots' decoder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(os.environ.get("IDEM_BIN_DIR", os.path.join(ROOT, "build")), "bin")
@@ -32,53 +32,6 @@ def check(what, ok, detail=""):
     print(f"{'ok  ' if ok else 'FAIL'} {what}{': ' + detail if detail and not ok else ''}")
     if not ok:
         failures.append(what)
-
-
-def png_pixels(path):
-    """(width, height, rows of RGB(A) bytes) of an 8-bit RGB or RGBA PNG."""
-    data = open(path, "rb").read()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    pos, idat, w = 8, b"", 0
-    while pos < len(data):
-        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + n]
-        if kind == b"IHDR":
-            w, h, depth, ctype = struct.unpack(">IIBB", body[:10])
-            assert depth == 8 and ctype in (2, 6), f"PNG depth {depth} type {ctype}"
-            bpp = 3 if ctype == 2 else 4
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + n
-    raw, rows, prev = zlib.decompress(idat), [], bytearray(w * bpp)
-    stride = w * bpp
-    for y in range(h):
-        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for i in range(stride):
-            a = line[i - bpp] if i >= bpp else 0
-            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
-            if f == 1:
-                line[i] = (line[i] + a) & 255
-            elif f == 2:
-                line[i] = (line[i] + b) & 255
-            elif f == 3:
-                line[i] = (line[i] + (a + b) // 2) & 255
-            elif f == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        rows.append(line)
-        prev = line
-    return w, h, bpp, rows
-
-
-def count_color(img, rgb, tol=24):
-    w, h, bpp, rows = img
-    n = 0
-    for line in rows:
-        for x in range(0, w * bpp, bpp):
-            if all(abs(line[x + k] - rgb[k]) <= tol for k in range(3)):
-                n += 1
-    return n
 
 
 def main():
@@ -130,8 +83,8 @@ def main():
     console = [ln for ln in b.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
     check("no console message", not console, "; ".join(console[:3]))
     if os.path.exists(shot):
-        img = png_pixels(shot)
-        blue, red, orange = (count_color(img, c) for c in
+        img = cdp.png_pixels(shot)
+        blue, red, orange = cdp.count_colors(img,
                              ((0x4a, 0x78, 0xc2), (0xb0, 0x00, 0x20), (0xc2, 0x78, 0x4a)))
         print(f"test_report: screenshot {shot}: {img[0]}x{img[1]}, bar pixels {blue}, "
               f"kill-marker pixels {red}, fault-bar pixels {orange}")
