@@ -6,12 +6,15 @@
 set(commit "")
 find_program(GIT git)
 if(GIT AND EXISTS "${SRC}/.git")
-  execute_process(COMMAND "${GIT}" -C "${SRC}" rev-parse --short=12 HEAD
+  # safe.directory: a checkout owned by another user (root building a
+  # user's clone) is still this one.
+  execute_process(COMMAND "${GIT}" -c safe.directory=* -C "${SRC}" rev-parse --short=12 HEAD
     OUTPUT_VARIABLE commit OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
     set(commit "")
   else()
-    execute_process(COMMAND "${GIT}" -C "${SRC}" status --porcelain --untracked-files=no
+    execute_process(COMMAND "${GIT}" -c safe.directory=* --no-optional-locks -C "${SRC}"
+      status --porcelain --untracked-files=no
       OUTPUT_VARIABLE changes OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
     if(NOT changes STREQUAL "")
       string(APPEND commit "-dirty")

@@ -1,7 +1,7 @@
 # install.cmake — what `cmake --install` puts where (GNUInstallDirs): the
 # programs, a man page for each (help2man, from its --help and --version),
 # the C SDK's header with a pkg-config file, the Python SDK, the examples
-# and .env-dist as an example configuration. The dashboard is inside
+# and .env-dist as an example configuration (share/idem/idem.env). The dashboard is inside
 # idem-supervisor. Included by the top-level CMakeLists.txt.
 include(GNUInstallDirs)
 
@@ -22,6 +22,9 @@ foreach(entry IN LISTS IDEM_INSTALLED_PROGRAMS)
   string(REPLACE "|" ";" parts "${entry}")
   list(GET parts 0 p)
   list(GET parts 1 summary)
+  if(NOT TARGET ${p}) # idem-stress: with BUILD_TESTING only
+    continue()
+  endif()
   list(APPEND programs ${p})
   if(HELP2MAN)
     set(page ${CMAKE_BINARY_DIR}/man/${p}.1)
@@ -47,20 +50,24 @@ endif()
 install(TARGETS ${programs} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(FILES ${CMAKE_SOURCE_DIR}/sdk/c/idem_activity.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/idem)
+# Header-only, so under share/ (on pkg-config's path), where its prefix is
+# two directories up whatever LIBDIR is (lib, lib/x86_64-linux-gnu).
 configure_file(${CMAKE_SOURCE_DIR}/cmake/idem.pc.in ${CMAKE_BINARY_DIR}/idem.pc @ONLY)
-install(FILES ${CMAKE_BINARY_DIR}/idem.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+install(FILES ${CMAKE_BINARY_DIR}/idem.pc DESTINATION ${CMAKE_INSTALL_DATADIR}/pkgconfig)
 # Where Debian's python3 finds the modules of packages (with --prefix /usr).
 install(FILES ${CMAKE_SOURCE_DIR}/sdk/python/idem.py
   DESTINATION lib/python3/dist-packages)
-install(FILES ${CMAKE_SOURCE_DIR}/.env-dist DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples
+# Under share/idem, not share/doc: minimal images drop share/doc.
+install(FILES ${CMAKE_SOURCE_DIR}/.env-dist DESTINATION ${CMAKE_INSTALL_DATADIR}/idem
   RENAME idem.env)
-install(DIRECTORY ${CMAKE_SOURCE_DIR}/examples/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples
+install(DIRECTORY ${CMAKE_SOURCE_DIR}/examples/ DESTINATION ${CMAKE_INSTALL_DATADIR}/idem/examples
   PATTERN "__pycache__" EXCLUDE)
-install(FILES ${CMAKE_SOURCE_DIR}/sdk/c/example.c DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples/sdk)
+install(FILES ${CMAKE_SOURCE_DIR}/sdk/c/example.c
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/idem/examples/sdk)
 
 # A Debian package of the same install (cpack -G DEB in the build
 # directory: idem_VERSION_ARCH.deb), for /usr. The configuration is the
-# operator's: copy share/doc/idem/examples/idem.env to /etc/idem/.
+# operator's: copy share/idem/idem.env to /etc/idem/.
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME idem)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
@@ -71,6 +78,6 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-  "libc6, libevent-2.1-7, libevent-pthreads-2.1-7, libjansson4, libsqlite3-0, libpq5")
+  "libc6, libevent-2.1-7, libjansson4, libsqlite3-0, libpq5")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "python3")
 include(CPack)

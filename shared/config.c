@@ -80,9 +80,9 @@ static const struct key_def {
     {{"SOCKET", "run/idem.sock", "a Unix socket path of at most 107 bytes",
       "the supervisor's control API socket (HTTP+JSON)"},
      {K_SOCKET, FIELD(socket), 0, 0, 0}},
-    {{"SOCKET_GROUP", "", "\"\" (the supervisor's own group) or a group of this machine",
-      "the group that may use the control socket (it is made 0660: owner and group); the "
-      "databases and the run directory are the owner's alone"},
+    {{"SOCKET_GROUP", "", "\"\" (none: the socket is 0600) or a group of this machine",
+      "a group that may use the control socket besides the supervisor's user (the socket is "
+      "then 0660); the databases and the run directory are the user's alone"},
      {K_GROUP, FIELD(socket_group), 0, 0, 0}},
     {{"HTTP_LISTEN", "", "\"\" (off), 127.0.0.1:PORT, localhost:PORT or [::1]:PORT",
       "also serve the control API on this TCP loopback address"},

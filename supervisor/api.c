@@ -1830,23 +1830,28 @@ static int unix_in_use(const struct sockaddr_un *sa)
 }
 
 /* Binds the Unix socket, refusing to steal one a live supervisor answers on. */
-/* Who may use the control socket: its owner and group (0660), the group
- * SOCKET_GROUP when set. That group may then pass through the socket's
- * directory (g+x, not g+r: it cannot list the databases beside it), which
- * the supervisor made 0700 when it made it (umask 077: main.c). */
+/* Who may use the control socket: its user alone (0600), or with
+ * SOCKET_GROUP that group too (0660, the group's). The group may then
+ * pass through the socket's directory (g+x, not g+r: it cannot list the
+ * databases beside it) when that is the 0700 directory the supervisor
+ * made (umask 077: main.c); any other directory is the operator's, and
+ * is left as it is. Called once the socket listens: until then it is
+ * 0700 (the umask), its user's alone. */
 static int socket_access(const char *path, const char *group, char *err, size_t errlen)
 {
 	char dir[CONFIG_PATH_MAX], *slash;
 	const struct group *g;
 	struct stat st;
+	int fd;
 
-	if (chmod(path, 0660) != 0) {
-		snprintf(err, errlen, "SOCKET=%s: cannot make it 0660: %s", path, strerror(errno));
+	if (group[0] == '\0') {
+		if (chmod(path, 0600) == 0)
+			return 0;
+		snprintf(err, errlen, "SOCKET=%s: cannot make it 0600: %s", path, strerror(errno));
 		return -1;
 	}
-	if (group[0] == '\0')
-		return 0;
-	if ((g = getgrnam(group)) == NULL || chown(path, (uid_t)-1, g->gr_gid) != 0) {
+	if ((g = getgrnam(group)) == NULL || chown(path, (uid_t)-1, g->gr_gid) != 0 ||
+	    chmod(path, 0660) != 0) {
 		snprintf(err, errlen,
 		         "SOCKET_GROUP=%s: cannot give SOCKET=%s to it: %s (the supervisor's user "
 		         "must be a member of the group)",
@@ -1861,15 +1866,20 @@ static int socket_access(const char *path, const char *group, char *err, size_t 
 		dir[1] = '\0';
 	else
 		*slash = '\0';
-	/* Only a directory of ours, and only when the group cannot pass yet. */
-	if (stat(dir, &st) == 0 && st.st_uid == geteuid() &&
-	    (st.st_gid != g->gr_gid || !(st.st_mode & S_IXGRP)) &&
-	    (chown(dir, (uid_t)-1, g->gr_gid) != 0 ||
-	     chmod(dir, (st.st_mode & 07777) | S_IXGRP) != 0)) {
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0 || st.st_uid != geteuid() ||
+	    (st.st_mode & 07777) != 0700) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	if (fchown(fd, (uid_t)-1, g->gr_gid) != 0 || fchmod(fd, 0710) != 0) {
 		snprintf(err, errlen, "SOCKET_GROUP=%s: cannot let it into %s: %s", group, dir,
 		         strerror(errno));
+		close(fd);
 		return -1;
 	}
+	close(fd);
 	return 0;
 }
 
@@ -1901,14 +1911,14 @@ static int listen_unix(const char *path, const char *group, char *err, size_t er
 		return -1;
 	}
 	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    listen(fd, API_LISTEN_BACKLOG) != 0)
 		goto fail;
 	if (socket_access(path, group, err, errlen) != 0) {
 		close(fd);
+		unlink(path);
 		return -1;
 	}
-	if (listen(fd, API_LISTEN_BACKLOG) != 0)
-		goto fail;
 	return fd;
 fail:
 	snprintf(err, errlen, "cannot listen on SOCKET=%s: %s", path, strerror(errno));

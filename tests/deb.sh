@@ -53,7 +53,7 @@ sed -e 's|^SOCKET=.*|SOCKET=/var/lib/idem/idem.sock|' \
 	-e 's|^STATE_DATABASE=.*|STATE_DATABASE=/var/lib/idem/state.db|' \
 	-e 's|^SUPPLIER_DATABASE=.*|SUPPLIER_DATABASE=/var/lib/idem/supplier.db|' \
 	-e 's|^SUPPLIER_SOCKET=.*|SUPPLIER_SOCKET=/var/lib/idem/supplier.sock|' \
-	/usr/share/doc/idem/examples/idem.env >/etc/idem/idem.env
+	/usr/share/idem/idem.env >/etc/idem/idem.env
 cd /
 idem-supervisor --env /etc/idem/idem.env --fault-kill-rate 0.3 --fault-error-rate 0.33 --seed 7 \
 	--retry-initial-interval 50ms >"$tmp/supervisor.log" 2>&1 &

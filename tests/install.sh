@@ -28,8 +28,8 @@ for p in idem-supervisor idem-worker idem-supplier idemctl idem-point idem-heart
 	grep -q -- '--version' "$page" || grep -q -- '\\-\\-version' "$page" || fail "$page does not say --version"
 done
 [ -f "$usr/lib/python3/dist-packages/idem.py" ] || fail "the Python SDK is not installed"
-[ -f "$usr/share/doc/idem/examples/idem.env" ] || fail "no example configuration"
-[ -f "$usr/share/doc/idem/examples/payments/idem.json" ] || fail "the examples are not installed"
+[ -f "$usr/share/idem/idem.env" ] || fail "no example configuration"
+[ -f "$usr/share/idem/examples/payments/idem.json" ] || fail "the examples are not installed"
 
 # The C SDK through pkg-config.
 pc=$(find "$usr" -name idem.pc | head -n1)
@@ -46,7 +46,7 @@ sed -e "s|^SOCKET=.*|SOCKET=$tmp/var/lib/idem/idem.sock|" \
 	-e "s|^STATE_DATABASE=.*|STATE_DATABASE=$tmp/var/lib/idem/state.db|" \
 	-e "s|^SUPPLIER_DATABASE=.*|SUPPLIER_DATABASE=$tmp/var/lib/idem/supplier.db|" \
 	-e "s|^SUPPLIER_SOCKET=.*|SUPPLIER_SOCKET=$tmp/var/lib/idem/supplier.sock|" \
-	"$usr/share/doc/idem/examples/idem.env" >"$tmp/etc/idem/idem.env"
+	"$usr/share/idem/idem.env" >"$tmp/etc/idem/idem.env"
 env=$tmp/etc/idem/idem.env
 cd /
 "$usr/bin/idem-supervisor" --env "$env" --fault-kill-rate 0.3 --seed 7 \

@@ -1,8 +1,9 @@
 #!/bin/sh
 # permissions.sh — who may touch a running supervisor's files: its run
 # directory and every database are its user's alone (0700 / 0600), the
-# control socket is 0660 and, with SOCKET_GROUP, that group's, which may
-# pass through the directory to it but not read the databases. Checked
+# control socket is 0600, or with SOCKET_GROUP 0660 and that group's,
+# which may pass through the directory to it but not read the databases;
+# a directory the operator made is left as it is. Checked
 # with two users the test makes: one in the group (uses the socket, cannot
 # read a database), one outside it (can do neither). Root only (it makes
 # users): exit 77 otherwise (ctest: Skipped), saying why.
@@ -59,5 +60,17 @@ if runuser -u "$other" -- cat "$tmp/run/state.db" >/dev/null 2>&1; then
 fi
 kill -TERM "$sup"
 wait "$sup" || fail "the supervisor did not stop cleanly"
+sup=""
+# Without SOCKET_GROUP, the socket is the user's alone.
+mkdir alone
+"$bin/idem-supervisor" --env=/dev/null --socket=alone/idem.sock --database=alone/app.db \
+	--state-database=alone/state.db --supplier-database=alone/supplier.db \
+	--supplier-socket=alone/supplier.sock >"$tmp/alone.log" 2>&1 &
+sup=$!
+for _ in $(seq 100); do [ -S alone/idem.sock ] && break; sleep 0.1; done
+[ "$(stat -c '%a' alone/idem.sock)" = 600 ] || fail "without SOCKET_GROUP the socket is $(stat -c '%a' alone/idem.sock)"
+[ "$(stat -c '%a' alone)" = 755 ] || fail "the operator's directory alone/ was changed to $(stat -c '%a' alone)"
+kill -TERM "$sup"
+wait "$sup" || fail "the second supervisor did not stop cleanly"
 sup=""
 echo "permissions: run/ 710 and the socket 660 of $group; databases 600; $member uses the socket but cannot read a database; $other can do neither ($(cat "$tmp/other.err"))"

@@ -9,7 +9,7 @@ src=$2
 want=$(sed -n 's/^project(idem VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
 commit=""
 if [ -d "$src/.git" ] && command -v git >/dev/null; then
-	commit=$(git -C "$src" rev-parse --short=12 HEAD)
+	commit=$(git -c safe.directory='*' -C "$src" rev-parse --short=12 HEAD 2>/dev/null) || commit=""
 fi
 first=""
 for p in idem-supervisor idem-worker idem-supplier idemctl idem-point idem-heartbeat idem-stress idem-bench; do
