@@ -444,6 +444,30 @@ int appconn_row_next(struct appconn_row *row, const char *what, char *err, size_
 	return rc;
 }
 
+json_t *appconn_rows_json(struct appconn *c, const char *what, char *err, size_t errlen,
+                          const char *sql, int64_t limit, const struct appconn_column *cols)
+{
+	struct appconn_row row;
+	json_t *arr = json_array();
+	int rc = appconn_query(c, &row, what, err, errlen, sql, "I", limit);
+
+	for (; rc == 1; rc = appconn_row_next(&row, what, err, errlen)) {
+		json_t *o = json_object();
+
+		for (int i = 0; cols[i].name != NULL; i++)
+			json_object_set_new(o, cols[i].name,
+			                    cols[i].type == 's'
+			                        ? json_string(appconn_text(&row, i))
+			                        : json_integer((json_int_t)appconn_int(&row, i)));
+		json_array_append_new(arr, o);
+	}
+	if (rc < 0) {
+		json_decref(arr);
+		return NULL;
+	}
+	return arr;
+}
+
 const char *appconn_text(const struct appconn_row *row, int i)
 {
 	if (row->st != NULL) {

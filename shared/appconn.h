@@ -13,6 +13,7 @@
 #ifndef IDEM_APPCONN_H
 #define IDEM_APPCONN_H
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stddef.h>
@@ -80,6 +81,17 @@ int appconn_exec(struct appconn *c, const char *what, char *err, size_t errlen, 
 /* Moves to the query's next row: 1, or 0 when there is none (the row is
  * given back), or -1 with err (given back too). */
 int appconn_row_next(struct appconn_row *row, const char *what, char *err, size_t errlen);
+/* A column of appconn_rows_json's rows: its name in the JSON, and 's'
+ * (text) or 'I' (an integer). A NULL name ends the list. */
+struct appconn_column {
+	const char *name;
+	char type;
+};
+
+/* Runs sql with ?1 = limit and returns its rows as a JSON array of
+ * objects, one member per column in cols (NEW ref), or NULL with err. */
+json_t *appconn_rows_json(struct appconn *c, const char *what, char *err, size_t errlen,
+                          const char *sql, int64_t limit, const struct appconn_column *cols);
 /* Column i of the row: text ("" when NULL) or an integer. */
 const char *appconn_text(const struct appconn_row *row, int i);
 int64_t appconn_int(const struct appconn_row *row, int i);

@@ -80,24 +80,14 @@ static int stock_put(struct appconn *db, const char *product, const json_t *body
 static int stock_list(struct appconn *db, const char *unused, const json_t *body, json_t **reply,
                       char *err, size_t errlen)
 {
-	struct appconn_row row;
-	json_t *arr = json_array();
-	int rc = appconn_query(db, &row, "app DB: list products", err, errlen,
-	                       "SELECT product_id, stock, initial_stock FROM products "
-	                       "ORDER BY product_id LIMIT ?1",
-	                       "I", (int64_t)LIST_MAX);
+	static const struct appconn_column cols[] = {
+	    {"product_id", 's'}, {"stock", 'I'}, {"initial_stock", 'I'}, {0}};
 
-	for (; rc == 1; rc = appconn_row_next(&row, "app DB: list products", err, errlen))
-		json_array_append_new(
-		    arr, json_pack("{s:s, s:I, s:I}", "product_id", appconn_text(&row, 0), "stock",
-		                   (json_int_t)appconn_int(&row, 1), "initial_stock",
-		                   (json_int_t)appconn_int(&row, 2)));
-	if (rc < 0) {
-		json_decref(arr);
-		return 500;
-	}
-	*reply = arr;
-	return 200;
+	*reply = appconn_rows_json(db, "app DB: list products", err, errlen,
+	                           "SELECT product_id, stock, initial_stock FROM products "
+	                           "ORDER BY product_id LIMIT ?1",
+	                           LIST_MAX, cols);
+	return *reply != NULL ? 200 : 500;
 }
 
 /* The last LATEST orders and restocks, newest first, as one list (a
@@ -106,11 +96,16 @@ static int stock_list(struct appconn *db, const char *unused, const json_t *body
 static int orders_latest(struct appconn *db, const char *unused, const json_t *body, json_t **reply,
                          char *err, size_t errlen)
 {
-	static const char *const what = "app DB: latest orders";
-	struct appconn_row row;
-	json_t *arr = json_array();
-	int rc = appconn_query(
-	    db, &row, what, err, errlen,
+	static const struct appconn_column cols[] = {{"kind", 's'},
+	                                             {"key", 's'},
+	                                             {"product_id", 's'},
+	                                             {"quantity", 'I'},
+	                                             {"stock_after", 'I'},
+	                                             {"applied_at", 'I'},
+	                                             {0}};
+
+	*reply = appconn_rows_json(
+	    db, "app DB: latest orders", err, errlen,
 	    "SELECT kind, ref, product_id, quantity, stock_after, applied_at FROM ("
 	    " SELECT * FROM (SELECT 'order' AS kind, order_id AS ref, product_id, quantity,"
 	    "  stock_after, applied_at, id FROM orders ORDER BY id DESC LIMIT ?1) AS o"
@@ -118,22 +113,8 @@ static int orders_latest(struct appconn *db, const char *unused, const json_t *b
 	    " SELECT * FROM (SELECT 'restock' AS kind, key AS ref, product_id, quantity,"
 	    "  stock_after, applied_at, id FROM restocks ORDER BY id DESC LIMIT ?1) AS r"
 	    ") AS latest ORDER BY applied_at DESC, kind DESC, id DESC LIMIT ?1",
-	    "I", (int64_t)LATEST);
-
-	for (; rc == 1; rc = appconn_row_next(&row, what, err, errlen))
-		json_array_append_new(arr,
-		                      json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "kind",
-		                                appconn_text(&row, 0), "key", appconn_text(&row, 1),
-		                                "product_id", appconn_text(&row, 2), "quantity",
-		                                (json_int_t)appconn_int(&row, 3), "stock_after",
-		                                (json_int_t)appconn_int(&row, 4), "applied_at",
-		                                (json_int_t)appconn_int(&row, 5)));
-	if (rc < 0) {
-		json_decref(arr);
-		return 500;
-	}
-	*reply = arr;
-	return 200;
+	    LATEST, cols);
+	return *reply != NULL ? 200 : 500;
 }
 
 const struct idem_app_panel inventory_panels[] = {

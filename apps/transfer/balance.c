@@ -42,25 +42,14 @@ static int balance_get(struct appconn *db, const char *account, const json_t *bo
 static int balance_list(struct appconn *db, const char *unused, const json_t *body, json_t **reply,
                         char *err, size_t errlen)
 {
-	static const char *const what = "app DB: list accounts";
-	struct appconn_row row;
-	json_t *arr = json_array();
-	int rc = appconn_query(db, &row, what, err, errlen,
-	                       "SELECT account_id, balance, initial_balance FROM accounts "
-	                       "ORDER BY account_id LIMIT ?1",
-	                       "I", (int64_t)LIST_MAX);
+	static const struct appconn_column cols[] = {
+	    {"account_id", 's'}, {"balance", 'I'}, {"initial_balance", 'I'}, {0}};
 
-	for (; rc == 1; rc = appconn_row_next(&row, what, err, errlen))
-		json_array_append_new(
-		    arr, json_pack("{s:s, s:I, s:I}", "account_id", appconn_text(&row, 0),
-		                   "balance", (json_int_t)appconn_int(&row, 1), "initial_balance",
-		                   (json_int_t)appconn_int(&row, 2)));
-	if (rc < 0) {
-		json_decref(arr);
-		return 500;
-	}
-	*reply = arr;
-	return 200;
+	*reply = appconn_rows_json(db, "app DB: list accounts", err, errlen,
+	                           "SELECT account_id, balance, initial_balance FROM accounts "
+	                           "ORDER BY account_id LIMIT ?1",
+	                           LIST_MAX, cols);
+	return *reply != NULL ? 200 : 500;
 }
 
 const struct idem_app_panel transfer_panels[] = {
