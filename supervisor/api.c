@@ -87,7 +87,8 @@ struct req_clock {
 	int64_t start_ms; /* first byte of the request being read; CLOCK_IDLE, CLOCK_CUT */
 };
 
-/* Requests waiting on a check (handle_check). */
+/* Requests waiting on an off-loop child: a check (handle_check) or a
+ * panel (handle_panel). */
 struct check_queue {
 	struct pending **p;
 	size_t n, cap;
@@ -1091,6 +1092,15 @@ static void handle_metrics(struct api *a, struct evhttp_request *req, struct que
  * exits would otherwise hold every later check. */
 #define CHECK_TIMEOUT_MS (10 * 60 * 1000)
 
+static void check_queue_add(struct check_queue *q, struct pending *p)
+{
+	if (q->n == q->cap) {
+		q->cap = q->cap * 2 + 4;
+		q->p = xrealloc(q->p, q->cap * sizeof(*q->p));
+	}
+	q->p[q->n++] = p;
+}
+
 /* Answers every request of q with status and body (each a reference)
  * and empties q. */
 static void check_answer(struct check_queue *q, int status, json_t *body)
@@ -1251,13 +1261,7 @@ static void check_timeout_cb(evutil_socket_t fd, short what, void *arg)
 static void handle_check(struct api *a, struct evhttp_request *req, struct query *q,
                          const char *unused)
 {
-	struct check_queue *queue = a->check != NULL ? &a->next : &a->running;
-
-	if (queue->n == queue->cap) {
-		queue->cap = queue->cap * 2 + 4;
-		queue->p = xrealloc(queue->p, queue->cap * sizeof(*queue->p));
-	}
-	queue->p[queue->n++] = pending_new(a, req);
+	check_queue_add(a->check != NULL ? &a->next : &a->running, pending_new(a, req));
 	if (a->check == NULL)
 		check_start(a);
 }
@@ -1317,11 +1321,7 @@ static void handle_panel(struct api *a, struct evhttp_request *req, struct query
 		return reply_error(req, 404, "panel %ld (%s) is served at %s", n, p->title,
 		                   p->path);
 	pr = &a->panels[n];
-	if (pr->waiting.n == pr->waiting.cap) {
-		pr->waiting.cap = pr->waiting.cap * 2 + 4;
-		pr->waiting.p = xrealloc(pr->waiting.p, pr->waiting.cap * sizeof(*pr->waiting.p));
-	}
-	pr->waiting.p[pr->waiting.n++] = pending_new(a, req);
+	check_queue_add(&pr->waiting, pending_new(a, req));
 	if (pr->o != NULL)
 		return;
 	snprintf(index, sizeof(index), "%ld", n);
