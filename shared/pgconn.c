@@ -18,6 +18,13 @@ void pgconn_redact(const char *url, char *out, size_t outlen)
 	const char *user = "", *host = "", *port = "", *db = "";
 	int secret = 0;
 
+	if (!pgconn_is_url(url)) {
+		/* A file: nothing to hide. */
+		PQconninfoFree(opts);
+		PQfreemem(perr);
+		snprintf(out, outlen, "%s", url);
+		return;
+	}
 	PQfreemem(perr);
 	if (opts == NULL) {
 		/* Not parsed: nothing of it is shown, for it may hold a password. */
