@@ -3,7 +3,8 @@
  * the exit code (ctl.h). By group:
  *   cmd_workflow.c  start, show, get, list, wait
  *   cmd_stats.c     stats (and stats --watch), top
- *   cmd_check.c     check (online, --offline, --wait), panel */
+ *   cmd_check.c     check (online, --offline, --wait), panel
+ *   cmd_faults.c    faults (and faults set, off, reset) */
 #ifndef IDEMCTL_CMD_H
 #define IDEMCTL_CMD_H
 
@@ -23,5 +24,8 @@ int cmd_top(struct ctl *c, int argc, char **argv);
  * violated, 6 when none is but some workflow still runs. */
 int cmd_check(struct ctl *c, int argc, char **argv);
 int cmd_panel(struct ctl *c, int argc, char **argv);
+/* faults [set --RATE R ... [--for D] | off [--for D] | reset]: GET or PUT
+ * /v1/faults. */
+int cmd_faults(struct ctl *c, int argc, char **argv);
 
 #endif

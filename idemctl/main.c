@@ -55,6 +55,17 @@ static const char usage_tail[] =
     "                   the app's dashboard panel N as JSON (GET /v1/panels/N);\n"
     "                   --offline runs the panel's command here\n"
     "                   (--database PATH, ...)\n"
+    "  faults           the fault plan in force on the live supervisor, the\n"
+    "                   config's, and the latest changes\n"
+    "  faults set --kill-rate R [--error-rate R ...] [--for DURATION]\n"
+    "                   change the plan now, without a restart: the config's\n"
+    "                   FAULT_* keys as flags (--kill-rate-after-commit R,\n"
+    "                   --async-kill-rate, --delay-rate, --peer-rate,\n"
+    "                   --kill-points, --activities, --max-attempt), the others\n"
+    "                   as configured; for DURATION (\"5m\"), then the config's\n"
+    "  faults off [--for DURATION]\n"
+    "                   no fault at all (for DURATION, then the config's)\n"
+    "  faults reset     the config's plan again\n"
     "Every command accepts --namespace NS (default: NAMESPACE; list: all).\n"
     "\n"
     "Options (before the command):\n"
@@ -84,9 +95,9 @@ static const struct command {
 	const char *name;
 	int (*run)(struct ctl *c, int argc, char **argv);
 } commands[] = {
-    {"start", cmd_start}, {"show", cmd_show},   {"get", cmd_get}, {"list", cmd_list},
-    {"wait", cmd_wait},   {"stats", cmd_stats}, {"top", cmd_top}, {NULL, NULL},
-    {"check", cmd_check}, {"panel", cmd_panel},
+    {"start", cmd_start}, {"show", cmd_show},   {"get", cmd_get},       {"list", cmd_list},
+    {"wait", cmd_wait},   {"stats", cmd_stats}, {"top", cmd_top},       {NULL, NULL},
+    {"check", cmd_check}, {"panel", cmd_panel}, {"faults", cmd_faults},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -1245,6 +1245,50 @@ static const struct config_app_value *app_value(const struct idem_config *c, con
 	return &c->app_values[all_specs[i].app - 1];
 }
 
+/* Whether kind's field is text (a char array), compared up to its NUL. */
+static int text_kind(enum kind k)
+{
+	return k == K_PATH || k == K_SOCKET || k == K_NAME || k == K_OPTNAME || k == K_LISTEN ||
+	       k == K_LIST || k == K_VFS || k == K_RETENTIONS || k == K_GROUP;
+}
+
+int config_same(const struct idem_config *a, const struct idem_config *b, const char *key)
+{
+	int i = key_index(key);
+	const struct key_spec *k;
+
+	if (i < 0)
+		return 1;
+	k = &all_specs[i];
+	if (k->app) {
+		const struct config_app_value *x = &a->app_values[k->app - 1],
+		                              *y = &b->app_values[k->app - 1];
+
+		return x->i == y->i && (x->text == y->text || (x->text != NULL && y->text != NULL &&
+		                                               !strcmp(x->text, y->text)));
+	}
+	if (text_kind(k->kind))
+		return strncmp((const char *)a + k->off, (const char *)b + k->off, k->size) == 0;
+	/* FAULT_SEED's value goes with whether it was set. */
+	if (k->kind == K_U64 && a->fault_seed_set != b->fault_seed_set)
+		return 0;
+	return memcmp((const char *)a + k->off, (const char *)b + k->off, k->size) == 0;
+}
+
+void config_copy(struct idem_config *dst, const struct idem_config *src, const char *key)
+{
+	int i = key_index(key);
+	const struct key_spec *k;
+
+	if (i < 0)
+		return;
+	k = &all_specs[i];
+	if (k->app)
+		dst->app_values[k->app - 1] = src->app_values[k->app - 1];
+	else
+		memcpy((char *)dst + k->off, (const char *)src + k->off, k->size);
+}
+
 int64_t config_int(const struct idem_config *c, const char *key)
 {
 	const struct config_app_value *v = app_value(c, key);
@@ -1466,8 +1510,7 @@ static int check_kill_rates(const struct idem_config *c, char *err, size_t errle
 	return -1;
 }
 
-/* The rules that involve more than one key. */
-static int check_config(const struct idem_config *c, char *err, size_t errlen)
+int config_check(const struct idem_config *c, char *err, size_t errlen)
 {
 	char max[32], initial[32];
 
@@ -1508,7 +1551,7 @@ static int load_all(struct idem_config *c, int argc, char **argv, int *rest, int
 		return -1;
 	if (load_flags(c, argc, argv, rest, nrest, err, errlen) < 0)
 		return -1;
-	return check_config(c, err, errlen);
+	return config_check(c, err, errlen);
 }
 
 int config_load(struct idem_config *c, int argc, char **argv, int *rest, int *nrest, char *err,

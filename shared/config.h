@@ -30,9 +30,9 @@ struct idem_config {
 	char socket[CONFIG_PATH_MAX];       /* SOCKET: control API Unix socket */
 	char socket_group[CONFIG_NAME_MAX]; /* SOCKET_GROUP: the socket's group, "" = ours */
 	char http_listen[CONFIG_NAME_MAX];  /* HTTP_LISTEN: optional loopback host:port, "" = off */
-	char namespace_[CONFIG_NAME_MAX];   /* NAMESPACE */
-	char taskqueue[CONFIG_NAME_MAX];    /* TASKQUEUE */
-	char database[CONFIG_PATH_MAX];     /* DATABASE: the app DB (its tables are the app's) */
+	char namespace_[CONFIG_NAME_MAX];     /* NAMESPACE */
+	char taskqueue[CONFIG_NAME_MAX];      /* TASKQUEUE */
+	char database[CONFIG_PATH_MAX];       /* DATABASE: the app DB (its tables are the app's) */
 	char state_database[CONFIG_PATH_MAX]; /* STATE_DATABASE: workflows, steps, events */
 	int sync;                       /* SYNC: 0 full, 1 normal (the values of enum db_sync) */
 	int workers;                    /* WORKERS: 1..256 */
@@ -186,6 +186,15 @@ void config_escape_controls(char *text, size_t len);
  * here and chooses env_path. */
 int config_load(struct idem_config *c, int argc, char **argv, int *rest, int *nrest, char *err,
                 size_t errlen);
+
+/* Whether key has the same value in a and b; and copying key's value
+ * from src to dst (a reload's keys, main.c). */
+int config_same(const struct idem_config *a, const struct idem_config *b, const char *key);
+void config_copy(struct idem_config *dst, const struct idem_config *src, const char *key);
+
+/* The rules that involve more than one key (config_load checks them;
+ * after config_set, call it yourself). Returns 0, or -1 with err. */
+int config_check(const struct idem_config *c, char *err, size_t errlen);
 
 /* Parses a duration: "250ms", "1.5s", "2m", "1h", or a plain number of
  * seconds. Returns 0 and *ms, or -1. */

@@ -58,6 +58,16 @@ const char *const state_schema_sqlite[] = {
     "CREATE TABLE IF NOT EXISTS pruned (namespace TEXT PRIMARY KEY,"
     "  workflows INTEGER NOT NULL,"
     "  through INTEGER NOT NULL);",
+    /* 5: the fault plans a supervisor ran under: the config's at each
+     * start, and each change made at runtime (PUT /v1/faults, SIGHUP).
+     * An attempt's "started" event names the plan in force (its id), so
+     * that the run replays from its history. */
+    "CREATE TABLE IF NOT EXISTS fault_plans (id INTEGER PRIMARY KEY,"
+    "  ts INTEGER NOT NULL,"
+    "  supervisor INTEGER,"
+    "  action TEXT NOT NULL,"
+    "  plan TEXT NOT NULL,"
+    "  until INTEGER);",
 };
 
 const int state_schema_sqlite_n =

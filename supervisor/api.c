@@ -44,6 +44,7 @@
 #include "clock.h"
 #include "pgconn.h"
 #include "engine.h"
+#include "faultctl.h"
 #include "ids.h"
 #include "log.h"
 #include "metrics.h"
@@ -970,6 +971,10 @@ static void handle_stats(struct api *a, struct evhttp_request *req, struct query
 	                    engine_json(engine_stats(e), engine_running_count(e)));
 	json_object_set_new(c, "uptime_ms", json_integer(clock_mono_ms() - a->sup->started_mono));
 	json_object_set_new(c, "faults", faults_json(engine_stats(e)));
+	json_object_set_new(json_object_get(c, "faults"), "plan_changes",
+	                    json_integer(faultctl_changes(a->sup->faultctl)));
+	json_object_set_new(json_object_get(c, "faults"), "plan",
+	                    json_string(faultctl_source(a->sup->faultctl)));
 	json_object_set_new(c, "timeouts", timeouts_json(engine_stats(e)));
 	json_object_set_new(c, "worker_deaths", json_integer(engine_stats(e)->worker_deaths));
 	json_object_set_new(c, "workers", workers_json(pool_stats(a->sup->pool)));
@@ -996,25 +1001,6 @@ static void handle_series(struct api *a, struct evhttp_request *req, struct quer
 			                   SERIES_LEN);
 	}
 	reply(req, 200, series_json(a->series, (int)seconds));
-}
-
-/* The planned fault rates in force, as FAULT_* keys say them. */
-static json_t *fault_rates_json(const struct fault_config *f)
-{
-	json_t *points = json_object();
-	char seed[24];
-
-	for (int p = 0; p < FAULT_NPOINTS; p++)
-		json_object_set_new(points, fault_point_name((enum fault_point)p),
-		                    json_real(f->kill_rate[p]));
-	/* As text: a 64-bit seed is past what a JavaScript number holds. */
-	snprintf(seed, sizeof(seed), "%" PRIu64, f->seed);
-	return json_pack("{s:s, s:o, s:f, s:I, s:f, s:f, s:f, s:i, s:s}", "seed", seed,
-	                 "kill_rate_by_point", points, "async_kill_rate", f->async_kill_rate,
-	                 "async_kill_max_ms", (json_int_t)f->async_kill_max_ms, "error_rate",
-	                 f->error_rate, "delay_rate", f->delay_rate, "peer_rate", f->peer_rate,
-	                 "max_attempt", f->max_attempt, "activities",
-	                 f->activities[0] ? f->activities : "all");
 }
 
 /* GET /v1/app: what the dashboard shows of the app and this supervisor
@@ -1047,7 +1033,44 @@ static void handle_app_info(struct api *a, struct evhttp_request *req, struct qu
 	                "state_store", store_shared(a->sup->store) ? "postgresql" : "sqlite",
 	                "supervisor", store_run_name(a->sup->store), "activity_mode",
 	                c->naive ? "naive" : "guarded", "faults",
-	                fault_rates_json(&a->sup->faults)));
+	                faultctl_rates_json(&a->sup->faults)));
+}
+
+/* GET /v1/faults: the fault plan in force, the config's, and the latest
+ * changes (faultctl.h). */
+static void handle_faults(struct api *a, struct evhttp_request *req, struct query *q,
+                          const char *unused)
+{
+	char err[512];
+	json_t *doc = faultctl_json(a->sup->faultctl);
+	json_t *recent = store_fault_plans_json(a->sup->store, 20, err, sizeof(err));
+
+	if (recent == NULL) {
+		json_decref(doc);
+		return reply_error(req, 500, "%s", err);
+	}
+	json_object_set_new(doc, "recent", recent);
+	reply(req, 200, doc);
+}
+
+/* PUT /v1/faults: a runtime fault plan, off, or the config's again; the
+ * answer (the plan now in force) leaves once its record is committed. */
+static void handle_faults_put(struct api *a, struct evhttp_request *req, struct query *q,
+                              const char *unused)
+{
+	char err[1024];
+	json_t *body = body_json(req);
+	int rc;
+
+	if (body == NULL)
+		return;
+	rc = faultctl_apply(a->sup->faultctl, body, err, sizeof(err));
+	json_decref(body);
+	if (rc == -1)
+		return reply_error(req, 400, "faults: %s; nothing was changed", err);
+	if (rc != 0)
+		return reply_error(req, 500, "%s", err);
+	reply_after_commit(a, req, 200, faultctl_json(a->sup->faultctl));
 }
 
 /* An endpoint of the app's (struct idem_app_route), on the app DB. */
@@ -1544,6 +1567,8 @@ static const struct endpoint {
     {"/v1/series", EVHTTP_REQ_GET, handle_series},
     {"/v1/app", EVHTTP_REQ_GET, handle_app_info},
     {"/v1/panels/ID", EVHTTP_REQ_GET, handle_panel},
+    {"/v1/faults", EVHTTP_REQ_GET, handle_faults},
+    {"/v1/faults", EVHTTP_REQ_PUT, handle_faults_put},
     {"/metrics", EVHTTP_REQ_GET, handle_metrics},
 };
 

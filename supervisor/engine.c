@@ -10,6 +10,7 @@
  * when the sync thread says so (synced_cb). A task frame of a workflow
  * whose start is durable already goes at once (send_early). Successful
  * results wait for the app DB's sync before they are recorded. */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -675,7 +676,13 @@ static void assign(struct engine *e, int sl, struct step *st)
 	st->status = STEP_RUNNING;
 	e->stats.attempts++;
 	step_save(e, st);
-	event_text(e, st->wf, st->seq, st->attempt, "started", pid, "{\"slot\":%d}", sl);
+	/* The fault plan in force (faultctl.h): with the seed, what replays
+	 * this attempt's fault. */
+	if (e->sup->fault_plan_id > 0)
+		event_text(e, st->wf, st->seq, st->attempt, "started", pid,
+		           "{\"slot\":%d,\"fault_plan\":%" PRId64 "}", sl, e->sup->fault_plan_id);
+	else
+		event_text(e, st->wf, st->seq, st->attempt, "started", pid, "{\"slot\":%d}", sl);
 	plan_fault(e, st, pid, &task.plan);
 	if (log_enabled(LOG_DEBUG)) {
 		char f[1200];

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +16,7 @@
 #include "clock.h"
 #include "engine.h"
 #include "exitcodes.h"
+#include "faultctl.h"
 #include "faultvfs.h"
 #include "lockfile.h"
 #include "log.h"
@@ -43,6 +43,10 @@ static const char usage[] =
     "overrides the .env file (default ./.env; see .env-dist). --seed N is\n"
     "FAULT_SEED: the same seed replays the same fault plan.\n"
     "\n"
+    "SIGHUP reads the configuration again: the FAULT_* keys (but FAULT_SEED\n"
+    "and FAULT_VFS), LOG_* and RETRY_* change on the live supervisor; the log\n"
+    "names any other key that changed, which waits for a restart.\n"
+    "\n"
     "Keys:\n";
 
 struct run {
@@ -55,6 +59,8 @@ struct run {
 	int pool_stopped;
 	int done;
 	int storage_faults; /* FAULT_VFS targets the state DB */
+	int argc;           /* for SIGHUP's re-read */
+	char **argv;
 };
 
 static void print_usage(FILE *out)
@@ -136,35 +142,89 @@ static void shutdown_progress(struct run *r)
 		r->done = 1;
 }
 
-/* A seed from the kernel when FAULT_SEED is not set; printed at start. */
-static uint64_t random_seed(void)
+static void retry_from_config(struct sup *sup)
 {
-	uint64_t seed = 0;
-
-	if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
-		seed = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32);
-	return seed;
+	retry_policy_default(&sup->retry);
+	sup->retry.initial_ms = sup->cfg.retry_initial_ms;
+	sup->retry.coefficient = sup->cfg.retry_backoff;
+	sup->retry.maximum_ms = sup->cfg.retry_maximum_ms;
+	sup->retry.maximum_attempts = sup->cfg.retry_maximum_attempts;
 }
 
-/* The fault planner's view of the FAULT_* keys. A delayed attempt sleeps
- * well past START_TO_CLOSE_TIMEOUT, so only the timeout ends it. */
-static void setup_faults(struct sup *sup)
+/* What SIGHUP changes on a live supervisor: the fault plan (but its seed
+ * and FAULT_VFS), the logs, and the retry policy of the retries
+ * scheduled from then on. */
+static int reloadable(const char *key)
 {
-	const struct idem_config *c = &sup->cfg;
-	struct fault_config *f = &sup->faults;
+	static const char *const keys[] = {
+	    "LOG_LEVEL",
+	    "LOG_FORMAT",
+	    "RETRY_INITIAL_INTERVAL",
+	    "RETRY_BACKOFF_COEFFICIENT",
+	    "RETRY_MAXIMUM_INTERVAL",
+	    "RETRY_MAXIMUM_ATTEMPTS",
+	    "RETRY_NON_RETRYABLE",
+	};
 
-	memset(f, 0, sizeof(*f));
-	f->seed = c->fault_seed_set ? c->fault_seed : random_seed();
-	for (int i = 0; i < FAULT_NPOINTS; i++)
-		f->kill_rate[i] = config_kill_rate(c, i);
-	f->async_kill_rate = c->fault_async_kill_rate;
-	f->async_kill_max_ms = c->fault_async_kill_max_ms;
-	f->error_rate = c->fault_error_rate;
-	f->delay_rate = c->fault_delay_rate;
-	f->delay_ms = 2 * c->start_to_close_ms + 1000;
-	f->peer_rate = c->fault_peer_rate;
-	f->max_attempt = c->fault_max_attempt;
-	snprintf(f->activities, sizeof(f->activities), "%s", c->fault_activities);
+	if (strncmp(key, "FAULT_", 6) == 0)
+		return strcmp(key, "FAULT_SEED") != 0 && strcmp(key, "FAULT_VFS") != 0;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(key, keys[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* SIGHUP: reads the configuration again as at the start (the same .env,
+ * environment and flags) and applies the keys that can change on a live
+ * supervisor; the log names each that cannot, which waits for a restart.
+ * A configuration that does not load changes nothing. */
+static void reload_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct run *r = arg;
+	struct sup *sup = &r->sup;
+	struct idem_config *c = xmalloc(sizeof(*c));
+	int *rest = xcalloc((size_t)r->argc + 1, sizeof(int)), nrest = 0;
+	char err[1024], changed[1024] = "", later[1024] = "";
+	size_t n;
+	const struct config_key *keys = config_keys(&n);
+
+	(void)sig;
+	(void)what;
+	if (config_load(c, r->argc, r->argv, rest, &nrest, err, sizeof(err)) != 0) {
+		log_error("SIGHUP: the configuration does not load; nothing changed",
+		          "error=\"%s\"", err);
+		goto done;
+	}
+	/* --seed is parse_args's, which config_load leaves alone. */
+	for (int i = 0; i < nrest; i++)
+		if (strncmp(r->argv[rest[i]], "--seed", 6) == 0) {
+			config_copy(c, &sup->cfg, "FAULT_SEED");
+			c->fault_seed_set = sup->cfg.fault_seed_set;
+		}
+	for (size_t i = 0; i < n; i++) {
+		char *list = reloadable(keys[i].name) ? changed : later;
+		size_t used = strlen(list);
+
+		if (config_same(&sup->cfg, c, keys[i].name))
+			continue;
+		snprintf(list + used, sizeof(changed) - used, "%s%s", used ? "," : "",
+		         keys[i].name);
+		if (list == changed)
+			config_copy(&sup->cfg, c, keys[i].name);
+	}
+	log_init("supervisor", sup->cfg.log_level);
+	log_set_format(sup->cfg.log_format);
+	retry_from_config(sup);
+	if (faultctl_reload(sup->faultctl, &sup->cfg, err, sizeof(err)) != 0)
+		log_error("SIGHUP: cannot record the fault plan", "error=\"%s\"", err);
+	log_info("SIGHUP: configuration read again", "changed=\"%s\" needs_restart=\"%s\"", changed,
+	         later);
+	if (later[0] != '\0')
+		log_warn("SIGHUP: these keys changed but take effect at the next restart",
+		         "keys=\"%s\"", later);
+done:
+	free(rest);
+	free(c);
 }
 
 /* FAULT_VFS for the state DB, before any database is opened; the
@@ -365,13 +425,20 @@ static int setup(struct run *r, char *err, size_t errlen)
 	if ((rc = open_dbs(sup, err, errlen)) != IDEM_EXIT_OK)
 		return rc;
 	if (engine_new(sup, &sup->engine, err, errlen) != 0 ||
-	    engine_recover(sup->engine, err, errlen) != 0)
+	    engine_recover(sup->engine, err, errlen) != 0 ||
+	    faultctl_start(sup->faultctl, err, errlen) != 0)
 		return IDEM_EXIT_FAIL;
-	/* Several supervisors: recovery's transaction holds this run's row
-	 * and lease; it must not stay open while the helpers and workers
-	 * start (seconds), which a short LEASE would not outlast. */
-	if (store_shared(sup->store) && store_commit(sup->store, err, errlen) != 0)
-		return IDEM_EXIT_FAIL;
+	/* Recovery's transaction (and the start's fault plan) must not stay
+	 * open while the helpers and workers start (seconds): on SQLite it
+	 * holds the state DB's write lock, and with several supervisors this
+	 * run's row and lease, which a short LEASE would not outlast. */
+	if (store_dirty(sup->store)) {
+		if (store_commit(sup->store, err, errlen) != 0)
+			return IDEM_EXIT_FAIL;
+		/* Durable behind the loop like a turn's commit: what waits for
+		 * it (the first turn's replies) is let out once it is. */
+		store_sync_request(sup->store);
+	}
 	if (api_start(sup, &sup->api, err, errlen) != 0 ||
 	    pool_start(sup, &engine_pool_callbacks, sup->engine, &sup->pool, err, errlen) != 0)
 		return IDEM_EXIT_USAGE;
@@ -395,6 +462,7 @@ static void teardown(struct run *r)
 		event_free(r->lease);
 	api_free(sup->api);
 	engine_free(sup->engine);
+	faultctl_free(sup->faultctl);
 	pool_free(sup->pool);
 	store_close(sup->store);
 	appconn_close(sup->appdb);
@@ -468,7 +536,7 @@ int main(int argc, char **argv)
 {
 	struct run r = {.lock_fd = -1};
 	struct sup *sup = &r.sup;
-	struct event *sigs[3];
+	struct event *sigs[4];
 	char err[1024] = "", state_db[CONFIG_PATH_MAX], app_db[CONFIG_PATH_MAX];
 	int rc;
 
@@ -481,6 +549,8 @@ int main(int argc, char **argv)
 	/* Before anything allocates: out of memory aborts (xalloc.h). */
 	xalloc_install_json();
 	event_set_mem_functions(xmalloc, xrealloc, free);
+	r.argc = argc;
+	r.argv = argv;
 	rc = parse_args(&r, argc, argv);
 	if (rc != 0)
 		return rc > 0 ? IDEM_EXIT_OK : IDEM_EXIT_USAGE;
@@ -488,12 +558,7 @@ int main(int argc, char **argv)
 	log_set_format(sup->cfg.log_format);
 	signal(SIGPIPE, SIG_IGN);
 	sup->started_mono = clock_mono_ms();
-	setup_faults(sup);
-	retry_policy_default(&sup->retry);
-	sup->retry.initial_ms = sup->cfg.retry_initial_ms;
-	sup->retry.coefficient = sup->cfg.retry_backoff;
-	sup->retry.maximum_ms = sup->cfg.retry_maximum_ms;
-	sup->retry.maximum_attempts = sup->cfg.retry_maximum_attempts;
+	retry_from_config(sup);
 	if (find_bindir(sup->bindir, sizeof(sup->bindir), err, sizeof(err)) != 0) {
 		log_error("cannot start", "error=\"%s\"", err);
 		return IDEM_EXIT_FAIL;
@@ -503,10 +568,12 @@ int main(int argc, char **argv)
 		log_error("cannot start", "error=\"cannot create the event loop\"");
 		return IDEM_EXIT_FAIL;
 	}
+	sup->faultctl = faultctl_new(sup);
 	sigs[0] = evsignal_new(sup->base, SIGTERM, stop_cb, &r);
 	sigs[1] = evsignal_new(sup->base, SIGINT, stop_cb, &r);
 	sigs[2] = evsignal_new(sup->base, SIGCHLD, chld_cb, &r);
-	for (int i = 0; i < 3; i++)
+	sigs[3] = evsignal_new(sup->base, SIGHUP, reload_cb, &r);
+	for (int i = 0; i < 4; i++)
 		evsignal_add(sigs[i], NULL);
 	rc = setup(&r, err, sizeof(err));
 	if (rc != IDEM_EXIT_OK) {
@@ -552,7 +619,7 @@ out:
 	if (r.storage_faults)
 		log_info("storage faults injected (FAULT_VFS)", "role=state injected=%ld calls=%ld",
 		         faultvfs_injected(), faultvfs_calls());
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		event_free(sigs[i]);
 	event_base_free(sup->base);
 	return rc;

@@ -11,6 +11,7 @@
 
 #include "api.h"
 #include "engine.h"
+#include "faultctl.h"
 #include "metrics.h"
 #include "pool.h"
 #include "store.h"
@@ -176,6 +177,10 @@ int metrics_write(struct sup *sup, struct evbuffer *buf, char *err, size_t errle
 		return -1;
 	write_attempts(s, buf);
 	write_faults(s, buf);
+	family(buf, "idem_fault_plan_changes_total", "counter",
+	       "Fault plans taken since the start (idemctl faults, their end, SIGHUP).");
+	evbuffer_add_printf(buf, "idem_fault_plan_changes_total %lld\n",
+	                    (long long)faultctl_changes(sup->faultctl));
 	write_workers(sup, buf);
 	write_histograms(s, pool_stats(sup->pool), buf);
 	return 0;

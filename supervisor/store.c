@@ -1147,6 +1147,72 @@ json_t *store_search_json(struct store *s, const char *ns, const char *prefix, c
 	return json_pack("{s:o, s:o}", "workflows", arr, "next_after_id", last);
 }
 
+/* ---- fault plans ---------------------------------------------------------------- */
+
+int store_fault_plan(struct store *s, int64_t ts, const char *action, const char *plan,
+                     int64_t until_ms, int64_t *id, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (store_write(s, err, errlen) != 0)
+		return -1;
+	if (s->pg != NULL)
+		return pgstore_fault_plan(s, ts, action, plan, until_ms, id, err, errlen);
+	if (db_prepare(s->db,
+	               "INSERT INTO fault_plans (ts, action, plan, until) VALUES (?1, ?2, ?3, ?4)",
+	               &st, err, errlen) != 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, ts);
+	bind_text(st, 2, action);
+	bind_text(st, 3, plan);
+	if (until_ms > 0)
+		sqlite3_bind_int64(st, 4, until_ms);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(s->db, "state DB: record the fault plan", err, errlen);
+	*id = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+json_t *store_fault_plans_json(struct store *s, int limit, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *arr;
+	int rc;
+
+	if (s->pg != NULL)
+		return pgstore_fault_plans_json(s, limit, err, errlen);
+	if (db_prepare(s->db,
+	               "SELECT id, ts, action, plan, until FROM fault_plans ORDER BY id DESC "
+	               "LIMIT ?1",
+	               &st, err, errlen) != 0)
+		return NULL;
+	sqlite3_bind_int(st, 1, limit);
+	arr = json_array();
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *plan = column_json(st, 3);
+
+		json_array_append_new(
+		    arr, json_pack("{s:I, s:I, s:n, s:s, s:o, s:o}", "id",
+		                   (json_int_t)sqlite3_column_int64(st, 0), "ts",
+		                   (json_int_t)sqlite3_column_int64(st, 1), "supervisor", "action",
+		                   (const char *)sqlite3_column_text(st, 2), "plan",
+		                   plan != NULL ? plan : json_null(), "until",
+		                   sqlite3_column_type(st, 4) == SQLITE_NULL
+		                       ? json_null()
+		                       : json_integer(sqlite3_column_int64(st, 4))));
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(arr);
+		db_fail(s->db, "state DB: read the fault plans", err, errlen);
+		return NULL;
+	}
+	return arr;
+}
+
 /* ---- retention ---------------------------------------------------------------- */
 
 /* Runs sql with ?1 = ids (a JSON array), calling row for each result row. */

@@ -117,6 +117,15 @@ json_t *store_search_json(struct store *s, const char *ns, const char *prefix, c
                           int limit, char *err, size_t errlen);
 json_t *store_counts_json(struct store *s, char *err, size_t errlen);
 
+/* Records, in this turn's transaction, a fault plan this run now runs
+ * at ts (wall ms) under (action: "start", "set", "off", "reset", "expired", "reload"),
+ * as JSON text, until until_ms (wall clock; 0: no end); *id is its row. */
+int store_fault_plan(struct store *s, int64_t ts, const char *action, const char *plan,
+                     int64_t until_ms, int64_t *id, char *err, size_t errlen);
+/* The latest limit fault plans, newest first: [{"id", "ts", "supervisor"
+ * (its name on PostgreSQL, else null), "action", "plan", "until"}]. */
+json_t *store_fault_plans_json(struct store *s, int limit, char *err, size_t errlen);
+
 /* Where the pruner's pass over closed workflows (oldest first) stands;
  * {INT64_MIN, 0} starts a pass. */
 struct store_prune_cursor {

@@ -83,6 +83,9 @@ json_t *pgstore_search_json(struct store *s, const char *ns, const char *prefix,
  * *lo_after) to hi (exclusive, prefix with its last byte raised). */
 void store_search_bounds(const char *prefix, const char *after, const char **lo, int *lo_after,
                          char *hi, size_t hilen);
+int pgstore_fault_plan(struct store *s, int64_t ts, const char *action, const char *plan,
+                       int64_t until_ms, int64_t *id, char *err, size_t errlen);
+json_t *pgstore_fault_plans_json(struct store *s, int limit, char *err, size_t errlen);
 int pgstore_prune(struct store *s, int64_t now_ms, const struct idem_config *cfg,
                   struct store_prune_cursor *cur, int scan, int *pruned, char *err, size_t errlen);
 

@@ -102,6 +102,13 @@ static const char *const pg_migrations[] = {
      * in byte order, whatever the database's collation: in en_US, say,
      * "order-95" sorts after "order-:", the end of prefix "order-9". */
     "CREATE INDEX workflows_id_bytes ON workflows(namespace, workflow_id COLLATE \"C\");",
+    /* 4: the fault plans each run ran under (see state_schema.c's 5). */
+    "CREATE TABLE fault_plans (id BIGSERIAL PRIMARY KEY,"
+    "  ts BIGINT NOT NULL,"
+    "  supervisor BIGINT,"
+    "  action TEXT NOT NULL,"
+    "  plan TEXT NOT NULL,"
+    "  until BIGINT);",
 };
 
 #define WF_COLS                                                                                    \
@@ -1029,6 +1036,60 @@ json_t *pgstore_search_json(struct store *s, const char *ns, const char *prefix,
 		last = json_string(PQgetvalue(r, limit - 1, 2));
 	PQclear(r);
 	return json_pack("{s:o, s:o}", "workflows", arr, "next_after_id", last);
+}
+
+/* ---- fault plans ------------------------------------------------------------------ */
+
+int pgstore_fault_plan(struct store *s, int64_t ts, const char *action, const char *plan,
+                       int64_t until_ms, int64_t *id, char *err, size_t errlen)
+{
+	struct params p = {0};
+	PGresult *r;
+
+	p_int(&p, 0, ts);
+	if (s->pg->me > 0)
+		p_int(&p, 1, s->pg->me);
+	else
+		p_text(&p, 1, NULL);
+	p_text(&p, 2, action);
+	p_text(&p, 3, plan);
+	if (until_ms > 0)
+		p_int(&p, 4, until_ms);
+	else
+		p_text(&p, 4, NULL);
+	r = run_sql(s,
+	            "INSERT INTO fault_plans (ts, supervisor, action, plan, until) "
+	            "VALUES ($1, $2, $3, $4, $5) RETURNING id",
+	            &p, "state DB: record the fault plan", err, errlen);
+	if (r == NULL)
+		return -1;
+	*id = get_int(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+json_t *pgstore_fault_plans_json(struct store *s, int limit, char *err, size_t errlen)
+{
+	struct params p = {0};
+	PGresult *r;
+	json_t *arr;
+
+	p_int(&p, 0, limit);
+	r = run_sql(s,
+	            "SELECT f.id, f.ts, v.name, f.action, f.plan, f.until FROM fault_plans f "
+	            "LEFT JOIN supervisors v ON v.id = f.supervisor ORDER BY f.id DESC LIMIT $1",
+	            &p, "state DB: read the fault plans", err, errlen);
+	if (r == NULL)
+		return NULL;
+	arr = json_array();
+	for (int row = 0; row < PQntuples(r); row++)
+		json_array_append_new(arr, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "id",
+		                                     v_int(r, row, 0), "ts", v_int(r, row, 1),
+		                                     "supervisor", v_str(r, row, 2), "action",
+		                                     v_str(r, row, 3), "plan", v_json(r, row, 4),
+		                                     "until", v_int(r, row, 5)));
+	PQclear(r);
+	return arr;
 }
 
 /* ---- retention -------------------------------------------------------------------- */

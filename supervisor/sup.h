@@ -23,6 +23,7 @@
 struct api;
 struct idem_app;
 struct engine;
+struct faultctl;
 struct pool;
 struct store;
 
@@ -38,8 +39,10 @@ struct sup {
 	struct engine *engine;
 	struct api *api;
 	struct retry_policy retry;
-	struct fault_config faults;
-	int stopping; /* SIGTERM/SIGINT seen: no new work */
+	struct fault_config faults; /* the rates in force (faultctl.h) */
+	struct faultctl *faultctl;
+	int64_t fault_plan_id; /* their row in the state DB's fault_plans */
+	int stopping;          /* SIGTERM/SIGINT seen: no new work */
 	int64_t started_mono;
 };
 

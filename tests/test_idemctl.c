@@ -268,7 +268,7 @@ static void test_usage_errors(void **state)
 {
 	check(IDEM_EXIT_USAGE, "err",
 	      "idemctl: unknown command \"strat\" (commands: start, show, get, list, wait, stats, "
-	      "top, stock, check, panel)",
+	      "top, stock, check, panel, faults)",
 	      "strat");
 	check(IDEM_EXIT_USAGE, "err", "idemctl: panel: which panel? idemctl panel N", "panel");
 	check(IDEM_EXIT_USAGE, "err", "idemctl: panel: N x is not", "panel x");

@@ -292,7 +292,9 @@ function overviewPage(main) {
       }
       state.uptime = st.uptime_ms;
       const seed = state.app ? state.app.faults.seed : st.fault_seed;
-      about.textContent = `up ${fmtMs(st.uptime_ms)} · fault seed ${seed} · ` +
+      const plan = { config: "the config's", set: "set at runtime (idemctl faults)",
+        off: "off at runtime (idemctl faults)" }[st.faults.plan] || st.faults.plan;
+      about.textContent = `up ${fmtMs(st.uptime_ms)} · fault seed ${seed} · fault plan ${plan} · ` +
         `${st.activity_mode} activities · task queue ${st.task_queue}` +
         (st.pruned ? ` · ${fmtInt(st.pruned)} pruned` : "") + (st.stopping ? " · stopping" : "");
       tput.lastChild.replaceChildren(timeChart("throughput", se.t,

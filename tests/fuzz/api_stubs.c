@@ -224,6 +224,20 @@ json_t *store_search_json(struct store *s, const char *ns, const char *prefix, c
 	return json_pack("{s:[], s:n}", "workflows", "next_after_id");
 }
 
+int store_fault_plan(struct store *s, int64_t ts, const char *action, const char *plan,
+                     int64_t until_ms, int64_t *id, char *err, size_t errlen)
+{
+	static int64_t last;
+
+	*id = ++last;
+	return 0;
+}
+
+json_t *store_fault_plans_json(struct store *s, int limit, char *err, size_t errlen)
+{
+	return json_array();
+}
+
 json_t *store_counts_json(struct store *s, char *err, size_t errlen)
 {
 	return json_pack("{s:{s:i, s:i, s:i}}", "workflows", "running", 1, "completed", 1, "failed",

@@ -38,6 +38,7 @@
 #include "apps.h"
 #include "db.h"
 #include "api_stubs.h"
+#include "faultctl.h"
 #include "fuzz.h"
 #include "log.h"
 
@@ -72,6 +73,7 @@ static void teardown(void)
 {
 	api_free(api);
 	stub_engine_free(sup.engine);
+	faultctl_free(sup.faultctl);
 	event_base_free(sup.base);
 	appconn_close(sup.appdb);
 }
@@ -96,6 +98,9 @@ static void setup(void)
 	sup.cfg.max_body = 1024;
 	sup.base = event_base_new();
 	sup.engine = stub_engine_new(&sup);
+	sup.cfg.fault_seed = 1; /* the same answers at every run */
+	sup.cfg.fault_seed_set = 1;
+	sup.faultctl = faultctl_new(&sup);
 	FUZZ_CHECK(api_start(&sup, &api, err, sizeof(err)) == 0, "api_start: %s", err);
 	sup.api = api; /* GET /metrics reads its counters */
 	atexit(teardown);
