@@ -1,8 +1,10 @@
 # install.cmake — what `cmake --install` puts where (GNUInstallDirs): the
 # programs, a man page for each (help2man, from its --help and --version),
 # the C SDK's header with a pkg-config file, the Python SDK, the examples
-# and .env-dist as an example configuration (share/idem/idem.env). The dashboard is inside
-# idem-supervisor. Included by the top-level CMakeLists.txt.
+# (with the service files of examples/service: a systemd unit, an s6
+# service directory) and .env-dist as an example configuration
+# (share/idem/idem.env). The dashboard is inside idem-supervisor.
+# Included by the top-level CMakeLists.txt.
 include(GNUInstallDirs)
 
 # Each program with the line its man page's NAME section gives it.
@@ -60,14 +62,28 @@ install(FILES ${CMAKE_SOURCE_DIR}/sdk/python/idem.py
 # Under share/idem, not share/doc: minimal images drop share/doc.
 install(FILES ${CMAKE_SOURCE_DIR}/.env-dist DESTINATION ${CMAKE_INSTALL_DATADIR}/idem
   RENAME idem.env)
+# With their modes: the scripts among them stay executable (the shell
+# app's activities, s6's run and finish in service/).
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/examples/ DESTINATION ${CMAKE_INSTALL_DATADIR}/idem/examples
-  PATTERN "__pycache__" EXCLUDE)
+  USE_SOURCE_PERMISSIONS PATTERN "__pycache__" EXCLUDE)
 install(FILES ${CMAKE_SOURCE_DIR}/sdk/c/example.c
   DESTINATION ${CMAKE_INSTALL_DATADIR}/idem/examples/sdk)
 
+# The package's configuration, /etc/idem/idem.env: .env-dist with its
+# run/ paths in /var/lib/idem (where the service examples run), so that
+# idemctl --env /etc/idem/idem.env finds the socket from any directory.
+# A conffile: dpkg keeps the operator's edits across upgrades. Only in
+# the package (component conffile): cmake --install never writes /etc.
+file(READ ${CMAKE_SOURCE_DIR}/.env-dist idem_env_dist)
+string(REPLACE "=run/" "=/var/lib/idem/" idem_env_etc "${idem_env_dist}")
+file(WRITE ${CMAKE_BINARY_DIR}/package/idem.env "${idem_env_etc}")
+file(WRITE ${CMAKE_BINARY_DIR}/package/conffiles "/etc/idem/idem.env\n")
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/.env-dist)
+install(FILES ${CMAKE_BINARY_DIR}/package/idem.env DESTINATION /etc/idem COMPONENT conffile
+  EXCLUDE_FROM_ALL)
+
 # A Debian package of the same install (cpack -G DEB in the build
-# directory: idem_VERSION_ARCH.deb), for /usr. The configuration is the
-# operator's: copy share/idem/idem.env to /etc/idem/.
+# directory: idem_VERSION_ARCH.deb), for /usr, with /etc/idem/idem.env.
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME idem)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
@@ -80,4 +96,8 @@ set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
   "libc6, libevent-2.1-7, libjansson4, libsqlite3-0, libpq5")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "python3")
+# Everything cmake --install installs, and the conffile.
+set(CPACK_INSTALL_CMAKE_PROJECTS "${CMAKE_BINARY_DIR};idem;ALL;/"
+  "${CMAKE_BINARY_DIR};idem;conffile;/")
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${CMAKE_BINARY_DIR}/package/conffiles)
 include(CPack)

@@ -20,6 +20,7 @@
 #include "faultvfs.h"
 #include "lockfile.h"
 #include "log.h"
+#include "notify.h"
 #include "pgconn.h"
 #include "pool.h"
 #include "prune.h"
@@ -34,7 +35,7 @@
 _Static_assert(FAULT_NPOINTS == CONFIG_FAULT_POINTS, "config and fault planner disagree");
 
 static const char usage[] =
-    "usage: idem-supervisor [--env FILE] [--key VALUE ...] [--seed N]\n"
+    "usage: idem-supervisor [--env FILE] [--key VALUE ...] [--seed N] [--notify-fd N]\n"
     "       idem-supervisor --help | --version\n"
     "\n"
     "Runs idem: a pool of idem-worker processes, the app's helper process, the\n"
@@ -46,6 +47,12 @@ static const char usage[] =
     "SIGHUP reads the configuration again: the FAULT_* keys (but FAULT_SEED\n"
     "and FAULT_VFS), LOG_* and RETRY_* change on the live supervisor; the log\n"
     "names any other key that changed, which waits for a restart.\n"
+    "\n"
+    "As a service: logs go to stderr (one line per event), SIGTERM drains\n"
+    "(SHUTDOWN_GRACE) and exits 0. Readiness, once the control API listens:\n"
+    "READY=1 to systemd's NOTIFY_SOCKET (Type=notify), and with --notify-fd N\n"
+    "a newline written to fd N, then closed (s6: N is the service's\n"
+    "notification-fd). See examples/service.\n"
     "\n"
     "Keys:\n";
 
@@ -116,6 +123,7 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	r->sup.stopping = 1;
+	notify_stopping();
 	log_info("shutting down: no new work; waiting for attempts in flight",
 	         "signal=%d busy=%d grace_ms=%lld", (int)sig, pool_busy_count(r->sup.pool),
 	         (long long)ms);
@@ -190,6 +198,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 
 	(void)sig;
 	(void)what;
+	notify_reloading();
 	if (config_load(c, r->argc, r->argv, rest, &nrest, err, sizeof(err)) != 0) {
 		log_error("SIGHUP: the configuration does not load; nothing changed",
 		          "error=\"%s\"", err);
@@ -223,6 +232,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 		log_warn("SIGHUP: these keys changed but take effect at the next restart",
 		         "keys=\"%s\"", later);
 done:
+	notify_ready(NULL);
 	free(rest);
 	free(c);
 }
@@ -507,6 +517,23 @@ static int parse_args(struct run *r, int argc, char **argv)
 			}
 			continue;
 		}
+		/* --notify-fd N: s6's readiness pipe (notify.h). */
+		if (strcmp(a, "--notify-fd") == 0 || strncmp(a, "--notify-fd=", 12) == 0) {
+			const char *v = a[11] == '=' ? a + 12 : NULL;
+
+			if (v == NULL && (i + 1 >= nrest || rest[i + 1] != rest[i] + 1)) {
+				fprintf(stderr, "idem-supervisor: --notify-fd needs a value (an fd "
+				                "number, 3..1023)\n");
+				goto done;
+			}
+			if (v == NULL)
+				v = argv[rest[++i]];
+			if (notify_fd_set(v, err, sizeof(err)) != 0) {
+				fprintf(stderr, "idem-supervisor: %s\n", err);
+				goto done;
+			}
+			continue;
+		}
 		fprintf(stderr, "idem-supervisor: unknown argument \"%s\" (see --help)\n", a);
 		goto done;
 	}
@@ -538,6 +565,7 @@ int main(int argc, char **argv)
 	struct sup *sup = &r.sup;
 	struct event *sigs[4];
 	char err[1024] = "", state_db[CONFIG_PATH_MAX], app_db[CONFIG_PATH_MAX];
+	char status[CONFIG_PATH_MAX + 32];
 	int rc;
 
 	idem_version_exit(argc, argv, "idem-supervisor");
@@ -556,6 +584,7 @@ int main(int argc, char **argv)
 		return rc > 0 ? IDEM_EXIT_OK : IDEM_EXIT_USAGE;
 	log_init("supervisor", sup->cfg.log_level);
 	log_set_format(sup->cfg.log_format);
+	notify_init(); /* before any child: none may inherit NOTIFY_SOCKET */
 	signal(SIGPIPE, SIG_IGN);
 	sup->started_mono = clock_mono_ms();
 	retry_from_config(sup);
@@ -587,6 +616,10 @@ int main(int argc, char **argv)
 	         sup->cfg.workers, sup->cfg.socket, state_db, app_db,
 	         sup->cfg.naive ? "naive" : "guarded", (unsigned long long)sup->faults.seed,
 	         fault_enabled(&sup->faults) ? "on" : "off");
+	/* The control API listens (a connection waits in its backlog for the
+	 * loop): the service manager may start what depends on idem. */
+	snprintf(status, sizeof(status), "ready; control API on %s", sup->cfg.socket);
+	notify_ready(status);
 	if (fault_enabled(&sup->faults))
 		log_info("fault injection on; replay this fault plan with --seed",
 		         "seed=%llu kill=%.3f async_kill=%.3f error=%.3f delay=%.3f peer=%.3f",

@@ -1,8 +1,9 @@
 #!/bin/sh
 # deb.sh — the Debian package, built by CPack from this build, installed on
 # this machine with apt-get, and the seed scenario run from it alone: the
-# installed programs (/usr/bin), a configuration under /etc/idem made from
-# the packaged example, the state under /var/lib/idem. Then purged.
+# installed programs (/usr/bin), the package's configuration
+# /etc/idem/idem.env (a conffile), the state under /var/lib/idem. Then
+# purged, conffile and all.
 # Root only, and only where no idem package, /etc/idem or /var/lib/idem
 # was there before (it would not touch them): exit 77 otherwise (ctest:
 # Skipped), saying why.
@@ -45,15 +46,14 @@ done
 MANWIDTH=80 man idem-supervisor 2>/dev/null | grep -q 'control API' || [ -f /usr/share/man/man1/idem-supervisor.1.gz ] ||
 	[ -f /usr/share/man/man1/idem-supervisor.1 ] || fail "no man page for idem-supervisor"
 
-# The operator's set-up: the packaged example as /etc/idem/idem.env, the
+# The package's configuration: /etc/idem/idem.env, a conffile, with the
 # state under /var/lib/idem.
-mkdir -p /etc/idem /var/lib/idem
-sed -e 's|^SOCKET=.*|SOCKET=/var/lib/idem/idem.sock|' \
-	-e 's|^DATABASE=.*|DATABASE=/var/lib/idem/inventory.db|' \
-	-e 's|^STATE_DATABASE=.*|STATE_DATABASE=/var/lib/idem/state.db|' \
-	-e 's|^SUPPLIER_DATABASE=.*|SUPPLIER_DATABASE=/var/lib/idem/supplier.db|' \
-	-e 's|^SUPPLIER_SOCKET=.*|SUPPLIER_SOCKET=/var/lib/idem/supplier.sock|' \
-	/usr/share/idem/idem.env >/etc/idem/idem.env
+[ -f /etc/idem/idem.env ] || fail "the package has no /etc/idem/idem.env"
+dpkg-query -W -f='${Conffiles}' idem | grep -q '^ /etc/idem/idem.env ' ||
+	fail "/etc/idem/idem.env is not a conffile: $(dpkg-query -W -f='${Conffiles}' idem)"
+grep -qx 'STATE_DATABASE=/var/lib/idem/state.db' /etc/idem/idem.env &&
+	grep -qx 'SOCKET=/var/lib/idem/idem.sock' /etc/idem/idem.env ||
+	fail "/etc/idem/idem.env does not keep the state in /var/lib/idem"
 cd /
 idem-supervisor --env /etc/idem/idem.env --fault-kill-rate 0.3 --fault-error-rate 0.33 --seed 7 \
 	--retry-initial-interval 50ms >"$tmp/supervisor.log" 2>&1 &
@@ -72,3 +72,6 @@ sup=""
 [ -f /var/lib/idem/state.db ] || fail "no state DB in /var/lib/idem"
 echo "deb: $(basename "$deb") ($(du -k "$deb" | cut -f1) KB) installed with apt-get; A12: $(echo "$out" | tail -n1)"
 echo "deb: $check"
+DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq idem >"$tmp/purge.log" 2>&1 ||
+	{ cat "$tmp/purge.log"; fail "apt-get purge idem"; }
+[ ! -e /etc/idem/idem.env ] || fail "apt-get purge left /etc/idem/idem.env"

@@ -1,7 +1,8 @@
 #!/bin/sh
 # install.sh — `cmake --install` into a temporary prefix, then idem run
 # from there alone: every program and its man page, the C SDK found by
-# pkg-config (an activity compiles with it), the Python SDK, and the
+# pkg-config (an activity compiles with it), the Python SDK, the examples
+# with their scripts executable (examples/service among them), and the
 # seed scenario (order A12 of 999, final stock 1001, checker OK) run by the
 # installed supervisor from / with its configuration under etc/idem and
 # its state under var/lib/idem, its workers the installed idem-worker.
@@ -30,6 +31,10 @@ done
 [ -f "$usr/lib/python3/dist-packages/idem.py" ] || fail "the Python SDK is not installed"
 [ -f "$usr/share/idem/idem.env" ] || fail "no example configuration"
 [ -f "$usr/share/idem/examples/payments/idem.json" ] || fail "the examples are not installed"
+[ -f "$usr/share/idem/examples/service/idem.service" ] || fail "the systemd unit is not installed"
+for f in service/s6/idem/run service/s6/idem/finish shell/append.sh; do
+	[ -x "$usr/share/idem/examples/$f" ] || fail "examples/$f is installed but not executable"
+done
 
 # The C SDK through pkg-config.
 pc=$(find "$usr" -name idem.pc | head -n1)
