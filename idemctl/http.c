@@ -7,6 +7,30 @@
 #include "fmt.h"
 #include "http.h"
 #include "httpc.h"
+#include "token.h"
+
+/* HTTP_LISTEN's token, read once from API_TOKEN_FILE for --http; when it
+ * cannot be read, why (said with the server's 401). */
+static char token_header[TOKEN_MAX + 32];
+static char token_err[1024];
+static int token_read;
+
+static const char *bearer(const struct ctl *c)
+{
+	char token[TOKEN_MAX + 1];
+
+	if (strncmp(c->endpoint, "http://", 7) != 0 ||
+	    strcmp(c->cfg.api_token_file, TOKEN_OFF) == 0)
+		return NULL;
+	if (!token_read) {
+		token_read = 1;
+		if (token_load(c->cfg.api_token_file, 0, token, NULL, token_err,
+		               sizeof(token_err)) == 0)
+			snprintf(token_header, sizeof(token_header), "Authorization: Bearer %s",
+			         token);
+	}
+	return token_header[0] != '\0' ? token_header : NULL;
+}
 
 void http_escape(const char *s, char *out, size_t len)
 {
@@ -46,12 +70,18 @@ void http_add_query(const struct ctl *c, const char *query, char *buf, size_t le
 int http_request(const struct ctl *c, const char *method, const char *path, const json_t *body,
                  int wait_ms, int *status, json_t **doc)
 {
-	static const char *const json_headers[] = {"Content-Type: application/json", NULL};
+	const char *headers[3] = {NULL, NULL, NULL}, *auth = bearer(c);
 	struct httpc_response resp;
 	char err[1024], *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	int rc = httpc_request(c->endpoint, method, path, body ? json_headers : NULL, text,
-	                       text ? strlen(text) : 0, c->timeout_ms + wait_ms, &resp, err,
-	                       sizeof(err));
+	int n = 0, rc;
+
+	if (body != NULL)
+		headers[n++] = "Content-Type: application/json";
+	if (auth != NULL)
+		headers[n++] = auth;
+	rc = httpc_request(c->endpoint, method, path, n > 0 ? headers : NULL, text,
+	                   text ? strlen(text) : 0, c->timeout_ms + wait_ms, &resp, err,
+	                   sizeof(err));
 
 	free(text);
 	*doc = NULL;
@@ -87,6 +117,10 @@ int http_refused(const struct ctl *c, int status, const json_t *doc)
 {
 	if (c->json)
 		http_print_json(doc);
+	if (status == 401 && token_err[0] != '\0')
+		return ctl_fail(IDEM_EXIT_FAIL,
+		                "%s; here, %s (--api-token-file PATH names another)",
+		                ctl_str(doc, "error", "the server asks a token"), token_err);
 	return ctl_fail(IDEM_EXIT_FAIL, "%s",
 	                ctl_str(doc, "error", "the server refused the request"));
 }

@@ -41,7 +41,8 @@ def supervisor(bin_dir, work, extra=(), log_name="supervisor.log", state_db=None
          f"--database={work}/app.db", f"--state-database={state_db or work + '/state.db'}",
          f"--supplier-database={work}/supplier.db", f"--supplier-socket={work}/bench-sup.sock",
          "--reorder-threshold=15", "--reorder-quantity=30", "--sync=normal",
-         "--log-level=warn", *extra], stdout=log, stderr=subprocess.STDOUT)
+         f"--api-token-file={work}/api-token", "--log-level=warn", *extra],
+        stdout=log, stderr=subprocess.STDOUT)
     for _ in range(1000):
         if p.poll() is not None:
             raise SystemExit(f"idem-supervisor exited {p.returncode}; see {log.name}")
@@ -51,6 +52,12 @@ def supervisor(bin_dir, work, extra=(), log_name="supervisor.log", state_db=None
         except OSError:
             time.sleep(0.02)
     raise SystemExit(f"idem-supervisor did not answer; see {log.name}")
+
+
+def token(work):
+    """The token HTTP_LISTEN asks of the supervisor started on work."""
+    with open(os.path.join(work, "api-token")) as f:
+        return f.readline().strip()
 
 
 def free_port():

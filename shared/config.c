@@ -87,6 +87,11 @@ static const struct key_def {
     {{"HTTP_LISTEN", "", "\"\" (off), 127.0.0.1:PORT, localhost:PORT or [::1]:PORT",
       "also serve the control API on this TCP loopback address"},
      {K_LISTEN, FIELD(http_listen), 0, 0, 0}},
+    {{"API_TOKEN_FILE", "run/api-token", "a file path, or none",
+      "the bearer token HTTP_LISTEN requires (Authorization: Bearer TOKEN; the dashboard "
+      "asks for it once): read from this file, which the supervisor makes (0600, random) "
+      "when it is missing; none: no token, any local user may use the TCP listener"},
+     {K_PATH, FIELD(api_token_file), 0, 0, 0}},
     {{"NAMESPACE", "default", "1..127 characters of A-Z a-z 0-9 _ . -",
       "the namespace workflows are started in"},
      {K_NAME, FIELD(namespace_), 0, 0, 0}},

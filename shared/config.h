@@ -30,6 +30,7 @@ struct idem_config {
 	char socket[CONFIG_PATH_MAX];       /* SOCKET: control API Unix socket */
 	char socket_group[CONFIG_NAME_MAX]; /* SOCKET_GROUP: the socket's group, "" = ours */
 	char http_listen[CONFIG_NAME_MAX];  /* HTTP_LISTEN: optional loopback host:port, "" = off */
+	char api_token_file[CONFIG_PATH_MAX]; /* API_TOKEN_FILE: HTTP_LISTEN's token, or "none" */
 	char namespace_[CONFIG_NAME_MAX];     /* NAMESPACE */
 	char taskqueue[CONFIG_NAME_MAX];      /* TASKQUEUE */
 	char database[CONFIG_PATH_MAX];       /* DATABASE: the app DB (its tables are the app's) */

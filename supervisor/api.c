@@ -43,6 +43,7 @@
 #include "api.h"
 #include "clock.h"
 #include "pgconn.h"
+#include "token.h"
 #include "engine.h"
 #include "faultctl.h"
 #include "ids.h"
@@ -128,6 +129,7 @@ struct api {
 	struct series *series;      /* the last minutes, for the dashboard */
 	struct panel_run *panels;   /* one per panel of the app's */
 	int npanels;
+	char token[TOKEN_MAX + 1]; /* HTTP_LISTEN's bearer token; "" = none asked */
 };
 
 /* A request whose answer waits for a commit or a workflow: it follows the
@@ -154,8 +156,12 @@ static const char *reason_of(int status)
 		return "OK";
 	case 201:
 		return "Created";
+	case 204:
+		return "No Content";
 	case 400:
 		return "Bad Request";
+	case 401:
+		return "Unauthorized";
 	case 403:
 		return "Forbidden";
 	case 404:
@@ -1550,6 +1556,12 @@ typedef void (*handler_fn)(struct api *a, struct evhttp_request *req, struct que
 /* The endpoints, one line per path and method. A path segment in capitals
  * (ID, PRODUCT) stands for any one segment, which the handler gets as id.
  * An endpoint asked with a method it lacks answers 405 with Allow. */
+/* Over TCP (below, with the browser checks). */
+static void handle_login(struct api *a, struct evhttp_request *req, struct query *q,
+                         const char *unused);
+static void handle_logout(struct api *a, struct evhttp_request *req, struct query *q,
+                          const char *unused);
+
 static const struct endpoint {
 	const char *path;
 	enum evhttp_cmd_type method;
@@ -1569,6 +1581,8 @@ static const struct endpoint {
     {"/v1/panels/ID", EVHTTP_REQ_GET, handle_panel},
     {"/v1/faults", EVHTTP_REQ_GET, handle_faults},
     {"/v1/faults", EVHTTP_REQ_PUT, handle_faults_put},
+    {"/v1/login", EVHTTP_REQ_POST, handle_login},
+    {"/v1/logout", EVHTTP_REQ_POST, handle_logout},
     {"/metrics", EVHTTP_REQ_GET, handle_metrics},
 };
 
@@ -1796,6 +1810,114 @@ static int browser_safe(struct api *a, struct evhttp_request *req, const struct 
 	return 1;
 }
 
+/* The dashboard's cookie: one name per port, for the supervisors of one
+ * machine share the name localhost. */
+static void cookie_name(const struct api *a, char *buf, size_t len)
+{
+	snprintf(buf, len, "idem_token_%d", a->tcp_port);
+}
+
+/* The value of cookie name in a Cookie header, or -1. */
+static int cookie_value(const char *header, const char *name, char *out, size_t len)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = header; p != NULL && *p != '\0'; p = strchr(p, ';')) {
+		size_t v;
+
+		while (*p == ';' || *p == ' ')
+			p++;
+		if (strncmp(p, name, n) != 0 || p[n] != '=')
+			continue;
+		p += n + 1;
+		v = strcspn(p, "; ");
+		if (v >= len)
+			return -1;
+		memcpy(out, p, v);
+		out[v] = '\0';
+		return 0;
+	}
+	return -1;
+}
+
+/* Whether req may use the API: over TCP it must carry HTTP_LISTEN's token,
+ * as Authorization: Bearer TOKEN or as the dashboard's cookie. */
+static int authorized(const struct api *a, struct evhttp_request *req)
+{
+	const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const char *auth = evhttp_find_header(h, "Authorization");
+	const char *cookie = evhttp_find_header(h, "Cookie");
+	char got[TOKEN_MAX + 1], name[32];
+
+	if (a->token[0] == '\0' || !over_tcp(req))
+		return 1;
+	if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0 && strlen(auth + 7) <= TOKEN_MAX)
+		return token_equal(auth + 7, a->token);
+	cookie_name(a, name, sizeof(name));
+	return cookie != NULL && cookie_value(cookie, name, got, sizeof(got)) == 0 &&
+	       token_equal(got, a->token);
+}
+
+static void reply_unauthorized(struct api *a, struct evhttp_request *req)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+	                  "Bearer realm=\"idem\"");
+	reply_error(req, 401,
+	            "this TCP listener needs the control API's token: send Authorization: Bearer "
+	            "TOKEN, with the token from API_TOKEN_FILE (%s) on the supervisor's machine "
+	            "(idemctl --http reads it there; the dashboard asks for it)",
+	            a->sup->cfg.api_token_file);
+}
+
+/* POST /v1/login {"token": T}: the dashboard's way in. The token comes
+ * back as an HttpOnly, SameSite=Strict cookie: the page's scripts cannot
+ * read it, and no request another site starts carries it. */
+static void handle_login(struct api *a, struct evhttp_request *req, struct query *q,
+                         const char *unused)
+{
+	json_t *body;
+	const char *t;
+	char name[32], cookie[TOKEN_MAX + 128];
+
+	if (a->token[0] == '\0' || !over_tcp(req))
+		return reply_error(req, 400,
+		                   "no token is asked here (the Unix socket, or HTTP_LISTEN with "
+		                   "API_TOKEN_FILE=none)");
+	if ((body = body_json(req)) == NULL)
+		return;
+	t = json_string_value(json_object_get(body, "token"));
+	if (t == NULL) {
+		json_decref(body);
+		return reply_error(req, 400, "send {\"token\": \"...\"}");
+	}
+	if (strlen(t) > TOKEN_MAX || !token_equal(t, a->token)) {
+		json_decref(body);
+		return reply_error(
+		    req, 401,
+		    "wrong token: it is the first line of API_TOKEN_FILE (%s) on the "
+		    "supervisor's machine",
+		    a->sup->cfg.api_token_file);
+	}
+	json_decref(body);
+	cookie_name(a, name, sizeof(name));
+	snprintf(cookie, sizeof(cookie), "%s=%s; HttpOnly; SameSite=Strict; Path=/", name,
+	         a->token);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", cookie);
+	reply(req, 200, json_pack("{s:b}", "ok", 1));
+}
+
+/* POST /v1/logout: forgets the dashboard's cookie. */
+static void handle_logout(struct api *a, struct evhttp_request *req, struct query *q,
+                          const char *unused)
+{
+	char name[32], cookie[96];
+
+	cookie_name(a, name, sizeof(name));
+	snprintf(cookie, sizeof(cookie), "%s=; Max-Age=0; HttpOnly; SameSite=Strict; Path=/", name);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", cookie);
+	reply(req, 200, json_pack("{s:b}", "ok", 1));
+}
+
 static void route(struct evhttp_request *req, void *arg)
 {
 	struct api *a = arg;
@@ -1820,6 +1942,9 @@ static void route(struct evhttp_request *req, void *arg)
 		return;
 	if (m->cmd == EVHTTP_REQ_GET && (asset = ui_find(path ? path : "/")) != NULL)
 		return ui_send(req, asset);
+	if (!authorized(a, req) &&
+	    !(m->cmd == EVHTTP_REQ_POST && path != NULL && strcmp(path, "/v1/login") == 0))
+		return reply_unauthorized(a, req);
 	if ((ep = endpoint_find(a, req, m, path ? path : "/", seg, n, &id, &app_route)) == NULL)
 		return;
 	TAILQ_INIT(&q.kv);
@@ -2024,6 +2149,26 @@ static int api_listener(struct api *a, struct evhttp_bound_socket *bound)
 	return 0;
 }
 
+/* HTTP_LISTEN's token (API_TOKEN_FILE), made at the first start. */
+static int token_setup(struct api *a, char *err, size_t errlen)
+{
+	const char *path = a->sup->cfg.api_token_file;
+	int made = 0;
+
+	if (strcmp(path, TOKEN_OFF) == 0) {
+		log_warn("the TCP listener asks no token (API_TOKEN_FILE=none): every user of this "
+		         "machine may use the control API on HTTP_LISTEN",
+		         "http=%s", a->sup->cfg.http_listen);
+		return 0;
+	}
+	if (token_load(path, 1, a->token, &made, err, errlen) != 0)
+		return -1;
+	if (made)
+		log_info("made the control API's token for HTTP_LISTEN (give it to who may use it)",
+		         "file=%s", path);
+	return 0;
+}
+
 int api_start(struct sup *sup, struct api **out, char *err, size_t errlen)
 {
 	struct api *a = xcalloc(1, sizeof(*a));
@@ -2049,6 +2194,8 @@ int api_start(struct sup *sup, struct api **out, char *err, size_t errlen)
 	a->unix_fd = listen_unix(sup->cfg.socket, sup->cfg.socket_group, err, errlen);
 	if (a->unix_fd < 0 ||
 	    api_listener(a, evhttp_accept_socket_with_handle(a->http, a->unix_fd)) != 0)
+		goto fail;
+	if (sup->cfg.http_listen[0] != '\0' && token_setup(a, err, errlen) != 0)
 		goto fail;
 	if (sup->cfg.http_listen[0] != '\0') {
 		char host[CONFIG_NAME_MAX];

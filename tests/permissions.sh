@@ -3,7 +3,9 @@
 # directory and every database are its user's alone (0700 / 0600), the
 # control socket is 0600, or with SOCKET_GROUP 0660 and that group's,
 # which may pass through the directory to it but not read the databases;
-# a directory the operator made is left as it is. Checked
+# a directory the operator made is left as it is; the TCP listener
+# (HTTP_LISTEN) asks for the token of API_TOKEN_FILE (0600, made at the
+# first start), which neither other user can read. Checked
 # with two users the test makes: one in the group (uses the socket, cannot
 # read a database), one outside it (can do neither). Root only (it makes
 # users): exit 77 otherwise (ctest: Skipped), saying why.
@@ -33,7 +35,9 @@ useradd -M -N -g nogroup -s /bin/sh "$other"
 chmod 0711 "$tmp"
 cd "$tmp"
 umask 022 # the caller's: the supervisor must not depend on it
-"$bin/idem-supervisor" --env=/dev/null --socket-group="$group" >"$tmp/supervisor.log" 2>&1 &
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$bin/idem-supervisor" --env=/dev/null --socket-group="$group" --http-listen="127.0.0.1:$port" \
+	>"$tmp/supervisor.log" 2>&1 &
 sup=$!
 for _ in $(seq 100); do [ -S run/idem.sock ] && break; sleep 0.1; done
 [ -S run/idem.sock ] || { cat "$tmp/supervisor.log"; fail "no socket"; }
@@ -43,7 +47,8 @@ for _ in $(seq 100); do [ -S run/idem.sock ] && break; sleep 0.1; done
 mode() { stat -c '%a %G' "$1"; }
 [ "$(mode run)" = "710 $group" ] || fail "run/ is $(mode run), not 710 $group"
 [ "$(mode run/idem.sock)" = "660 $group" ] || fail "the socket is $(mode run/idem.sock)"
-for f in run/state.db run/inventory.db run/supplier.db run/state.db-wal run/state.db.lock; do
+for f in run/state.db run/inventory.db run/supplier.db run/state.db-wal run/state.db.lock \
+	run/api-token; do
 	[ "$(stat -c '%a' "$f")" = 600 ] || fail "$f is $(stat -c '%a' "$f"), not 600"
 done
 ctl_as() { runuser -u "$1" -- "$bin/idemctl" --env=/dev/null --socket "$tmp/run/idem.sock" stats; }
@@ -58,6 +63,31 @@ grep -q 'Permission denied' "$tmp/other.err" || fail "$other: $(cat "$tmp/other.
 if runuser -u "$other" -- cat "$tmp/run/state.db" >/dev/null 2>&1; then
 	fail "$other can read the state DB"
 fi
+# The TCP listener: no user but the owner can read the token, and without
+# it the listener refuses (401); with a copy of it, it answers.
+http_as() {
+	u=$1
+	shift
+	runuser -u "$u" -- "$bin/idemctl" --env=/dev/null --http "http://127.0.0.1:$port" "$@"
+}
+for u in "$member" "$other"; do
+	if runuser -u "$u" -- cat "$tmp/run/api-token" >/dev/null 2>&1; then
+		fail "$u can read the API token"
+	fi
+	if (cd "$tmp" && http_as "$u" stats >/dev/null 2>"$tmp/$u.tcp"); then
+		fail "$u used the TCP listener without the token"
+	fi
+	grep -q "needs the control API's token" "$tmp/$u.tcp" &&
+		grep -q "cannot read API_TOKEN_FILE run/api-token: Permission denied" "$tmp/$u.tcp" ||
+		fail "$u over TCP without the token: $(cat "$tmp/$u.tcp")"
+done
+http_as "$other" --api-token-file=/nonexistent start --order-id T1 --product-id 123456 \
+	--quantity 1 >/dev/null 2>&1 && fail "$other started a workflow over TCP without the token"
+install -o "$other" -m 600 run/api-token "$tmp/other.token"
+http_as "$other" --api-token-file="$tmp/other.token" stats >/dev/null 2>"$tmp/other.tcp" ||
+	fail "$other with the token over TCP: $(cat "$tmp/other.tcp")"
+"$bin/idemctl" --env=/dev/null --socket run/idem.sock get T1 >/dev/null 2>&1 &&
+	fail "the refused start over TCP created T1"
 kill -TERM "$sup"
 wait "$sup" || fail "the supervisor did not stop cleanly"
 sup=""
@@ -73,4 +103,4 @@ for _ in $(seq 100); do [ -S alone/idem.sock ] && break; sleep 0.1; done
 kill -TERM "$sup"
 wait "$sup" || fail "the second supervisor did not stop cleanly"
 sup=""
-echo "permissions: run/ 710 and the socket 660 of $group; databases 600; $member uses the socket but cannot read a database; $other can do neither ($(cat "$tmp/other.err"))"
+echo "permissions: run/ 710 and the socket 660 of $group; databases and the API token 600; $member uses the socket but cannot read a database; $other can do neither ($(cat "$tmp/other.err")); over TCP neither may do anything without the token, and $other may with a copy of it"

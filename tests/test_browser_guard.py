@@ -4,7 +4,10 @@
 # a Host that is not the supervisor's (DNS rebinding) and a foreign Origin
 # are refused (403), a change not sent as application/json is refused (415)
 # and creates nothing, a CORS preflight is never granted; the same requests
-# from the page's own origin, and over the Unix socket, work.
+# from the page's own origin, and over the Unix socket, work. Over TCP
+# every endpoint asks for the token (API_TOKEN_FILE) as Authorization:
+# Bearer or as the cookie POST /v1/login sets; the dashboard's page does
+# not, nor does the Unix socket.
 # Run by ctest (IDEM_BIN_DIR: the build's bin/ parent).
 import http.client
 import os
@@ -15,16 +18,20 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
-from idem_http import call, free_port, stop, supervisor  # noqa: E402
+from idem_http import call, free_port, stop, supervisor, token  # noqa: E402
 
 BIN = os.path.join(os.environ.get("IDEM_BIN_DIR", os.path.join(ROOT, "build")), "bin")
 failures = []
+TOKEN = {"value": None}  # sent as Authorization: Bearer unless a case says otherwise
 
 
-def tcp(port, method, path, body=None, headers=None):
+def tcp(port, method, path, body=None, headers=None, auth=True):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     c.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-    for k, v in (headers or {}).items():
+    headers = dict(headers or {})
+    if auth and TOKEN["value"] and "Authorization" not in headers:
+        headers["Authorization"] = f"Bearer {TOKEN['value']}"
+    for k, v in headers.items():
         c.putheader(k, v)
     data = body.encode() if body is not None else b""
     c.putheader("Content-Length", str(len(data)))
@@ -46,6 +53,56 @@ def expect(what, got, want, text=None):
         failures.append(what)
 
 
+def tokens(port, own, work):
+    """HTTP_LISTEN's token: asked of every endpoint, not of the dashboard's
+    page; taken as Bearer or as the cookie /v1/login sets."""
+    t = token(work)
+    mode = os.stat(os.path.join(work, "api-token")).st_mode & 0o777
+    print(f"{'ok  ' if mode == 0o600 and len(t) == 64 else 'FAIL'} the token file was made, "
+          f"0600: {oct(mode)}, {len(t)} characters")
+    if mode != 0o600 or len(t) != 64:
+        failures.append("the token file")
+    h = {"Host": own}
+    got = tcp(port, "GET", "/v1/stats", None, h)
+    expect("no token: 401", got, 401, "API_TOKEN_FILE")
+    expect("... with WWW-Authenticate", (200 if got[1].get("www-authenticate") ==
+                                         'Bearer realm="idem"' else 0, {}, str(got[1])), 200)
+    expect("a wrong token: 401",
+           tcp(port, "GET", "/v1/health", None, {**h, "Authorization": f"Bearer {t[:-1]}x"}), 401)
+    expect("a token one character short: 401",
+           tcp(port, "GET", "/v1/health", None, {**h, "Authorization": f"Bearer {t[:-1]}"}), 401)
+    expect("no token, a start: 401, nothing created",
+           tcp(port, "POST", "/v1/workflows",
+               '{"input": {"order_id": "T0", "product_id": "123456", "quantity": 1}}',
+               {**h, "Content-Type": "application/json"}), 401)
+    expect("the token as Bearer: 200",
+           tcp(port, "GET", "/v1/stats", None, {**h, "Authorization": f"Bearer {t}"}), 200)
+    expect("the dashboard's page needs none", tcp(port, "GET", "/", None, h), 200)
+    expect("its script needs none", tcp(port, "GET", "/ui/app.js", None, h), 200)
+    expect("a wrong token at login: 401",
+           tcp(port, "POST", "/v1/login", '{"token": "%sx"}' % t,
+               {**h, "Content-Type": "application/json"}), 401, "wrong token")
+    expect("a login from another origin: 403",
+           tcp(port, "POST", "/v1/login", '{"token": "%s"}' % t,
+               {**h, "Content-Type": "application/json", "Origin": "http://evil.example"}), 403)
+    got = tcp(port, "POST", "/v1/login", '{"token": "%s"}' % t,
+              {**h, "Content-Type": "application/json", "Origin": f"http://{own}"})
+    cookie = got[1].get("set-cookie", "")
+    expect("login: 200 and an HttpOnly, SameSite=Strict cookie",
+           (got[0] if f"idem_token_{port}={t}" in cookie and "HttpOnly" in cookie
+            and "SameSite=Strict" in cookie else 0, {}, cookie), 200)
+    expect("the cookie lets the dashboard in",
+           tcp(port, "GET", "/v1/stats", None, {**h, "Cookie": f"a=b; idem_token_{port}={t}"}),
+           200)
+    expect("another port's cookie does not",
+           tcp(port, "GET", "/v1/stats", None, {**h, "Cookie": f"idem_token_{port + 1}={t}"}),
+           401)
+    got = tcp(port, "POST", "/v1/logout", None, {**h, "Content-Type": "application/json",
+                                                 "Authorization": f"Bearer {t}"})
+    expect("logout forgets the cookie",
+           (got[0] if "Max-Age=0" in got[1].get("set-cookie", "") else 0, {}, str(got[1])), 200)
+
+
 def main():
     work = tempfile.mkdtemp(prefix="idem-browser-guard-")
     port = free_port()
@@ -53,6 +110,8 @@ def main():
     own = f"127.0.0.1:{port}"
     start = '{"input": {"order_id": "%s", "product_id": "123456", "quantity": 1}}'
     try:
+        tokens(port, own, work)
+        TOKEN["value"] = token(work)
         expect("GET with its own Host", tcp(port, "GET", "/v1/health", None, {"Host": own}), 200)
         expect("GET as localhost", tcp(port, "GET", "/v1/health", None,
                                        {"Host": f"localhost:{port}"}), 200)

@@ -60,6 +60,36 @@ def rows(b, table):
                   ".map(r => r.dataset.workflow || r.dataset.rule || r.dataset.kind || r.innerText)")
 
 
+def sign_in(b, base, token_file, first=False):
+    """The token form the dashboard shows over TCP: a wrong token refused,
+    the right one kept as a cookie the page cannot read, asked once."""
+    with open(token_file) as f:
+        tok = f.readline().strip()
+    b.goto(base + "/")
+    b.wait_for("!document.getElementById('login').hidden", what="the token form")
+    submit = ("document.getElementById('token').value = %s; "
+              "document.getElementById('login').requestSubmit(); true")
+    if first:
+        b.eval(submit % json.dumps("not-the-token-0123456789"))
+        err = b.wait_for("document.getElementById('login-error').textContent",
+                         what="the refusal")
+        check("the page refuses a wrong token", "wrong token" in err, err)
+        b.screenshot(os.path.join(OUT, "login.png"), full=False)
+    b.eval(submit % json.dumps(tok))
+    b.wait_for("document.getElementById('login').hidden && "
+               "!!document.querySelector('[data-testid=count-completed]')",
+               what="the overview after the token")
+    if first:
+        check("the token's cookie is out of the page's reach (HttpOnly)",
+              tok not in b.eval("document.cookie"), b.eval("document.cookie"))
+        b.goto("about:blank")
+        b.goto(base + "/#/workflows")
+        b.wait_for("!!document.querySelector('[data-testid=workflows] tbody tr')",
+                   what="the workflows page, signed in")
+        check("the token is asked once", b.eval("document.getElementById('login').hidden"))
+    b.console.clear()  # the 401s before the token
+
+
 def overview(b, base, sock):
     b.goto(base + "/")
     st = call(sock, "GET", "/v1/stats")[1]
@@ -280,7 +310,7 @@ def transfer_panel(b, work):
         wf = body.get("workflow") or {}
         check("a transfer completes", st == 201 and wf.get("status") == "completed", body)
         base = f"http://127.0.0.1:{port}"
-        b.goto(base + "/")
+        sign_in(b, base, os.path.join(work, "transfer", "api-token"))
         cells = b.wait_for("[...document.querySelectorAll('[data-panel=\"/v1/balance\"] td')]"
                            ".map(td => td.textContent).join(' ')", what="the accounts panel")
         check("the transfer app's accounts panel shows the balances",
@@ -305,7 +335,7 @@ def file_app_panels(b, work):
                 "payment_id": f"P{i}", "customer": who, "amount": amount}})
             check(f"payment P{i} completes", st == 201 and
                   (body.get("workflow") or {}).get("status") == "completed", body)
-        b.goto(f"http://127.0.0.1:{port}/")
+        sign_in(b, f"http://127.0.0.1:{port}", os.path.join(work, "payments", "api-token"))
         cells = b.wait_for("[...document.querySelectorAll('[data-panel=\"/v1/panels/0\"] tbody tr')]"
                            ".map(r => r.innerText.split('\\t').join(' ')).join('; ')",
                            what="the Customers panel")
@@ -334,7 +364,8 @@ def app_supervisor(work, app, *extra):
     p = subprocess.Popen([os.path.join(BIN, "idem-supervisor"), "--env=/dev/null",
                           f"--app={app}", f"--socket={sock}", f"--database={d}/app.db",
                           f"--state-database={d}/state.db", "--sync=normal",
-                          f"--http-listen=127.0.0.1:{port}", "--log-level=warn", *extra],
+                          f"--http-listen=127.0.0.1:{port}", f"--api-token-file={d}/api-token",
+                          "--log-level=warn", *extra],
                          stdout=log, stderr=subprocess.STDOUT)
     for _ in range(500):
         try:
@@ -375,6 +406,7 @@ def main():
     try:
         start_run(sock, "W", 60)
         unix_socket(sock)
+        sign_in(b, base, os.path.join(work, "api-token"), first=True)
         overview(b, base, sock)
         workflows(b, base, sock)
         timeline(b, base, sock, [f"W{i:03d}" for i in range(60)])
@@ -395,6 +427,7 @@ def main():
             f"--http-listen=127.0.0.1:{port}", "--activity-mode=naive",
             "--fault-kill-rate=0.5", "--fault-kill-points=after_commit", *faults])
         start_run(sock, "N", 20)
+        sign_in(b, base, os.path.join(naive, "api-token"))
         rep = checker(b, base, sock, "failed")
         check("the naive run fails the checker (the control experiment)", not rep["ok"],
               rep["counts"])

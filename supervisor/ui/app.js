@@ -66,12 +66,48 @@ function wfLink(ns, id, text) {
 
 function statusBadge(s) { return el("span", { class: `status ${s}`, "data-status": s, text: s }); }
 
-async function api(path) {
-  const r = await fetch(path, { headers: { Accept: "application/json" }, cache: "no-store" });
+async function api(path, options) {
+  const r = await fetch(path, Object.assign({ headers: { Accept: "application/json" },
+    cache: "no-store" }, options || {}));
   let body;
   try { body = await r.json(); } catch (e) { throw new Error(`${path}: ${r.status}, not JSON`); }
+  if (r.status === 401 && path !== "/v1/login") showLogin();
   if (!r.ok) throw new Error(body && body.error ? body.error : `${path}: ${r.status}`);
   return body;
+}
+
+// Over TCP the supervisor asks for its token (API_TOKEN_FILE) once: it
+// comes back as an HttpOnly cookie, which this script never sees.
+function showLogin() {
+  const form = document.getElementById("login");
+  if (!form.hidden) return;
+  state.locked = true;
+  state.page++; // stops the page's polling
+  clearTimers();
+  form.hidden = false;
+  document.getElementById("main").hidden = true;
+  document.getElementById("banner").hidden = true;
+  setLive(false, "token needed");
+  document.getElementById("token").focus();
+}
+
+async function login(ev) {
+  ev.preventDefault();
+  const input = document.getElementById("token"), why = document.getElementById("login-error");
+  try {
+    await api("/v1/login", { method: "POST", headers: { "Content-Type": "application/json",
+      Accept: "application/json" }, body: JSON.stringify({ token: input.value.trim() }) });
+  } catch (e) {
+    why.textContent = e.message;
+    return;
+  }
+  input.value = "";
+  why.textContent = "";
+  state.locked = false;
+  document.getElementById("login").hidden = true;
+  document.getElementById("main").hidden = false;
+  await loadApp();
+  route();
 }
 
 function legend(items) {
@@ -84,11 +120,12 @@ function legend(items) {
 const state = { namespace: "default", app: null, timers: [], page: 0, uptime: 0 };
 
 function setLive(ok, text) {
+  if (state.locked) text = "token needed";
   const l = document.getElementById("live");
   l.className = `live ${ok ? "up" : "down"}`;
   l.textContent = text;
   const b = document.getElementById("banner");
-  if (ok) { b.hidden = true; return; }
+  if (ok || state.locked) { b.hidden = true; return; }
   b.hidden = false;
   b.textContent = "The supervisor does not answer (" + text + "). Retrying every second: " +
     "a supervisor killed in a crash test comes back with its workflows.";
@@ -126,6 +163,7 @@ async function loadApp() {
 
 function route() {
   clearTimers();
+  if (state.locked) return;
   state.page++;
   const hash = location.hash.replace(/^#/, "") || "/";
   const [path, qs] = hash.split("?");
@@ -618,6 +656,7 @@ function checkerPage(main) {
 
 window.addEventListener("hashchange", route);
 document.addEventListener("DOMContentLoaded", async () => {
+  document.getElementById("login").addEventListener("submit", login);
   await loadApp();
   route();
 });
