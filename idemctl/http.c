@@ -19,8 +19,13 @@ static const char *bearer(const struct ctl *c)
 {
 	char token[TOKEN_MAX + 1];
 
+	const char *host = c->endpoint + 7;
+
+	/* HTTP_LISTEN is a loopback address: the token goes nowhere else. */
 	if (strncmp(c->endpoint, "http://", 7) != 0 ||
-	    strcmp(c->cfg.api_token_file, TOKEN_OFF) == 0)
+	    strcmp(c->cfg.api_token_file, TOKEN_OFF) == 0 ||
+	    !(strncmp(host, "127.", 4) == 0 || strncmp(host, "localhost:", 10) == 0 ||
+	      strncmp(host, "[::1]:", 6) == 0 || strcmp(host, "localhost") == 0))
 		return NULL;
 	if (!token_read) {
 		token_read = 1;

@@ -19,13 +19,33 @@ static int token_char(char c)
 	       (c != '\0' && strchr("-._~+/=", c) != NULL);
 }
 
-/* A new token into path, which must not exist. Returns 0, 1 when it
- * exists now, or -1 with err. */
+/* Makes path's directory entry durable. */
+static void sync_dir(const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%.*s",
+	         slash == NULL ? 1 : (int)(slash - path + (slash == path)),
+	         slash == NULL ? "." : path);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+}
+
+/* A new token into path, which must not exist: written whole and synced
+ * under a name of its own, then linked to path, so that no reader (a
+ * supervisor starting at the same time, one started after a crash) ever
+ * sees a file without its token. Returns 0, 1 when path exists now (read
+ * it), or -1 with err. */
 static int token_make(const char *path, char *out, char *err, size_t errlen)
 {
 	unsigned char raw[32];
-	char line[2 * sizeof(raw) + 2];
-	int fd;
+	char line[2 * sizeof(raw) + 2], tmp[4200];
+	int fd, rc, e;
 	ssize_t n;
 
 	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
@@ -37,11 +57,10 @@ static int token_make(const char *path, char *out, char *err, size_t errlen)
 		snprintf(line + 2 * i, 3, "%02x", raw[i]);
 	if (db_make_parent_dirs(path, err, errlen) != 0)
 		return -1;
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == EEXIST)
-		return 1; /* made meanwhile by another: read it */
+	snprintf(tmp, sizeof(tmp), "%s.%ld.new", path, (long)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		snprintf(err, errlen, "API_TOKEN_FILE %s: cannot make it: %s", path,
+		snprintf(err, errlen, "API_TOKEN_FILE %s: cannot make %s: %s", path, tmp,
 		         strerror(errno));
 		return -1;
 	}
@@ -52,10 +71,20 @@ static int token_make(const char *path, char *out, char *err, size_t errlen)
 		snprintf(err, errlen, "API_TOKEN_FILE %s: cannot write it: %s", path,
 		         n < 0 ? strerror(errno) : "short write");
 		close(fd);
-		unlink(path);
+		unlink(tmp);
 		return -1;
 	}
 	close(fd);
+	rc = link(tmp, path);
+	e = errno;
+	unlink(tmp);
+	if (rc != 0 && e == EEXIST)
+		return 1; /* made meanwhile by another: read it */
+	if (rc != 0) {
+		snprintf(err, errlen, "API_TOKEN_FILE %s: cannot make it: %s", path, strerror(e));
+		return -1;
+	}
+	sync_dir(path);
 	return 0;
 }
 

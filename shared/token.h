@@ -12,7 +12,8 @@
 #define TOKEN_OFF "none" /* API_TOKEN_FILE's value that turns the token off */
 
 /* Reads the token of path into out (TOKEN_MAX + 1 bytes). With make, a
- * missing file is made (and its directory, 0700): 32 random bytes as
+ * missing file is made (and its directory, with the umask: the
+ * supervisor's makes it 0700), atomically: 32 random bytes as
  * hex, *made set; and a file others may read, or not this user's, is
  * refused. Returns 0, or -1 with err naming the file and the fix. */
 int token_load(const char *path, int make, char *out, int *made, char *err, size_t errlen);

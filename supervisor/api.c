@@ -1871,7 +1871,9 @@ static void reply_unauthorized(struct api *a, struct evhttp_request *req)
 
 /* POST /v1/login {"token": T}: the dashboard's way in. The token comes
  * back as an HttpOnly, SameSite=Strict cookie: the page's scripts cannot
- * read it, and no request another site starts carries it. */
+ * read it, and no request a page of another site starts carries it. A
+ * browser keeps cookies per host, not per port: a page of another port of
+ * localhost (the same site) is sent it, which docs/api.md says. */
 static void handle_login(struct api *a, struct evhttp_request *req, struct query *q,
                          const char *unused)
 {

@@ -81,13 +81,19 @@ for u in "$member" "$other"; do
 		grep -q "cannot read API_TOKEN_FILE run/api-token: Permission denied" "$tmp/$u.tcp" ||
 		fail "$u over TCP without the token: $(cat "$tmp/$u.tcp")"
 done
-http_as "$other" --api-token-file=/nonexistent start --order-id T1 --product-id 123456 \
-	--quantity 1 >/dev/null 2>&1 && fail "$other started a workflow over TCP without the token"
+if http_as "$other" --api-token-file=/nonexistent start --order-id T1 --product-id 123456 \
+	--quantity 1 >/dev/null 2>"$tmp/start.err"; then
+	fail "$other started a workflow over TCP without the token"
+fi
+grep -q "needs the control API's token" "$tmp/start.err" ||
+	fail "$other's start without the token: $(cat "$tmp/start.err")"
 install -o "$other" -m 600 run/api-token "$tmp/other.token"
 http_as "$other" --api-token-file="$tmp/other.token" stats >/dev/null 2>"$tmp/other.tcp" ||
 	fail "$other with the token over TCP: $(cat "$tmp/other.tcp")"
-"$bin/idemctl" --env=/dev/null --socket run/idem.sock get T1 >/dev/null 2>&1 &&
+if "$bin/idemctl" --env=/dev/null --socket run/idem.sock get T1 >/dev/null 2>"$tmp/get.err"; then
 	fail "the refused start over TCP created T1"
+fi
+grep -q 'unknown workflow "T1"' "$tmp/get.err" || fail "idemctl get T1: $(cat "$tmp/get.err")"
 kill -TERM "$sup"
 wait "$sup" || fail "the supervisor did not stop cleanly"
 sup=""

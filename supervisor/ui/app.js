@@ -657,6 +657,13 @@ function checkerPage(main) {
 window.addEventListener("hashchange", route);
 document.addEventListener("DOMContentLoaded", async () => {
   document.getElementById("login").addEventListener("submit", login);
+  document.getElementById("signout").addEventListener("click", async () => {
+    try {
+      await api("/v1/logout", { method: "POST", headers: { "Content-Type": "application/json",
+        Accept: "application/json" }, body: "{}" });
+    } catch (e) { /* asked no token: nothing to forget */ }
+    location.reload();
+  });
   await loadApp();
   route();
 });
