@@ -1292,6 +1292,8 @@ void config_copy(struct idem_config *dst, const struct idem_config *src, const c
 		dst->app_values[k->app - 1] = src->app_values[k->app - 1];
 	else
 		memcpy((char *)dst + k->off, (const char *)src + k->off, k->size);
+	if (k->kind == K_U64) /* FAULT_SEED: with whether it was set */
+		dst->fault_seed_set = src->fault_seed_set;
 }
 
 int64_t config_int(const struct idem_config *c, const char *key)

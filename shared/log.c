@@ -28,6 +28,11 @@ void log_init(const char *role, enum log_level min)
 	log_min = min;
 }
 
+void log_set_level(enum log_level min)
+{
+	log_min = min;
+}
+
 void log_set_format(enum log_format f)
 {
 	log_fmt = f;

@@ -16,6 +16,8 @@
 #include "config.h"
 
 void log_init(const char *role, enum log_level min);
+/* The lowest level logged from now on (a reload: SIGHUP). */
+void log_set_level(enum log_level min);
 /* LOG_FORMAT: logfmt (the default) or json. */
 void log_set_format(enum log_format f);
 int log_enabled(enum log_level l);

@@ -28,7 +28,8 @@ struct faultctl {
 	struct fault_config config; /* the config's plan */
 	enum source source;         /* of sup->faults */
 	int64_t since;              /* wall ms it took effect */
-	int64_t until;              /* wall ms it ends; 0: no end */
+	int64_t until;              /* wall ms it ends, as recorded; 0: no end */
+	int64_t until_mono;         /* the same on the monotonic clock, which ends it */
 	int64_t changes;
 	struct event *expire;
 };
@@ -93,6 +94,7 @@ static int take(struct faultctl *f, const char *action, enum source source,
 {
 	struct sup *sup = f->sup;
 	int64_t now = clock_wall_ms(), until = for_ms > 0 ? now + for_ms : 0, id = 0;
+	int64_t mono = clock_mono_ms();
 	json_t *doc = faultctl_rates_json(plan);
 	char *text = json_dumps(doc, JSON_COMPACT);
 
@@ -107,6 +109,7 @@ static int take(struct faultctl *f, const char *action, enum source source,
 	f->source = source;
 	f->since = now;
 	f->until = until;
+	f->until_mono = for_ms > 0 ? mono + for_ms : 0;
 	if (strcmp(action, "start") != 0)
 		f->changes++;
 	if (f->expire != NULL) {
@@ -133,9 +136,10 @@ static void expire_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	/* The loop's timers start from the time cached at its turn's start,
-	 * a little before the plan's: never end it before its time. */
-	if (clock_wall_ms() < f->until) {
-		timer_in(f->expire, f->until - clock_wall_ms());
+	 * a little before the plan's: never end it before its time. (The
+	 * monotonic clock: a step of the wall clock changes no plan's end.) */
+	if (clock_mono_ms() < f->until_mono) {
+		timer_in(f->expire, f->until_mono - clock_mono_ms());
 		return;
 	}
 	if (take(f, "expired", SOURCE_CONFIG, &f->config, 0, err, sizeof(err)) != 0)
@@ -171,11 +175,27 @@ int faultctl_start(struct faultctl *f, char *err, size_t errlen)
 	return take(f, "start", SOURCE_CONFIG, &f->config, 0, err, errlen);
 }
 
+/* Whether a and b plan the same faults. */
+static int same_plan(const struct fault_config *a, const struct fault_config *b)
+{
+	for (int i = 0; i < FAULT_NPOINTS; i++)
+		if (a->kill_rate[i] != b->kill_rate[i])
+			return 0;
+	return a->seed == b->seed && a->async_kill_rate == b->async_kill_rate &&
+	       a->async_kill_max_ms == b->async_kill_max_ms && a->error_rate == b->error_rate &&
+	       a->delay_rate == b->delay_rate && a->delay_ms == b->delay_ms &&
+	       a->peer_rate == b->peer_rate && a->max_attempt == b->max_attempt &&
+	       strcmp(a->activities, b->activities) == 0;
+}
+
 int faultctl_reload(struct faultctl *f, const struct idem_config *cfg, char *err, size_t errlen)
 {
+	struct fault_config was = f->config;
+
 	plan_of(cfg, f->config.seed, &f->config);
-	/* A runtime plan holds; the new config's comes after it. */
-	if (f->source != SOURCE_CONFIG)
+	/* A runtime plan holds; the new config's comes after it. Nothing to
+	 * record when the config's plan is what it was. */
+	if (f->source != SOURCE_CONFIG || same_plan(&was, &f->config))
 		return 0;
 	return take(f, "reload", SOURCE_CONFIG, &f->config, 0, err, errlen);
 }
@@ -364,16 +384,17 @@ int faultctl_apply(struct faultctl *f, const json_t *body, char *err, size_t err
 
 json_t *faultctl_json(const struct faultctl *f)
 {
-	int64_t now = clock_wall_ms();
+	int64_t now = clock_mono_ms();
 
-	return json_pack(
-	    "{s:s, s:I, s:I, s:o, s:o, s:b, s:o, s:o, s:I}", "source", source_names[f->source],
-	    "plan_id", (json_int_t)f->sup->fault_plan_id, "since", (json_int_t)f->since, "until",
-	    f->until > 0 ? json_integer(f->until) : json_null(), "remaining_ms",
-	    f->until > 0 ? json_integer(f->until > now ? f->until - now : 0) : json_null(),
-	    "enabled", fault_enabled(&f->sup->faults), "in_force",
-	    faultctl_rates_json(&f->sup->faults), "config", faultctl_rates_json(&f->config),
-	    "changes", (json_int_t)f->changes);
+	return json_pack("{s:s, s:I, s:I, s:o, s:o, s:b, s:o, s:o, s:I}", "source",
+	                 source_names[f->source], "plan_id", (json_int_t)f->sup->fault_plan_id,
+	                 "since", (json_int_t)f->since, "until",
+	                 f->until > 0 ? json_integer(f->until) : json_null(), "remaining_ms",
+	                 f->until > 0 ? json_integer(f->until_mono > now ? f->until_mono - now : 0)
+	                              : json_null(),
+	                 "enabled", fault_enabled(&f->sup->faults), "in_force",
+	                 faultctl_rates_json(&f->sup->faults), "config",
+	                 faultctl_rates_json(&f->config), "changes", (json_int_t)f->changes);
 }
 
 const char *faultctl_source(const struct faultctl *f)

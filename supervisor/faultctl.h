@@ -7,9 +7,9 @@
  * Each plan taken is logged, counted, and recorded as a row of the state
  * DB's fault_plans; sup->faults holds the rates in force and
  * sup->fault_plan_id that row, which each attempt's "started" event
- * names. The seed is the run's: a plan stays a pure function of (seed,
- * ids, step, attempt, kind) under the rates in force when the attempt is
- * planned, so a run still replays from its history. */
+ * names. The seed is the run's: an attempt's fault stays a pure function
+ * of (seed, ids, step, attempt, kind) under the rates in force when it
+ * was planned, so it can be derived again from the history. */
 #ifndef IDEM_FAULTCTL_H
 #define IDEM_FAULTCTL_H
 

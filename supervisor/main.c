@@ -198,6 +198,10 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 
 	(void)sig;
 	(void)what;
+	if (sup->stopping) {
+		log_info("SIGHUP during the drain: the configuration is not read again", "");
+		goto out;
+	}
 	notify_reloading();
 	if (config_load(c, r->argc, r->argv, rest, &nrest, err, sizeof(err)) != 0) {
 		log_error("SIGHUP: the configuration does not load; nothing changed",
@@ -206,10 +210,8 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	}
 	/* --seed is parse_args's, which config_load leaves alone. */
 	for (int i = 0; i < nrest; i++)
-		if (strncmp(r->argv[rest[i]], "--seed", 6) == 0) {
+		if (strncmp(r->argv[rest[i]], "--seed", 6) == 0)
 			config_copy(c, &sup->cfg, "FAULT_SEED");
-			c->fault_seed_set = sup->cfg.fault_seed_set;
-		}
 	for (size_t i = 0; i < n; i++) {
 		char *list = reloadable(keys[i].name) ? changed : later;
 		size_t used = strlen(list);
@@ -221,7 +223,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 		if (list == changed)
 			config_copy(&sup->cfg, c, keys[i].name);
 	}
-	log_init("supervisor", sup->cfg.log_level);
+	log_set_level(sup->cfg.log_level);
 	log_set_format(sup->cfg.log_format);
 	retry_from_config(sup);
 	if (faultctl_reload(sup->faultctl, &sup->cfg, err, sizeof(err)) != 0)
@@ -233,6 +235,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 		         "keys=\"%s\"", later);
 done:
 	notify_ready(NULL);
+out:
 	free(rest);
 	free(c);
 }

@@ -484,10 +484,23 @@ if want search; then
 		python3 -c 'import json,sys; print(" ".join("%s:%s:%s" % (r["kind"], r["key"], r["stock_after"]) for r in json.load(sys.stdin)))')
 	[ "$got" = "order:I3:101 restock:default/I2/1:104 order:I2:4 order:I1:7" ] ||
 		fail "search: GET /v1/orders/latest on PostgreSQL: $got"
+	# The live fault plan on PostgreSQL (faultctl.c): recorded with this
+	# supervisor's name, and named by the attempts it planned.
+	"${ictl[@]}" faults set --error-rate 1 --max-attempt 1 --for 1h >/dev/null ||
+		fail "search: idemctl faults set on PostgreSQL"
+	"${ictl[@]}" start --order-id I4 --product-id 777 --quantity 1 --wait 30 >/dev/null ||
+		fail "search: order I4 under the runtime plan did not complete"
+	got=$(curl -s --unix-socket "$w/isock" http://idem/v1/faults |
+		python3 -c 'import json,sys; d=json.load(sys.stdin); r=d["recent"][0]; print(d["source"], d["plan_id"] == r["id"], r["action"], isinstance(r["supervisor"], str), r["until"] is not None, [x["action"] for x in d["recent"]])')
+	[ "$got" = "set True set True True ['set', 'start']" ] ||
+		fail "search: GET /v1/faults on PostgreSQL: $got"
+	got=$("${psql[@]}" -d panels -c "SELECT e.kind, e.attempt FROM events e JOIN workflows w ON w.id = e.wf WHERE w.workflow_id = 'I4' AND e.seq = 0 AND e.kind IN ('fault_injected', 'started') AND (e.kind = 'fault_injected' OR (e.detail::json->>'fault_plan')::bigint = (SELECT max(id) FROM fault_plans)) ORDER BY e.id" | tr '\n|' ' :')
+	[ "$got" = "started:1 fault_injected:1 started:2 " ] ||
+		fail "search: I4's first step under the runtime plan: $got"
 	kill -TERM "$sup_pid"
 	wait "$sup_pid" || true
 	sup_pid=""
-	echo "search: prefix order-9 pages as order-9 order-95 | order-9Z order-9a in an en-US database, on workflows_id_bytes; the panels' endpoints answer from PostgreSQL app DBs"
+	echo "search: prefix order-9 pages as order-9 order-95 | order-9Z order-9a in an en-US database, on workflows_id_bytes; the panels' endpoints answer from PostgreSQL app DBs; a runtime fault plan is recorded there and named by the attempts it planned"
 fi
 
 if want badurl; then

@@ -1127,6 +1127,46 @@ static void test_kill_rate_spread(void **state)
 }
 
 /* LOG_FORMAT: logfmt or json, named in the message when bad; a flag too. */
+/* What a reload (SIGHUP) compares and copies, for each kind of key: text,
+ * a number, a rate, an app's key, and FAULT_SEED with whether it is set. */
+static void test_same_and_copy(void **state)
+{
+	struct fixture *f = *state;
+	struct idem_config *a = &f->c, *b = malloc(sizeof(*b));
+	static const char *const keys[][2] = {
+	    {"SOCKET", "elsewhere.sock"},     {"WORKERS", "7"},
+	    {"FAULT_ERROR_RATE", "0.25"},     {"FAULT_KILL_RATE_AFTER_COMMIT", "0.1"},
+	    {"FAULT_ACTIVITIES", "reserve"},  {"REORDER_THRESHOLD", "9"},
+	    {"RETRY_INITIAL_INTERVAL", "7s"}, {"LOG_LEVEL", "debug"},
+	};
+
+	*b = *a;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		assert_true(config_same(a, b, keys[i][0]));
+		SET_OK(b, keys[i][0], keys[i][1]);
+		if (config_same(a, b, keys[i][0]))
+			fail_msg("%s=%s reads as unchanged", keys[i][0], keys[i][1]);
+		config_copy(a, b, keys[i][0]);
+		if (!config_same(a, b, keys[i][0]))
+			fail_msg("%s is not the same after config_copy", keys[i][0]);
+	}
+	assert_string_equal(a->socket, "elsewhere.sock");
+	assert_int_equal(a->workers, 7);
+	assert_int_equal(config_int(a, "REORDER_THRESHOLD"), 9);
+	/* Text: what follows a shorter value's NUL does not count. */
+	SET_OK(a, "SOCKET", "a-much-longer-socket-name.sock");
+	SET_OK(a, "SOCKET", "x.sock");
+	SET_OK(b, "SOCKET", "x.sock");
+	assert_true(config_same(a, b, "SOCKET"));
+	/* FAULT_SEED=0 set is not the seed left unset. */
+	SET_OK(b, "FAULT_SEED", "0");
+	assert_false(config_same(a, b, "FAULT_SEED"));
+	config_copy(a, b, "FAULT_SEED");
+	assert_true(a->fault_seed_set);
+	assert_true(config_same(a, b, "FAULT_SEED"));
+	free(b);
+}
+
 static void test_log_format(void **state)
 {
 	struct fixture *f = *state;
@@ -1184,6 +1224,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_retry_maximum_below_initial, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_env_dist, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_log_format, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_same_and_copy, setup, teardown),
 	};
 
 	char err[256];

@@ -144,6 +144,16 @@ def notify_socket_run(work, abstract):
                   if any(v.startswith(b"NOTIFY_SOCKET=") for v in environ(k) or [])]
         check(f"{kind}: no child has NOTIFY_SOCKET in its environment", not leaked,
               f"{len(named)} children read; leaked to {leaked}")
+        # SIGHUP (ExecReload): RELOADING=1 with MONOTONIC_USEC, then READY=1.
+        p.send_signal(signal.SIGHUP)
+        got = []
+        try:
+            got = [fields(mgr.recv(4096)) for _ in range(2)]
+        except socket.timeout:
+            pass
+        check(f"{kind}: SIGHUP brings RELOADING=1, then READY=1",
+              len(got) == 2 and got[0].get("RELOADING") == "1" and "MONOTONIC_USEC" in got[0]
+              and got[1].get("READY") == "1", repr(got))
         p.send_signal(signal.SIGTERM)
         try:
             second = mgr.recv(4096)

@@ -98,7 +98,7 @@ static void setup(void)
 	sup.cfg.max_body = 1024;
 	sup.base = event_base_new();
 	sup.engine = stub_engine_new(&sup);
-	sup.cfg.fault_seed = 1; /* the same answers at every run */
+	sup.cfg.fault_seed = 1; /* the same seed at every run */
 	sup.cfg.fault_seed_set = 1;
 	sup.faultctl = faultctl_new(&sup);
 	FUZZ_CHECK(api_start(&sup, &api, err, sizeof(err)) == 0, "api_start: %s", err);

@@ -408,6 +408,19 @@ def api_seeds():
     write("api", "lf-only", b"GET /v1/health HTTP/1.1\nHost: idem\n\n")
     write("api", "partial-request-line", b"GET /v1/hea")
     write("api", "garbage", b"\x00\x01\x02\xff\r\n\r\n")
+    # The live fault plan (faultctl.c) and the TCP login, which the Unix
+    # socket refuses.
+    write("api", "faults-get", req("GET", "/v1/faults"))
+    write("api", "faults-set", req("PUT", "/v1/faults", s({"kill_rate": 0.2, "for": "5m"})))
+    write("api", "faults-off-1ms", req("PUT", "/v1/faults", s({"off": True, "for": "1ms"}))
+          + req("GET", "/v1/faults"))
+    write("api", "faults-reset", req("PUT", "/v1/faults", s({"reset": True})))
+    write("api", "faults-bad", req("PUT", "/v1/faults", s({"kill_rate": "x", "seed": 1})))
+    write("api", "faults-rates-over-1", req("PUT", "/v1/faults",
+                                            s({"kill_rate": 0.9, "kill_rate_mid_reply": 0.9})))
+    write("api", "faults-array", req("PUT", "/v1/faults", "[1]"))
+    write("api", "login-unix", req("POST", "/v1/login", s({"token": "0123456789abcdef"})))
+    write("api", "logout", req("POST", "/v1/logout", "{}"))
     write("api", "empty", b"")
 
 
