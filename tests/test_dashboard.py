@@ -29,20 +29,11 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from idem_http import UnixHTTP, call, free_port, stop, supervisor  # noqa: E402
 import cdp  # noqa: E402
+from checks import check, failures  # noqa: E402
 
 BIN = os.path.join(os.environ.get("IDEM_BIN_DIR", os.path.join(ROOT, "build")), "bin")
 OUT = os.environ.get("IDEM_DASH_OUT", os.path.join(ROOT, "build", "tests", "dashboard-out"))
 SEED = int(os.environ.get("IDEM_TEST_SEED") or random.SystemRandom().randrange(1, 1 << 31))
-failures = []
-
-
-def check(what, ok, detail=""):
-    print(f"{'ok  ' if ok else 'FAIL'} {what}{'' if ok else ': ' + str(detail)}")
-    if not ok:
-        failures.append(what)
-    return ok
-
-
 def start_run(sock, prefix, n):
     for i in range(n):
         wid = f"{prefix}{i:03d}"

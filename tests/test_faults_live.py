@@ -22,21 +22,13 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from idem_http import UnixHTTP, call  # noqa: E402
+from checks import check, failures  # noqa: E402
 
 BIN = os.path.join(os.environ.get("IDEM_BIN_DIR", os.path.join(ROOT, "build")), "bin")
 SEED = int(os.environ.get("IDEM_TEST_SEED") or random.SystemRandom().randrange(1, 1 << 31))
 WINDOW_MS = 1500
-failures = []
-
-
-def check(what, ok, detail=""):
-    print(f"{'ok  ' if ok else 'FAIL'} {what}{'' if ok else ': ' + str(detail)}")
-    if not ok:
-        failures.append(what)
-    return ok
-
-
 class Run:
     def __init__(self, work):
         self.work = work

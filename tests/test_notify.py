@@ -24,20 +24,12 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from idem_http import call  # noqa: E402
+from checks import check, failures  # noqa: E402
 
 BIN = os.path.join(os.environ.get("IDEM_BIN_DIR", os.path.join(ROOT, "build")), "bin")
 WAIT = 60  # s: a sanitized build starts slowly
-failures = []
-
-
-def check(what, ok, detail=""):
-    print(f"{'ok  ' if ok else 'FAIL'} {what}{': ' + detail if detail else ''}")
-    if not ok:
-        failures.append(what)
-    return ok
-
-
 def start(work, env=None, extra=(), pass_fds=(), log_name="supervisor.log", sock_name="idem.sock"):
     """idem-supervisor on work's files; returns (process, socket path) at once."""
     sock = os.path.join(work, sock_name)
