@@ -438,16 +438,19 @@ static int setup(struct run *r, char *err, size_t errlen)
 	if ((rc = open_dbs(sup, err, errlen)) != IDEM_EXIT_OK)
 		return rc;
 	if (engine_new(sup, &sup->engine, err, errlen) != 0 ||
-	    engine_recover(sup->engine, err, errlen) != 0 ||
-	    faultctl_start(sup->faultctl, err, errlen) != 0)
+	    engine_recover(sup->engine, err, errlen) != 0)
 		return IDEM_EXIT_FAIL;
+	/* The start's fault plan, the first write of a run: a state DB that
+	 * cannot take it is one that cannot be opened for writing (exit 4). */
+	if (faultctl_start(sup->faultctl, err, errlen) != 0)
+		return IDEM_EXIT_DB;
 	/* Recovery's transaction (and the start's fault plan) must not stay
 	 * open while the helpers and workers start (seconds): on SQLite it
 	 * holds the state DB's write lock, and with several supervisors this
 	 * run's row and lease, which a short LEASE would not outlast. */
 	if (store_dirty(sup->store)) {
 		if (store_commit(sup->store, err, errlen) != 0)
-			return IDEM_EXIT_FAIL;
+			return IDEM_EXIT_DB;
 		/* Durable behind the loop like a turn's commit: what waits for
 		 * it (the first turn's replies) is let out once it is. */
 		store_sync_request(sup->store);
