@@ -28,7 +28,7 @@ static void rates_text(const json_t *r, char *buf, size_t len)
 	const char *name;
 	const json_t *v;
 	double kill = 0;
-	char by[256] = "";
+	char by[256] = "", attempts[32] = "all";
 
 	json_object_foreach((json_t *)points, name, v)
 	{
@@ -41,19 +41,13 @@ static void rates_text(const json_t *r, char *buf, size_t len)
 	fmt_append(buf, len, "kill %.3f", kill);
 	if (by[0] != '\0')
 		fmt_append(buf, len, " (%s)", by);
+	if (ctl_int(r, "max_attempt", 0) > 0)
+		snprintf(attempts, sizeof(attempts), "1..%lld", ctl_int(r, "max_attempt", 0));
 	fmt_append(buf, len,
 	           ", async kill %.3f, error %.3f, delay %.3f, peer %.3f; activities %s; "
 	           "attempts %s",
 	           num(r, "async_kill_rate"), num(r, "error_rate"), num(r, "delay_rate"),
-	           num(r, "peer_rate"), ctl_str(r, "activities", "all"),
-	           ctl_int(r, "max_attempt", 0) > 0 ? "up to max_attempt" : "all");
-	if (ctl_int(r, "max_attempt", 0) > 0) {
-		char *p = strstr(buf, "up to max_attempt");
-
-		if (p != NULL)
-			snprintf(p, len - (size_t)(p - buf), "1..%lld",
-			         ctl_int(r, "max_attempt", 0));
-	}
+	           num(r, "peer_rate"), ctl_str(r, "activities", "all"), attempts);
 }
 
 static void render(const json_t *doc)

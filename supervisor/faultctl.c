@@ -200,6 +200,12 @@ int faultctl_reload(struct faultctl *f, const struct idem_config *cfg, char *err
 	return take(f, "reload", SOURCE_CONFIG, &f->config, 0, err, errlen);
 }
 
+int faultctl_live_key(const char *key)
+{
+	return strncmp(key, "FAULT_", 6) == 0 && strcmp(key, "FAULT_SEED") != 0 &&
+	       strcmp(key, "FAULT_VFS") != 0;
+}
+
 /* The FAULT_* key a body member names ("kill_rate": FAULT_KILL_RATE), if
  * it is one that may change at runtime. */
 static int member_key(const char *member, char *key, size_t len)
@@ -215,11 +221,9 @@ static int member_key(const char *member, char *key, size_t len)
 			return -1;
 		*p = (char)toupper((unsigned char)*p);
 	}
-	if (strcmp(key, "FAULT_SEED") == 0 || strcmp(key, "FAULT_VFS") == 0)
-		return -1;
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(keys[i].name, key) == 0)
-			return 0;
+			return faultctl_live_key(key) ? 0 : -1;
 	return -1;
 }
 
@@ -234,9 +238,7 @@ static void members_text(char *buf, size_t len)
 		char lower[64];
 		size_t j;
 
-		if (strncmp(keys[i].name, "FAULT_", 6) != 0 ||
-		    strcmp(keys[i].name, "FAULT_SEED") == 0 ||
-		    strcmp(keys[i].name, "FAULT_VFS") == 0)
+		if (!faultctl_live_key(keys[i].name))
 			continue;
 		for (j = 0; keys[i].name[6 + j] != '\0' && j + 1 < sizeof(lower); j++)
 			lower[j] = (char)tolower((unsigned char)keys[i].name[6 + j]);

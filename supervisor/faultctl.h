@@ -48,6 +48,10 @@ int faultctl_apply(struct faultctl *f, const json_t *body, char *err, size_t err
  * state DB failure). */
 int faultctl_reload(struct faultctl *f, const struct idem_config *cfg, char *err, size_t errlen);
 
+/* Whether key is a FAULT_* key that may change on a live supervisor
+ * (PUT /v1/faults, SIGHUP): all but FAULT_SEED and FAULT_VFS. */
+int faultctl_live_key(const char *key);
+
 /* GET /v1/faults without its history: {"source": "config"|"set"|"off",
  * "plan_id", "since", "until", "remaining_ms", "enabled", "in_force",
  * "config", "changes"} (NEW reference). */

@@ -174,8 +174,8 @@ static int reloadable(const char *key)
 	    "RETRY_NON_RETRYABLE",
 	};
 
-	if (strncmp(key, "FAULT_", 6) == 0)
-		return strcmp(key, "FAULT_SEED") != 0 && strcmp(key, "FAULT_VFS") != 0;
+	if (faultctl_live_key(key))
+		return 1;
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (strcmp(key, keys[i]) == 0)
 			return 1;
