@@ -18,6 +18,9 @@
 
 /* The longest a runtime plan may be set for. */
 #define FAULTCTL_FOR_MAX (30LL * 24 * 3600 * 1000)
+/* How far behind its recorded end a plan's end waits for the wall clock:
+ * enough for rounding and NTP's slew, too little for a step to matter. */
+#define WALL_SLACK_MS 1000
 
 enum source { SOURCE_CONFIG, SOURCE_SET, SOURCE_OFF };
 
@@ -29,7 +32,7 @@ struct faultctl {
 	enum source source;         /* of sup->faults */
 	int64_t since;              /* wall ms it took effect */
 	int64_t until;              /* wall ms it ends, as recorded; 0: no end */
-	int64_t until_mono;         /* the same on the monotonic clock, which ends it */
+	int64_t until_mono_us;      /* the same on the monotonic clock (µs), which ends it */
 	int64_t changes;
 	struct event *expire;
 };
@@ -94,7 +97,7 @@ static int take(struct faultctl *f, const char *action, enum source source,
 {
 	struct sup *sup = f->sup;
 	int64_t now = clock_wall_ms(), until = for_ms > 0 ? now + for_ms : 0, id = 0;
-	int64_t mono = clock_mono_ms();
+	int64_t mono_us = clock_mono_us();
 	json_t *doc = faultctl_rates_json(plan);
 	char *text = json_dumps(doc, JSON_COMPACT);
 
@@ -109,7 +112,7 @@ static int take(struct faultctl *f, const char *action, enum source source,
 	f->source = source;
 	f->since = now;
 	f->until = until;
-	f->until_mono = for_ms > 0 ? mono + for_ms : 0;
+	f->until_mono_us = for_ms > 0 ? mono_us + for_ms * 1000 : 0;
 	if (strcmp(action, "start") != 0)
 		f->changes++;
 	if (f->expire != NULL) {
@@ -136,10 +139,18 @@ static void expire_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	/* The loop's timers start from the time cached at its turn's start,
-	 * a little before the plan's: never end it before its time. (The
-	 * monotonic clock: a step of the wall clock changes no plan's end.) */
-	if (clock_mono_ms() < f->until_mono) {
-		timer_in(f->expire, f->until_mono - clock_mono_ms());
+	 * a little before the plan's: never end it before its time. The
+	 * monotonic clock ends it (in µs, as the wall ms recorded were cut
+	 * short), so a step of the wall clock changes no plan's end; the
+	 * recorded end is still awaited when the wall clock is only a little
+	 * behind (slewed by NTP), so the row never says it ended early. */
+	int64_t left_us = f->until_mono_us - clock_mono_us();
+	int64_t behind_ms = f->until - clock_wall_ms();
+
+	if (left_us > 0 || (behind_ms > 0 && behind_ms <= WALL_SLACK_MS)) {
+		int64_t ms = left_us > 0 ? (left_us + 999) / 1000 : behind_ms;
+
+		timer_in(f->expire, ms);
 		return;
 	}
 	if (take(f, "expired", SOURCE_CONFIG, &f->config, 0, err, sizeof(err)) != 0)
@@ -386,17 +397,18 @@ int faultctl_apply(struct faultctl *f, const json_t *body, char *err, size_t err
 
 json_t *faultctl_json(const struct faultctl *f)
 {
-	int64_t now = clock_mono_ms();
+	int64_t now = clock_mono_us();
 
-	return json_pack("{s:s, s:I, s:I, s:o, s:o, s:b, s:o, s:o, s:I}", "source",
-	                 source_names[f->source], "plan_id", (json_int_t)f->sup->fault_plan_id,
-	                 "since", (json_int_t)f->since, "until",
-	                 f->until > 0 ? json_integer(f->until) : json_null(), "remaining_ms",
-	                 f->until > 0 ? json_integer(f->until_mono > now ? f->until_mono - now : 0)
-	                              : json_null(),
-	                 "enabled", fault_enabled(&f->sup->faults), "in_force",
-	                 faultctl_rates_json(&f->sup->faults), "config",
-	                 faultctl_rates_json(&f->config), "changes", (json_int_t)f->changes);
+	return json_pack(
+	    "{s:s, s:I, s:I, s:o, s:o, s:b, s:o, s:o, s:I}", "source", source_names[f->source],
+	    "plan_id", (json_int_t)f->sup->fault_plan_id, "since", (json_int_t)f->since, "until",
+	    f->until > 0 ? json_integer(f->until) : json_null(), "remaining_ms",
+	    f->until > 0
+	        ? json_integer(f->until_mono_us > now ? (f->until_mono_us - now) / 1000 : 0)
+	        : json_null(),
+	    "enabled", fault_enabled(&f->sup->faults), "in_force",
+	    faultctl_rates_json(&f->sup->faults), "config", faultctl_rates_json(&f->config),
+	    "changes", (json_int_t)f->changes);
 }
 
 const char *faultctl_source(const struct faultctl *f)
