@@ -72,6 +72,9 @@ fresh() {
 	echo "postgresql://idem@/$1?host=$cluster&port=5432"
 }
 
+# shellcheck source=tests/pg-common.sh
+source "$src/tests/pg-common.sh"
+
 if want recovery; then
 	echo "== recovery (inventory): $workflows workflows, faults, 3 supervisor kills =="
 	"$bin/idem-stress" --workflows "$workflows" --supervisor-kills 3 --progress 0 \
@@ -119,9 +122,11 @@ if want outage; then
 	"${sup[@]}" >"$w/sup1.log" 2>&1 &
 	sup_pid=$!
 	for _ in $(seq 100); do [ -S "$w/sock" ] && break; sleep 0.1; done
-	# clients: each start acknowledged (exit 0) is noted; the rest may fail
+	# clients: each start acknowledged (exit 0) is noted; the rest may
+	# fail. They go on until a second after the restarted supervisor answers.
 	(
 		for i in $(seq 1 400); do
+			[ ! -e "$w/enough" ] || break
 			if "${ctl[@]}" start --order-id "O$i" --product-id 123456 --quantity 1 \
 				>/dev/null 2>&1; then
 				echo "O$i" >>"$w/acked"
@@ -149,19 +154,17 @@ if want outage; then
 	echo "outage: the supervisor stopped: $(grep "state DB failed" "$w/sup1.log" | sed "s/.*error=//" | head -n1)"
 	"${sup[@]}" >"$w/sup2.log" 2>&1 &
 	sup_pid=$!
+	for _ in $(seq 100); do "${ctl[@]}" stats >/dev/null 2>&1 && break; sleep 0.1; done
+	sleep 1
+	touch "$w/enough"
 	wait "$clients" || true
 	clients=""
-	for _ in $(seq 100); do "${ctl[@]}" stats >/dev/null 2>&1 && break; sleep 0.1; done
 	"${ctl[@]}" wait --all --timeout 120 >/dev/null || fail "outage: workflows still running after 120 s"
 	touch "$w/acked"
 	acked=$(sort -u "$w/acked" | wc -l)
 	[ "$acked" -ge 10 ] || fail "outage: only $acked starts were acknowledged"
-	missing=0
-	while read -r id; do
-		st=$("${psql[@]}" -d outage -c "SELECT status FROM workflows WHERE workflow_id = '$id'")
-		[ "$st" = completed ] || { echo "outage: $id acknowledged, now '${st:-missing}'"; missing=$((missing + 1)); }
-	done < <(sort -u "$w/acked")
-	[ "$missing" -eq 0 ] || fail "outage: $missing acknowledged starts did not complete"
+	missing=$("${psql[@]}" -d outage "${statuses[@]}" | not_completed "$w/acked")
+	[ -z "$missing" ] || fail "outage: acknowledged starts not completed: $missing"
 	"${ctl[@]}" check --offline --state-database "$url" --database "$w/app.db" \
 		--supplier-database "$w/supplier.db" >"$w/check.out" 2>&1 ||
 		{ cat "$w/check.out"; fail "outage: the checker found a violation"; }
@@ -207,6 +210,8 @@ if want several; then
 	for i in 1 2 3; do start_sup "$i"; done
 	(
 		for i in $(seq 1 "$nwf"); do
+			# until a second after hosts 1 and 2 are back
+			[ ! -e "$w/enough" ] || break
 			# each start goes to one supervisor, then, when that one fails, the
 			# next; every fifth also to a second one (idempotent across them)
 			for k in 0 1 2; do
@@ -257,10 +262,12 @@ if want several; then
 		fail "several: host 2, resumed after its lease lapsed, exited $rc: $(tail -n 2 "$w/sup-2.log")"
 	why=$(grep "state DB failed" "$w/sup-2.log" | sed 's/.*error=//' | head -n1)
 	echo "several: host 2 resumed and stopped (exit 1): $why"
-	wait "$clients" || true
-	clients=""
 	start_sup 1
 	start_sup 2
+	sleep 1
+	touch "$w/enough"
+	wait "$clients" || true
+	clients=""
 	# the same start sent to two supervisors at once: both answer it, and
 	# there is one workflow
 	for i in $(seq 1 20); do
@@ -278,13 +285,9 @@ if want several; then
 	[ "$acked" -ge 20 ] || fail "several: only $acked starts were acknowledged"
 	notdone=$("${psql[@]}" -d several -c "SELECT count(*) FROM workflows WHERE status <> 'completed'")
 	done_n=$("${psql[@]}" -d several -c "SELECT count(*) FROM workflows WHERE status = 'completed'")
-	missing=0
-	while read -r id; do
-		st=$("${psql[@]}" -d several -c "SELECT status FROM workflows WHERE workflow_id = '$id'")
-		[ "$st" = completed ] || { echo "several: $id acknowledged, now '${st:-missing}'"; missing=$((missing + 1)); }
-	done < <(sort -u "$w/acked")
-	[ "$missing" -eq 0 ] && [ "$notdone" -eq 0 ] ||
-		fail "several: $missing acknowledged starts not completed, $notdone workflows not completed"
+	missing=$("${psql[@]}" -d several "${statuses[@]}" | not_completed "$w/acked")
+	[ -z "$missing" ] && [ "$notdone" -eq 0 ] ||
+		fail "several: acknowledged starts not completed: ${missing:-none}; $notdone workflows not completed"
 	adopted=$("${psql[@]}" -d several -c "SELECT count(*) FROM workflows WHERE fence > 0")
 	held=$("${psql[@]}" -d several \
 		-c "SELECT count(*) FROM workflows WHERE workflow_id LIKE 'H%' AND fence > 0")
@@ -374,12 +377,8 @@ elif want diskfull; then
 	acked=$(sort -u "$w/acked" | wc -l)
 	[ "$acked" -ge 10 ] || fail "diskfull: only $acked starts were acknowledged"
 	dpsql=(runuser -u postgres -- psql -h "$dcl" -p 5432 -U idem -d idem -Atq)
-	missing=0
-	while read -r id; do
-		st=$("${dpsql[@]}" -c "SELECT status FROM workflows WHERE workflow_id = '$id'")
-		[ "$st" = completed ] || { echo "diskfull: $id acknowledged, now '${st:-missing}'"; missing=$((missing + 1)); }
-	done < <(sort -u "$w/acked")
-	[ "$missing" -eq 0 ] || fail "diskfull: $missing acknowledged starts did not complete"
+	missing=$("${dpsql[@]}" "${statuses[@]}" | not_completed "$w/acked")
+	[ -z "$missing" ] || fail "diskfull: acknowledged starts not completed: $missing"
 	"${ctl[@]}" check >"$w/check.out" 2>&1 || { cat "$w/check.out"; fail "diskfull: check failed"; }
 	kill -TERM "$sup_pid"
 	wait "$sup_pid" || true
