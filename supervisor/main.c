@@ -21,6 +21,7 @@
 #include "lockfile.h"
 #include "log.h"
 #include "notify.h"
+#include "pdeath.h"
 #include "pgconn.h"
 #include "pool.h"
 #include "prune.h"
@@ -571,7 +572,7 @@ int main(int argc, char **argv)
 	struct sup *sup = &r.sup;
 	struct event *sigs[4];
 	char err[1024] = "", state_db[CONFIG_PATH_MAX], app_db[CONFIG_PATH_MAX];
-	char status[CONFIG_PATH_MAX + 32];
+	char status[CONFIG_PATH_MAX + 32], pid_text[24];
 	int rc;
 
 	idem_version_exit(argc, argv, "idem-supervisor");
@@ -591,6 +592,11 @@ int main(int argc, char **argv)
 	log_init("supervisor", sup->cfg.log_level);
 	log_set_format(sup->cfg.log_format);
 	notify_init(); /* before any child: none may inherit NOTIFY_SOCKET */
+	/* Each process it starts asks to die with it, then checks that its
+	 * parent is still this one: one started just before a SIGKILL here
+	 * would have no parent to watch (pdeath.h). */
+	snprintf(pid_text, sizeof(pid_text), "%ld", (long)getpid());
+	setenv(PDEATH_ENV, pid_text, 1);
 	signal(SIGPIPE, SIG_IGN);
 	sup->started_mono = clock_mono_ms();
 	retry_from_config(sup);

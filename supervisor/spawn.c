@@ -94,7 +94,7 @@ pid_t spawn_helper(struct sup *sup, char *path, size_t pathlen)
 {
 	const struct idem_config *c = &sup->cfg;
 	const struct idem_helper *h = sup->app->helper;
-	char body[32], me[24], *flags[SPAWN_KEYS_MAX] = {NULL};
+	char body[32], *flags[SPAWN_KEYS_MAX] = {NULL};
 	char *argv[SPAWN_KEYS_MAX + 8];
 	int n = 0, nkeys = 0, e;
 	pid_t pid;
@@ -118,15 +118,8 @@ pid_t spawn_helper(struct sup *sup, char *path, size_t pathlen)
 	 * workers and the checker. */
 	if (pgconn_is_url(c->database))
 		unsetenv("DATABASE");
-	/* The helper stops when this process dies (PR_SET_PDEATHSIG), but
-	 * only once it has asked for that: one started just before a SIGKILL
-	 * here would have no parent to watch. It compares this pid with its
-	 * parent's after asking, and does not start when they differ. */
-	snprintf(me, sizeof(me), "%ld", (long)getpid());
-	setenv("IDEM_SUPERVISOR_PID", me, 1);
 	pid = spawn(path, argv, -1);
 	e = errno;
-	unsetenv("IDEM_SUPERVISOR_PID");
 	if (pgconn_is_url(c->database))
 		setenv("DATABASE", c->database, 1);
 	for (int i = 0; i < nkeys; i++)

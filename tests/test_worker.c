@@ -28,6 +28,7 @@
 #include "appdb.h"
 #include "clock.h"
 #include "exitcodes.h"
+#include "forkserver.h"
 #include "frame.h"
 #include "msg.h"
 #include "testutil.h"
@@ -682,6 +683,57 @@ static void test_eof_exits_0(void **state)
 	assert_exited(f, IDEM_EXIT_OK);
 }
 
+/* Starts idem-worker --fork-server as the supervisor does (a SEQPACKET
+ * channel) with IDEM_SUPERVISOR_PID=sup; returns what it says first (0:
+ * nothing, its channel closed) into buf, and its pid in *pid. */
+static ssize_t fork_server_first_words(struct fx *f, long sup, char *buf, size_t len, pid_t *pid)
+{
+	char bin[4096], env[48];
+	char *const argv[] = {bin, "--channel-fd=3", "--fork-server", "--env", f->env_file, NULL};
+	struct timeval tv = {.tv_sec = READ_TIMEOUT_S};
+	int sv[2];
+	ssize_t n;
+
+	snprintf(bin, sizeof(bin), "%s", tu_bin("idem-worker"));
+	snprintf(env, sizeof(env), "%ld", sup);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	*pid = fork();
+	assert_true(*pid >= 0);
+	if (*pid == 0) {
+		setenv("IDEM_SUPERVISOR_PID", env, 1);
+		exec_worker(f, argv, sv[1]);
+	}
+	close(sv[1]);
+	assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	n = recv(sv[0], buf, len, 0);
+	close(sv[0]);
+	return n;
+}
+
+/* A fork server (or worker) whose supervisor died before it could ask to
+ * die with it (PR_SET_PDEATHSIG) leaves at once: its parent is not the
+ * supervisor named in IDEM_SUPERVISOR_PID. Stopped, such an orphan would
+ * wait on its channel for ever. Named rightly, it says hello. */
+static void test_orphan_fork_server_leaves(void **state)
+{
+	struct fx *f = *state;
+	char buf[64] = "";
+	pid_t pid;
+	int st;
+
+	assert_int_equal(fork_server_first_words(f, 1, buf, sizeof(buf), &pid), 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), IDEM_EXIT_OK);
+
+	assert_int_equal(fork_server_first_words(f, (long)getpid(), buf, sizeof(buf), &pid),
+	                 (ssize_t)sizeof(FORK_SERVER_HELLO));
+	assert_string_equal(buf, FORK_SERVER_HELLO);
+	assert_int_equal(waitpid(pid, &st, 0), pid); /* its channel closed: it leaves */
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), IDEM_EXIT_OK);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -701,6 +753,7 @@ int main(void)
 	    T(test_bad_fault),
 	    T(test_not_json_exits_1),
 	    T(test_eof_exits_0),
+	    T(test_orphan_fork_server_leaves),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -57,6 +57,7 @@
 #include "log.h"
 #include "msg.h"
 #include "pgconn.h"
+#include "pdeath.h"
 #include "xalloc.h"
 #include "version.h"
 
@@ -626,8 +627,10 @@ int main(int argc, char **argv)
 
 	idem_version_exit(argc, argv, "idem-worker");
 	xalloc_install_json(); /* before anything allocates (xalloc.h) */
-	/* Die with the supervisor; if it is already gone, leave now. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* Die with the supervisor; if it is already gone, leave now: an
+	 * orphan fork server would wait on its channel for ever if stopped. */
+	if (pdeath_arm(SIGKILL) != 0)
+		return IDEM_EXIT_OK;
 	if (parse_args(argc, argv, &a, err, sizeof(err)) != 0) {
 		fprintf(stderr, "idem-worker: %s\n", err);
 		return IDEM_EXIT_USAGE;

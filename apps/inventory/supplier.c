@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -45,6 +44,7 @@
 #include "inventory.h"
 #include "inventory_input.h"
 #include "log.h"
+#include "pdeath.h"
 #include "xalloc.h"
 #include "version.h"
 
@@ -679,16 +679,13 @@ int main(int argc, char **argv)
 	/* Before anything allocates: out of memory aborts (xalloc.h). */
 	xalloc_install_json();
 	event_set_mem_functions(xmalloc, xrealloc, free);
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	/* Started by a supervisor that died before the line above: nothing
-	 * would ever stop this process (IDEM_SUPERVISOR_PID: spawn.c). */
-	if (getenv("IDEM_SUPERVISOR_PID") != NULL &&
-	    strtol(getenv("IDEM_SUPERVISOR_PID"), NULL, 10) != (long)getppid()) {
+	/* Started by a supervisor that died before it could ask: nothing
+	 * would ever stop this process. */
+	if (pdeath_arm(SIGTERM) != 0) {
 		fprintf(stderr, "idem-supplier: its supervisor (pid %s) is gone; not starting\n",
-		        getenv("IDEM_SUPERVISOR_PID"));
+		        getenv(PDEATH_ENV));
 		return IDEM_EXIT_OK;
 	}
-	unsetenv("IDEM_SUPERVISOR_PID");
 	if (parse_args(argc, argv, &help, err, sizeof(err)) != 0) {
 		fprintf(stderr, "idem-supplier: %s\n", err);
 		return IDEM_EXIT_USAGE;
