@@ -344,9 +344,23 @@ int main(int argc, char **argv)
 	xalloc_install_json(); /* before anything allocates (xalloc.h) */
 	rest = xcalloc((size_t)argc + 1, sizeof(*rest));
 	c.timeout_ms = CTL_TIMEOUT_MS;
-	if (apps_add_config_keys(err, sizeof(err)) != 0 ||
-	    config_load(&c.cfg, argc, argv, rest, &nrest, err, sizeof(err)) != 0) {
+	if (apps_add_config_keys(err, sizeof(err)) != 0) {
 		rc = ctl_fail(IDEM_EXIT_USAGE, "%s", err);
+		goto done;
+	}
+	if (config_load(&c.cfg, argc, argv, rest, &nrest, err, sizeof(err)) != 0) {
+		/* Help still comes, for the default app, with what is wrong. */
+		if (config_help_asked(argc, argv)) {
+			config_defaults(&c.cfg);
+			c.app = apps_load(c.cfg.app, NULL, 0);
+			print_usage(&c, stdout);
+			fprintf(stderr,
+			        "idemctl: the configuration does not load, so this help is "
+			        "for the default app (%s): %s\n",
+			        c.cfg.app, err);
+			rc = IDEM_EXIT_OK;
+		} else
+			rc = ctl_fail(IDEM_EXIT_USAGE, "%s", err);
 		goto done;
 	}
 	c.ns_given = namespace_given(&c.cfg, argc, argv);

@@ -1561,6 +1561,14 @@ static int load_all(struct idem_config *c, int argc, char **argv, int *rest, int
 	return config_check(c, err, errlen);
 }
 
+int config_help_asked(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return 1;
+	return 0;
+}
+
 int config_load(struct idem_config *c, int argc, char **argv, int *rest, int *nrest, char *err,
                 size_t errlen)
 {

@@ -180,6 +180,10 @@ void config_flag_name(const char *key, char *out, size_t len);
  * value) as \xNN, so that printing it cannot drive a terminal. */
 void config_escape_controls(char *text, size_t len);
 
+/* Non-zero when argv[1..] holds "--help" or "-h": a program answers it
+ * before it loads a configuration, which might not load. */
+int config_help_asked(int argc, char **argv);
+
 /* The usual order for a program: defaults, env_path (required only when
  * env_explicit), environment, then every flag in argv[1..]. Flags that are
  * not config flags are left for the caller: their indices are written to

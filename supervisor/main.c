@@ -495,19 +495,23 @@ static int parse_args(struct run *r, int argc, char **argv)
 	int *rest = xcalloc((size_t)argc + 1, sizeof(int)), nrest = 0, rc = -1;
 	char err[1024];
 
-	if (apps_add_config_keys(err, sizeof(err)) != 0 ||
-	    config_load(&sup->cfg, argc, argv, rest, &nrest, err, sizeof(err)) != 0) {
+	if (apps_add_config_keys(err, sizeof(err)) != 0) {
+		fprintf(stderr, "idem-supervisor: %s\n", err);
+		goto done;
+	}
+	/* Before the configuration, so that help comes even when it is bad. */
+	if (config_help_asked(argc, argv)) {
+		print_usage(stdout);
+		rc = 1;
+		goto done;
+	}
+	if (config_load(&sup->cfg, argc, argv, rest, &nrest, err, sizeof(err)) != 0) {
 		fprintf(stderr, "idem-supervisor: %s\n", err);
 		goto done;
 	}
 	for (int i = 0; i < nrest; i++) {
 		const char *a = argv[rest[i]];
 
-		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			print_usage(stdout);
-			rc = 1;
-			goto done;
-		}
 		/* --seed N is FAULT_SEED, the name a person replaying a run types. */
 		if (strcmp(a, "--seed") == 0 || strncmp(a, "--seed=", 7) == 0) {
 			const char *v = a[6] == '=' ? a + 7 : NULL;

@@ -155,11 +155,9 @@ static int parse_args(int argc, char **argv, struct worker_args *a, char *err, s
 	int nrest = 0;
 	int rc = -1;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			a->help = 1;
-			return 0;
-		}
+	if (config_help_asked(argc, argv)) {
+		a->help = 1;
+		return 0;
 	}
 	rest = xcalloc((size_t)argc, sizeof(*rest));
 	if (apps_add_config_keys(err, errlen) == 0 &&

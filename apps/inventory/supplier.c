@@ -648,11 +648,9 @@ static int parse_args(int argc, char **argv, int *help, char *err, size_t errlen
 	int nrest = 0;
 	int rc = -1;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			*help = 1;
-			return 0;
-		}
+	if (config_help_asked(argc, argv)) {
+		*help = 1;
+		return 0;
 	}
 	rest = xcalloc((size_t)argc, sizeof(*rest));
 	if (config_add_keys(inventory_keys, err, errlen) == 0 &&
