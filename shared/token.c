@@ -11,6 +11,17 @@
 
 #include "db.h"
 
+int token_random(char *out)
+{
+	unsigned char raw[TOKEN_RANDOM_LEN / 2];
+
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+		return -1;
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(out + 2 * i, 3, "%02x", raw[i]);
+	return 0;
+}
+
 /* What a token is made of: base64's and hex's characters, which go into
  * a header and a cookie as they are. */
 static int token_char(char c)
@@ -43,18 +54,15 @@ static void sync_dir(const char *path)
  * it), or -1 with err. */
 static int token_make(const char *path, char *out, char *err, size_t errlen)
 {
-	unsigned char raw[32];
-	char line[2 * sizeof(raw) + 2], tmp[4200];
+	char line[TOKEN_RANDOM_LEN + 2], tmp[4200];
 	int fd, rc, e;
 	ssize_t n;
 
-	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+	if (token_random(line) != 0) {
 		snprintf(err, errlen, "API_TOKEN_FILE %s: no random bytes for a token: %s", path,
 		         strerror(errno));
 		return -1;
 	}
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(line + 2 * i, 3, "%02x", raw[i]);
 	if (db_make_parent_dirs(path, err, errlen) != 0)
 		return -1;
 	snprintf(tmp, sizeof(tmp), "%s.%ld.new", path, (long)getpid());
@@ -64,7 +72,7 @@ static int token_make(const char *path, char *out, char *err, size_t errlen)
 		         strerror(errno));
 		return -1;
 	}
-	memcpy(out, line, 2 * sizeof(raw) + 1);
+	memcpy(out, line, TOKEN_RANDOM_LEN + 1);
 	strcat(line, "\n");
 	n = write(fd, line, strlen(line));
 	if (n != (ssize_t)strlen(line) || fsync(fd) != 0) {

@@ -9,7 +9,12 @@
 
 #define TOKEN_MAX 256 /* characters of a token */
 #define TOKEN_MIN 16
-#define TOKEN_OFF "none" /* API_TOKEN_FILE's value that turns the token off */
+#define TOKEN_OFF "none"    /* API_TOKEN_FILE's value that turns the token off */
+#define TOKEN_RANDOM_LEN 64 /* characters of a token made here: 32 random bytes as hex */
+
+/* Writes 32 random bytes as hex into out (TOKEN_RANDOM_LEN + 1 bytes).
+ * Returns 0, or -1 with errno when the kernel gives none. */
+int token_random(char *out);
 
 /* Reads the token of path into out (TOKEN_MAX + 1 bytes). With make, a
  * missing file is made (and its directory, with the umask: the

@@ -52,6 +52,7 @@
 #include "offloop.h"
 #include "pool.h"
 #include "series.h"
+#include "session.h"
 #include "spawn_program.h"
 #include "store.h"
 #include "sup.h"
@@ -130,6 +131,7 @@ struct api {
 	struct panel_run *panels;   /* one per panel of the app's */
 	int npanels;
 	char token[TOKEN_MAX + 1]; /* HTTP_LISTEN's bearer token; "" = none asked */
+	struct sessions sessions;  /* the dashboard's sign-ins (session.h) */
 };
 
 /* A request whose answer waits for a commit or a workflow: it follows the
@@ -1814,7 +1816,7 @@ static int browser_safe(struct api *a, struct evhttp_request *req, const struct 
  * machine share the name localhost. */
 static void cookie_name(const struct api *a, char *buf, size_t len)
 {
-	snprintf(buf, len, "idem_token_%d", a->tcp_port);
+	snprintf(buf, len, "idem_session_%d", a->tcp_port);
 }
 
 /* The value of cookie name in a Cookie header, or -1. */
@@ -1840,8 +1842,9 @@ static int cookie_value(const char *header, const char *name, char *out, size_t 
 	return -1;
 }
 
-/* Whether req may use the API: over TCP it must carry HTTP_LISTEN's token,
- * as Authorization: Bearer TOKEN or as the dashboard's cookie. */
+/* Whether req may use the API: over TCP it must carry HTTP_LISTEN's token
+ * as Authorization: Bearer TOKEN, or the dashboard's cookie naming a
+ * session that POST /v1/login started. */
 static int authorized(const struct api *a, struct evhttp_request *req)
 {
 	const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
@@ -1855,7 +1858,7 @@ static int authorized(const struct api *a, struct evhttp_request *req)
 		return token_equal(auth + 7, a->token);
 	cookie_name(a, name, sizeof(name));
 	return cookie != NULL && cookie_value(cookie, name, got, sizeof(got)) == 0 &&
-	       token_equal(got, a->token);
+	       session_valid(&a->sessions, got, clock_mono_ms());
 }
 
 static void reply_unauthorized(struct api *a, struct evhttp_request *req)
@@ -1869,17 +1872,18 @@ static void reply_unauthorized(struct api *a, struct evhttp_request *req)
 	            a->sup->cfg.api_token_file);
 }
 
-/* POST /v1/login {"token": T}: the dashboard's way in. The token comes
- * back as an HttpOnly, SameSite=Strict cookie: the page's scripts cannot
- * read it, and no request a page of another site starts carries it. A
- * browser keeps cookies per host, not per port: a page of another port of
- * localhost (the same site) is sent it, which docs/api.md says. */
+/* POST /v1/login {"token": T}: the dashboard's way in. The token buys a
+ * session (session.h), whose id comes back as an HttpOnly, SameSite=Strict
+ * cookie: the page's scripts cannot read it, and no request a page of
+ * another site starts carries it. A browser keeps cookies per host, not
+ * per port: a page of another port of localhost (the same site) is sent
+ * it, which docs/api.md says; it is not the token, and it ends. */
 static void handle_login(struct api *a, struct evhttp_request *req, struct query *q,
                          const char *unused)
 {
 	json_t *body;
 	const char *t;
-	char name[32], cookie[TOKEN_MAX + 128];
+	char name[32], id[TOKEN_RANDOM_LEN + 1], cookie[TOKEN_RANDOM_LEN + 128];
 
 	if (a->token[0] == '\0' || !over_tcp(req))
 		return reply_error(req, 400,
@@ -1901,20 +1905,27 @@ static void handle_login(struct api *a, struct evhttp_request *req, struct query
 		    a->sup->cfg.api_token_file);
 	}
 	json_decref(body);
+	if (session_new(&a->sessions, clock_mono_ms(), id) != 0)
+		return reply_error(req, 500, "no random bytes for a session: %s", strerror(errno));
 	cookie_name(a, name, sizeof(name));
-	snprintf(cookie, sizeof(cookie), "%s=%s; HttpOnly; SameSite=Strict; Path=/", name,
-	         a->token);
+	snprintf(cookie, sizeof(cookie), "%s=%s; Max-Age=%lld; HttpOnly; SameSite=Strict; Path=/",
+	         name, id, SESSION_TTL_MS / 1000);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", cookie);
-	reply(req, 200, json_pack("{s:b}", "ok", 1));
+	reply(
+	    req, 200,
+	    json_pack("{s:b, s:I}", "ok", 1, "expires_in_s", (json_int_t)(SESSION_TTL_MS / 1000)));
 }
 
-/* POST /v1/logout: forgets the dashboard's cookie. */
+/* POST /v1/logout: ends the dashboard's session and forgets its cookie. */
 static void handle_logout(struct api *a, struct evhttp_request *req, struct query *q,
                           const char *unused)
 {
-	char name[32], cookie[96];
+	const char *sent = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
+	char name[32], cookie[96], id[TOKEN_RANDOM_LEN + 1];
 
 	cookie_name(a, name, sizeof(name));
+	if (sent != NULL && cookie_value(sent, name, id, sizeof(id)) == 0)
+		session_end(&a->sessions, id);
 	snprintf(cookie, sizeof(cookie), "%s=; Max-Age=0; HttpOnly; SameSite=Strict; Path=/", name);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", cookie);
 	reply(req, 200, json_pack("{s:b}", "ok", 1));

@@ -6,11 +6,13 @@
 # and creates nothing, a CORS preflight is never granted; the same requests
 # from the page's own origin, and over the Unix socket, work. Over TCP
 # every endpoint asks for the token (API_TOKEN_FILE) as Authorization:
-# Bearer or as the cookie POST /v1/login sets; the dashboard's page does
+# Bearer, or a session cookie from POST /v1/login (not the token, ended by
+# logout); the dashboard's page does
 # not, nor does the Unix socket.
 # Run by ctest (IDEM_BIN_DIR: the build's bin/ parent).
 import http.client
 import os
+import re
 import shutil
 import socket
 import sys
@@ -88,19 +90,36 @@ def tokens(port, own, work):
     got = tcp(port, "POST", "/v1/login", '{"token": "%s"}' % t,
               {**h, "Content-Type": "application/json", "Origin": f"http://{own}"})
     cookie = got[1].get("set-cookie", "")
-    expect("login: 200 and an HttpOnly, SameSite=Strict cookie",
-           (got[0] if f"idem_token_{port}={t}" in cookie and "HttpOnly" in cookie
-            and "SameSite=Strict" in cookie else 0, {}, cookie), 200)
-    expect("the cookie lets the dashboard in",
-           tcp(port, "GET", "/v1/stats", None, {**h, "Cookie": f"a=b; idem_token_{port}={t}"}),
+    m = re.match(rf"idem_session_{port}=([0-9a-f]{{64}});", cookie)
+    sid = m.group(1) if m else ""
+    expect("login: 200 and an HttpOnly, SameSite=Strict session cookie that ends",
+           (got[0] if m and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+            and "Max-Age=43200" in cookie else 0, {}, cookie), 200)
+    expect("the cookie is not the token", (200 if sid and t not in cookie else 0, {}, cookie),
            200)
+    expect("the session's cookie lets the dashboard in",
+           tcp(port, "GET", "/v1/stats", None, {**h, "Cookie": f"a=b; idem_session_{port}={sid}"}),
+           200)
+    expect("the token as the cookie does not",
+           tcp(port, "GET", "/v1/stats", None, {**h, "Cookie": f"idem_session_{port}={t}"}), 401)
     expect("another port's cookie does not",
-           tcp(port, "GET", "/v1/stats", None, {**h, "Cookie": f"idem_token_{port + 1}={t}"}),
+           tcp(port, "GET", "/v1/stats", None, {**h, "Cookie": f"idem_session_{port + 1}={sid}"}),
            401)
+    other = tcp(port, "POST", "/v1/login", '{"token": "%s"}' % t,
+                {**h, "Content-Type": "application/json", "Origin": f"http://{own}"})
+    m2 = re.match(rf"idem_session_{port}=([0-9a-f]{{64}});", other[1].get("set-cookie", ""))
+    sid2 = m2.group(1) if m2 else ""
+    expect("a second login gets a session of its own", (200 if sid2 and sid2 != sid else 0, {},
+                                                         str(other[1])), 200)
     got = tcp(port, "POST", "/v1/logout", None, {**h, "Content-Type": "application/json",
-                                                 "Authorization": f"Bearer {t}"})
+                                                 "Cookie": f"idem_session_{port}={sid}"})
     expect("logout forgets the cookie",
            (got[0] if "Max-Age=0" in got[1].get("set-cookie", "") else 0, {}, str(got[1])), 200)
+    expect("... and ends its session: the same cookie is refused",
+           tcp(port, "GET", "/v1/stats", None, {**h, "Cookie": f"idem_session_{port}={sid}"}), 401)
+    expect("... but not the other one's",
+           tcp(port, "GET", "/v1/stats", None, {**h, "Cookie": f"idem_session_{port}={sid2}"}),
+           200)
 
 
 def main():
