@@ -5,6 +5,7 @@
  *   faults set --kill-rate R ... [--for DURATION]
  *   faults off [--for DURATION]
  *   faults reset                    the config's plan again
+ *   faults env                      the plan in force as .env lines, to keep it
  * set's options are the FAULT_* keys as flags (FAULT_KILL_RATE_AFTER_COMMIT
  * as --kill-rate-after-commit); the supervisor checks them, and names the
  * one it refuses. */
@@ -154,6 +155,38 @@ static int change_body(const char *sub, int argc, char **argv, json_t *body)
 	return 0;
 }
 
+/* faults env: the plan in force as .env lines. Appended to the
+ * supervisor's .env and read by a SIGHUP (or the next start), it becomes
+ * the config's plan: how a runtime plan is kept past a restart. */
+static int print_env(struct ctl *c, int argc)
+{
+	json_t *doc = NULL;
+	const json_t *lines, *line;
+	size_t i;
+	int rc;
+
+	if (argc > 1)
+		return ctl_fail(IDEM_EXIT_USAGE, "faults env: it takes no argument");
+	if ((rc = http_get(c, "/v1/faults", 0, &doc)) != 0)
+		return rc;
+	lines = json_object_get(doc, "env");
+	if (!json_is_array(lines)) {
+		json_decref(doc);
+		return ctl_fail(IDEM_EXIT_FAIL,
+		                "faults env: the supervisor's answer has no \"env\"");
+	}
+	if (c->json) {
+		http_print_json(lines);
+	} else {
+		printf("# idem's fault plan %lld in force (%s): appended to the .env and read by\n"
+		       "# a SIGHUP or the next start, it is the config's plan\n",
+		       ctl_int(doc, "plan_id", 0), ctl_str(doc, "source", "config"));
+		json_array_foreach(lines, i, line) printf("%s\n", json_string_value(line));
+	}
+	json_decref(doc);
+	return IDEM_EXIT_OK;
+}
+
 int cmd_faults(struct ctl *c, int argc, char **argv)
 {
 	const char *sub = argc > 0 ? argv[0] : NULL;
@@ -170,11 +203,13 @@ int cmd_faults(struct ctl *c, int argc, char **argv)
 		json_decref(doc);
 		return IDEM_EXIT_OK;
 	}
+	if (strcmp(sub, "env") == 0)
+		return print_env(c, argc);
 	if (strcmp(sub, "set") != 0 && strcmp(sub, "off") != 0 && strcmp(sub, "reset") != 0)
 		return ctl_fail(
 		    IDEM_EXIT_USAGE,
 		    "faults: unknown subcommand \"%s\" (faults, faults set, faults off, "
-		    "faults reset)",
+		    "faults reset, faults env)",
 		    sub);
 	body = json_object();
 	if (strcmp(sub, "reset") == 0) {

@@ -66,6 +66,8 @@ static const char usage_tail[] =
     "  faults off [--for DURATION]\n"
     "                   no fault at all (for DURATION, then the config's)\n"
     "  faults reset     the config's plan again\n"
+    "  faults env       the plan in force as .env lines: append them to the\n"
+    "                   .env and SIGHUP to keep it past a restart\n"
     "Every command accepts --namespace NS (default: NAMESPACE; list: all).\n"
     "\n"
     "Options (before the command):\n"

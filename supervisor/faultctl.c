@@ -395,12 +395,61 @@ int faultctl_apply(struct faultctl *f, const json_t *body, char *err, size_t err
 	return rc == 0 ? 0 : -2;
 }
 
+/* A rate as its shortest text that reads back as the same double. */
+static const char *rate_text(double v, char *buf, size_t len)
+{
+	for (int digits = 6; digits <= 17; digits++) {
+		snprintf(buf, len, "%.*g", digits, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	return buf;
+}
+
+/* The plan as the .env lines that make it the config's, so that a runtime
+ * plan can be kept past a restart (idemctl faults env). Each point's kill
+ * rate is given on its own, which wins over FAULT_KILL_RATE and
+ * FAULT_KILL_POINTS whatever else the file says. */
+static json_t *env_lines(const struct fault_config *f)
+{
+	json_t *lines = json_array();
+	char line[512], key[64], r[32];
+
+	for (int p = 0; p < FAULT_NPOINTS; p++) {
+		size_t n = (size_t)snprintf(key, sizeof(key), "FAULT_KILL_RATE_%s",
+		                            fault_point_name((enum fault_point)p));
+
+		for (size_t i = 16; i < n && i < sizeof(key); i++)
+			key[i] = (char)toupper((unsigned char)key[i]);
+		snprintf(line, sizeof(line), "%s=%s", key,
+		         rate_text(f->kill_rate[p], r, sizeof(r)));
+		json_array_append_new(lines, json_string(line));
+	}
+	snprintf(line, sizeof(line), "FAULT_ASYNC_KILL_RATE=%s",
+	         rate_text(f->async_kill_rate, r, sizeof(r)));
+	json_array_append_new(lines, json_string(line));
+	snprintf(line, sizeof(line), "FAULT_ASYNC_KILL_MAX_DELAY=%" PRId64 "ms",
+	         (int64_t)f->async_kill_max_ms);
+	json_array_append_new(lines, json_string(line));
+	snprintf(line, sizeof(line), "FAULT_ERROR_RATE=%s", rate_text(f->error_rate, r, sizeof(r)));
+	json_array_append_new(lines, json_string(line));
+	snprintf(line, sizeof(line), "FAULT_DELAY_RATE=%s", rate_text(f->delay_rate, r, sizeof(r)));
+	json_array_append_new(lines, json_string(line));
+	snprintf(line, sizeof(line), "FAULT_PEER_RATE=%s", rate_text(f->peer_rate, r, sizeof(r)));
+	json_array_append_new(lines, json_string(line));
+	snprintf(line, sizeof(line), "FAULT_ACTIVITIES=\"%s\"", f->activities);
+	json_array_append_new(lines, json_string(line));
+	snprintf(line, sizeof(line), "FAULT_MAX_ATTEMPT=%d", f->max_attempt);
+	json_array_append_new(lines, json_string(line));
+	return lines;
+}
+
 json_t *faultctl_json(const struct faultctl *f)
 {
 	int64_t now = clock_mono_us();
 
 	return json_pack(
-	    "{s:s, s:I, s:I, s:o, s:o, s:b, s:o, s:o, s:I}", "source", source_names[f->source],
+	    "{s:s, s:I, s:I, s:o, s:o, s:b, s:o, s:o, s:I, s:o}", "source", source_names[f->source],
 	    "plan_id", (json_int_t)f->sup->fault_plan_id, "since", (json_int_t)f->since, "until",
 	    f->until > 0 ? json_integer(f->until) : json_null(), "remaining_ms",
 	    f->until > 0
@@ -408,7 +457,7 @@ json_t *faultctl_json(const struct faultctl *f)
 	        : json_null(),
 	    "enabled", fault_enabled(&f->sup->faults), "in_force",
 	    faultctl_rates_json(&f->sup->faults), "config", faultctl_rates_json(&f->config),
-	    "changes", (json_int_t)f->changes);
+	    "changes", (json_int_t)f->changes, "env", env_lines(&f->sup->faults));
 }
 
 const char *faultctl_source(const struct faultctl *f)

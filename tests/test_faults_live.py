@@ -242,6 +242,27 @@ def verify(r):
           and out.count("\n  ") >= 7, out)
 
 
+def keep(r):
+    """A runtime plan kept past a restart: `faults env`'s lines in the
+    .env, read by a SIGHUP, make the same plan the config's."""
+    rc, out = r.ctl("faults", "set", "--error-rate", "0.15", "--kill-rate-after-commit", "0.05",
+                    "--async-kill-rate", "0.01", "--max-attempt", "2")
+    check("a plan to keep", rc == 0, (rc, out))
+    want = r.faults()["in_force"]
+    rc, env = r.ctl("faults", "env")
+    check("idemctl faults env prints the plan's FAULT_* lines",
+          rc == 0 and "FAULT_KILL_RATE_AFTER_COMMIT=0.05\n" in env
+          and "FAULT_MAX_ATTEMPT=2" in env, (rc, env))
+    r.ctl("faults", "reset")
+    check("reset: not the plan to keep", r.faults()["in_force"] != want, r.faults()["in_force"])
+    r.write_env(env)
+    r.hup()
+    doc = r.faults()
+    check("after SIGHUP with those lines in the .env the config's plan is the one kept",
+          doc["source"] == "config" and doc["config"] == want and doc["in_force"] == want,
+          (doc, want))
+
+
 def main():
     print(f"seed {SEED} (IDEM_TEST_SEED={SEED} replays it)")
     with tempfile.TemporaryDirectory(prefix="idem-faults-") as work:
@@ -250,6 +271,7 @@ def main():
             refusals(r)
             scenario(r)
             verify(r)
+            keep(r)
         finally:
             r.p.terminate()
             r.p.wait(60)
