@@ -69,6 +69,10 @@ struct run {
 	int storage_faults; /* FAULT_VFS targets the state DB */
 	int argc;           /* for SIGHUP's re-read */
 	char **argv;
+	/* The config as the .env and the environment say it, without the
+	 * other flags, as last read: a SIGHUP compares it to name a change
+	 * there that a flag keeps from taking effect. NULL: not read. */
+	struct idem_config *flagless;
 };
 
 static void print_usage(FILE *out)
@@ -187,13 +191,36 @@ static int reloadable(const char *key)
  * environment and flags) and applies the keys that can change on a live
  * supervisor; the log names each that cannot, which waits for a restart.
  * A configuration that does not load changes nothing. */
+/* Reads into c the config that r's .env (its --env) and the environment
+ * give, without its other flags. Returns 0, or -1. */
+static int load_flagless(const struct run *r, struct idem_config *c)
+{
+	char **argv = xcalloc((size_t)r->argc + 1, sizeof(char *)), err[1024];
+	int *rest = xcalloc((size_t)r->argc + 1, sizeof(int)), n = 0, nrest = 0, rc;
+
+	argv[n++] = r->argv[0];
+	for (int i = 1; i < r->argc; i++) {
+		if (strncmp(r->argv[i], "--env=", 6) == 0) {
+			argv[n++] = r->argv[i];
+		} else if (strcmp(r->argv[i], "--env") == 0 && i + 1 < r->argc) {
+			argv[n++] = r->argv[i];
+			argv[n++] = r->argv[++i];
+		}
+	}
+	rc = config_load(c, n, argv, rest, &nrest, err, sizeof(err));
+	free(argv);
+	free(rest);
+	return rc;
+}
+
 static void reload_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct run *r = arg;
 	struct sup *sup = &r->sup;
 	struct idem_config *c = xmalloc(sizeof(*c));
 	int *rest = xcalloc((size_t)r->argc + 1, sizeof(int)), nrest = 0;
-	char err[1024], changed[1024] = "", later[1024] = "";
+	struct idem_config *flagless = xmalloc(sizeof(*flagless));
+	char err[1024], changed[1024] = "", later[1024] = "", hidden[1024] = "";
 	size_t n;
 	const struct config_key *keys = config_keys(&n);
 
@@ -213,10 +240,23 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	for (int i = 0; i < nrest; i++)
 		if (strncmp(r->argv[rest[i]], "--seed", 6) == 0)
 			config_copy(c, &sup->cfg, "FAULT_SEED");
+	if (load_flagless(r, flagless) != 0) {
+		free(flagless);
+		flagless = NULL;
+	}
 	for (size_t i = 0; i < n; i++) {
 		char *list = reloadable(keys[i].name) ? changed : later;
 		size_t used = strlen(list);
 
+		/* Changed in the .env or the environment, but a flag says it. */
+		if (r->flagless != NULL && flagless != NULL &&
+		    !config_same(r->flagless, flagless, keys[i].name) &&
+		    !config_same(flagless, c, keys[i].name)) {
+			size_t h = strlen(hidden);
+
+			snprintf(hidden + h, sizeof(hidden) - h, "%s%s", h ? "," : "",
+			         keys[i].name);
+		}
 		if (config_same(&sup->cfg, c, keys[i].name))
 			continue;
 		snprintf(list + used, sizeof(changed) - used, "%s%s", used ? "," : "",
@@ -234,9 +274,19 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	if (later[0] != '\0')
 		log_warn("SIGHUP: these keys changed but take effect at the next restart",
 		         "keys=\"%s\"", later);
+	if (hidden[0] != '\0')
+		log_warn("SIGHUP: these keys changed in the .env or the environment, but a flag "
+		         "of the command line sets them, and flags win: not changed",
+		         "keys=\"%s\"", hidden);
+	if (flagless != NULL) {
+		free(r->flagless);
+		r->flagless = flagless;
+		flagless = NULL;
+	}
 done:
 	notify_ready(NULL);
 out:
+	free(flagless);
 	free(rest);
 	free(c);
 }
@@ -614,6 +664,11 @@ int main(int argc, char **argv)
 		return IDEM_EXIT_FAIL;
 	}
 	sup->faultctl = faultctl_new(sup);
+	r.flagless = xmalloc(sizeof(*r.flagless));
+	if (load_flagless(&r, r.flagless) != 0) {
+		free(r.flagless);
+		r.flagless = NULL;
+	}
 	sigs[0] = evsignal_new(sup->base, SIGTERM, stop_cb, &r);
 	sigs[1] = evsignal_new(sup->base, SIGINT, stop_cb, &r);
 	sigs[2] = evsignal_new(sup->base, SIGCHLD, chld_cb, &r);
@@ -671,5 +726,6 @@ out:
 	for (int i = 0; i < 4; i++)
 		event_free(sigs[i]);
 	event_base_free(sup->base);
+	free(r.flagless);
 	return rc;
 }

@@ -261,6 +261,18 @@ def keep(r):
     check("after SIGHUP with those lines in the .env the config's plan is the one kept",
           doc["source"] == "config" and doc["config"] == want and doc["in_force"] == want,
           (doc, want))
+    # RETRY_INITIAL_INTERVAL is given as a flag (Run): a new value in the
+    # .env is named, not taken; RETRY_MAXIMUM_INTERVAL, given nowhere else,
+    # is taken.
+    r.write_env(env + "RETRY_INITIAL_INTERVAL=40ms\nRETRY_MAXIMUM_INTERVAL=20s\n")
+    r.hup()
+    log = open(r.log.name).read().splitlines()
+    hidden = [ln for ln in log if "a flag of the command line sets them" in ln]
+    read = [ln for ln in log if "SIGHUP: configuration read again" in ln]
+    check("SIGHUP names a .env change that a flag overrides",
+          len(hidden) == 1 and 'keys="RETRY_INITIAL_INTERVAL"' in hidden[0], hidden)
+    check("... and takes the one no flag gives",
+          read and 'changed="RETRY_MAXIMUM_INTERVAL"' in read[-1], read[-1:])
 
 
 def main():
