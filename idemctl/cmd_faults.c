@@ -181,7 +181,8 @@ static int print_env(struct ctl *c, int argc)
 		printf("# idem's fault plan %lld in force (%s): appended to the .env and read by\n"
 		       "# a SIGHUP or the next start, it is the config's plan\n",
 		       ctl_int(doc, "plan_id", 0), ctl_str(doc, "source", "config"));
-		json_array_foreach(lines, i, line) printf("%s\n", json_string_value(line));
+		json_array_foreach(lines, i, line) if (json_is_string(line))
+		    printf("%s\n", json_string_value(line));
 	}
 	json_decref(doc);
 	return IDEM_EXIT_OK;

@@ -1542,19 +1542,24 @@ int config_check(const struct idem_config *c, char *err, size_t errlen)
 	return -1;
 }
 
-static int load_all(struct idem_config *c, int argc, char **argv, int *rest, int *nrest, char *err,
-                    size_t errlen)
+int config_load_sources(struct idem_config *c, int argc, char **argv, char *err, size_t errlen)
 {
 	const char *env_path = ".env";
 	int explicit_ = 0;
 
-	*nrest = 0;
 	config_defaults(c);
 	if (find_env_path(argc, argv, &env_path, &explicit_, err, errlen) < 0)
 		return -1;
 	if (config_load_file(c, env_path, explicit_, err, errlen) < 0)
 		return -1;
-	if (config_load_env(c, err, errlen) < 0)
+	return config_load_env(c, err, errlen) < 0 ? -1 : 0;
+}
+
+static int load_all(struct idem_config *c, int argc, char **argv, int *rest, int *nrest, char *err,
+                    size_t errlen)
+{
+	*nrest = 0;
+	if (config_load_sources(c, argc, argv, err, errlen) != 0)
 		return -1;
 	if (load_flags(c, argc, argv, rest, nrest, err, errlen) < 0)
 		return -1;

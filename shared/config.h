@@ -180,6 +180,11 @@ void config_flag_name(const char *key, char *out, size_t len);
  * value) as \xNN, so that printing it cannot drive a terminal. */
 void config_escape_controls(char *text, size_t len);
 
+/* config_load's first part: defaults, the .env (--env FILE's, required
+ * only when given), the environment; not the other flags, and no check
+ * across keys. What a SIGHUP compares to see a change a flag hides. */
+int config_load_sources(struct idem_config *c, int argc, char **argv, char *err, size_t errlen);
+
 /* Non-zero when argv[1..] holds "--help" or "-h": a program answers it
  * before it loads a configuration, which might not load. */
 int config_help_asked(int argc, char **argv);

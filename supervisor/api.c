@@ -1955,8 +1955,12 @@ static void route(struct evhttp_request *req, void *arg)
 		return;
 	if (m->cmd == EVHTTP_REQ_GET && (asset = ui_find(path ? path : "/")) != NULL)
 		return ui_send(req, asset);
+	/* Login is how one gets in; logout ends only the session its own
+	 * cookie names, and must also forget a cookie whose session has
+	 * already ended (a restart, its time). */
 	if (!authorized(a, req) &&
-	    !(m->cmd == EVHTTP_REQ_POST && path != NULL && strcmp(path, "/v1/login") == 0))
+	    !(m->cmd == EVHTTP_REQ_POST && path != NULL &&
+	      (strcmp(path, "/v1/login") == 0 || strcmp(path, "/v1/logout") == 0)))
 		return reply_unauthorized(a, req);
 	if ((ep = endpoint_find(a, req, m, path ? path : "/", seg, n, &id, &app_route)) == NULL)
 		return;

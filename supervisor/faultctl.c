@@ -395,14 +395,20 @@ int faultctl_apply(struct faultctl *f, const json_t *body, char *err, size_t err
 	return rc == 0 ? 0 : -2;
 }
 
-/* A rate as its shortest text that reads back as the same double. */
+/* A rate as the shortest fixed-point text (the config takes no exponent)
+ * that reads back as the same double. */
 static const char *rate_text(double v, char *buf, size_t len)
 {
-	for (int digits = 6; digits <= 17; digits++) {
-		snprintf(buf, len, "%.*g", digits, v);
+	size_t n;
+
+	for (int digits = 1; digits <= 40; digits++) {
+		snprintf(buf, len, "%.*f", digits, v);
 		if (strtod(buf, NULL) == v)
 			break;
 	}
+	n = strlen(buf);
+	if (n > 2 && strcmp(buf + n - 2, ".0") == 0)
+		buf[n - 2] = '\0';
 	return buf;
 }
 
@@ -413,7 +419,13 @@ static const char *rate_text(double v, char *buf, size_t len)
 static json_t *env_lines(const struct fault_config *f)
 {
 	json_t *lines = json_array();
-	char line[512], key[64], r[32];
+	char line[512], key[64], r[64];
+
+	/* The seed is the run's, not the plan's: kept only if asked. */
+	snprintf(line, sizeof(line),
+	         "# FAULT_SEED=%" PRIu64 " (this run's; uncomment to plan the very same faults)",
+	         f->seed);
+	json_array_append_new(lines, json_string(line));
 
 	for (int p = 0; p < FAULT_NPOINTS; p++) {
 		size_t n = (size_t)snprintf(key, sizeof(key), "FAULT_KILL_RATE_%s",

@@ -21,7 +21,6 @@
 #include "lockfile.h"
 #include "log.h"
 #include "notify.h"
-#include "pdeath.h"
 #include "pgconn.h"
 #include "pool.h"
 #include "prune.h"
@@ -195,22 +194,9 @@ static int reloadable(const char *key)
  * give, without its other flags. Returns 0, or -1. */
 static int load_flagless(const struct run *r, struct idem_config *c)
 {
-	char **argv = xcalloc((size_t)r->argc + 1, sizeof(char *)), err[1024];
-	int *rest = xcalloc((size_t)r->argc + 1, sizeof(int)), n = 0, nrest = 0, rc;
+	char err[1024];
 
-	argv[n++] = r->argv[0];
-	for (int i = 1; i < r->argc; i++) {
-		if (strncmp(r->argv[i], "--env=", 6) == 0) {
-			argv[n++] = r->argv[i];
-		} else if (strcmp(r->argv[i], "--env") == 0 && i + 1 < r->argc) {
-			argv[n++] = r->argv[i];
-			argv[n++] = r->argv[++i];
-		}
-	}
-	rc = config_load(c, n, argv, rest, &nrest, err, sizeof(err));
-	free(argv);
-	free(rest);
-	return rc;
+	return config_load_sources(c, r->argc, r->argv, err, sizeof(err));
 }
 
 static void reload_cb(evutil_socket_t sig, short what, void *arg)
@@ -626,7 +612,7 @@ int main(int argc, char **argv)
 	struct sup *sup = &r.sup;
 	struct event *sigs[4];
 	char err[1024] = "", state_db[CONFIG_PATH_MAX], app_db[CONFIG_PATH_MAX];
-	char status[CONFIG_PATH_MAX + 32], pid_text[24];
+	char status[CONFIG_PATH_MAX + 32];
 	int rc;
 
 	idem_version_exit(argc, argv, "idem-supervisor");
@@ -646,11 +632,6 @@ int main(int argc, char **argv)
 	log_init("supervisor", sup->cfg.log_level);
 	log_set_format(sup->cfg.log_format);
 	notify_init(); /* before any child: none may inherit NOTIFY_SOCKET */
-	/* Each process it starts asks to die with it, then checks that its
-	 * parent is still this one: one started just before a SIGKILL here
-	 * would have no parent to watch (pdeath.h). */
-	snprintf(pid_text, sizeof(pid_text), "%ld", (long)getpid());
-	setenv(PDEATH_ENV, pid_text, 1);
 	signal(SIGPIPE, SIG_IGN);
 	sup->started_mono = clock_mono_ms();
 	retry_from_config(sup);

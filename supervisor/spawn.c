@@ -26,6 +26,7 @@
 #include "idem_app.h"
 #include "log.h"
 #include "pgconn.h"
+#include "pdeath.h"
 #include "pool_internal.h"
 #include "store.h"
 #include "sup.h"
@@ -39,11 +40,25 @@
 /* ---- posix_spawn ---------------------------------------------------------- */
 
 /* Starts path with argv: channel (when >= 0) as CHANNEL_FD (spawn_program). */
+/* idem's own programs (a worker, the fork server, the app's helper
+ * program) ask to die with this process, then check that their parent is
+ * still the one named in PDEATH_ENV: one started just before a SIGKILL
+ * here would have no parent to watch (pdeath.h). Only they are told: an
+ * app's command, or what it starts, is not judged by it. */
 static pid_t spawn(const char *path, char **argv, int channel)
 {
 	const int dup[1][2] = {{channel, CHANNEL_FD}};
+	char me[24];
+	pid_t pid;
+	int e;
 
-	return spawn_program(path, argv, dup, channel >= 0, 0);
+	snprintf(me, sizeof(me), "%ld", (long)getpid());
+	setenv(PDEATH_ENV, me, 1);
+	pid = spawn_program(path, argv, dup, channel >= 0, 0);
+	e = errno;
+	unsetenv(PDEATH_ENV);
+	errno = e;
+	return pid;
 }
 
 /* spawn_app_flags, with texts that live until the next call (the spawn

@@ -33,6 +33,13 @@ groupadd "$group"
 useradd -M -N -g nogroup -G "$group" -s /bin/sh "$member"
 useradd -M -N -g nogroup -s /bin/sh "$other"
 chmod 0711 "$tmp"
+# The users run idemctl from BIN_DIR; a build in a private directory (a
+# clone in a mktemp -d) is out of their reach: the programs are copied.
+if ! runuser -u "$other" -- test -x "$bin/idemctl"; then
+	mkdir -m 0755 "$tmp/bin"
+	cp -p "$bin"/idem-* "$bin/idemctl" "$tmp/bin/"
+	bin=$tmp/bin
+fi
 cd "$tmp"
 umask 022 # the caller's: the supervisor must not depend on it
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -7,7 +7,7 @@ statuses=(-F ' ' -c "SELECT workflow_id, status FROM workflows")
 # not completed in the (workflow_id, status) rows read from stdin, each
 # with what it is instead, on one line (empty: all are).
 not_completed() {
-	awk 'NR == FNR { st[$1] = $2; next }
+	awk 'FILENAME == "-" { st[$1] = $2; next }
 		{ s = ($1 in st) ? st[$1] : "missing" }
 		s != "completed" && !seen[$1]++ { printf "%s=%s ", $1, s }' - "$1"
 }

@@ -459,6 +459,9 @@ def cuts_of(ops, told, restarts, o):
         return []
     rng = random.Random(o.seed)
     aimed = []
+    # each window its share of two thirds of the cuts (40 at most); the
+    # rest spread over the run
+    share = max(1, min(40, o.cuts * 2 // 3 // max(1, len(restarts))))
     for r in restarts:
         end, state_syncs = None, 0
         for s, op, path, *_ in ops:
@@ -474,7 +477,7 @@ def cuts_of(ops, told, restarts, o):
         window |= {t[0] + 1 for t in told if r <= t[0] < end}
         writes = [s + 1 for s in seqs if r <= s < end]
         window |= set(rng.sample(writes, min(len(writes), 10)))
-        aimed += sorted(window)[:40]
+        aimed += sorted(window)[:share]
     chosen = set(aimed[:o.cuts])
     rest = max(0, o.cuts - len(chosen))
     every = max(1, len(seqs) // max(1, rest // 2))

@@ -117,6 +117,10 @@ def tokens(port, own, work):
            (got[0] if "Max-Age=0" in got[1].get("set-cookie", "") else 0, {}, str(got[1])), 200)
     expect("... and ends its session: the same cookie is refused",
            tcp(port, "GET", "/v1/stats", None, {**h, "Cookie": f"idem_session_{port}={sid}"}), 401)
+    got = tcp(port, "POST", "/v1/logout", None, {**h, "Content-Type": "application/json",
+                                                 "Cookie": f"idem_session_{port}={sid}"})
+    expect("logout with an ended session's cookie still forgets it",
+           (got[0] if "Max-Age=0" in got[1].get("set-cookie", "") else 0, {}, str(got[1])), 200)
     expect("... but not the other one's",
            tcp(port, "GET", "/v1/stats", None, {**h, "Cookie": f"idem_session_{port}={sid2}"}),
            200)

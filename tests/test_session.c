@@ -73,12 +73,31 @@ static void test_full_table_makes_room(void **state)
 	assert_true(session_valid(&table, ids[2], 101 + SESSION_TTL_MS));
 }
 
+/* A slot freed by logout is the next one taken: every other session,
+ * however near its end, stays. */
+static void test_logout_frees_its_slot(void **state)
+{
+	char ids[SESSION_MAX][TOKEN_RANDOM_LEN + 1], id[TOKEN_RANDOM_LEN + 1];
+
+	(void)state;
+	for (int i = 0; i < SESSION_MAX; i++)
+		assert_int_equal(session_new(&table, 100 + i, ids[i]), 0);
+	session_end(&table, ids[SESSION_MAX / 2]);
+	assert_int_equal(session_new(&table, 200, id), 0);
+	assert_true(session_valid(&table, id, 200));
+	assert_false(session_valid(&table, ids[SESSION_MAX / 2], 200));
+	for (int i = 0; i < SESSION_MAX; i++)
+		if (i != SESSION_MAX / 2)
+			assert_true(session_valid(&table, ids[i], 200));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup(test_valid_until_its_end, setup),
 	    cmocka_unit_test_setup(test_logout_ends_it_alone, setup),
 	    cmocka_unit_test_setup(test_full_table_makes_room, setup),
+	    cmocka_unit_test_setup(test_logout_frees_its_slot, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -627,8 +627,11 @@ int main(int argc, char **argv)
 	xalloc_install_json(); /* before anything allocates (xalloc.h) */
 	/* Die with the supervisor; if it is already gone, leave now: an
 	 * orphan fork server would wait on its channel for ever if stopped. */
-	if (pdeath_arm(SIGKILL) != 0)
+	if (!config_help_asked(argc, argv) && pdeath_arm(SIGKILL) != 0) {
+		fprintf(stderr, "idem-worker: its supervisor (pid %s) is gone; not starting\n",
+		        getenv(PDEATH_ENV));
 		return IDEM_EXIT_OK;
+	}
 	if (parse_args(argc, argv, &a, err, sizeof(err)) != 0) {
 		fprintf(stderr, "idem-worker: %s\n", err);
 		return IDEM_EXIT_USAGE;

@@ -679,7 +679,7 @@ int main(int argc, char **argv)
 	event_set_mem_functions(xmalloc, xrealloc, free);
 	/* Started by a supervisor that died before it could ask: nothing
 	 * would ever stop this process. */
-	if (pdeath_arm(SIGTERM) != 0) {
+	if (!config_help_asked(argc, argv) && pdeath_arm(SIGTERM) != 0) {
 		fprintf(stderr, "idem-supplier: its supervisor (pid %s) is gone; not starting\n",
 		        getenv(PDEATH_ENV));
 		return IDEM_EXIT_OK;
