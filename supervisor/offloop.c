@@ -196,7 +196,7 @@ struct offloop *offloop_spawn(struct event_base *base, const char *path, char *c
 	o->out.fd = o->err.fd = o->pidfd = -1;
 	o->done = done;
 	o->arg = arg;
-	o->pid = spawn_program(path, argv, (const int[][2]){{out[1], 1}, {errp[1], 2}}, 2, 1);
+	o->pid = spawn_program(path, argv, (const int[][2]){{out[1], 1}, {errp[1], 2}}, 2, 1, NULL);
 	rc = errno;
 	close(out[1]);
 	close(errp[1]);

@@ -48,17 +48,10 @@
 static pid_t spawn(const char *path, char **argv, int channel)
 {
 	const int dup[1][2] = {{channel, CHANNEL_FD}};
-	char me[24];
-	pid_t pid;
-	int e;
+	char me[48];
 
-	snprintf(me, sizeof(me), "%ld", (long)getpid());
-	setenv(PDEATH_ENV, me, 1);
-	pid = spawn_program(path, argv, dup, channel >= 0, 0);
-	e = errno;
-	unsetenv(PDEATH_ENV);
-	errno = e;
-	return pid;
+	snprintf(me, sizeof(me), "%s=%ld", PDEATH_ENV, (long)getpid());
+	return spawn_program(path, argv, dup, channel >= 0, 0, me);
 }
 
 /* spawn_app_flags, with texts that live until the next call (the spawn

@@ -7,10 +7,13 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "config.h"
 #include "idem_app.h"
 #include "spawn_program.h"
+#include "xalloc.h"
 
 extern char **environ;
 
@@ -19,13 +22,28 @@ extern char **environ;
  * fault injection (a worker respawned per kill, 200 a second) was a tenth
  * of the supervisor's CPU. */
 pid_t spawn_program(const char *path, char *const argv[], const int (*dups)[2], int ndups,
-                    int null_stdin)
+                    int null_stdin, const char *env_add)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	sigset_t none, dfl;
 	pid_t pid = -1;
 	int rc, top = 2;
+	char **envp = environ;
+
+	/* The child's own environment, not setenv here: other threads of the
+	 * supervisor (its store's) may read the environment meanwhile. */
+	if (env_add != NULL) {
+		size_t n = 0, k = 0, name = strcspn(env_add, "=");
+
+		while (environ[n] != NULL)
+			n++;
+		envp = xcalloc(n + 2, sizeof(*envp));
+		for (size_t i = 0; i < n; i++)
+			if (strncmp(environ[i], env_add, name + 1) != 0)
+				envp[k++] = environ[i];
+		envp[k] = (char *)env_add;
+	}
 
 	if (posix_spawn_file_actions_init(&fa) != 0)
 		return -1;
@@ -52,9 +70,11 @@ pid_t spawn_program(const char *path, char *const argv[], const int (*dups)[2], 
 	if (rc == 0)
 		rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 	if (rc == 0)
-		rc = posix_spawn(&pid, path, &fa, &at, argv, environ);
+		rc = posix_spawn(&pid, path, &fa, &at, argv, envp);
 	posix_spawnattr_destroy(&at);
 	posix_spawn_file_actions_destroy(&fa);
+	if (envp != environ)
+		free(envp);
 	if (rc != 0) {
 		errno = rc;
 		return -1;

@@ -10,7 +10,8 @@ struct idem_config;
 
 #define SPAWN_KEYS_MAX 16 /* an app's keys a child is given as flags */
 
-/* Starts path with argv and the environment: dups[i][0] as descriptor
+/* Starts path with argv and the environment (and env_add, "NAME=VALUE",
+ * unless NULL, in the child's alone): dups[i][0] as descriptor
  * dups[i][1], in order; stdin from /dev/null when null_stdin; every
  * descriptor above the highest of 2 and the dups[i][1] closed (they are
  * CLOEXEC, but until the exec the child would hold the API's listening
@@ -18,7 +19,7 @@ struct idem_config;
  * one); SIGPIPE back to default, no signal blocked. Returns the pid, or
  * -1 with errno (an exec failure included). */
 pid_t spawn_program(const char *path, char *const argv[], const int (*dups)[2], int ndups,
-                    int null_stdin);
+                    int null_stdin, const char *env_add);
 
 /* Every key of app as "--flag=VALUE", whole, from argv[n] on (at most
  * SPAWN_KEYS_MAX), so that a child reads the supervisor's values; each
