@@ -31,20 +31,6 @@ pid_t spawn_program(const char *path, char *const argv[], const int (*dups)[2], 
 	int rc, top = 2;
 	char **envp = environ;
 
-	/* The child's own environment, not setenv here: other threads of the
-	 * supervisor (its store's) may read the environment meanwhile. */
-	if (env_add != NULL) {
-		size_t n = 0, k = 0, name = strcspn(env_add, "=");
-
-		while (environ[n] != NULL)
-			n++;
-		envp = xcalloc(n + 2, sizeof(*envp));
-		for (size_t i = 0; i < n; i++)
-			if (strncmp(environ[i], env_add, name + 1) != 0)
-				envp[k++] = environ[i];
-		envp[k] = (char *)env_add;
-	}
-
 	if (posix_spawn_file_actions_init(&fa) != 0)
 		return -1;
 	if (posix_spawnattr_init(&at) != 0) {
@@ -69,6 +55,19 @@ pid_t spawn_program(const char *path, char *const argv[], const int (*dups)[2], 
 		rc = posix_spawnattr_setsigdefault(&at, &dfl);
 	if (rc == 0)
 		rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	/* The child's own environment, not setenv here: other threads of the
+	 * supervisor (its store's) may read the environment meanwhile. */
+	if (rc == 0 && env_add != NULL) {
+		size_t n = 0, k = 0, name = strcspn(env_add, "=");
+
+		while (environ[n] != NULL)
+			n++;
+		envp = xcalloc(n + 2, sizeof(*envp));
+		for (size_t i = 0; i < n; i++)
+			if (strncmp(environ[i], env_add, name + 1) != 0)
+				envp[k++] = environ[i];
+		envp[k] = (char *)env_add;
+	}
 	if (rc == 0)
 		rc = posix_spawn(&pid, path, &fa, &at, argv, envp);
 	posix_spawnattr_destroy(&at);
