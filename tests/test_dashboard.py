@@ -419,7 +419,7 @@ def main():
         sup, sock = supervisor(BIN, naive, extra=[
             f"--http-listen=127.0.0.1:{port}", "--activity-mode=naive",
             "--fault-kill-rate=0.5", "--fault-kill-points=after_commit", *faults])
-        start_run(sock, "N", 20)
+        start_run(sock, "N", 40)  # 20 had no kill once in a million runs
         sign_in(b, base, os.path.join(naive, "api-token"))
         rep = checker(b, base, sock, "failed")
         check("the naive run fails the checker (the control experiment)", not rep["ok"],

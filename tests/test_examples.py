@@ -84,10 +84,10 @@ class Examples(unittest.TestCase):
     def keep(self, work):
         self.work = getattr(self, "work", []) + [work]
 
-    def passes(self, app, n, kills):
+    def passes(self, app, n, kills, kill_rate="0.4"):
         rc, doc, run_dir, work, out = stress(
-            app, ["--workflows", str(n), "--supervisor-kills", str(kills)] + DETERMINISTIC[:2],
-            app + "-guarded")
+            app, ["--workflows", str(n), "--supervisor-kills", str(kills), "--kill-rate",
+                  kill_rate], app + "-guarded")
         self.keep(work)
         self.assertEqual(rc, 0, f"seed {SEED}: guarded {app} failed:\n{out}")
         self.assertTrue(doc["check"]["ok"])
@@ -118,7 +118,9 @@ class Examples(unittest.TestCase):
         self.assertEqual(listed, {wid for wid, _ in expected})
 
     def test_payments_guarded_passes(self):
-        doc = self.passes("payments", 60, 1)
+        # 0.1 a point at 0.4 missed one of the four about once in 10,000
+        # runs; 0.15 a point misses once in some billions
+        doc = self.passes("payments", 60, 1, kill_rate="0.6")
         points = doc["history"]["kills_by_point"]
         for p in ("before_charge", "after_charge", "before_send", "after_send"):
             self.assertGreater(points.get(p, 0), 0, f"seed {SEED}: no kill at {p}: {points}")

@@ -371,13 +371,10 @@ static void test_start_to_close_kills_and_retries(void **state)
 {
 	struct tu_fixture *f = *state;
 	char *db = db_flag(f);
-	const char *extra[] = {db,
-	                       "--retry-initial-interval=10ms",
-	                       "--start-to-close-timeout=300ms",
-	                       "--fault-seed=1",
-	                       "--fault-delay-rate=1",
-	                       "--fault-max-attempt=1",
-	                       NULL};
+	const char *extra[] = {db, "--retry-initial-interval=10ms",
+	                       /* room for the clean attempt 2 on a loaded machine */
+	                       "--start-to-close-timeout=600ms", "--fault-seed=1",
+	                       "--fault-delay-rate=1", "--fault-max-attempt=1", NULL};
 	json_t *events, *stats;
 
 	start(f, extra);

@@ -291,7 +291,9 @@ static void test_supervisor_sigkill(void **state)
 {
 	struct tu_fixture *f = *state;
 	char *stock = seed_stock_flag();
-	const char *extra[] = {stock, "--workers=2", "--retry-initial-interval=50ms", NULL};
+	/* Reorder below 30, as test_many_workflows does: the restock must happen. */
+	const char *extra[] = {stock, "--workers=2", "--retry-initial-interval=50ms",
+	                       "--reorder-threshold=30", NULL};
 	struct plan p;
 	uint64_t rng = seed ^ 0x5eed;
 	int delay_ms, cut;

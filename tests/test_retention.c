@@ -90,7 +90,8 @@ static void test_closed_workflows_leave_after_their_retention(void **state)
 		order(f, "default", id, 201);
 	}
 	order(f, "keep", "K1", 201);
-	assert_int_equal(stat_of(f, "workflows", "completed"), 6);
+	/* a slow run may already have pruned the first */
+	assert_int_equal(stat_of(f, "workflows", "completed") + stat_of(f, "pruned", NULL), 6);
 	for (int ms = 0; stat_of(f, "pruned", NULL) < 5 && ms < 15000; ms += 100)
 		tu_sleep_ms(100);
 	assert_int_equal(stat_of(f, "pruned", NULL), 5);
