@@ -124,6 +124,10 @@ static const struct key_def {
     {{"SPARE_WORKER", "1", "0|1",
       "1: keep one more worker started and ready, to take the place of one that dies"},
      {K_INT, FIELD(spare_worker), 0, 1, 0}},
+    {{"WORKER_READY_TIMEOUT", "30s", "100ms..1h",
+      "how long a new worker may take to say it is ready (and the fork server to answer a "
+      "fork); then it is killed and another started"},
+     {K_DURATION, FIELD(worker_ready_timeout_ms), 100, MS_HOUR, 0}},
     {{"LOG_LEVEL", "info", "debug|info|warn|error", "the lowest level that is logged"},
      {K_LEVEL, FIELD(log_level), 0, 0, 0}},
     {{"MAX_FRAME", "1048576", "64..64MiB",

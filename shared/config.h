@@ -35,24 +35,25 @@ struct idem_config {
 	char taskqueue[CONFIG_NAME_MAX];      /* TASKQUEUE */
 	char database[CONFIG_PATH_MAX];       /* DATABASE: the app DB (its tables are the app's) */
 	char state_database[CONFIG_PATH_MAX]; /* STATE_DATABASE: workflows, steps, events */
-	int sync;                       /* SYNC: 0 full, 1 normal (the values of enum db_sync) */
-	int workers;                    /* WORKERS: 1..256 */
-	int spare_worker;               /* SPARE_WORKER: 0|1 */
-	enum log_level log_level;       /* LOG_LEVEL: debug|info|warn|error */
-	size_t max_frame;               /* MAX_FRAME: bytes, 64..64 MiB */
-	size_t max_body;                /* MAX_BODY: bytes, 1 KiB..64 MiB */
-	int64_t api_request_timeout_ms; /* API_REQUEST_TIMEOUT: duration, 1s..1h */
-	int64_t shutdown_grace_ms;      /* SHUTDOWN_GRACE: duration, 0..1h */
-	int64_t retry_initial_ms;       /* RETRY_INITIAL_INTERVAL: duration, 1ms..1h */
-	double retry_backoff;           /* RETRY_BACKOFF_COEFFICIENT: 1.0..100 */
-	int64_t retry_maximum_ms;       /* RETRY_MAXIMUM_INTERVAL: duration, 0 = 100 x initial */
-	int retry_maximum_attempts;     /* RETRY_MAXIMUM_ATTEMPTS: 0 = unlimited, ..1e6 */
-	int64_t start_to_close_ms;      /* START_TO_CLOSE_TIMEOUT: duration, 1ms..24h */
-	int64_t schedule_to_close_ms;   /* SCHEDULE_TO_CLOSE_TIMEOUT: 0 = none */
-	int64_t heartbeat_timeout_ms;   /* HEARTBEAT_TIMEOUT: 0 = none */
-	char retry_non_retryable[512];  /* RETRY_NON_RETRYABLE: comma list of error types */
-	int64_t retention_ms;           /* RETENTION: 0 = keep forever, else 1s..3650d */
-	int64_t lease_ms;               /* LEASE: 1s..1h (PostgreSQL state DB) */
+	int sync;                        /* SYNC: 0 full, 1 normal (the values of enum db_sync) */
+	int workers;                     /* WORKERS: 1..256 */
+	int spare_worker;                /* SPARE_WORKER: 0|1 */
+	int64_t worker_ready_timeout_ms; /* WORKER_READY_TIMEOUT: 100ms..1h */
+	enum log_level log_level;        /* LOG_LEVEL: debug|info|warn|error */
+	size_t max_frame;                /* MAX_FRAME: bytes, 64..64 MiB */
+	size_t max_body;                 /* MAX_BODY: bytes, 1 KiB..64 MiB */
+	int64_t api_request_timeout_ms;  /* API_REQUEST_TIMEOUT: duration, 1s..1h */
+	int64_t shutdown_grace_ms;       /* SHUTDOWN_GRACE: duration, 0..1h */
+	int64_t retry_initial_ms;        /* RETRY_INITIAL_INTERVAL: duration, 1ms..1h */
+	double retry_backoff;            /* RETRY_BACKOFF_COEFFICIENT: 1.0..100 */
+	int64_t retry_maximum_ms;        /* RETRY_MAXIMUM_INTERVAL: duration, 0 = 100 x initial */
+	int retry_maximum_attempts;      /* RETRY_MAXIMUM_ATTEMPTS: 0 = unlimited, ..1e6 */
+	int64_t start_to_close_ms;       /* START_TO_CLOSE_TIMEOUT: duration, 1ms..24h */
+	int64_t schedule_to_close_ms;    /* SCHEDULE_TO_CLOSE_TIMEOUT: 0 = none */
+	int64_t heartbeat_timeout_ms;    /* HEARTBEAT_TIMEOUT: 0 = none */
+	char retry_non_retryable[512];   /* RETRY_NON_RETRYABLE: comma list of error types */
+	int64_t retention_ms;            /* RETENTION: 0 = keep forever, else 1s..3650d */
+	int64_t lease_ms;                /* LEASE: 1s..1h (PostgreSQL state DB) */
 	char supervisor_name[CONFIG_NAME_MAX]; /* SUPERVISOR_NAME: "" = HOST:DIR/SOCKET */
 	char retention_namespaces[512];        /* RETENTION_NAMESPACES: NS=DURATION,... */
 	int naive;                             /* ACTIVITY_MODE: guarded (0) | naive (1) */

@@ -45,7 +45,6 @@
 #define CHANNEL_QUEUE_MAX(max_frame) (2 * (max_frame))
 /* A worker that has not said ready this long after its spawn is killed
  * (it opens the app DB first, which may wait on a lock for a while). */
-#define POOL_READY_TIMEOUT_MS 30000
 
 /* ---- the lifecycle table -------------------------------------------------- */
 
@@ -132,7 +131,7 @@ void slot_bind_channel(struct slot *sl)
 
 void slot_await_ready(struct slot *sl)
 {
-	timer_in(sl->timer, POOL_READY_TIMEOUT_MS);
+	timer_in(sl->timer, sl->sup->cfg.worker_ready_timeout_ms);
 }
 
 void slot_spawned(struct slot *sl, pid_t pid, int fd)
@@ -467,13 +466,13 @@ static void attempt_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	char reason[128];
 
 	if (sl->state == SLOT_SPAWNING && sl->pid_pending) {
-		snprintf(reason, sizeof(reason), "no answer to a fork request within %d ms",
-		         POOL_READY_TIMEOUT_MS);
+		snprintf(reason, sizeof(reason), "no answer to a fork request within %lld ms",
+		         (long long)sl->sup->cfg.worker_ready_timeout_ms);
 		return fork_server_stop(sl->sup->pool, reason);
 	}
 	if (sl->state == SLOT_SPAWNING) {
-		snprintf(reason, sizeof(reason), "worker did not say ready within %d ms",
-		         POOL_READY_TIMEOUT_MS);
+		snprintf(reason, sizeof(reason), "worker did not say ready within %lld ms",
+		         (long long)sl->sup->cfg.worker_ready_timeout_ms);
 		return channel_stalled(sl, reason);
 	}
 	if (sl->state != SLOT_BUSY) {

@@ -96,7 +96,7 @@ struct slot *slot_by_index(struct pool *p, uint32_t i);
  * channel; the slot is spawning. */
 void slot_spawned(struct slot *sl, pid_t pid, int fd);
 /* Arms sl's timer: a worker that has not said ready within
- * POOL_READY_TIMEOUT_MS is killed. */
+ * WORKER_READY_TIMEOUT is killed. */
 void slot_await_ready(struct slot *sl);
 /* Points sl's channel, when it has one, at sl: after a trade of workers. */
 void slot_bind_channel(struct slot *sl);

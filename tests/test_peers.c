@@ -50,8 +50,9 @@
 #define PRODUCT_STOCK 100000
 #define NORMAL_WORKFLOWS 30
 #define CONCURRENT_CLIENTS 300
-/* POOL_READY_TIMEOUT_MS in supervisor/pool.c */
-#define READY_TIMEOUT_TEXT "worker did not say ready within 30000 ms"
+/* test_hostile_workers' WORKER_READY_TIMEOUT */
+#define READY_TIMEOUT_FLAG "--worker-ready-timeout=5s"
+#define READY_TIMEOUT_TEXT "worker did not say ready within 5000 ms"
 
 static int setup(void **state)
 {
@@ -305,7 +306,8 @@ static void test_hostile_workers(void **state)
 	struct tu_fixture *f = *state;
 	char *prog = install_evil_bin(f->dir);
 	const char *extra[] = {"--workers=6", "--retry-initial-interval=50ms",
-	                       "--seed-stock=123456:1000," PRODUCT ":100000", NULL};
+	                       "--seed-stock=123456:1000," PRODUCT ":100000", READY_TIMEOUT_FLAG,
+	                       NULL};
 	char *app = tu_fmt("%s/app.db", f->dir), *mute = tu_fmt("%s/mute", f->dir);
 	long long orders = 0;
 	json_t *body;
