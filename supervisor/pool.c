@@ -43,8 +43,6 @@
  * channel (CHANNEL_QUEUE_MAX). */
 #define CHANNEL_WRITE_TIMEOUT_MS 5000
 #define CHANNEL_QUEUE_MAX(max_frame) (2 * (max_frame))
-/* A worker that has not said ready this long after its spawn is killed
- * (it opens the app DB first, which may wait on a lock for a while). */
 
 /* ---- the lifecycle table -------------------------------------------------- */
 

@@ -96,7 +96,8 @@ struct slot *slot_by_index(struct pool *p, uint32_t i);
  * channel; the slot is spawning. */
 void slot_spawned(struct slot *sl, pid_t pid, int fd);
 /* Arms sl's timer: a worker that has not said ready within
- * WORKER_READY_TIMEOUT is killed. */
+ * WORKER_READY_TIMEOUT is killed (it opens the app DB first, which may
+ * wait on a lock for a while). */
 void slot_await_ready(struct slot *sl);
 /* Points sl's channel, when it has one, at sl: after a trade of workers. */
 void slot_bind_channel(struct slot *sl);
