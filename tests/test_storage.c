@@ -736,7 +736,7 @@ static void sweep(const char *target, const char *op, const char *mode)
 	const struct combo c = {target, op, mode};
 	struct tally t = {0};
 	int64_t start = clock_mono_ms();
-	/* IDEM_STORAGE_STRIDE=K: every Kth N only (ctest sets 2, and 8 under
+	/* IDEM_STORAGE_STRIDE=K: every Kth N only (ctest sets 2, and 12 under
 	 * the sanitizers, whose build is there for memory errors and runs each
 	 * supervisor several times slower; scripts/nightly runs the whole
 	 * sweep); N = 1 is always tried. */
