@@ -186,26 +186,30 @@ static int reloadable(const char *key)
 	return 0;
 }
 
+/* The config that r's .env (its --env) and the environment give, without
+ * its other flags (malloc'd), or NULL when it does not load. */
+static struct idem_config *load_flagless(const struct run *r)
+{
+	struct idem_config *c = xmalloc(sizeof(*c));
+	char err[1024];
+
+	if (config_load_sources(c, r->argc, r->argv, err, sizeof(err)) == 0)
+		return c;
+	free(c);
+	return NULL;
+}
+
 /* SIGHUP: reads the configuration again as at the start (the same .env,
  * environment and flags) and applies the keys that can change on a live
  * supervisor; the log names each that cannot, which waits for a restart.
  * A configuration that does not load changes nothing. */
-/* Reads into c the config that r's .env (its --env) and the environment
- * give, without its other flags. Returns 0, or -1. */
-static int load_flagless(const struct run *r, struct idem_config *c)
-{
-	char err[1024];
-
-	return config_load_sources(c, r->argc, r->argv, err, sizeof(err));
-}
-
 static void reload_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct run *r = arg;
 	struct sup *sup = &r->sup;
 	struct idem_config *c = xmalloc(sizeof(*c));
 	int *rest = xcalloc((size_t)r->argc + 1, sizeof(int)), nrest = 0;
-	struct idem_config *flagless = xmalloc(sizeof(*flagless));
+	struct idem_config *flagless = NULL;
 	char err[1024], changed[1024] = "", later[1024] = "", hidden[1024] = "";
 	size_t n;
 	const struct config_key *keys = config_keys(&n);
@@ -226,10 +230,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	for (int i = 0; i < nrest; i++)
 		if (strncmp(r->argv[rest[i]], "--seed", 6) == 0)
 			config_copy(c, &sup->cfg, "FAULT_SEED");
-	if (load_flagless(r, flagless) != 0) {
-		free(flagless);
-		flagless = NULL;
-	}
+	flagless = load_flagless(r);
 	for (size_t i = 0; i < n; i++) {
 		char *list = reloadable(keys[i].name) ? changed : later;
 		size_t used = strlen(list);
@@ -645,11 +646,7 @@ int main(int argc, char **argv)
 		return IDEM_EXIT_FAIL;
 	}
 	sup->faultctl = faultctl_new(sup);
-	r.flagless = xmalloc(sizeof(*r.flagless));
-	if (load_flagless(&r, r.flagless) != 0) {
-		free(r.flagless);
-		r.flagless = NULL;
-	}
+	r.flagless = load_flagless(&r);
 	sigs[0] = evsignal_new(sup->base, SIGTERM, stop_cb, &r);
 	sigs[1] = evsignal_new(sup->base, SIGINT, stop_cb, &r);
 	sigs[2] = evsignal_new(sup->base, SIGCHLD, chld_cb, &r);

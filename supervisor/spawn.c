@@ -39,8 +39,8 @@
 
 /* ---- posix_spawn ---------------------------------------------------------- */
 
-/* Starts path with argv: channel (when >= 0) as CHANNEL_FD (spawn_program). */
-/* idem's own programs (a worker, the fork server, the app's helper
+/* Starts path with argv: channel (when >= 0) as CHANNEL_FD (spawn_program).
+ * idem's own programs (a worker, the fork server, the app's helper
  * program) ask to die with this process, then check that their parent is
  * still the one named in PDEATH_ENV: one started just before a SIGKILL
  * here would have no parent to watch (pdeath.h). Only they are told: an
