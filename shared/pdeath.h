@@ -8,9 +8,9 @@
 /* Asks the kernel for sig when this process's parent dies
  * (PR_SET_PDEATHSIG). Returns 0, or -1 when the supervisor named in
  * PDEATH_ENV is no longer the parent: it died before the request, which
- * then would never come, and this process should not start (the
- * variable, kept, names it). Otherwise removes the variable, so that
- * this process's own children are not judged by it. */
-int pdeath_arm(int sig);
+ * then would never come, and this process should not start (stderr says
+ * so, with prog's name). Otherwise removes the variable, so that this
+ * process's own children are not judged by it. */
+int pdeath_arm(int sig, const char *prog);
 
 #endif

@@ -627,11 +627,8 @@ int main(int argc, char **argv)
 	xalloc_install_json(); /* before anything allocates (xalloc.h) */
 	/* Die with the supervisor; if it is already gone, leave now: an
 	 * orphan fork server would wait on its channel for ever if stopped. */
-	if (!config_help_asked(argc, argv) && pdeath_arm(SIGKILL) != 0) {
-		fprintf(stderr, "idem-worker: its supervisor (pid %s) is gone; not starting\n",
-		        getenv(PDEATH_ENV));
+	if (!config_help_asked(argc, argv) && pdeath_arm(SIGKILL, "idem-worker") != 0)
 		return IDEM_EXIT_OK;
-	}
 	if (parse_args(argc, argv, &a, err, sizeof(err)) != 0) {
 		fprintf(stderr, "idem-worker: %s\n", err);
 		return IDEM_EXIT_USAGE;

@@ -679,11 +679,8 @@ int main(int argc, char **argv)
 	event_set_mem_functions(xmalloc, xrealloc, free);
 	/* Started by a supervisor that died before it could ask: nothing
 	 * would ever stop this process. */
-	if (!config_help_asked(argc, argv) && pdeath_arm(SIGTERM) != 0) {
-		fprintf(stderr, "idem-supplier: its supervisor (pid %s) is gone; not starting\n",
-		        getenv(PDEATH_ENV));
+	if (!config_help_asked(argc, argv) && pdeath_arm(SIGTERM, "idem-supplier") != 0)
 		return IDEM_EXIT_OK;
-	}
 	if (parse_args(argc, argv, &help, err, sizeof(err)) != 0) {
 		fprintf(stderr, "idem-supplier: %s\n", err);
 		return IDEM_EXIT_USAGE;
