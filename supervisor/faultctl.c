@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -412,6 +413,18 @@ static const char *rate_text(double v, char *buf, size_t len)
 	return buf;
 }
 
+/* Appends a line, made as printf makes it, to lines. */
+static void add_line(json_t *lines, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	json_array_append_new(lines, json_string(line));
+}
+
 /* The plan as the .env lines that make it the config's, so that a runtime
  * plan can be kept past a restart (idemctl faults env). Each point's kill
  * rate is given on its own, which wins over FAULT_KILL_RATE and
@@ -419,40 +432,25 @@ static const char *rate_text(double v, char *buf, size_t len)
 static json_t *env_lines(const struct fault_config *f)
 {
 	json_t *lines = json_array();
-	char line[512], key[64], r[64];
+	char member[64], key[64], r[64];
 
 	/* The seed is the run's, not the plan's: kept only if asked. */
-	snprintf(line, sizeof(line),
+	add_line(lines,
 	         "# FAULT_SEED=%" PRIu64 " (this run's; uncomment to plan the very same faults)",
 	         f->seed);
-	json_array_append_new(lines, json_string(line));
-
 	for (int p = 0; p < FAULT_NPOINTS; p++) {
-		size_t n = (size_t)snprintf(key, sizeof(key), "FAULT_KILL_RATE_%s",
-		                            fault_point_name((enum fault_point)p));
-
-		for (size_t i = 16; i < n && i < sizeof(key); i++)
-			key[i] = (char)toupper((unsigned char)key[i]);
-		snprintf(line, sizeof(line), "%s=%s", key,
-		         rate_text(f->kill_rate[p], r, sizeof(r)));
-		json_array_append_new(lines, json_string(line));
+		snprintf(member, sizeof(member), "kill_rate_%s",
+		         fault_point_name((enum fault_point)p));
+		if (member_key(member, key, sizeof(key)) == 0)
+			add_line(lines, "%s=%s", key, rate_text(f->kill_rate[p], r, sizeof(r)));
 	}
-	snprintf(line, sizeof(line), "FAULT_ASYNC_KILL_RATE=%s",
-	         rate_text(f->async_kill_rate, r, sizeof(r)));
-	json_array_append_new(lines, json_string(line));
-	snprintf(line, sizeof(line), "FAULT_ASYNC_KILL_MAX_DELAY=%" PRId64 "ms",
-	         (int64_t)f->async_kill_max_ms);
-	json_array_append_new(lines, json_string(line));
-	snprintf(line, sizeof(line), "FAULT_ERROR_RATE=%s", rate_text(f->error_rate, r, sizeof(r)));
-	json_array_append_new(lines, json_string(line));
-	snprintf(line, sizeof(line), "FAULT_DELAY_RATE=%s", rate_text(f->delay_rate, r, sizeof(r)));
-	json_array_append_new(lines, json_string(line));
-	snprintf(line, sizeof(line), "FAULT_PEER_RATE=%s", rate_text(f->peer_rate, r, sizeof(r)));
-	json_array_append_new(lines, json_string(line));
-	snprintf(line, sizeof(line), "FAULT_ACTIVITIES=\"%s\"", f->activities);
-	json_array_append_new(lines, json_string(line));
-	snprintf(line, sizeof(line), "FAULT_MAX_ATTEMPT=%d", f->max_attempt);
-	json_array_append_new(lines, json_string(line));
+	add_line(lines, "FAULT_ASYNC_KILL_RATE=%s", rate_text(f->async_kill_rate, r, sizeof(r)));
+	add_line(lines, "FAULT_ASYNC_KILL_MAX_DELAY=%" PRId64 "ms", (int64_t)f->async_kill_max_ms);
+	add_line(lines, "FAULT_ERROR_RATE=%s", rate_text(f->error_rate, r, sizeof(r)));
+	add_line(lines, "FAULT_DELAY_RATE=%s", rate_text(f->delay_rate, r, sizeof(r)));
+	add_line(lines, "FAULT_PEER_RATE=%s", rate_text(f->peer_rate, r, sizeof(r)));
+	add_line(lines, "FAULT_ACTIVITIES=\"%s\"", f->activities);
+	add_line(lines, "FAULT_MAX_ATTEMPT=%d", f->max_attempt);
 	return lines;
 }
 
